@@ -1,0 +1,114 @@
+package pdq
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+
+	// Decoders for every image format Matrix clients commonly upload.
+	_ "image/gif"
+	_ "image/jpeg"
+	_ "image/png"
+
+	_ "golang.org/x/image/bmp"
+	_ "golang.org/x/image/tiff"
+	_ "golang.org/x/image/webp"
+)
+
+// DefaultMaxPixels bounds the decoded size (50 megapixels): a few hundred
+// bytes of PNG can declare a 100000×100000 canvas, and decoding allocates
+// for the declared size.
+const DefaultMaxPixels = 50_000_000
+
+// Typed errors. Callers branch on them with errors.Is: an unknown format is
+// "not an image" (unscannable), the others are bad or hostile input.
+var (
+	// ErrNotImage: no registered decoder recognises the bytes.
+	ErrNotImage = errors.New("pdq: not a decodable image")
+	// ErrTooManyPixels: the header declares more pixels than allowed.
+	ErrTooManyPixels = errors.New("pdq: image has too many pixels")
+	// ErrCorrupt: the header was readable but the body is truncated or invalid.
+	ErrCorrupt = errors.New("pdq: corrupt or truncated image")
+)
+
+// DecodeOptions bound decoding.
+type DecodeOptions struct {
+	// MaxPixels refuses images whose header declares more pixels than
+	// this before any pixel memory is allocated. 0 means DefaultMaxPixels.
+	MaxPixels int
+}
+
+// Decode reads only the image header first and refuses images above the
+// pixel limit, then decodes. r must be seekable (a bytes.Reader or the
+// spool file) so the header can be read twice without buffering the body.
+// It returns the format name ("jpeg", "png", ...).
+func Decode(r io.ReadSeeker, opt DecodeOptions) (img image.Image, format string, err error) {
+	maxPixels := opt.MaxPixels
+	if maxPixels <= 0 {
+		maxPixels = DefaultMaxPixels
+	}
+	start, err := r.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, "", err
+	}
+	cfg, format, err := image.DecodeConfig(r)
+	if err != nil {
+		if errors.Is(err, image.ErrFormat) {
+			return nil, "", ErrNotImage
+		}
+		return nil, format, fmt.Errorf("%w: %s header: %v", ErrCorrupt, orUnknown(format), err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return nil, format, fmt.Errorf("%w: %s declares %dx%d", ErrCorrupt, format, cfg.Width, cfg.Height)
+	}
+	if int64(cfg.Width)*int64(cfg.Height) > int64(maxPixels) {
+		return nil, format, fmt.Errorf("%w: %s is %dx%d, limit %d pixels", ErrTooManyPixels, format, cfg.Width, cfg.Height, maxPixels)
+	}
+	if _, err := r.Seek(start, io.SeekStart); err != nil {
+		return nil, format, err
+	}
+	img, format, err = decodeNoPanic(r)
+	if err != nil {
+		return nil, format, fmt.Errorf("%w: %s: %v", ErrCorrupt, orUnknown(format), err)
+	}
+	// A decoder that trusted a different size than its header said would
+	// defeat the limit; refuse rather than hash something unexpected.
+	if b := img.Bounds(); int64(b.Dx())*int64(b.Dy()) > int64(maxPixels) {
+		return nil, format, fmt.Errorf("%w: %s decoded to %dx%d", ErrTooManyPixels, format, b.Dx(), b.Dy())
+	}
+	return img, format, nil
+}
+
+// decodeNoPanic turns a decoder panic (a bug in a third-party decoder on
+// hostile input) into an error: one bad upload must not take the proxy down.
+func decodeNoPanic(r io.Reader) (img image.Image, format string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			img, err = nil, fmt.Errorf("decoder panic: %v", p)
+		}
+	}()
+	return image.Decode(r)
+}
+
+func orUnknown(f string) string {
+	if f == "" {
+		return "image"
+	}
+	return f
+}
+
+// HashReader decodes and hashes an image read from r.
+func HashReader(r io.ReadSeeker, dopt DecodeOptions, opt Options) (Result, string, error) {
+	img, format, err := Decode(r, dopt)
+	if err != nil {
+		return Result{}, format, err
+	}
+	return FromImage(img, opt), format, nil
+}
+
+// HashBytes decodes and hashes an encoded image.
+func HashBytes(b []byte, dopt DecodeOptions, opt Options) (Result, string, error) {
+	return HashReader(bytes.NewReader(b), dopt, opt)
+}

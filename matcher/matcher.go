@@ -1,0 +1,169 @@
+// Package matcher answers one question for the proxy and the lookup API: do
+// these digests match a hash list, and on what evidence? It knows nothing of
+// Caddy or HTTP serving; backends are local bank files, ThreatExchange HMA 2.0
+// and other JSON lookup services, wrapped by a Guard that adds a verdict
+// cache, a circuit breaker per remote backend and the fail policy.
+package matcher
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+
+	"github.com/mediaguard/mediaguard/hashing/pdq"
+)
+
+// HashType names a kind of hash, spelt as in bank files and the lookup API.
+type HashType string
+
+// The hash types a bank can hold.
+const (
+	MD5      HashType = "md5"
+	SHA1     HashType = "sha1"
+	SHA256   HashType = "sha256"
+	PDQ      HashType = "pdq"
+	VideoMD5 HashType = "video_md5"
+)
+
+// MediaKind is what the bytes are, as far as the caller knows.
+type MediaKind string
+
+// Media kinds. The lookup API maps the plugin's m.image, m.video ... onto these.
+const (
+	KindUnknown MediaKind = ""
+	KindImage   MediaKind = "image"
+	KindVideo   MediaKind = "video"
+	KindAudio   MediaKind = "audio"
+	KindFile    MediaKind = "file"
+)
+
+// Has is a bitmask of the digests a Query carries.
+type Has uint8
+
+// Digest presence bits.
+const (
+	HasMD5 Has = 1 << iota
+	HasSHA1
+	HasSHA256
+	HasPDQ
+)
+
+// Query is what is known of one piece of media. Digests whose bit is not set
+// in Has are absent (the lookup API's callers may send any subset).
+type Query struct {
+	Has    Has
+	MD5    [16]byte
+	SHA1   [20]byte
+	SHA256 [32]byte
+	// PDQ is the perceptual hash, PDQQuality its quality (0..100). Hashes of
+	// quality below the configured minimum are not matched.
+	PDQ        pdq.Hash
+	PDQQuality int
+	// Dihedral optionally carries the 8 dihedral variants (reference order,
+	// original first), computed by the hashing stage from the DCT; they
+	// cannot be derived from the hash. Local banks match them all when
+	// dihedral matching is on.
+	Dihedral []pdq.Hash
+	Kind     MediaKind
+}
+
+// Evidence is one banked hash that matched.
+type Evidence struct {
+	Bank     string   `json:"bank"`
+	HashType HashType `json:"hash_type"`
+	// Hash is the banked hash in hex.
+	Hash string `json:"hash"`
+	// Distance is the PDQ Hamming distance (0 for exact hashes).
+	Distance int `json:"distance"`
+	// Label is the bank file's label or the remote content id, if any.
+	Label string `json:"label,omitempty"`
+	// Source is "local:BANK", "hma:BANK" or "service:NAME".
+	Source string `json:"source"`
+	// Dihedral names the query variant that matched when it was not the
+	// original (e.g. "rotate90").
+	Dihedral string `json:"dihedral,omitempty"`
+}
+
+// Verdict is a backend's or the Guard's answer.
+type Verdict struct {
+	// Match is true when some hash list holds one of the digests.
+	Match bool `json:"match"`
+	// The best evidence (smallest distance, exact hashes first) when Match.
+	Bank        string   `json:"bank,omitempty"`
+	HashType    HashType `json:"hash_type,omitempty"`
+	MatchedHash string   `json:"matched_hash,omitempty"`
+	Distance    int      `json:"distance"`
+	// Confidence is in [0,1]: 1 for exact hashes, falling with PDQ distance.
+	Confidence float64 `json:"confidence"`
+	Source     string  `json:"source,omitempty"`
+	// Reason is a human sentence for logs, notices and the lookup API.
+	Reason string `json:"reason,omitempty"`
+	// Unscanned is set by the Guard under the fail-open policy when a
+	// backend could not be consulted: allow, but record it as not scanned.
+	Unscanned bool `json:"unscanned,omitempty"`
+	// Evidence lists every match found, best first.
+	Evidence []Evidence `json:"evidence,omitempty"`
+	// Notes says what was not matched and why (e.g. low PDQ quality).
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Matcher is the contract every backend and the Guard implement. An error
+// means the question could not be answered: it is never "no match".
+type Matcher interface {
+	Match(ctx context.Context, q Query) (Verdict, error)
+}
+
+// Errors a backend returns; wrap them with detail.
+var (
+	// ErrUnavailable: the backend cannot answer now (down, index not
+	// loaded, breaker open, timeout).
+	ErrUnavailable = errors.New("matcher: backend unavailable")
+	// ErrBadResponse: the backend answered something that is not its
+	// protocol (malformed JSON, wrong shape).
+	ErrBadResponse = errors.New("matcher: malformed backend response")
+)
+
+// DefaultMinPDQQuality is the quality below which PDQ hashes are not matched,
+// as in HMA and the PDQ paper.
+const DefaultMinPDQQuality = 50
+
+// DefaultPDQThreshold is the largest PDQ distance that matches.
+const DefaultPDQThreshold = 31
+
+// MaxPDQThreshold bounds the configurable threshold.
+const MaxPDQThreshold = 63
+
+// PDQConfidence maps a PDQ distance to a confidence in [0,1].
+func PDQConfidence(distance int) float64 {
+	c := 1 - float64(distance)/64
+	if c < 0 {
+		return 0
+	}
+	return c
+}
+
+// HexOf returns the hex of a digest of the given type from q, or "".
+func (q *Query) HexOf(t HashType) string {
+	switch t {
+	case MD5, VideoMD5:
+		if q.Has&HasMD5 != 0 {
+			return hex.EncodeToString(q.MD5[:])
+		}
+	case SHA1:
+		if q.Has&HasSHA1 != 0 {
+			return hex.EncodeToString(q.SHA1[:])
+		}
+	case SHA256:
+		if q.Has&HasSHA256 != 0 {
+			return hex.EncodeToString(q.SHA256[:])
+		}
+	case PDQ:
+		if q.Has&HasPDQ != 0 {
+			return q.PDQ.String()
+		}
+	}
+	return ""
+}
+
+// DihedralNames are the reference's names of the 8 variants, in its order.
+var DihedralNames = [8]string{"original", "rotate90", "rotate180", "rotate270", "flipX", "flipY", "flipPlus1", "flipMinus1"}
