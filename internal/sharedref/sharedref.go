@@ -10,27 +10,36 @@ import (
 	"testing"
 )
 
-// Dir returns the shared directory, or skips the test loudly. The
-// MEDIAGUARD_SHARED environment variable overrides the search.
-func Dir(t testing.TB) string {
-	t.Helper()
+// Find returns the shared directory and whether it exists: the
+// MEDIAGUARD_SHARED environment variable, else "shared" beside the module
+// root.
+func Find() (string, bool) {
 	if d := os.Getenv("MEDIAGUARD_SHARED"); d != "" {
-		return d
+		return d, true
 	}
 	wd, err := os.Getwd()
-	if err == nil {
-		for d := wd; ; d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-				cand := filepath.Join(filepath.Dir(d), "shared")
-				if st, err := os.Stat(cand); err == nil && st.IsDir() {
-					return cand
-				}
-				break
+	if err != nil {
+		return "", false
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			cand := filepath.Join(filepath.Dir(d), "shared")
+			if st, err := os.Stat(cand); err == nil && st.IsDir() {
+				return cand, true
 			}
-			if filepath.Dir(d) == d {
-				break
-			}
+			return "", false
 		}
+		if filepath.Dir(d) == d {
+			return "", false
+		}
+	}
+}
+
+// Dir returns the shared directory, or skips the test loudly.
+func Dir(t testing.TB) string {
+	t.Helper()
+	if d, ok := Find(); ok {
+		return d
 	}
 	t.Skip("SKIPPED LOUDLY: ../shared (reference vectors) not found beside the checkout; set MEDIAGUARD_SHARED to run this test")
 	return ""
