@@ -1,0 +1,43 @@
+# mediaguard: `make run` and `make test` are all a newcomer needs.
+GO      ?= go
+CADDY   := bin/caddy
+PKGS    := ./...
+# The fuzz targets and how long each runs in `make fuzz` (CI runs it bounded).
+FUZZTIME ?= 10s
+
+.PHONY: build run test test-short bench fuzz vet fmt clean
+
+## build: compile Caddy with mediaguard into bin/caddy (incremental)
+build:
+	$(GO) build -o $(CADDY) ./xcaddy
+
+## run: build, then serve Caddyfile.example (in front of a homeserver on 127.0.0.1:8008)
+run: build
+	$(CADDY) run --config Caddyfile.example --adapter caddyfile
+
+## test: every test, with the race detector
+test: vet
+	$(GO) test -race -count=1 $(PKGS)
+
+## test-short: the quick subset while editing
+test-short:
+	$(GO) test -short $(PKGS)
+
+## bench: the benchmarks behind BENCHMARKS.md (compare runs with benchstat)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./hashing/... ./matcher/... | tee bench/out.txt
+
+## fuzz: run every fuzz target for FUZZTIME each
+fuzz:
+	$(GO) test ./hashing/pdq -run '^$$' -fuzz FuzzHashBytes -fuzztime $(FUZZTIME)
+	$(GO) test ./matcher -run '^$$' -fuzz FuzzParseBank -fuzztime $(FUZZTIME)
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w .
+
+clean:
+	rm -rf bin

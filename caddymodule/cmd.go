@@ -1,0 +1,89 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/mediaguard/mediaguard/hashing"
+	"github.com/mediaguard/mediaguard/hashing/pdq"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "mediaguard",
+		Usage: "hash [--json] [--dihedral] [--resize512] FILE...",
+		Short: "mediaguard tools: hash media the way the proxy does",
+		Long: `Tools for operators of mediaguard, the Matrix media scanner.
+
+  mediaguard hash FILE...   print md5, sha1, sha256, pdq and pdq_quality of
+                            each file, exactly as the proxy computes them, so
+                            bank entries can be made and checked by hand.`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.AddCommand(hashCommand())
+		},
+	})
+}
+
+func hashCommand() *cobra.Command {
+	var asJSON, dihedral, resize512 bool
+	var maxPixels int
+	c := &cobra.Command{
+		Use:   "hash [--json] [--dihedral] [--resize512] FILE...",
+		Short: "Print the digests and PDQ hash of each file",
+		Long: `Prints md5, sha1, sha256, pdq (64 hex) and pdq_quality for each FILE.
+A file that is not a decodable image gets its exact digests, an empty pdq and
+an error. With --json, one JSON object per line with the keys file, md5, sha1,
+sha256, pdq, pdq_quality, dihedral (with --dihedral) and error. PDQ is computed
+at full resolution like HMA; --resize512 uses the reference command-line
+tool's 512×512 pre-resize instead. Exits 1 if any file could not be read.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opt := hashing.FileOptions{
+				PDQ:    pdq.Options{Dihedral: dihedral, Resize512: resize512},
+				Decode: pdq.DecodeOptions{MaxPixels: maxPixels},
+			}
+			if failed := runHash(cmd.OutOrStdout(), cmd.ErrOrStderr(), args, opt, asJSON); failed > 0 {
+				cmd.SilenceUsage = true
+				return fmt.Errorf("%d of %d files could not be read", failed, len(args))
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line")
+	c.Flags().BoolVar(&dihedral, "dihedral", false, "also print the 8 dihedral PDQ hashes (original, rotate90, rotate180, rotate270, flipX, flipY, flipPlus1, flipMinus1)")
+	c.Flags().BoolVar(&resize512, "resize512", false, "pre-resize images larger than 512 px to 512×512 like the reference CLI")
+	c.Flags().IntVar(&maxPixels, "max-pixels", pdq.DefaultMaxPixels, "refuse images with more pixels than this")
+	return c
+}
+
+// runHash writes one report per file and returns how many files failed.
+func runHash(stdout, stderr io.Writer, files []string, opt hashing.FileOptions, asJSON bool) (failed int) {
+	enc := json.NewEncoder(stdout)
+	for _, f := range files {
+		rep, err := hashing.HashFile(f, opt)
+		if err != nil {
+			fmt.Fprintf(stderr, "mediaguard hash: %v\n", err)
+			failed++
+			continue
+		}
+		if asJSON {
+			enc.Encode(rep)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s\n  md5          %s\n  sha1         %s\n  sha256       %s\n", rep.File, rep.MD5, rep.SHA1, rep.SHA256)
+		if rep.Error != "" {
+			fmt.Fprintf(stdout, "  pdq          -\n  error        %s\n", rep.Error)
+			continue
+		}
+		fmt.Fprintf(stdout, "  pdq          %s\n  pdq_quality  %d\n", rep.PDQ, rep.PDQQuality)
+		for i, h := range rep.Dihedral {
+			fmt.Fprintf(stdout, "  %-12s %s\n", pdq.DihedralNames[i], h)
+		}
+	}
+	return failed
+}
+

@@ -1,0 +1,49 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mediaguard/mediaguard/hashing"
+	"github.com/mediaguard/mediaguard/hashing/pdq"
+)
+
+func TestHashCommandJSON(t *testing.T) {
+	dir := t.TempDir()
+	notImage := filepath.Join(dir, "notes.txt")
+	os.WriteFile(notImage, []byte("hello"), 0o600)
+	var out, errOut bytes.Buffer
+	failed := runHash(&out, &errOut, []string{notImage, filepath.Join(dir, "missing.jpg")}, hashing.FileOptions{PDQ: pdq.Options{Dihedral: true}}, true)
+	if failed != 1 || !strings.Contains(errOut.String(), "missing.jpg") {
+		t.Fatalf("failed=%d stderr=%q: a missing file must be reported and counted", failed, errOut.String())
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(out.Bytes(), &obj); err != nil {
+		t.Fatalf("not one JSON object per line: %v", err)
+	}
+	for _, k := range []string{"file", "md5", "sha1", "sha256", "pdq", "pdq_quality", "error"} {
+		if _, ok := obj[k]; !ok {
+			t.Errorf("key %q missing from %v", k, obj)
+		}
+	}
+	if obj["md5"] != "5d41402abc4b2a76b9719d911017c592" || obj["pdq"] != "" {
+		t.Errorf("unexpected report %v", obj)
+	}
+}
+
+func TestHashCommandText(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "a.bin")
+	os.WriteFile(f, nil, 0o600)
+	var out, errOut bytes.Buffer
+	if runHash(&out, &errOut, []string{f}, hashing.FileOptions{}, false) != 0 {
+		t.Fatal(errOut.String())
+	}
+	if !strings.Contains(out.String(), "sha256       e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") {
+		t.Fatalf("text output: %q", out.String())
+	}
+}

@@ -1,0 +1,77 @@
+package hashing
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/mediaguard/mediaguard/hashing/pdq"
+)
+
+// Report is everything mediaguard computes for one file, with the JSON keys
+// the `caddy mediaguard hash --json` output promises.
+type Report struct {
+	File       string   `json:"file"`
+	MD5        string   `json:"md5"`
+	SHA1       string   `json:"sha1"`
+	SHA256     string   `json:"sha256"`
+	PDQ        string   `json:"pdq"`
+	PDQQuality int      `json:"pdq_quality"`
+	Dihedral   []string `json:"dihedral,omitempty"`
+	// Error says why there is no PDQ (not an image, corrupt, too large).
+	Error string `json:"error,omitempty"`
+}
+
+// FileOptions choose the PDQ convention and limits for HashFile.
+type FileOptions struct {
+	PDQ    pdq.Options
+	Decode pdq.DecodeOptions
+}
+
+// HashFile hashes a file on disk. An error is returned only when the file
+// cannot be read; a file that is not a decodable image still gets its exact
+// digests, with the reason in Report.Error.
+func HashFile(path string, opt FileOptions) (Report, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Report{}, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return Report{}, fmt.Errorf("%s is a directory", path)
+	}
+	return HashReadSeeker(path, f, opt)
+}
+
+// HashReadSeeker hashes r (a spool file or an in-memory body): exact digests
+// in one pass, then PDQ from the start.
+func HashReadSeeker(name string, r io.ReadSeeker, opt FileOptions) (Report, error) {
+	d := NewDigester()
+	if _, err := io.Copy(d, r); err != nil {
+		d.Close()
+		return Report{}, err
+	}
+	sums := d.Sum()
+	rep := Report{File: name, MD5: sums.MD5Hex(), SHA1: sums.SHA1Hex(), SHA256: sums.SHA256Hex()}
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return rep, err
+	}
+	res, _, err := pdq.HashReader(r, opt.Decode, opt.PDQ)
+	if err != nil {
+		if !errors.Is(err, pdq.ErrNotImage) && !errors.Is(err, pdq.ErrCorrupt) && !errors.Is(err, pdq.ErrTooManyPixels) {
+			return rep, err
+		}
+		rep.Error = err.Error()
+		return rep, nil
+	}
+	rep.PDQ = res.Hash.String()
+	rep.PDQQuality = res.Quality
+	if res.Dihedral != nil {
+		rep.Dihedral = make([]string, 8)
+		for i, h := range res.Dihedral {
+			rep.Dihedral[i] = h.String()
+		}
+	}
+	return rep, nil
+}
