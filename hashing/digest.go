@@ -24,9 +24,9 @@ type Digests struct {
 
 // MD5Hex, SHA1Hex and SHA256Hex return lowercase hex, the form bank files
 // and the lookup API use.
-func (d *Digests) MD5Hex() string    { return hex.EncodeToString(d.MD5[:]) }
-func (d *Digests) SHA1Hex() string   { return hex.EncodeToString(d.SHA1[:]) }
-func (d *Digests) SHA256Hex() string { return hex.EncodeToString(d.SHA256[:]) }
+func (d Digests) MD5Hex() string    { return hex.EncodeToString(d.MD5[:]) }
+func (d Digests) SHA1Hex() string   { return hex.EncodeToString(d.SHA1[:]) }
+func (d Digests) SHA256Hex() string { return hex.EncodeToString(d.SHA256[:]) }
 
 // blockSize is the unit handed to the hashing goroutines: large enough that
 // the hand-off is a rounding error, small enough that a few in flight cost

@@ -1,0 +1,367 @@
+package mediaproxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/mediaguard/mediaguard/hashing"
+	"github.com/mediaguard/mediaguard/matcher"
+)
+
+// serveDownload decides a download before the first byte reaches the
+// client: from memory when the media ID was judged before, otherwise by
+// buffering (bounded) and hashing the upstream's answer.
+func (p *Proxy) serveDownload(w http.ResponseWriter, r *http.Request, ep Endpoint, next Next) error {
+	server := ep.Server
+	if ep.Family == FamilyFederation {
+		server = p.localServer()
+	}
+	mediaKey := server + "/" + ep.MediaID
+	variant := mediaKey + "|" + variantOf(ep, r.URL)
+	if j, ok := p.mem.Get(mediaKey, variant); ok {
+		if j.Blocked {
+			p.observe(&Decision{Request: r, Endpoint: ep, MediaKey: mediaKey, Outcome: KnownBlocked})
+			writeError(w, http.StatusNotFound, "M_NOT_FOUND", "Not found")
+			return nil
+		}
+		p.observe(&Decision{Request: r, Endpoint: ep, MediaKey: mediaKey, Outcome: KnownClean})
+		return next(w, r)
+	}
+	if r.Method != http.MethodGet {
+		return next(w, r) // HEAD carries no body to hash
+	}
+	// A range request for unknown media would let a client assemble the
+	// file piecewise without it ever being hashed whole; ask for all of
+	// it (a server may always ignore Range) and judge it first.
+	r.Header.Del("Range")
+	r.Header.Del("If-Range")
+
+	iw := &inspectWriter{real: w, header: make(http.Header), p: p, ep: ep, r: r, limit: p.cfg.MaxDownloadBuffer, mediaKey: mediaKey, variant: variant}
+	err := next(iw, r)
+	if err != nil {
+		iw.abandon()
+		return err
+	}
+	return iw.finish()
+}
+
+// variantOf distinguishes byte-different renditions of one media ID: a
+// clean thumbnail says nothing about the original.
+func variantOf(ep Endpoint, u *url.URL) string {
+	if !ep.Thumbnail {
+		return "orig"
+	}
+	q := u.Query()
+	return "thumb:" + q.Get("width") + "x" + q.Get("height") + ":" + q.Get("method") + ":" + q.Get("animated")
+}
+
+type inspectMode int
+
+const (
+	modeBuffer inspectMode = iota
+	modePass               // not a full 200 body: untouched
+	modeStream             // over the buffer bound: streamed while hashing
+	modeDone
+)
+
+// inspectWriter holds the upstream's response until it is judged. It keeps
+// its own header map: on a block none of the upstream's headers
+// (Content-Length, ETag, Content-Type) may reach the client.
+type inspectWriter struct {
+	real     http.ResponseWriter
+	header   http.Header
+	p        *Proxy
+	ep       Endpoint
+	r        *http.Request
+	limit    int64
+	mediaKey string
+	variant  string
+
+	mode        inspectMode
+	status      int
+	wroteHeader bool
+	buf         bytes.Buffer
+	start       time.Time
+
+	// streaming state
+	digester *hashing.Digester
+	tail     []byte
+	mp       *multipartHasher
+}
+
+func (iw *inspectWriter) Header() http.Header { return iw.header }
+
+func (iw *inspectWriter) WriteHeader(code int) {
+	if iw.wroteHeader || code < 200 {
+		if code >= 100 && code < 200 && !iw.wroteHeader {
+			iw.real.WriteHeader(code) // 1xx informational: harmless
+		}
+		return
+	}
+	iw.wroteHeader = true
+	iw.status = code
+	iw.start = time.Now()
+	if code != http.StatusOK {
+		iw.mode = modePass
+		iw.sendHeader(code)
+	}
+}
+
+func (iw *inspectWriter) sendHeader(code int) {
+	h := iw.real.Header()
+	for k, v := range iw.header {
+		h[k] = v
+	}
+	iw.real.WriteHeader(code)
+}
+
+func (iw *inspectWriter) Write(b []byte) (int, error) {
+	if !iw.wroteHeader {
+		iw.WriteHeader(http.StatusOK)
+	}
+	switch iw.mode {
+	case modePass:
+		return iw.real.Write(b)
+	case modeBuffer:
+		if int64(iw.buf.Len()+len(b)) <= iw.limit {
+			return iw.buf.Write(b)
+		}
+		if err := iw.startStreaming(); err != nil {
+			return 0, err
+		}
+		fallthrough
+	case modeStream:
+		return iw.streamWrite(b)
+	}
+	return 0, errors.New("mediaproxy: write after response was decided")
+}
+
+// FlushError suppresses flushes while buffering: a flush would send the
+// status line before the verdict.
+func (iw *inspectWriter) FlushError() error {
+	if iw.mode == modePass || iw.mode == modeStream {
+		return http.NewResponseController(iw.real).Flush()
+	}
+	return nil
+}
+
+// Unwrap is deliberately absent: everything must go through Write.
+
+func (iw *inspectWriter) startStreaming() error {
+	iw.mode = modeStream
+	iw.p.log.Debug("download larger than the buffer; streaming while hashing", zap.String("media", iw.mediaKey))
+	if boundary := federationBoundary(iw.ep, iw.header); boundary != "" {
+		iw.mp = newMultipartHasher(boundary)
+	} else {
+		iw.digester = hashing.NewDigester()
+	}
+	iw.sendHeader(http.StatusOK)
+	data := iw.buf.Bytes()
+	iw.buf = bytes.Buffer{}
+	_, err := iw.streamWrite(data)
+	return err
+}
+
+// streamWrite hashes b and sends all but the last streamTail bytes.
+func (iw *inspectWriter) streamWrite(b []byte) (int, error) {
+	if iw.mp != nil {
+		iw.mp.Write(b)
+	} else {
+		iw.digester.Write(b)
+	}
+	iw.tail = append(iw.tail, b...)
+	if over := len(iw.tail) - streamTail; over > 0 {
+		if _, err := iw.real.Write(iw.tail[:over]); err != nil {
+			return 0, err
+		}
+		iw.tail = append(iw.tail[:0], iw.tail[over:]...)
+	}
+	return len(b), nil
+}
+
+// abandon releases resources when upstream failed.
+func (iw *inspectWriter) abandon() {
+	if iw.digester != nil {
+		iw.digester.Close()
+	}
+	if iw.mp != nil {
+		iw.mp.Close()
+	}
+}
+
+func (iw *inspectWriter) finish() error {
+	p := iw.p
+	switch iw.mode {
+	case modePass:
+		return nil
+	case modeStream:
+		var dg hashing.Digests
+		var ok bool
+		if iw.mp != nil {
+			dg, ok = iw.mp.Sum()
+		} else {
+			dg, ok = iw.digester.Sum(), true
+		}
+		d := &Decision{Request: iw.r, Endpoint: iw.ep, MediaKey: iw.mediaKey, Digests: dg, HashTime: time.Since(iw.start)}
+		if !ok {
+			// A redirect part, or a body we could not parse: nothing hashed.
+			d.Outcome, d.UnscannableReason = Unscannable, "federation body without hashable media"
+			p.observe(d)
+			_, err := iw.real.Write(iw.tail)
+			return err
+		}
+		sc := p.scanExactOnly(dg, iw.contentType())
+		v, err := p.match(iw.r.Context(), d, sc)
+		if err == nil && v.Match {
+			d.Outcome = LateBlocked
+			p.mem.Block(iw.mediaKey, v.Reason)
+			p.observe(d)
+			p.log.Warn("late match on a streamed download; aborting the connection", zap.String("media", iw.mediaKey), zap.String("bank", v.Bank))
+			// Headers are gone; only an abort keeps the held-back tail
+			// (and so a complete file) from the client.
+			panic(http.ErrAbortHandler)
+		}
+		p.recordAllowed(d, err)
+		_, werr := iw.real.Write(iw.tail)
+		return werr
+	case modeBuffer:
+		if !iw.wroteHeader {
+			iw.WriteHeader(http.StatusOK)
+			if iw.mode != modeBuffer {
+				return nil
+			}
+		}
+	}
+	iw.mode = modeDone
+	body := iw.buf.Bytes()
+	ct := iw.contentType()
+	media := body
+	if boundary := federationBoundary(iw.ep, iw.header); boundary != "" {
+		part, partCT, redirect, err := federationMedia(body, boundary)
+		if redirect || err != nil {
+			d := &Decision{Request: iw.r, Endpoint: iw.ep, MediaKey: iw.mediaKey, Outcome: Unscannable, UnscannableReason: "federation redirect or unparsable multipart"}
+			if err != nil {
+				p.log.Info("federation media body not parsable; passed unscanned", zap.String("media", iw.mediaKey), zap.Error(err))
+			}
+			p.observe(d)
+			return iw.release(body)
+		}
+		media, ct = part, partCT
+	}
+	dg := digestBytes(media)
+	sc := p.scan(bytes.NewReader(media), ct, dg)
+	d := &Decision{Request: iw.r, Endpoint: iw.ep, MediaKey: iw.mediaKey, Digests: dg, PDQ: sc.pdq, UnscannableReason: sc.unscannable, HashTime: time.Since(iw.start)}
+	v, err := p.match(iw.r.Context(), d, sc)
+	switch {
+	case err != nil && errors.Is(err, context.Canceled) && iw.r.Context().Err() != nil:
+		return nil
+	case err != nil:
+		d.Outcome, d.Err = Refused, err
+		p.observe(d)
+		writeError(iw.real, http.StatusServiceUnavailable, "M_UNKNOWN", "Media scanning is temporarily unavailable")
+		return nil
+	case v.Match:
+		d.Outcome = Blocked
+		p.mem.Block(iw.mediaKey, v.Reason)
+		p.observe(d)
+		writeError(iw.real, http.StatusNotFound, "M_NOT_FOUND", "Not found")
+		return nil
+	}
+	p.recordAllowed(d, nil)
+	if d.Outcome == Clean {
+		p.mem.Clean(iw.variant)
+	}
+	return iw.release(body)
+}
+
+// match asks the matcher and fills the decision's verdict and timing.
+func (p *Proxy) match(ctx context.Context, d *Decision, sc scanned) (v matcher.Verdict, err error) {
+	start := time.Now()
+	v, err = p.cfg.Matcher.Match(ctx, sc.query)
+	d.MatchTime = time.Since(start)
+	d.Verdict = v
+	return v, err
+}
+
+// recordAllowed sets the outcome of a response that is being let through.
+func (p *Proxy) recordAllowed(d *Decision, err error) {
+	switch {
+	case err != nil:
+		// Streaming: the bytes are already out; a refusal is impossible.
+		d.Outcome, d.Err = Unscanned, err
+	case d.Verdict.Unscanned:
+		d.Outcome = Unscanned
+	case d.UnscannableReason != "":
+		d.Outcome = Unscannable
+	default:
+		d.Outcome = Clean
+	}
+	p.observe(d)
+}
+
+func (iw *inspectWriter) release(body []byte) error {
+	iw.sendHeader(iw.status)
+	_, err := iw.real.Write(body)
+	return err
+}
+
+func (iw *inspectWriter) contentType() string {
+	return iw.header.Get("Content-Type")
+}
+
+// scanExactOnly is the query for a streamed body: too large to hold for a
+// perceptual hash, so exact digests only.
+func (p *Proxy) scanExactOnly(dg hashing.Digests, contentType string) scanned {
+	s := scanned{query: matcher.Query{Has: matcher.HasMD5 | matcher.HasSHA1 | matcher.HasSHA256, MD5: dg.MD5, SHA1: dg.SHA1, SHA256: dg.SHA256, Kind: kindOf(contentType)}}
+	if s.query.Kind == matcher.KindImage {
+		s.unscannable = "image too large to buffer for a perceptual hash"
+	}
+	return s
+}
+
+func digestBytes(b []byte) hashing.Digests {
+	d := hashing.NewDigester()
+	d.Write(b)
+	return d.Sum()
+}
+
+// federationBoundary returns the multipart boundary of a federation media
+// response (which wraps the bytes in multipart/mixed), or "".
+func federationBoundary(ep Endpoint, h http.Header) string {
+	if ep.Family != FamilyFederation {
+		return ""
+	}
+	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
+	if err != nil || !strings.HasPrefix(mt, "multipart/") {
+		return ""
+	}
+	return params["boundary"]
+}
+
+// federationMedia extracts the second part of a federation media body: the
+// first is JSON metadata, the second the bytes or a Location redirect.
+func federationMedia(body []byte, boundary string) (media []byte, contentType string, redirect bool, err error) {
+	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	if _, err := mr.NextPart(); err != nil {
+		return nil, "", false, err
+	}
+	part, err := mr.NextPart()
+	if err != nil {
+		return nil, "", false, err
+	}
+	if part.Header.Get("Location") != "" {
+		return nil, "", true, nil
+	}
+	media, err = io.ReadAll(part)
+	return media, part.Header.Get("Content-Type"), false, err
+}

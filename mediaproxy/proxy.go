@@ -1,0 +1,208 @@
+package mediaproxy
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/mediaguard/mediaguard/hashing"
+	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/matcher"
+)
+
+// Defaults, chosen for a homeserver with Synapse's default 50M upload limit
+// and plenty of concurrent uploads: memory per request stays small and big
+// bodies go to disk.
+const (
+	DefaultMaxUploadSize     = 100 << 20
+	DefaultMemoryBuffer      = 4 << 20
+	DefaultMaxDownloadBuffer = 16 << 20
+	// streamTail is how much of a streamed download is held back until the
+	// hash is known, so a late match leaves the client with a truncated,
+	// unusable file rather than a complete one.
+	streamTail = 64 << 10
+)
+
+// Next is the rest of the handler chain (reverse_proxy in Caddy).
+type Next func(http.ResponseWriter, *http.Request) error
+
+// Config configures a Proxy. Zero values take the defaults above.
+type Config struct {
+	// Matcher decides (normally a *matcher.Guard). Required.
+	Matcher matcher.Matcher
+	// MaxUploadSize is the hard cap on an upload body (413 above it).
+	MaxUploadSize int64
+	// MemoryBuffer is how much of an upload is held in memory before the
+	// rest spills to a temp file.
+	MemoryBuffer int64
+	// TempDir holds spill files (created 0600, always removed).
+	TempDir string
+	// MaxDownloadBuffer is how much of an unknown download is buffered and
+	// decided before the first byte goes out; larger ones stream while
+	// hashing and are aborted on a late match.
+	MaxDownloadBuffer int64
+	// MaxPixels refuses to decode larger images (decompression bombs).
+	MaxPixels int
+	// Dihedral computes the 8 dihedral PDQ variants for the matcher.
+	Dihedral bool
+	// ServerName is the homeserver's name, used to key federation
+	// requests (which carry only the media ID). Learned from the first
+	// upload response when empty.
+	ServerName string
+	// Memory remembers verdicts by media ID. Default: 100k entries, clean
+	// verdicts for 1 hour.
+	Memory *Memory
+	// Observer is told of every decision (metrics, events, audit).
+	Observer Observer
+	// Logger receives structured logs; never media bytes or tokens.
+	Logger *zap.Logger
+}
+
+// Outcome is how a request was decided.
+type Outcome string
+
+// Outcomes. They are the values of the mediaguard_verdict variable and the
+// verdict metric label.
+const (
+	Clean       Outcome = "clean"
+	Blocked     Outcome = "blocked"
+	LateBlocked Outcome = "late_blocked"
+	// Unscannable: no list could match these bytes (encrypted attachment,
+	// undecodable image); exact hashes were still checked.
+	Unscannable Outcome = "unscannable"
+	// Unscanned: a backend was down and the policy is fail-open.
+	Unscanned Outcome = "unscanned"
+	// Refused: a backend was down and the policy is fail-closed.
+	Refused Outcome = "refused"
+	// KnownBlocked and KnownClean were decided from memory.
+	KnownBlocked Outcome = "known_blocked"
+	KnownClean   Outcome = "known_clean"
+)
+
+// Decision is what an Observer hears about one media request.
+type Decision struct {
+	Request  *http.Request
+	Endpoint Endpoint
+	// Upload is true for uploads, false for downloads.
+	Upload bool
+	// MediaKey is "server/id" when known.
+	MediaKey string
+	Outcome  Outcome
+	Verdict  matcher.Verdict
+	Digests  hashing.Digests
+	// PDQ is set when the bytes were an image.
+	PDQ *pdq.Result
+	// Unscannable says why no perceptual hash was possible.
+	UnscannableReason string
+	HashTime          time.Duration
+	MatchTime         time.Duration
+	// Err is the matcher error for Refused and Unscanned outcomes.
+	Err error
+}
+
+// Observer hears decisions synchronously, before the response goes out, so
+// an audit record can be durable before a block is answered.
+type Observer interface {
+	Observe(d *Decision)
+}
+
+// Proxy inspects Matrix media traffic. Safe for concurrent use.
+type Proxy struct {
+	cfg        Config
+	log        *zap.Logger
+	mem        *Memory
+	serverName atomic.Pointer[string]
+}
+
+// New validates cfg and returns a Proxy.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.Matcher == nil {
+		return nil, errors.New("mediaproxy: a matcher is required")
+	}
+	if cfg.MaxUploadSize <= 0 {
+		cfg.MaxUploadSize = DefaultMaxUploadSize
+	}
+	if cfg.MemoryBuffer <= 0 {
+		cfg.MemoryBuffer = DefaultMemoryBuffer
+	}
+	if cfg.MaxDownloadBuffer <= 0 {
+		cfg.MaxDownloadBuffer = DefaultMaxDownloadBuffer
+	}
+	if cfg.Memory == nil {
+		cfg.Memory = NewMemory(100_000, time.Hour)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, mem: cfg.Memory}
+	if cfg.ServerName != "" {
+		s := cfg.ServerName
+		p.serverName.Store(&s)
+	}
+	return p, nil
+}
+
+// Memory returns the verdict memory (for tests and metrics).
+func (p *Proxy) Memory() *Memory { return p.mem }
+
+// ServeHTTP handles one request, calling next for anything it lets through.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
+	ep := Classify(r)
+	switch ep.Kind {
+	case Upload, UploadTo:
+		return p.serveUpload(w, r, ep, next)
+	case Download:
+		return p.serveDownload(w, r, ep, next)
+	case Invalid:
+		if r.Method == http.MethodPut {
+			writeError(w, http.StatusBadRequest, "M_INVALID_PARAM", "Invalid server name or media ID")
+		} else {
+			writeError(w, http.StatusNotFound, "M_NOT_FOUND", "Not found")
+		}
+		return nil
+	}
+	return next(w, r)
+}
+
+func (p *Proxy) observe(d *Decision) {
+	if p.cfg.Observer != nil {
+		p.cfg.Observer.Observe(d)
+	}
+}
+
+func (p *Proxy) localServer() string {
+	if s := p.serverName.Load(); s != nil {
+		return *s
+	}
+	return ""
+}
+
+// writeError writes a Matrix error with the CORS headers web clients need
+// (a browser hides a CORS-less error from the app, which then shows a
+// generic failure instead of the refusal).
+func writeError(w http.ResponseWriter, status int, errcode, msg string) {
+	h := w.Header()
+	for k := range h {
+		delete(h, k)
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization, Date")
+	h.Set("Cache-Control", "no-store")
+	body, _ := json.Marshal(struct {
+		Errcode string `json:"errcode"`
+		Error   string `json:"error"`
+	}{errcode, msg})
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", "30")
+	}
+	w.WriteHeader(status)
+	w.Write(body)
+}

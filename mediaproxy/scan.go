@@ -1,0 +1,80 @@
+package mediaproxy
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"strings"
+
+	"github.com/mediaguard/mediaguard/hashing"
+	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/matcher"
+)
+
+// scanned is what hashing a body produced.
+type scanned struct {
+	query matcher.Query
+	pdq   *pdq.Result
+	// unscannable says why no perceptual hash was possible where one
+	// could have mattered ("" when the bytes were a hashable image or a
+	// kind PDQ does not apply to, such as video).
+	unscannable string
+}
+
+// scan builds the matcher query for a body whose exact digests are known,
+// decoding it as an image when it is one. r is read from the start.
+func (p *Proxy) scan(r io.ReadSeeker, contentType string, d hashing.Digests) scanned {
+	q := matcher.Query{Has: matcher.HasMD5 | matcher.HasSHA1 | matcher.HasSHA256, MD5: d.MD5, SHA1: d.SHA1, SHA256: d.SHA256}
+	q.Kind = kindOf(contentType)
+	var s scanned
+	if q.Kind == matcher.KindImage || q.Kind == matcher.KindUnknown || q.Kind == matcher.KindFile {
+		res, _, err := pdq.HashReader(r, pdq.DecodeOptions{MaxPixels: p.cfg.MaxPixels}, pdq.Options{Dihedral: p.cfg.Dihedral})
+		switch {
+		case err == nil:
+			q.Kind = matcher.KindImage
+			q.Has |= matcher.HasPDQ
+			q.PDQ, q.PDQQuality = res.Hash, res.Quality
+			if res.Dihedral != nil {
+				q.Dihedral = res.Dihedral[:]
+			}
+			s.pdq = &res
+		case errors.Is(err, pdq.ErrNotImage):
+			if q.Kind != matcher.KindImage {
+				// Encrypted attachments arrive as opaque octet-streams:
+				// their hashes can never be on a list.
+				if isOpaque(contentType) {
+					s.unscannable = "opaque or encrypted content"
+				}
+				break
+			}
+			s.unscannable = "declared as an image but not decodable"
+		default:
+			s.unscannable = err.Error()
+		}
+	}
+	s.query = q
+	return s
+}
+
+func kindOf(contentType string) matcher.MediaKind {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		mt = strings.ToLower(strings.TrimSpace(contentType))
+	}
+	switch {
+	case strings.HasPrefix(mt, "image/"):
+		return matcher.KindImage
+	case strings.HasPrefix(mt, "video/"):
+		return matcher.KindVideo
+	case strings.HasPrefix(mt, "audio/"):
+		return matcher.KindAudio
+	case mt == "", mt == "application/octet-stream":
+		return matcher.KindUnknown
+	}
+	return matcher.KindFile
+}
+
+func isOpaque(contentType string) bool {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	return mt == "" || mt == "application/octet-stream"
+}

@@ -1,0 +1,146 @@
+package mediaproxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/mediaguard/mediaguard/hashing"
+)
+
+// ErrTooLarge is returned when a body exceeds the configured maximum.
+var ErrTooLarge = errors.New("mediaproxy: body exceeds the maximum size")
+
+// ErrSpoolDisk wraps failures to create or write the spool file (disk full,
+// temp dir unwritable): the upload is refused with 503, never forwarded
+// truncated.
+var ErrSpoolDisk = errors.New("mediaproxy: cannot spool to disk")
+
+// Spool holds a body read in full, in memory up to a threshold and then in
+// a temp file, with its digests computed in the same pass.
+type Spool struct {
+	mem     []byte
+	file    *os.File
+	size    int64
+	digests hashing.Digests
+}
+
+// SpoolOptions bound a spool.
+type SpoolOptions struct {
+	// MemoryLimit is how much is kept in memory before spilling to disk.
+	MemoryLimit int64
+	// MaxSize is the hard cap; more is ErrTooLarge.
+	MaxSize int64
+	// TempDir is where spill files go ("" = os.TempDir()). Files are created
+	// 0600 and removed by Close.
+	TempDir string
+	// OnDisk, when set, is told how many bytes went to disk (metrics).
+	OnDisk func(delta int64)
+}
+
+// NewSpool reads r to EOF. On any error nothing is left on disk.
+func NewSpool(r io.Reader, opt SpoolOptions) (s *Spool, err error) {
+	s = &Spool{}
+	d := hashing.NewDigester()
+	defer func() {
+		if err != nil {
+			d.Close()
+			s.Close()
+			s = nil
+		}
+	}()
+	var buf bytes.Buffer
+	limit := opt.MemoryLimit
+	if limit > opt.MaxSize {
+		limit = opt.MaxSize
+	}
+	// Memory phase: read up to limit+1 so we know whether it all fits.
+	n, err := io.Copy(io.MultiWriter(&buf, d), io.LimitReader(r, limit+1))
+	if err != nil {
+		return s, err
+	}
+	s.size = n
+	if n <= limit {
+		s.mem = buf.Bytes()
+		s.digests = d.Sum()
+		return s, nil
+	}
+	if n > opt.MaxSize {
+		return s, ErrTooLarge
+	}
+	// Disk phase.
+	f, err := os.CreateTemp(opt.TempDir, "mediaguard-spool-*")
+	if err != nil {
+		return s, fmt.Errorf("%w: %v", ErrSpoolDisk, err)
+	}
+	s.file = f
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		return s, fmt.Errorf("%w: %v", ErrSpoolDisk, err)
+	}
+	buf = bytes.Buffer{}
+	w := &diskWriter{f: f}
+	m, err := io.Copy(io.MultiWriter(w, d), io.LimitReader(r, opt.MaxSize-n+1))
+	s.size += m
+	if opt.OnDisk != nil {
+		opt.OnDisk(s.size)
+	}
+	if w.err != nil {
+		return s, fmt.Errorf("%w: %v", ErrSpoolDisk, w.err)
+	}
+	if err != nil {
+		return s, err
+	}
+	if s.size > opt.MaxSize {
+		return s, ErrTooLarge
+	}
+	s.digests = d.Sum()
+	return s, nil
+}
+
+// diskWriter remembers a write error so it can be told apart from a client
+// read error (503 for our disk, 400 for their body).
+type diskWriter struct {
+	f   *os.File
+	err error
+}
+
+func (w *diskWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	return n, err
+}
+
+// Size is the body length.
+func (s *Spool) Size() int64 { return s.size }
+
+// Digests are the exact hashes of the body.
+func (s *Spool) Digests() hashing.Digests { return s.digests }
+
+// OnDisk reports whether the body spilled to a temp file.
+func (s *Spool) OnDisk() bool { return s.file != nil }
+
+// Bytes returns the body if it is in memory (nil otherwise).
+func (s *Spool) Bytes() []byte { return s.mem }
+
+// Reader returns a fresh reader over the whole body from the start.
+func (s *Spool) Reader() io.ReadSeeker {
+	if s.file != nil {
+		return io.NewSectionReader(s.file, 0, s.size)
+	}
+	return bytes.NewReader(s.mem)
+}
+
+// Close removes the temp file, if any. Safe to call twice.
+func (s *Spool) Close() error {
+	if s == nil || s.file == nil {
+		return nil
+	}
+	name := s.file.Name()
+	s.file.Close()
+	s.file = nil
+	return os.Remove(name)
+}

@@ -1,0 +1,153 @@
+package mediaproxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// serveUpload spools and hashes the body, decides, and either refuses it
+// (nothing goes upstream) or forwards the identical bytes with an exact
+// Content-Length (Synapse and Dendrite reject chunked uploads).
+func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint, next Next) error {
+	if r.ContentLength > p.cfg.MaxUploadSize {
+		writeError(w, http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Upload exceeds the maximum allowed size")
+		return nil
+	}
+	start := time.Now()
+	sp, err := NewSpool(r.Body, SpoolOptions{MemoryLimit: p.cfg.MemoryBuffer, MaxSize: p.cfg.MaxUploadSize, TempDir: p.cfg.TempDir})
+	if err != nil {
+		switch {
+		case errors.Is(err, ErrTooLarge):
+			writeError(w, http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Upload exceeds the maximum allowed size")
+		case errors.Is(err, ErrSpoolDisk):
+			p.log.Error("cannot spool upload to disk; refusing it", zap.String("endpoint", ep.Name), zap.Error(err))
+			writeError(w, http.StatusServiceUnavailable, "M_UNKNOWN", "Media scanning is temporarily unavailable")
+		default:
+			// The client went away or sent less than it declared; there
+			// is nobody to answer, and nothing was forwarded.
+			p.log.Info("upload body incomplete; not forwarded", zap.String("endpoint", ep.Name), zap.Error(err))
+			writeError(w, http.StatusBadRequest, "M_UNKNOWN", "Upload body incomplete")
+		}
+		return nil
+	}
+	defer sp.Close()
+
+	ct := r.Header.Get("Content-Type")
+	sc := p.scan(sp.Reader(), ct, sp.Digests())
+	hashTime := time.Since(start)
+	d := &Decision{Request: r, Endpoint: ep, Upload: true, Digests: sp.Digests(), PDQ: sc.pdq, UnscannableReason: sc.unscannable, HashTime: hashTime}
+	if ep.Kind == UploadTo {
+		d.MediaKey = ep.Server + "/" + ep.MediaID
+	}
+	mStart := time.Now()
+	v, err := p.cfg.Matcher.Match(r.Context(), sc.query)
+	d.MatchTime = time.Since(mStart)
+	d.Verdict = v
+	switch {
+	case err != nil && errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		return nil // the client left while we asked; nothing forwarded
+	case err != nil:
+		d.Outcome, d.Err = Refused, err
+		p.observe(d)
+		p.log.Warn("matcher unavailable; upload refused (fail closed)", zap.String("endpoint", ep.Name), zap.Error(err))
+		writeError(w, http.StatusServiceUnavailable, "M_UNKNOWN", "Media scanning is temporarily unavailable")
+		return nil
+	case v.Match:
+		d.Outcome = Blocked
+		if d.MediaKey != "" {
+			p.mem.Block(d.MediaKey, v.Reason)
+		}
+		p.observe(d)
+		writeError(w, http.StatusForbidden, "M_FORBIDDEN", "This media cannot be uploaded")
+		return nil
+	case v.Unscanned:
+		d.Outcome = Unscanned
+	case sc.unscannable != "":
+		d.Outcome = Unscannable
+	default:
+		d.Outcome = Clean
+	}
+
+	// Forward the spooled bytes.
+	r.Body = io.NopCloser(sp.Reader())
+	r.ContentLength = sp.Size()
+	r.Header.Set("Content-Length", strconv.FormatInt(sp.Size(), 10))
+	r.TransferEncoding = nil
+	r.Header.Del("Transfer-Encoding")
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(sp.Reader()), nil }
+
+	cw := &captureWriter{ResponseWriter: w}
+	err = next(cw, r)
+	if err == nil && cw.status == http.StatusOK {
+		if d.MediaKey == "" {
+			d.MediaKey = p.mediaKeyFromUploadResponse(cw.body.Bytes())
+		}
+		if d.MediaKey != "" && d.Outcome == Clean {
+			p.mem.Clean(d.MediaKey + "|orig")
+		}
+	}
+	p.observe(d)
+	return err
+}
+
+// mediaKeyFromUploadResponse reads {"content_uri":"mxc://server/id"} and
+// learns the homeserver's own name from it.
+func (p *Proxy) mediaKeyFromUploadResponse(body []byte) string {
+	var resp struct {
+		ContentURI string `json:"content_uri"`
+	}
+	if json.Unmarshal(body, &resp) != nil {
+		return ""
+	}
+	rest, ok := strings.CutPrefix(resp.ContentURI, "mxc://")
+	if !ok {
+		return ""
+	}
+	server, id, ok := strings.Cut(rest, "/")
+	if !ok || !validServer(server) || !validMediaID(id) {
+		return ""
+	}
+	if p.localServer() == "" {
+		p.serverName.CompareAndSwap(nil, &server)
+	}
+	return server + "/" + id
+}
+
+// captureWriter passes the upstream's answer through untouched and keeps a
+// copy of a small 200 body (the upload's content_uri).
+type captureWriter struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+const maxCapture = 4 << 10
+
+func (c *captureWriter) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *captureWriter) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	if c.status == http.StatusOK && c.body.Len() < maxCapture {
+		c.body.Write(b[:min(len(b), maxCapture-c.body.Len())])
+	}
+	return c.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the real writer (flushing).
+func (c *captureWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
