@@ -1,0 +1,603 @@
+package matcher
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mediaguard/mediaguard/hashing/pdq"
+)
+
+// Bank is one loaded hash list. It is immutable once built, so any number of
+// lookups may read it while a reload builds its successor.
+type Bank struct {
+	name, path string
+	source     string // "local:NAME", built once rather than per match
+	loadedAt   time.Time
+
+	md5, videoMD5 map[[16]byte]entryRef
+	sha1          map[[20]byte]entryRef
+	sha256        map[[32]byte]entryRef
+	pdq           *PDQIndex
+	pdqRefs       []entryRef // parallel to pdq's ids; nil when no PDQ label
+	labels        []byte
+
+	counts   Counts
+	problems []Problem
+	nProbs   int
+}
+
+// Name is the bank's name.
+func (b *Bank) Name() string { return b.name }
+
+// Path is the file or directory the bank was loaded from.
+func (b *Bank) Path() string { return b.path }
+
+// LoadedAt is when the bank was built.
+func (b *Bank) LoadedAt() time.Time { return b.loadedAt }
+
+// Counts is the number of distinct entries per hash type.
+func (b *Bank) Counts() Counts { return b.counts }
+
+// Problems returns the rejected entries of the load (at most the first 100;
+// ProblemCount has them all).
+func (b *Bank) Problems() []Problem { return slices.Clone(b.problems) }
+
+// ProblemCount is how many entries the load rejected.
+func (b *Bank) ProblemCount() int { return b.nProbs }
+
+func (b *Bank) label(r entryRef) string {
+	if r.n == 0 || r == deletedRef {
+		return ""
+	}
+	return string(b.labels[r.off : r.off+r.n])
+}
+
+func (b *Bank) pdqLabel(id int32) string {
+	if b.pdqRefs == nil {
+		return ""
+	}
+	return b.label(b.pdqRefs[id])
+}
+
+// ValidBankName reports whether name is a bank name as HMA spells them:
+// [A-Z_][A-Z0-9_]*. Sharing HMA's rule lets a bank move between a local
+// file and HMA without renaming it in notices and audit records.
+func ValidBankName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'A' && c <= 'Z' || c == '_' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// Logger is the small logging surface Local needs. *slog.Logger satisfies
+// it; a zap SugaredLogger needs a three-line adapter (Infow, Warnw, Errorw).
+type Logger interface {
+	Info(msg string, kv ...any)
+	Warn(msg string, kv ...any)
+	Error(msg string, kv ...any)
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Info(string, ...any)  {}
+func (nopLogger) Warn(string, ...any)  {}
+func (nopLogger) Error(string, ...any) {}
+
+// BankConfig configures one local bank.
+type BankConfig struct {
+	// Name is the bank's name, [A-Z_][A-Z0-9_]* as in HMA. It appears in
+	// verdicts, notices and audit records.
+	Name string `json:"name"`
+	// Path is a bank file (text, CSV or NCMEC XML, detected from the
+	// content) or a directory of them read as one bank.
+	Path string `json:"path"`
+	// Disabled banks are neither loaded nor consulted, but are listed by
+	// Status so that an operator sees they exist.
+	Disabled bool `json:"disabled,omitempty"`
+}
+
+// LocalConfig configures a Local matcher.
+type LocalConfig struct {
+	// Banks are consulted in this order; it decides which bank is named
+	// when several hold the same exact hash.
+	Banks []BankConfig `json:"banks"`
+	// PDQThreshold is the largest PDQ distance that matches. 0 means
+	// DefaultPDQThreshold; above MaxPDQThreshold is an error.
+	PDQThreshold int `json:"pdq_threshold,omitempty"`
+	// MinPDQQuality is the PDQ quality below which a hash is not matched.
+	// It is a pointer because 0 ("match every quality") is a legitimate
+	// choice: nil means DefaultMinPDQQuality.
+	MinPDQQuality *int `json:"min_pdq_quality,omitempty"`
+	// Dihedral matches all 8 rotations/flips of an image when the query
+	// carries them, catching re-uploads that were merely turned around.
+	Dihedral bool `json:"dihedral,omitempty"`
+	// ReloadInterval is how often Start's goroutine polls the bank files'
+	// size, mtime and identity. 0 means 1s, which keeps an edited file
+	// live within 2s; negative disables polling (Reload still works).
+	ReloadInterval time.Duration `json:"reload_interval,omitempty"`
+	// Logger receives load and reload reports; nil discards them.
+	Logger Logger `json:"-"`
+}
+
+// BankStatus is one bank's state, for the health document.
+type BankStatus struct {
+	// Name and Path are as configured.
+	Name string `json:"name"`
+	Path string `json:"path"`
+	// Enabled is false for disabled banks, which are never loaded.
+	Enabled bool `json:"enabled"`
+	// Counts are the entries of the version in use.
+	Counts Counts `json:"counts"`
+	// LoadedAt is when the version in use was loaded.
+	LoadedAt time.Time `json:"loaded_at,omitzero"`
+	// LastError is why the latest change of the file could not be loaded
+	// (the previous version stays in use), or "" when it loaded.
+	LastError string `json:"last_error,omitempty"`
+	// LastErrorAt is when LastError happened.
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// Problems is how many entries the version in use rejected.
+	Problems int `json:"problems"`
+}
+
+// bankSlot is one configured bank's state. Slots are immutable: a reload
+// makes a new slot for every bank it changes.
+type bankSlot struct {
+	cfg  BankConfig
+	bank *Bank
+	sig  fileSig // content the bank was loaded from
+	// tried is the content of the last failed load, so a broken file is
+	// parsed (and logged) once, not on every poll.
+	tried     fileSig
+	lastErr   string
+	lastErrAt time.Time
+}
+
+// localState is what a lookup reads: one atomic load gives a consistent
+// set of banks.
+type localState struct {
+	slots  []*bankSlot
+	active []*Bank // enabled and loaded, in configuration order
+}
+
+// maxEvidence caps Verdict.Evidence so that a query near thousands of
+// entries still answers cheaply.
+const maxEvidence = 16
+
+// Local matches queries against bank files on local disk, reloading them
+// when they change. Lookups never block on a reload and never see a
+// half-loaded bank.
+type Local struct {
+	threshold  int
+	minQuality int
+	dihedral   bool
+	interval   time.Duration
+	log        Logger
+
+	state    atomic.Pointer[localState]
+	reloadMu sync.Mutex // one reload at a time; lookups don't take it
+
+	startOnce sync.Once
+	closeOnce sync.Once
+	stop      chan struct{}
+	wg        sync.WaitGroup
+
+	scratch sync.Pool // *pdqScratch
+}
+
+// NewLocal validates cfg and loads every enabled bank. A bank that cannot
+// be loaded is an error; bad entries inside a bank are logged and skipped.
+func NewLocal(cfg LocalConfig) (*Local, error) {
+	l := &Local{
+		threshold:  cfg.PDQThreshold,
+		minQuality: DefaultMinPDQQuality,
+		dihedral:   cfg.Dihedral,
+		interval:   cfg.ReloadInterval,
+		log:        cfg.Logger,
+		stop:       make(chan struct{}),
+	}
+	if l.threshold == 0 {
+		l.threshold = DefaultPDQThreshold
+	}
+	if l.threshold < 0 || l.threshold > MaxPDQThreshold {
+		return nil, fmt.Errorf("matcher: pdq threshold %d out of range 1..%d", cfg.PDQThreshold, MaxPDQThreshold)
+	}
+	if cfg.MinPDQQuality != nil {
+		l.minQuality = *cfg.MinPDQQuality
+		if l.minQuality < 0 || l.minQuality > 100 {
+			return nil, fmt.Errorf("matcher: minimum pdq quality %d out of range 0..100", l.minQuality)
+		}
+	}
+	if l.interval == 0 {
+		l.interval = time.Second
+	}
+	if l.log == nil {
+		l.log = nopLogger{}
+	}
+	st := &localState{}
+	seen := make(map[string]bool)
+	for _, bc := range cfg.Banks {
+		if !ValidBankName(bc.Name) {
+			return nil, fmt.Errorf("matcher: bank name %q is invalid: must match [A-Z_][A-Z0-9_]*", bc.Name)
+		}
+		if seen[bc.Name] {
+			return nil, fmt.Errorf("matcher: bank %s configured twice", bc.Name)
+		}
+		seen[bc.Name] = true
+		if bc.Path == "" {
+			return nil, fmt.Errorf("matcher: bank %s has no path", bc.Name)
+		}
+		s := &bankSlot{cfg: bc}
+		if !bc.Disabled {
+			bank, sig, err := loadBank(bc.Name, bc.Path)
+			if err != nil {
+				return nil, fmt.Errorf("matcher: loading bank %s: %w", bc.Name, err)
+			}
+			s.bank, s.sig = bank, sig
+			l.logLoaded(bank, "bank loaded")
+			st.active = append(st.active, bank)
+		}
+		st.slots = append(st.slots, s)
+	}
+	if len(st.active) == 0 {
+		l.log.Warn("no local bank enabled: the local matcher matches nothing")
+	}
+	l.state.Store(st)
+	return l, nil
+}
+
+func (l *Local) logLoaded(b *Bank, msg string) {
+	c := b.counts
+	l.log.Info(msg, "bank", b.name, "path", b.path, "md5", c.MD5, "sha1", c.SHA1,
+		"sha256", c.SHA256, "pdq", c.PDQ, "video_md5", c.VideoMD5, "problems", b.nProbs)
+	// The first few problems are enough to fix a file; all of them would
+	// flood the log for a file in the wrong format.
+	for i, p := range b.problems {
+		if i == 10 {
+			l.log.Warn("more bank entries skipped", "bank", b.name, "count", b.nProbs-i)
+			break
+		}
+		l.log.Warn("bank entry skipped", "bank", b.name, "problem", p.String())
+	}
+}
+
+// Start begins polling the bank files every ReloadInterval, until ctx ends
+// or Close is called. Calling it again does nothing.
+func (l *Local) Start(ctx context.Context) {
+	l.startOnce.Do(func() {
+		if l.interval < 0 {
+			return
+		}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			t := time.NewTicker(l.interval)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-l.stop:
+					return
+				case <-t.C:
+					l.Reload()
+				}
+			}
+		}()
+	})
+}
+
+// Close stops the polling goroutine and waits for it. Lookups keep working
+// on the banks last loaded.
+func (l *Local) Close() error {
+	l.closeOnce.Do(func() { close(l.stop) })
+	l.wg.Wait()
+	return nil
+}
+
+// Reload checks every enabled bank's files now and loads those that
+// changed. A bank whose new content fails to load keeps its previous
+// version; the returned error (also logged and shown by Status) names each
+// such bank.
+func (l *Local) Reload() error {
+	l.reloadMu.Lock()
+	defer l.reloadMu.Unlock()
+	old := l.state.Load()
+	var next []*bankSlot
+	var errs []error
+	for i, s := range old.slots {
+		if s.cfg.Disabled {
+			continue
+		}
+		ns := l.check(s)
+		if ns == nil {
+			continue
+		}
+		if ns.lastErr != "" && !ns.lastErrAt.Equal(s.lastErrAt) {
+			errs = append(errs, fmt.Errorf("matcher: bank %s: %s", s.cfg.Name, ns.lastErr))
+		}
+		if next == nil {
+			next = slices.Clone(old.slots)
+		}
+		next[i] = ns
+	}
+	if next != nil {
+		st := &localState{slots: next}
+		for _, s := range next {
+			if !s.cfg.Disabled && s.bank != nil {
+				st.active = append(st.active, s.bank)
+			}
+		}
+		l.state.Store(st)
+	}
+	return errors.Join(errs...)
+}
+
+// check returns s's successor, or nil when nothing changed.
+func (l *Local) check(s *bankSlot) *bankSlot {
+	name, path := s.cfg.Name, s.cfg.Path
+	sig, err := statSig(path)
+	if err != nil {
+		if s.lastErr == err.Error() {
+			return nil
+		}
+		l.log.Error("bank file unreadable; keeping the loaded version", "bank", name, "path", path, "error", err)
+		ns := *s
+		ns.lastErr, ns.lastErrAt, ns.tried = err.Error(), time.Now(), nil
+		return &ns
+	}
+	if sig.equal(s.sig) {
+		if s.lastErr == "" {
+			return nil
+		}
+		// The file is back to the content in use (say, a bad edit was
+		// reverted): the error no longer describes anything.
+		ns := *s
+		ns.lastErr, ns.lastErrAt, ns.tried = "", time.Time{}, nil
+		return &ns
+	}
+	if sig.equal(s.tried) {
+		return nil
+	}
+	bank, lsig, err := loadBank(name, path)
+	if errors.Is(err, errChanged) {
+		return nil // still being written; the next poll retries
+	}
+	ns := *s
+	if err != nil {
+		l.log.Error("bank reload failed; keeping the loaded version", "bank", name, "path", path, "error", err)
+		ns.lastErr, ns.lastErrAt, ns.tried = err.Error(), time.Now(), sig
+		return &ns
+	}
+	if bank.counts.Total() == 0 && s.bank != nil && s.bank.counts.Total() > 0 {
+		// Most likely a writer truncated the file and has not yet
+		// written it; the next poll picks up the content, but lookups
+		// miss meanwhile.
+		l.log.Warn("bank reloaded empty; publish bank files by renaming a complete file into place",
+			"bank", name, "path", path)
+	}
+	ns.bank, ns.sig, ns.tried, ns.lastErr, ns.lastErrAt = bank, lsig, nil, "", time.Time{}
+	l.logLoaded(bank, "bank reloaded")
+	return &ns
+}
+
+// Status describes every configured bank, disabled ones included.
+func (l *Local) Status() []BankStatus {
+	st := l.state.Load()
+	out := make([]BankStatus, 0, len(st.slots))
+	for _, s := range st.slots {
+		bs := BankStatus{
+			Name: s.cfg.Name, Path: s.cfg.Path, Enabled: !s.cfg.Disabled,
+			LastError: s.lastErr, LastErrorAt: s.lastErrAt,
+		}
+		if s.bank != nil {
+			bs.Counts, bs.LoadedAt, bs.Problems = s.bank.counts, s.bank.loadedAt, s.bank.nProbs
+		}
+		out = append(out, bs)
+	}
+	return out
+}
+
+// Stats is the number of entries per hash type over the enabled banks.
+func (l *Local) Stats() Counts {
+	var c Counts
+	for _, b := range l.state.Load().active {
+		c.add(b.counts)
+	}
+	return c
+}
+
+// pdqCand is one PDQ hit before ranking.
+type pdqCand struct {
+	bank    int32
+	id      int32
+	dist    int16
+	variant int8
+}
+
+type pdqScratch struct {
+	hits  []PDQHit
+	cands []pdqCand
+}
+
+// Match looks q's digests up in every enabled bank. It never returns an
+// error except for a finished ctx: local banks are always available.
+func (l *Local) Match(ctx context.Context, q Query) (Verdict, error) {
+	if err := ctx.Err(); err != nil {
+		return Verdict{}, err
+	}
+	st := l.state.Load()
+	var v Verdict
+	for _, b := range st.active {
+		if q.Has&HasMD5 != 0 {
+			if r, ok := b.md5[q.MD5]; ok {
+				v.Evidence = appendExact(v.Evidence, b, MD5, q.MD5[:], r)
+			}
+			if r, ok := b.videoMD5[q.MD5]; ok {
+				v.Evidence = appendExact(v.Evidence, b, VideoMD5, q.MD5[:], r)
+			}
+		}
+		if q.Has&HasSHA1 != 0 {
+			if r, ok := b.sha1[q.SHA1]; ok {
+				v.Evidence = appendExact(v.Evidence, b, SHA1, q.SHA1[:], r)
+			}
+		}
+		if q.Has&HasSHA256 != 0 {
+			if r, ok := b.sha256[q.SHA256]; ok {
+				v.Evidence = appendExact(v.Evidence, b, SHA256, q.SHA256[:], r)
+			}
+		}
+	}
+	if len(v.Evidence) > maxEvidence {
+		v.Evidence = v.Evidence[:maxEvidence]
+	}
+	if q.Has&HasPDQ != 0 {
+		switch {
+		case q.PDQ.IsZero():
+			v.Notes = append(v.Notes, "pdq not matched: the hash is all zeros (image too small or blank)")
+		case q.PDQQuality < l.minQuality:
+			v.Notes = append(v.Notes, "pdq not matched: quality "+strconv.Itoa(q.PDQQuality)+
+				" is below the minimum "+strconv.Itoa(l.minQuality))
+		default:
+			v.Evidence = l.matchPDQ(v.Evidence, st, &q)
+		}
+	}
+	if len(v.Evidence) > 0 {
+		best := &v.Evidence[0]
+		v.Match = true
+		v.Bank, v.HashType, v.MatchedHash, v.Distance, v.Source = best.Bank, best.HashType, best.Hash, best.Distance, best.Source
+		if best.HashType == PDQ {
+			v.Confidence = PDQConfidence(best.Distance)
+		} else {
+			v.Confidence = 1
+		}
+		v.Reason = reason(best)
+	}
+	return v, nil
+}
+
+func appendExact(ev []Evidence, b *Bank, t HashType, digest []byte, r entryRef) []Evidence {
+	if ev == nil {
+		ev = make([]Evidence, 0, 4)
+	}
+	return append(ev, Evidence{
+		Bank: b.name, HashType: t, Hash: hex.EncodeToString(digest),
+		Label: b.label(r), Source: b.source,
+	})
+}
+
+// matchPDQ appends the best PDQ evidence (smallest distance first, at most
+// one per banked entry) after the exact evidence, up to maxEvidence.
+func (l *Local) matchPDQ(ev []Evidence, st *localState, q *Query) []Evidence {
+	room := maxEvidence - len(ev)
+	if room <= 0 || len(st.active) == 0 {
+		return ev
+	}
+	variants := [8]pdq.Hash{q.PDQ}
+	nv := 1
+	if l.dihedral && len(q.Dihedral) == 8 {
+		// Variant 0 is the original, which q.PDQ already is.
+		copy(variants[1:], q.Dihedral[1:])
+		nv = 8
+	}
+	sc, _ := l.scratch.Get().(*pdqScratch)
+	if sc == nil {
+		sc = &pdqScratch{}
+	}
+	cands := sc.cands[:0]
+	for bi, b := range st.active {
+		if b.pdq == nil || b.pdq.Len() == 0 {
+			continue
+		}
+		for vi := 0; vi < nv; vi++ {
+			if vi > 0 && variants[vi].IsZero() {
+				continue
+			}
+			sc.hits = b.pdq.Search(sc.hits[:0], variants[vi], l.threshold)
+			for _, h := range sc.hits {
+				cands = append(cands, pdqCand{bank: int32(bi), id: h.ID, dist: int16(h.Distance), variant: int8(vi)})
+			}
+		}
+	}
+	if len(cands) > 0 {
+		slices.SortFunc(cands, func(a, b pdqCand) int {
+			if a.dist != b.dist {
+				return int(a.dist) - int(b.dist)
+			}
+			if a.bank != b.bank {
+				return int(a.bank) - int(b.bank)
+			}
+			if a.variant != b.variant {
+				return int(a.variant) - int(b.variant)
+			}
+			return int(a.id) - int(b.id)
+		})
+		if ev == nil {
+			ev = make([]Evidence, 0, min(len(cands), maxEvidence))
+		}
+		// Several variants may hit one entry: keep its closest hit only,
+		// which sorting put first.
+		var taken [maxEvidence]struct{ bank, id int32 }
+		nt := 0
+	next:
+		for _, c := range cands {
+			if nt >= room {
+				break
+			}
+			for _, t := range taken[:nt] {
+				if t.bank == c.bank && t.id == c.id {
+					continue next
+				}
+			}
+			taken[nt].bank, taken[nt].id = c.bank, c.id
+			nt++
+			b := st.active[c.bank]
+			e := Evidence{
+				Bank: b.name, HashType: PDQ, Hash: b.pdq.Hash(c.id).String(),
+				Distance: int(c.dist), Label: b.pdqLabel(c.id), Source: b.source,
+			}
+			if c.variant > 0 {
+				e.Dihedral = DihedralNames[c.variant]
+			}
+			ev = append(ev, e)
+		}
+	}
+	// A query near a huge cluster of entries must not pin its buffers in
+	// the pool for the life of the process.
+	if cap(cands) <= 1<<14 && cap(sc.hits) <= 1<<14 {
+		sc.cands = cands[:0]
+		l.scratch.Put(sc)
+	}
+	return ev
+}
+
+func reason(e *Evidence) string {
+	if e.HashType != PDQ {
+		s := string(e.HashType) + " matches bank " + e.Bank
+		if e.Label != "" {
+			s += " (" + e.Label + ")"
+		}
+		return s
+	}
+	s := "pdq"
+	if e.Dihedral != "" {
+		s += " (" + e.Dihedral + " variant)"
+	}
+	s += " within distance " + strconv.Itoa(e.Distance) + " of bank " + e.Bank + " entry"
+	if e.Label != "" {
+		s += " (" + e.Label + ")"
+	}
+	return s
+}

@@ -1,0 +1,97 @@
+package matcher
+
+import (
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mediaguard/mediaguard/hashing/pdq"
+)
+
+// benchBank is a random bank with its index, built once per process so
+// that -count and several benchmarks share it.
+type benchBank struct {
+	once    sync.Once
+	n       int
+	hashes  []pdq.Hash
+	ix      *PDQIndex
+	queries []pdq.Hash
+	build   time.Duration
+}
+
+var (
+	bank1M  = &benchBank{n: 1_000_000}
+	bank10M = &benchBank{n: 10_000_000}
+)
+
+func (bb *benchBank) get(b *testing.B) *benchBank {
+	bb.once.Do(func() {
+		bb.hashes = randomHashes(bb.n, 42)
+		start := time.Now()
+		// The index owns its slice; LinearSearch scans the original.
+		bb.ix = NewPDQIndex(slices.Clone(bb.hashes))
+		bb.build = time.Since(start)
+		rng := rand.New(rand.NewPCG(42, 43))
+		bb.queries = queries(rng, bb.hashes, 1024)
+	})
+	b.Logf("bank of %d built in %v, %.2f bytes/hash", bb.n, bb.build, float64(bb.ix.MemoryBytes())/float64(bb.n))
+	return bb
+}
+
+func skip10M(b *testing.B) {
+	if testing.Short() || os.Getenv("MEDIAGUARD_BENCH_10M") != "1" {
+		b.Skip("set MEDIAGUARD_BENCH_10M=1 (and no -short) to run the 10M benchmarks")
+	}
+}
+
+// benchSearch times one query per iteration at the default threshold and
+// reports the median alongside the mean.
+func benchSearch(b *testing.B, bb *benchBank, linear bool) {
+	var dst []PDQHit
+	times := make([]time.Duration, 0, b.N)
+	hits := 0
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		q := bb.queries[i%len(bb.queries)]
+		t0 := time.Now()
+		if linear {
+			dst = LinearSearch(dst[:0], bb.hashes, q, DefaultPDQThreshold)
+		} else {
+			dst = bb.ix.Search(dst[:0], q, DefaultPDQThreshold)
+		}
+		times = append(times, time.Since(t0))
+		hits += len(dst)
+	}
+	b.StopTimer()
+	slices.Sort(times)
+	if len(times) > 0 {
+		b.ReportMetric(float64(times[len(times)/2].Nanoseconds()), "median-ns/query")
+	}
+	b.ReportMetric(float64(bb.ix.MemoryBytes())/float64(bb.n), "bytes/hash")
+	b.ReportMetric(float64(hits)/float64(max(len(times), 1)), "hits/query")
+}
+
+func BenchmarkPDQIndex1M(b *testing.B)  { benchSearch(b, bank1M.get(b), false) }
+func BenchmarkPDQLinear1M(b *testing.B) { benchSearch(b, bank1M.get(b), true) }
+
+func BenchmarkPDQIndex10M(b *testing.B) {
+	skip10M(b)
+	benchSearch(b, bank10M.get(b), false)
+}
+
+func BenchmarkPDQLinear10M(b *testing.B) {
+	skip10M(b)
+	benchSearch(b, bank10M.get(b), true)
+}
+
+func BenchmarkPDQIndexBuild1M(b *testing.B) {
+	hs := randomHashes(1_000_000, 42)
+	var ix *PDQIndex
+	for b.Loop() {
+		ix = NewPDQIndex(hs)
+	}
+	b.ReportMetric(float64(ix.MemoryBytes())/float64(ix.Len()), "bytes/hash")
+}
