@@ -1,0 +1,825 @@
+package matcher
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gocache "github.com/patrickmn/go-cache"
+	"github.com/sony/gobreaker/v2"
+)
+
+// FailPolicy says what the Guard answers when a remote backend cannot be
+// consulted.
+type FailPolicy int
+
+// Fail policies.
+const (
+	// FailOpen allows the media, marked Unscanned with a note naming the
+	// backend: availability of the homeserver over completeness of the
+	// scan. It is the default.
+	FailOpen FailPolicy = iota
+	// FailClosed returns an error wrapping ErrUnavailable, which callers
+	// turn into a 503: nothing passes unscanned.
+	FailClosed
+)
+
+// String returns "open" or "closed".
+func (p FailPolicy) String() string {
+	switch p {
+	case FailOpen:
+		return "open"
+	case FailClosed:
+		return "closed"
+	}
+	return fmt.Sprintf("FailPolicy(%d)", int(p))
+}
+
+// ParseFailPolicy reads "open" or "closed" (as in config files).
+func ParseFailPolicy(s string) (FailPolicy, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "open", "fail_open", "fail-open":
+		return FailOpen, nil
+	case "closed", "fail_closed", "fail-closed":
+		return FailClosed, nil
+	}
+	return 0, fmt.Errorf("fail policy %q: want open or closed", s)
+}
+
+// Remote is one remote backend consulted by the Guard, in order.
+type Remote struct {
+	// Name identifies the backend in breaker states, stats and notes; it
+	// must be unique within a Guard.
+	Name string
+	// Matcher is the backend (an *HMA, a *Service, ...).
+	Matcher Matcher
+}
+
+// Breaker defaults.
+const (
+	DefaultBreakerConsecutiveFailures = 5
+	DefaultBreakerFailureRatio        = 0.5
+	DefaultBreakerMinRequests         = 20
+	DefaultBreakerInterval            = time.Minute
+	DefaultBreakerOpenTimeout         = 30 * time.Second
+	DefaultBreakerHalfOpenMaxRequests = 1
+	DefaultBreakerCallTimeout         = 2 * time.Second
+)
+
+// BreakerConfig configures the circuit breaker each remote backend sits
+// behind. Zero values take the defaults above.
+type BreakerConfig struct {
+	// ConsecutiveFailures trips the breaker after this many failures in a
+	// row (default 5).
+	ConsecutiveFailures uint32
+	// FailureRatio trips the breaker when at least this fraction (0..1] of
+	// the calls in the current window failed (default 0.5) ...
+	FailureRatio float64
+	// MinRequests ... once the window holds at least this many calls
+	// (default 20), so a few early failures do not trip it.
+	MinRequests uint32
+	// Interval is the closed-state window after which the counts behind
+	// FailureRatio start afresh (default 1 min); without it an old burst of
+	// failures would weigh on the ratio forever.
+	Interval time.Duration
+	// OpenTimeout is how long an open breaker refuses calls before letting
+	// probes through (half-open); default 30 s.
+	OpenTimeout time.Duration
+	// HalfOpenMaxRequests is how many probes a half-open breaker lets
+	// through; that many successes close it, one failure reopens it
+	// (default 1).
+	HalfOpenMaxRequests uint32
+	// CallTimeout bounds each call to a backend, inside the breaker so a
+	// slow backend counts as failing (default 2 s).
+	CallTimeout time.Duration
+}
+
+// Cache defaults.
+const (
+	DefaultCacheMatchTTL   = time.Hour
+	DefaultCacheMissTTL    = 30 * time.Second
+	DefaultCacheMaxEntries = 100000
+)
+
+// CacheConfig configures the cache of remote verdicts. Only what remote
+// backends answered is cached: local banks are consulted on every query, so
+// a bank reload takes effect at once.
+type CacheConfig struct {
+	// MatchTTL is how long a remote match is remembered (default 1 h); a
+	// negative value does not cache matches.
+	MatchTTL time.Duration
+	// MissTTL is how long a remote "no match" is remembered (default
+	// 30 s), kept short so a hash newly added to a remote list starts
+	// blocking soon; a negative value does not cache misses.
+	MissTTL time.Duration
+	// MaxEntries caps the number of cached verdicts (default 100000); a
+	// negative value disables the cache.
+	MaxEntries int
+}
+
+// GuardConfig configures a Guard.
+type GuardConfig struct {
+	// Local is consulted first for every query, never behind a breaker or
+	// the fail policy, and never cached; nil means no local banks.
+	Local Matcher
+	// Remotes are consulted in order after Local finds nothing; the first
+	// match wins.
+	Remotes []Remote
+	// FailPolicy applies when a remote cannot be consulted; default
+	// FailOpen.
+	FailPolicy FailPolicy
+	// Breaker configures each remote's circuit breaker.
+	Breaker BreakerConfig
+	// Cache configures the remote verdict cache.
+	Cache CacheConfig
+	// OnBreakerChange, when set, is told of every breaker state change
+	// ("closed", "half-open", "open"). It runs on the Guard's own
+	// goroutine, in order, never under a breaker's lock, so it may call
+	// BreakerStates; it should not block for long. Changes are dropped
+	// (and counted) if it falls far behind.
+	OnBreakerChange func(name string, from, to string)
+	// Logger receives breaker changes and cache-full warnings; nil is
+	// silent.
+	Logger Logger
+}
+
+// Guard is the Matcher the proxy and the lookup API use: local banks first,
+// then remote backends, each behind a circuit breaker, with a bounded cache
+// of remote verdicts, one shared remote call per distinct query in flight,
+// and the fail policy deciding what an unavailable remote means.
+type Guard struct {
+	local       Matcher
+	remotes     []*guardRemote
+	policy      FailPolicy
+	callTimeout time.Duration
+
+	cache      *gocache.Cache // nil when disabled
+	matchTTL   time.Duration
+	missTTL    time.Duration
+	maxEntries int
+	setMu      sync.Mutex // makes "count, then set" atomic so the cap holds
+	flights    flightGroup
+
+	log      Logger
+	onChange func(name, from, to string)
+	events   chan breakerEvent // nil when nobody listens
+
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closed    atomic.Bool
+
+	cacheHits, cacheMisses, cacheFull atomic.Uint64
+	failOpen, failClosed              atomic.Uint64
+	droppedEvents                     atomic.Uint64
+	lastFullWarn                      atomic.Int64
+}
+
+// guardRemote is one remote with its breaker and counters.
+type guardRemote struct {
+	name string
+	m    Matcher
+	cb   *gobreaker.CircuitBreaker[Verdict]
+
+	calls, failures, rejected, abandoned atomic.Uint64
+}
+
+type breakerEvent struct{ name, from, to string }
+
+// NewGuard checks the config, applies defaults and starts the Guard's
+// background goroutines (cache janitor, breaker-change dispatcher); Close
+// stops them.
+func NewGuard(cfg GuardConfig) (*Guard, error) {
+	b := cfg.Breaker
+	if b.ConsecutiveFailures == 0 {
+		b.ConsecutiveFailures = DefaultBreakerConsecutiveFailures
+	}
+	if b.FailureRatio == 0 {
+		b.FailureRatio = DefaultBreakerFailureRatio
+	}
+	if b.FailureRatio < 0 || b.FailureRatio > 1 {
+		return nil, fmt.Errorf("guard: breaker failure ratio %v not in (0,1]", b.FailureRatio)
+	}
+	if b.MinRequests == 0 {
+		b.MinRequests = DefaultBreakerMinRequests
+	}
+	if b.Interval == 0 {
+		b.Interval = DefaultBreakerInterval
+	}
+	if b.OpenTimeout == 0 {
+		b.OpenTimeout = DefaultBreakerOpenTimeout
+	}
+	if b.HalfOpenMaxRequests == 0 {
+		b.HalfOpenMaxRequests = DefaultBreakerHalfOpenMaxRequests
+	}
+	if b.CallTimeout == 0 {
+		b.CallTimeout = DefaultBreakerCallTimeout
+	}
+	if b.Interval < 0 || b.OpenTimeout < 0 || b.CallTimeout < 0 {
+		return nil, errors.New("guard: negative breaker duration")
+	}
+	switch cfg.FailPolicy {
+	case FailOpen, FailClosed:
+	default:
+		return nil, fmt.Errorf("guard: unknown fail policy %d", int(cfg.FailPolicy))
+	}
+
+	g := &Guard{
+		local:       cfg.Local,
+		policy:      cfg.FailPolicy,
+		callTimeout: b.CallTimeout,
+		matchTTL:    cfg.Cache.MatchTTL,
+		missTTL:     cfg.Cache.MissTTL,
+		maxEntries:  cfg.Cache.MaxEntries,
+		log:         cfg.Logger,
+		onChange:    cfg.OnBreakerChange,
+		stop:        make(chan struct{}),
+	}
+	if g.matchTTL == 0 {
+		g.matchTTL = DefaultCacheMatchTTL
+	}
+	if g.missTTL == 0 {
+		g.missTTL = DefaultCacheMissTTL
+	}
+	if g.maxEntries == 0 {
+		g.maxEntries = DefaultCacheMaxEntries
+	}
+	if g.onChange != nil || g.log != nil {
+		g.events = make(chan breakerEvent, 64)
+	}
+
+	seen := make(map[string]bool)
+	for i, r := range cfg.Remotes {
+		if r.Name == "" || r.Matcher == nil {
+			return nil, fmt.Errorf("guard: remote %d needs a name and a matcher", i)
+		}
+		if seen[r.Name] {
+			return nil, fmt.Errorf("guard: remote name %q used twice", r.Name)
+		}
+		seen[r.Name] = true
+		g.remotes = append(g.remotes, &guardRemote{name: r.Name, m: r.Matcher, cb: g.newBreaker(r.Name, b)})
+	}
+
+	if g.maxEntries > 0 && len(g.remotes) > 0 && (g.matchTTL > 0 || g.missTTL > 0) {
+		// No go-cache janitor: it is stopped only by a finalizer, so every
+		// config reload would leave one running until some later GC. Our
+		// own janitor stops in Close.
+		g.cache = gocache.New(gocache.NoExpiration, 0)
+		interval := min(max(min(pos(g.matchTTL), pos(g.missTTL)), time.Second), time.Minute)
+		g.wg.Add(1)
+		go g.janitor(interval)
+	}
+	if g.events != nil {
+		g.wg.Add(1)
+		go g.dispatch()
+	}
+	return g, nil
+}
+
+// pos maps non-positive durations to "never", for taking a minimum.
+func pos(d time.Duration) time.Duration {
+	if d <= 0 {
+		return time.Duration(1<<63 - 1)
+	}
+	return d
+}
+
+func (g *Guard) newBreaker(name string, b BreakerConfig) *gobreaker.CircuitBreaker[Verdict] {
+	st := gobreaker.Settings{
+		Name:        name,
+		MaxRequests: b.HalfOpenMaxRequests,
+		Interval:    b.Interval,
+		Timeout:     b.OpenTimeout,
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			if c.ConsecutiveFailures >= b.ConsecutiveFailures {
+				return true
+			}
+			// Requests counts abandoned calls too; they say nothing
+			// about the backend.
+			valid := c.Requests - min(c.TotalExclusions, c.Requests)
+			return valid >= b.MinRequests && float64(c.TotalFailures)/float64(valid) >= b.FailureRatio
+		},
+		// A call abandoned because every caller went away is neither a
+		// success nor a failure of the backend. The CallTimeout expiring
+		// is not excluded: a backend that slow is failing.
+		IsExcluded: func(err error) bool {
+			var a *abandonedError
+			return errors.As(err, &a)
+		},
+	}
+	if g.events != nil {
+		// gobreaker calls this under the breaker's lock: calling State()
+		// here would deadlock and a slow listener would stall every
+		// lookup, so only hand the event over, never blocking.
+		st.OnStateChange = func(name string, from, to gobreaker.State) {
+			select {
+			case g.events <- breakerEvent{name, from.String(), to.String()}:
+			default:
+				g.droppedEvents.Add(1)
+			}
+		}
+	}
+	return gobreaker.NewCircuitBreaker[Verdict](st)
+}
+
+// abandonedError marks a remote call whose callers all went away.
+type abandonedError struct{ err error }
+
+func (e *abandonedError) Error() string { return "abandoned by every caller: " + e.err.Error() }
+func (e *abandonedError) Unwrap() error { return e.err }
+
+// dispatch delivers breaker events outside the breakers' locks, in order.
+func (g *Guard) dispatch() {
+	defer g.wg.Done()
+	for {
+		select {
+		case ev := <-g.events:
+			g.emit(ev)
+		case <-g.stop:
+			for {
+				select {
+				case ev := <-g.events:
+					g.emit(ev)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (g *Guard) emit(ev breakerEvent) {
+	if g.log != nil {
+		msg := "remote backend circuit breaker changed"
+		kv := []any{"backend", ev.name, "from", ev.from, "to", ev.to}
+		if ev.to == gobreaker.StateOpen.String() {
+			g.log.Warn(msg+": not consulting it until a probe succeeds", kv...)
+		} else {
+			g.log.Info(msg, kv...)
+		}
+	}
+	if g.onChange != nil {
+		g.onChange(ev.name, ev.from, ev.to)
+	}
+}
+
+// janitor purges expired cache entries, which go-cache would otherwise
+// keep (and count towards the cap) until overwritten.
+func (g *Guard) janitor(interval time.Duration) {
+	defer g.wg.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			g.cache.DeleteExpired()
+		case <-g.stop:
+			return
+		}
+	}
+}
+
+// Close stops the Guard's goroutines and empties the cache. Match keeps
+// working afterwards, uncached, so requests in flight during a config
+// reload finish normally. Close is idempotent and does not close the
+// backends.
+func (g *Guard) Close() error {
+	g.closeOnce.Do(func() {
+		g.closed.Store(true)
+		close(g.stop)
+		g.wg.Wait()
+		if g.cache != nil {
+			g.setMu.Lock() // no store may slip in after the flush
+			g.cache.Flush()
+			g.setMu.Unlock()
+		}
+	})
+	return nil
+}
+
+// Match consults the local banks, then (on no local match) the remotes
+// through the cache, the shared in-flight calls and the breakers, and
+// applies the fail policy. The caller's cancellation is returned as
+// ctx.Err().
+func (g *Guard) Match(ctx context.Context, q Query) (Verdict, error) {
+	var local Verdict
+	if g.local != nil {
+		v, err := g.local.Match(ctx, q)
+		if err != nil {
+			if ctx.Err() != nil {
+				return Verdict{}, ctx.Err()
+			}
+			return Verdict{}, fmt.Errorf("guard: local banks: %w", err)
+		}
+		if v.Match {
+			return v, nil
+		}
+		local = v
+	}
+	if len(g.remotes) == 0 {
+		return local, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return Verdict{}, err
+	}
+	rr, err := g.remote(ctx, &q)
+	if err != nil {
+		return Verdict{}, err
+	}
+	return g.decide(local, rr)
+}
+
+// remoteResult is what the remotes answered for one query.
+type remoteResult struct {
+	// v holds the first match's fields and the evidence and notes of
+	// every remote consulted.
+	v        Verdict
+	failures []remoteFailure
+}
+
+type remoteFailure struct {
+	name string
+	err  error
+}
+
+// remote answers from the cache or joins/starts the one in-flight call for
+// this query.
+func (g *Guard) remote(ctx context.Context, q *Query) (remoteResult, error) {
+	key := cacheKey(q)
+	if g.cache != nil && !g.closed.Load() {
+		if x, ok := g.cache.Get(key); ok {
+			g.cacheHits.Add(1)
+			return remoteResult{v: x.(Verdict)}, nil
+		}
+		g.cacheMisses.Add(1)
+	}
+	qc := *q
+	return g.flights.do(ctx, key, func(fctx context.Context) remoteResult {
+		// A call for this key may have finished between our cache miss
+		// and starting this one.
+		if g.cache != nil {
+			if x, ok := g.cache.Get(key); ok {
+				return remoteResult{v: x.(Verdict)}
+			}
+		}
+		rr := g.consultRemotes(fctx, &qc)
+		if len(rr.failures) == 0 && fctx.Err() == nil {
+			g.store(key, rr.v)
+		}
+		return rr
+	})
+}
+
+// consultRemotes asks each remote in order until one matches. fctx is
+// cancelled only when every caller waiting for this query has gone away.
+func (g *Guard) consultRemotes(fctx context.Context, q *Query) (rr remoteResult) {
+	for _, r := range g.remotes {
+		if fctx.Err() != nil {
+			return rr
+		}
+		v, err := g.call(fctx, r, q)
+		if err != nil {
+			rr.failures = append(rr.failures, remoteFailure{r.name, err})
+			continue
+		}
+		rr.v.Evidence = append(rr.v.Evidence, v.Evidence...)
+		rr.v.Notes = append(rr.v.Notes, v.Notes...)
+		if v.Match {
+			ev, notes := rr.v.Evidence, rr.v.Notes
+			rr.v = v
+			rr.v.Evidence, rr.v.Notes = ev, notes
+			// A match is definitive even if an earlier remote failed:
+			// blocking is right under either policy.
+			rr.failures = nil
+			return rr
+		}
+	}
+	return rr
+}
+
+// call runs one remote through its breaker with the call timeout inside the
+// breaker, so a slow backend counts against it.
+func (g *Guard) call(fctx context.Context, r *guardRemote, q *Query) (_ Verdict, err error) {
+	defer func() {
+		// gobreaker counts a panic as a failure and re-panics; it must not
+		// take the process down from the shared call's goroutine, where no
+		// HTTP server would recover it.
+		if p := recover(); p != nil {
+			r.failures.Add(1)
+			err = fmt.Errorf("%w: %s: backend panicked: %v", ErrUnavailable, r.name, p)
+		}
+	}()
+	v, err := r.cb.Execute(func() (Verdict, error) {
+		r.calls.Add(1)
+		cctx, cancel := context.WithTimeout(fctx, g.callTimeout)
+		defer cancel()
+		v, err := r.m.Match(cctx, *q)
+		if err != nil && fctx.Err() != nil {
+			return Verdict{}, &abandonedError{err}
+		}
+		return v, err
+	})
+	var ab *abandonedError
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.As(err, &ab):
+		r.abandoned.Add(1)
+		return Verdict{}, err
+	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
+		r.rejected.Add(1)
+		return Verdict{}, fmt.Errorf("%w: %s: circuit breaker open (backend failing, not consulted)", ErrUnavailable, r.name)
+	}
+	r.failures.Add(1)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return Verdict{}, fmt.Errorf("%w: %s: no answer within %s", ErrUnavailable, r.name, g.callTimeout)
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrBadResponse):
+		return Verdict{}, err
+	}
+	return Verdict{}, fmt.Errorf("%w: %s: %w", ErrUnavailable, r.name, err)
+}
+
+// decide merges the local and remote answers and applies the fail policy.
+func (g *Guard) decide(local Verdict, rr remoteResult) (Verdict, error) {
+	out := local
+	// Fresh slices: rr.v may be shared with the cache and other callers.
+	out.Evidence = concat(local.Evidence, rr.v.Evidence)
+	out.Notes = concat(local.Notes, rr.v.Notes)
+	if rr.v.Match {
+		out.Match = true
+		out.Bank = rr.v.Bank
+		out.HashType = rr.v.HashType
+		out.MatchedHash = rr.v.MatchedHash
+		out.Distance = rr.v.Distance
+		out.Confidence = rr.v.Confidence
+		out.Source = rr.v.Source
+		out.Reason = rr.v.Reason
+		return out, nil
+	}
+	if len(rr.failures) == 0 {
+		return out, nil
+	}
+	names := make([]string, len(rr.failures))
+	errs := make(joinedErrors, len(rr.failures))
+	for i, f := range rr.failures {
+		names[i], errs[i] = f.name, f.err
+	}
+	if g.policy == FailClosed {
+		g.failClosed.Add(1)
+		return Verdict{}, fmt.Errorf("%w: fail-closed, not consulted: %s: %w", ErrUnavailable, strings.Join(names, ", "), errs)
+	}
+	g.failOpen.Add(1)
+	out.Unscanned = true
+	for _, f := range rr.failures {
+		out.Notes = append(out.Notes, fmt.Sprintf("remote %s not consulted, allowed unscanned (fail-open): %v", f.name, f.err))
+	}
+	if out.Reason == "" {
+		out.Reason = "no match in the backends consulted; not scanned by " + strings.Join(names, ", ") + " (unavailable, fail-open)"
+	}
+	return out, nil
+}
+
+// joinedErrors is errors.Join on one line, for log-friendly messages.
+type joinedErrors []error
+
+func (e joinedErrors) Error() string {
+	parts := make([]string, len(e))
+	for i, err := range e {
+		parts[i] = err.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (e joinedErrors) Unwrap() []error { return e }
+
+// concat returns a new slice holding a then b (nil when both are empty).
+func concat[T any](a, b []T) []T {
+	if len(a)+len(b) == 0 {
+		return nil
+	}
+	out := make([]T, 0, len(a)+len(b))
+	return append(append(out, a...), b...)
+}
+
+// store caches a complete remote answer. At the cap new entries are simply
+// not cached (rather than evicting): go-cache has no cheap eviction (it
+// would mean copying the whole map under its lock), the hashes are chosen by
+// whoever uploads, and expired entries are purged by the janitor, so the
+// cache refills within MissTTL once a flood stops. Callers pay an uncached
+// remote lookup meanwhile, never a wrong answer.
+func (g *Guard) store(key string, v Verdict) {
+	ttl := g.missTTL
+	if v.Match {
+		ttl = g.matchTTL
+	}
+	if g.cache == nil || ttl <= 0 {
+		return
+	}
+	g.setMu.Lock()
+	defer g.setMu.Unlock()
+	if g.closed.Load() {
+		return
+	}
+	if g.cache.ItemCount() >= g.maxEntries {
+		g.cacheFull.Add(1)
+		g.warnFull()
+		return
+	}
+	g.cache.Set(key, v, ttl)
+}
+
+// warnFull logs a full cache at most once a minute.
+func (g *Guard) warnFull() {
+	if g.log == nil {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := g.lastFullWarn.Load()
+	if now-last < int64(time.Minute) || !g.lastFullWarn.CompareAndSwap(last, now) {
+		return
+	}
+	g.log.Warn("remote verdict cache full: new verdicts not cached", "max_entries", g.maxEntries)
+}
+
+// cacheKey is a fixed-size digest of everything a remote answer depends on:
+// the digests present, the PDQ quality (it decides whether PDQ is sent) and
+// the media kind (HMA looks up video MD5 only for videos). Dihedral variants
+// are left out: remotes do not use them.
+func cacheKey(q *Query) string {
+	const maxKey = 4 + 16 + 20 + 32 + 32 + 1 + 32
+	buf := make([]byte, 0, maxKey+len(q.Kind))
+	buf = append(buf, 1, byte(q.Has&(HasMD5|HasSHA1|HasSHA256|HasPDQ)))
+	if q.Has&HasMD5 != 0 {
+		buf = append(buf, q.MD5[:]...)
+	}
+	if q.Has&HasSHA1 != 0 {
+		buf = append(buf, q.SHA1[:]...)
+	}
+	if q.Has&HasSHA256 != 0 {
+		buf = append(buf, q.SHA256[:]...)
+	}
+	if q.Has&HasPDQ != 0 {
+		for _, w := range q.PDQ {
+			buf = binary.BigEndian.AppendUint64(buf, w)
+		}
+		buf = append(buf, byte(min(max(q.PDQQuality, 0), 255)))
+	}
+	buf = append(buf, q.Kind...) // last, so its variable length is unambiguous
+	sum := sha256.Sum256(buf)
+	return string(sum[:])
+}
+
+// BreakerStates returns each remote's breaker state: "closed", "half-open"
+// or "open".
+func (g *Guard) BreakerStates() map[string]string {
+	out := make(map[string]string, len(g.remotes))
+	for _, r := range g.remotes {
+		out[r.name] = r.cb.State().String()
+	}
+	return out
+}
+
+// RemoteStats are one remote backend's counters.
+type RemoteStats struct {
+	// Calls is the number of calls the breaker let through.
+	Calls uint64
+	// Failures is the number of those that failed (error, bad response,
+	// timeout); they count against the breaker.
+	Failures uint64
+	// Rejected is the number of calls refused by an open breaker.
+	Rejected uint64
+	// Abandoned is the number of calls given up because every caller went
+	// away; the breaker ignores them.
+	Abandoned uint64
+}
+
+// GuardStats are the Guard's counters since it was created, for metrics.
+type GuardStats struct {
+	// CacheHits and CacheMisses count remote-verdict cache lookups.
+	CacheHits, CacheMisses uint64
+	// CacheEntries is the number of cached verdicts now (expired ones
+	// included until the janitor runs).
+	CacheEntries int
+	// CacheFull counts verdicts not cached because the cache was full.
+	CacheFull uint64
+	// SharedCalls counts lookups answered by joining an identical call
+	// already in flight.
+	SharedCalls uint64
+	// FailOpen counts lookups allowed unscanned; FailClosed counts
+	// lookups refused because a remote was unavailable.
+	FailOpen, FailClosed uint64
+	// DroppedBreakerEvents counts breaker changes not delivered because
+	// OnBreakerChange fell behind.
+	DroppedBreakerEvents uint64
+	// Remotes holds each remote's counters by name.
+	Remotes map[string]RemoteStats
+}
+
+// Stats returns a snapshot of the counters.
+func (g *Guard) Stats() GuardStats {
+	s := GuardStats{
+		CacheHits:            g.cacheHits.Load(),
+		CacheMisses:          g.cacheMisses.Load(),
+		CacheFull:            g.cacheFull.Load(),
+		SharedCalls:          g.flights.joined.Load(),
+		FailOpen:             g.failOpen.Load(),
+		FailClosed:           g.failClosed.Load(),
+		DroppedBreakerEvents: g.droppedEvents.Load(),
+		Remotes:              make(map[string]RemoteStats, len(g.remotes)),
+	}
+	if g.cache != nil {
+		s.CacheEntries = g.cache.ItemCount()
+	}
+	for _, r := range g.remotes {
+		s.Remotes[r.name] = RemoteStats{
+			Calls:     r.calls.Load(),
+			Failures:  r.failures.Load(),
+			Rejected:  r.rejected.Load(),
+			Abandoned: r.abandoned.Load(),
+		}
+	}
+	return s
+}
+
+// flightGroup shares one remote call among concurrent identical queries: a
+// burst of the same upload (a meme in a big room) must not become a burst
+// at HMA. Unlike x/sync/singleflight, the call runs on a context of its own
+// that is cancelled only when every waiting caller has gone away, so one
+// impatient client cannot fail the others.
+type flightGroup struct {
+	mu sync.Mutex
+	m  map[string]*flight
+	// joined counts callers that joined a call already in flight.
+	joined atomic.Uint64
+}
+
+type flight struct {
+	done    chan struct{}
+	res     remoteResult
+	waiters int // guarded by flightGroup.mu
+	cancel  context.CancelFunc
+}
+
+// do returns the result of fn for key, running fn at most once at a time per
+// key, or ctx.Err() if ctx ends first.
+func (g *flightGroup) do(ctx context.Context, key string, fn func(context.Context) remoteResult) (remoteResult, error) {
+	g.mu.Lock()
+	f, ok := g.m[key]
+	if ok {
+		f.waiters++
+		g.joined.Add(1)
+	} else {
+		// WithoutCancel keeps the first caller's values (trace ids) but
+		// not its cancellation or deadline.
+		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		f = &flight{done: make(chan struct{}), waiters: 1, cancel: cancel}
+		if g.m == nil {
+			g.m = make(map[string]*flight)
+		}
+		g.m[key] = f
+		go g.run(key, f, fctx, fn)
+	}
+	g.mu.Unlock()
+
+	select {
+	case <-f.done:
+		return f.res, nil
+	case <-ctx.Done():
+		g.mu.Lock()
+		f.waiters--
+		if f.waiters == 0 {
+			// Nobody wants the answer: stop the call and let the next
+			// caller start afresh rather than join a cancelled one.
+			if g.m[key] == f {
+				delete(g.m, key)
+			}
+			f.cancel()
+		}
+		g.mu.Unlock()
+		return remoteResult{}, ctx.Err()
+	}
+}
+
+func (g *flightGroup) run(key string, f *flight, fctx context.Context, fn func(context.Context) remoteResult) {
+	defer f.cancel()
+	defer close(f.done)
+	defer func() {
+		// Backend panics are recovered in call; this catches our own.
+		if p := recover(); p != nil {
+			f.res = remoteResult{failures: []remoteFailure{{"guard", fmt.Errorf("%w: remote backend panicked: %v", ErrUnavailable, p)}}}
+		}
+		g.mu.Lock()
+		if g.m[key] == f {
+			delete(g.m, key)
+		}
+		g.mu.Unlock()
+	}()
+	f.res = fn(fctx)
+}

@@ -1,0 +1,296 @@
+package matcher
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mediaguard/mediaguard/hashing/pdq"
+)
+
+// pdqQuery is an image query carrying the PDQ hash hexHash of quality q.
+func pdqQuery(t testing.TB, hexHash string, quality int) Query {
+	t.Helper()
+	h, err := pdq.ParseHex(hexHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Query{Has: HasPDQ, PDQ: h, PDQQuality: quality, Kind: KindImage}
+}
+
+func newTestHMA(t testing.TB, cfg HMAConfig) *HMA {
+	t.Helper()
+	h, err := NewHMA(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestNewHMAConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cfg     HMAConfig
+		wantErr string
+	}{
+		{"ok", HMAConfig{URL: "http://hma:5100", Banks: []string{"TEST_BANK", "_X9"}}, ""},
+		{"no URL", HMAConfig{}, "URL is required"},
+		{"relative URL", HMAConfig{URL: "hma:5100"}, "absolute"},
+		{"ftp", HMAConfig{URL: "ftp://hma"}, "absolute"},
+		{"lowercase bank", HMAConfig{URL: "http://hma", Banks: []string{"test bank"}}, "not an HMA bank name"},
+		{"comma in bank", HMAConfig{URL: "http://hma", Banks: []string{"A,B"}}, "not an HMA bank name"},
+		{"negative timeout", HMAConfig{URL: "http://hma", Timeout: -1}, "negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := NewHMA(tc.cfg)
+			if tc.wantErr == "" {
+				if err != nil || h.timeout != DefaultRemoteTimeout || h.Name() != "hma" {
+					t.Fatalf("NewHMA = %+v, %v; want defaults applied", h, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v; want it to mention %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// The fake answers per bank, unsorted; the client must pick the closest
+// content across banks, not the first key or first entry.
+func TestHMAMatchPicksSmallestDistance(t *testing.T) {
+	f := newFakeHMA(t)
+	f.setContents(
+		fakeHMAContent{bank: "A_BANK", id: 4, signalType: "pdq", signal: hmaShrink},
+		fakeHMAContent{bank: "A_BANK", id: 5, signalType: "pdq", signal: hmaContrast},
+		fakeHMAContent{bank: "Z_BANK", id: 3, signalType: "pdq", signal: hmaBase},
+	)
+	h := newTestHMA(t, HMAConfig{URL: f.URL})
+	q := pdqQuery(t, hmaNear8, 90)
+	v, err := h.Match(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Match || v.Bank != "Z_BANK" || v.Distance != 8 || v.HashType != PDQ {
+		t.Fatalf("verdict %+v; want Z_BANK at distance 8", v)
+	}
+	if v.Source != "hma:Z_BANK" || v.Confidence != PDQConfidence(8) || v.MatchedHash != hmaNear8 {
+		t.Fatalf("verdict %+v; want source hma:Z_BANK, confidence %v, the query hash", v, PDQConfidence(8))
+	}
+	if len(v.Evidence) != 3 {
+		t.Fatalf("evidence %+v; want all 3 matches", v.Evidence)
+	}
+	if e := v.Evidence[0]; e.Label != "hma content 3" || e.Source != "hma:Z_BANK" {
+		t.Fatalf("best evidence %+v", e)
+	}
+	for i := 1; i < len(v.Evidence); i++ {
+		if v.Evidence[i-1].Distance > v.Evidence[i].Distance {
+			t.Fatalf("evidence not sorted by distance: %+v", v.Evidence)
+		}
+	}
+	// The distances are HMA's own, checked against the hashes.
+	for _, e := range v.Evidence {
+		want := map[string]string{"hma content 4": hmaShrink, "hma content 5": hmaContrast, "hma content 3": hmaBase}[e.Label]
+		b, _ := pdq.ParseHex(want)
+		if d := pdq.Distance(q.PDQ, b); d != e.Distance {
+			t.Errorf("%s distance %d; hashes are %d apart", e.Label, e.Distance, d)
+		}
+	}
+}
+
+func TestHMARequestFollowsProtocol(t *testing.T) {
+	f := newFakeHMA(t)
+	f.token = "s3cret"
+	h := newTestHMA(t, HMAConfig{URL: f.URL + "/", APIKey: "s3cret", Banks: []string{"TEST_BANK", "OTHER_BANK"}})
+	v, err := h.Match(context.Background(), pdqQuery(t, hmaBase, 100))
+	if err != nil || !v.Match || v.Distance != 0 || v.Confidence != 1 {
+		t.Fatalf("Match = %+v, %v; want an exact match", v, err)
+	}
+	q := f.lastQuery()
+	if q.Get("signal_type") != "pdq" || q.Get("signal") != hmaBase || q.Get("banks") != "TEST_BANK,OTHER_BANK" {
+		t.Fatalf("query %v", q)
+	}
+
+	// The fake holds HMA to its word: uppercase hex is a 400. The
+	// client never sends it, even for a query built from uppercase.
+	req, _ := http.NewRequest(http.MethodGet, f.URL+"/m/lookup?signal_type=pdq&signal="+strings.ToUpper(hmaBase), nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("fake accepted uppercase hex: %d", resp.StatusCode)
+	}
+}
+
+func TestHMANoMatch(t *testing.T) {
+	f := newFakeHMA(t)
+	h := newTestHMA(t, HMAConfig{URL: f.URL})
+	for _, hx := range []string{hmaFar, hmaDist32} {
+		v, err := h.Match(context.Background(), pdqQuery(t, hx, 100))
+		if err != nil || v.Match {
+			t.Fatalf("%s: Match = %+v, %v; want no match, no error", hx, v, err)
+		}
+	}
+	v, err := h.Match(context.Background(), pdqQuery(t, hmaDist31, 100))
+	if err != nil || !v.Match || v.Distance != 31 {
+		t.Fatalf("distance 31: Match = %+v, %v; want a match", v, err)
+	}
+}
+
+// HMA drops PDQ hashes of quality below 50 and never matches the all-zero
+// hash, and has no photo MD5 signal type: such queries must not reach it.
+func TestHMASkipsWhatHMACannotMatch(t *testing.T) {
+	zero := Query{Has: HasPDQ, PDQQuality: 100, Kind: KindImage}
+	imageMD5 := Query{Has: HasMD5, MD5: md5.Sum([]byte("x")), Kind: KindImage}
+	for _, tc := range []struct {
+		name     string
+		q        Query
+		wantCall bool
+		wantNote string
+	}{
+		{"quality 49", pdqQuery(t, hmaBase, 49), false, "quality 49 < 50"},
+		{"quality 50", pdqQuery(t, hmaBase, 50), true, ""},
+		{"zero hash", zero, false, "all zero"},
+		{"image MD5 only", imageMD5, false, "nothing to look up"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeHMA(t)
+			h := newTestHMA(t, HMAConfig{URL: f.URL})
+			v, err := h.Match(context.Background(), tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if called := f.lookups.Load() > 0; called != tc.wantCall {
+				t.Fatalf("HMA called = %v; want %v", called, tc.wantCall)
+			}
+			if tc.wantNote != "" && (len(v.Notes) != 1 || !strings.Contains(v.Notes[0], tc.wantNote)) {
+				t.Fatalf("notes %q; want %q", v.Notes, tc.wantNote)
+			}
+		})
+	}
+}
+
+func TestHMAVideoMD5(t *testing.T) {
+	sum := md5.Sum([]byte("some video"))
+	f := newFakeHMA(t)
+	f.setContents(fakeHMAContent{bank: "VIDEOS", id: 77, signalType: "video_md5", signal: hex.EncodeToString(sum[:])})
+	h := newTestHMA(t, HMAConfig{URL: f.URL})
+
+	v, err := h.Match(context.Background(), Query{Has: HasMD5, MD5: sum, Kind: KindVideo})
+	if err != nil || !v.Match || v.HashType != VideoMD5 || v.Confidence != 1 || v.Bank != "VIDEOS" || v.Distance != 0 {
+		t.Fatalf("Match = %+v, %v; want a video_md5 match", v, err)
+	}
+	if q := f.lastQuery(); q.Get("signal_type") != "video_md5" {
+		t.Fatalf("query %v", q)
+	}
+	// The same MD5 on an image is not a video MD5.
+	n := f.lookups.Load()
+	if v, err := h.Match(context.Background(), Query{Has: HasMD5, MD5: sum, Kind: KindImage}); err != nil || v.Match || f.lookups.Load() != n {
+		t.Fatalf("image MD5 looked up as video: %+v, %v", v, err)
+	}
+}
+
+func TestHMAToleratesNumericDistance(t *testing.T) {
+	f := newFakeHMA(t)
+	f.setRaw(&fakeRaw{status: 200, contentType: "application/json", body: `{"TEST_BANK":[{"bank_content_id":7,"distance":3},{"bank_content_id":"8","distance":"5"}]}`})
+	h := newTestHMA(t, HMAConfig{URL: f.URL})
+	v, err := h.Match(context.Background(), pdqQuery(t, hmaBase, 100))
+	if err != nil || !v.Match || v.Distance != 3 || v.Evidence[0].Label != "hma content 7" {
+		t.Fatalf("Match = %+v, %v", v, err)
+	}
+}
+
+// Every way HMA can fail to answer is an error, never "no match".
+func TestHMAErrors(t *testing.T) {
+	jsonRaw := func(body string) *fakeRaw { return &fakeRaw{200, "application/json", body} }
+	for _, tc := range []struct {
+		name    string
+		setup   func(f *fakeHMA, cfg *HMAConfig)
+		want    error
+		wantMsg string
+	}{
+		{"index not loaded", func(f *fakeHMA, _ *HMAConfig) { f.loaded.Store(false) }, ErrUnavailable, "INDEX-NOT-LOADED"},
+		{"index stale plain text", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(&fakeRaw{503, "text/html", "INDEX-STALE"}) }, ErrUnavailable, "INDEX-STALE"},
+		{"server error", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(&fakeRaw{500, "text/html", "<h1>oops</h1>"}) }, ErrUnavailable, "HTTP 500"},
+		{"rejected as bad request", func(f *fakeHMA, _ *HMAConfig) {
+			f.setRaw(&fakeRaw{400, "application/json", `{"message":"invalid signal: invalid PDQ hash"}`})
+		}, ErrUnavailable, "invalid PDQ hash"},
+		{"wrong token", func(f *fakeHMA, c *HMAConfig) { f.token = "right"; c.APIKey = "wrong" }, ErrUnavailable, "HTTP 401"},
+		{"no token", func(f *fakeHMA, _ *HMAConfig) { f.token = "right" }, ErrUnavailable, "HTTP 401"},
+		{"malformed JSON", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(jsonRaw(`{"TEST_BANK":[{"bank_content_id":1,`)) }, ErrBadResponse, ""},
+		{"raw_lookup shape", func(f *fakeHMA, _ *HMAConfig) {
+			f.setRaw(jsonRaw(`{"matches":[{"bank_content_id":17,"distance":"3"}]}`))
+		}, ErrBadResponse, "not a bank name"},
+		{"bare ids", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(jsonRaw(`{"TEST_BANK":[17]}`)) }, ErrBadResponse, ""},
+		{"array", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(jsonRaw(`[]`)) }, ErrBadResponse, ""},
+		{"null", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(jsonRaw(`null`)) }, ErrBadResponse, ""},
+		{"bank not a list", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(jsonRaw(`{"TEST_BANK":{"x":1}}`)) }, ErrBadResponse, ""},
+		{"distance not a number", func(f *fakeHMA, _ *HMAConfig) {
+			f.setRaw(jsonRaw(`{"TEST_BANK":[{"bank_content_id":1,"distance":"far"}]}`))
+		}, ErrBadResponse, "bad distance"},
+		{"distance missing", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(jsonRaw(`{"TEST_BANK":[{"bank_content_id":1}]}`)) }, ErrBadResponse, "bad distance"},
+		{"negative distance", func(f *fakeHMA, _ *HMAConfig) {
+			f.setRaw(jsonRaw(`{"TEST_BANK":[{"bank_content_id":1,"distance":"-1"}]}`))
+		}, ErrBadResponse, "bad distance"},
+		{"id missing", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(jsonRaw(`{"TEST_BANK":[{"distance":"1"}]}`)) }, ErrBadResponse, "bank_content_id"},
+		{"oversized answer", func(f *fakeHMA, _ *HMAConfig) {
+			f.setRaw(jsonRaw(`{"TEST_BANK":[` + strings.Repeat(`{"bank_content_id":1,"distance":"1"},`, 40000) + `{"bank_content_id":1,"distance":"1"}]}`))
+		}, ErrBadResponse, "larger than"},
+		{"slow", func(f *fakeHMA, c *HMAConfig) { f.setDelay(2 * time.Second); c.Timeout = 50 * time.Millisecond }, ErrUnavailable, "no answer within 50ms"},
+		{"connection refused", func(f *fakeHMA, _ *HMAConfig) { f.Close() }, ErrUnavailable, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeHMA(t)
+			cfg := HMAConfig{URL: f.URL}
+			tc.setup(f, &cfg)
+			h := newTestHMA(t, cfg)
+			start := time.Now()
+			v, err := h.Match(context.Background(), pdqQuery(t, hmaBase, 100))
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Match = %+v, %v; want %v", v, err, tc.want)
+			}
+			if tc.wantMsg != "" && !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Fatalf("error %q; want it to mention %q", err, tc.wantMsg)
+			}
+			if time.Since(start) > time.Second {
+				t.Fatalf("took %s: the timeout did not bound the request", time.Since(start))
+			}
+		})
+	}
+}
+
+// A caller that goes away gets its own ctx.Err(), not ErrUnavailable, so a
+// Guard does not blame HMA for it.
+func TestHMACallerCancel(t *testing.T) {
+	f := newFakeHMA(t)
+	f.setDelay(2 * time.Second)
+	h := newTestHMA(t, HMAConfig{URL: f.URL})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(30*time.Millisecond, cancel)
+	_, err := h.Match(ctx, pdqQuery(t, hmaBase, 100))
+	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v; want context.Canceled only", err)
+	}
+}
+
+func TestHMAStatus(t *testing.T) {
+	f := newFakeHMA(t)
+	f.loaded.Store(false)
+	h := newTestHMA(t, HMAConfig{URL: f.URL})
+	word, err := h.Status(context.Background())
+	if !errors.Is(err, ErrUnavailable) || word != "INDEX-NOT-LOADED" {
+		t.Fatalf("Status = %q, %v; want INDEX-NOT-LOADED, ErrUnavailable", word, err)
+	}
+	f.loaded.Store(true)
+	if word, err := h.Status(context.Background()); err != nil || word != "I-AM-ALIVE" {
+		t.Fatalf("Status = %q, %v", word, err)
+	}
+}

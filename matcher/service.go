@@ -1,0 +1,162 @@
+package matcher
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// ServiceConfig configures a JSON lookup service speaking the Mjolnir HMA
+// plugin's contract (another mediaguard, or any service built for the
+// plugin).
+type ServiceConfig struct {
+	// Name identifies the backend: verdicts carry Source "service:NAME".
+	Name string
+	// URL is the full lookup URL the request is POSTed to.
+	URL string
+	// APIKey, when set, is sent as "Authorization: Bearer".
+	APIKey string
+	// Timeout bounds each request; default DefaultRemoteTimeout.
+	Timeout time.Duration
+	// HTTPClient is used when set; otherwise a client with its own
+	// connection pool.
+	HTTPClient *http.Client
+}
+
+// Service is a Matcher backed by a JSON lookup service.
+type Service struct {
+	name    string
+	url     string
+	apiKey  string
+	timeout time.Duration
+	client  *http.Client
+	now     func() time.Time
+}
+
+// NewService checks the config and returns the client; it does not contact
+// the service.
+func NewService(cfg ServiceConfig) (*Service, error) {
+	if cfg.Name == "" {
+		return nil, fmt.Errorf("lookup service: Name is required")
+	}
+	u, err := checkRemoteURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("lookup service %s: %w", cfg.Name, err)
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("lookup service %s: negative timeout %s", cfg.Name, cfg.Timeout)
+	}
+	s := &Service{name: cfg.Name, url: u, apiKey: cfg.APIKey, timeout: cfg.Timeout, client: cfg.HTTPClient, now: time.Now}
+	if s.timeout == 0 {
+		s.timeout = DefaultRemoteTimeout
+	}
+	if s.client == nil {
+		s.client = newRemoteHTTPClient()
+	}
+	return s, nil
+}
+
+// Name returns the backend's name.
+func (s *Service) Name() string { return s.name }
+
+// Match POSTs the query's digests and maps the answer. Only a 2xx JSON
+// answer with the exact lowercase action "block" is a match, as the plugin
+// itself reads it; any other action is no match. A non-2xx status, a
+// timeout or a refused connection is ErrUnavailable, a body that is not the
+// contract's JSON is ErrBadResponse, and the caller's own cancellation is
+// returned as ctx.Err().
+func (s *Service) Match(ctx context.Context, q Query) (Verdict, error) {
+	var v Verdict
+	if q.Has&HasPDQ != 0 && !usablePDQ(&q) {
+		v.Notes = append(v.Notes, fmt.Sprintf("service %s: PDQ hash unusable (quality %d or all zero): not sent", s.name, q.PDQQuality))
+	}
+	lr := LookupRequestFromQuery(&q, s.now().UnixMilli())
+	if lr.Hashes == (LookupHashes{}) {
+		v.Notes = append(v.Notes, fmt.Sprintf("service %s: no digest to look up", s.name))
+		return v, nil
+	}
+	payload, err := json.Marshal(lr)
+	if err != nil { // cannot happen for these field types
+		return Verdict{}, fmt.Errorf("service %s: encoding request: %w", s.name, err)
+	}
+
+	rctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, s.url, bytes.NewReader(payload))
+	if err != nil {
+		return Verdict{}, fmt.Errorf("%w: service %s: %v", ErrUnavailable, s.name, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "mediaguard")
+	if s.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+s.apiKey)
+	}
+	status, body, err := doBounded(ctx, rctx, s.client, req, "service "+s.name, s.timeout)
+	if err != nil {
+		return Verdict{}, err
+	}
+	if status < 200 || status > 299 {
+		return Verdict{}, fmt.Errorf("%w: service %s: HTTP %d %s", ErrUnavailable, s.name, status, errorDetail(body))
+	}
+
+	if !bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
+		// Checked first because json accepts null into a struct without
+		// error; the contract is an object.
+		return Verdict{}, fmt.Errorf("%w: service %s: answer is not a JSON object: %s", ErrBadResponse, s.name, errorDetail(body))
+	}
+	var resp LookupResponse
+	if err := json.Unmarshal(body, &resp); err != nil {
+		return Verdict{}, fmt.Errorf("%w: service %s: %v", ErrBadResponse, s.name, err)
+	}
+	source := "service:" + s.name
+	if resp.Action != ActionBlock {
+		if resp.Unscanned {
+			// The service allowed only because it could not consult its
+			// own backends: our fail policy, not theirs, must decide.
+			return Verdict{}, fmt.Errorf("%w: service %s: answered unscanned: %s", ErrUnavailable, s.name, truncateDetail(resp.Reason, 200))
+		}
+		if resp.Action != ActionAllow {
+			v.Notes = append(v.Notes, fmt.Sprintf("service %s: action %q is not %q: treated as allow", s.name, truncateDetail(resp.Action, 32), ActionBlock))
+		}
+		return v, nil
+	}
+
+	ht := HashType(strings.ToLower(resp.HashType))
+	bank := resp.Bank
+	if bank == "" {
+		bank = s.name
+	}
+	dist := 0
+	if resp.Distance != nil {
+		dist = *resp.Distance
+	}
+	matched := strings.ToLower(resp.MatchedHash)
+	if matched == "" {
+		matched = q.HexOf(ht)
+	}
+	reason := resp.Reason
+	if reason == "" {
+		reason = fmt.Sprintf("lookup service %s matched %s", s.name, ht)
+	}
+	v.Match = true
+	v.Bank = bank
+	v.HashType = ht
+	v.MatchedHash = matched
+	v.Distance = dist
+	v.Confidence = clampConfidence(resp.Confidence)
+	v.Source = source
+	v.Reason = truncateDetail(reason, 500)
+	v.Evidence = []Evidence{{
+		Bank:     bank,
+		HashType: ht,
+		Hash:     matched,
+		Distance: dist,
+		Source:   source,
+	}}
+	return v, nil
+}
