@@ -1,0 +1,143 @@
+package lookupapi
+
+import (
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// sweepEvery is how often idle clients are dropped even when the map is not
+// full, so memory falls back after a burst of clients.
+const sweepEvery = time.Minute
+
+// maxClientKeyLen bounds a client key kept in the map; an IP or a /64 fits
+// with room to spare.
+const maxClientKeyLen = 64
+
+// bucket is one client's token bucket.
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// limiter is a token bucket per client, in a map of bounded size: an
+// attacker with many addresses cannot grow it past max. A bucket that has
+// refilled is the same as no bucket, so idle clients are forgotten; when
+// the map is full of busy clients, arbitrary ones are forgotten, which only
+// hands them a full bucket again (an attacker who rotates addresses gets
+// full buckets anyway).
+type limiter struct {
+	rate  float64 // tokens per second
+	burst float64
+	max   int
+
+	mu        sync.Mutex
+	clients   map[string]bucket
+	lastSweep time.Time
+}
+
+// newLimiter returns a limiter; burst 0 means rate rounded up, at least 1.
+func newLimiter(rate float64, burst, maxClients int) *limiter {
+	if burst <= 0 {
+		burst = max(1, int(math.Ceil(rate)))
+	}
+	return &limiter{
+		rate:    rate,
+		burst:   float64(burst),
+		max:     max(maxClients, 1),
+		clients: make(map[string]bucket),
+	}
+}
+
+// allow takes a token from key's bucket, or says how long until one is
+// there.
+func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
+	if len(key) > maxClientKeyLen {
+		key = key[:maxClientKeyLen]
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.lastSweep) >= sweepEvery || now.Before(l.lastSweep) {
+		l.sweep(now)
+		l.lastSweep = now
+	}
+	b, ok := l.clients[key]
+	if ok {
+		// A clock that went backwards refills nothing.
+		if dt := now.Sub(b.last); dt > 0 {
+			b.tokens = min(l.burst, b.tokens+dt.Seconds()*l.rate)
+			b.last = now
+		}
+	} else {
+		if len(l.clients) >= l.max {
+			l.makeRoom(now)
+		}
+		b = bucket{tokens: l.burst, last: now}
+	}
+	if b.tokens >= 1 {
+		b.tokens--
+		l.clients[key] = b
+		return true, 0
+	}
+	l.clients[key] = b
+	wait := time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	return false, max(wait, time.Millisecond)
+}
+
+// idle reports whether b has refilled completely by now.
+func (l *limiter) idle(b bucket, now time.Time) bool {
+	return b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst
+}
+
+// sweep forgets every idle client.
+func (l *limiter) sweep(now time.Time) {
+	for k, b := range l.clients {
+		if l.idle(b, now) {
+			delete(l.clients, k)
+		}
+	}
+}
+
+// makeRoom frees a tenth of the map, idle clients first, so that the O(n)
+// work is paid once per many new clients rather than once per request.
+func (l *limiter) makeRoom(now time.Time) {
+	l.sweep(now)
+	target := l.max - max(l.max/10, 1)
+	for k := range l.clients {
+		if len(l.clients) <= target {
+			break
+		}
+		delete(l.clients, k) // map order is unspecified: arbitrary clients
+	}
+}
+
+// size is the number of clients tracked, for tests.
+func (l *limiter) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.clients)
+}
+
+// remoteIPKey is the default client key: the IP of the remote address, with
+// IPv6 addresses grouped by /64 (one subscriber's allocation) and
+// IPv4-mapped ones read as IPv4.
+func remoteIPKey(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	addr = addr.Unmap().WithZone("")
+	if addr.Is6() {
+		if p, err := addr.Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return addr.String()
+}
