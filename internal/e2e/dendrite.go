@@ -1,0 +1,655 @@
+// Package e2e runs a real Matrix homeserver, Dendrite v0.13.8, for
+// end-to-end tests: StartDendrite launches one per test on a free loopback
+// port with its data in t.TempDir(), RegisterUser makes users through the
+// Synapse-compatible shared-secret API, and the User helpers upload,
+// download, create rooms and send/read messages. Every helper that touches
+// media takes a base URL, so a test can aim it at a proxy (Caddy with
+// mediaguard) in front of the homeserver instead of the homeserver itself.
+//
+// The binaries come from scripts/install-dendrite.sh. Where they are missing
+// the tests skip with a loud message, unless MEDIAGUARD_REQUIRE_E2E=1 (CI),
+// which turns the skip into a failure. They also skip under -short unless
+// that variable is set.
+//
+// What Dendrite lacks compared with Synapse (async upload, preview_url, the
+// media admin API, HEAD and Range on downloads) has to be tested against an
+// httptest fake instead; see the reference notes in shared/reference/matrix.md.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// DendriteVersion is the release scripts/install-dendrite.sh installs and
+// this harness is written against.
+const DendriteVersion = "v0.13.8"
+
+// RequireEnv, set to 1, makes missing binaries a test failure instead of a
+// skip (and runs the end-to-end tests under -short too). CI sets it.
+const RequireEnv = "MEDIAGUARD_REQUIRE_E2E"
+
+// MaxUploadBytes is the homeserver's max_file_size_bytes (Dendrite's default
+// is 10 MB).
+const MaxUploadBytes = 100 << 20
+
+// readyTimeout bounds how long StartDendrite waits for the client API.
+const readyTimeout = 30 * time.Second
+
+// Dendrite is one running homeserver, stopped by the test's cleanup.
+type Dendrite struct {
+	URL        string        // client API base, http://127.0.0.1:PORT (no trailing slash)
+	ServerName string        // "localhost": user IDs are @name:localhost, media mxc://localhost/ID
+	Dir        string        // data directory: config, keys, SQLite databases, media
+	LogPath    string        // Dendrite's stdout+stderr
+	Startup    time.Duration // from process start to the first 200 from /_matrix/client/versions
+
+	secret string // registration_shared_secret
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when the process has exited
+}
+
+// client is shared by all helpers; loopback only, so never a proxy.
+var client = &http.Client{
+	Timeout:   60 * time.Second,
+	Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 8},
+}
+
+// binaries are the three Dendrite commands the harness runs.
+var binaries = []string{"dendrite", "generate-keys", "generate-config"}
+
+// findBinDir returns the first directory holding all of binaries: the
+// DENDRITE_BIN directory, then each PATH entry, then $(go env GOPATH)/bin.
+// It also returns every directory it looked in, for the skip message.
+func findBinDir() (string, []string) {
+	var dirs []string
+	if d := os.Getenv("DENDRITE_BIN"); d != "" {
+		dirs = append(dirs, d)
+	}
+	dirs = append(dirs, filepath.SplitList(os.Getenv("PATH"))...)
+	if gp := goPath(); gp != "" {
+		dirs = append(dirs, filepath.Join(gp, "bin"))
+	}
+	for _, d := range dirs {
+		ok := d != ""
+		for _, b := range binaries {
+			if st, err := os.Stat(filepath.Join(d, b)); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return d, dirs
+		}
+	}
+	return "", dirs
+}
+
+// goPath is $(go env GOPATH), falling back to $GOPATH and then ~/go.
+func goPath() string {
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		if first := strings.SplitN(strings.TrimSpace(string(out)), string(os.PathListSeparator), 2)[0]; first != "" {
+			return first
+		}
+	}
+	if gp := os.Getenv("GOPATH"); gp != "" {
+		return filepath.SplitList(gp)[0]
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, "go")
+	}
+	return ""
+}
+
+func required() bool { return os.Getenv(RequireEnv) == "1" }
+
+// StartDendrite starts a fresh homeserver for t and stops it when t ends
+// (SIGTERM, then SIGKILL after 10 s). It skips t (fails it when
+// MEDIAGUARD_REQUIRE_E2E=1) if the binaries are not installed, and skips it
+// under -short.
+func StartDendrite(t testing.TB) *Dendrite {
+	t.Helper()
+	if testing.Short() && !required() {
+		t.Skipf("e2e: skipping the Dendrite end-to-end test in -short mode (set %s=1 to run it)", RequireEnv)
+	}
+	bin, looked := findBinDir()
+	if bin == "" {
+		msg := fmt.Sprintf("\n"+
+			"************************************************************************\n"+
+			"*** e2e: Dendrite %s binaries NOT FOUND: end-to-end test not run.\n"+
+			"***   install them with:  scripts/install-dendrite.sh   (Go + gcc, ~3 min)\n"+
+			"***   needs %s in one directory; looked in $DENDRITE_BIN, $PATH, $(go env GOPATH)/bin:\n"+
+			"***   %s\n"+
+			"***   %s\n"+
+			"************************************************************************",
+			DendriteVersion, strings.Join(binaries, ", "), strings.Join(looked, string(os.PathListSeparator)), "VERDICT")
+		if required() {
+			t.Fatal(strings.Replace(msg, "VERDICT", RequireEnv+"=1 is set, so this is a FAILURE, not a skip.", 1))
+		}
+		t.Skip(strings.Replace(msg, "VERDICT", "set "+RequireEnv+"=1 to make this a failure instead of a skip.", 1))
+	}
+
+	if out, err := exec.Command(filepath.Join(bin, "dendrite"), "-version").Output(); err != nil || "v"+strings.TrimSpace(string(out)) != DendriteVersion {
+		t.Logf("e2e: WARNING: %s/dendrite -version says %q (%v), the harness expects %s; rerun scripts/install-dendrite.sh",
+			bin, strings.TrimSpace(string(out)), err, DendriteVersion)
+	}
+
+	dir := t.TempDir()
+	d := &Dendrite{ServerName: "localhost", Dir: dir, LogPath: filepath.Join(dir, "dendrite.log")}
+	d.secret = "e2e-" + randomHex(t, 16)
+
+	run := func(name string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(bin, name), args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("e2e: %s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+	}
+	keyPath := filepath.Join(dir, "matrix_key.pem")
+	run("generate-keys", "-private-key", keyPath)
+
+	gen := exec.Command(filepath.Join(bin, "generate-config"), "-ci", "-dir", dir, "-server", d.ServerName)
+	gen.Dir = dir
+	var genErr bytes.Buffer
+	gen.Stderr = &genErr
+	yaml, err := gen.Output()
+	if err != nil {
+		t.Fatalf("e2e: generate-config: %v\n%s", err, genErr.Bytes())
+	}
+	// generate-config -ci already puts the SQLite files, media and the
+	// JetStream store under dir and turns rate limiting off; adjust the rest.
+	yaml, err = setYAML(yaml, map[string]string{
+		"global.private_key":                    keyPath,
+		"global.disable_federation":             "true",
+		"global.presence.enable_outbound":       "false", // no federation to tell
+		"global.server_notices.enabled":         "false", // one less user and room at startup
+		"client_api.registration_disabled":      "true",  // else Dendrite demands -really-enable-open-registration; shared-secret registration still works
+		"client_api.registration_shared_secret": d.secret,
+		"client_api.rate_limiting.enabled":      "false",
+		"media_api.base_path":                   filepath.Join(dir, "media"),
+		"media_api.max_file_size_bytes":         fmt.Sprint(MaxUploadBytes),
+		"media_api.dynamic_thumbnails":          "true", // like Synapse: any requested size
+		"sync_api.search.enabled":               "false",
+		"logging.level":                         "info", // -ci sets trace: megabytes per test
+	})
+	if err != nil {
+		t.Fatalf("e2e: adjusting generate-config output (did Dendrite's config format change?): %v", err)
+	}
+	cfgPath := filepath.Join(dir, "dendrite.yaml")
+	if err := os.WriteFile(cfgPath, yaml, 0o600); err != nil {
+		t.Fatalf("e2e: %v", err)
+	}
+
+	// Pick a free port, release it and hand it to Dendrite; retry if another
+	// process grabbed it in between.
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		err := d.launch(t, filepath.Join(bin, "dendrite"), cfgPath, freePort(t))
+		if err == nil {
+			break
+		}
+		if errors.Is(err, errAddrInUse) && attempt < 3 {
+			t.Logf("e2e: %v; retrying on another port", err)
+			continue
+		}
+		d.dumpLog(t, 80)
+		t.Fatalf("e2e: Dendrite did not start: %v", err)
+	}
+	d.Startup = time.Since(start)
+	t.Logf("e2e: Dendrite %s ready at %s in %v (data %s)", DendriteVersion, d.URL, d.Startup.Round(time.Millisecond), dir)
+	return d
+}
+
+var errAddrInUse = errors.New("port already in use")
+
+// launch starts the process on port and waits until the client API answers.
+// On failure the process is gone and the log is left for dumpLog.
+func (d *Dendrite) launch(t testing.TB, exe, cfgPath string, port int) error {
+	t.Helper()
+	logf, err := os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		t.Fatalf("e2e: %v", err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cmd := exec.Command(exe, "-config", cfgPath, "-http-bind-address", addr, "-https-bind-address", "")
+	cmd.Dir = d.Dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	setParentDeathSignal(cmd)
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("starting %s: %w", exe, err)
+	}
+	exited := make(chan struct{})
+	var waitErr error // written before exited is closed
+	go func() {
+		waitErr = cmd.Wait()
+		logf.Close()
+		close(exited)
+	}()
+	d.URL, d.cmd, d.exited = "http://"+addr, cmd, exited
+
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		select {
+		case <-exited:
+			err := waitErr
+			if log, _ := os.ReadFile(d.LogPath); bytes.Contains(log, []byte("address already in use")) {
+				return fmt.Errorf("%s: %w", addr, errAddrInUse)
+			}
+			return fmt.Errorf("dendrite exited during startup (%v); log %s", err, d.LogPath)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if resp, err := client.Get(d.URL + "/_matrix/client/versions"); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			d.stop(t)
+			return fmt.Errorf("no 200 from %s/_matrix/client/versions within %v", d.URL, readyTimeout)
+		}
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			d.dumpLog(t, 40)
+		}
+		d.stop(t)
+	})
+	return nil
+}
+
+// stop sends SIGTERM, waits up to 10 s, then kills.
+func (d *Dendrite) stop(t testing.TB) {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+	case <-time.After(10 * time.Second):
+		t.Logf("e2e: Dendrite ignored SIGTERM for 10s; killing it")
+		_ = d.cmd.Process.Kill()
+		<-d.exited
+	}
+}
+
+// dumpLog logs the last n lines of Dendrite's log.
+func (d *Dendrite) dumpLog(t testing.TB, n int) {
+	t.Helper()
+	t.Logf("e2e: last %d lines of %s:\n%s", n, d.LogPath, d.LogTail(n))
+}
+
+// LogTail returns the last n lines of Dendrite's log, for assertions or
+// failure messages.
+func (d *Dendrite) LogTail(n int) string {
+	f, err := os.Open(d.LogPath)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// User is a registered account with a logged-in device.
+type User struct {
+	ID          string // @localpart:localhost
+	AccessToken string
+	DeviceID    string
+	HS          *Dendrite
+}
+
+// RegisterUser creates an account through the Synapse-compatible
+// shared-secret registration API (/_synapse/admin/v1/register: GET a nonce,
+// POST with an HMAC-SHA1 over nonce\0user\0password\0admin|notadmin).
+// Dendrite wants passwords of at least 8 characters (else 400 M_WEAK_PASSWORD).
+func (d *Dendrite) RegisterUser(t testing.TB, localpart, password string, admin bool) *User {
+	t.Helper()
+	const path = "/_synapse/admin/v1/register"
+	status, body := doJSON(t, http.MethodGet, d.URL+path, "", nil)
+	var n struct {
+		Nonce string `json:"nonce"`
+	}
+	if status != http.StatusOK || json.Unmarshal(body, &n) != nil || n.Nonce == "" {
+		t.Fatalf("e2e: GET %s: %d %s", path, status, body)
+	}
+	kind := "notadmin"
+	if admin {
+		kind = "admin"
+	}
+	mac := hmac.New(sha1.New, []byte(d.secret))
+	mac.Write([]byte(strings.Join([]string{n.Nonce, localpart, password, kind}, "\x00")))
+	status, body = doJSON(t, http.MethodPost, d.URL+path, "", map[string]any{
+		"nonce": n.Nonce, "username": localpart, "password": password,
+		"admin": admin, "mac": hex.EncodeToString(mac.Sum(nil)),
+	})
+	var r struct {
+		UserID      string `json:"user_id"`
+		AccessToken string `json:"access_token"`
+		DeviceID    string `json:"device_id"`
+	}
+	if status != http.StatusOK || json.Unmarshal(body, &r) != nil || r.AccessToken == "" {
+		t.Fatalf("e2e: registering %q: %d %s", localpart, status, body)
+	}
+	return &User{ID: r.UserID, AccessToken: r.AccessToken, DeviceID: r.DeviceID, HS: d}
+}
+
+// Whoami returns the user ID the homeserver reports for u's token.
+func (u *User) Whoami(t testing.TB) string {
+	t.Helper()
+	var r struct {
+		UserID string `json:"user_id"`
+	}
+	u.mustJSON(t, http.MethodGet, "/_matrix/client/v3/account/whoami", nil, &r)
+	return r.UserID
+}
+
+// Upload POSTs body to baseURL/_matrix/media/v3/upload?filename=... with u's
+// token and an exact Content-Length. It does not judge the answer: a
+// blocked upload is a normal outcome. contentURI is the "content_uri" of a
+// 200 answer, else "".
+func (u *User) Upload(t testing.TB, baseURL, contentType, filename string, body []byte) (status int, respBody []byte, contentURI string) {
+	t.Helper()
+	target := strings.TrimRight(baseURL, "/") + "/_matrix/media/v3/upload"
+	if filename != "" {
+		target += "?filename=" + url.QueryEscape(filename)
+	}
+	req, err := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("e2e: %v", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+u.AccessToken)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	status, respBody, _ = send(t, req)
+	if status == http.StatusOK {
+		var r struct {
+			ContentURI string `json:"content_uri"`
+		}
+		if err := json.Unmarshal(respBody, &r); err != nil {
+			t.Fatalf("e2e: upload answer is not JSON: %s", respBody)
+		}
+		contentURI = r.ContentURI
+	}
+	return status, respBody, contentURI
+}
+
+// Download GETs baseURL+path (any path, e.g. from MediaPath), with
+// "Authorization: Bearer token" when token is not empty. Only transport
+// errors fail the test.
+func Download(t testing.TB, baseURL, path string, token string) (status int, body []byte, header http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, strings.TrimRight(baseURL, "/")+path, nil)
+	if err != nil {
+		t.Fatalf("e2e: %v", err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return send(t, req)
+}
+
+// MediaPath turns "mxc://server/id" into "server/id", to append to a
+// download prefix such as "/_matrix/client/v1/media/download/".
+func MediaPath(t testing.TB, contentURI string) string {
+	t.Helper()
+	rest, ok := strings.CutPrefix(contentURI, "mxc://")
+	if server, id, ok2 := strings.Cut(rest, "/"); !ok || !ok2 || server == "" || id == "" || strings.Contains(id, "/") {
+		t.Fatalf("e2e: not an mxc URI: %q", contentURI)
+	}
+	return rest
+}
+
+// CreateRoom creates a private room owned by u and returns its ID.
+func (u *User) CreateRoom(t testing.TB) string {
+	t.Helper()
+	var r struct {
+		RoomID string `json:"room_id"`
+	}
+	u.mustJSON(t, http.MethodPost, "/_matrix/client/v3/createRoom", map[string]any{"preset": "private_chat"}, &r)
+	return r.RoomID
+}
+
+// Invite invites userID into roomID.
+func (u *User) Invite(t testing.TB, roomID, userID string) {
+	t.Helper()
+	u.mustJSON(t, http.MethodPost, "/_matrix/client/v3/rooms/"+url.PathEscape(roomID)+"/invite", map[string]any{"user_id": userID}, nil)
+}
+
+// Join joins roomID (an ID or alias).
+func (u *User) Join(t testing.TB, roomID string) {
+	t.Helper()
+	u.mustJSON(t, http.MethodPost, "/_matrix/client/v3/join/"+url.PathEscape(roomID), map[string]any{}, nil)
+}
+
+var txnCounter atomic.Int64
+
+// SendMessage sends an m.room.message with the given content (e.g.
+// {"msgtype":"m.notice","body":"..."}) and returns its event ID.
+func (u *User) SendMessage(t testing.TB, roomID string, content map[string]any) string {
+	t.Helper()
+	txn := fmt.Sprintf("e2e-%d-%d", time.Now().UnixNano(), txnCounter.Add(1))
+	var r struct {
+		EventID string `json:"event_id"`
+	}
+	u.mustJSON(t, http.MethodPut, "/_matrix/client/v3/rooms/"+url.PathEscape(roomID)+"/send/m.room.message/"+txn, content, &r)
+	return r.EventID
+}
+
+// Event is the part of a room event the tests look at.
+type Event struct {
+	Type           string         `json:"type"`
+	EventID        string         `json:"event_id"`
+	Sender         string         `json:"sender"`
+	OriginServerTS int64          `json:"origin_server_ts"`
+	Content        map[string]any `json:"content"`
+}
+
+// Messages returns up to limit of the room's latest events, newest first
+// (GET /rooms/{roomId}/messages?dir=b).
+func (u *User) Messages(t testing.TB, roomID string, limit int) []Event {
+	t.Helper()
+	var r struct {
+		Chunk []Event `json:"chunk"`
+	}
+	u.mustJSON(t, http.MethodGet, fmt.Sprintf("/_matrix/client/v3/rooms/%s/messages?dir=b&limit=%d", url.PathEscape(roomID), limit), nil, &r)
+	return r.Chunk
+}
+
+// Notices returns the bodies of the m.notice messages among the room's
+// latest limit events, newest first.
+func (u *User) Notices(t testing.TB, roomID string, limit int) []string {
+	t.Helper()
+	var out []string
+	for _, ev := range u.Messages(t, roomID, limit) {
+		if ev.Type == "m.room.message" && ev.Content["msgtype"] == "m.notice" {
+			body, _ := ev.Content["body"].(string)
+			out = append(out, body)
+		}
+	}
+	return out
+}
+
+// Do sends an authenticated JSON request (body may be nil) to the
+// homeserver's path and returns the status and body, for endpoints the
+// helpers above do not cover.
+func (u *User) Do(t testing.TB, method, path string, body any) (int, []byte) {
+	t.Helper()
+	return doJSON(t, method, u.HS.URL+path, u.AccessToken, body)
+}
+
+// mustJSON is Do that requires a 200 and decodes the answer into out (if
+// not nil).
+func (u *User) mustJSON(t testing.TB, method, path string, body, out any) {
+	t.Helper()
+	status, resp := u.Do(t, method, path, body)
+	if status != http.StatusOK {
+		t.Fatalf("e2e: %s %s as %s: %d %s", method, path, u.ID, status, resp)
+	}
+	if out != nil {
+		if err := json.Unmarshal(resp, out); err != nil {
+			t.Fatalf("e2e: %s %s: decoding %s: %v", method, path, resp, err)
+		}
+	}
+}
+
+func doJSON(t testing.TB, method, target, token string, body any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatalf("e2e: %v", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, target, rd)
+	if err != nil {
+		t.Fatalf("e2e: %v", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	status, resp, _ := send(t, req)
+	return status, resp
+}
+
+func send(t testing.TB, req *http.Request) (int, []byte, http.Header) {
+	t.Helper()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("e2e: %s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("e2e: %s %s: reading body: %v", req.Method, req.URL, err)
+	}
+	return resp.StatusCode, body, resp.Header
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("e2e: finding a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func randomHex(t testing.TB, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatalf("e2e: %v", err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// setYAML sets scalar values in YAML as emitted by generate-config (block
+// style, two-space indent, one "key: value" per line), addressed by dotted
+// paths; list items count as their parent ("logging.level" is the level of
+// every entry of logging). Every path must occur: a missing one means the
+// format changed and is an error rather than a silently ignored setting.
+func setYAML(doc []byte, values map[string]string) ([]byte, error) {
+	type frame struct {
+		indent int
+		key    string
+	}
+	var stack []frame
+	seen := map[string]bool{}
+	lines := strings.Split(string(doc), "\n")
+	for i, line := range lines {
+		trimmed := strings.TrimLeft(line, " ")
+		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
+			continue
+		}
+		indent := len(line) - len(trimmed)
+		for strings.HasPrefix(trimmed, "- ") { // list item: its keys sit deeper
+			trimmed = trimmed[2:]
+			indent += 2
+		}
+		key, val, ok := strings.Cut(trimmed, ":")
+		if !ok || strings.ContainsAny(key, " \"'") {
+			continue
+		}
+		for len(stack) > 0 && stack[len(stack)-1].indent >= indent {
+			stack = stack[:len(stack)-1]
+		}
+		parts := make([]string, 0, len(stack)+1)
+		for _, f := range stack {
+			parts = append(parts, f.key)
+		}
+		path := strings.Join(append(parts, key), ".")
+		if strings.TrimSpace(val) == "" {
+			stack = append(stack, frame{indent, key})
+			continue
+		}
+		if v, ok := values[path]; ok {
+			q, _ := json.Marshal(v) // a JSON string is a valid YAML double-quoted scalar
+			if v == "true" || v == "false" || isDigits(v) {
+				q = []byte(v)
+			}
+			lines[i] = line[:len(line)-len(trimmed)] + key + ": " + string(q) // keeps indent and "- "
+			seen[path] = true
+		}
+	}
+	var missing []string
+	for p := range values {
+		if !seen[p] {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("keys not found: %s", strings.Join(missing, ", "))
+	}
+	return []byte(strings.Join(lines, "\n")), nil
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
