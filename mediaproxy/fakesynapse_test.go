@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/mediaguard/mediaguard/internal/testimg"
 )
 
 // fakeSynapse is an httptest upstream that mimics Synapse's media
@@ -180,17 +182,7 @@ func (f *fakeSynapse) serve(w http.ResponseWriter, r *http.Request) {
 
 func halve(img image.Image) image.Image {
 	b := img.Bounds()
-	out := image.NewNRGBA(image.Rect(0, 0, b.Dx()/2, b.Dy()/2))
-	for y := 0; y < b.Dy()/2; y++ {
-		for x := 0; x < b.Dx()/2; x++ {
-			out.Set(x, y, img.At(b.Min.X+2*x, b.Min.Y+2*y))
-		}
-	}
-	return out
+	return testimg.Resize(img, b.Dx()/2, b.Dy()/2)
 }
 
-func encodePNG(img image.Image) []byte {
-	var buf bytes.Buffer
-	png.Encode(&buf, img)
-	return buf.Bytes()
-}
+func encodePNG(img image.Image) []byte { return testimg.PNG(img) }

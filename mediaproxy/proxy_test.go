@@ -7,10 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
-	"image/color"
-	"image/jpeg"
 	"io"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -23,45 +20,15 @@ import (
 	"time"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/internal/testimg"
 	"github.com/mediaguard/mediaguard/matcher"
 )
 
 var zeroTime time.Time
 
-// testPhoto draws seeded discs on a gradient: edges give PDQ quality 100
-// and re-encodings stay close, like a photo rather than noise.
-func testPhoto(seed, w, h int) *image.NRGBA {
-	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	type disc struct {
-		cx, cy, r float64
-		c         color.NRGBA
-	}
-	rng := uint32(seed*7919 + 1)
-	next := func() float64 { rng = rng*1664525 + 1013904223; return float64(rng>>8) / (1 << 24) }
-	var discs []disc
-	for range 14 {
-		discs = append(discs, disc{next() * float64(w), next() * float64(h), (0.05 + 0.2*next()) * float64(min(w, h)),
-			color.NRGBA{uint8(next() * 255), uint8(next() * 255), uint8(next() * 255), 255}})
-	}
-	for y := range h {
-		for x := range w {
-			c := color.NRGBA{uint8(x * 255 / w), uint8(y * 255 / h), 128, 255}
-			for _, d := range discs {
-				if math.Hypot(float64(x)-d.cx, float64(y)-d.cy) < d.r {
-					c = d.c
-				}
-			}
-			img.SetNRGBA(x, y, c)
-		}
-	}
-	return img
-}
+func testPhoto(seed, w, h int) *image.NRGBA { return testimg.Photo(seed, w, h) }
 
-func jpegBytes(img image.Image, q int) []byte {
-	var buf bytes.Buffer
-	jpeg.Encode(&buf, img, &jpeg.Options{Quality: q})
-	return buf.Bytes()
-}
+func jpegBytes(img image.Image, q int) []byte { return testimg.JPEG(img, q) }
 
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
@@ -235,12 +202,7 @@ func TestReencodedCopyRefusedViaPDQ(t *testing.T) {
 	orig := testPhoto(3, 400, 300)
 	h := pdqOf(t, jpegBytes(orig, 95))
 	e := newEnv(t, []string{"pdq " + h.String()}, nil)
-	small := image.NewNRGBA(image.Rect(0, 0, 360, 270))
-	for y := range 270 {
-		for x := range 360 {
-			small.Set(x, y, orig.At(x*400/360, y*300/270))
-		}
-	}
+	small := testimg.Resize(orig, 360, 270)
 	resp, _ := e.upload(t, "image/jpeg", jpegBytes(small, 70))
 	if resp.StatusCode != 403 {
 		t.Fatalf("re-encoded copy: %d", resp.StatusCode)

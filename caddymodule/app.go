@@ -1,0 +1,282 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyevents"
+	"go.uber.org/zap"
+
+	"github.com/mediaguard/mediaguard/mediaproxy"
+	"github.com/mediaguard/mediaguard/matcher"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// App is the `mediaguard` app: the state every mediaguard handler shares
+// (banks, remote lookup clients, breakers, caches and the verdict memory).
+// It is configured by the Caddyfile's global `mediaguard { ... }` block.
+type App struct {
+	// Banks are local hash-list files (text, CSV or NCMEC XML), consulted
+	// first and in order. They are reloaded within 2 seconds of a change.
+	Banks []matcher.BankConfig `json:"banks,omitempty"`
+	// PDQThreshold is the largest PDQ Hamming distance that counts as a
+	// match (default 31, at most 63).
+	PDQThreshold int `json:"pdq_threshold,omitempty"`
+	// MinPDQQuality is the PDQ quality below which perceptual hashes are
+	// not matched (default 50; exact hashes are always matched).
+	MinPDQQuality *int `json:"min_pdq_quality,omitempty"`
+	// Dihedral also matches the 8 rotations and mirror images of every
+	// image against local banks.
+	Dihedral bool `json:"dihedral,omitempty"`
+	// HMA lists ThreatExchange HMA 2.0 instances asked after local banks.
+	HMA []HMABackend `json:"hma,omitempty"`
+	// Services lists other JSON lookup services (the Mjolnir HMA plugin's
+	// contract, e.g. another mediaguard) asked after local banks and HMA.
+	Services []ServiceBackend `json:"services,omitempty"`
+	// OnMatcherError is the policy when a remote backend cannot answer:
+	// "open" (allow, recorded as unscanned; the default) or "closed"
+	// (refuse with 503). Local banks are consulted either way.
+	OnMatcherError string `json:"on_matcher_error,omitempty"`
+	// Cache tunes the verdict cache for remote answers.
+	Cache *CacheSettings `json:"cache,omitempty"`
+	// Breaker tunes the per-backend circuit breakers.
+	Breaker *BreakerSettings `json:"breaker,omitempty"`
+	// MaxUploadSize is the largest upload accepted, in bytes (default
+	// 100 MiB; larger answers 413 M_TOO_LARGE). Keep it ≥ Synapse's.
+	MaxUploadSize int64 `json:"max_upload_size,omitempty"`
+	// MemoryBuffer is how much of an upload is held in memory before
+	// spilling to a temp file (default 4 MiB).
+	MemoryBuffer int64 `json:"memory_buffer,omitempty"`
+	// TempDir is where uploads spill (default: the system temp dir). Files
+	// are created 0600 and always removed.
+	TempDir string `json:"temp_dir,omitempty"`
+	// MaxDownloadBuffer is how much of an unknown download is buffered and
+	// judged before any byte is sent (default 16 MiB); larger downloads
+	// stream while hashed and are cut off on a late match.
+	MaxDownloadBuffer int64 `json:"max_download_buffer,omitempty"`
+	// MaxPixels refuses to decode images above this many pixels (default
+	// 50 million), so decompression bombs cost nothing.
+	MaxPixels int `json:"max_pixels,omitempty"`
+	// ServerName is the homeserver's server name, used to key federation
+	// media requests; learned from the first upload when empty.
+	ServerName string `json:"server_name,omitempty"`
+	// MemoryEntries bounds the per-media-ID verdict memory (default 100000).
+	MemoryEntries int `json:"memory_entries,omitempty"`
+
+	ctx    caddy.Context
+	log    *zap.Logger
+	local  *matcher.Local
+	guard  *matcher.Guard
+	proxy  *mediaproxy.Proxy
+	events *caddyevents.App
+}
+
+// HMABackend is one ThreatExchange HMA 2.0 instance.
+type HMABackend struct {
+	// URL is HMA's base URL, e.g. http://127.0.0.1:5100.
+	URL string `json:"url"`
+	// APIKey is sent as a bearer token (for a proxy in front of HMA);
+	// use a placeholder such as {env.HMA_TOKEN}.
+	APIKey string `json:"api_key,omitempty"`
+	// Banks restricts lookups to these HMA banks (default: all).
+	Banks []string `json:"banks,omitempty"`
+	// Timeout bounds each request (default 2s).
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+}
+
+// ServiceBackend is one JSON lookup service.
+type ServiceBackend struct {
+	// Name identifies it in verdicts, logs and metrics (default: its host).
+	Name string `json:"name,omitempty"`
+	// URL receives the lookup POSTs.
+	URL string `json:"url"`
+	// APIKey is sent as a bearer token; use a placeholder.
+	APIKey string `json:"api_key,omitempty"`
+	// Timeout bounds each request (default 2s).
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+}
+
+// CacheSettings tune the verdict cache (remote answers only; local banks
+// are asked every time so a bank edit takes effect at once).
+type CacheSettings struct {
+	// MatchTTL is how long a remote match is remembered (default 1h).
+	MatchTTL caddy.Duration `json:"match_ttl,omitempty"`
+	// MissTTL is how long a remote non-match is remembered (default 30s,
+	// so new list entries take effect soon).
+	MissTTL caddy.Duration `json:"miss_ttl,omitempty"`
+	// MaxEntries caps the cache (default 100000): hashes come from
+	// clients, so it must not grow without bound.
+	MaxEntries int `json:"max_entries,omitempty"`
+}
+
+// BreakerSettings tune the circuit breaker in front of each remote.
+type BreakerSettings struct {
+	// ConsecutiveFailures opens the breaker (default 5).
+	ConsecutiveFailures uint32 `json:"consecutive_failures,omitempty"`
+	// FailureRatio opens it once MinRequests were seen (default 0.5).
+	FailureRatio float64 `json:"failure_ratio,omitempty"`
+	// MinRequests before the ratio counts (default 20).
+	MinRequests uint32 `json:"min_requests,omitempty"`
+	// OpenTimeout is how long it stays open before a probe (default 30s).
+	OpenTimeout caddy.Duration `json:"open_timeout,omitempty"`
+	// CallTimeout bounds each call inside the breaker (default 2s).
+	CallTimeout caddy.Duration `json:"call_timeout,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "mediaguard", New: func() caddy.Module { return new(App) }}
+}
+
+// Provision builds the matcher chain and the proxy.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
+	a.log = ctx.Logger()
+	repl := caddy.NewReplacer()
+	if a.PDQThreshold < 0 || a.PDQThreshold > matcher.MaxPDQThreshold {
+		return fmt.Errorf("mediaguard: pdq_threshold %d out of range 0..%d", a.PDQThreshold, matcher.MaxPDQThreshold)
+	}
+	local, err := matcher.NewLocal(matcher.LocalConfig{
+		Banks:         a.Banks,
+		PDQThreshold:  a.PDQThreshold,
+		MinPDQQuality: a.MinPDQQuality,
+		Dihedral:      a.Dihedral,
+		Logger:        zapLogger{a.log.Named("banks")},
+	})
+	if err != nil {
+		return fmt.Errorf("mediaguard: %w", err)
+	}
+	a.local = local
+	var remotes []matcher.Remote
+	for i, h := range a.HMA {
+		c, err := matcher.NewHMA(matcher.HMAConfig{
+			Name: hostName(h.URL, fmt.Sprintf("hma%d", i)), URL: repl.ReplaceAll(h.URL, ""),
+			APIKey: repl.ReplaceAll(h.APIKey, ""), Banks: h.Banks, Timeout: time.Duration(h.Timeout),
+		})
+		if err != nil {
+			return fmt.Errorf("mediaguard: hma %s: %w", h.URL, err)
+		}
+		remotes = append(remotes, matcher.Remote{Name: "hma:" + hostName(h.URL, ""), Matcher: c})
+	}
+	for _, s := range a.Services {
+		name := s.Name
+		if name == "" {
+			name = hostName(s.URL, "service")
+		}
+		c, err := matcher.NewService(matcher.ServiceConfig{Name: name, URL: repl.ReplaceAll(s.URL, ""), APIKey: repl.ReplaceAll(s.APIKey, ""), Timeout: time.Duration(s.Timeout)})
+		if err != nil {
+			return fmt.Errorf("mediaguard: service %s: %w", s.URL, err)
+		}
+		remotes = append(remotes, matcher.Remote{Name: "service:" + name, Matcher: c})
+	}
+	gc := matcher.GuardConfig{Local: local, Remotes: remotes, Logger: zapLogger{a.log.Named("matcher")}}
+	if a.OnMatcherError == "closed" {
+		gc.FailPolicy = matcher.FailClosed
+	}
+	if c := a.Cache; c != nil {
+		gc.Cache = matcher.CacheConfig{MatchTTL: time.Duration(c.MatchTTL), MissTTL: time.Duration(c.MissTTL), MaxEntries: c.MaxEntries}
+	}
+	if b := a.Breaker; b != nil {
+		gc.Breaker = matcher.BreakerConfig{ConsecutiveFailures: b.ConsecutiveFailures, FailureRatio: b.FailureRatio, MinRequests: b.MinRequests, OpenTimeout: time.Duration(b.OpenTimeout), CallTimeout: time.Duration(b.CallTimeout)}
+	}
+	breakerLog := a.log.Named("breaker")
+	gc.OnBreakerChange = func(name, from, to string) {
+		// Logged once per transition, not per request.
+		breakerLog.Warn("circuit breaker changed state", zap.String("backend", name), zap.String("from", from), zap.String("to", to))
+		breakerState.WithLabelValues(name).Set(breakerStateValue(to))
+	}
+	a.guard, err = matcher.NewGuard(gc)
+	if err != nil {
+		return fmt.Errorf("mediaguard: %w", err)
+	}
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+	for _, r := range remotes {
+		breakerState.WithLabelValues(r.Name).Set(0)
+	}
+	if ev, err := ctx.App("events"); err == nil {
+		a.events, _ = ev.(*caddyevents.App)
+	}
+	mem := mediaproxy.NewMemory(a.MemoryEntries, time.Hour)
+	a.proxy, err = mediaproxy.New(mediaproxy.Config{
+		Matcher:           a.guard,
+		MaxUploadSize:     a.MaxUploadSize,
+		MemoryBuffer:      a.MemoryBuffer,
+		TempDir:           a.TempDir,
+		MaxDownloadBuffer: a.MaxDownloadBuffer,
+		MaxPixels:         a.MaxPixels,
+		Dihedral:          a.Dihedral,
+		ServerName:        a.ServerName,
+		Memory:            mem,
+		Observer:          &observer{app: a, log: a.log},
+		Logger:            a.log.Named("proxy"),
+	})
+	return err
+}
+
+// Validate checks what Provision could not.
+func (a *App) Validate() error {
+	switch a.OnMatcherError {
+	case "", "open", "closed":
+	default:
+		return fmt.Errorf("mediaguard: on_matcher_error must be open or closed, not %q", a.OnMatcherError)
+	}
+	if a.MaxUploadSize < 0 || a.MemoryBuffer < 0 || a.MaxDownloadBuffer < 0 || a.MaxPixels < 0 {
+		return errors.New("mediaguard: sizes must not be negative")
+	}
+	if a.TempDir != "" {
+		if st, err := os.Stat(a.TempDir); err != nil || !st.IsDir() {
+			return fmt.Errorf("mediaguard: temp_dir %q is not a directory", a.TempDir)
+		}
+	}
+	if len(a.Banks) == 0 && len(a.HMA) == 0 && len(a.Services) == 0 {
+		a.log.Warn("no banks, HMA or lookup services configured: every upload will be allowed")
+	}
+	return nil
+}
+
+// Start begins hot-reloading the bank files.
+func (a *App) Start() error {
+	a.local.Start(a.ctx)
+	return nil
+}
+
+// Stop ends background work.
+func (a *App) Stop() error {
+	if a.local != nil {
+		a.local.Close()
+	}
+	if a.guard != nil {
+		a.guard.Close()
+	}
+	return nil
+}
+
+func hostName(raw, fallback string) string {
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return fallback
+}
+
+// zapLogger adapts zap to the matcher's small logging interface.
+type zapLogger struct{ l *zap.Logger }
+
+func (z zapLogger) Info(msg string, kv ...any)  { z.l.Sugar().Infow(msg, kv...) }
+func (z zapLogger) Warn(msg string, kv ...any)  { z.l.Sugar().Warnw(msg, kv...) }
+func (z zapLogger) Error(msg string, kv ...any) { z.l.Sugar().Errorw(msg, kv...) }
+
+// Interface guards.
+var (
+	_ caddy.App         = (*App)(nil)
+	_ caddy.Provisioner = (*App)(nil)
+	_ caddy.Validator   = (*App)(nil)
+)

@@ -1,0 +1,290 @@
+package caddymodule
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/dustin/go-humanize"
+
+	"github.com/mediaguard/mediaguard/matcher"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("mediaguard", parseGlobal)
+}
+
+// parseGlobal parses the global option block:
+//
+//	mediaguard {
+//		bank NAME PATH [disabled]
+//		hma URL {
+//			api_key KEY
+//			banks NAME...
+//			timeout DURATION
+//		}
+//		service URL {
+//			name NAME
+//			api_key KEY
+//			timeout DURATION
+//		}
+//		pdq_threshold N
+//		min_pdq_quality N
+//		dihedral [on|off]
+//		on_matcher_error open|closed
+//		cache { match_ttl D; miss_ttl D; max_entries N }
+//		breaker { consecutive_failures N; failure_ratio F; min_requests N; open_timeout D; call_timeout D }
+//		max_upload_size SIZE
+//		memory_buffer SIZE
+//		temp_dir PATH
+//		max_download_buffer SIZE
+//		max_pixels N
+//		server_name NAME
+//		memory_entries N
+//	}
+func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
+	app := new(App)
+	if existing != nil {
+		return nil, d.Err("mediaguard: the global mediaguard block may appear only once")
+	}
+	if err := app.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "mediaguard", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// UnmarshalCaddyfile fills the app from the global block.
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "mediaguard"
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		dir := d.Val()
+		switch dir {
+		case "bank":
+			args := d.RemainingArgs()
+			if len(args) < 2 || len(args) > 3 || (len(args) == 3 && args[2] != "disabled") {
+				return d.Errf("bank: want `bank NAME PATH [disabled]`")
+			}
+			if !matcher.ValidBankName(args[0]) {
+				return d.Errf("bank: name %q must match [A-Z_][A-Z0-9_]*", args[0])
+			}
+			a.Banks = append(a.Banks, matcher.BankConfig{Name: args[0], Path: args[1], Disabled: len(args) == 3})
+		case "hma":
+			var h HMABackend
+			if !d.Args(&h.URL) {
+				return d.Errf("hma: want `hma URL { ... }`")
+			}
+			for d.NextBlock(1) {
+				switch d.Val() {
+				case "api_key":
+					if !d.Args(&h.APIKey) {
+						return d.ArgErr()
+					}
+				case "banks":
+					h.Banks = d.RemainingArgs()
+					if len(h.Banks) == 0 {
+						return d.ArgErr()
+					}
+				case "timeout":
+					dur, err := durationArg(d)
+					if err != nil {
+						return err
+					}
+					h.Timeout = dur
+				default:
+					return d.Errf("hma: unknown option %q", d.Val())
+				}
+			}
+			a.HMA = append(a.HMA, h)
+		case "service":
+			var s ServiceBackend
+			if !d.Args(&s.URL) {
+				return d.Errf("service: want `service URL { ... }`")
+			}
+			for d.NextBlock(1) {
+				switch d.Val() {
+				case "name":
+					if !d.Args(&s.Name) {
+						return d.ArgErr()
+					}
+				case "api_key":
+					if !d.Args(&s.APIKey) {
+						return d.ArgErr()
+					}
+				case "timeout":
+					dur, err := durationArg(d)
+					if err != nil {
+						return err
+					}
+					s.Timeout = dur
+				default:
+					return d.Errf("service: unknown option %q", d.Val())
+				}
+			}
+			a.Services = append(a.Services, s)
+		case "pdq_threshold":
+			n, err := intArg(d, 0, matcher.MaxPDQThreshold)
+			if err != nil {
+				return err
+			}
+			a.PDQThreshold = n
+		case "min_pdq_quality":
+			n, err := intArg(d, 0, 100)
+			if err != nil {
+				return err
+			}
+			a.MinPDQQuality = &n
+		case "dihedral":
+			a.Dihedral = true
+			if d.NextArg() {
+				switch d.Val() {
+				case "on", "true":
+				case "off", "false":
+					a.Dihedral = false
+				default:
+					return d.Errf("dihedral: want on or off, not %q", d.Val())
+				}
+			}
+		case "on_matcher_error":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			if v := d.Val(); v != "open" && v != "closed" {
+				return d.Errf("on_matcher_error: want open or closed, not %q", v)
+			}
+			a.OnMatcherError = d.Val()
+		case "cache":
+			a.Cache = new(CacheSettings)
+			for d.NextBlock(1) {
+				var err error
+				switch d.Val() {
+				case "match_ttl":
+					a.Cache.MatchTTL, err = durationArg(d)
+				case "miss_ttl":
+					a.Cache.MissTTL, err = durationArg(d)
+				case "max_entries":
+					a.Cache.MaxEntries, err = intArg(d, 1, 1<<30)
+				default:
+					err = d.Errf("cache: unknown option %q", d.Val())
+				}
+				if err != nil {
+					return err
+				}
+			}
+		case "breaker":
+			a.Breaker = new(BreakerSettings)
+			for d.NextBlock(1) {
+				var err error
+				var n int
+				switch d.Val() {
+				case "consecutive_failures":
+					n, err = intArg(d, 1, 1<<20)
+					a.Breaker.ConsecutiveFailures = uint32(n)
+				case "min_requests":
+					n, err = intArg(d, 1, 1<<20)
+					a.Breaker.MinRequests = uint32(n)
+				case "failure_ratio":
+					if !d.NextArg() {
+						return d.ArgErr()
+					}
+					f, perr := strconv.ParseFloat(d.Val(), 64)
+					if perr != nil || f <= 0 || f > 1 {
+						return d.Errf("failure_ratio: want a number in (0,1], not %q", d.Val())
+					}
+					a.Breaker.FailureRatio = f
+				case "open_timeout":
+					a.Breaker.OpenTimeout, err = durationArg(d)
+				case "call_timeout":
+					a.Breaker.CallTimeout, err = durationArg(d)
+				default:
+					err = d.Errf("breaker: unknown option %q", d.Val())
+				}
+				if err != nil {
+					return err
+				}
+			}
+		case "max_upload_size", "memory_buffer", "max_download_buffer":
+			n, err := sizeArg(d)
+			if err != nil {
+				return err
+			}
+			switch dir {
+			case "max_upload_size":
+				a.MaxUploadSize = n
+			case "memory_buffer":
+				a.MemoryBuffer = n
+			default:
+				a.MaxDownloadBuffer = n
+			}
+		case "temp_dir":
+			if !d.Args(&a.TempDir) {
+				return d.ArgErr()
+			}
+		case "max_pixels":
+			n, err := intArg(d, 1, 1<<31-1)
+			if err != nil {
+				return err
+			}
+			a.MaxPixels = n
+		case "server_name":
+			if !d.Args(&a.ServerName) {
+				return d.ArgErr()
+			}
+		case "memory_entries":
+			n, err := intArg(d, 1, 1<<26)
+			if err != nil {
+				return err
+			}
+			a.MemoryEntries = n
+		default:
+			return d.Errf("mediaguard: unknown option %q", dir)
+		}
+		if d.NextArg() {
+			return d.Errf("%s: unexpected extra argument %q", dir, d.Val())
+		}
+	}
+	return nil
+}
+
+func intArg(d *caddyfile.Dispenser, lo, hi int) (int, error) {
+	dir := d.Val()
+	if !d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	n, err := strconv.Atoi(d.Val())
+	if err != nil || n < lo || n > hi {
+		return 0, d.Errf("%s: want a whole number from %d to %d, not %q", dir, lo, hi, d.Val())
+	}
+	return n, nil
+}
+
+func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	dir := d.Val()
+	if !d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(d.Val())
+	if err != nil || dur <= 0 {
+		return 0, d.Errf("%s: want a positive duration such as 2s, not %q", dir, d.Val())
+	}
+	return caddy.Duration(time.Duration(dur)), nil
+}
+
+func sizeArg(d *caddyfile.Dispenser) (int64, error) {
+	dir := d.Val()
+	if !d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	n, err := humanize.ParseBytes(d.Val())
+	if err != nil || n == 0 || n > 1<<40 {
+		return 0, d.Errf("%s: want a size such as 100MB, not %q", dir, d.Val())
+	}
+	return int64(n), nil
+}
+
+var _ caddyfile.Unmarshaler = (*App)(nil)

@@ -1,0 +1,82 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden adapt files")
+
+// TestCaddyfileAdapt adapts each testdata/caddyfile_adapt/*.caddyfiletest
+// (a Caddyfile, a line of dashes, the expected JSON) and compares.
+func TestCaddyfileAdapt(t *testing.T) {
+	files, _ := filepath.Glob("testdata/caddyfile_adapt/*.caddyfiletest")
+	if len(files) == 0 {
+		t.Fatal("no golden files")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, want, ok := strings.Cut(string(raw), "\n----------\n")
+			if !ok {
+				t.Fatal("missing ---------- separator")
+			}
+			got, warnings, err := caddyfile.Adapter{ServerType: serverType()}.Adapt([]byte(in), nil)
+			if err != nil {
+				t.Fatalf("adapt: %v", err)
+			}
+			for _, w := range warnings {
+				t.Logf("warning: %v", w)
+			}
+			var pretty bytes.Buffer
+			json.Indent(&pretty, got, "", "\t")
+			if *update {
+				os.WriteFile(f, []byte(in+"\n----------\n"+pretty.String()+"\n"), 0o644)
+				return
+			}
+			if strings.TrimSpace(pretty.String()) != strings.TrimSpace(want) {
+				t.Errorf("adapted JSON differs (run go test -update to accept):\n%s", pretty.String())
+			}
+		})
+	}
+}
+
+// TestCaddyfileErrorsNameTheDirective: a bad value must say where it is.
+func TestCaddyfileErrorsNameTheDirective(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"bank lower /x", "bank: name"},
+		{"bank TEST", "bank: want"},
+		{"pdq_threshold 64", "pdq_threshold"},
+		{"pdq_threshold x", "pdq_threshold"},
+		{"min_pdq_quality 101", "min_pdq_quality"},
+		{"on_matcher_error maybe", "on_matcher_error"},
+		{"max_upload_size lots", "max_upload_size"},
+		{"dihedral sideways", "dihedral"},
+		{"hma http://h {\n colour blue\n }", "hma: unknown option"},
+		{"cache {\n match_ttl -1s\n }", "match_ttl"},
+		{"breaker {\n failure_ratio 2\n }", "failure_ratio"},
+		{"frobnicate", "unknown option \"frobnicate\""},
+		{"temp_dir /a /b", "unexpected extra argument"},
+	} {
+		src := "{\n\tmediaguard {\n\t\t" + tc.in + "\n\t}\n}\n:8080 {\n\tmediaguard\n}\n"
+		_, _, err := caddyfile.Adapter{ServerType: serverType()}.Adapt([]byte(src), nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want it to mention %q", tc.in, err, tc.want)
+		}
+	}
+	for _, src := range []string{":8080 {\n\tmediaguard extra\n}\n", ":8080 {\n\tmediaguard_lookup {\n\t\tnope\n\t}\n}\n"} {
+		if _, _, err := (caddyfile.Adapter{ServerType: serverType()}).Adapt([]byte(src), nil); err == nil {
+			t.Errorf("%q adapted without error", src)
+		}
+	}
+}

@@ -1,0 +1,73 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+	httpcaddyfile.RegisterHandlerDirective("mediaguard", parseHandler)
+	// Before reverse_proxy (so no `order` line is needed) and therefore
+	// inside encode: we see the upstream's uncompressed bytes.
+	httpcaddyfile.RegisterDirectiveOrder("mediaguard", httpcaddyfile.Before, "reverse_proxy")
+}
+
+// Handler is the `mediaguard` HTTP handler: it inspects every Matrix media
+// upload and download passing to the next handler (reverse_proxy) and
+// refuses listed media. Its settings live in the global `mediaguard` app.
+type Handler struct {
+	app *App
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.mediaguard", New: func() caddy.Module { return new(Handler) }}
+}
+
+// Provision finds the shared app (loading it with defaults if the global
+// block is absent).
+func (h *Handler) Provision(ctx caddy.Context) error {
+	a, err := ctx.App("mediaguard")
+	if err != nil {
+		return fmt.Errorf("mediaguard: loading app: %w", err)
+	}
+	h.app = a.(*App)
+	currentApp.Store(h.app)
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	return h.app.proxy.ServeHTTP(w, r, next.ServeHTTP)
+}
+
+// UnmarshalCaddyfile takes no arguments: `mediaguard`.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if d.NextArg() {
+		return d.Errf("mediaguard takes no arguments; configure it in the global mediaguard { } block")
+	}
+	if d.NextBlock(0) {
+		return d.Errf("mediaguard takes no block; configure it in the global mediaguard { } block")
+	}
+	return nil
+}
+
+func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var m Handler
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return &m, err
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler       = (*Handler)(nil)
+)

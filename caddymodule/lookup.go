@@ -1,0 +1,129 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+
+	"github.com/mediaguard/mediaguard/lookupapi"
+)
+
+func init() {
+	caddy.RegisterModule(Lookup{})
+	httpcaddyfile.RegisterHandlerDirective("mediaguard_lookup", parseLookup)
+	httpcaddyfile.RegisterDirectiveOrder("mediaguard_lookup", httpcaddyfile.Before, "reverse_proxy")
+}
+
+// Lookup is the `mediaguard_lookup` handler: the JSON lookup API the
+// Mjolnir HMA plugin calls (POST hashes, answer block/allow), answered by
+// the same matcher the proxy uses. GET answers a health document.
+type Lookup struct {
+	// APIKey, when set, must accompany every request: as a bearer token,
+	// as the Basic-auth password, or as ?api_key= (the plugin can only
+	// carry a credential inside its configured URL). Use {env.X}.
+	APIKey string `json:"api_key,omitempty"`
+	// MaxBodyBytes bounds a request body (default 64 KiB).
+	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
+	// RateLimit is requests per second allowed per client IP (0 = off).
+	RateLimit float64 `json:"rate_limit,omitempty"`
+	// RateBurst is the burst allowed above RateLimit.
+	RateBurst int `json:"rate_burst,omitempty"`
+
+	h *lookupapi.Handler
+}
+
+// CaddyModule returns the Caddy module information.
+func (Lookup) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.mediaguard_lookup", New: func() caddy.Module { return new(Lookup) }}
+}
+
+// Provision builds the API over the shared app's matcher.
+func (l *Lookup) Provision(ctx caddy.Context) error {
+	a, err := ctx.App("mediaguard")
+	if err != nil {
+		return fmt.Errorf("mediaguard_lookup: loading app: %w", err)
+	}
+	app := a.(*App)
+	l.h, err = lookupapi.New(lookupapi.Config{
+		Matcher:      app.guard,
+		APIKey:       caddy.NewReplacer().ReplaceAll(l.APIKey, ""),
+		MaxBodyBytes: l.MaxBodyBytes,
+		RateLimit:    l.RateLimit,
+		RateBurst:    l.RateBurst,
+		Health:       lookupapi.NewHealth(app.local, app.guard),
+		Logger:       zapLogger{ctx.Logger()},
+	})
+	return err
+}
+
+// ServeHTTP answers the request; it never calls next.
+func (l *Lookup) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	l.h.ServeHTTP(w, r)
+	return nil
+}
+
+// UnmarshalCaddyfile parses:
+//
+//	mediaguard_lookup {
+//		api_key KEY
+//		max_body_size SIZE
+//		rate_limit PER_SECOND [BURST]
+//	}
+func (l *Lookup) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "api_key":
+			if !d.Args(&l.APIKey) {
+				return d.ArgErr()
+			}
+		case "max_body_size":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := humanize.ParseBytes(d.Val())
+			if err != nil || n == 0 {
+				return d.Errf("max_body_size: want a size such as 64KB, not %q", d.Val())
+			}
+			l.MaxBodyBytes = int64(n)
+		case "rate_limit":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return d.ArgErr()
+			}
+			var err error
+			if _, err = fmt.Sscan(args[0], &l.RateLimit); err != nil || l.RateLimit <= 0 {
+				return d.Errf("rate_limit: want requests per second, not %q", args[0])
+			}
+			if len(args) == 2 {
+				if _, err = fmt.Sscan(args[1], &l.RateBurst); err != nil || l.RateBurst <= 0 {
+					return d.Errf("rate_limit: want a positive burst, not %q", args[1])
+				}
+			}
+		default:
+			return d.Errf("mediaguard_lookup: unknown option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+func parseLookup(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var l Lookup
+	err := l.UnmarshalCaddyfile(h.Dispenser)
+	return &l, err
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Lookup)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Lookup)(nil)
+	_ caddyfile.Unmarshaler       = (*Lookup)(nil)
+)

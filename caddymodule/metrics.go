@@ -1,0 +1,85 @@
+package caddymodule
+
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Collectors are created once per process and registered into each config
+// load's registry (Caddy makes a fresh one per load). Labels never carry
+// hashes or media IDs: an attacker controls those.
+var (
+	scanned = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "mediaguard", Name: "requests_total",
+		Help: "Media requests decided, by direction (upload, download) and verdict.",
+	}, []string{"direction", "verdict"})
+	bytesHashed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "mediaguard", Name: "hashed_bytes_total",
+		Help: "Bytes hashed, by direction.",
+	}, []string{"direction"})
+	hashSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "caddy", Subsystem: "mediaguard", Name: "hash_duration_seconds",
+		Help:    "Time to spool and hash a body (digests and PDQ), by direction.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	}, []string{"direction"})
+	matchSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "caddy", Subsystem: "mediaguard", Name: "match_duration_seconds",
+		Help:    "Time the matcher took to answer, by direction.",
+		Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
+	}, []string{"direction"})
+	blocks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "mediaguard", Name: "blocks_total",
+		Help: "Media blocked after hashing, by direction and the hash type that matched.",
+	}, []string{"direction", "hash_type"})
+	breakerState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "caddy", Subsystem: "mediaguard", Name: "breaker_state",
+		Help: "Circuit breaker state per remote backend: 0 closed, 1 half-open, 2 open.",
+	}, []string{"backend"})
+	cacheHits = prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "mediaguard", Name: "cache_hits_total",
+		Help: "Remote verdicts served from the cache.",
+	}, func() float64 { return guardStat(func(h, _ uint64) uint64 { return h }) })
+	cacheMisses = prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "mediaguard", Name: "cache_misses_total",
+		Help: "Remote verdicts not in the cache.",
+	}, func() float64 { return guardStat(func(_, m uint64) uint64 { return m }) })
+)
+
+// currentApp lets the cache counters read the live app's guard.
+var currentApp atomic.Pointer[App]
+
+func guardStat(pick func(hits, misses uint64) uint64) float64 {
+	a := currentApp.Load()
+	if a == nil || a.guard == nil {
+		return 0
+	}
+	s := a.guard.Stats()
+	return float64(pick(s.CacheHits, s.CacheMisses))
+}
+
+func registerMetrics(reg *prometheus.Registry) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{scanned, bytesHashed, hashSeconds, matchSeconds, blocks, breakerState, cacheHits, cacheMisses} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func breakerStateValue(s string) float64 {
+	switch s {
+	case "half-open":
+		return 1
+	case "open":
+		return 2
+	}
+	return 0
+}
