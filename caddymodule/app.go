@@ -11,8 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"go.uber.org/zap"
 
-	"github.com/mediaguard/mediaguard/mediaproxy"
 	"github.com/mediaguard/mediaguard/matcher"
+	"github.com/mediaguard/mediaguard/mediaproxy"
 )
 
 func init() {

@@ -86,4 +86,3 @@ func runHash(stdout, stderr io.Writer, files []string, opt hashing.FileOptions, 
 	}
 	return failed
 }
-
