@@ -211,6 +211,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		MaxUploadSize:     a.MaxUploadSize,
 		MemoryBuffer:      a.MemoryBuffer,
 		TempDir:           a.TempDir,
+		OnSpool:           func(d int64) { spoolBytes.Add(float64(d)) },
 		MaxDownloadBuffer: a.MaxDownloadBuffer,
 		MaxPixels:         a.MaxPixels,
 		Dihedral:          a.Dihedral,

@@ -33,6 +33,10 @@ var (
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "blocks_total",
 		Help: "Media blocked after hashing, by direction and the hash type that matched.",
 	}, []string{"direction", "hash_type"})
+	spoolBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "caddy", Subsystem: "mediaguard", Name: "spool_bytes",
+		Help: "Bytes of uploads currently spooled to disk.",
+	})
 	breakerState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "breaker_state",
 		Help: "Circuit breaker state per remote backend: 0 closed, 1 half-open, 2 open.",
@@ -63,7 +67,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{scanned, bytesHashed, hashSeconds, matchSeconds, blocks, breakerState, cacheHits, cacheMisses} {
+	for _, c := range []prometheus.Collector{scanned, bytesHashed, hashSeconds, matchSeconds, blocks, spoolBytes, breakerState, cacheHits, cacheMisses} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

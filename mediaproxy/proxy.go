@@ -42,6 +42,9 @@ type Config struct {
 	MemoryBuffer int64
 	// TempDir holds spill files (created 0600, always removed).
 	TempDir string
+	// OnSpool is told of bytes added to (positive) and removed from
+	// (negative) the spool directory, for a disk-usage gauge.
+	OnSpool func(delta int64)
 	// MaxDownloadBuffer is how much of an unknown download is buffered and
 	// decided before the first byte goes out; larger ones stream while
 	// hashing and are aborted on a late match.

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -155,13 +156,24 @@ func (e *env) noTempFiles(t *testing.T) {
 }
 
 func TestCleanUploadForwardedIdentical(t *testing.T) {
-	e := newEnv(t, []string{"sha256 " + strings.Repeat("ab", 32)}, nil)
-	img := encodePNG(testPhoto(1, 300, 200)) // > MemoryBuffer: spills to disk
+	var spooled, peak atomic.Int64
+	e := newEnv(t, []string{"sha256 " + strings.Repeat("ab", 32)}, func(c *Config) {
+		c.MemoryBuffer = 1024
+		c.OnSpool = func(d int64) {
+			if v := spooled.Add(d); v > peak.Load() {
+				peak.Store(v)
+			}
+		}
+	})
+	img := encodePNG(testPhoto(1, 300, 200)) // > 1 KiB: spills to disk
 	resp, id := e.upload(t, "image/png", img)
 	if resp.StatusCode != 200 {
 		t.Fatalf("clean upload: %d", resp.StatusCode)
 	}
 	e.noTempFiles(t)
+	if peak.Load() != int64(len(img)) || spooled.Load() != 0 {
+		t.Fatalf("spool accounting: peak %d (want %d), now %d (want 0)", peak.Load(), len(img), spooled.Load())
+	}
 	if d := e.obs.last(); d.Outcome != Clean || d.PDQ == nil || d.MediaKey != id {
 		t.Fatalf("decision %+v", d)
 	}

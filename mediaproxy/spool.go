@@ -25,6 +25,9 @@ type Spool struct {
 	file    *os.File
 	size    int64
 	digests hashing.Digests
+	// onDisk and disk account the bytes this spool holds on disk.
+	onDisk func(delta int64)
+	disk   int64
 }
 
 // SpoolOptions bound a spool.
@@ -36,7 +39,8 @@ type SpoolOptions struct {
 	// TempDir is where spill files go ("" = os.TempDir()). Files are created
 	// 0600 and removed by Close.
 	TempDir string
-	// OnDisk, when set, is told how many bytes went to disk (metrics).
+	// OnDisk, when set, is told how many bytes went to disk, and the same
+	// amount negated when the file is removed (a gauge of spool usage).
 	OnDisk func(delta int64)
 }
 
@@ -84,7 +88,8 @@ func NewSpool(r io.Reader, opt SpoolOptions) (s *Spool, err error) {
 	m, err := io.Copy(io.MultiWriter(w, d), io.LimitReader(r, opt.MaxSize-n+1))
 	s.size += m
 	if opt.OnDisk != nil {
-		opt.OnDisk(s.size)
+		s.onDisk, s.disk = opt.OnDisk, s.size
+		s.onDisk(s.disk)
 	}
 	if w.err != nil {
 		return s, fmt.Errorf("%w: %v", ErrSpoolDisk, w.err)
@@ -142,5 +147,8 @@ func (s *Spool) Close() error {
 	name := s.file.Name()
 	s.file.Close()
 	s.file = nil
+	if s.onDisk != nil {
+		s.onDisk(-s.disk)
+	}
 	return os.Remove(name)
 }

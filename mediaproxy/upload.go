@@ -23,7 +23,7 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 		return nil
 	}
 	start := time.Now()
-	sp, err := NewSpool(r.Body, SpoolOptions{MemoryLimit: p.cfg.MemoryBuffer, MaxSize: p.cfg.MaxUploadSize, TempDir: p.cfg.TempDir})
+	sp, err := NewSpool(r.Body, SpoolOptions{MemoryLimit: p.cfg.MemoryBuffer, MaxSize: p.cfg.MaxUploadSize, TempDir: p.cfg.TempDir, OnDisk: p.cfg.OnSpool})
 	if err != nil {
 		switch {
 		case errors.Is(err, ErrTooLarge):

@@ -1,0 +1,404 @@
+// Command mgbench measures mediaguard inside a real Caddy against plain
+// reverse_proxy to the same upstream, in one run, on this machine:
+//
+//   - download throughput of a 10 MB known-clean media (mediaguard vs plain)
+//   - p50 latency of a 1 MB clean image upload (mediaguard vs plain), next
+//     to the in-process hashing time of that image
+//   - the lookup API with 1M PDQ hashes banked: p50 latency and requests/s,
+//     and Caddy's RSS holding the bank
+//   - peak RSS during 50 concurrent 40 MB uploads (spooled to disk)
+//
+// It starts bin/caddy itself (build it first with `make build`) and an
+// in-process upstream that answers like a homeserver's media repository.
+// Everything runs on loopback and every loop is bounded in count and time.
+//
+//	go run ./bench/mgbench [-caddy bin/caddy] [-duration 5s]
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mediaguard/mediaguard/hashing"
+	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/internal/testimg"
+)
+
+var (
+	caddyBin = flag.String("caddy", "bin/caddy", "Caddy binary built with mediaguard")
+	duration = flag.Duration("duration", 5*time.Second, "length of each throughput run")
+	bankSize = flag.Int("bank", 1_000_000, "PDQ hashes in the lookup bank")
+	skip     = flag.String("skip", "", "comma-separated scenarios to skip: download,upload,lookup,memory")
+)
+
+func main() {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "mgbench-")
+	check(err)
+	defer os.RemoveAll(dir)
+
+	up := startUpstream()
+	fmt.Printf("machine: %d CPUs; upstream %s\n", nproc(), up)
+
+	bank := filepath.Join(dir, "bench.bank")
+	t0 := time.Now()
+	queries := writeBank(bank, *bankSize)
+	fmt.Printf("bank: %d PDQ hashes written in %v\n", *bankSize, time.Since(t0).Round(time.Millisecond))
+
+	plain, guarded, lookup := freePort(), freePort(), freePort()
+	cf := filepath.Join(dir, "Caddyfile")
+	spool := filepath.Join(dir, "spool")
+	check(os.Mkdir(spool, 0o700))
+	check(os.WriteFile(cf, []byte(fmt.Sprintf(`{
+	admin off
+	mediaguard {
+		bank BENCH %s
+		max_upload_size 64MB
+		temp_dir %s
+	}
+}
+http://127.0.0.1:%d {
+	reverse_proxy %s
+}
+http://127.0.0.1:%d {
+	mediaguard
+	reverse_proxy %s
+}
+http://127.0.0.1:%d {
+	mediaguard_lookup
+}
+`, bank, spool, plain, up, guarded, up, lookup)), 0o600))
+	t0 = time.Now()
+	cmd := exec.Command(*caddyBin, "run", "--config", cf, "--adapter", "caddyfile")
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	check(cmd.Start())
+	defer cmd.Process.Kill()
+	waitHealthy(fmt.Sprintf("http://127.0.0.1:%d/", lookup), 120*time.Second)
+	fmt.Printf("caddy: started and loaded the bank in %v; RSS %s\n", time.Since(t0).Round(time.Millisecond), rss(cmd.Process.Pid))
+	pURL := fmt.Sprintf("http://127.0.0.1:%d", plain)
+	gURL := fmt.Sprintf("http://127.0.0.1:%d", guarded)
+
+	skipped := func(s string) bool { return slices.Contains(strings.Split(*skip, ","), s) }
+	if !skipped("download") {
+		benchDownload(pURL, gURL)
+	}
+	if !skipped("upload") {
+		benchUpload(pURL, gURL)
+	}
+	if !skipped("lookup") {
+		benchLookup(fmt.Sprintf("http://127.0.0.1:%d/", lookup), queries, cmd.Process.Pid)
+	}
+	if !skipped("memory") {
+		benchMemory(gURL, cmd.Process.Pid, spool)
+	}
+}
+
+// --- upstream: a homeserver's media repository, minimal ---
+
+var (
+	mediaMu sync.RWMutex
+	media   = map[string][]byte{}
+	nextID  atomic.Int64
+)
+
+func startUpstream() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/upload"):
+			n, err := io.Copy(io.Discard, r.Body)
+			if err != nil || n != r.ContentLength {
+				http.Error(w, `{"errcode":"M_UNKNOWN"}`, 400)
+				return
+			}
+			fmt.Fprintf(w, `{"content_uri":"mxc://bench.local/u%d"}`, nextID.Add(1))
+		case strings.Contains(r.URL.Path, "/download/"):
+			id := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+			mediaMu.RLock()
+			b, ok := media[id]
+			mediaMu.RUnlock()
+			if !ok {
+				http.Error(w, `{"errcode":"M_NOT_FOUND"}`, 404)
+				return
+			}
+			w.Header().Set("Content-Type", "video/mp4")
+			w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+			w.Write(b)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	return l.Addr().String()
+}
+
+// --- scenarios ---
+
+func benchDownload(pURL, gURL string) {
+	big := randomBytes(10<<20, 1)
+	mediaMu.Lock()
+	media["big"] = big
+	mediaMu.Unlock()
+	path := "/_matrix/media/v3/download/bench.local/big"
+	// First request through mediaguard judges it (streamed: 10 MB is
+	// under the 16 MB buffer, so buffered and hashed), later ones are known.
+	get(gURL + path)
+	for _, conc := range []int{1, 4} {
+		p := throughput(pURL+path, conc)
+		g := throughput(gURL+path, conc)
+		fmt.Printf("download 10MB known-clean, %d conn: plain %.0f MB/s, mediaguard %.0f MB/s, ratio %.3f\n", conc, p, g, g/p)
+	}
+}
+
+func throughput(url string, conc int) float64 {
+	var total atomic.Int64
+	deadline := time.Now().Add(*duration)
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				total.Add(int64(len(get(url))))
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(total.Load()) / duration.Seconds() / 1e6
+}
+
+func benchUpload(pURL, gURL string) {
+	// About 1 MB of JPEG: a 2000×1500 picture at quality 98.
+	img := testimg.JPEG(testimg.Photo(5, 2000, 1500), 98)
+	// In-process hashing time of the same bytes: digests + decode + PDQ.
+	var hashTimes []time.Duration
+	for range 30 {
+		t := time.Now()
+		d := hashing.NewDigester()
+		d.Write(img)
+		d.Sum()
+		pdq.HashBytes(img, pdq.DecodeOptions{}, pdq.Options{})
+		hashTimes = append(hashTimes, time.Since(t))
+	}
+	p := uploadLatencies(pURL, img, 60)
+	g := uploadLatencies(gURL, img, 60)
+	h := median(hashTimes)
+	fmt.Printf("upload %.2f MB JPEG, p50: plain %v, mediaguard %v, added %v; in-process hashing %v; added minus hashing %v (budget 5ms)\n",
+		float64(len(img))/1e6, median(p), median(g), median(g)-median(p), h, median(g)-median(p)-h)
+}
+
+func uploadLatencies(base string, body []byte, n int) []time.Duration {
+	var out []time.Duration
+	for range n {
+		t := time.Now()
+		resp, err := http.Post(base+"/_matrix/media/v3/upload?filename=x.jpg", "image/jpeg", bytes.NewReader(body))
+		check(err)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			fatalf("upload answered %d", resp.StatusCode)
+		}
+		out = append(out, time.Since(t))
+	}
+	return out
+}
+
+func benchLookup(url string, queries []string, pid int) {
+	bodies := make([][]byte, len(queries))
+	for i, q := range queries {
+		bodies[i], _ = json.Marshal(map[string]any{"hashes": map[string]string{"pdq": q, "md5": fmt.Sprintf("%032x", i)}, "mediaType": "m.image", "userId": "@bench:local"})
+	}
+	// p50 latency from one connection, then throughput at 8 connections.
+	var lat []time.Duration
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	for i := range 2000 {
+		t := time.Now()
+		post(client, url, bodies[i%len(bodies)])
+		lat = append(lat, time.Since(t))
+	}
+	var n atomic.Int64
+	deadline := time.Now().Add(*duration)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; time.Now().Before(deadline); i++ {
+				post(client, url, bodies[i%len(bodies)])
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	slices.Sort(lat)
+	fmt.Printf("lookup API, %d PDQ banked: p50 %v, p99 %v (1 conn); %.0f requests/s (8 conns); caddy RSS %s\n",
+		*bankSize, lat[len(lat)/2], lat[len(lat)*99/100], float64(n.Load())/duration.Seconds(), rss(pid))
+}
+
+func post(c *http.Client, url string, body []byte) {
+	resp, err := c.Post(url, "application/json", bytes.NewReader(body))
+	check(err)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		fatalf("lookup answered %d", resp.StatusCode)
+	}
+}
+
+func benchMemory(gURL string, pid int, spool string) {
+	const n, size = 50, 40 << 20
+	body := randomBytes(size, 2)
+	before := hwm(pid)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	t := time.Now()
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Post(gURL+"/_matrix/media/v3/upload", "application/octet-stream", bytes.NewReader(body))
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				failed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	left, _ := os.ReadDir(spool)
+	fmt.Printf("memory: %d concurrent %d MB uploads in %v, %d failed; caddy peak RSS %s (before %s); spool files left %d\n",
+		n, size>>20, time.Since(t).Round(time.Millisecond), failed.Load(), hwm(pid), before, len(left))
+}
+
+// --- helpers ---
+
+// randomBytes is incompressible content, like encrypted media.
+func randomBytes(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	r := rand.NewChaCha8([32]byte{byte(seed)})
+	r.Read(b)
+	return b
+}
+
+func writeBank(path string, n int) []string {
+	f, err := os.Create(path)
+	check(err)
+	w := bufio.NewWriterSize(f, 1<<20)
+	rng := rand.New(rand.NewPCG(3, 3))
+	var queries []string
+	for i := range n {
+		var h pdq.Hash
+		for j := range h {
+			h[j] = rng.Uint64()
+		}
+		fmt.Fprintf(w, "pdq %s\n", h)
+		if i%(n/500+1) == 0 { // some queries near banked hashes
+			h[0] ^= 0x0f0f
+			queries = append(queries, h.String())
+		}
+	}
+	for range 500 {
+		var h pdq.Hash
+		for j := range h {
+			h[j] = rng.Uint64()
+		}
+		queries = append(queries, h.String())
+	}
+	check(w.Flush())
+	check(f.Close())
+	return queries
+}
+
+func get(url string) []byte {
+	resp, err := http.Get(url)
+	check(err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	check(err)
+	if resp.StatusCode != 200 {
+		fatalf("GET %s: %d", url, resp.StatusCode)
+	}
+	return b
+}
+
+func waitHealthy(url string, limit time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	for ctx.Err() == nil {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fatalf("caddy did not become healthy in %v", limit)
+}
+
+func procStatus(pid int, key string) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "?"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			kb, _ := strconv.Atoi(strings.Fields(v)[0])
+			return fmt.Sprintf("%.0f MB", float64(kb)/1024)
+		}
+	}
+	return "?"
+}
+
+func rss(pid int) string { return procStatus(pid, "VmRSS") }
+func hwm(pid int) string { return procStatus(pid, "VmHWM") }
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func nproc() int {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	return strings.Count(string(b), "processor\t:")
+}
+
+func check(err error) {
+	if err != nil {
+		fatalf("%v", err)
+	}
+}
+
+func fatalf(f string, a ...any) {
+	fmt.Fprintf(os.Stderr, "mgbench: "+f+"\n", a...)
+	os.Exit(1)
+}
