@@ -139,8 +139,8 @@ func TestYCbCrFastPathAllRatios(t *testing.T) {
 // TestYCbCrToRGBMatchesRGBA: the vectors were made through RGBA()>>8; the
 // fast path uses color.YCbCrToRGB. They must agree for every input.
 func TestYCbCrToRGBMatchesRGBA(t *testing.T) {
-	if testing.Short() {
-		t.Skip("exhaustive 16M-colour check skipped in -short")
+	if testing.Short() || raceOn {
+		t.Skip("exhaustive 16M-colour check runs without -short and -race (make bench or go test ./hashing/pdq)")
 	}
 	for y := 0; y < 256; y++ {
 		for cb := 0; cb < 256; cb++ {

@@ -3,11 +3,13 @@ package pdq
 import (
 	"bufio"
 	"cmp"
+	"image"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mediaguard/mediaguard/internal/sharedref"
@@ -55,17 +57,31 @@ func readGodecoded(t *testing.T, dir string) []vectorRow {
 	return rows
 }
 
-func hashFile(t *testing.T, path string, opt Options) (Result, string) {
+// decoded caches decoded vector images: every test hashes the same files
+// in several conventions, and decoding dominates (under -race, 20-fold).
+var decoded sync.Map // path -> func() (image.Image, error)
+
+func decodeFile(t *testing.T, path string) image.Image {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, _, err := Decode(f, DecodeOptions{})
+	f, _ := decoded.LoadOrStore(path, sync.OnceValues(func() (image.Image, error) {
+		file, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer file.Close()
+		img, _, err := Decode(file, DecodeOptions{})
+		return img, err
+	}))
+	img, err := f.(func() (image.Image, error))()
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
+	return img
+}
+
+func hashFile(t *testing.T, path string, opt Options) (Result, string) {
+	t.Helper()
+	img := decodeFile(t, path)
 	return FromImage(img, opt), goTypeName(img)
 }
 
@@ -77,6 +93,7 @@ func TestVectorsGoDecoded(t *testing.T) {
 	rows := readGodecoded(t, dir)
 	for _, row := range rows {
 		t.Run(row.path, func(t *testing.T) {
+			t.Parallel()
 			full, typ := hashFile(t, filepath.Join(dir, row.path), Options{})
 			if typ != row.goType {
 				t.Errorf("decoded type %s, vectors were made from %s", typ, row.goType)
@@ -90,7 +107,7 @@ func TestVectorsGoDecoded(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("%d vector rows checked", len(rows))
+	t.Cleanup(func() { t.Logf("%d vector rows checked", len(rows)) })
 }
 
 // TestVectorsDihedral checks the eight variants against the reference tool
@@ -178,16 +195,7 @@ const nearMedianRanks = 5
 // median and traded places: the one difference sub-ulp decoder noise causes.
 func medianSwap(t *testing.T, path string, k int, got, want Hash) bool {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, _, err := Decode(f, DecodeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	coef := coefficients(img, Options{Resize512: true})
+	coef := coefficients(decodeFile(t, path), Options{Resize512: true})
 	var b [16][16]float32
 	dihedralCoef(k, &coef, &b)
 	type rc struct {

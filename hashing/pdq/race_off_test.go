@@ -1,0 +1,5 @@
+//go:build !race
+
+package pdq
+
+const raceOn = false
