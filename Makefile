@@ -25,7 +25,7 @@ test-short:
 
 ## bench: the benchmarks behind BENCHMARKS.md (compare runs with benchstat)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./hashing/... ./matcher/... | tee bench/out.txt
+	bench/gobench.sh
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:

@@ -184,19 +184,7 @@ func (f *fakeHMA) lookup(w http.ResponseWriter, r *http.Request) {
 	contents := append([]fakeHMAContent(nil), f.contents...)
 	f.mu.Unlock()
 
-	if d := time.Duration(f.delay.Load()); d > 0 {
-		select {
-		case <-time.After(d):
-		case <-r.Context().Done():
-			return
-		}
-	}
-	if raw != nil {
-		if raw.contentType != "" {
-			w.Header().Set("Content-Type", raw.contentType)
-		}
-		w.WriteHeader(raw.status)
-		_, _ = io.WriteString(w, raw.body)
+	if delayOrRaw(w, r, time.Duration(f.delay.Load()), raw) {
 		return
 	}
 	signalType, signal := qv.Get("signal_type"), qv.Get("signal")
@@ -340,19 +328,7 @@ func (f *fakeLookupService) serve(w http.ResponseWriter, r *http.Request) {
 	raw := f.raw
 	f.mu.Unlock()
 
-	if d := time.Duration(f.delay.Load()); d > 0 {
-		select {
-		case <-time.After(d):
-		case <-r.Context().Done():
-			return
-		}
-	}
-	if raw != nil {
-		if raw.contentType != "" {
-			w.Header().Set("Content-Type", raw.contentType)
-		}
-		w.WriteHeader(raw.status)
-		_, _ = io.WriteString(w, raw.body)
+	if delayOrRaw(w, r, time.Duration(f.delay.Load()), raw) {
 		return
 	}
 	answer := map[string]any{"action": "allow", "reason": "no match", "matchedHash": "", "hashType": "", "confidence": 0}
@@ -428,4 +404,25 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// delayOrRaw applies a fake's configured delay and canned answer; it
+// reports whether the request has been answered (or abandoned).
+func delayOrRaw(w http.ResponseWriter, r *http.Request, delay time.Duration, raw *fakeRaw) bool {
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return true
+		}
+	}
+	if raw == nil {
+		return false
+	}
+	if raw.contentType != "" {
+		w.Header().Set("Content-Type", raw.contentType)
+	}
+	w.WriteHeader(raw.status)
+	_, _ = io.WriteString(w, raw.body)
+	return true
 }

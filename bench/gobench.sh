@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs the Go benchmarks behind BENCHMARKS.md and summarises them with
+# benchstat. Run on a quiet machine: every ratio in BENCHMARKS.md compares
+# benchmarks from the same run.
+#
+#   bench/gobench.sh [COUNT]        # default COUNT=6
+#   MEDIAGUARD_BENCH_10M=1 bench/gobench.sh   # include the 10M-hash PDQ index runs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count="${1:-6}"
+out=bench/out
+mkdir -p "$out"
+command -v benchstat >/dev/null || go install golang.org/x/perf/cmd/benchstat@latest
+export PATH="$(go env GOPATH)/bin:$PATH"
+
+echo "== $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(go version | cut -d' ' -f3)"
+go test ./hashing -run '^$' -bench 'MD5|SHA1|SHA256|Serial3|Digester' -benchmem -count "$count" | tee "$out/digests.txt"
+go test ./hashing/pdq -run '^$' -bench . -benchmem -count "$count" | tee "$out/pdq.txt"
+go test ./matcher -run '^$' -bench 'PDQ(Index|Linear)1M$|PDQIndexBuild1M|BankLoad1M' -benchmem -count "$count" | tee "$out/matcher.txt"
+if [[ "${MEDIAGUARD_BENCH_10M:-}" == 1 ]]; then
+	go test ./matcher -run '^$' -bench 'PDQ(Index|Linear)10M$' -benchmem -count 3 -timeout 30m | tee "$out/matcher10m.txt"
+fi
+go test ./lookupapi -run '^$' -bench . -benchmem -count "$count" | tee "$out/lookupapi.txt"
+benchstat "$out"/digests.txt "$out"/pdq.txt "$out"/matcher.txt "$out"/lookupapi.txt
