@@ -39,6 +39,11 @@ type SpoolOptions struct {
 	// TempDir is where spill files go ("" = os.TempDir()). Files are created
 	// 0600 and removed by Close.
 	TempDir string
+	// Declared is the body's declared length (-1 when unknown, as for a
+	// chunked upload). A body declared larger than MemoryLimit goes
+	// straight to disk, and a smaller one gets an exact buffer: concurrent
+	// large uploads then cost kilobytes of memory each, not MemoryLimit.
+	Declared int64
 	// OnDisk, when set, is told how many bytes went to disk, and the same
 	// amount negated when the file is removed (a gauge of spool usage).
 	OnDisk func(delta int64)
@@ -60,19 +65,26 @@ func NewSpool(r io.Reader, opt SpoolOptions) (s *Spool, err error) {
 	if limit > opt.MaxSize {
 		limit = opt.MaxSize
 	}
-	// Memory phase: read up to limit+1 so we know whether it all fits.
-	n, err := io.Copy(io.MultiWriter(&buf, d), io.LimitReader(r, limit+1))
-	if err != nil {
-		return s, err
-	}
-	s.size = n
-	if n <= limit {
-		s.mem = buf.Bytes()
-		s.digests = d.Sum()
-		return s, nil
-	}
-	if n > opt.MaxSize {
-		return s, ErrTooLarge
+	var n int64
+	if opt.Declared < 0 || opt.Declared <= limit {
+		if opt.Declared >= 0 {
+			buf.Grow(int(opt.Declared) + 1)
+		}
+		// Memory phase: read up to limit+1 so we know whether it all fits.
+		var err error
+		n, err = io.Copy(io.MultiWriter(&buf, d), io.LimitReader(r, limit+1))
+		if err != nil {
+			return s, err
+		}
+		s.size = n
+		if n <= limit {
+			s.mem = buf.Bytes()
+			s.digests = d.Sum()
+			return s, nil
+		}
+		if n > opt.MaxSize {
+			return s, ErrTooLarge
+		}
 	}
 	// Disk phase.
 	f, err := os.CreateTemp(opt.TempDir, "mediaguard-spool-*")

@@ -23,7 +23,7 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 		return nil
 	}
 	start := time.Now()
-	sp, err := NewSpool(r.Body, SpoolOptions{MemoryLimit: p.cfg.MemoryBuffer, MaxSize: p.cfg.MaxUploadSize, TempDir: p.cfg.TempDir, OnDisk: p.cfg.OnSpool})
+	sp, err := NewSpool(r.Body, SpoolOptions{MemoryLimit: p.cfg.MemoryBuffer, MaxSize: p.cfg.MaxUploadSize, TempDir: p.cfg.TempDir, OnDisk: p.cfg.OnSpool, Declared: r.ContentLength})
 	if err != nil {
 		switch {
 		case errors.Is(err, ErrTooLarge):
