@@ -4,7 +4,6 @@ import (
 	"math"
 	"math/bits"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -30,8 +29,11 @@ type PDQHit struct {
 // chunk i of h is within tau_i of q's, so probing every value within tau_i
 // of q's chunk in each table and verifying the candidates against the full
 // hash finds every hit. The layout is chosen from the bank size at build
-// time, the radii per threshold by a cost model that also decides when a
-// plain scan is cheaper.
+// time within 80 bytes per hash (for millions of hashes: 11 chunks of 23-24
+// bits, 4-byte entries), the radii per threshold by a cost model that also
+// decides when a plain scan is cheaper. Each probe and each candidate is a
+// random memory read, so the design minimises those rather than
+// instructions.
 //
 // A PDQIndex is immutable once built and safe for concurrent Search.
 type PDQIndex struct {
@@ -68,28 +70,32 @@ type pdqPlan struct {
 	tau    []int8
 }
 
-// Cost model, in units of one random memory access (~10-30 ns on a loaded
-// server), calibrated on banks of 1M and 10M random hashes. A probe reads
-// the offsets and the bucket at random; scanning the rest of a bucket is
-// sequential; each candidate reads its 32-byte hash at random; the linear
-// scan streams hashes at about a tenth of a random access each.
+// Cost model, in units of one candidate check: a random read of a 32-byte
+// hash, ~15-35 ns on a loaded virtual machine with 10M hashes. Calibrated
+// on banks of 1M and 10M random hashes: a bucket costs a random read of
+// its bounds and of its first line, more lines cost less (same page,
+// prefetched together), finding q's entry bits in a bucket is a short
+// binary search or a scan, and the linear scan streams hashes at about a
+// twentieth of a random read each.
 const (
-	costProbe     = 2.0
-	costScan      = 0.04
-	costCandidate = 1.0
-	costTable     = 4.0
-	costLinear    = 0.1
-	// minIndexed is the bank size below which no tables are built: a scan of
+	pdqCostProbe     = 1.2
+	pdqCostLine      = 0.25
+	pdqCostSearch    = 0.05 // per binary search step
+	pdqCostScan      = 0.03 // per entry filtered
+	pdqCostCandidate = 1.0
+	pdqCostTable     = 2.0
+	pdqCostLinear    = 0.06
+	// pdqMinIndexed is the bank size below which no tables are built: a scan of
 	// a few hundred hashes beats any probing.
-	minIndexed = 512
-	// maxTopBits bounds the offsets of one table (2^24 entries, 64MB).
-	maxTopBits = 24
-	// maxTables bounds the number of chunks; more only add entry bytes.
-	maxTables = 16
-	// tableBudget is the bytes per hash the tables may use so that, with
+	pdqMinIndexed = 512
+	// pdqMaxTopBits bounds the offsets of one table (2^24 entries, 64MB).
+	pdqMaxTopBits = 24
+	// pdqMaxTables bounds the number of chunks; more only add entry bytes.
+	pdqMaxTables = 16
+	// pdqTableBudget is the bytes per hash the tables may use so that, with
 	// the 32-byte hash, the struct and slice headers, the whole index stays
 	// under 80 bytes per hash.
-	tableBudget = 47.5
+	pdqTableBudget = 47.5
 )
 
 // NewPDQIndex builds an index over hashes. It takes ownership of the slice:
@@ -97,12 +103,12 @@ const (
 // it. Tables are built in parallel, one goroutine per core.
 func NewPDQIndex(hashes []pdq.Hash) *PDQIndex {
 	n := len(hashes)
-	tops, exts := chooseLayout(n, idBitsFor(n))
-	return newPDQIndexLayout(hashes, tops, exts, idBitsFor(n))
+	tops, exts := pdqChooseLayout(n, pdqIDBits(n))
+	return newPDQIndexLayout(hashes, tops, exts, pdqIDBits(n))
 }
 
-// idBitsFor is the id width of table entries for a bank of n hashes.
-func idBitsFor(n int) uint {
+// pdqIDBits is the id width of table entries for a bank of n hashes.
+func pdqIDBits(n int) uint {
 	if n > 1<<24 {
 		return 32
 	}
@@ -114,6 +120,9 @@ func idBitsFor(n int) uint {
 // bit, and ids in the low idBits of entries; the chunk widths must sum to at
 // most 256, ids fit idBits and exts the bits above.
 func newPDQIndexLayout(hashes []pdq.Hash, tops, exts []uint, idBits uint) *PDQIndex {
+	if len(tops) > pdqMaxTables {
+		panic("matcher: too many PDQ index tables")
+	}
 	ix := &PDQIndex{hashes: hashes, idBits: idBits}
 	n := len(hashes)
 	var start uint
@@ -130,14 +139,13 @@ func newPDQIndexLayout(hashes []pdq.Hash, tops, exts []uint, idBits uint) *PDQIn
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			// keys avoids extracting each chunk twice from 32-byte hashes.
-			keys := make([]uint32, n)
+			tmp := &pdqBuildScratch{make([]uint32, n), make([]uint32, n), make([]uint32, n)}
 			for {
 				t := int(next.Add(1)) - 1
 				if t >= len(ix.tables) {
 					return
 				}
-				ix.tables[t].build(hashes, keys, ix.idBits)
+				ix.tables[t].build(hashes, tmp, ix.idBits)
 			}
 		})
 	}
@@ -145,15 +153,24 @@ func newPDQIndexLayout(hashes []pdq.Hash, tops, exts []uint, idBits uint) *PDQIn
 	return ix
 }
 
-func (t *pdqTable) build(hashes []pdq.Hash, keys []uint32, idBits uint) {
+// build fills the table with a counting sort. Within a bucket entries are
+// in ascending order, which puts equal entry bits together: entries are
+// first distributed by entry bits (ordE, with their buckets in ordB), then
+// stably by bucket.
+func (t *pdqTable) build(hashes []pdq.Hash, tmp *pdqBuildScratch, idBits uint) {
+	n := len(hashes)
+	keys := tmp.keys[:n]
 	// off[v+1] first counts bucket v, then after the prefix sum holds its
 	// start; filling advances it to v's end, which is v+1's start, so no
 	// cursor array is needed.
 	off := make([]uint32, 1<<(t.width-t.ext)+1)
+	var extPos [256]uint32
+	extMask := uint32(1)<<t.ext - 1
 	for i := range hashes {
 		k := t.chunk(&hashes[i])
 		keys[i] = k
 		off[k>>t.ext+1]++
+		extPos[k&extMask]++
 	}
 	var sum uint32
 	for v := 1; v < len(off); v++ {
@@ -161,33 +178,37 @@ func (t *pdqTable) build(hashes []pdq.Hash, keys []uint32, idBits uint) {
 		off[v] = sum
 		sum += c
 	}
-	entries := make([]uint32, len(hashes)+1)
-	extMask := uint32(1)<<t.ext - 1
-	for i, k := range keys[:len(hashes)] {
-		b := k >> t.ext
-		entries[off[b+1]] = uint32(i) | (k&extMask)<<idBits
-		off[b+1]++
+	sum = 0
+	for e, c := range extPos {
+		extPos[e] = sum
+		sum += c
 	}
-	if t.ext > 0 {
-		// Sorted entries put the entry bits in order within a bucket,
-		// which lets exact lookups binary-search instead of scan.
-		for v := range len(off) - 1 {
-			if b := entries[off[v]:off[v+1]]; len(b) > 1 {
-				slices.Sort(b)
-			}
-		}
+	ordE, ordB := tmp.ordE[:n], tmp.ordB[:n]
+	for i, k := range keys {
+		p := extPos[k&extMask]
+		extPos[k&extMask]++
+		ordE[p] = uint32(i) | (k&extMask)<<idBits
+		ordB[p] = k >> t.ext
+	}
+	entries := make([]uint32, n+1)
+	for j, b := range ordB {
+		entries[off[b+1]] = ordE[j]
+		off[b+1]++
 	}
 	t.offsets, t.entries = off, entries
 }
 
+// pdqBuildScratch is one build worker's temporary arrays.
+type pdqBuildScratch struct{ keys, ordE, ordB []uint32 }
+
 // chunk extracts the table's bits of h as an integer.
 func (t *pdqTable) chunk(h *pdq.Hash) uint32 {
-	return chunkBits(h, t.start, t.width)
+	return pdqChunk(h, t.start, t.width)
 }
 
-// chunkBits returns bits [start, start+width) of h, numbered from the most
+// pdqChunk returns bits [start, start+width) of h, numbered from the most
 // significant bit of h[0], as an integer (1 <= width <= 32).
-func chunkBits(h *pdq.Hash, start, width uint) uint32 {
+func pdqChunk(h *pdq.Hash, start, width uint) uint32 {
 	w, o := start>>6, start&63
 	var v uint64
 	if o+width <= 64 {
@@ -233,50 +254,75 @@ func (ix *PDQIndex) Search(dst []PDQHit, q pdq.Hash, threshold int) []PDQHit {
 	return ix.searchPlan(dst, q, threshold, p.tau)
 }
 
-// The search runs in three passes over batches so that the random reads of
-// each pass are independent of one another and overlap in the memory
-// system: locate buckets (offsets), filter their entries into candidate
-// ids, read and compare the candidates' hashes. Interleaving them would
-// chain each read on the previous one and stall on every bucket-length
-// branch.
+// The search runs in passes over batches of buckets gathered from all
+// tables, so that the random reads of each pass are independent of one
+// another and overlap in the memory system, and so that a branch on loaded
+// data finds it arrived instead of discarding the reads issued behind it:
+// locate buckets (offsets), pull their cache lines in, pick candidates from
+// them, then read and compare the candidates' hashes.
 const (
-	probeBatch = 512
-	candBatch  = 2048
+	pdqBucketBatch = 1024
+	pdqCandBatch   = 4096
 )
+
+// pdqSearchScratch holds one search's batches; pooled because it is too big
+// for a fresh goroutine's stack and searches are frequent.
+type pdqSearchScratch struct {
+	bt     [pdqBucketBatch]uint8 // table of each bucket
+	rad    [pdqBucketBatch]int8  // radius left for the entry bits
+	lo, hi [pdqBucketBatch]uint32
+	ct     [pdqCandBatch]uint8 // table that yielded each candidate
+	cand   [pdqCandBatch]uint32
+	qext   [pdqMaxTables]uint32 // q's entry bits per table
+	// touch receives the loads that pull data into cache, so that the
+	// compiler cannot drop them as unused.
+	touch uint32
+}
+
+var pdqSearchPool = sync.Pool{New: func() any { return new(pdqSearchScratch) }}
+
+// pdqSearcher is the state of one multi-index search.
+type pdqSearcher struct {
+	ix        *PDQIndex
+	q         *pdq.Hash
+	threshold int
+	tau       []int8
+	dst       []PDQHit
+	sc        *pdqSearchScratch
+	nb, nc    int
+}
 
 // searchPlan runs the multi-index search with radius tau[i] in table i.
 // It is only correct when sum(tau[i]+1) > threshold.
 func (ix *PDQIndex) searchPlan(dst []PDQHit, q pdq.Hash, threshold int, tau []int8) []PDQHit {
-	var s searchState
-	s.ix, s.q, s.threshold, s.tau = ix, &q, threshold, tau
-	s.dst = dst
+	sc := pdqSearchPool.Get().(*pdqSearchScratch)
+	s := pdqSearcher{ix: ix, q: &q, threshold: threshold, tau: tau, dst: dst, sc: sc}
 	for ti := range ix.tables {
 		r := int(tau[ti])
 		if r < 0 {
 			continue
 		}
 		t := &ix.tables[ti]
-		s.ti, s.t = ti, t
 		qv := t.chunk(&q)
-		s.qext = qv & (1<<t.ext - 1)
+		sc.qext[ti] = qv & (1<<t.ext - 1)
 		qtop := uint64(qv >> t.ext)
 		top := t.width - t.ext
 		limit := uint64(1) << top
-		// Every top mask of weight k <= r by Gosper's hack; the remaining
-		// radius r-k is spent on the entry bits.
+		off := t.offsets
+		nb := s.nb
+		// Every bucket mask of weight k <= r by Gosper's hack; the
+		// remaining radius r-k is spent on the entry bits.
 		for k := 0; k <= min(r, int(top)); k++ {
 			rad := int8(r - k)
 			x := uint64(1)<<k - 1
 			for x < limit {
 				v := qtop ^ x
-				s.lo[s.nb], s.hi[s.nb], s.rad[s.nb] = t.offsets[v], t.offsets[v+1], rad
-				s.nb++
-				if s.nb == probeBatch {
-					if expStop >= 1 {
-						s.scan()
-					} else {
-						s.nb = 0
-					}
+				sc.bt[nb], sc.rad[nb], sc.lo[nb], sc.hi[nb] = uint8(ti), rad, off[v], off[v+1]
+				nb++
+				if nb == pdqBucketBatch {
+					s.nb = nb
+					s.buckets()
+					nb = 0
 				}
 				if k == 0 {
 					break
@@ -286,147 +332,125 @@ func (ix *PDQIndex) searchPlan(dst []PDQHit, q pdq.Hash, threshold int, tau []in
 				x = (x^y)>>2>>bits.TrailingZeros64(c) | y
 			}
 		}
-		if expStop >= 1 {
-			s.scan()
-		} else {
-			s.nb = 0
-		}
-		if expStop >= 2 {
-			s.check()
-		} else {
-			s.nc = 0
-		}
+		s.nb = nb
 	}
+	s.buckets()
+	s.check()
+	pdqSearchPool.Put(sc)
 	return s.dst
 }
 
-// searchState is one search's batches, on the caller's stack.
-type searchState struct {
-	ix        *PDQIndex
-	q         *pdq.Hash
-	threshold int
-	tau       []int8
-	ti        int
-	t         *pdqTable
-	qext      uint32
-	dst       []PDQHit
-
-	nb     int
-	lo, hi [probeBatch]uint32
-	rad    [probeBatch]int8
-	nc     int
-	cand   [candBatch]uint32
-	// touch keeps the warming loads of scan from being optimised away.
-	touch uint32
-}
-
-// scan filters the entries of the located buckets by their chunk bits.
-func (s *searchState) scan() {
-	entries := s.t.entries
-	// Touch both ends of every bucket first: these loads are independent
-	// and a few instructions each, so dozens are in flight at once, while
-	// the filter loop below, tens of instructions per bucket, would fill
-	// the reorder window with work waiting on two or three of them.
-	// entries has one spare element so that hi is always a valid index.
+// buckets turns the located buckets into candidates.
+func (s *pdqSearcher) buckets() {
+	sc, tables := s.sc, s.ix.tables
+	// Touch the cache lines of every bucket first (up to four lines; a
+	// bucket holds ~20 entries): a few instructions per line, so many
+	// reads are in flight at once, and the lookups below then run on data
+	// already arrived. entries has one spare element, so hi is a valid
+	// index.
 	var touch uint32
 	for b := range s.nb {
-		touch += entries[s.lo[b]] ^ entries[s.hi[b]]
+		entries := tables[sc.bt[b]].entries
+		lo, hi := sc.lo[b], sc.hi[b]
+		touch += entries[lo] + entries[min(lo+16, hi)] + entries[min(lo+32, hi)] +
+			entries[min(lo+48, hi)] + entries[hi]
 	}
-	s.touch += touch
-	if expStop == 1 {
-		s.nb = 0
-		return
-	}
+	sc.touch += touch
 	idBits := s.ix.idBits
 	idMask := uint32(1)<<idBits - 1
-	qext := s.qext
-	ext := int(s.t.ext)
-	// nc lives in a register: kept in s, every entry would wait on a
-	// store-to-load round trip through memory.
 	nc := s.nc
 	for b := range s.nb {
-		bucket := entries[s.lo[b]:s.hi[b]]
-		rad := int(s.rad[b])
-		if candBatch-nc < len(bucket) {
+		ti := sc.bt[b]
+		t := &tables[ti]
+		bucket := t.entries[sc.lo[b]:sc.hi[b]]
+		rad := int(sc.rad[b])
+		qext := sc.qext[ti]
+		if pdqCandBatch-nc < len(bucket) {
 			s.nc = nc
 			s.check()
 			nc = 0
-			if len(bucket) > candBatch {
-				// A bucket bigger than the batch (a pile of near
-				// duplicates) is taken in pieces.
-				for len(bucket) > candBatch {
-					nc = s.filter(bucket[:candBatch], rad, 0)
-					s.nc = nc
-					s.check()
-					bucket = bucket[candBatch:]
-				}
-				nc = 0
+			// A bucket bigger than the batch (a pile of near duplicates)
+			// is taken in pieces.
+			for len(bucket) > pdqCandBatch {
+				s.nc = s.filter(bucket[:pdqCandBatch], ti, rad, 0)
+				s.check()
+				bucket = bucket[pdqCandBatch:]
 			}
 		}
 		switch {
-		case rad >= ext:
+		case rad >= int(t.ext):
 			// Every entry is within the radius: no filtering.
 			for _, e := range bucket {
-				s.cand[nc] = e & idMask
+				sc.cand[nc], sc.ct[nc] = e&idMask, ti
 				nc++
 			}
 		case rad == 0:
 			// Most buckets are probed with the whole radius spent on the
 			// bucket bits, so only entries with exactly q's entry bits
-			// qualify. Entries are sorted, entry bits on top, so they form
-			// one run found by binary search instead of a scan.
+			// qualify. Entries are sorted, entry bits on top, so these
+			// form one run, found by binary search instead of a scan.
 			key := qext << idBits
 			i, n := 0, len(bucket)
 			for n > 1 {
+				// Branch-free step: whether an entry is below the key is a
+				// coin toss that a branch would mispredict half the time.
 				half := n >> 1
-				if bucket[i+half] < key {
-					i += half
-				}
+				below := int((uint64(bucket[i+half]) - uint64(key)) >> 63)
+				i += half & -below
 				n -= half
 			}
 			if i < len(bucket) && bucket[i] < key {
 				i++
 			}
 			for ; i < len(bucket) && bucket[i]>>idBits == qext; i++ {
-				s.cand[nc] = bucket[i] & idMask
+				sc.cand[nc], sc.ct[nc] = bucket[i]&idMask, ti
 				nc++
 			}
 		default:
-			nc = s.filter(bucket, rad, nc)
+			nc = s.filter(bucket, ti, rad, nc)
 		}
 	}
 	s.nc = nc
 	s.nb = 0
 }
 
-// filter appends to s.cand from nc the ids of the entries whose entry bits
-// are within rad of the query's and returns the new count. It is
-// branch-free: a mispredicted branch on an entry that is still being
-// loaded would discard the loads issued behind it.
-func (s *searchState) filter(bucket []uint32, rad, nc int) int {
+// filter appends from candidate nc the ids of the entries of table ti
+// whose entry bits are within rad of q's and returns the new count. It is
+// branch-free: a mispredicted branch on an entry still being loaded would
+// discard the loads issued behind it.
+func (s *pdqSearcher) filter(bucket []uint32, ti uint8, rad, nc int) int {
 	idBits := s.ix.idBits
 	idMask := uint32(1)<<idBits - 1
-	qext := s.qext
-	cand := s.cand[nc:]
+	qext := s.sc.qext[ti]
+	cand, ct := s.sc.cand[nc:], s.sc.ct[nc:]
 	j := 0
 	for _, e := range bucket {
 		pc := bits.OnesCount32(e>>idBits ^ qext)
-		cand[j] = e & idMask
+		cand[j], ct[j] = e&idMask, ti
 		j += 1 + (rad-pc)>>63
 	}
 	return nc + j
 }
 
 // check verifies the candidates against the full hashes.
-func (s *searchState) check() {
+func (s *pdqSearcher) check() {
 	hashes := s.ix.hashes
 	q := s.q
 	q0, q1, q2, q3 := q[0], q[1], q[2], q[3]
-	for _, id := range s.cand[:s.nc] {
+	threshold := s.threshold
+	sc := s.sc
+	// As for buckets: a loop of a few instructions per candidate keeps
+	// several times more hash reads in flight than the comparison below.
+	var touch uint64
+	for _, id := range sc.cand[:s.nc] {
+		touch += hashes[id][0]
+	}
+	sc.touch += uint32(touch)
+	for i, id := range sc.cand[:s.nc] {
 		h := &hashes[id]
 		d := bits.OnesCount64(h[0]^q0) + bits.OnesCount64(h[1]^q1) +
 			bits.OnesCount64(h[2]^q2) + bits.OnesCount64(h[3]^q3)
-		if d <= s.threshold && !s.ix.foundEarlier(h, q, s.tau, s.ti) {
+		if d <= threshold && !s.ix.foundEarlier(h, q, s.tau, int(sc.ct[i])) {
 			s.dst = append(s.dst, PDQHit{ID: int32(id), Distance: d})
 		}
 	}
@@ -453,8 +477,8 @@ func (ix *PDQIndex) plan(threshold int) *pdqPlan {
 	}
 	p := &pdqPlan{linear: true}
 	if len(ix.tables) > 0 {
-		tau, cost, ok := planRadii(ix.layout(), len(ix.hashes), threshold)
-		if ok && cost < costLinear*float64(len(ix.hashes)) {
+		tau, cost, ok := pdqPlanRadii(ix.layout(), len(ix.hashes), threshold)
+		if ok && cost < pdqCostLinear*float64(len(ix.hashes)) {
 			p = &pdqPlan{tau: tau}
 		}
 	}
@@ -463,19 +487,19 @@ func (ix *PDQIndex) plan(threshold int) *pdqPlan {
 	return p
 }
 
-// tableShape is what the cost model needs of a table.
-type tableShape struct{ width, ext uint }
+// pdqShape is what the cost model needs of a table.
+type pdqShape struct{ width, ext uint }
 
-func (ix *PDQIndex) layout() []tableShape {
-	l := make([]tableShape, len(ix.tables))
+func (ix *PDQIndex) layout() []pdqShape {
+	l := make([]pdqShape, len(ix.tables))
 	for i := range ix.tables {
-		l[i] = tableShape{ix.tables[i].width, ix.tables[i].ext}
+		l[i] = pdqShape{ix.tables[i].width, ix.tables[i].ext}
 	}
 	return l
 }
 
-// binom[n][k] is n choose k as a float64, for chunk widths up to 32 bits.
-var binom = func() (c [33][33]float64) {
+// pdqBinom[n][k] is n choose k as a float64, for chunk widths up to 32 bits.
+var pdqBinom = func() (c [33][33]float64) {
 	for n := range c {
 		c[n][0] = 1
 		for k := 1; k <= n; k++ {
@@ -485,33 +509,44 @@ var binom = func() (c [33][33]float64) {
 	return c
 }()
 
-// ball is the size of the Hamming ball of radius r in n bits.
-func ball(n uint, r int) float64 {
+// pdqBall is the size of the Hamming ball of radius r in n bits.
+func pdqBall(n uint, r int) float64 {
 	var v float64
 	for k := 0; k <= min(r, int(n)); k++ {
-		v += binom[n][k]
+		v += pdqBinom[n][k]
 	}
 	return v
 }
 
-// tableCost is the expected cost of searching a table within radius tau for
+// pdqTableCost is the expected cost of searching a table within radius tau for
 // a bank of n uniformly distributed hashes.
-func tableCost(s tableShape, tau int, n int) float64 {
+func pdqTableCost(s pdqShape, tau int, n int) float64 {
 	if tau < 0 {
 		return 0
 	}
 	top := s.width - s.ext
-	buckets := ball(top, tau)
 	perBucket := float64(n) / float64(uint64(1)<<top)
-	cands := float64(n) * ball(s.width, tau) / float64(uint64(1)<<s.width)
-	return costTable + buckets*(costProbe+costScan*perBucket) + costCandidate*cands
+	bucket := pdqCostProbe + pdqCostLine*perBucket/16
+	cost := pdqCostTable
+	for k := 0; k <= min(tau, int(top)); k++ {
+		lookup := 0.0 // entry bits need no look when there are none or all pass
+		switch rad := tau - k; {
+		case s.ext > 0 && rad == 0:
+			lookup = pdqCostSearch * math.Log2(perBucket+1)
+		case s.ext > 0 && rad < int(s.ext):
+			lookup = pdqCostScan * perBucket
+		}
+		cost += pdqBinom[top][k] * (bucket + lookup)
+	}
+	cands := float64(n) * pdqBall(s.width, tau) / float64(uint64(1)<<s.width)
+	return cost + pdqCostCandidate*cands
 }
 
-// planRadii chooses the radius of each table minimising the expected cost
+// pdqPlanRadii chooses the radius of each table minimising the expected cost
 // for threshold r, by dynamic programming over the tables and the r+1
 // units (tau+1) the pigeonhole bound needs. ok is false when the tables
 // cannot supply r+1 units.
-func planRadii(tables []tableShape, n, r int) (tau []int8, cost float64, ok bool) {
+func pdqPlanRadii(tables []pdqShape, n, r int) (tau []int8, cost float64, ok bool) {
 	units := r + 1
 	m := len(tables)
 	// best[i][u]: cheapest cost of tables i.. supplying u units.
@@ -529,7 +564,7 @@ func planRadii(tables []tableShape, n, r int) (tau []int8, cost float64, ok bool
 		maxU := int(tables[i].width) + 1 // tau = width admits every value
 		costs := make([]float64, min(maxU, units)+1)
 		for c := range costs {
-			costs[c] = tableCost(tables[i], c-1, n)
+			costs[c] = pdqTableCost(tables[i], c-1, n)
 		}
 		for u := 0; u <= units; u++ {
 			best[i][u] = inf
@@ -553,21 +588,21 @@ func planRadii(tables []tableShape, n, r int) (tau []int8, cost float64, ok bool
 	return tau, best[0][units], true
 }
 
-// chooseLayout picks the tables for a bank of n hashes: the layout with
+// pdqChooseLayout picks the tables for a bank of n hashes: the layout with
 // the cheapest plan at the default threshold whose tables fit the memory
 // budget. It returns each table's bucket bits and entry bits; none means a
 // scan is cheaper.
-func chooseLayout(n int, idBits uint) (tops, exts []uint) {
-	if n < minIndexed {
+func pdqChooseLayout(n int, idBits uint) (tops, exts []uint) {
+	if n < pdqMinIndexed {
 		return nil, nil
 	}
 	maxExt := 32 - idBits
-	budget := tableBudget * float64(n)
-	bestCost := costLinear * float64(n)
+	budget := pdqTableBudget * float64(n)
+	bestCost := pdqCostLinear * float64(n)
 	offBytes := func(top uint) float64 { return 4 * float64(uint64(1)<<top+1) }
-	for m := uint(1); m <= maxTables; m++ {
+	for m := uint(1); m <= pdqMaxTables; m++ {
 		entryBytes := float64(4 * m * uint(n))
-		for top := uint(4); top <= maxTopBits && m*top <= pdqBits; top++ {
+		for top := uint(4); top <= pdqMaxTopBits && m*top <= pdqBits; top++ {
 			if entryBytes+float64(m)*offBytes(top) > budget {
 				break
 			}
@@ -575,16 +610,16 @@ func chooseLayout(n int, idBits uint) (tops, exts []uint) {
 			// over widen the first tables' entry bits where they fit.
 			ext := min(maxExt, pdqBits/m-top)
 			left := pdqBits - m*(top+ext)
-			shapes := make([]tableShape, m)
+			shapes := make([]pdqShape, m)
 			t, e := make([]uint, m), make([]uint, m)
 			for i := range shapes {
 				t[i], e[i] = top, ext
 				if uint(i) < left && ext < maxExt {
 					e[i]++
 				}
-				shapes[i] = tableShape{t[i] + e[i], e[i]}
+				shapes[i] = pdqShape{t[i] + e[i], e[i]}
 			}
-			if _, cost, ok := planRadii(shapes, n, DefaultPDQThreshold); ok && cost < bestCost {
+			if _, cost, ok := pdqPlanRadii(shapes, n, DefaultPDQThreshold); ok && cost < bestCost {
 				bestCost, tops, exts = cost, t, e
 			}
 		}
@@ -608,5 +643,3 @@ func LinearSearch(dst []PDQHit, hashes []pdq.Hash, q pdq.Hash, threshold int) []
 	}
 	return dst
 }
-
-var expStop = 3

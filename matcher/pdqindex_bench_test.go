@@ -11,9 +11,9 @@ import (
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 )
 
-// benchBank is a random bank with its index, built once per process so
+// pdqBenchBank is a random bank with its index, built once per process so
 // that -count and several benchmarks share it.
-type benchBank struct {
+type pdqBenchBank struct {
 	once    sync.Once
 	n       int
 	hashes  []pdq.Hash
@@ -23,33 +23,33 @@ type benchBank struct {
 }
 
 var (
-	bank1M  = &benchBank{n: 1_000_000}
-	bank10M = &benchBank{n: 10_000_000}
+	pdqBank1M  = &pdqBenchBank{n: 1_000_000}
+	pdqBank10M = &pdqBenchBank{n: 10_000_000}
 )
 
-func (bb *benchBank) get(b *testing.B) *benchBank {
+func (bb *pdqBenchBank) get(b *testing.B) *pdqBenchBank {
 	bb.once.Do(func() {
-		bb.hashes = randomHashes(bb.n, 42)
+		bb.hashes = pdqRandomHashes(bb.n, 42)
 		start := time.Now()
 		// The index owns its slice; LinearSearch scans the original.
 		bb.ix = NewPDQIndex(slices.Clone(bb.hashes))
 		bb.build = time.Since(start)
 		rng := rand.New(rand.NewPCG(42, 43))
-		bb.queries = queries(rng, bb.hashes, 1024)
+		bb.queries = pdqQueries(rng, bb.hashes, 1024)
 	})
 	b.Logf("bank of %d built in %v, %.2f bytes/hash", bb.n, bb.build, float64(bb.ix.MemoryBytes())/float64(bb.n))
 	return bb
 }
 
-func skip10M(b *testing.B) {
+func pdqSkip10M(b *testing.B) {
 	if testing.Short() || os.Getenv("MEDIAGUARD_BENCH_10M") != "1" {
 		b.Skip("set MEDIAGUARD_BENCH_10M=1 (and no -short) to run the 10M benchmarks")
 	}
 }
 
-// benchSearch times one query per iteration at the default threshold and
+// pdqBenchSearch times one query per iteration at the default threshold and
 // reports the median alongside the mean.
-func benchSearch(b *testing.B, bb *benchBank, linear bool) {
+func pdqBenchSearch(b *testing.B, bb *pdqBenchBank, linear bool) {
 	var dst []PDQHit
 	times := make([]time.Duration, 0, b.N)
 	hits := 0
@@ -74,21 +74,21 @@ func benchSearch(b *testing.B, bb *benchBank, linear bool) {
 	b.ReportMetric(float64(hits)/float64(max(len(times), 1)), "hits/query")
 }
 
-func BenchmarkPDQIndex1M(b *testing.B)  { benchSearch(b, bank1M.get(b), false) }
-func BenchmarkPDQLinear1M(b *testing.B) { benchSearch(b, bank1M.get(b), true) }
+func BenchmarkPDQIndex1M(b *testing.B)  { pdqBenchSearch(b, pdqBank1M.get(b), false) }
+func BenchmarkPDQLinear1M(b *testing.B) { pdqBenchSearch(b, pdqBank1M.get(b), true) }
 
 func BenchmarkPDQIndex10M(b *testing.B) {
-	skip10M(b)
-	benchSearch(b, bank10M.get(b), false)
+	pdqSkip10M(b)
+	pdqBenchSearch(b, pdqBank10M.get(b), false)
 }
 
 func BenchmarkPDQLinear10M(b *testing.B) {
-	skip10M(b)
-	benchSearch(b, bank10M.get(b), true)
+	pdqSkip10M(b)
+	pdqBenchSearch(b, pdqBank10M.get(b), true)
 }
 
 func BenchmarkPDQIndexBuild1M(b *testing.B) {
-	hs := randomHashes(1_000_000, 42)
+	hs := pdqRandomHashes(1_000_000, 42)
 	var ix *PDQIndex
 	for b.Loop() {
 		ix = NewPDQIndex(hs)

@@ -11,8 +11,8 @@ import (
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 )
 
-// randomHashes returns n uniformly random hashes from a fixed seed.
-func randomHashes(n int, seed uint64) []pdq.Hash {
+// pdqRandomHashes returns n uniformly random hashes from a fixed seed.
+func pdqRandomHashes(n int, seed uint64) []pdq.Hash {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	hs := make([]pdq.Hash, n)
 	for i := range hs {
@@ -21,34 +21,34 @@ func randomHashes(n int, seed uint64) []pdq.Hash {
 	return hs
 }
 
-// flipBits returns h with k distinct random bits flipped.
-func flipBits(rng *rand.Rand, h pdq.Hash, k int) pdq.Hash {
+// pdqFlipBits returns h with k distinct random bits flipped.
+func pdqFlipBits(rng *rand.Rand, h pdq.Hash, k int) pdq.Hash {
 	for _, b := range rng.Perm(256)[:k] {
 		h[b>>6] ^= 1 << (b & 63)
 	}
 	return h
 }
 
-// bankWithDuplicates is a random bank where about a tenth of the entries
+// pdqBankWithDuplicates is a random bank where about a tenth of the entries
 // are exact copies or near copies of others, as real banks have.
-func bankWithDuplicates(n int, seed uint64) []pdq.Hash {
-	hs := randomHashes(n, seed)
+func pdqBankWithDuplicates(n int, seed uint64) []pdq.Hash {
+	hs := pdqRandomHashes(n, seed)
 	rng := rand.New(rand.NewPCG(seed, 7))
 	for i := 1; i < n; i++ {
 		if rng.IntN(10) == 0 {
-			hs[i] = flipBits(rng, hs[rng.IntN(i)], rng.IntN(4))
+			hs[i] = pdqFlipBits(rng, hs[rng.IntN(i)], rng.IntN(4))
 		}
 	}
 	return hs
 }
 
-// queries mixes hashes near banked ones (0..40 bits flipped) with random
+// pdqQueries mixes hashes near banked ones (0..40 bits flipped) with random
 // ones far from all of them.
-func queries(rng *rand.Rand, bank []pdq.Hash, count int) []pdq.Hash {
+func pdqQueries(rng *rand.Rand, bank []pdq.Hash, count int) []pdq.Hash {
 	qs := make([]pdq.Hash, count)
 	for i := range qs {
 		if len(bank) > 0 && i%3 != 0 {
-			qs[i] = flipBits(rng, bank[rng.IntN(len(bank))], rng.IntN(41))
+			qs[i] = pdqFlipBits(rng, bank[rng.IntN(len(bank))], rng.IntN(41))
 		} else {
 			qs[i] = pdq.Hash{rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64()}
 		}
@@ -56,16 +56,16 @@ func queries(rng *rand.Rand, bank []pdq.Hash, count int) []pdq.Hash {
 	return qs
 }
 
-func sortHits(h []PDQHit) []PDQHit {
+func pdqSortHits(h []PDQHit) []PDQHit {
 	slices.SortFunc(h, func(a, b PDQHit) int { return int(a.ID) - int(b.ID) })
 	return h
 }
 
-// checkSame fails unless got and want hold the same hits, each once.
-func checkSame(t *testing.T, what string, got, want []PDQHit) {
+// pdqCheckSame fails unless got and want hold the same hits, each once.
+func pdqCheckSame(t *testing.T, what string, got, want []PDQHit) {
 	t.Helper()
-	sortHits(got)
-	sortHits(want)
+	pdqSortHits(got)
+	pdqSortHits(want)
 	if !slices.Equal(got, want) {
 		if len(got) > 10 || len(want) > 10 {
 			t.Fatalf("%s: got %d hits, want %d", what, len(got), len(want))
@@ -77,7 +77,7 @@ func checkSame(t *testing.T, what string, got, want []PDQHit) {
 func TestPDQIndexMatchesLinear(t *testing.T) {
 	big, bigQueries := 200_000, 40
 	if testing.Short() {
-		big, bigQueries = 50_000, 15
+		big, bigQueries = 30_000, 10
 	}
 	allThresholds := make([]int, 0, 258)
 	for r := -1; r <= 256; r++ {
@@ -96,17 +96,17 @@ func TestPDQIndexMatchesLinear(t *testing.T) {
 		{big, bigQueries, someThresholds},
 	}
 	for _, c := range cases {
-		bank := bankWithDuplicates(c.n, uint64(c.n)+1)
+		bank := pdqBankWithDuplicates(c.n, uint64(c.n)+1)
 		ix := NewPDQIndex(slices.Clone(bank))
 		if ix.Len() != c.n {
 			t.Fatalf("Len() = %d, want %d", ix.Len(), c.n)
 		}
 		rng := rand.New(rand.NewPCG(uint64(c.n), 99))
-		for qi, q := range queries(rng, bank, c.queries) {
+		for qi, q := range pdqQueries(rng, bank, c.queries) {
 			for _, r := range c.thresholds {
 				got := ix.Search(nil, q, r)
 				want := LinearSearch(nil, bank, q, r)
-				checkSame(t, fmt.Sprintf("n=%d query %d threshold %d", c.n, qi, r), got, want)
+				pdqCheckSame(t, fmt.Sprintf("n=%d query %d threshold %d", c.n, qi, r), got, want)
 			}
 		}
 		for id := range min(c.n, 100) {
@@ -122,45 +122,74 @@ func TestPDQIndexMatchesLinear(t *testing.T) {
 // (chunks straddling words, uncovered bits, entry bits or none, 32-bit
 // ids), with both the cheapest radii and lopsided ones that skip tables.
 func TestPDQIndexForcedPlans(t *testing.T) {
-	n := 20_000
-	step := 1
+	n, step, maxProbes := 20_000, 1, 100_000.0
 	if testing.Short() {
-		n, step = 5_000, 3
+		n, step, maxProbes = 5_000, 6, 20_000
 	}
-	bank := bankWithDuplicates(n, 5)
+	bank := pdqBankWithDuplicates(n, 5)
 	layouts := []struct {
 		tops, exts []uint
 		idBits     uint
 	}{
-		{rep(11, 19), rep(11, 4), 24},
-		{rep(12, 21), rep(12, 0), 24},
-		{rep(16, 8), rep(16, 8), 24},
+		{pdqRep(11, 15), pdqRep(11, 4), 24},
+		{pdqRep(12, 13), pdqRep(12, 8), 24},
+		{pdqRep(12, 17), pdqRep(12, 0), 24},
+		{pdqRep(16, 8), pdqRep(16, 8), 24},
 		{[]uint{5, 17, 23, 11, 20, 1, 24, 9}, []uint{0, 8, 1, 3, 0, 7, 0, 2}, 24},
 		{[]uint{12}, []uint{0}, 24},
-		{rep(12, 20), rep(12, 0), 32},
+		{pdqRep(10, 14), pdqRep(10, 0), 32},
 	}
 	rng := rand.New(rand.NewPCG(5, 5))
-	qs := queries(rng, bank, 4)
+	qs := pdqQueries(rng, bank, 4)
 	for _, l := range layouts {
 		ix := newPDQIndexLayout(slices.Clone(bank), l.tops, l.exts, l.idBits)
 		shapes := ix.layout()
 		for r := 0; r <= 256; r += step + r/8 {
-			tau, _, ok := planRadii(shapes, n, r)
-			for _, p := range [][]int8{tau, lopsided(shapes, r)} {
-				if !ok || p == nil || !coversPlan(p, r) || probes(shapes, p) > 100_000 {
+			tau, _, ok := pdqPlanRadii(shapes, n, r)
+			for _, p := range [][]int8{tau, pdqLopsided(shapes, r)} {
+				if !ok || p == nil || !pdqCoversPlan(p, r) || pdqProbes(shapes, p) > maxProbes {
 					continue
 				}
 				for qi, q := range qs {
 					got := ix.searchPlan(nil, q, r, p)
 					want := LinearSearch(nil, bank, q, r)
-					checkSame(t, fmt.Sprintf("layout %v plan %v threshold %d query %d", shapes, p, r, qi), got, want)
+					pdqCheckSame(t, fmt.Sprintf("layout %v plan %v threshold %d query %d", shapes, p, r, qi), got, want)
 				}
 			}
 		}
 	}
 }
 
-func rep(n int, v uint) []uint {
+// TestPDQIndexPiles banks thousands of copies of one hash, more than a
+// candidate batch, so buckets overflow the batch and are taken in pieces.
+func TestPDQIndexPiles(t *testing.T) {
+	bank := pdqRandomHashes(20_000, 9)
+	rng := rand.New(rand.NewPCG(9, 9))
+	pile := bank[0]
+	for i := 1; i < 9000; i++ {
+		bank[i] = pile
+		if i%3 == 0 {
+			bank[i] = pdqFlipBits(rng, pile, 1+rng.IntN(3))
+		}
+	}
+	rng.Shuffle(len(bank), func(i, j int) { bank[i], bank[j] = bank[j], bank[i] })
+	ix := newPDQIndexLayout(slices.Clone(bank), pdqRep(11, 15), pdqRep(11, 8), 24)
+	shapes := ix.layout()
+	for _, r := range []int{0, 1, 2, 5, 10, 31, 40} {
+		tau, _, ok := pdqPlanRadii(shapes, len(bank), r)
+		if !ok {
+			t.Fatalf("no plan for threshold %d", r)
+		}
+		for _, k := range []int{0, 1, 2, 4, 30} {
+			q := pdqFlipBits(rng, pile, k)
+			got := ix.searchPlan(nil, q, r, tau)
+			want := LinearSearch(nil, bank, q, r)
+			pdqCheckSame(t, fmt.Sprintf("pile threshold %d flips %d", r, k), got, want)
+		}
+	}
+}
+
+func pdqRep(n int, v uint) []uint {
 	s := make([]uint, n)
 	for i := range s {
 		s[i] = v
@@ -168,9 +197,9 @@ func rep(n int, v uint) []uint {
 	return s
 }
 
-// lopsided puts as many units as possible in the first tables and skips
+// pdqLopsided puts as many units as possible in the first tables and skips
 // the rest, so that skipped tables and wide radii are exercised.
-func lopsided(shapes []tableShape, r int) []int8 {
+func pdqLopsided(shapes []pdqShape, r int) []int8 {
 	tau := make([]int8, len(shapes))
 	units := r + 1
 	for i, s := range shapes {
@@ -184,16 +213,16 @@ func lopsided(shapes []tableShape, r int) []int8 {
 	return tau
 }
 
-// probes counts the buckets a plan reads, to keep the test quick.
-func probes(shapes []tableShape, tau []int8) float64 {
+// pdqProbes counts the buckets a plan reads, to keep the test quick.
+func pdqProbes(shapes []pdqShape, tau []int8) float64 {
 	var v float64
 	for i, s := range shapes {
-		v += ball(s.width-s.ext, int(tau[i]))
+		v += pdqBall(s.width-s.ext, int(tau[i]))
 	}
 	return v
 }
 
-func coversPlan(tau []int8, r int) bool {
+func pdqCoversPlan(tau []int8, r int) bool {
 	s := 0
 	for _, t := range tau {
 		s += int(t) + 1
@@ -203,26 +232,26 @@ func coversPlan(tau []int8, r int) bool {
 
 func TestPDQIndexPlansCover(t *testing.T) {
 	for _, n := range []int{600, 10_000, 1 << 20, 10_000_000, 20_000_000} {
-		idBits := idBitsFor(n)
-		tops, exts := chooseLayout(n, idBits)
+		idBits := pdqIDBits(n)
+		tops, exts := pdqChooseLayout(n, idBits)
 		if len(tops) == 0 && n >= 100_000 {
 			t.Fatalf("n=%d: no layout", n)
 		}
 		total := uint(0)
-		shapes := make([]tableShape, len(tops))
+		shapes := make([]pdqShape, len(tops))
 		for i := range tops {
 			if exts[i] > 32-idBits {
 				t.Fatalf("n=%d: %d entry bits do not fit beside %d-bit ids", n, exts[i], idBits)
 			}
-			shapes[i] = tableShape{tops[i] + exts[i], exts[i]}
+			shapes[i] = pdqShape{tops[i] + exts[i], exts[i]}
 			total += tops[i] + exts[i]
 		}
 		if total > 256 {
 			t.Fatalf("n=%d: layout %v covers %d bits", n, shapes, total)
 		}
 		for r := 0; r <= 256; r++ {
-			tau, _, ok := planRadii(shapes, n, r)
-			if ok && !coversPlan(tau, r) {
+			tau, _, ok := pdqPlanRadii(shapes, n, r)
+			if ok && !pdqCoversPlan(tau, r) {
 				t.Fatalf("n=%d r=%d: plan %v does not cover the threshold", n, r, tau)
 			}
 		}
@@ -243,27 +272,27 @@ func TestPDQChunkBits(t *testing.T) {
 				want |= 1
 			}
 		}
-		if got := chunkBits(&h, s, w); got != want {
-			t.Fatalf("chunkBits(%v, %d, %d) = %#x, want %#x", h, s, w, got, want)
+		if got := pdqChunk(&h, s, w); got != want {
+			t.Fatalf("pdqChunk(%v, %d, %d) = %#x, want %#x", h, s, w, got, want)
 		}
 	}
 }
 
 func TestPDQIndexConcurrent(t *testing.T) {
-	bank := bankWithDuplicates(30_000, 11)
+	bank := pdqBankWithDuplicates(30_000, 11)
 	ix := NewPDQIndex(slices.Clone(bank))
 	rng := rand.New(rand.NewPCG(11, 11))
-	qs := queries(rng, bank, 16)
+	qs := pdqQueries(rng, bank, 16)
 	want := make([][]PDQHit, len(qs))
 	for i, q := range qs {
-		want[i] = sortHits(LinearSearch(nil, bank, q, 40))
+		want[i] = pdqSortHits(LinearSearch(nil, bank, q, 40))
 	}
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Go(func() {
 			for i := range qs {
 				j := (i + g) % len(qs)
-				if got := sortHits(ix.Search(nil, qs[j], 40)); !slices.Equal(got, want[j]) {
+				if got := pdqSortHits(ix.Search(nil, qs[j], 40)); !slices.Equal(got, want[j]) {
 					t.Errorf("goroutine %d query %d: %d hits, want %d", g, j, len(got), len(want[j]))
 				}
 			}
@@ -279,7 +308,7 @@ func TestPDQIndexMemory(t *testing.T) {
 	if testing.Short() {
 		n = 1_000_000
 	}
-	hs := randomHashes(n, 3)
+	hs := pdqRandomHashes(n, 3)
 	start := time.Now()
 	ix := NewPDQIndex(hs)
 	t.Logf("built %d hashes in %v, %d tables", n, time.Since(start), len(ix.tables))
