@@ -87,7 +87,10 @@ http://127.0.0.1:%d {
 `, bank, spool, plain, up, guarded, up, lookup)), 0o600))
 	t0 = time.Now()
 	cmd := exec.Command(*caddyBin, "run", "--config", cf, "--adapter", "caddyfile")
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	logf, err := os.Create(filepath.Join(os.TempDir(), "mgbench-caddy.log"))
+	check(err)
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
 	check(cmd.Start())
 	defer cmd.Process.Kill()
 	waitHealthy(fmt.Sprintf("http://127.0.0.1:%d/", lookup), 120*time.Second)
@@ -283,12 +286,14 @@ func benchMemory(gURL string, pid int, spool string) {
 			resp, err := http.Post(gURL+"/_matrix/media/v3/upload", "application/octet-stream", bytes.NewReader(body))
 			if err != nil {
 				failed.Add(1)
+				fmt.Fprintf(os.Stderr, "upload failed: %v\n", err)
 				return
 			}
-			io.Copy(io.Discard, resp.Body)
+			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != 200 {
 				failed.Add(1)
+				fmt.Fprintf(os.Stderr, "upload answered %d: %.200s\n", resp.StatusCode, b)
 			}
 		}()
 	}
