@@ -1,0 +1,114 @@
+package mediaproxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mediaguard/mediaguard/matcher"
+)
+
+// downMatcher is a backend that cannot answer, as the Guard reports one
+// under the fail-closed policy (or fail-open: unscanned).
+type downMatcher struct{ failOpen bool }
+
+func (m downMatcher) Match(ctx context.Context, q matcher.Query) (matcher.Verdict, error) {
+	if m.failOpen {
+		return matcher.Verdict{Unscanned: true, Notes: []string{"hma: unavailable"}}, nil
+	}
+	return matcher.Verdict{}, fmt.Errorf("%w: connection refused", matcher.ErrUnavailable)
+}
+
+func envWithMatcher(t *testing.T, m matcher.Matcher) *env {
+	t.Helper()
+	e := newEnv(t, []string{"md5 " + strings.Repeat("0", 31) + "1"}, nil)
+	p, err := New(Config{Matcher: m, Observer: e.obs, TempDir: e.tmp, MemoryBuffer: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(e.up.URL)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	e.front.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.ServeHTTP(w, r, func(w http.ResponseWriter, r *http.Request) error { rp.ServeHTTP(w, r); return nil })
+	})
+	e.proxy = p
+	return e
+}
+
+func TestMatcherDownFailClosed(t *testing.T) {
+	e := envWithMatcher(t, downMatcher{})
+	img := encodePNG(testPhoto(11, 200, 150))
+	resp, code := e.upload(t, "image/png", img)
+	if resp.StatusCode != 503 || code != "M_UNKNOWN" || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("fail closed upload: %d %s", resp.StatusCode, code)
+	}
+	if e.up.uploads.Load() != 0 {
+		t.Fatal("a refused upload reached the homeserver")
+	}
+	if d := e.obs.last(); d.Outcome != Refused || !errors.Is(d.Err, matcher.ErrUnavailable) {
+		t.Fatalf("decision %s %v", d.Outcome, d.Err)
+	}
+	e.up.put("dl", img, "image/png")
+	if resp, _ := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/dl", "", nil); resp.StatusCode != 503 {
+		t.Fatalf("fail closed download: %d", resp.StatusCode)
+	}
+	e.noTempFiles(t)
+}
+
+func TestMatcherDownFailOpen(t *testing.T) {
+	e := envWithMatcher(t, downMatcher{failOpen: true})
+	resp, _ := e.upload(t, "image/png", encodePNG(testPhoto(12, 200, 150)))
+	if resp.StatusCode != 200 || e.obs.last().Outcome != Unscanned {
+		t.Fatalf("fail open: %d %s", resp.StatusCode, e.obs.last().Outcome)
+	}
+	// Unscanned media is not remembered as clean: it is judged again.
+	id := e.obs.last().MediaKey
+	if id == "" {
+		t.Fatal("the upload's media ID was not learned from the answer")
+	}
+	if _, ok := e.proxy.Memory().Get(id, id+"|orig"); ok {
+		t.Fatal("an unscanned upload was remembered as clean")
+	}
+}
+
+// TestTruncatedUploadNotForwarded: a client that declares more than it
+// sends and hangs up must not get half a body to the homeserver.
+func TestTruncatedUploadNotForwarded(t *testing.T) {
+	e := newEnv(t, []string{"md5 " + strings.Repeat("0", 31) + "1"}, nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.front.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST /_matrix/media/v3/upload HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n%s", strings.Repeat("x", 70000))
+	conn.(*net.TCPConn).CloseWrite()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Fatalf("truncated upload answered 200")
+		}
+	}
+	conn.Close()
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if ents, _ := os.ReadDir(e.tmp); len(ents) == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.noTempFiles(t)
+	if e.up.uploads.Load() != 0 {
+		t.Fatal("half a body reached the homeserver")
+	}
+}
+
