@@ -1,0 +1,167 @@
+// Package homeserver talks to the homeserver behind mediaguard: who an
+// access token belongs to (so a block names its uploader) and Synapse's
+// admin API (quarantine, suspend). It is plain net/http.
+package homeserver
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Unknown is the user recorded when the uploader cannot be resolved.
+const Unknown = "unknown"
+
+// TokenFrom returns the request's access token: the Authorization bearer
+// token, or the legacy ?access_token= parameter.
+func TokenFrom(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return r.URL.Query().Get("access_token")
+}
+
+// Whoami resolves access tokens to Matrix user IDs with
+// GET /_matrix/client/v3/account/whoami, caching answers under a SHA-256
+// of the token (never the token itself) for a short TTL in a bounded LRU.
+type Whoami struct {
+	base    string
+	client  *http.Client
+	ttl     time.Duration
+	timeout time.Duration
+	max     int
+
+	mu  sync.Mutex
+	ll  *list.List
+	idx map[[32]byte]*list.Element
+	now func() time.Time
+}
+
+type whoEntry struct {
+	key  [32]byte
+	user string
+	at   time.Time
+}
+
+// WhoamiConfig configures a Whoami.
+type WhoamiConfig struct {
+	// Homeserver is the client API base URL, e.g. http://127.0.0.1:8008.
+	Homeserver string
+	// TTL is how long an answer is trusted (default 5 minutes: a logged
+	// out token stops resolving soon after).
+	TTL time.Duration
+	// Timeout bounds one lookup (default 2s).
+	Timeout time.Duration
+	// MaxEntries bounds the cache (default 10000).
+	MaxEntries int
+	// HTTPClient is optional.
+	HTTPClient *http.Client
+}
+
+// NewWhoami returns a resolver.
+func NewWhoami(cfg WhoamiConfig) (*Whoami, error) {
+	u, err := url.Parse(cfg.Homeserver)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("homeserver: %q is not an http(s) URL", cfg.Homeserver)
+	}
+	w := &Whoami{base: strings.TrimRight(cfg.Homeserver, "/"), client: cfg.HTTPClient, ttl: cfg.TTL, timeout: cfg.Timeout, max: cfg.MaxEntries,
+		ll: list.New(), idx: map[[32]byte]*list.Element{}, now: time.Now}
+	if w.client == nil {
+		w.client = http.DefaultClient
+	}
+	if w.ttl <= 0 {
+		w.ttl = 5 * time.Minute
+	}
+	if w.timeout <= 0 {
+		w.timeout = 2 * time.Second
+	}
+	if w.max <= 0 {
+		w.max = 10000
+	}
+	return w, nil
+}
+
+// User returns the user ID for token, or Unknown with the reason. It never
+// returns an error: a failure to resolve must not change a verdict.
+func (w *Whoami) User(ctx context.Context, token string) (user string, why string) {
+	if token == "" {
+		return Unknown, "no access token"
+	}
+	key := sha256.Sum256([]byte(token))
+	if u, ok := w.cached(key); ok {
+		return u, ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.base+"/_matrix/client/v3/account/whoami", nil)
+	if err != nil {
+		return Unknown, err.Error()
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return Unknown, "whoami: " + redact(err.Error(), token)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return Unknown, fmt.Sprintf("whoami answered %d", resp.StatusCode)
+	}
+	var out struct {
+		UserID string `json:"user_id"`
+	}
+	if json.Unmarshal(body, &out) != nil || !strings.HasPrefix(out.UserID, "@") {
+		return Unknown, "whoami answered no user_id"
+	}
+	w.store(key, out.UserID)
+	return out.UserID, ""
+}
+
+func (w *Whoami) cached(key [32]byte) (string, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e, ok := w.idx[key]
+	if !ok {
+		return "", false
+	}
+	ent := e.Value.(*whoEntry)
+	if w.now().Sub(ent.at) > w.ttl {
+		w.ll.Remove(e)
+		delete(w.idx, key)
+		return "", false
+	}
+	w.ll.MoveToFront(e)
+	return ent.user, true
+}
+
+func (w *Whoami) store(key [32]byte, user string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if e, ok := w.idx[key]; ok {
+		e.Value.(*whoEntry).user, e.Value.(*whoEntry).at = user, w.now()
+		w.ll.MoveToFront(e)
+		return
+	}
+	w.idx[key] = w.ll.PushFront(&whoEntry{key: key, user: user, at: w.now()})
+	if w.ll.Len() > w.max {
+		old := w.ll.Back()
+		w.ll.Remove(old)
+		delete(w.idx, old.Value.(*whoEntry).key)
+	}
+}
+
+// redact removes a token from an error string (net/url errors quote URLs).
+func redact(s, token string) string {
+	if token == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, token, "REDACTED")
+}
