@@ -50,6 +50,12 @@ func (p *Proxy) serveDownload(w http.ResponseWriter, r *http.Request, ep Endpoin
 	err := next(iw, r)
 	if err != nil {
 		iw.abandon()
+		if iw.mode == modeBuffer {
+			// Nothing reached the client yet: answer like a homeserver.
+			p.log.Warn("homeserver unreachable; download failed", zap.String("endpoint", ep.Name), zap.String("media", mediaKey), zap.Error(err))
+			writeError(w, http.StatusBadGateway, "M_UNKNOWN", "The homeserver could not be reached")
+			return nil
+		}
 		return err
 	}
 	return iw.finish()

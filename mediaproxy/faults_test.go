@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
@@ -112,3 +113,34 @@ func TestTruncatedUploadNotForwarded(t *testing.T) {
 	}
 }
 
+// TestUpstreamErrorsBecomeMatrixErrors: Caddy's reverse_proxy returns dial
+// and timeout errors instead of writing; the client must get Matrix JSON,
+// with nothing from the failed attempt.
+func TestUpstreamErrorsBecomeMatrixErrors(t *testing.T) {
+	e := newEnv(t, []string{"md5 " + strings.Repeat("0", 31) + "1"}, nil)
+	failing := func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("X-Upstream", "partial")
+		return errors.New("dial tcp 127.0.0.1:8008: connect: connection refused")
+	}
+	for _, tc := range []struct{ method, path, ct string }{
+		{"POST", "/_matrix/media/v3/upload", "image/png"},
+		{"GET", "/_matrix/client/v1/media/download/hs.example/abc", ""},
+	} {
+		var body *strings.Reader
+		if tc.method == "POST" {
+			body = strings.NewReader(string(encodePNG(testPhoto(13, 50, 50))))
+		} else {
+			body = strings.NewReader("")
+		}
+		req := httptest.NewRequest(tc.method, tc.path, body)
+		req.Header.Set("Content-Type", tc.ct)
+		rec := httptest.NewRecorder()
+		if err := e.proxy.ServeHTTP(rec, req, failing); err != nil {
+			t.Fatalf("%s: error returned instead of answered: %v", tc.path, err)
+		}
+		if rec.Code != 502 || !strings.Contains(rec.Body.String(), `"errcode":"M_UNKNOWN"`) || rec.Header().Get("X-Upstream") != "" {
+			t.Fatalf("%s: %d %s %v", tc.path, rec.Code, rec.Body, rec.Header())
+		}
+	}
+	e.noTempFiles(t)
+}

@@ -87,6 +87,14 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 
 	cw := &captureWriter{ResponseWriter: w}
 	err = next(cw, r)
+	if err != nil && cw.status == 0 {
+		// The homeserver never answered (Caddy's reverse_proxy returns
+		// dial and timeout errors); a Matrix client needs a Matrix error.
+		p.log.Warn("homeserver unreachable; upload not stored", zap.String("endpoint", ep.Name), zap.Error(err))
+		p.observe(d)
+		writeError(w, http.StatusBadGateway, "M_UNKNOWN", "The homeserver could not be reached")
+		return nil
+	}
 	if err == nil && cw.status == http.StatusOK {
 		if d.MediaKey == "" {
 			d.MediaKey = p.mediaKeyFromUploadResponse(cw.body.Bytes())
