@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
+	"github.com/mediaguard/mediaguard/audit"
 	"github.com/mediaguard/mediaguard/hashing"
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 )
@@ -21,9 +23,11 @@ func init() {
 
   mediaguard hash FILE...   print md5, sha1, sha256, pdq and pdq_quality of
                             each file, exactly as the proxy computes them, so
-                            bank entries can be made and checked by hand.`,
+                            bank entries can be made and checked by hand.
+  mediaguard audit          list the durable audit records (blocks,
+                            unscannable and fail-open decisions, actions).`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(hashCommand())
+			cmd.AddCommand(hashCommand(), auditCommand())
 		},
 	})
 }
@@ -85,4 +89,68 @@ func runHash(stdout, stderr io.Writer, files []string, opt hashing.FileOptions, 
 		}
 	}
 	return failed
+}
+
+func auditCommand() *cobra.Command {
+	var asJSON bool
+	var since, path string
+	c := &cobra.Command{
+		Use:   "audit --log PATH [--since T] [--json]",
+		Short: "List audit records (blocks, unscanned media, actions)",
+		Long: `Lists the records of the audit log at PATH (the app's audit_log), including
+rotated files, oldest first. --since takes an RFC 3339 time or a duration
+such as 24h (that long ago). With --json, one record per line as stored.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SilenceUsage = true
+			if path == "" {
+				return fmt.Errorf("--log PATH is required")
+			}
+			from, err := parseSince(since, time.Now())
+			if err != nil {
+				return err
+			}
+			return runAudit(cmd.OutOrStdout(), path, from, asJSON)
+		},
+	}
+	c.Flags().StringVar(&path, "log", "", "the audit log file")
+	c.Flags().StringVar(&since, "since", "", "only records at or after this time (RFC 3339) or this long ago (e.g. 24h)")
+	c.Flags().BoolVar(&asJSON, "json", false, "one JSON record per line")
+	return c
+}
+
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--since %q: want an RFC 3339 time or a duration such as 24h", s)
+	}
+	return t, nil
+}
+
+func runAudit(w io.Writer, path string, since time.Time, asJSON bool) error {
+	enc := json.NewEncoder(w)
+	return audit.Read(path, since, func(r audit.Record) error {
+		if asJSON {
+			return enc.Encode(r)
+		}
+		what := r.Kind
+		if r.Kind == audit.KindAction {
+			what = r.Action + " " + r.Outcome + " (for " + r.Ref + ")"
+		}
+		_, err := fmt.Fprintf(w, "%s  %-12s %-8s %-22s user=%s media=%s %s\n", r.Time.UTC().Format(time.RFC3339), what, r.Direction, r.Endpoint, orDash(r.User), orDash(r.Media), r.ID)
+		return err
+	})
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/mediaguard/mediaguard/audit"
 	"github.com/mediaguard/mediaguard/hashing"
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 )
@@ -45,5 +47,35 @@ func TestHashCommandText(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "sha256       e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") {
 		t.Fatalf("text output: %q", out.String())
+	}
+}
+
+func TestAuditCommand(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := audit.Open(audit.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	l.Append(audit.Record{Time: old, Kind: audit.KindBlock, Direction: "upload", Endpoint: "upload", User: "@old:example.org"})
+	l.Append(audit.Record{Kind: audit.KindBlock, Direction: "download", Endpoint: "client_download", User: "@new:example.org", Media: "example.org/abc"})
+	l.Close()
+	var out bytes.Buffer
+	from, err := parseSince("24h", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runAudit(&out, path, from, false); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "@old") || !strings.Contains(out.String(), "user=@new:example.org media=example.org/abc") {
+		t.Fatalf("text output: %q", out.String())
+	}
+	out.Reset()
+	if err := runAudit(&out, path, time.Time{}, true); err != nil || strings.Count(out.String(), "\n") != 2 {
+		t.Fatalf("json output: %v %q", err, out.String())
+	}
+	if _, err := parseSince("yesterday", time.Now()); err == nil {
+		t.Fatal("bad --since accepted")
 	}
 }
