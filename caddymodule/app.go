@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"go.uber.org/zap"
 
+	"github.com/mediaguard/mediaguard/audit"
 	"github.com/mediaguard/mediaguard/matcher"
 	"github.com/mediaguard/mediaguard/mediaproxy"
 )
@@ -69,6 +70,17 @@ type App struct {
 	ServerName string `json:"server_name,omitempty"`
 	// MemoryEntries bounds the per-media-ID verdict memory (default 100000).
 	MemoryEntries int `json:"memory_entries,omitempty"`
+	// AuditLog is the durable decision record: every block, every
+	// unscannable, unscanned (fail-open) and refused decision is appended
+	// and fsynced before the response is sent. Read it with
+	// `caddy mediaguard audit --log PATH`. Empty disables it.
+	AuditLog string `json:"audit_log,omitempty"`
+	// AuditMaxBytes rotates the audit log at this size (default 64 MiB;
+	// 5 old files are kept).
+	AuditMaxBytes int64 `json:"audit_max_bytes,omitempty"`
+	// LogCleanScans also records clean decisions (off by default, for the
+	// users' privacy, like the Mjolnir plugin's setting).
+	LogCleanScans bool `json:"log_clean_scans,omitempty"`
 
 	ctx    caddy.Context
 	log    *zap.Logger
@@ -76,6 +88,7 @@ type App struct {
 	guard  *matcher.Guard
 	proxy  *mediaproxy.Proxy
 	events *caddyevents.App
+	audit  *audit.Log
 }
 
 // HMABackend is one ThreatExchange HMA 2.0 instance.
@@ -205,6 +218,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if ev, err := ctx.App("events"); err == nil {
 		a.events, _ = ev.(*caddyevents.App)
 	}
+	if a.AuditLog != "" {
+		a.audit, err = audit.Open(audit.Options{Path: a.AuditLog, MaxBytes: a.AuditMaxBytes})
+		if err != nil {
+			return fmt.Errorf("mediaguard: audit_log: %w", err)
+		}
+		if rec := a.audit.Recovery(); rec.TornBytes > 0 || rec.Invalid > 0 {
+			a.log.Warn("audit log recovered after an unclean stop", zap.String("path", a.AuditLog),
+				zap.Int64("torn_bytes_dropped", rec.TornBytes), zap.Int("invalid_lines", rec.Invalid))
+		}
+	}
 	mem := mediaproxy.NewMemory(a.MemoryEntries, time.Hour)
 	a.proxy, err = mediaproxy.New(mediaproxy.Config{
 		Matcher:           a.guard,
@@ -257,6 +280,9 @@ func (a *App) Stop() error {
 	}
 	if a.guard != nil {
 		a.guard.Close()
+	}
+	if a.audit != nil {
+		a.audit.Close()
 	}
 	return nil
 }

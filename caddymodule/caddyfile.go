@@ -44,6 +44,9 @@ func init() {
 //		max_pixels N
 //		server_name NAME
 //		memory_entries N
+//		audit_log PATH
+//		audit_max_size SIZE
+//		log_clean_scans
 //	}
 func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 	app := new(App)
@@ -235,6 +238,18 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.Args(&a.ServerName) {
 				return d.ArgErr()
 			}
+		case "audit_log":
+			if !d.Args(&a.AuditLog) {
+				return d.ArgErr()
+			}
+		case "audit_max_size":
+			n, err := sizeArg(d)
+			if err != nil {
+				return err
+			}
+			a.AuditMaxBytes = n
+		case "log_clean_scans":
+			a.LogCleanScans = true
 		case "memory_entries":
 			n, err := intArg(d, 1, 1<<26)
 			if err != nil {

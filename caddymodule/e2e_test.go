@@ -10,9 +10,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
+	"github.com/mediaguard/mediaguard/audit"
 	"github.com/mediaguard/mediaguard/hashing"
 	"github.com/mediaguard/mediaguard/internal/e2e"
 	"github.com/mediaguard/mediaguard/internal/testimg"
@@ -50,6 +52,7 @@ func TestEndToEndDendrite(t *testing.T) {
 	os.WriteFile(bank, []byte(fmt.Sprintf("sha256 %s listed-original\npdq %s listed-original\n", rep.SHA256, rep.PDQ)), 0o600)
 
 	proxyPort, lookupPort := freePort(t), freePort(t)
+	auditPath := filepath.Join(t.TempDir(), "audit", "audit.log")
 	hsAddr := strings.TrimPrefix(hs.URL, "http://")
 	tester := caddytest.NewTester(t)
 	tester.InitServer(fmt.Sprintf(`{
@@ -57,6 +60,7 @@ func TestEndToEndDendrite(t *testing.T) {
 	skip_install_trust
 	mediaguard {
 		bank TEST %s
+		audit_log %s
 	}
 }
 http://127.0.0.1:%d {
@@ -66,13 +70,22 @@ http://127.0.0.1:%d {
 http://127.0.0.1:%d {
 	mediaguard_lookup
 }
-`, bank, proxyPort, hsAddr, lookupPort), "caddyfile")
+`, bank, auditPath, proxyPort, hsAddr, lookupPort), "caddyfile")
 	front := fmt.Sprintf("http://127.0.0.1:%d", proxyPort)
 
 	t.Run("listed upload refused", func(t *testing.T) {
 		status, body, uri := alice.Upload(t, front, "image/jpeg", "a.jpg", listed)
 		if status != 403 || uri != "" || !strings.Contains(string(body), "M_FORBIDDEN") {
 			t.Fatalf("listed upload: %d %s", status, body)
+		}
+		// The block was on disk before the 403 was sent.
+		var found bool
+		audit.Read(auditPath, time.Time{}, func(r audit.Record) error {
+			found = found || (r.Kind == audit.KindBlock && r.Direction == "upload" && r.Digests["sha256"] == rep.SHA256)
+			return nil
+		})
+		if !found {
+			t.Fatal("no audit record of the blocked upload")
 		}
 	})
 

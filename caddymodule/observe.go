@@ -21,6 +21,7 @@ func (o *observer) Observe(d *mediaproxy.Decision) {
 		dir = "upload"
 	}
 	caddyhttp.SetVar(d.Request.Context(), "mediaguard_verdict", string(d.Outcome))
+	o.record(d, dir)
 	scanned.WithLabelValues(dir, string(d.Outcome)).Inc()
 	if d.Digests.Size > 0 {
 		bytesHashed.WithLabelValues(dir).Add(float64(d.Digests.Size))

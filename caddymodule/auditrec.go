@@ -1,0 +1,69 @@
+package caddymodule
+
+import (
+	"encoding/json"
+
+	"go.uber.org/zap"
+
+	"github.com/mediaguard/mediaguard/audit"
+	"github.com/mediaguard/mediaguard/mediaproxy"
+)
+
+// auditKinds maps the decisions that must be on record to audit kinds.
+var auditKinds = map[mediaproxy.Outcome]string{
+	mediaproxy.Blocked:      audit.KindBlock,
+	mediaproxy.KnownBlocked: audit.KindBlock,
+	mediaproxy.LateBlocked:  audit.KindLateBlock,
+	mediaproxy.Unscannable:  audit.KindUnscannable,
+	mediaproxy.Unscanned:    audit.KindUnscanned,
+	mediaproxy.Refused:      audit.KindRefused,
+}
+
+// record appends the decision to the audit log before the response goes
+// out (Observe runs synchronously). A failed write is logged loudly; the
+// decision itself stands: a block is still a block.
+func (o *observer) record(d *mediaproxy.Decision, dir string) {
+	log := o.app.audit
+	if log == nil {
+		return
+	}
+	kind, ok := auditKinds[d.Outcome]
+	if !ok {
+		if !o.app.LogCleanScans || d.Outcome != mediaproxy.Clean {
+			return
+		}
+		kind = "clean"
+	}
+	r := audit.Record{
+		Kind: kind, Direction: dir, Endpoint: d.Endpoint.Name, Media: d.MediaKey,
+		// The uploader is resolved by the actions stage (whoami); until
+		// then the record says so rather than guessing.
+		User: "unknown",
+	}
+	if d.Digests.Size > 0 {
+		r.Digests = map[string]string{"md5": d.Digests.MD5Hex(), "sha1": d.Digests.SHA1Hex(), "sha256": d.Digests.SHA256Hex()}
+		if d.PDQ != nil {
+			r.Digests["pdq"] = d.PDQ.Hash.String()
+		}
+	}
+	ev := struct {
+		Outcome     string   `json:"outcome"`
+		Bank        string   `json:"bank,omitempty"`
+		HashType    string   `json:"hash_type,omitempty"`
+		MatchedHash string   `json:"matched_hash,omitempty"`
+		Distance    int      `json:"distance,omitempty"`
+		Source      string   `json:"source,omitempty"`
+		Reason      string   `json:"reason,omitempty"`
+		Notes       []string `json:"notes,omitempty"`
+		Unscannable string   `json:"unscannable,omitempty"`
+		Error       string   `json:"error,omitempty"`
+	}{Outcome: string(d.Outcome), Bank: d.Verdict.Bank, HashType: string(d.Verdict.HashType), MatchedHash: d.Verdict.MatchedHash,
+		Distance: d.Verdict.Distance, Source: d.Verdict.Source, Reason: d.Verdict.Reason, Notes: d.Verdict.Notes, Unscannable: d.UnscannableReason}
+	if d.Err != nil {
+		ev.Error = d.Err.Error()
+	}
+	r.Verdict, _ = json.Marshal(ev)
+	if err := log.Append(r); err != nil {
+		o.log.Error("AUDIT RECORD NOT WRITTEN", zap.String("kind", kind), zap.String("media", d.MediaKey), zap.Error(err))
+	}
+}
