@@ -1,8 +1,10 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mediaguard/mediaguard/audit"
+	"github.com/mediaguard/mediaguard/homeserver"
 	"github.com/mediaguard/mediaguard/matcher"
 	"github.com/mediaguard/mediaguard/mediaproxy"
 )
@@ -70,6 +73,12 @@ type App struct {
 	ServerName string `json:"server_name,omitempty"`
 	// MemoryEntries bounds the per-media-ID verdict memory (default 100000).
 	MemoryEntries int `json:"memory_entries,omitempty"`
+	// Homeserver is the homeserver's client API base URL (usually the
+	// reverse_proxy upstream, e.g. http://127.0.0.1:8008). When set, the
+	// requester of every blocked or unscanned request is resolved with
+	// /account/whoami using the request's own token (cached by a hash of
+	// the token, never the token) for logs, audit records and notices.
+	Homeserver string `json:"homeserver,omitempty"`
 	// AuditLog is the durable decision record: every block, every
 	// unscannable, unscanned (fail-open) and refused decision is appended
 	// and fsynced before the response is sent. Read it with
@@ -228,6 +237,24 @@ func (a *App) Provision(ctx caddy.Context) error {
 				zap.Int64("torn_bytes_dropped", rec.TornBytes), zap.Int("invalid_lines", rec.Invalid))
 		}
 	}
+	var userOf func(context.Context, *http.Request) string
+	if a.Homeserver != "" {
+		who, err := homeserver.NewWhoami(homeserver.WhoamiConfig{Homeserver: repl.ReplaceAll(a.Homeserver, "")})
+		if err != nil {
+			return fmt.Errorf("mediaguard: homeserver: %w", err)
+		}
+		whoLog := a.log.Named("whoami")
+		userOf = func(ctx context.Context, r *http.Request) string {
+			u, why := who.User(ctx, homeserver.TokenFrom(r))
+			if u == homeserver.Unknown {
+				if ce := whoLog.Check(zap.DebugLevel, "requester not resolved"); ce != nil {
+					ce.Write(zap.String("reason", why))
+				}
+				return ""
+			}
+			return u
+		}
+	}
 	mem := mediaproxy.NewMemory(a.MemoryEntries, time.Hour)
 	a.proxy, err = mediaproxy.New(mediaproxy.Config{
 		Matcher:           a.guard,
@@ -241,6 +268,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		ServerName:        a.ServerName,
 		Memory:            mem,
 		Observer:          &observer{app: a, log: a.log},
+		UserOf:            userOf,
 		Logger:            a.log.Named("proxy"),
 	})
 	return err

@@ -35,10 +35,10 @@ func (o *observer) record(d *mediaproxy.Decision, dir string) {
 		kind = "clean"
 	}
 	r := audit.Record{
-		Kind: kind, Direction: dir, Endpoint: d.Endpoint.Name, Media: d.MediaKey,
-		// The uploader is resolved by the actions stage (whoami); until
-		// then the record says so rather than guessing.
-		User: "unknown",
+		Kind: kind, Direction: dir, Endpoint: d.Endpoint.Name, Media: d.MediaKey, User: d.User,
+	}
+	if r.User == "" {
+		r.User = "unknown"
 	}
 	if d.Digests.Size > 0 {
 		r.Digests = map[string]string{"md5": d.Digests.MD5Hex(), "sha1": d.Digests.SHA1Hex(), "sha256": d.Digests.SHA256Hex()}

@@ -44,6 +44,7 @@ func init() {
 //		max_pixels N
 //		server_name NAME
 //		memory_entries N
+//		homeserver URL
 //		audit_log PATH
 //		audit_max_size SIZE
 //		log_clean_scans
@@ -236,6 +237,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.MaxPixels = n
 		case "server_name":
 			if !d.Args(&a.ServerName) {
+				return d.ArgErr()
+			}
+		case "homeserver":
+			if !d.Args(&a.Homeserver) {
 				return d.ArgErr()
 			}
 		case "audit_log":

@@ -61,6 +61,7 @@ func TestEndToEndDendrite(t *testing.T) {
 	mediaguard {
 		bank TEST %s
 		audit_log %s
+		homeserver %s
 	}
 }
 http://127.0.0.1:%d {
@@ -70,7 +71,7 @@ http://127.0.0.1:%d {
 http://127.0.0.1:%d {
 	mediaguard_lookup
 }
-`, bank, auditPath, proxyPort, hsAddr, lookupPort), "caddyfile")
+`, bank, auditPath, hs.URL, proxyPort, hsAddr, lookupPort), "caddyfile")
 	front := fmt.Sprintf("http://127.0.0.1:%d", proxyPort)
 
 	t.Run("listed upload refused", func(t *testing.T) {
@@ -81,11 +82,11 @@ http://127.0.0.1:%d {
 		// The block was on disk before the 403 was sent.
 		var found bool
 		audit.Read(auditPath, time.Time{}, func(r audit.Record) error {
-			found = found || (r.Kind == audit.KindBlock && r.Direction == "upload" && r.Digests["sha256"] == rep.SHA256)
+			found = found || (r.Kind == audit.KindBlock && r.Direction == "upload" && r.Digests["sha256"] == rep.SHA256 && r.User == alice.ID)
 			return nil
 		})
 		if !found {
-			t.Fatal("no audit record of the blocked upload")
+			t.Fatal("no audit record of the blocked upload naming its uploader")
 		}
 	})
 

@@ -42,7 +42,7 @@ func (o *observer) Observe(d *mediaproxy.Decision) {
 			zap.String("verdict", string(d.Outcome)), zap.String("media", d.MediaKey),
 			zap.String("bank", v.Bank), zap.String("hash_type", string(v.HashType)),
 			zap.String("matched_hash_prefix", matched), zap.Int("distance", v.Distance),
-			zap.String("source", v.Source), zap.String("sha256", d.Digests.SHA256Hex()),
+			zap.String("source", v.Source), zap.String("sha256", d.Digests.SHA256Hex()), zap.String("user", d.User),
 			zap.String("remote_ip", d.Request.RemoteAddr))
 		o.emit(d, dir, matched)
 	case mediaproxy.Refused, mediaproxy.Unscanned:
@@ -70,6 +70,6 @@ func (o *observer) emit(d *mediaproxy.Decision, dir, matched string) {
 		"direction": dir, "endpoint": d.Endpoint.Name, "verdict": string(d.Outcome),
 		"media": d.MediaKey, "bank": v.Bank, "hash_type": string(v.HashType),
 		"matched_hash_prefix": matched, "distance": v.Distance, "source": v.Source,
-		"confidence": v.Confidence, "sha256": d.Digests.SHA256Hex(),
+		"confidence": v.Confidence, "sha256": d.Digests.SHA256Hex(), "user": d.User,
 	})
 }

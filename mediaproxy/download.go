@@ -30,7 +30,7 @@ func (p *Proxy) serveDownload(w http.ResponseWriter, r *http.Request, ep Endpoin
 	variant := mediaKey + "|" + variantOf(ep, r.URL)
 	if j, ok := p.mem.Get(mediaKey, variant); ok {
 		if j.Blocked {
-			p.observe(&Decision{Request: r, Endpoint: ep, MediaKey: mediaKey, Outcome: KnownBlocked})
+			p.observe(&Decision{Request: r, Endpoint: ep, MediaKey: mediaKey, Outcome: KnownBlocked, User: p.startUser(r)(true)})
 			writeError(w, http.StatusNotFound, "M_NOT_FOUND", "Not found")
 			return nil
 		}
@@ -46,7 +46,7 @@ func (p *Proxy) serveDownload(w http.ResponseWriter, r *http.Request, ep Endpoin
 	r.Header.Del("Range")
 	r.Header.Del("If-Range")
 
-	iw := &inspectWriter{real: w, header: make(http.Header), p: p, ep: ep, r: r, limit: p.cfg.MaxDownloadBuffer, mediaKey: mediaKey, variant: variant}
+	iw := &inspectWriter{real: w, header: make(http.Header), p: p, ep: ep, r: r, limit: p.cfg.MaxDownloadBuffer, mediaKey: mediaKey, variant: variant, user: p.startUser(r)}
 	err := next(iw, r)
 	if err != nil {
 		iw.abandon()
@@ -103,6 +103,7 @@ type inspectWriter struct {
 	digester *hashing.Digester
 	tail     []byte
 	mp       *multipartHasher
+	user     func(wait bool) string
 }
 
 func (iw *inspectWriter) Header() http.Header { return iw.header }
@@ -229,7 +230,7 @@ func (iw *inspectWriter) finish() error {
 		sc := p.scanExactOnly(dg, iw.contentType())
 		v, err := p.match(iw.r.Context(), d, sc)
 		if err == nil && v.Match {
-			d.Outcome = LateBlocked
+			d.Outcome, d.User = LateBlocked, iw.user(true)
 			p.mem.Block(iw.mediaKey, v.Reason)
 			p.observe(d)
 			p.log.Warn("late match on a streamed download; aborting the connection", zap.String("media", iw.mediaKey), zap.String("bank", v.Bank))
@@ -272,12 +273,12 @@ func (iw *inspectWriter) finish() error {
 	case err != nil && errors.Is(err, context.Canceled) && iw.r.Context().Err() != nil:
 		return nil
 	case err != nil:
-		d.Outcome, d.Err = Refused, err
+		d.Outcome, d.Err, d.User = Refused, err, iw.user(true)
 		p.observe(d)
 		writeError(iw.real, http.StatusServiceUnavailable, "M_UNKNOWN", "Media scanning is temporarily unavailable")
 		return nil
 	case v.Match:
-		d.Outcome = Blocked
+		d.Outcome, d.User = Blocked, iw.user(true)
 		p.mem.Block(iw.mediaKey, v.Reason)
 		p.observe(d)
 		writeError(iw.real, http.StatusNotFound, "M_NOT_FOUND", "Not found")

@@ -1,6 +1,7 @@
 package mediaproxy
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -62,6 +63,11 @@ type Config struct {
 	Memory *Memory
 	// Observer is told of every decision (metrics, events, audit).
 	Observer Observer
+	// UserOf resolves the requester's Matrix user ID (whoami with the
+	// request's own token). It runs concurrently with hashing; its answer
+	// never changes a verdict, and a block waits for it at most
+	// userGrace. Nil records every user as unknown.
+	UserOf func(ctx context.Context, r *http.Request) string
 	// Logger receives structured logs; never media bytes or tokens.
 	Logger *zap.Logger
 }
@@ -106,6 +112,8 @@ type Decision struct {
 	MatchTime         time.Duration
 	// Err is the matcher error for Refused and Unscanned outcomes.
 	Err error
+	// User is the requester's Matrix user ID, "" when unknown.
+	User string
 }
 
 // Observer hears decisions synchronously, before the response goes out, so
@@ -175,6 +183,44 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) err
 func (p *Proxy) observe(d *Decision) {
 	if p.cfg.Observer != nil {
 		p.cfg.Observer.Observe(d)
+	}
+}
+
+// userGrace bounds how long a block waits for the requester's identity: a
+// slow or dead homeserver must not hold up the refusal.
+const userGrace = 50 * time.Millisecond
+
+// startUser begins resolving the requester and returns a function that
+// yields the answer: waiting up to userGrace when wait is true (a block,
+// which moderators need attributed), else only if it is already known.
+func (p *Proxy) startUser(r *http.Request) func(wait bool) string {
+	if p.cfg.UserOf == nil {
+		return func(bool) string { return "" }
+	}
+	ch := make(chan string, 1)
+	go func() { ch <- p.cfg.UserOf(r.Context(), r) }()
+	var got string
+	var done bool
+	return func(wait bool) string {
+		if done {
+			return got
+		}
+		if wait {
+			t := time.NewTimer(userGrace)
+			defer t.Stop()
+			select {
+			case got = <-ch:
+				done = true
+			case <-t.C:
+			}
+			return got
+		}
+		select {
+		case got = <-ch:
+			done = true
+		default:
+		}
+		return got
 	}
 }
 

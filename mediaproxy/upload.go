@@ -22,6 +22,7 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 		writeError(w, http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Upload exceeds the maximum allowed size")
 		return nil
 	}
+	user := p.startUser(r)
 	start := time.Now()
 	sp, err := NewSpool(r.Body, SpoolOptions{MemoryLimit: p.cfg.MemoryBuffer, MaxSize: p.cfg.MaxUploadSize, TempDir: p.cfg.TempDir, OnDisk: p.cfg.OnSpool, Declared: r.ContentLength})
 	if err != nil {
@@ -56,13 +57,13 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 	case err != nil && errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		return nil // the client left while we asked; nothing forwarded
 	case err != nil:
-		d.Outcome, d.Err = Refused, err
+		d.Outcome, d.Err, d.User = Refused, err, user(true)
 		p.observe(d)
 		p.log.Warn("matcher unavailable; upload refused (fail closed)", zap.String("endpoint", ep.Name), zap.Error(err))
 		writeError(w, http.StatusServiceUnavailable, "M_UNKNOWN", "Media scanning is temporarily unavailable")
 		return nil
 	case v.Match:
-		d.Outcome = Blocked
+		d.Outcome, d.User = Blocked, user(true)
 		if d.MediaKey != "" {
 			p.mem.Block(d.MediaKey, v.Reason)
 		}
@@ -95,6 +96,7 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 		writeError(w, http.StatusBadGateway, "M_UNKNOWN", "The homeserver could not be reached")
 		return nil
 	}
+	d.User = user(d.Outcome != Clean)
 	if err == nil && cw.status == http.StatusOK {
 		if d.MediaKey == "" {
 			d.MediaKey = p.mediaKeyFromUploadResponse(cw.body.Bytes())
