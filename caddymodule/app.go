@@ -17,6 +17,7 @@ import (
 	"github.com/mediaguard/mediaguard/homeserver"
 	"github.com/mediaguard/mediaguard/matcher"
 	"github.com/mediaguard/mediaguard/mediaproxy"
+	"github.com/mediaguard/mediaguard/notify"
 )
 
 func init() {
@@ -79,6 +80,9 @@ type App struct {
 	// /account/whoami using the request's own token (cached by a hash of
 	// the token, never the token) for logs, audit records and notices.
 	Homeserver string `json:"homeserver,omitempty"`
+	// Notify tells moderators of every block (upload, download, late
+	// match), without ever blocking the request path.
+	Notify *NotifySettings `json:"notify,omitempty"`
 	// AuditLog is the durable decision record: every block, every
 	// unscannable, unscanned (fail-open) and refused decision is appended
 	// and fsynced before the response is sent. Read it with
@@ -91,13 +95,14 @@ type App struct {
 	// users' privacy, like the Mjolnir plugin's setting).
 	LogCleanScans bool `json:"log_clean_scans,omitempty"`
 
-	ctx    caddy.Context
-	log    *zap.Logger
-	local  *matcher.Local
-	guard  *matcher.Guard
-	proxy  *mediaproxy.Proxy
-	events *caddyevents.App
-	audit  *audit.Log
+	ctx      caddy.Context
+	log      *zap.Logger
+	local    *matcher.Local
+	guard    *matcher.Guard
+	proxy    *mediaproxy.Proxy
+	events   *caddyevents.App
+	audit    *audit.Log
+	notifier *notify.Matrix
 }
 
 // HMABackend is one ThreatExchange HMA 2.0 instance.
@@ -237,6 +242,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 				zap.Int64("torn_bytes_dropped", rec.TornBytes), zap.Int("invalid_lines", rec.Invalid))
 		}
 	}
+	if err := a.provisionNotify(repl); err != nil {
+		return err
+	}
 	var userOf func(context.Context, *http.Request) string
 	if a.Homeserver != "" {
 		who, err := homeserver.NewWhoami(homeserver.WhoamiConfig{Homeserver: repl.ReplaceAll(a.Homeserver, "")})
@@ -295,9 +303,16 @@ func (a *App) Validate() error {
 	return nil
 }
 
-// Start begins hot-reloading the bank files.
+// Start begins hot-reloading the bank files and delivering notices
+// (including those a previous run recorded but never delivered).
 func (a *App) Start() error {
 	a.local.Start(a.ctx)
+	if a.notifier != nil {
+		if err := a.notifier.Start(a.ctx); err != nil {
+			return fmt.Errorf("mediaguard: notify: %w", err)
+		}
+		a.redeliverPending()
+	}
 	return nil
 }
 
@@ -308,6 +323,9 @@ func (a *App) Stop() error {
 	}
 	if a.guard != nil {
 		a.guard.Close()
+	}
+	if a.notifier != nil {
+		a.notifier.Close()
 	}
 	if a.audit != nil {
 		a.audit.Close()

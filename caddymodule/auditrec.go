@@ -20,22 +20,23 @@ var auditKinds = map[mediaproxy.Outcome]string{
 }
 
 // record appends the decision to the audit log before the response goes
-// out (Observe runs synchronously). A failed write is logged loudly; the
-// decision itself stands: a block is still a block.
-func (o *observer) record(d *mediaproxy.Decision, dir string) {
+// out (Observe runs synchronously) and returns its detection ID. A failed
+// write is logged loudly; the decision itself stands: a block is a block.
+func (o *observer) record(d *mediaproxy.Decision, dir string) string {
+	id := audit.NewID()
 	log := o.app.audit
 	if log == nil {
-		return
+		return id
 	}
 	kind, ok := auditKinds[d.Outcome]
 	if !ok {
 		if !o.app.LogCleanScans || d.Outcome != mediaproxy.Clean {
-			return
+			return id
 		}
 		kind = "clean"
 	}
 	r := audit.Record{
-		Kind: kind, Direction: dir, Endpoint: d.Endpoint.Name, Media: d.MediaKey, User: d.User,
+		ID: id, Kind: kind, Direction: dir, Endpoint: d.Endpoint.Name, Media: d.MediaKey, User: d.User,
 	}
 	if r.User == "" {
 		r.User = "unknown"
@@ -46,19 +47,12 @@ func (o *observer) record(d *mediaproxy.Decision, dir string) {
 			r.Digests["pdq"] = d.PDQ.Hash.String()
 		}
 	}
-	ev := struct {
-		Outcome     string   `json:"outcome"`
-		Bank        string   `json:"bank,omitempty"`
-		HashType    string   `json:"hash_type,omitempty"`
-		MatchedHash string   `json:"matched_hash,omitempty"`
-		Distance    int      `json:"distance,omitempty"`
-		Source      string   `json:"source,omitempty"`
-		Reason      string   `json:"reason,omitempty"`
-		Notes       []string `json:"notes,omitempty"`
-		Unscannable string   `json:"unscannable,omitempty"`
-		Error       string   `json:"error,omitempty"`
-	}{Outcome: string(d.Outcome), Bank: d.Verdict.Bank, HashType: string(d.Verdict.HashType), MatchedHash: d.Verdict.MatchedHash,
-		Distance: d.Verdict.Distance, Source: d.Verdict.Source, Reason: d.Verdict.Reason, Notes: d.Verdict.Notes, Unscannable: d.UnscannableReason}
+	ev := auditVerdict{Outcome: string(d.Outcome), Bank: d.Verdict.Bank, HashType: string(d.Verdict.HashType), MatchedHash: d.Verdict.MatchedHash,
+		Distance: d.Verdict.Distance, Confidence: d.Verdict.Confidence, Source: d.Verdict.Source, Reason: d.Verdict.Reason,
+		Notes: d.Verdict.Notes, Unscannable: d.UnscannableReason}
+	if d.Outcome == mediaproxy.Blocked || d.Outcome == mediaproxy.LateBlocked {
+		ev.Action = actionTaken(d)
+	}
 	if d.Err != nil {
 		ev.Error = d.Err.Error()
 	}
@@ -66,4 +60,5 @@ func (o *observer) record(d *mediaproxy.Decision, dir string) {
 	if err := log.Append(r); err != nil {
 		o.log.Error("AUDIT RECORD NOT WRITTEN", zap.String("kind", kind), zap.String("media", d.MediaKey), zap.Error(err))
 	}
+	return id
 }

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -44,6 +45,11 @@ func init() {
 //		max_pixels N
 //		server_name NAME
 //		memory_entries N
+//		notify matrix {
+//			homeserver URL
+//			access_token TOKEN
+//			room ROOM_ID_OR_ALIAS
+//		}
 //		homeserver URL
 //		audit_log PATH
 //		audit_max_size SIZE
@@ -239,6 +245,44 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.Args(&a.ServerName) {
 				return d.ArgErr()
 			}
+		case "notify":
+			if !d.NextArg() || d.Val() != "matrix" {
+				return d.Errf("notify: want `notify matrix { homeserver URL; access_token TOKEN; room ROOM }`")
+			}
+			m := new(MatrixNotify)
+			for d.NextBlock(1) {
+				var err error
+				switch d.Val() {
+				case "homeserver":
+					if !d.Args(&m.Homeserver) {
+						return d.ArgErr()
+					}
+				case "access_token":
+					if !d.Args(&m.AccessToken) {
+						return d.ArgErr()
+					}
+				case "room":
+					if !d.Args(&m.Room) {
+						// `room #mods:example.org` reaches us empty: in a
+						// Caddyfile a token starting with # is a comment.
+						return d.Errf(`notify matrix: room has no value; a room alias must be quoted because # starts a comment (room "#moderators:example.org"), or write it without the # or use the room ID (!id:server)`)
+					}
+					if !strings.HasPrefix(m.Room, "!") && !strings.HasPrefix(m.Room, "#") {
+						m.Room = "#" + m.Room
+					}
+				case "queue_size":
+					m.QueueSize, err = intArg(d, 1, 1<<20)
+				default:
+					err = d.Errf("notify matrix: unknown option %q", d.Val())
+				}
+				if err != nil {
+					return err
+				}
+			}
+			if m.Homeserver == "" || m.AccessToken == "" || m.Room == "" {
+				return d.Errf("notify matrix: homeserver, access_token and room are required")
+			}
+			a.Notify = &NotifySettings{Matrix: m}
 		case "homeserver":
 			if !d.Args(&a.Homeserver) {
 				return d.ArgErr()

@@ -67,6 +67,9 @@ func TestCaddyfileErrorsNameTheDirective(t *testing.T) {
 		{"breaker {\n failure_ratio 2\n }", "failure_ratio"},
 		{"frobnicate", "unknown option \"frobnicate\""},
 		{"temp_dir /a /b", "unexpected extra argument"},
+		{"notify matrix {\n homeserver http://h\n access_token t\n room #mods:example.org\n }", "must be quoted"},
+		{"notify matrix {\n homeserver http://h\n }", "are required"},
+		{"notify slack", "notify: want"},
 	} {
 		src := "{\n\tmediaguard {\n\t\t" + tc.in + "\n\t}\n}\n:8080 {\n\tmediaguard\n}\n"
 		_, _, err := caddyfile.Adapter{ServerType: serverType()}.Adapt([]byte(src), nil)

@@ -21,7 +21,7 @@ func (o *observer) Observe(d *mediaproxy.Decision) {
 		dir = "upload"
 	}
 	caddyhttp.SetVar(d.Request.Context(), "mediaguard_verdict", string(d.Outcome))
-	o.record(d, dir)
+	id := o.record(d, dir)
 	scanned.WithLabelValues(dir, string(d.Outcome)).Inc()
 	if d.Digests.Size > 0 {
 		bytesHashed.WithLabelValues(dir).Add(float64(d.Digests.Size))
@@ -45,6 +45,9 @@ func (o *observer) Observe(d *mediaproxy.Decision) {
 			zap.String("source", v.Source), zap.String("sha256", d.Digests.SHA256Hex()), zap.String("user", d.User),
 			zap.String("remote_ip", d.Request.RemoteAddr))
 		o.emit(d, dir, matched)
+		if n := o.app.notifier; n != nil && !n.Notify(detection(id, d, dir)) {
+			o.log.Error("notice queue full: moderators not told of this block (it is in the audit log)", zap.String("detection", id))
+		}
 	case mediaproxy.Refused, mediaproxy.Unscanned:
 		o.log.Warn("media not scanned: matcher unavailable", zap.String("direction", dir),
 			zap.String("endpoint", d.Endpoint.Name), zap.String("verdict", string(d.Outcome)),
