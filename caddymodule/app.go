@@ -83,6 +83,9 @@ type App struct {
 	// Notify tells moderators of every block (upload, download, late
 	// match), without ever blocking the request path.
 	Notify *NotifySettings `json:"notify,omitempty"`
+	// SynapseAdmin quarantines blocked media the homeserver stores (late
+	// matches and blocked downloads) through Synapse's admin API.
+	SynapseAdmin *SynapseAdmin `json:"synapse_admin,omitempty"`
 	// AuditLog is the durable decision record: every block, every
 	// unscannable, unscanned (fail-open) and refused decision is appended
 	// and fsynced before the response is sent. Read it with
@@ -103,6 +106,7 @@ type App struct {
 	events   *caddyevents.App
 	audit    *audit.Log
 	notifier *notify.Matrix
+	admin    *homeserver.Admin
 }
 
 // HMABackend is one ThreatExchange HMA 2.0 instance.
@@ -244,6 +248,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if err := a.provisionNotify(repl); err != nil {
 		return err
+	}
+	if sa := a.SynapseAdmin; sa != nil {
+		a.admin, err = homeserver.NewAdmin(homeserver.AdminConfig{Homeserver: repl.ReplaceAll(sa.Homeserver, ""), AccessToken: repl.ReplaceAll(sa.AccessToken, "")})
+		if err != nil {
+			return fmt.Errorf("mediaguard: synapse_admin: %w", err)
+		}
 	}
 	var userOf func(context.Context, *http.Request) string
 	if a.Homeserver != "" {

@@ -50,6 +50,12 @@ func init() {
 //			access_token TOKEN
 //			room ROOM_ID_OR_ALIAS
 //		}
+//		synapse_admin {
+//			homeserver URL
+//			access_token TOKEN
+//			quarantine_user_media
+//			suspend_user
+//		}
 //		homeserver URL
 //		audit_log PATH
 //		audit_max_size SIZE
@@ -283,6 +289,30 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("notify matrix: homeserver, access_token and room are required")
 			}
 			a.Notify = &NotifySettings{Matrix: m}
+		case "synapse_admin":
+			sa := new(SynapseAdmin)
+			for d.NextBlock(1) {
+				switch d.Val() {
+				case "homeserver":
+					if !d.Args(&sa.Homeserver) {
+						return d.ArgErr()
+					}
+				case "access_token":
+					if !d.Args(&sa.AccessToken) {
+						return d.ArgErr()
+					}
+				case "quarantine_user_media":
+					sa.QuarantineUserMedia = true
+				case "suspend_user":
+					sa.SuspendUser = true
+				default:
+					return d.Errf("synapse_admin: unknown option %q", d.Val())
+				}
+			}
+			if sa.Homeserver == "" || sa.AccessToken == "" {
+				return d.Errf("synapse_admin: homeserver and access_token are required")
+			}
+			a.SynapseAdmin = sa
 		case "homeserver":
 			if !d.Args(&a.Homeserver) {
 				return d.ArgErr()

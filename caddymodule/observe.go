@@ -45,6 +45,7 @@ func (o *observer) Observe(d *mediaproxy.Decision) {
 			zap.String("source", v.Source), zap.String("sha256", d.Digests.SHA256Hex()), zap.String("user", d.User),
 			zap.String("remote_ip", d.Request.RemoteAddr))
 		o.emit(d, dir, matched)
+		o.app.quarantine(id, d)
 		if n := o.app.notifier; n != nil && !n.Notify(detection(id, d, dir)) {
 			o.log.Error("notice queue full: moderators not told of this block (it is in the audit log)", zap.String("detection", id))
 		}
