@@ -49,6 +49,7 @@ func init() {
 //			homeserver URL
 //			access_token TOKEN
 //			room ROOM_ID_OR_ALIAS
+//			command "!mjolnir redact {user} --quarantine"
 //		}
 //		synapse_admin {
 //			homeserver URL
@@ -278,6 +279,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					}
 				case "queue_size":
 					m.QueueSize, err = intArg(d, 1, 1<<20)
+				case "command":
+					var c string
+					if !d.Args(&c) || !strings.HasPrefix(c, "!") {
+						return d.Errf(`notify matrix: command takes one quoted Mjolnir command, e.g. command "!mjolnir redact {user} --quarantine"`)
+					}
+					m.Commands = append(m.Commands, c)
 				default:
 					err = d.Errf("notify matrix: unknown option %q", d.Val())
 				}

@@ -30,6 +30,12 @@ type MatrixNotify struct {
 	Room string `json:"room"`
 	// QueueSize bounds notices waiting for delivery (default 1000).
 	QueueSize int `json:"queue_size,omitempty"`
+	// Commands turns on command mode: after each notice, each template is
+	// sent as an m.text that Mjolnir executes ({mxc} and {user} are filled
+	// in; a command whose value is unknown is skipped), e.g.
+	// "!mjolnir redact {user} --quarantine". This gives mediaguard
+	// Mjolnir's moderator powers over the room's members: off by default.
+	Commands []string `json:"commands,omitempty"`
 }
 
 func (a *App) provisionNotify(repl interface{ ReplaceAll(string, string) string }) error {
@@ -43,6 +49,7 @@ func (a *App) provisionNotify(repl interface{ ReplaceAll(string, string) string 
 		AccessToken: repl.ReplaceAll(m.AccessToken, ""),
 		Room:        repl.ReplaceAll(m.Room, ""),
 		QueueSize:   m.QueueSize,
+		Commands:    m.Commands,
 		OnDelivered: a.noticeDelivered,
 		Logger:      zapLogger{a.log.Named("notify")},
 	})

@@ -74,6 +74,8 @@ func TestNoticesEndToEnd(t *testing.T) {
 			homeserver %s
 			access_token %s
 			room %s
+			command "!mjolnir redact {user} --quarantine"
+			command "!mjolnir quarantine-media {mxc}"
 		}
 	}
 }
@@ -99,6 +101,17 @@ http://127.0.0.1:%d {
 	}
 	if pending, _ := audit.Pending(auditPath); len(pending) != 0 {
 		t.Fatalf("delivered notice still pending in the audit log: %v", pending)
+	}
+	// Command mode: the redact command names the uploader; the quarantine
+	// command is skipped (a refused upload has no media ID).
+	var cmds []string
+	for _, ev := range mod.Messages(t, room, 50) {
+		if ev.Content["msgtype"] == "m.text" && ev.Sender == bot.ID {
+			cmds = append(cmds, ev.Content["body"].(string))
+		}
+	}
+	if len(cmds) != 1 || cmds[0] != "!mjolnir redact "+alice.ID+" --quarantine" {
+		t.Fatalf("commands sent: %q", cmds)
 	}
 
 	// A block recorded by a run that stopped before delivering its notice.

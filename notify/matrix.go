@@ -57,6 +57,13 @@ type MatrixConfig struct {
 	// so the audit log can stop redelivering it. It runs on the delivery
 	// goroutine and should be quick.
 	OnDelivered func(id string)
+	// Commands, when not empty, turns on command mode: after each notice
+	// these templates are sent as m.text, which Mjolnir executes as
+	// commands, e.g. "!mjolnir quarantine-media {mxc}" or
+	// "!mjolnir redact {user} --quarantine". {mxc} and {user} are filled
+	// in; a command whose placeholder is unknown is skipped. This gives
+	// mediaguard Mjolnir's moderator powers: off by default.
+	Commands []string
 	// Logger receives delivery problems (default: discard).
 	Logger Logger
 }
@@ -86,10 +93,17 @@ type item struct {
 	more      int
 	summaryID string
 	acks      []string
+	// cmd, when set, is a Mjolnir command sent as m.text after the notice
+	// (command mode); cmdN numbers it within its detection.
+	cmd  string
+	cmdN int
 }
 
 func (it item) txnID() string {
-	if it.more > 0 {
+	switch {
+	case it.cmd != "":
+		return "mediaguard-" + it.d.ID + "-cmd" + strconv.Itoa(it.cmdN)
+	case it.more > 0:
 		return "mediaguard-" + it.summaryID
 	}
 	return "mediaguard-" + it.d.ID
@@ -191,7 +205,13 @@ func (m *Matrix) Notify(d Detection) bool {
 		m.summarised.Add(1)
 		return true
 	}
-	return m.enqueue(item{d: d})
+	if !m.enqueue(item{d: d}) {
+		return false
+	}
+	for i, c := range Commands(m.cfg.Commands, d) {
+		m.enqueue(item{d: d, cmd: c, cmdN: i})
+	}
+	return true
 }
 
 func (m *Matrix) enqueue(it item) bool {
@@ -278,6 +298,8 @@ func (m *Matrix) deliver(ctx context.Context, it item) {
 		switch {
 		case ctx.Err() != nil:
 			return
+		case err == nil && status == http.StatusOK && it.cmd != "":
+			return
 		case err == nil && status == http.StatusOK:
 			m.delivered.Add(1)
 			if m.cfg.OnDelivered != nil {
@@ -343,13 +365,19 @@ func (m *Matrix) join(ctx context.Context) error {
 // retryAfter is a 429 answer's retry_after_ms (or Retry-After header), zero
 // if absent.
 func (m *Matrix) send(ctx context.Context, it item) (status int, reason string, retryAfter time.Duration, err error) {
-	body, htmlBody := format(it.d, it.more, m.cfg.SummaryWindow)
-	content := map[string]any{
-		"msgtype":                  "m.notice",
-		"body":                     body,
-		"format":                   "org.matrix.custom.html",
-		"formatted_body":           htmlBody,
-		"org.mediaguard.detection": machine(it.d, it.more),
+	var content map[string]any
+	if it.cmd != "" {
+		// Mjolnir only acts on m.text starting with !mjolnir.
+		content = map[string]any{"msgtype": "m.text", "body": it.cmd}
+	} else {
+		body, htmlBody := format(it.d, it.more, m.cfg.SummaryWindow)
+		content = map[string]any{
+			"msgtype":                  "m.notice",
+			"body":                     body,
+			"format":                   "org.matrix.custom.html",
+			"formatted_body":           htmlBody,
+			"org.mediaguard.detection": machine(it.d, it.more),
+		}
 	}
 	path := "/_matrix/client/v3/rooms/" + url.PathEscape(m.roomID) + "/send/m.room.message/" + url.PathEscape(it.txnID())
 	status, resp, hdr, err := m.do(ctx, http.MethodPut, path, content)
