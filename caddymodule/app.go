@@ -106,6 +106,7 @@ type App struct {
 	events   *caddyevents.App
 	audit    *audit.Log
 	notifier *notify.Matrix
+	webhook  *notify.Webhook
 	admin    *homeserver.Admin
 }
 
@@ -336,6 +337,9 @@ func (a *App) Stop() error {
 	}
 	if a.notifier != nil {
 		a.notifier.Close()
+	}
+	if a.webhook != nil {
+		a.webhook.Close()
 	}
 	if a.audit != nil {
 		a.audit.Close()

@@ -51,6 +51,7 @@ func init() {
 //			room ROOM_ID_OR_ALIAS
 //			command "!mjolnir redact {user} --quarantine"
 //		}
+//		notify webhook URL
 //		synapse_admin {
 //			homeserver URL
 //			access_token TOKEN
@@ -253,8 +254,17 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 		case "notify":
-			if !d.NextArg() || d.Val() != "matrix" {
-				return d.Errf("notify: want `notify matrix { homeserver URL; access_token TOKEN; room ROOM }`")
+			if !d.NextArg() || (d.Val() != "matrix" && d.Val() != "webhook") {
+				return d.Errf("notify: want `notify matrix { homeserver URL; access_token TOKEN; room ROOM }` or `notify webhook URL`")
+			}
+			if d.Val() == "webhook" {
+				if a.Notify == nil {
+					a.Notify = new(NotifySettings)
+				}
+				if !d.Args(&a.Notify.Webhook) {
+					return d.Errf("notify webhook: want a URL")
+				}
+				continue
 			}
 			m := new(MatrixNotify)
 			for d.NextBlock(1) {
@@ -295,7 +305,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if m.Homeserver == "" || m.AccessToken == "" || m.Room == "" {
 				return d.Errf("notify matrix: homeserver, access_token and room are required")
 			}
-			a.Notify = &NotifySettings{Matrix: m}
+			if a.Notify == nil {
+				a.Notify = new(NotifySettings)
+			}
+			a.Notify.Matrix = m
 		case "synapse_admin":
 			sa := new(SynapseAdmin)
 			for d.NextBlock(1) {

@@ -17,6 +17,10 @@ import (
 type NotifySettings struct {
 	// Matrix posts an m.notice to a management room (Mjolnir's) per block.
 	Matrix *MatrixNotify `json:"matrix,omitempty"`
+	// Webhook POSTs {"text","html"} per block (Hookshot, Slack-style
+	// incoming webhooks), for teams that do not use Mjolnir. Use {env.X}
+	// for a URL that embeds a secret.
+	Webhook string `json:"webhook,omitempty"`
 }
 
 // MatrixNotify is the management-room notifier.
@@ -39,11 +43,20 @@ type MatrixNotify struct {
 }
 
 func (a *App) provisionNotify(repl interface{ ReplaceAll(string, string) string }) error {
-	if a.Notify == nil || a.Notify.Matrix == nil {
+	if a.Notify == nil {
 		return nil
 	}
-	m := a.Notify.Matrix
 	var err error
+	if a.Notify.Webhook != "" {
+		a.webhook, err = notify.NewWebhook(notify.WebhookConfig{URL: repl.ReplaceAll(a.Notify.Webhook, ""), Logger: zapLogger{a.log.Named("webhook")}})
+		if err != nil {
+			return fmt.Errorf("mediaguard: notify webhook: %w", err)
+		}
+	}
+	m := a.Notify.Matrix
+	if m == nil {
+		return nil
+	}
 	a.notifier, err = notify.NewMatrix(notify.MatrixConfig{
 		Homeserver:  repl.ReplaceAll(m.Homeserver, ""),
 		AccessToken: repl.ReplaceAll(m.AccessToken, ""),

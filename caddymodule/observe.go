@@ -46,6 +46,9 @@ func (o *observer) Observe(d *mediaproxy.Decision) {
 			zap.String("remote_ip", d.Request.RemoteAddr))
 		o.emit(d, dir, matched)
 		o.app.quarantine(id, d)
+		if wh := o.app.webhook; wh != nil && !wh.Notify(detection(id, d, dir)) {
+			o.log.Error("webhook queue full: notice dropped (it is in the audit log)", zap.String("detection", id))
+		}
 		if n := o.app.notifier; n != nil && !n.Notify(detection(id, d, dir)) {
 			o.log.Error("notice queue full: moderators not told of this block (it is in the audit log)", zap.String("detection", id))
 		}

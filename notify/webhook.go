@@ -1,0 +1,129 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// WebhookConfig configures a generic webhook for teams without Mjolnir.
+type WebhookConfig struct {
+	// URL receives POST {"text": body, "html": formatted} (the convention
+	// of Matrix Hookshot and Slack-style incoming webhooks).
+	URL string
+	// QueueSize bounds notices waiting for delivery (default 1000).
+	QueueSize int
+	// Attempts per notice on network errors, 429 and 5xx (default 6).
+	Attempts int
+	// HTTPClient is optional.
+	HTTPClient *http.Client
+	// Logger receives delivery problems; nil discards them.
+	Logger Logger
+}
+
+// Webhook posts detections to a URL from one goroutine, never blocking the
+// caller. Unlike Matrix it has no idempotency key, so a retry after a lost
+// reply may post twice: webhooks are a convenience, the audit log is the
+// record.
+type Webhook struct {
+	cfg    WebhookConfig
+	queue  chan Detection
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+// NewWebhook validates cfg and starts delivery.
+func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
+	if cfg.URL == "" {
+		return nil, fmt.Errorf("notify: webhook URL is required")
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 1000
+	}
+	if cfg.Attempts <= 0 {
+		cfg.Attempts = 6
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &Webhook{cfg: cfg, queue: make(chan Detection, cfg.QueueSize), cancel: cancel, done: make(chan struct{})}
+	go w.run(ctx)
+	return w, nil
+}
+
+// Notify queues d; false when the queue is full.
+func (w *Webhook) Notify(d Detection) bool {
+	select {
+	case w.queue <- d:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close stops delivery.
+func (w *Webhook) Close() {
+	w.once.Do(func() {
+		w.cancel()
+		<-w.done
+	})
+}
+
+func (w *Webhook) run(ctx context.Context) {
+	defer close(w.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case d := <-w.queue:
+			w.deliver(ctx, d)
+		}
+	}
+}
+
+func (w *Webhook) deliver(ctx context.Context, d Detection) {
+	text, html := Format(d)
+	payload, _ := json.Marshal(map[string]string{"text": text, "html": html})
+	delay := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		retry, err := w.post(ctx, payload)
+		if err == nil {
+			return
+		}
+		if !retry || attempt >= w.cfg.Attempts {
+			if w.cfg.Logger != nil {
+				w.cfg.Logger.Warn("notify: webhook delivery failed; giving up", "detection", d.ID, "error", err)
+			}
+			return
+		}
+		if !sleep(ctx, delay) {
+			return
+		}
+		delay = min(delay*2, 30*time.Second)
+	}
+}
+
+func (w *Webhook) post(ctx context.Context, payload []byte) (retry bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.cfg.URL, bytes.NewReader(payload))
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := w.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return true, fmt.Errorf("webhook: %w", redact(err))
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return false, nil
+	}
+	return resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500, fmt.Errorf("webhook answered %d", resp.StatusCode)
+}
