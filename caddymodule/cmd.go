@@ -93,18 +93,23 @@ func runHash(stdout, stderr io.Writer, files []string, opt hashing.FileOptions, 
 
 func auditCommand() *cobra.Command {
 	var asJSON bool
-	var since, path string
+	var since, path, config, adapter string
 	c := &cobra.Command{
-		Use:   "audit --log PATH [--since T] [--json]",
+		Use:   "audit [--since T] [--json] [--log PATH | --config FILE]",
 		Short: "List audit records (blocks, unscanned media, actions)",
-		Long: `Lists the records of the audit log at PATH (the app's audit_log), including
-rotated files, oldest first. --since takes an RFC 3339 time or a duration
-such as 24h (that long ago). With --json, one record per line as stored.`,
+		Long: `Lists the records of the audit log, including rotated files, oldest first.
+The log is the audit_log of the configuration (--config, default the
+Caddyfile in the current directory, as for caddy run) unless --log names it.
+--since takes an RFC 3339 time or a duration such as 24h (that long ago).
+With --json, one record per line as stored.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true
 			if path == "" {
-				return fmt.Errorf("--log PATH is required")
+				var err error
+				if path, err = auditPathFromConfig(config, adapter); err != nil {
+					return err
+				}
 			}
 			from, err := parseSince(since, time.Now())
 			if err != nil {
@@ -113,7 +118,9 @@ such as 24h (that long ago). With --json, one record per line as stored.`,
 			return runAudit(cmd.OutOrStdout(), path, from, asJSON)
 		},
 	}
-	c.Flags().StringVar(&path, "log", "", "the audit log file")
+	c.Flags().StringVar(&path, "log", "", "the audit log file (overrides --config)")
+	c.Flags().StringVar(&config, "config", "", "configuration to read audit_log from (default: ./Caddyfile)")
+	c.Flags().StringVar(&adapter, "adapter", "", "name of the config adapter")
 	c.Flags().StringVar(&since, "since", "", "only records at or after this time (RFC 3339) or this long ago (e.g. 24h)")
 	c.Flags().BoolVar(&asJSON, "json", false, "one JSON record per line")
 	return c
@@ -153,4 +160,24 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// auditPathFromConfig reads apps.mediaguard.audit_log from a configuration
+// the way `caddy run` would load it.
+func auditPathFromConfig(config, adapter string) (string, error) {
+	cfg, _, _, err := caddycmd.LoadConfig(config, adapter)
+	if err != nil {
+		return "", fmt.Errorf("loading the configuration: %w", err)
+	}
+	var parsed struct {
+		Apps struct {
+			Mediaguard struct {
+				AuditLog string `json:"audit_log"`
+			} `json:"mediaguard"`
+		} `json:"apps"`
+	}
+	if len(cfg) == 0 || json.Unmarshal(cfg, &parsed) != nil || parsed.Apps.Mediaguard.AuditLog == "" {
+		return "", fmt.Errorf("the configuration sets no audit_log; name the file with --log")
+	}
+	return parsed.Apps.Mediaguard.AuditLog, nil
 }

@@ -79,3 +79,16 @@ func TestAuditCommand(t *testing.T) {
 		t.Fatal("bad --since accepted")
 	}
 }
+
+func TestAuditPathFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	cf := filepath.Join(dir, "Caddyfile")
+	os.WriteFile(cf, []byte("{\n\tmediaguard {\n\t\taudit_log /var/lib/mediaguard/audit.log\n\t}\n}\n:8080 {\n\tmediaguard\n}\n"), 0o600)
+	if got, err := auditPathFromConfig(cf, "caddyfile"); err != nil || got != "/var/lib/mediaguard/audit.log" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	os.WriteFile(cf, []byte(":8080 {\n\trespond ok\n}\n"), 0o600)
+	if _, err := auditPathFromConfig(cf, "caddyfile"); err == nil || !strings.Contains(err.Error(), "--log") {
+		t.Fatalf("config without audit_log: %v", err)
+	}
+}
