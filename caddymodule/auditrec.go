@@ -10,9 +10,12 @@ import (
 )
 
 // auditKinds maps the decisions that must be on record to audit kinds.
+// A repeat request for media already blocked is recorded under its own
+// kind: it was notified the first time, so it must not count as a block
+// awaiting a notice (audit.Pending).
 var auditKinds = map[mediaproxy.Outcome]string{
 	mediaproxy.Blocked:      audit.KindBlock,
-	mediaproxy.KnownBlocked: audit.KindBlock,
+	mediaproxy.KnownBlocked: "known_block",
 	mediaproxy.LateBlocked:  audit.KindLateBlock,
 	mediaproxy.Unscannable:  audit.KindUnscannable,
 	mediaproxy.Unscanned:    audit.KindUnscanned,

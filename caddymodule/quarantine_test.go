@@ -120,4 +120,17 @@ http://127.0.0.1:%d {
 	if calls[1] != "/_synapse/admin/v1/media/quarantine/hs.example/Bad123 Bearer admin-secret {}" {
 		t.Fatalf("call %q", calls[1])
 	}
+	// A repeat request is answered from memory and recorded, but it is
+	// not a new detection awaiting a notice.
+	resp, err = http.Get(fmt.Sprintf("http://127.0.0.1:%d/_matrix/client/v1/media/download/hs.example/Bad123", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("repeat: %d", resp.StatusCode)
+	}
+	if pending, _ := audit.Pending(auditPath); len(pending) != 1 {
+		t.Fatalf("want only the first block pending a notice, got %d", len(pending))
+	}
 }
