@@ -29,8 +29,11 @@ bench:
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
-	$(GO) test ./hashing/pdq -run '^$$' -fuzz FuzzHashBytes -fuzztime $(FUZZTIME)
-	$(GO) test ./matcher -run '^$$' -fuzz FuzzParseBank -fuzztime $(FUZZTIME)
+	$(GO) test ./hashing/pdq -run '^$$' -fuzz '^FuzzHashBytes$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./matcher -run '^$$' -fuzz '^FuzzParseBank$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./lookupapi -run '^$$' -fuzz '^FuzzLookupRequest$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./mediaproxy -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./mediaproxy -run '^$$' -fuzz '^FuzzFederationMedia$$' -fuzztime $(FUZZTIME)
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
