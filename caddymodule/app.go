@@ -327,6 +327,11 @@ func (a *App) Start() error {
 	return nil
 }
 
+// Cleanup releases what Provision opened. Caddy calls it (not Stop) when
+// this or another module fails to provision, and after Stop on reloads;
+// every close below is idempotent.
+func (a *App) Cleanup() error { return a.Stop() }
+
 // Stop ends background work.
 func (a *App) Stop() error {
 	if a.local != nil {
@@ -363,7 +368,8 @@ func (z zapLogger) Error(msg string, kv ...any) { z.l.Sugar().Errorw(msg, kv...)
 
 // Interface guards.
 var (
-	_ caddy.App         = (*App)(nil)
-	_ caddy.Provisioner = (*App)(nil)
-	_ caddy.Validator   = (*App)(nil)
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
 )

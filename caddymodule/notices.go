@@ -119,9 +119,15 @@ type auditVerdict struct {
 
 func detection(id string, d *mediaproxy.Decision, dir string) notify.Detection {
 	v := d.Verdict
+	media := mxc(d.MediaKey)
+	if d.Upload {
+		// A refused upload stored nothing, and a PUT's media ID is the
+		// client's unverified claim: never hand it to a command.
+		media = ""
+	}
 	return notify.Detection{
 		ID: id, Time: time.Now(), Direction: dir, Endpoint: d.Endpoint.Name, User: d.User,
-		MXC: mxc(d.MediaKey), HashType: string(v.HashType), MatchedHash: v.MatchedHash,
+		MXC: media, HashType: string(v.HashType), MatchedHash: v.MatchedHash,
 		Bank: v.Bank, Source: v.Source, Distance: v.Distance, Confidence: v.Confidence,
 		Action: actionTaken(d),
 	}

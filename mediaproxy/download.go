@@ -45,11 +45,20 @@ func (p *Proxy) serveDownload(w http.ResponseWriter, r *http.Request, ep Endpoin
 	// it (a server may always ignore Range) and judge it first.
 	r.Header.Del("Range")
 	r.Header.Del("If-Range")
+	// A compressed answer hashes as its compressed bytes and matches
+	// nothing; ask for the media as stored.
+	r.Header.Set("Accept-Encoding", "identity")
 
 	iw := &inspectWriter{real: w, header: make(http.Header), p: p, ep: ep, r: r, limit: p.cfg.MaxDownloadBuffer, mediaKey: mediaKey, variant: variant, user: p.startUser(r)}
+	// Whatever ends this request (an abort panic from reverse_proxy when
+	// the client or upstream goes away included), the hashing lanes and
+	// buffers are released.
+	defer iw.abandon()
 	err := next(iw, r)
 	if err != nil {
-		iw.abandon()
+		if iw.mode == modeDone {
+			return nil // already answered (an encoded body refused)
+		}
 		if iw.mode == modeBuffer {
 			// Nothing reached the client yet: answer like a homeserver.
 			p.log.Warn("homeserver unreachable; download failed", zap.String("endpoint", ep.Name), zap.String("media", mediaKey), zap.Error(err))
@@ -108,6 +117,13 @@ type inspectWriter struct {
 
 func (iw *inspectWriter) Header() http.Header { return iw.header }
 
+// encoded reports a Content-Encoding other than identity: bytes we cannot
+// hash as the media they carry.
+func (iw *inspectWriter) encoded() bool {
+	ce := strings.TrimSpace(strings.ToLower(iw.header.Get("Content-Encoding")))
+	return ce != "" && ce != "identity"
+}
+
 func (iw *inspectWriter) WriteHeader(code int) {
 	if iw.wroteHeader || code < 200 {
 		if code >= 100 && code < 200 && !iw.wroteHeader {
@@ -165,6 +181,13 @@ func (iw *inspectWriter) FlushError() error {
 // Unwrap is deliberately absent: everything must go through Write.
 
 func (iw *inspectWriter) startStreaming() error {
+	if iw.encoded() {
+		// Nothing sent yet: refuse rather than pass bytes we cannot judge.
+		iw.mode = modeDone
+		iw.p.log.Warn("homeserver sent an encoded body despite Accept-Encoding: identity; refused", zap.String("media", iw.mediaKey))
+		writeError(iw.real, http.StatusBadGateway, "M_UNKNOWN", "The homeserver's answer could not be inspected")
+		return errEncoded
+	}
 	iw.mode = modeStream
 	iw.p.log.Debug("download larger than the buffer; streaming while hashing", zap.String("media", iw.mediaKey))
 	if boundary := federationBoundary(iw.ep, iw.header); boundary != "" {
@@ -196,7 +219,8 @@ func (iw *inspectWriter) streamWrite(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// abandon releases resources when upstream failed.
+// abandon releases the hashing lanes and buffers. It is safe after finish
+// and safe twice.
 func (iw *inspectWriter) abandon() {
 	if iw.digester != nil {
 		iw.digester.Close()
@@ -204,7 +228,10 @@ func (iw *inspectWriter) abandon() {
 	if iw.mp != nil {
 		iw.mp.Close()
 	}
+	iw.tail, iw.buf = nil, bytes.Buffer{}
 }
+
+var errEncoded = errors.New("mediaproxy: encoded upstream body refused")
 
 func (iw *inspectWriter) finish() error {
 	p := iw.p
@@ -229,6 +256,13 @@ func (iw *inspectWriter) finish() error {
 		}
 		sc := p.scanExactOnly(dg, iw.contentType())
 		v, err := p.match(iw.r.Context(), d, sc)
+		if err != nil && !(errors.Is(err, context.Canceled) && iw.r.Context().Err() != nil) {
+			// Fail closed: the bytes went out, but not the held-back
+			// tail, so the client is left without a complete file.
+			d.Outcome, d.Err, d.User = Refused, err, iw.user(true)
+			p.observe(d)
+			panic(http.ErrAbortHandler)
+		}
 		if err == nil && v.Match {
 			d.Outcome, d.User = LateBlocked, iw.user(true)
 			p.mem.Block(iw.mediaKey, v.Reason)
@@ -250,6 +284,11 @@ func (iw *inspectWriter) finish() error {
 		}
 	}
 	iw.mode = modeDone
+	if iw.encoded() {
+		p.log.Warn("homeserver sent an encoded body despite Accept-Encoding: identity; refused", zap.String("media", iw.mediaKey))
+		writeError(iw.real, http.StatusBadGateway, "M_UNKNOWN", "The homeserver's answer could not be inspected")
+		return nil
+	}
 	body := iw.buf.Bytes()
 	ct := iw.contentType()
 	media := body

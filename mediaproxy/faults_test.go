@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -143,4 +144,56 @@ func TestUpstreamErrorsBecomeMatrixErrors(t *testing.T) {
 		}
 	}
 	e.noTempFiles(t)
+}
+
+// TestCompressedUpstreamNotABypass: an upstream that gzips would make the
+// bytes hash as something else; the proxy asks for identity and refuses an
+// encoded answer it cannot judge.
+func TestCompressedUpstreamNotABypass(t *testing.T) {
+	listed := encodePNG(testPhoto(21, 120, 90))
+	e := newEnv(t, []string{"sha256 " + sha256Hex(listed)}, nil)
+	var sawAE string
+	gz := func(w http.ResponseWriter, r *http.Request) error {
+		sawAE = r.Header.Get("Accept-Encoding")
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Set("Content-Type", "image/png")
+		w.Write([]byte("\x1f\x8b pretend gzip of the listed file"))
+		return nil
+	}
+	req := httptest.NewRequest("GET", "/_matrix/client/v1/media/download/hs.example/gz", nil)
+	req.Header.Set("Accept-Encoding", "gzip, br")
+	rec := httptest.NewRecorder()
+	e.proxy.ServeHTTP(rec, req, gz)
+	if sawAE != "identity" {
+		t.Fatalf("upstream asked with Accept-Encoding %q", sawAE)
+	}
+	if rec.Code != 502 || rec.Header().Get("Content-Encoding") != "" {
+		t.Fatalf("encoded answer passed: %d %v", rec.Code, rec.Header())
+	}
+}
+
+// TestAbortedStreamReleasesLanes: a client that goes away mid-stream makes
+// reverse_proxy panic with http.ErrAbortHandler; the hashing goroutines
+// must still end.
+func TestAbortedStreamReleasesLanes(t *testing.T) {
+	e := newEnv(t, []string{"md5 " + strings.Repeat("0", 31) + "1"}, func(c *Config) { c.MaxDownloadBuffer = 64 << 10 })
+	before := runtime.NumGoroutine()
+	for range 5 {
+		func() {
+			defer func() { recover() }()
+			abort := func(w http.ResponseWriter, r *http.Request) error {
+				w.Header().Set("Content-Type", "video/mp4")
+				w.Write(make([]byte, 1<<20)) // streams: lanes start
+				panic(http.ErrAbortHandler)
+			}
+			e.proxy.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/_matrix/media/v3/download/hs.example/big", nil), abort)
+		}()
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("hashing goroutines leaked: %d before, %d after", before, n)
+	}
 }

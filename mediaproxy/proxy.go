@@ -198,7 +198,10 @@ func (p *Proxy) startUser(r *http.Request) func(wait bool) string {
 		return func(bool) string { return "" }
 	}
 	ch := make(chan string, 1)
-	go func() { ch <- p.cfg.UserOf(r.Context(), r) }()
+	// The handler goes on to rewrite r's headers; the resolver gets its
+	// own copy so the two never touch one map.
+	rc := r.Clone(r.Context())
+	go func() { ch <- p.cfg.UserOf(rc.Context(), rc) }()
 	var got string
 	var done bool
 	return func(wait bool) string {

@@ -240,7 +240,8 @@ func TestAsyncUploadPUT(t *testing.T) {
 	if resp.StatusCode != 403 || e.up.uploads.Load() != 0 {
 		t.Fatalf("listed PUT: %d, %d forwarded", resp.StatusCode, e.up.uploads.Load())
 	}
-	// The ID is remembered as blocked: every family answers 404.
+	// Nothing was stored under the ID (and it is not remembered as blocked:
+	// a PUT's ID is the client's claim until the homeserver checks it).
 	for _, p := range []string{"/_matrix/media/v3/download/" + id, "/_matrix/client/v1/media/thumbnail/" + id + "?width=32&height=32"} {
 		if resp, _ := e.do(t, "GET", p, "", nil); resp.StatusCode != 404 {
 			t.Fatalf("%s after a blocked PUT: %d", p, resp.StatusCode)

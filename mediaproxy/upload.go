@@ -63,10 +63,11 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 		writeError(w, http.StatusServiceUnavailable, "M_UNKNOWN", "Media scanning is temporarily unavailable")
 		return nil
 	case v.Match:
+		// Nothing was stored, and the media ID of a PUT comes from the
+		// client's path before the homeserver checked it owns that ID:
+		// remembering it as blocked would let anyone blank out anyone's
+		// media. Identical bytes are caught by their hashes anyway.
 		d.Outcome, d.User = Blocked, user(true)
-		if d.MediaKey != "" {
-			p.mem.Block(d.MediaKey, v.Reason)
-		}
 		p.observe(d)
 		writeError(w, http.StatusForbidden, "M_FORBIDDEN", "This media cannot be uploaded")
 		return nil
@@ -143,7 +144,7 @@ type captureWriter struct {
 const maxCapture = 4 << 10
 
 func (c *captureWriter) WriteHeader(code int) {
-	if c.status == 0 {
+	if c.status == 0 && code >= 200 {
 		c.status = code
 	}
 	c.ResponseWriter.WriteHeader(code)
