@@ -66,6 +66,10 @@ type App struct {
 	// judged before any byte is sent (default 16 MiB); larger downloads
 	// stream while hashed and are cut off on a late match.
 	MaxDownloadBuffer int64 `json:"max_download_buffer,omitempty"`
+	// MaxBufferedTotal bounds the bytes all concurrent downloads hold
+	// while being judged (default 256 MiB); past it, unknown downloads
+	// stream while hashed (exact hashes only) instead of buffering.
+	MaxBufferedTotal int64 `json:"max_buffered_total,omitempty"`
 	// MaxPixels refuses to decode images above this many pixels (default
 	// 50 million), so decompression bombs cost nothing.
 	MaxPixels int `json:"max_pixels,omitempty"`
@@ -282,6 +286,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		TempDir:           a.TempDir,
 		OnSpool:           func(d int64) { spoolBytes.Add(float64(d)) },
 		MaxDownloadBuffer: a.MaxDownloadBuffer,
+		MaxBufferedTotal:  a.MaxBufferedTotal,
 		MaxPixels:         a.MaxPixels,
 		Dihedral:          a.Dihedral,
 		ServerName:        a.ServerName,
@@ -300,7 +305,7 @@ func (a *App) Validate() error {
 	default:
 		return fmt.Errorf("mediaguard: on_matcher_error must be open or closed, not %q", a.OnMatcherError)
 	}
-	if a.MaxUploadSize < 0 || a.MemoryBuffer < 0 || a.MaxDownloadBuffer < 0 || a.MaxPixels < 0 {
+	if a.MaxUploadSize < 0 || a.MemoryBuffer < 0 || a.MaxDownloadBuffer < 0 || a.MaxBufferedTotal < 0 || a.MaxPixels < 0 {
 		return errors.New("mediaguard: sizes must not be negative")
 	}
 	if a.TempDir != "" {

@@ -42,6 +42,7 @@ func init() {
 //		memory_buffer SIZE
 //		temp_dir PATH
 //		max_download_buffer SIZE
+//		max_buffered_total SIZE
 //		max_pixels N
 //		server_name NAME
 //		memory_entries N
@@ -226,7 +227,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					return err
 				}
 			}
-		case "max_upload_size", "memory_buffer", "max_download_buffer":
+		case "max_upload_size", "memory_buffer", "max_download_buffer", "max_buffered_total":
 			n, err := sizeArg(d)
 			if err != nil {
 				return err
@@ -236,6 +237,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				a.MaxUploadSize = n
 			case "memory_buffer":
 				a.MemoryBuffer = n
+			case "max_buffered_total":
+				a.MaxBufferedTotal = n
 			default:
 				a.MaxDownloadBuffer = n
 			}

@@ -113,6 +113,8 @@ type inspectWriter struct {
 	tail     []byte
 	mp       *multipartHasher
 	user     func(wait bool) string
+	// reserved is this response's share of the proxy's buffer budget.
+	reserved int64
 }
 
 func (iw *inspectWriter) Header() http.Header { return iw.header }
@@ -156,7 +158,8 @@ func (iw *inspectWriter) Write(b []byte) (int, error) {
 	case modePass:
 		return iw.real.Write(b)
 	case modeBuffer:
-		if int64(iw.buf.Len()+len(b)) <= iw.limit {
+		if int64(iw.buf.Len()+len(b)) <= iw.limit && iw.p.reserve(int64(len(b))) {
+			iw.reserved += int64(len(b))
 			return iw.buf.Write(b)
 		}
 		if err := iw.startStreaming(); err != nil {
@@ -199,6 +202,7 @@ func (iw *inspectWriter) startStreaming() error {
 	data := iw.buf.Bytes()
 	iw.buf = bytes.Buffer{}
 	_, err := iw.streamWrite(data)
+	iw.unreserve()
 	return err
 }
 
@@ -229,6 +233,14 @@ func (iw *inspectWriter) abandon() {
 		iw.mp.Close()
 	}
 	iw.tail, iw.buf = nil, bytes.Buffer{}
+	iw.unreserve()
+}
+
+func (iw *inspectWriter) unreserve() {
+	if iw.reserved > 0 {
+		iw.p.buffered.Add(-iw.reserved)
+		iw.reserved = 0
+	}
 }
 
 var errEncoded = errors.New("mediaproxy: encoded upstream body refused")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -195,5 +196,29 @@ func TestAbortedStreamReleasesLanes(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Fatalf("hashing goroutines leaked: %d before, %d after", before, n)
+	}
+}
+
+// TestBufferBudget: with the shared budget spent, an unknown download
+// streams (judged by exact hashes) instead of buffering, and the budget is
+// returned afterwards.
+func TestBufferBudget(t *testing.T) {
+	big := make([]byte, 200<<10)
+	e := newEnv(t, []string{"sha256 " + sha256Hex(big)}, func(c *Config) { c.MaxBufferedTotal = 100 << 10 })
+	e.up.put("big", big, "video/mp4")
+	req, _ := http.NewRequest("GET", e.front.URL+"/_matrix/media/v3/download/hs.example/big", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		b, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if rerr == nil && len(b) == len(big) {
+			t.Fatal("listed media served complete when over the buffer budget")
+		}
+	}
+	if d := e.obs.last(); d.Outcome != LateBlocked {
+		t.Fatalf("outcome %s", d.Outcome)
+	}
+	if n := e.proxy.Buffered(); n != 0 {
+		t.Fatalf("budget not returned: %d bytes still reserved", n)
 	}
 }

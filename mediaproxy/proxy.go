@@ -23,6 +23,7 @@ const (
 	DefaultMaxUploadSize     = 100 << 20
 	DefaultMemoryBuffer      = 4 << 20
 	DefaultMaxDownloadBuffer = 16 << 20
+	DefaultMaxBufferedTotal  = 256 << 20
 	// streamTail is how much of a streamed download is held back until the
 	// hash is known, so a late match leaves the client with a truncated,
 	// unusable file rather than a complete one.
@@ -50,6 +51,11 @@ type Config struct {
 	// decided before the first byte goes out; larger ones stream while
 	// hashing and are aborted on a late match.
 	MaxDownloadBuffer int64
+	// MaxBufferedTotal bounds the bytes all concurrent downloads hold
+	// while being judged (default 256 MiB). A download that would exceed
+	// it streams while hashed instead (exact hashes only), so many
+	// parallel downloads of unknown media cannot exhaust memory.
+	MaxBufferedTotal int64
 	// MaxPixels refuses to decode larger images (decompression bombs).
 	MaxPixels int
 	// Dihedral computes the 8 dihedral PDQ variants for the matcher.
@@ -128,7 +134,21 @@ type Proxy struct {
 	log        *zap.Logger
 	mem        *Memory
 	serverName atomic.Pointer[string]
+	// buffered is the bytes held by downloads being judged.
+	buffered atomic.Int64
 }
+
+// reserve takes n bytes of the shared download buffer budget.
+func (p *Proxy) reserve(n int64) bool {
+	if p.buffered.Add(n) > p.cfg.MaxBufferedTotal {
+		p.buffered.Add(-n)
+		return false
+	}
+	return true
+}
+
+// Buffered reports the bytes downloads hold while being judged (metrics).
+func (p *Proxy) Buffered() int64 { return p.buffered.Load() }
 
 // New validates cfg and returns a Proxy.
 func New(cfg Config) (*Proxy, error) {
@@ -143,6 +163,9 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.MaxDownloadBuffer <= 0 {
 		cfg.MaxDownloadBuffer = DefaultMaxDownloadBuffer
+	}
+	if cfg.MaxBufferedTotal <= 0 {
+		cfg.MaxBufferedTotal = DefaultMaxBufferedTotal
 	}
 	if cfg.Memory == nil {
 		cfg.Memory = NewMemory(100_000, time.Hour)
