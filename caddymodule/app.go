@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -112,6 +113,9 @@ type App struct {
 	notifier *notify.Matrix
 	webhook  *notify.Webhook
 	admin    *homeserver.Admin
+
+	auditHeld   bool
+	releaseOnce *sync.Once
 }
 
 // HMABackend is one ThreatExchange HMA 2.0 instance.
@@ -175,6 +179,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
 	a.log = ctx.Logger()
+	a.releaseOnce = new(sync.Once)
 	repl := caddy.NewReplacer()
 	if a.PDQThreshold < 0 || a.PDQThreshold > matcher.MaxPDQThreshold {
 		return fmt.Errorf("mediaguard: pdq_threshold %d out of range 0..%d", a.PDQThreshold, matcher.MaxPDQThreshold)
@@ -242,11 +247,19 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.events, _ = ev.(*caddyevents.App)
 	}
 	if a.AuditLog != "" {
-		a.audit, err = audit.Open(audit.Options{Path: a.AuditLog, MaxBytes: a.AuditMaxBytes})
+		// One open log per path for the whole process: during a config
+		// reload the old and new apps overlap, and a second Open would
+		// "repair" a line the old app is still writing.
+		val, loaded, err := auditPool.LoadOrNew(a.AuditLog, func() (caddy.Destructor, error) {
+			l, err := audit.Open(audit.Options{Path: a.AuditLog, MaxBytes: a.AuditMaxBytes})
+			return sharedAudit{l}, err
+		})
 		if err != nil {
 			return fmt.Errorf("mediaguard: audit_log: %w", err)
 		}
-		if rec := a.audit.Recovery(); rec.TornBytes > 0 || rec.Invalid > 0 {
+		a.audit = val.(sharedAudit).Log
+		a.auditHeld = true
+		if rec := a.audit.Recovery(); !loaded && (rec.TornBytes > 0 || rec.Invalid > 0) {
 			a.log.Warn("audit log recovered after an unclean stop", zap.String("path", a.AuditLog),
 				zap.Int64("torn_bytes_dropped", rec.TornBytes), zap.Int("invalid_lines", rec.Invalid))
 		}
@@ -351,11 +364,22 @@ func (a *App) Stop() error {
 	if a.webhook != nil {
 		a.webhook.Close()
 	}
-	if a.audit != nil {
-		a.audit.Close()
+	if a.releaseOnce != nil {
+		a.releaseOnce.Do(func() {
+			if a.auditHeld {
+				auditPool.Delete(a.AuditLog)
+			}
+		})
 	}
 	return nil
 }
+
+// auditPool shares open audit logs across config reloads.
+var auditPool = caddy.NewUsagePool()
+
+type sharedAudit struct{ *audit.Log }
+
+func (s sharedAudit) Destruct() error { return s.Close() }
 
 func hostName(raw, fallback string) string {
 	if u, err := url.Parse(raw); err == nil && u.Host != "" {
