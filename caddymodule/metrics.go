@@ -37,6 +37,15 @@ var (
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "spool_bytes",
 		Help: "Bytes of uploads currently spooled to disk.",
 	})
+	downloadBuffered = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "caddy", Subsystem: "mediaguard", Name: "download_buffered_bytes",
+		Help: "Bytes held in memory by downloads being judged (bounded by max_buffered_total).",
+	}, func() float64 {
+		if a := currentApp.Load(); a != nil && a.proxy != nil {
+			return float64(a.proxy.Buffered())
+		}
+		return 0
+	})
 	breakerState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "breaker_state",
 		Help: "Circuit breaker state per remote backend: 0 closed, 1 half-open, 2 open.",
@@ -67,7 +76,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{scanned, bytesHashed, hashSeconds, matchSeconds, blocks, spoolBytes, breakerState, cacheHits, cacheMisses} {
+	for _, c := range []prometheus.Collector{scanned, bytesHashed, hashSeconds, matchSeconds, blocks, spoolBytes, downloadBuffered, breakerState, cacheHits, cacheMisses} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
