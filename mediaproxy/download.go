@@ -342,15 +342,6 @@ func (iw *inspectWriter) finish() error {
 	return iw.release(body)
 }
 
-// match asks the matcher and fills the decision's verdict and timing.
-func (p *Proxy) match(ctx context.Context, d *Decision, sc scanned) (v matcher.Verdict, err error) {
-	start := time.Now()
-	v, err = p.cfg.Matcher.Match(ctx, sc.query)
-	d.MatchTime = time.Since(start)
-	d.Verdict = v
-	return v, err
-}
-
 // recordAllowed sets the outcome of a response that is being let through.
 func (p *Proxy) recordAllowed(d *Decision, err error) {
 	switch {
@@ -380,7 +371,7 @@ func (iw *inspectWriter) contentType() string {
 // scanExactOnly is the query for a streamed body: too large to hold for a
 // perceptual hash, so exact digests only.
 func (p *Proxy) scanExactOnly(dg hashing.Digests, contentType string) scanned {
-	s := scanned{query: matcher.Query{Has: matcher.HasMD5 | matcher.HasSHA1 | matcher.HasSHA256, MD5: dg.MD5, SHA1: dg.SHA1, SHA256: dg.SHA256, Kind: kindOf(contentType)}}
+	s := scanned{query: exactQuery(dg, contentType)}
 	if s.query.Kind == matcher.KindImage {
 		s.unscannable = "image too large to buffer for a perceptual hash"
 	}

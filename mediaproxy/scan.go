@@ -1,10 +1,12 @@
 package mediaproxy
 
 import (
+	"context"
 	"errors"
 	"io"
 	"mime"
 	"strings"
+	"time"
 
 	"github.com/mediaguard/mediaguard/hashing"
 	"github.com/mediaguard/mediaguard/hashing/pdq"
@@ -24,8 +26,7 @@ type scanned struct {
 // scan builds the matcher query for a body whose exact digests are known,
 // decoding it as an image when it is one. r is read from the start.
 func (p *Proxy) scan(r io.ReadSeeker, contentType string, d hashing.Digests) scanned {
-	q := matcher.Query{Has: matcher.HasMD5 | matcher.HasSHA1 | matcher.HasSHA256, MD5: d.MD5, SHA1: d.SHA1, SHA256: d.SHA256}
-	q.Kind = kindOf(contentType)
+	q := exactQuery(d, contentType)
 	var s scanned
 	if q.Kind == matcher.KindImage || q.Kind == matcher.KindUnknown || q.Kind == matcher.KindFile {
 		res, _, err := pdq.HashReader(r, pdq.DecodeOptions{MaxPixels: p.cfg.MaxPixels}, pdq.Options{Dihedral: p.cfg.Dihedral})
@@ -56,6 +57,11 @@ func (p *Proxy) scan(r io.ReadSeeker, contentType string, d hashing.Digests) sca
 	return s
 }
 
+// exactQuery is the query for the exact digests alone.
+func exactQuery(d hashing.Digests, contentType string) matcher.Query {
+	return matcher.Query{Has: matcher.HasMD5 | matcher.HasSHA1 | matcher.HasSHA256, MD5: d.MD5, SHA1: d.SHA1, SHA256: d.SHA256, Kind: kindOf(contentType)}
+}
+
 func kindOf(contentType string) matcher.MediaKind {
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil {
@@ -77,4 +83,13 @@ func kindOf(contentType string) matcher.MediaKind {
 func isOpaque(contentType string) bool {
 	mt, _, _ := mime.ParseMediaType(contentType)
 	return mt == "" || mt == "application/octet-stream"
+}
+
+// match asks the matcher and fills the decision's verdict and timing.
+func (p *Proxy) match(ctx context.Context, d *Decision, sc scanned) (v matcher.Verdict, err error) {
+	start := time.Now()
+	v, err = p.cfg.Matcher.Match(ctx, sc.query)
+	d.MatchTime = time.Since(start)
+	d.Verdict = v
+	return v, err
 }

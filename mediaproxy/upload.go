@@ -49,10 +49,7 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 	if ep.Kind == UploadTo {
 		d.MediaKey = ep.Server + "/" + ep.MediaID
 	}
-	mStart := time.Now()
-	v, err := p.cfg.Matcher.Match(r.Context(), sc.query)
-	d.MatchTime = time.Since(mStart)
-	d.Verdict = v
+	v, err := p.match(r.Context(), d, sc)
 	switch {
 	case err != nil && errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		return nil // the client left while we asked; nothing forwarded
