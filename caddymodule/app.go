@@ -227,11 +227,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if b := a.Breaker; b != nil {
 		gc.Breaker = matcher.BreakerConfig{ConsecutiveFailures: b.ConsecutiveFailures, FailureRatio: b.FailureRatio, MinRequests: b.MinRequests, OpenTimeout: time.Duration(b.OpenTimeout), CallTimeout: time.Duration(b.CallTimeout)}
 	}
-	breakerLog := a.log.Named("breaker")
 	gc.OnBreakerChange = func(name, from, to string) {
-		// Logged once per transition, not per request.
-		breakerLog.Warn("circuit breaker changed state", zap.String("backend", name), zap.String("from", from), zap.String("to", to))
+		// The Guard logs each transition once; here it is only counted.
 		breakerState.WithLabelValues(name).Set(breakerStateValue(to))
+		breakerTransitions.WithLabelValues(name, to).Inc()
 	}
 	a.guard, err = matcher.NewGuard(gc)
 	if err != nil {
@@ -243,6 +242,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	for _, r := range remotes {
 		breakerState.WithLabelValues(r.Name).Set(0)
 	}
+	// The newest config's app feeds the scrape-time metrics; an old one
+	// being cleaned up after a reload no longer does.
+	currentApp.Store(a)
 	if ev, err := ctx.App("events"); err == nil {
 		a.events, _ = ev.(*caddyevents.App)
 	}

@@ -38,7 +38,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("mediaguard: loading app: %w", err)
 	}
 	h.app = a.(*App)
-	currentApp.Store(h.app)
 	return nil
 }
 

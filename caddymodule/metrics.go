@@ -50,6 +50,14 @@ var (
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "breaker_state",
 		Help: "Circuit breaker state per remote backend: 0 closed, 1 half-open, 2 open.",
 	}, []string{"backend"})
+	breakerTransitions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "mediaguard", Name: "breaker_transitions_total",
+		Help: "Circuit breaker state changes per remote backend, by the state entered.",
+	}, []string{"backend", "to"})
+	backendFailures = backendFailureCollector{prometheus.NewDesc(
+		"caddy_mediaguard_backend_failures_total",
+		"Remote backend lookups that failed, by kind: timeout, malformed (not the backend's protocol), error (refused, reset, HTTP error, index not loaded) and breaker_open (not attempted).",
+		[]string{"backend", "kind"}, nil)}
 	cacheHits = prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "cache_hits_total",
 		Help: "Remote verdicts served from the cache.",
@@ -76,7 +84,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{scanned, bytesHashed, hashSeconds, matchSeconds, blocks, spoolBytes, downloadBuffered, breakerState, cacheHits, cacheMisses} {
+	for _, c := range []prometheus.Collector{scanned, bytesHashed, hashSeconds, matchSeconds, blocks, spoolBytes, downloadBuffered, breakerState, breakerTransitions, backendFailures, cacheHits, cacheMisses} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -95,4 +103,30 @@ func breakerStateValue(s string) float64 {
 		return 2
 	}
 	return 0
+}
+
+// backendFailureCollector reads the live Guard's per-remote counters at
+// scrape time, so the hot path only bumps atomics.
+type backendFailureCollector struct{ desc *prometheus.Desc }
+
+func (c backendFailureCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c backendFailureCollector) Collect(ch chan<- prometheus.Metric) {
+	a := currentApp.Load()
+	if a == nil || a.guard == nil {
+		return
+	}
+	for name, r := range a.guard.Stats().Remotes {
+		for _, kv := range []struct {
+			kind string
+			n    uint64
+		}{
+			{"timeout", r.Timeouts},
+			{"malformed", r.Malformed},
+			{"error", r.Failures - r.Timeouts - r.Malformed},
+			{"breaker_open", r.Rejected},
+		} {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(kv.n), name, kv.kind)
+		}
+	}
 }

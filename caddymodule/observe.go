@@ -53,9 +53,15 @@ func (o *observer) Observe(d *mediaproxy.Decision) {
 			o.log.Error("notice queue full: moderators not told of this block (it is in the audit log)", zap.String("detection", id))
 		}
 	case mediaproxy.Refused, mediaproxy.Unscanned:
-		o.log.Warn("media not scanned: matcher unavailable", zap.String("direction", dir),
-			zap.String("endpoint", d.Endpoint.Name), zap.String("verdict", string(d.Outcome)),
-			zap.String("media", d.MediaKey), zap.Error(d.Err), zap.Strings("notes", d.Verdict.Notes))
+		// Per request only at debug level: a dead backend would otherwise
+		// write one line per upload. The matcher logs the failure and each
+		// breaker transition once, requests_total counts these verdicts and
+		// the audit log keeps every one.
+		if ce := o.log.Check(zap.DebugLevel, "media not scanned: matcher unavailable"); ce != nil {
+			ce.Write(zap.String("direction", dir),
+				zap.String("endpoint", d.Endpoint.Name), zap.String("verdict", string(d.Outcome)),
+				zap.String("media", d.MediaKey), zap.Error(d.Err), zap.Strings("notes", d.Verdict.Notes))
+		}
 	case mediaproxy.Unscannable:
 		o.log.Info("media unscannable", zap.String("direction", dir), zap.String("endpoint", d.Endpoint.Name),
 			zap.String("media", d.MediaKey), zap.String("reason", d.UnscannableReason), zap.String("sha256", d.Digests.SHA256Hex()))

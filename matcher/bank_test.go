@@ -675,3 +675,21 @@ func BenchmarkLocalMatch(b *testing.B) {
 		l.Match(ctx, q)
 	}
 }
+
+func (l *testLogger) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, line := range l.lines {
+		if strings.Contains(line, s) {
+			n++
+		}
+	}
+	return n
+}
+
+func (l *testLogger) all() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}

@@ -188,6 +188,12 @@ type guardRemote struct {
 	cb   *gobreaker.CircuitBreaker[Verdict]
 
 	calls, failures, rejected, abandoned atomic.Uint64
+	// failures by kind; failures is their sum.
+	timeouts, malformed atomic.Uint64
+	// failureLogged is set by the first failure logged while the breaker
+	// is closed and cleared when it closes again, so a dead backend costs
+	// one log line per breaker transition rather than one per request.
+	failureLogged atomic.Bool
 }
 
 type breakerEvent struct{ name, from, to string }
@@ -355,6 +361,15 @@ func (g *Guard) dispatch() {
 }
 
 func (g *Guard) emit(ev breakerEvent) {
+	if ev.to != gobreaker.StateOpen.String() {
+		// Half-open and closed each get the next failure logged: it says
+		// why a probe failed, or that a healed backend failed again.
+		for _, r := range g.remotes {
+			if r.name == ev.name {
+				r.failureLogged.Store(false)
+			}
+		}
+	}
 	if g.log != nil {
 		msg := "remote backend circuit breaker changed"
 		kv := []any{"backend", ev.name, "from", ev.from, "to", ev.to}
@@ -539,11 +554,21 @@ func (g *Guard) call(fctx context.Context, r *guardRemote, q *Query) (_ Verdict,
 	r.failures.Add(1)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return Verdict{}, fmt.Errorf("%w: %s: no answer within %s", ErrUnavailable, r.name, g.callTimeout)
-	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrBadResponse):
-		return Verdict{}, err
+		r.timeouts.Add(1)
+		if !errors.Is(err, ErrUnavailable) { // the backend's own timeout already says which
+			err = &timeoutError{r.name, g.callTimeout}
+		}
+	case errors.Is(err, ErrBadResponse):
+		r.malformed.Add(1)
+	case errors.Is(err, ErrUnavailable):
+	default:
+		err = fmt.Errorf("%w: %s: %w", ErrUnavailable, r.name, err)
 	}
-	return Verdict{}, fmt.Errorf("%w: %s: %w", ErrUnavailable, r.name, err)
+	if g.log != nil && r.failureLogged.CompareAndSwap(false, true) {
+		g.log.Warn("remote backend failed; further failures are counted in metrics and logged again after its circuit breaker changes state",
+			"backend", r.name, "error", err.Error())
+	}
+	return Verdict{}, err
 }
 
 // decide merges the local and remote answers and applies the fail policy.
@@ -693,6 +718,11 @@ type RemoteStats struct {
 	// Failures is the number of those that failed (error, bad response,
 	// timeout); they count against the breaker.
 	Failures uint64
+	// Timeouts and Malformed break Failures down: calls that got no answer
+	// within the call timeout, and answers that were not the backend's
+	// protocol (ErrBadResponse). The rest are errors the backend or the
+	// network reported (refused connection, HTTP 5xx, index not loaded).
+	Timeouts, Malformed uint64
 	// Rejected is the number of calls refused by an open breaker.
 	Rejected uint64
 	// Abandoned is the number of calls given up because every caller went
@@ -741,6 +771,8 @@ func (g *Guard) Stats() GuardStats {
 		s.Remotes[r.name] = RemoteStats{
 			Calls:     r.calls.Load(),
 			Failures:  r.failures.Load(),
+			Timeouts:  r.timeouts.Load(),
+			Malformed: r.malformed.Load(),
 			Rejected:  r.rejected.Load(),
 			Abandoned: r.abandoned.Load(),
 		}

@@ -279,7 +279,7 @@ func doBounded(ctx, rctx context.Context, c *http.Client, req *http.Request, who
 			return 0, nil, ctx.Err()
 		}
 		if errors.Is(rctx.Err(), context.DeadlineExceeded) {
-			return 0, nil, fmt.Errorf("%w: %s: no answer within %s", ErrUnavailable, who, timeout)
+			return 0, nil, &timeoutError{who, timeout}
 		}
 		return 0, nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, who, err)
 	}

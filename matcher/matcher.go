@@ -9,6 +9,8 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 )
@@ -122,6 +124,22 @@ var (
 	// protocol (malformed JSON, wrong shape).
 	ErrBadResponse = errors.New("matcher: malformed backend response")
 )
+
+// timeoutError is ErrUnavailable for a backend that gave no answer in time.
+// It also matches context.DeadlineExceeded so the Guard can count timeouts
+// apart from refusals and errors.
+type timeoutError struct {
+	who     string
+	timeout time.Duration
+}
+
+func (e *timeoutError) Error() string {
+	return fmt.Sprintf("%v: %s: no answer within %s", ErrUnavailable, e.who, e.timeout)
+}
+
+func (e *timeoutError) Is(target error) bool {
+	return target == ErrUnavailable || target == context.DeadlineExceeded
+}
 
 // DefaultMinPDQQuality is the quality below which PDQ hashes are not matched,
 // as in HMA and the PDQ paper.

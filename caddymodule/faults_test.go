@@ -1,0 +1,310 @@
+package caddymodule
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/mediaguard/mediaguard/internal/testimg"
+)
+
+// fakeHMA follows HMA 2.0's lookup endpoint (reference/hma.md):
+// GET /m/lookup?signal_type=pdq&signal=HEX answers 200 with a JSON object
+// of bank name → list of {"bank_content_id": N, "distance": "D"}; an empty
+// object is no match. It holds nothing, so a healthy fake says "no match";
+// mode makes it fail the ways a real deployment does.
+type fakeHMA struct {
+	*httptest.Server
+	mode    atomic.Value // string: "", "500", "malformed", "wrong-shape", "slow"
+	lookups atomic.Int64
+}
+
+func newFakeHMA(t *testing.T) *fakeHMA {
+	f := &fakeHMA{}
+	f.mode.Store("")
+	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakeHMA) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/m/lookup" || r.URL.Query().Get("signal_type") == "" {
+		http.NotFound(w, r)
+		return
+	}
+	f.lookups.Add(1)
+	w.Header().Set("Content-Type", "application/json")
+	switch f.mode.Load().(string) {
+	case "500":
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(500)
+		io.WriteString(w, "<h1>Internal Server Error</h1>")
+	case "malformed":
+		io.WriteString(w, `{"NCMEC":[{"bank_content_id":1,`)
+	case "wrong-shape":
+		io.WriteString(w, `{"matches":[{"bank_content_id":1,"distance":"0"}]}`)
+	case "slow":
+		select {
+		case <-time.After(3 * time.Second):
+		case <-r.Context().Done():
+		}
+	default:
+		io.WriteString(w, `{}`)
+	}
+}
+
+// down closes the fake's listener (connections are refused) and returns
+// the function that brings it back on the same address.
+func (f *fakeHMA) down(t *testing.T) (up func()) {
+	addr := f.Listener.Addr().String()
+	f.Close()
+	return func() {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("re-listening on %s: %v", addr, err)
+		}
+		s := httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+		s.Listener.Close()
+		s.Listener = l
+		s.Start()
+		f.Server = s
+		t.Cleanup(s.Close)
+	}
+}
+
+// fakeUploadRepo answers POST /_matrix/media/v3/upload like a media
+// repository (200 {"content_uri": "mxc://…"}) and counts what reached it.
+func fakeUploadRepo(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	var n atomic.Int64
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		id := n.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"content_uri":"mxc://hs.example/m%d"}`, id)
+	}))
+	t.Cleanup(s.Close)
+	return s, &n
+}
+
+// TestMatcherFaultsThroughCaddy drives uploads through a real Caddy while
+// the HMA backend is down, slow, failing with 500s, answering malformed JSON
+// and answering JSON of the wrong shape. Under fail-open every upload is
+// forwarded and recorded unscanned; under fail-closed every one is refused
+// with 503 and nothing reaches the homeserver. After each fault the backend
+// heals and the breaker closes again. The failures are counted by kind in
+// the metrics, and the log has one failure line and one line per breaker
+// transition for each fault, however many requests there were.
+func TestMatcherFaultsThroughCaddy(t *testing.T) {
+	hma := newFakeHMA(t)
+	repo, forwarded := fakeUploadRepo(t)
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "caddy.log")
+	port := freePort(t)
+	front := fmt.Sprintf("http://127.0.0.1:%d/_matrix/media/v3/upload", port)
+	tester := caddytest.NewTester(t)
+	load := func(policy string) {
+		tester.InitServer(fmt.Sprintf(`{
+	admin localhost:2999
+	skip_install_trust
+	metrics
+	log {
+		output file %s
+		format json
+	}
+	mediaguard {
+		hma %s {
+			timeout 5s
+		}
+		on_matcher_error %s
+		breaker {
+			consecutive_failures 3
+			open_timeout 300ms
+			call_timeout 200ms
+		}
+	}
+}
+http://127.0.0.1:%d {
+	mediaguard
+	reverse_proxy %s
+}
+`, logPath, hma.URL, policy, port, strings.TrimPrefix(repo.URL, "http://")), "caddyfile")
+	}
+	seed := 1
+	upload := func() int {
+		seed++ // a new image each time: no verdict cache hit hides a fault
+		body := testimg.PNG(testimg.Photo(seed, 96, 64))
+		resp, err := http.Post(front, "image/png", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	type fault struct {
+		name  string
+		start func() (heal func())
+	}
+	setMode := func(m string) func() func() {
+		return func() func() { hma.mode.Store(m); return func() { hma.mode.Store("") } }
+	}
+	faults := []fault{
+		{"down", func() func() { return hma.down(t) }},
+		{"slow", setMode("slow")},
+		{"500s", setMode("500")},
+		{"malformed JSON", setMode("malformed")},
+		{"wrong-shaped JSON", setMode("wrong-shape")},
+	}
+	const perFault = 12
+	for _, policy := range []string{"open", "closed"} {
+		load(policy)
+		for _, fc := range faults {
+			before := forwarded.Load()
+			heal := fc.start()
+			for i := range perFault {
+				got := upload()
+				want := 200
+				if policy == "closed" {
+					want = 503
+				}
+				if got != want {
+					t.Fatalf("%s, fail-%s: upload %d answered %d; want %d", fc.name, policy, i, got, want)
+				}
+			}
+			wantForwarded := before + perFault
+			if policy == "closed" {
+				wantForwarded = before
+			}
+			if forwarded.Load() != wantForwarded {
+				t.Fatalf("%s, fail-%s: %d uploads reached the homeserver; want %d", fc.name, policy, forwarded.Load()-before, wantForwarded-before)
+			}
+			heal()
+			time.Sleep(350 * time.Millisecond) // past open_timeout: the next call probes
+			if got := upload(); got != 200 {
+				t.Fatalf("%s, fail-%s: after healing the upload answered %d", fc.name, policy, got)
+			}
+		}
+	}
+
+	m := scrapeMetrics(t, "http://localhost:2999/metrics")
+	host := "hma:" + strings.TrimPrefix(hma.URL, "http://")
+	for _, c := range []struct {
+		series string
+		want   float64
+	}{
+		// Three failures open the breaker; it refuses the rest. The
+		// failure counters belong to the running config (the fail-closed
+		// one: a reload starts them again, as Prometheus counters may);
+		// the transition counters span both.
+		{`caddy_mediaguard_backend_failures_total{backend="` + host + `",kind="timeout"}`, 3},
+		{`caddy_mediaguard_backend_failures_total{backend="` + host + `",kind="malformed"}`, 2 * 3},
+		{`caddy_mediaguard_backend_failures_total{backend="` + host + `",kind="error"}`, 2 * 3},
+		{`caddy_mediaguard_backend_failures_total{backend="` + host + `",kind="breaker_open"}`, 5 * (perFault - 3)},
+		{`caddy_mediaguard_breaker_transitions_total{backend="` + host + `",to="open"}`, 2 * 5},
+		{`caddy_mediaguard_breaker_transitions_total{backend="` + host + `",to="closed"}`, 2 * 5},
+		{`caddy_mediaguard_breaker_state{backend="` + host + `"}`, 0},
+		{`caddy_mediaguard_requests_total{direction="upload",verdict="unscanned"}`, 5 * perFault},
+		{`caddy_mediaguard_requests_total{direction="upload",verdict="refused"}`, 5 * perFault},
+	} {
+		if got, ok := m[c.series]; !ok || got != c.want {
+			t.Errorf("%s = %v (present %v); want %v", c.series, got, ok, c.want)
+		}
+	}
+
+	lines := logLines(t, logPath, "mediaguard")
+	count := func(msg string) int {
+		n := 0
+		for _, l := range lines {
+			if strings.HasPrefix(l.Msg, msg) {
+				n++
+			}
+		}
+		return n
+	}
+	for _, c := range []struct {
+		msg  string
+		want int
+	}{
+		{"remote backend failed", 2 * 5},
+		{"remote backend circuit breaker changed: not consulting it", 2 * 5},
+		{"remote backend circuit breaker changed", 2 * 5 * 3},
+		{"media not scanned", 0},
+	} {
+		if got := count(c.msg); got != c.want {
+			t.Errorf("%d log lines %q; want %d", got, c.msg, c.want)
+		}
+	}
+	if t.Failed() {
+		for k, v := range m {
+			if strings.Contains(k, "mediaguard") {
+				t.Log(k, v)
+			}
+		}
+		for _, l := range lines {
+			t.Log(l.Level, l.Logger, l.Msg)
+		}
+	}
+}
+
+type logLine struct {
+	Level, Logger, Msg string
+}
+
+// logLines reads Caddy's JSON log, keeping lines whose logger starts with
+// prefix.
+func logLines(t *testing.T, path, prefix string) []logLine {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []logLine
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var l logLine
+		if json.Unmarshal(sc.Bytes(), &l) == nil && strings.HasPrefix(l.Logger, prefix) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// scrapeMetrics reads a Prometheus text exposition into series → value.
+func scrapeMetrics(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") || line == "" {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		var v float64
+		if _, err := fmt.Sscan(line[i+1:], &v); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
+}

@@ -1,0 +1,153 @@
+package matcher
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Every way the HMA backend can fail, through the real HMA client and the
+// Guard: lookups keep answering (unscanned under fail-open, ErrUnavailable
+// under fail-closed, never "no match"), the breaker opens and later recovers,
+// the failure is counted by kind, and a run of failed requests costs one log
+// line per breaker transition, not one per request.
+func TestGuardHMAFaults(t *testing.T) {
+	jsonRaw := func(body string) *fakeRaw { return &fakeRaw{200, "application/json", body} }
+	type fault struct {
+		name string
+		// breakHMA makes the fake fail; it returns the function that heals it.
+		breakHMA func(t *testing.T, f *fakeHMA) (heal func())
+		// kind is the RemoteStats counter the failures must land in.
+		kind func(RemoteStats) uint64
+	}
+	errorsOnly := func(s RemoteStats) uint64 { return s.Failures - s.Timeouts - s.Malformed }
+	faults := []fault{
+		{"down", func(t *testing.T, f *fakeHMA) func() {
+			addr := f.Listener.Addr().String()
+			f.Close()
+			return func() {
+				l, err := net.Listen("tcp", addr)
+				if err != nil {
+					t.Fatalf("re-listening on %s: %v", addr, err)
+				}
+				s := httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+				s.Listener.Close()
+				s.Listener = l
+				s.Start()
+				t.Cleanup(s.Close)
+			}
+		}, errorsOnly},
+		{"slow", func(t *testing.T, f *fakeHMA) func() {
+			f.setDelay(2 * time.Second)
+			return func() { f.setDelay(0) }
+		}, func(s RemoteStats) uint64 { return s.Timeouts }},
+		{"500s", func(t *testing.T, f *fakeHMA) func() {
+			f.setRaw(&fakeRaw{500, "text/html", "<h1>Internal Server Error</h1>"})
+			return func() { f.setRaw(nil) }
+		}, errorsOnly},
+		{"malformed JSON", func(t *testing.T, f *fakeHMA) func() {
+			f.setRaw(jsonRaw(`{"TEST_BANK":[{"bank_content_id":1,`))
+			return func() { f.setRaw(nil) }
+		}, func(s RemoteStats) uint64 { return s.Malformed }},
+		{"valid JSON, wrong shape", func(t *testing.T, f *fakeHMA) func() {
+			// raw_lookup's shape where lookup's is expected.
+			f.setRaw(jsonRaw(`{"matches":[{"bank_content_id":1,"distance":"0"}]}`))
+			return func() { f.setRaw(nil) }
+		}, func(s RemoteStats) uint64 { return s.Malformed }},
+	}
+	const requests = 40
+	for _, fc := range faults {
+		for _, policy := range []FailPolicy{FailOpen, FailClosed} {
+			t.Run(fc.name+"/"+policy.String(), func(t *testing.T) {
+				t.Parallel()
+				f := newFakeHMA(t)
+				h := newTestHMA(t, HMAConfig{URL: f.URL, Timeout: 5 * time.Second})
+				var log testLogger
+				var tr transitions
+				g := newTestGuard(t, GuardConfig{
+					Remotes:         []Remote{{"hma", h}},
+					FailPolicy:      policy,
+					Breaker:         BreakerConfig{ConsecutiveFailures: 3, OpenTimeout: 150 * time.Millisecond, CallTimeout: 100 * time.Millisecond},
+					Cache:           noCache,
+					Logger:          &log,
+					OnBreakerChange: tr.add,
+				})
+				// A hash HMA does not hold: only the failure decides.
+				q := pdqQuery(t, strings.Repeat("5a", 32), 100)
+				heal := fc.breakHMA(t, f)
+				for i := range requests {
+					v, err := g.Match(context.Background(), q)
+					switch policy {
+					case FailOpen:
+						if err != nil || !v.Unscanned || v.Match {
+							t.Fatalf("request %d: %+v, %v; want unscanned", i, v, err)
+						}
+					case FailClosed:
+						if !errors.Is(err, ErrUnavailable) {
+							t.Fatalf("request %d: %+v, %v; want ErrUnavailable", i, v, err)
+						}
+					}
+				}
+				st := g.Stats().Remotes["hma"]
+				if fc.kind(st) != 3 || st.Failures != 3 || st.Rejected != requests-3 {
+					t.Fatalf("stats %+v: want 3 failures of this kind, then %d rejected by the open breaker", st, requests-3)
+				}
+				eventually(t, "breaker opened", func() bool { return len(tr.list()) == 1 })
+				if n := log.count("remote backend failed"); n != 1 {
+					t.Fatalf("%d failure lines for %d failed requests; want 1:\n%s", n, requests, log.all())
+				}
+				if n := log.count("not consulting it"); n != 1 {
+					t.Fatalf("%d breaker-open lines; want 1:\n%s", n, log.all())
+				}
+
+				heal()
+				time.Sleep(200 * time.Millisecond)
+				if v, err := g.Match(context.Background(), q); err != nil || v.Unscanned {
+					t.Fatalf("after healing: %+v, %v", v, err)
+				}
+				if s := g.BreakerStates()["hma"]; s != "closed" {
+					t.Fatalf("breaker %s after a good probe", s)
+				}
+				want := []string{"hma:closed->open", "hma:open->half-open", "hma:half-open->closed"}
+				eventually(t, "breaker closed", func() bool { return len(tr.list()) == len(want) })
+				if got := tr.list(); strings.Join(got, " ") != strings.Join(want, " ") {
+					t.Fatalf("transitions %q; want %q", got, want)
+				}
+				if n := log.count("remote backend failed"); n != 1 {
+					t.Fatalf("%d failure lines after recovery; want still 1", n)
+				}
+			})
+		}
+	}
+}
+
+// After the breaker closes again, the next failure is logged once more: a
+// relapse must not be silent.
+func TestGuardFailureLoggedAgainAfterRecovery(t *testing.T) {
+	backend := newFakeBackend(answer(Verdict{}, ErrUnavailable))
+	var log testLogger
+	g := newTestGuard(t, GuardConfig{
+		Remotes: []Remote{{"svc", backend}},
+		Breaker: BreakerConfig{ConsecutiveFailures: 2, OpenTimeout: 50 * time.Millisecond},
+		Cache:   noCache,
+		Logger:  &log,
+	})
+	ctx := context.Background()
+	g.Match(ctx, md5Query("x"))
+	g.Match(ctx, md5Query("x"))
+	backend.set(answer(Verdict{}, nil))
+	time.Sleep(80 * time.Millisecond)
+	g.Match(ctx, md5Query("x")) // the probe closes the breaker
+	eventually(t, "closed", func() bool { return log.count("changed") == 3 })
+	backend.set(answer(Verdict{}, ErrBadResponse))
+	g.Match(ctx, md5Query("x"))
+	g.Match(ctx, md5Query("x"))
+	if n := log.count("remote backend failed"); n != 2 {
+		t.Fatalf("%d failure lines; want 2 (one per closed period):\n%s", n, log.all())
+	}
+}
