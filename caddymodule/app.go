@@ -60,8 +60,10 @@ type App struct {
 	// MemoryBuffer is how much of an upload is held in memory before
 	// spilling to a temp file (default 4 MiB).
 	MemoryBuffer int64 `json:"memory_buffer,omitempty"`
-	// TempDir is where uploads spill (default: the system temp dir). Files
-	// are created 0600 and always removed.
+	// TempDir is where uploads spill (default: the system temp dir), in a
+	// private subdirectory mediaguard-UID (0700, refused if planted by
+	// another user). Files are created 0600 and always removed; leftovers
+	// of a crash are swept at start.
 	TempDir string `json:"temp_dir,omitempty"`
 	// MaxDownloadBuffer is how much of an unknown download is buffered and
 	// judged before any byte is sent (default 16 MiB); larger downloads

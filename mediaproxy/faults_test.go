@@ -13,9 +13,14 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/mediaguard/mediaguard/matcher"
 )
@@ -43,7 +48,7 @@ func envWithMatcher(t *testing.T, m matcher.Matcher) *env {
 	e.front.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.ServeHTTP(w, r, func(w http.ResponseWriter, r *http.Request) error { rp.ServeHTTP(w, r); return nil })
 	})
-	e.proxy = p
+	e.proxy, e.tmp = p, p.SpoolDir()
 	return e
 }
 
@@ -220,5 +225,150 @@ func TestBufferBudget(t *testing.T) {
 	}
 	if n := e.proxy.Buffered(); n != 0 {
 		t.Fatalf("budget not returned: %d bytes still reserved", n)
+	}
+}
+
+// fullDisk is a spool file that accepts limit bytes and then fails as a
+// full disk does (ENOSPC); it wraps a real temp file so cleanup is real.
+type fullDisk struct {
+	*os.File
+	limit int
+}
+
+func (f *fullDisk) Write(p []byte) (int, error) {
+	if len(p) > f.limit {
+		n, _ := f.File.Write(p[:f.limit])
+		f.limit = 0
+		return n, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
+	}
+	f.limit -= len(p)
+	return f.File.Write(p)
+}
+
+// The disk fills up, or the spool directory vanishes (a tmp cleaner, a
+// full /tmp), while an upload is being spooled: it is refused with 503 and
+// a log line that says why, nothing is forwarded, nothing is left behind.
+func TestSpoolDiskFaults(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		break_ func(t *testing.T, e *env)
+		log   string
+	}{
+		{"disk full", func(t *testing.T, e *env) {
+			orig := createSpoolFile
+			createSpoolFile = func(dir string) (spoolFile, error) {
+				f, err := os.CreateTemp(dir, spoolPrefix+"*")
+				if err != nil {
+					return nil, err
+				}
+				return &fullDisk{File: f, limit: 300 << 10}, nil
+			}
+			t.Cleanup(func() { createSpoolFile = orig })
+		}, "no space left on device"},
+		{"spool directory gone", func(t *testing.T, e *env) {
+			if err := os.Remove(e.tmp); err != nil {
+				t.Fatal(err)
+			}
+		}, "no such file or directory"},
+		{"spool directory not writable", func(t *testing.T, e *env) {
+			// chmod does not stop root, so put a file where the
+			// directory was: creating in it fails for every user.
+			os.Remove(e.tmp)
+			if err := os.WriteFile(e.tmp, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "not a directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			core, logs := observer.New(zap.InfoLevel)
+			e := newEnv(t, []string{"md5 " + strings.Repeat("0", 31) + "1"}, func(c *Config) { c.Logger = zap.New(core) })
+			tc.break_(t, e)
+			body := make([]byte, 1<<20) // over the memory buffer: spills to disk
+			resp, code := e.upload(t, "application/octet-stream", body)
+			if resp.StatusCode != 503 || code != "M_UNKNOWN" {
+				t.Fatalf("upload answered %d %s; want 503 M_UNKNOWN", resp.StatusCode, code)
+			}
+			if e.up.uploads.Load() != 0 {
+				t.Fatal("a truncated upload reached the homeserver")
+			}
+			got := logs.FilterMessageSnippet("cannot spool upload to disk").All()
+			if len(got) != 1 || !strings.Contains(fmt.Sprint(got[0].ContextMap()["error"]), tc.log) {
+				t.Fatalf("log lines %+v; want one saying %q", got, tc.log)
+			}
+			if fi, err := os.Stat(e.tmp); err == nil && fi.IsDir() {
+				e.noTempFiles(t)
+			}
+			// Small uploads stay in memory and still work.
+			if resp, _ := e.upload(t, "application/octet-stream", []byte("small")); resp.StatusCode != 200 {
+				t.Fatalf("in-memory upload answered %d", resp.StatusCode)
+			}
+			if tc.name == "spool directory gone" {
+				// The directory is made again: the next large upload works.
+				if resp, _ := e.upload(t, "application/octet-stream", body); resp.StatusCode != 200 {
+					t.Fatalf("after the spool directory was recreated: %d", resp.StatusCode)
+				}
+				e.noTempFiles(t)
+			}
+		})
+	}
+}
+
+// The spool directory is private: 0700 and ours, files 0600; a directory of
+// that name planted by another user, or a symlink, is refused; loose
+// permissions on our own are tightened; crash leftovers are swept.
+func TestPrivateSpoolDir(t *testing.T) {
+	base := t.TempDir()
+	dir, err := PrivateSpoolDir(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 {
+		t.Fatalf("spool dir mode %v", fi.Mode().Perm())
+	}
+	f, err := createSpoolFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(f.Name())
+	f.Close()
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("spool file mode %v", fi.Mode().Perm())
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(f.Name(), old, old)
+	fresh, _ := createSpoolFile(dir)
+	fresh.Close()
+	os.Chmod(dir, 0o755)
+	if _, err := PrivateSpoolDir(base); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 {
+		t.Fatalf("loose permissions kept: %v", fi.Mode().Perm())
+	}
+	if _, err := os.Stat(f.Name()); !os.IsNotExist(err) {
+		t.Fatal("a stale spool file survived the sweep")
+	}
+	if _, err := os.Stat(fresh.Name()); err != nil {
+		t.Fatal("a live spool file was swept")
+	}
+
+	// A symlink planted where the directory goes.
+	other := t.TempDir()
+	link := filepath.Join(other, filepath.Base(dir))
+	os.Symlink(t.TempDir(), link)
+	if _, err := PrivateSpoolDir(other); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("symlink accepted: %v", err)
+	}
+	// A directory owned by someone else (only root can make one).
+	if os.Getuid() != 0 {
+		t.Log("not root: the foreign-owner case is not exercised")
+		return
+	}
+	third := t.TempDir()
+	planted := filepath.Join(third, filepath.Base(dir))
+	os.Mkdir(planted, 0o777)
+	os.Chown(planted, 65534, 65534)
+	if _, err := PrivateSpoolDir(third); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
+		t.Fatalf("foreign directory accepted: %v", err)
 	}
 }

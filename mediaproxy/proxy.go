@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -42,7 +43,9 @@ type Config struct {
 	// MemoryBuffer is how much of an upload is held in memory before the
 	// rest spills to a temp file.
 	MemoryBuffer int64
-	// TempDir holds spill files (created 0600, always removed).
+	// TempDir is the parent of the private spill directory (see
+	// PrivateSpoolDir); "" means os.TempDir(). Files are created 0600 and
+	// always removed.
 	TempDir string
 	// OnSpool is told of bytes added to (positive) and removed from
 	// (negative) the spool directory, for a disk-usage gauge.
@@ -136,6 +139,9 @@ type Proxy struct {
 	serverName atomic.Pointer[string]
 	// buffered is the bytes held by downloads being judged.
 	buffered atomic.Int64
+	// spoolParent is the configured temp dir, to recreate the private
+	// spool directory under if it disappears.
+	spoolParent string
 }
 
 // reserve takes n bytes of the shared download buffer budget.
@@ -173,13 +179,22 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Logger, mem: cfg.Memory}
+	dir, err := PrivateSpoolDir(cfg.TempDir)
+	if err != nil {
+		return nil, fmt.Errorf("mediaproxy: %w", err)
+	}
+	parent := cfg.TempDir
+	cfg.TempDir = dir
+	p := &Proxy{cfg: cfg, log: cfg.Logger, mem: cfg.Memory, spoolParent: parent}
 	if cfg.ServerName != "" {
 		s := cfg.ServerName
 		p.serverName.Store(&s)
 	}
 	return p, nil
 }
+
+// SpoolDir is the private directory uploads spill to.
+func (p *Proxy) SpoolDir() string { return p.cfg.TempDir }
 
 // Memory returns the verdict memory (for tests and metrics).
 func (p *Proxy) Memory() *Memory { return p.mem }

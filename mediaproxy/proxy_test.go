@@ -93,9 +93,7 @@ func newEnv(t *testing.T, bankLines []string, tune func(*Config)) *env {
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.ErrorLog = nil
 	obs := &recorder{}
-	spool := filepath.Join(dir, "spool")
-	os.Mkdir(spool, 0o700)
-	cfg := Config{Matcher: local, Observer: obs, TempDir: spool, MemoryBuffer: 64 << 10, MaxUploadSize: 8 << 20}
+	cfg := Config{Matcher: local, Observer: obs, TempDir: dir, MemoryBuffer: 64 << 10, MaxUploadSize: 8 << 20}
 	if tune != nil {
 		tune(&cfg)
 	}
@@ -109,7 +107,7 @@ func newEnv(t *testing.T, bankLines []string, tune func(*Config)) *env {
 		}
 	}))
 	t.Cleanup(front.Close)
-	return &env{up: up, front: front, proxy: p, obs: obs, tmp: spool}
+	return &env{up: up, front: front, proxy: p, obs: obs, tmp: p.SpoolDir()}
 }
 
 func (e *env) do(t *testing.T, method, path, ct string, body []byte, hdr ...string) (*http.Response, []byte) {

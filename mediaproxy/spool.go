@@ -5,7 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/mediaguard/mediaguard/hashing"
 )
@@ -22,7 +28,7 @@ var ErrSpoolDisk = errors.New("mediaproxy: cannot spool to disk")
 // a temp file, with its digests computed in the same pass.
 type Spool struct {
 	mem     []byte
-	file    *os.File
+	file    spoolFile
 	size    int64
 	digests hashing.Digests
 	// onDisk and disk account the bytes this spool holds on disk.
@@ -36,7 +42,8 @@ type SpoolOptions struct {
 	MemoryLimit int64
 	// MaxSize is the hard cap; more is ErrTooLarge.
 	MaxSize int64
-	// TempDir is where spill files go ("" = os.TempDir()). Files are created
+	// TempDir is where spill files go ("" = os.TempDir()); the Proxy
+	// passes its private directory (PrivateSpoolDir). Files are created
 	// 0600 and removed by Close.
 	TempDir string
 	// Declared is the body's declared length (-1 when unknown, as for a
@@ -87,13 +94,13 @@ func NewSpool(r io.Reader, opt SpoolOptions) (s *Spool, err error) {
 		}
 	}
 	// Disk phase.
-	f, err := os.CreateTemp(opt.TempDir, "mediaguard-spool-*")
+	f, err := createSpoolFile(opt.TempDir)
 	if err != nil {
-		return s, fmt.Errorf("%w: %v", ErrSpoolDisk, err)
+		return s, fmt.Errorf("%w: %w", ErrSpoolDisk, err)
 	}
 	s.file = f
 	if _, err := f.Write(buf.Bytes()); err != nil {
-		return s, fmt.Errorf("%w: %v", ErrSpoolDisk, err)
+		return s, fmt.Errorf("%w: %w", ErrSpoolDisk, err)
 	}
 	buf = bytes.Buffer{}
 	w := &diskWriter{f: f}
@@ -104,7 +111,7 @@ func NewSpool(r io.Reader, opt SpoolOptions) (s *Spool, err error) {
 		s.onDisk(s.disk)
 	}
 	if w.err != nil {
-		return s, fmt.Errorf("%w: %v", ErrSpoolDisk, w.err)
+		return s, fmt.Errorf("%w: %w", ErrSpoolDisk, w.err)
 	}
 	if err != nil {
 		return s, err
@@ -119,7 +126,7 @@ func NewSpool(r io.Reader, opt SpoolOptions) (s *Spool, err error) {
 // diskWriter remembers a write error so it can be told apart from a client
 // read error (503 for our disk, 400 for their body).
 type diskWriter struct {
-	f   *os.File
+	f   io.Writer
 	err error
 }
 
@@ -163,4 +170,69 @@ func (s *Spool) Close() error {
 		s.onDisk(-s.disk)
 	}
 	return os.Remove(name)
+}
+
+// spoolFile is what a spool needs of its temp file; tests substitute one
+// that fails like a full disk.
+type spoolFile interface {
+	io.Writer
+	io.ReaderAt
+	Close() error
+	Name() string
+}
+
+const spoolPrefix = "mediaguard-spool-"
+
+var createSpoolFile = func(dir string) (spoolFile, error) {
+	return os.CreateTemp(dir, spoolPrefix+"*")
+}
+
+// PrivateSpoolDir returns the directory spill files go in: a subdirectory
+// "mediaguard-UID" of base (os.TempDir() when empty), mode 0700, owned by
+// this process's user. Uploads may be abuse material: on a shared /tmp no
+// other user may list or open them. A directory of that name that is a
+// symlink or belongs to someone else (planted in a world-writable /tmp) is
+// an error, not something to write into; one of ours with loose
+// permissions is tightened. Spill files left by a crash (older than an
+// hour; a live one is never that old without being written) are removed.
+func PrivateSpoolDir(base string) (string, error) {
+	if base == "" {
+		base = os.TempDir()
+	}
+	dir := filepath.Join(base, "mediaguard-"+strconv.Itoa(os.Getuid()))
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", fmt.Errorf("spool directory: %w", err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return "", fmt.Errorf("spool directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("spool directory %s is not a directory (a symlink?); remove it", dir)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
+		return "", fmt.Errorf("spool directory %s belongs to uid %d, not to this process (uid %d); remove it", dir, st.Uid, os.Getuid())
+	}
+	if fi.Mode().Perm() != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return "", fmt.Errorf("spool directory: %w", err)
+		}
+	}
+	sweepStaleSpools(dir, time.Hour)
+	return dir, nil
+}
+
+func sweepStaleSpools(dir string, age time.Duration) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), spoolPrefix) {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > age {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }

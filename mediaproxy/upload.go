@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"strconv"
 	"strings"
@@ -31,6 +32,13 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 			writeError(w, http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Upload exceeds the maximum allowed size")
 		case errors.Is(err, ErrSpoolDisk):
 			p.log.Error("cannot spool upload to disk; refusing it", zap.String("endpoint", ep.Name), zap.Error(err))
+			if errors.Is(err, fs.ErrNotExist) {
+				// A tmp cleaner removed the spool directory: make it
+				// again so the next upload works.
+				if _, err := PrivateSpoolDir(p.spoolParent); err != nil {
+					p.log.Error("cannot recreate the spool directory", zap.Error(err))
+				}
+			}
 			writeError(w, http.StatusServiceUnavailable, "M_UNKNOWN", "Media scanning is temporarily unavailable")
 		default:
 			// The client went away or sent less than it declared; there
