@@ -12,8 +12,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"runtime"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -250,9 +250,9 @@ func (f *fullDisk) Write(p []byte) (int, error) {
 // a log line that says why, nothing is forwarded, nothing is left behind.
 func TestSpoolDiskFaults(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
+		name   string
 		break_ func(t *testing.T, e *env)
-		log   string
+		log    string
 	}{
 		{"disk full", func(t *testing.T, e *env) {
 			orig := createSpoolFile
