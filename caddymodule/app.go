@@ -69,10 +69,15 @@ type App struct {
 	// judged before any byte is sent (default 16 MiB); larger downloads
 	// stream while hashed and are cut off on a late match.
 	MaxDownloadBuffer int64 `json:"max_download_buffer,omitempty"`
-	// MaxBufferedTotal bounds the bytes all concurrent downloads hold
-	// while being judged (default 256 MiB); past it, unknown downloads
-	// stream while hashed (exact hashes only) instead of buffering.
+	// MaxBufferedTotal bounds the bytes all concurrent uploads and
+	// downloads hold in memory while being judged (default 256 MiB); past
+	// it, uploads spool straight to disk and unknown downloads stream
+	// while hashed (exact hashes only) instead of buffering.
 	MaxBufferedTotal int64 `json:"max_buffered_total,omitempty"`
+	// UploadIdleTimeout cuts off an upload whose client sends nothing for
+	// this long, answering 408 (default 60s, like nginx's
+	// client_body_timeout); a negative value disables it.
+	UploadIdleTimeout caddy.Duration `json:"upload_idle_timeout,omitempty"`
 	// MaxPixels refuses to decode images above this many pixels (default
 	// 50 million), so decompression bombs cost nothing.
 	MaxPixels int `json:"max_pixels,omitempty"`
@@ -304,6 +309,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		OnSpool:           func(d int64) { spoolBytes.Add(float64(d)) },
 		MaxDownloadBuffer: a.MaxDownloadBuffer,
 		MaxBufferedTotal:  a.MaxBufferedTotal,
+		UploadIdleTimeout: time.Duration(a.UploadIdleTimeout),
 		MaxPixels:         a.MaxPixels,
 		Dihedral:          a.Dihedral,
 		ServerName:        a.ServerName,

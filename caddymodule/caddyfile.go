@@ -43,6 +43,7 @@ func init() {
 //		temp_dir PATH
 //		max_download_buffer SIZE
 //		max_buffered_total SIZE
+//		upload_idle_timeout DURATION|off
 //		max_pixels N
 //		server_name NAME
 //		memory_entries N
@@ -242,6 +243,20 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			default:
 				a.MaxDownloadBuffer = n
 			}
+		case "upload_idle_timeout":
+			args := d.RemainingArgs()
+			if len(args) != 1 {
+				return d.ArgErr()
+			}
+			if args[0] == "off" {
+				a.UploadIdleTimeout = -1
+				break
+			}
+			dur, err := caddy.ParseDuration(args[0])
+			if err != nil || dur <= 0 {
+				return d.Errf("upload_idle_timeout: want a positive duration such as 60s, or off, not %q", args[0])
+			}
+			a.UploadIdleTimeout = caddy.Duration(dur)
 		case "temp_dir":
 			if !d.Args(&a.TempDir) {
 				return d.ArgErr()

@@ -57,6 +57,8 @@ func TestCaddyfileErrorsNameTheDirective(t *testing.T) {
 		{"bank lower /x", "bank: name"},
 		{"bank TEST", "bank: want"},
 		{"pdq_threshold 64", "pdq_threshold"},
+		{"upload_idle_timeout 0s", "upload_idle_timeout"},
+		{"upload_idle_timeout", "upload_idle_timeout"},
 		{"pdq_threshold x", "pdq_threshold"},
 		{"min_pdq_quality 101", "min_pdq_quality"},
 		{"on_matcher_error maybe", "on_matcher_error"},

@@ -38,8 +38,8 @@ var (
 		Help: "Bytes of uploads currently spooled to disk.",
 	})
 	downloadBuffered = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Namespace: "caddy", Subsystem: "mediaguard", Name: "download_buffered_bytes",
-		Help: "Bytes held in memory by downloads being judged (bounded by max_buffered_total).",
+		Namespace: "caddy", Subsystem: "mediaguard", Name: "buffered_bytes",
+		Help: "Bytes of media held in memory while being judged: uploads being spooled and downloads being buffered (bounded by max_buffered_total).",
 	}, func() float64 {
 		if a := currentApp.Load(); a != nil && a.proxy != nil {
 			return float64(a.proxy.Buffered())

@@ -2,6 +2,7 @@ package mediaproxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -371,4 +372,141 @@ func TestPrivateSpoolDir(t *testing.T) {
 	if _, err := PrivateSpoolDir(third); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
 		t.Fatalf("foreign directory accepted: %v", err)
 	}
+}
+
+// rawUpload opens a connection to the proxy and sends an upload's headers
+// declaring length bytes, then body; the caller decides what happens next.
+func rawUpload(t *testing.T, e *env, length int, body []byte) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.front.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "POST /_matrix/media/v3/upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", length)
+	conn.Write(body)
+	return conn
+}
+
+func readStatus(t *testing.T, conn net.Conn, within time.Duration) int {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(within))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer within %s: %v", within, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// eventually polls cond for up to 5 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A slow-loris uploader: one that stops sending is cut off after the idle
+// timeout (408, nothing forwarded, nothing left on disk); one that trickles
+// is served, but the memory all stalled uploads hold stays within the
+// shared budget (beyond it they spool to disk), and other uploads are not
+// held up.
+func TestSlowUploads(t *testing.T) {
+	const budget = 200 << 10
+	e := newEnv(t, []string{"md5 " + strings.Repeat("0", 31) + "1"}, func(c *Config) {
+		c.UploadIdleTimeout = 300 * time.Millisecond
+		c.MaxBufferedTotal = budget
+		c.MemoryBuffer = 64 << 10
+	})
+	before := runtime.NumGoroutine()
+
+	// Stalled: declares 50 KB, sends 10 KB, then nothing.
+	conn := rawUpload(t, e, 50_000, make([]byte, 10_000))
+	start := time.Now()
+	if st := readStatus(t, conn, 3*time.Second); st != http.StatusRequestTimeout {
+		t.Fatalf("stalled upload answered %d; want 408", st)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("stalled upload cut after %s; want about 300ms", d)
+	}
+
+	// Twenty stalled uploads at once, each declaring 60 KB: at most the
+	// budget is held in memory, the rest spool to disk.
+	var conns []net.Conn
+	for range 20 {
+		conns = append(conns, rawUpload(t, e, 60_000, make([]byte, 30_000)))
+	}
+	eventually(t, "stalled uploads spooled", func() bool {
+		ents, _ := os.ReadDir(e.tmp)
+		return len(ents) >= 20-budget/60_000
+	})
+	if b := e.proxy.Buffered(); b > budget {
+		t.Fatalf("stalled uploads hold %d bytes in memory; budget %d", b, budget)
+	}
+	// Meanwhile a normal upload goes through at once.
+	if resp, _ := e.upload(t, "image/png", encodePNG(testPhoto(31, 64, 64))); resp.StatusCode != 200 {
+		t.Fatalf("upload beside stalled ones: %d", resp.StatusCode)
+	}
+	for _, c := range conns {
+		if st := readStatus(t, c, 3*time.Second); st != http.StatusRequestTimeout {
+			t.Fatalf("stalled upload answered %d", st)
+		}
+	}
+
+	// Trickling: 20 bytes every 100 ms (under the idle timeout) for 1 s
+	// is slow but alive: it is served, byte for byte.
+	body := bytes.Repeat([]byte("0123456789abcdefghij"), 10)
+	conn = rawUpload(t, e, len(body), nil)
+	for i := 0; i < len(body); i += 20 {
+		time.Sleep(100 * time.Millisecond)
+		conn.Write(body[i : i+20])
+	}
+	if st := readStatus(t, conn, 3*time.Second); st != 200 {
+		t.Fatalf("trickled upload answered %d", st)
+	}
+	if d := e.obs.last(); d.Digests.SHA256Hex() != sha256Hex(body) {
+		t.Fatal("the trickled upload was not hashed whole")
+	}
+	if n := e.up.uploads.Load(); n != 2 {
+		t.Fatalf("%d uploads reached the homeserver; want the 2 complete ones", n)
+	}
+	eventually(t, "budget returned", func() bool { return e.proxy.Buffered() == 0 })
+	e.noTempFiles(t)
+	for _, c := range conns {
+		c.Close()
+	}
+	conn.Close()
+	http.DefaultClient.CloseIdleConnections()
+	eventually(t, "goroutines back", func() bool { return runtime.NumGoroutine() <= before+2 })
+}
+
+// A Content-Length smaller than what the client sends: HTTP ends the body
+// at the declared length, and what is forwarded is exactly what was
+// hashed; the rest is the next "request" on the connection, which fails
+// on its own.
+func TestContentLengthSmallerThanBody(t *testing.T) {
+	e := newEnv(t, []string{"md5 " + strings.Repeat("0", 31) + "1"}, nil)
+	body := bytes.Repeat([]byte("A"), 20_000)
+	conn := rawUpload(t, e, 5_000, body)
+	if st := readStatus(t, conn, 3*time.Second); st != 200 {
+		t.Fatalf("answered %d", st)
+	}
+	stored, ok := e.up.get(strings.TrimPrefix(mustLastKey(t, e), "hs.example/"))
+	if !ok || len(stored.data) != 5_000 || sha256Hex(stored.data) != e.obs.last().Digests.SHA256Hex() {
+		t.Fatalf("stored %d bytes (ok %v); want the 5000 declared and hashed", len(stored.data), ok)
+	}
+}
+
+func mustLastKey(t *testing.T, e *env) string {
+	t.Helper()
+	k := e.obs.last().MediaKey
+	if k == "" {
+		t.Fatal("no media key learned")
+	}
+	return k
 }

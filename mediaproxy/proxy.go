@@ -25,6 +25,9 @@ const (
 	DefaultMemoryBuffer      = 4 << 20
 	DefaultMaxDownloadBuffer = 16 << 20
 	DefaultMaxBufferedTotal  = 256 << 20
+	// DefaultUploadIdleTimeout is nginx's client_body_timeout: an upload
+	// that sends nothing for this long is dead or a slow-loris.
+	DefaultUploadIdleTimeout = 60 * time.Second
 	// streamTail is how much of a streamed download is held back until the
 	// hash is known, so a late match leaves the client with a truncated,
 	// unusable file rather than a complete one.
@@ -54,11 +57,17 @@ type Config struct {
 	// decided before the first byte goes out; larger ones stream while
 	// hashing and are aborted on a late match.
 	MaxDownloadBuffer int64
-	// MaxBufferedTotal bounds the bytes all concurrent downloads hold
-	// while being judged (default 256 MiB). A download that would exceed
-	// it streams while hashed instead (exact hashes only), so many
-	// parallel downloads of unknown media cannot exhaust memory.
+	// MaxBufferedTotal bounds the bytes all concurrent uploads and
+	// downloads hold in memory while being judged (default 256 MiB). An
+	// upload that would exceed it spools straight to disk; a download
+	// streams while hashed instead (exact hashes only). Many parallel or
+	// deliberately slow clients cannot exhaust memory.
 	MaxBufferedTotal int64
+	// UploadIdleTimeout abandons an upload whose client sends no byte for
+	// this long (408); default DefaultUploadIdleTimeout, negative for
+	// none. A trickle keeps it alive, but each trickling upload holds
+	// memory only within MaxBufferedTotal.
+	UploadIdleTimeout time.Duration
 	// MaxPixels refuses to decode larger images (decompression bombs).
 	MaxPixels int
 	// Dihedral computes the 8 dihedral PDQ variants for the matcher.
@@ -144,7 +153,7 @@ type Proxy struct {
 	spoolParent string
 }
 
-// reserve takes n bytes of the shared download buffer budget.
+// reserve takes n bytes of the shared in-memory budget.
 func (p *Proxy) reserve(n int64) bool {
 	if p.buffered.Add(n) > p.cfg.MaxBufferedTotal {
 		p.buffered.Add(-n)
@@ -153,7 +162,8 @@ func (p *Proxy) reserve(n int64) bool {
 	return true
 }
 
-// Buffered reports the bytes downloads hold while being judged (metrics).
+// Buffered reports the bytes uploads and downloads hold in memory while
+// being judged (metrics).
 func (p *Proxy) Buffered() int64 { return p.buffered.Load() }
 
 // New validates cfg and returns a Proxy.
@@ -172,6 +182,9 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.MaxBufferedTotal <= 0 {
 		cfg.MaxBufferedTotal = DefaultMaxBufferedTotal
+	}
+	if cfg.UploadIdleTimeout == 0 {
+		cfg.UploadIdleTimeout = DefaultUploadIdleTimeout
 	}
 	if cfg.Memory == nil {
 		cfg.Memory = NewMemory(100_000, time.Hour)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -25,9 +26,34 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 	}
 	user := p.startUser(r)
 	start := time.Now()
-	sp, err := NewSpool(r.Body, SpoolOptions{MemoryLimit: p.cfg.MemoryBuffer, MaxSize: p.cfg.MaxUploadSize, TempDir: p.cfg.TempDir, OnDisk: p.cfg.OnSpool, Declared: r.ContentLength})
+	// The memory this upload may use comes out of the shared budget; with
+	// none left it goes straight to disk.
+	memLimit := p.cfg.MemoryBuffer
+	if r.ContentLength >= 0 && r.ContentLength < memLimit {
+		memLimit = r.ContentLength
+	}
+	if !p.reserve(memLimit) {
+		memLimit = 0
+	}
+	defer p.buffered.Add(-memLimit)
+	body := io.Reader(r.Body)
+	var ir *idleReader
+	if p.cfg.UploadIdleTimeout > 0 {
+		ir = &idleReader{r: r.Body, rc: http.NewResponseController(w), idle: p.cfg.UploadIdleTimeout}
+		body = ir
+	}
+	sp, err := NewSpool(body, SpoolOptions{MemoryLimit: memLimit, MaxSize: p.cfg.MaxUploadSize, TempDir: p.cfg.TempDir, OnDisk: p.cfg.OnSpool, Declared: r.ContentLength})
+	if ir != nil {
+		ir.done(err == nil)
+	}
 	if err != nil {
+		// The rest of the body is not worth waiting for: the connection
+		// closes after the answer instead of net/http draining it.
+		w.Header().Set("Connection", "close")
 		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			p.log.Info("upload stalled: no byte for the idle timeout; not forwarded", zap.String("endpoint", ep.Name), zap.Duration("idle_timeout", p.cfg.UploadIdleTimeout))
+			writeError(w, http.StatusRequestTimeout, "M_UNKNOWN", "Upload stalled")
 		case errors.Is(err, ErrTooLarge):
 			writeError(w, http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Upload exceeds the maximum allowed size")
 		case errors.Is(err, ErrSpoolDisk):
@@ -167,3 +193,35 @@ func (c *captureWriter) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the real writer (flushing).
 func (c *captureWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+// idleReader moves the connection's read deadline forward before each read,
+// so a client that stops sending is cut off after the idle timeout however
+// long the whole upload takes.
+type idleReader struct {
+	r    io.Reader
+	rc   *http.ResponseController
+	idle time.Duration
+	off  bool // the writer cannot set deadlines
+}
+
+func (ir *idleReader) Read(p []byte) (int, error) {
+	if !ir.off && ir.rc.SetReadDeadline(time.Now().Add(ir.idle)) != nil {
+		ir.off = true
+	}
+	return ir.r.Read(p)
+}
+
+// done clears the deadline after a complete body, so it cannot cut the
+// connection's next request. After a failed one it expires the deadline
+// instead: net/http would otherwise wait, without limit, to drain the rest
+// of a stalled body before answering.
+func (ir *idleReader) done(complete bool) {
+	if ir.off {
+		return
+	}
+	if complete {
+		_ = ir.rc.SetReadDeadline(time.Time{})
+	} else {
+		_ = ir.rc.SetReadDeadline(time.Now())
+	}
+}
