@@ -54,7 +54,7 @@ func (p *Proxy) serveDownload(w http.ResponseWriter, r *http.Request, ep Endpoin
 	// the client or upstream goes away included), the hashing lanes and
 	// buffers are released.
 	defer iw.abandon()
-	err := next(iw, r)
+	err := callBuffered(iw, r, next)
 	if err != nil {
 		if iw.mode == modeDone {
 			return nil // already answered (an encoded body refused)
@@ -68,6 +68,28 @@ func (p *Proxy) serveDownload(w http.ResponseWriter, r *http.Request, ep Endpoin
 		return err
 	}
 	return iw.finish()
+}
+
+// errUpstreamAborted stands for reverse_proxy's abort panic while nothing
+// had been sent to the client.
+var errUpstreamAborted = errors.New("the homeserver's answer broke off before it was complete")
+
+// callBuffered runs next, turning reverse_proxy's http.ErrAbortHandler
+// panic (the upstream reset mid-body) into an error while the response is
+// still only buffered: the client can then get a clean 502 instead of a
+// dropped connection. Once bytes went out, the panic must stand, since
+// cutting the connection is the only way to say the body is incomplete.
+func callBuffered(iw *inspectWriter, r *http.Request, next Next) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler && iw.mode == modeBuffer {
+				err = errUpstreamAborted
+				return
+			}
+			panic(v)
+		}
+	}()
+	return next(iw, r)
 }
 
 // variantOf distinguishes byte-different renditions of one media ID: a
