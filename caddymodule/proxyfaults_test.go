@@ -24,7 +24,8 @@ import (
 
 // faultyRepo is a media repository that misbehaves on demand: it answers
 // uploads (200 {"content_uri"}) and serves downloads of any ID with a
-// body of the size the ID names; IDs starting with "reset" send part of
+// body of zeros of the size its digits name ("a1000": 1000 bytes); IDs
+// starting with "reset" send part of
 // the body and then reset the connection, and an upload with
 // ?reset=1 is reset after part of its body was read.
 type faultyRepo struct {
@@ -51,11 +52,11 @@ func newFaultyRepo(t *testing.T) *faultyRepo {
 		case r.Method == "GET":
 			id := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
 			var size int
-			fmt.Sscanf(strings.TrimPrefix(id, "reset"), "%d", &size)
+			fmt.Sscanf(strings.TrimLeft(id, "abcdefghijklmnopqrstuvwxyz"), "%d", &size)
 			w.Header().Set("Content-Type", "video/mp4")
 			w.Header().Set("Content-Length", fmt.Sprint(size))
 			if strings.HasPrefix(id, "reset") {
-				w.Write(make([]byte, size/4))
+				w.Write(make([]byte, size/2))
 				w.(http.Flusher).Flush()
 				reset(w)
 				return

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -214,6 +215,7 @@ func (p *Proxy) Memory() *Memory { return p.mem }
 
 // ServeHTTP handles one request, calling next for anything it lets through.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
+	tokenToHeader(r)
 	ep := Classify(r)
 	switch ep.Kind {
 	case Upload, UploadTo:
@@ -308,4 +310,25 @@ func writeError(w http.ResponseWriter, status int, errcode, msg string) {
 	}
 	w.WriteHeader(status)
 	w.Write(body)
+}
+
+// tokenToHeader moves an ?access_token= query parameter into the
+// Authorization header, where the Matrix spec accepts it equally
+// (reference/matrix.md): URLs end up in logs (reverse_proxy's, the
+// homeserver's, any proxy's after this one), headers are redacted. When the
+// request carries both, it is left alone: Synapse refuses that mix, and
+// mediaguard must not change the answer.
+func tokenToHeader(r *http.Request) {
+	if !strings.Contains(r.URL.RawQuery, "access_token") || r.Header.Get("Authorization") != "" {
+		return
+	}
+	q := r.URL.Query()
+	tok := q.Get("access_token")
+	if tok == "" {
+		return
+	}
+	q.Del("access_token")
+	r.URL.RawQuery = q.Encode()
+	r.RequestURI = r.URL.RequestURI()
+	r.Header.Set("Authorization", "Bearer "+tok)
 }

@@ -413,3 +413,40 @@ func TestUploadLimitsAndBadInput(t *testing.T) {
 	e.noTempFiles(t)
 	_ = fmt.Sprint()
 }
+
+// ?access_token= is moved into the Authorization header before anything
+// downstream (reverse_proxy, the homeserver) can log the URL.
+func TestQueryTokenMovedToHeader(t *testing.T) {
+	e := newEnv(t, []string{"md5 " + strings.Repeat("0", 31) + "1"}, nil)
+	for _, tc := range []struct {
+		name, target, auth       string
+		wantQuery, wantAuth, uri string
+	}{
+		{"query only", "/_matrix/client/v3/sync?since=s1&access_token=syt_secret", "",
+			"since=s1", "Bearer syt_secret", "/_matrix/client/v3/sync?since=s1"},
+		{"media download", "/_matrix/media/v3/download/hs.example/abc?access_token=syt_secret&allow_redirect=true", "",
+			"allow_redirect=true", "Bearer syt_secret", "/_matrix/media/v3/download/hs.example/abc?allow_redirect=true"},
+		{"both: left for the homeserver to refuse", "/_matrix/client/v3/sync?access_token=a", "Bearer b",
+			"access_token=a", "Bearer b", "/_matrix/client/v3/sync?access_token=a"},
+		{"none", "/_matrix/client/v3/sync?x=1", "", "x=1", "", "/_matrix/client/v3/sync?x=1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", tc.target, nil)
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			var got *http.Request
+			e.proxy.ServeHTTP(httptest.NewRecorder(), req, func(w http.ResponseWriter, r *http.Request) error {
+				got = r
+				w.WriteHeader(404)
+				return nil
+			})
+			if got == nil {
+				t.Fatal("not passed on")
+			}
+			if got.URL.RawQuery != tc.wantQuery || got.Header.Get("Authorization") != tc.wantAuth || got.RequestURI != tc.uri {
+				t.Fatalf("query %q auth %q uri %q", got.URL.RawQuery, got.Header.Get("Authorization"), got.RequestURI)
+			}
+		})
+	}
+}
