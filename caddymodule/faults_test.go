@@ -308,3 +308,85 @@ func scrapeMetrics(t *testing.T, url string) map[string]float64 {
 	}
 	return out
 }
+
+// A bank file replaced with garbage while serving: the last good version
+// keeps blocking, the failure is logged naming the file and shown in the
+// metrics, and a good file is picked up again.
+func TestBankGarbageWhileServing(t *testing.T) {
+	repo, _ := fakeUploadRepo(t)
+	dir := t.TempDir()
+	listed := testimg.PNG(testimg.Photo(61, 80, 60))
+	bank := filepath.Join(dir, "live.bank")
+	good := "sha256 " + sha256Hex(listed) + " listed\n"
+	os.WriteFile(bank, []byte(good), 0o600)
+	logPath := filepath.Join(dir, "caddy.log")
+	port := freePort(t)
+	tester := caddytest.NewTester(t)
+	tester.InitServer(fmt.Sprintf(`{
+	admin localhost:2999
+	skip_install_trust
+	metrics
+	log {
+		output file %s
+		format json
+	}
+	mediaguard {
+		bank LIVE %s
+	}
+}
+http://127.0.0.1:%d {
+	mediaguard
+	reverse_proxy %s
+}
+`, logPath, bank, port, strings.TrimPrefix(repo.URL, "http://")), "caddyfile")
+	upload := func() int {
+		resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/_matrix/media/v3/upload", port), "image/png", bytes.NewReader(listed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	metric := func(series string) float64 {
+		return scrapeMetrics(t, "http://localhost:2999/metrics")[series]
+	}
+	if upload() != 403 || metric(`caddy_mediaguard_bank_entries{bank="LIVE",type="sha256"}`) != 1 {
+		t.Fatal("the listed upload is not blocked to begin with")
+	}
+	garbage := make([]byte, 4096)
+	for i := range garbage {
+		garbage[i] = byte(i*7 + i/13)
+	}
+	for _, junk := range [][]byte{garbage, []byte("<?xml version=\"1.0\"?><not-closed"), []byte("sha256 nothex\nmd5 12\n")} {
+		os.WriteFile(bank, junk, 0o600)
+		deadline := time.Now().Add(5 * time.Second)
+		for metric(`caddy_mediaguard_bank_load_failing{bank="LIVE"}`) != 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("garbage %.20q: the failure never showed in the metrics", junk)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if st := upload(); st != 403 {
+			t.Fatalf("garbage %.20q: the listed upload answered %d; the last good bank must stay in use", junk, st)
+		}
+		if n := metric(`caddy_mediaguard_bank_entries{bank="LIVE",type="sha256"}`); n != 1 {
+			t.Fatalf("entries in use: %v", n)
+		}
+		os.WriteFile(bank, []byte(good), 0o600)
+		for metric(`caddy_mediaguard_bank_load_failing{bank="LIVE"}`) != 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("a good file again did not clear the failure")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	n := 0
+	for _, l := range logLines(t, logPath, "mediaguard") {
+		if strings.HasPrefix(l.Msg, "bank reload failed") && l.Level == "error" {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Fatalf("%d 'bank reload failed' error lines; want one per garbage file", n)
+	}
+}

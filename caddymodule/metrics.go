@@ -58,6 +58,12 @@ var (
 		"caddy_mediaguard_backend_failures_total",
 		"Remote backend lookups that failed, by kind: timeout, malformed (not the backend's protocol), error (refused, reset, HTTP error, index not loaded) and breaker_open (not attempted).",
 		[]string{"backend", "kind"}, nil)}
+	banks = bankCollector{
+		entries: prometheus.NewDesc("caddy_mediaguard_bank_entries",
+			"Entries of the bank version in use, by bank and hash type.", []string{"bank", "type"}, nil),
+		failing: prometheus.NewDesc("caddy_mediaguard_bank_load_failing",
+			"1 while a bank file's latest change could not be loaded (the previous version stays in use), else 0.", []string{"bank"}, nil),
+	}
 	cacheHits = prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "cache_hits_total",
 		Help: "Remote verdicts served from the cache.",
@@ -84,7 +90,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{scanned, bytesHashed, hashSeconds, matchSeconds, blocks, spoolBytes, downloadBuffered, breakerState, breakerTransitions, backendFailures, cacheHits, cacheMisses} {
+	for _, c := range []prometheus.Collector{scanned, bytesHashed, hashSeconds, matchSeconds, blocks, spoolBytes, downloadBuffered, breakerState, breakerTransitions, backendFailures, banks, cacheHits, cacheMisses} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -128,5 +134,30 @@ func (c backendFailureCollector) Collect(ch chan<- prometheus.Metric) {
 		} {
 			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(kv.n), name, kv.kind)
 		}
+	}
+}
+
+// bankCollector reports the local banks' state at scrape time.
+type bankCollector struct{ entries, failing *prometheus.Desc }
+
+func (c bankCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.entries; ch <- c.failing }
+
+func (c bankCollector) Collect(ch chan<- prometheus.Metric) {
+	a := currentApp.Load()
+	if a == nil || a.local == nil {
+		return
+	}
+	for _, b := range a.local.Status() {
+		if !b.Enabled {
+			continue
+		}
+		for typ, n := range map[string]int{"md5": b.Counts.MD5, "sha1": b.Counts.SHA1, "sha256": b.Counts.SHA256, "pdq": b.Counts.PDQ, "video_md5": b.Counts.VideoMD5} {
+			ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(n), b.Name, typ)
+		}
+		failing := 0.0
+		if b.LastError != "" {
+			failing = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.failing, prometheus.GaugeValue, failing, b.Name)
 	}
 }

@@ -15,7 +15,9 @@ func FuzzHashBytes(f *testing.F) {
 		f.Add(data)
 		f.Add(data[:len(data)/2])
 	}
-	f.Add(pngHeader(100000, 100000))
+	for _, bomb := range bombs() {
+		f.Add(bomb)
+	}
 	f.Add(pngHeader(3, 3))
 	f.Add([]byte("RIFF\x00\x00\x00\x00WEBPVP8 "))
 	f.Add([]byte("BM"))
