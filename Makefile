@@ -5,7 +5,7 @@ PKGS    := ./...
 # The fuzz targets and how long each runs in `make fuzz` (CI runs it bounded).
 FUZZTIME ?= 10s
 
-.PHONY: build run test test-short bench fuzz vet fmt clean
+.PHONY: build run test test-short bench load fuzz vet fmt clean
 
 ## build: compile Caddy with mediaguard into bin/caddy (incremental)
 build:
@@ -26,6 +26,10 @@ test-short:
 ## bench: the benchmarks behind BENCHMARKS.md (compare runs with benchstat)
 bench:
 	bench/gobench.sh
+
+## load: build, then the mixed-traffic load test through Caddy (flags: make load LOADFLAGS="-duration 5s")
+load: build
+	$(GO) run ./bench/mgload $(LOADFLAGS)
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
