@@ -189,7 +189,7 @@ http://127.0.0.1:%d {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(conn, "POST /_matrix/media/v3/upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 2000000\r\n\r\n")
+		fmt.Fprintf(conn, "POST /_matrix/media/v3/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: 2000000\r\n\r\n")
 		conn.Write(big)
 		conn.Close()
 		// ... and mid-download of media being buffered and of media being
@@ -199,11 +199,27 @@ http://127.0.0.1:%d {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fmt.Fprintf(conn, "GET /_matrix/media/v3/download/hs.example/c%d HTTP/1.1\r\nHost: x\r\n\r\n", size+round)
+			fmt.Fprintf(conn, "GET /_matrix/media/v3/download/hs.example/c%d HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", size+round)
 			bufio.NewReader(conn).Peek(1) // the first byte of the answer
 			conn.Close()
 		}
 	}
+	// A client that stops sending mid-upload is cut off after
+	// upload_idle_timeout through Caddy's response writers too.
+	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST /_matrix/media/v3/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: 2000000\r\n\r\n")
+	conn.Write(big)
+	conn.SetReadDeadline(time.Now().Add(6 * time.Second))
+	stallStart := time.Now()
+	stalled, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	t.Logf("stalled answer after %s", time.Since(stallStart))
+	if err != nil || stalled.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("stalled upload through Caddy: %v %v", stalled, err)
+	}
+	conn.Close()
 	storedBefore := repo.stored.Load()
 
 	client.CloseIdleConnections()
