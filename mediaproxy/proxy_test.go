@@ -450,3 +450,24 @@ func TestQueryTokenMovedToHeader(t *testing.T) {
 		})
 	}
 }
+
+// An encrypted attachment is judged once: its next download is decided from
+// memory, not buffered and hashed again (nor audited again).
+func TestUnscannableRemembered(t *testing.T) {
+	e := newEnv(t, []string{"md5 " + strings.Repeat("0", 31) + "1"}, nil)
+	opaque := bytes.Repeat([]byte{0x9c, 0x41, 0x07}, 20000)
+	e.up.put("enc", opaque, "application/octet-stream")
+	for i, want := range []Outcome{Unscannable, KnownClean} {
+		resp, body := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/enc", "", nil)
+		if resp.StatusCode != 200 || !bytes.Equal(body, opaque) || e.obs.last().Outcome != want {
+			t.Fatalf("download %d: %d, %d bytes, outcome %s; want %s", i, resp.StatusCode, len(body), e.obs.last().Outcome, want)
+		}
+	}
+	resp, uri := e.upload(t, "application/octet-stream", bytes.Repeat([]byte{0x17, 0xe3}, 5000))
+	if resp.StatusCode != 200 || e.obs.last().Outcome != Unscannable {
+		t.Fatalf("encrypted upload: %d %s", resp.StatusCode, e.obs.last().Outcome)
+	}
+	if e.do(t, "GET", "/_matrix/media/v3/download/"+uri, "", nil); e.obs.last().Outcome != KnownClean {
+		t.Fatalf("download of an uploaded encrypted attachment: %s", e.obs.last().Outcome)
+	}
+}

@@ -133,7 +133,7 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 		if d.MediaKey == "" {
 			d.MediaKey = p.mediaKeyFromUploadResponse(cw.body.Bytes())
 		}
-		if d.MediaKey != "" && d.Outcome == Clean {
+		if d.MediaKey != "" && (d.Outcome == Clean || d.Outcome == Unscannable) {
 			p.mem.Clean(d.MediaKey + "|orig")
 		}
 	}
