@@ -74,6 +74,11 @@ type App struct {
 	// it, uploads spool straight to disk and unknown downloads stream
 	// while hashed (exact hashes only) instead of buffering.
 	MaxBufferedTotal int64 `json:"max_buffered_total,omitempty"`
+	// MaxConcurrentHashing bounds how many bodies are decoded and
+	// PDQ-hashed at once (default: CPU cores minus one, at least 1). It
+	// bounds the memory images take under load and leaves a core for the
+	// downloads that need no hashing; others wait their turn.
+	MaxConcurrentHashing int `json:"max_concurrent_hashing,omitempty"`
 	// UploadIdleTimeout cuts off an upload whose client sends nothing for
 	// this long, answering 408 (default 60s, like nginx's
 	// client_body_timeout); a negative value disables it.
@@ -302,21 +307,22 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	mem := mediaproxy.NewMemory(a.MemoryEntries, time.Hour)
 	a.proxy, err = mediaproxy.New(mediaproxy.Config{
-		Matcher:           a.guard,
-		MaxUploadSize:     a.MaxUploadSize,
-		MemoryBuffer:      a.MemoryBuffer,
-		TempDir:           a.TempDir,
-		OnSpool:           func(d int64) { spoolBytes.Add(float64(d)) },
-		MaxDownloadBuffer: a.MaxDownloadBuffer,
-		MaxBufferedTotal:  a.MaxBufferedTotal,
-		UploadIdleTimeout: time.Duration(a.UploadIdleTimeout),
-		MaxPixels:         a.MaxPixels,
-		Dihedral:          a.Dihedral,
-		ServerName:        a.ServerName,
-		Memory:            mem,
-		Observer:          &observer{app: a, log: a.log},
-		UserOf:            userOf,
-		Logger:            a.log.Named("proxy"),
+		Matcher:              a.guard,
+		MaxUploadSize:        a.MaxUploadSize,
+		MemoryBuffer:         a.MemoryBuffer,
+		TempDir:              a.TempDir,
+		OnSpool:              func(d int64) { spoolBytes.Add(float64(d)) },
+		MaxDownloadBuffer:    a.MaxDownloadBuffer,
+		MaxBufferedTotal:     a.MaxBufferedTotal,
+		UploadIdleTimeout:    time.Duration(a.UploadIdleTimeout),
+		MaxConcurrentHashing: a.MaxConcurrentHashing,
+		MaxPixels:            a.MaxPixels,
+		Dihedral:             a.Dihedral,
+		ServerName:           a.ServerName,
+		Memory:               mem,
+		Observer:             &observer{app: a, log: a.log},
+		UserOf:               userOf,
+		Logger:               a.log.Named("proxy"),
 	})
 	return err
 }
@@ -328,7 +334,7 @@ func (a *App) Validate() error {
 	default:
 		return fmt.Errorf("mediaguard: on_matcher_error must be open or closed, not %q", a.OnMatcherError)
 	}
-	if a.MaxUploadSize < 0 || a.MemoryBuffer < 0 || a.MaxDownloadBuffer < 0 || a.MaxBufferedTotal < 0 || a.MaxPixels < 0 {
+	if a.MaxUploadSize < 0 || a.MemoryBuffer < 0 || a.MaxDownloadBuffer < 0 || a.MaxBufferedTotal < 0 || a.MaxPixels < 0 || a.MaxConcurrentHashing < 0 {
 		return errors.New("mediaguard: sizes must not be negative")
 	}
 	if a.TempDir != "" {

@@ -44,6 +44,7 @@ func init() {
 //		max_download_buffer SIZE
 //		max_buffered_total SIZE
 //		upload_idle_timeout DURATION|off
+//		max_concurrent_hashing N
 //		max_pixels N
 //		server_name NAME
 //		memory_entries N
@@ -261,6 +262,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.Args(&a.TempDir) {
 				return d.ArgErr()
 			}
+		case "max_concurrent_hashing":
+			n, err := intArg(d, 1, 4096)
+			if err != nil {
+				return err
+			}
+			a.MaxConcurrentHashing = n
 		case "max_pixels":
 			n, err := intArg(d, 1, 1<<31-1)
 			if err != nil {

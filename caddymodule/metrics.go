@@ -46,6 +46,15 @@ var (
 		}
 		return 0
 	})
+	hashWaiting = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "caddy", Subsystem: "mediaguard", Name: "hashing_waiting",
+		Help: "Bodies waiting for a decode-and-PDQ slot (max_concurrent_hashing).",
+	}, func() float64 {
+		if a := currentApp.Load(); a != nil && a.proxy != nil {
+			return float64(a.proxy.HashWaiting())
+		}
+		return 0
+	})
 	breakerState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "breaker_state",
 		Help: "Circuit breaker state per remote backend: 0 closed, 1 half-open, 2 open.",
@@ -90,7 +99,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{scanned, bytesHashed, hashSeconds, matchSeconds, blocks, spoolBytes, downloadBuffered, breakerState, breakerTransitions, backendFailures, banks, cacheHits, cacheMisses} {
+	for _, c := range []prometheus.Collector{scanned, bytesHashed, hashSeconds, matchSeconds, blocks, spoolBytes, downloadBuffered, hashWaiting, breakerState, breakerTransitions, backendFailures, banks, cacheHits, cacheMisses} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

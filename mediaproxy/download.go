@@ -339,7 +339,7 @@ func (iw *inspectWriter) finish() error {
 		media, ct = part, partCT
 	}
 	dg := digestBytes(media)
-	sc := p.scan(bytes.NewReader(media), ct, dg)
+	sc := p.scan(iw.r.Context(), bytes.NewReader(media), ct, dg)
 	d := &Decision{Request: iw.r, Endpoint: iw.ep, MediaKey: iw.mediaKey, Digests: dg, PDQ: sc.pdq, UnscannableReason: sc.unscannable, HashTime: time.Since(iw.start)}
 	v, err := p.match(iw.r.Context(), d, sc)
 	switch {

@@ -510,3 +510,50 @@ func mustLastKey(t *testing.T, e *env) string {
 	}
 	return k
 }
+
+// Decoding and PDQ run in at most MaxConcurrentHashing slots: a body waits
+// for one (and is not forwarded meanwhile), and a client that leaves while
+// waiting frees its place without anything reaching the homeserver.
+func TestHashingSlots(t *testing.T) {
+	e := newEnv(t, []string{"md5 " + strings.Repeat("0", 31) + "1"}, func(c *Config) { c.MaxConcurrentHashing = 1 })
+	e.proxy.hashSlots <- struct{}{} // the one slot is busy
+	img := encodePNG(testPhoto(41, 120, 90))
+	done := make(chan int)
+	go func() {
+		resp, err := http.Post(e.front.URL+"/_matrix/media/v3/upload", "image/png", bytes.NewReader(img))
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	eventually(t, "the upload waiting for a slot", func() bool { return e.proxy.HashWaiting() == 1 })
+	if e.up.uploads.Load() != 0 {
+		t.Fatal("forwarded before it was hashed")
+	}
+	<-e.proxy.hashSlots
+	if st := <-done; st != 200 || e.obs.last().PDQ == nil {
+		t.Fatalf("after the slot freed: %d, PDQ %v", st, e.obs.last().PDQ)
+	}
+
+	e.proxy.hashSlots <- struct{}{}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "POST", e.front.URL+"/_matrix/media/v3/upload", bytes.NewReader(img))
+		req.Header.Set("Content-Type", "image/png")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+		close(done)
+	}()
+	eventually(t, "the second upload waiting", func() bool { return e.proxy.HashWaiting() == 1 })
+	cancel()
+	<-done
+	eventually(t, "the waiter gone", func() bool { return e.proxy.HashWaiting() == 0 })
+	<-e.proxy.hashSlots
+	if n := e.up.uploads.Load(); n != 1 {
+		t.Fatalf("%d uploads reached the homeserver; want only the first", n)
+	}
+	e.noTempFiles(t)
+}

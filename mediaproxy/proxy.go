@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -64,6 +65,11 @@ type Config struct {
 	// streams while hashed instead (exact hashes only). Many parallel or
 	// deliberately slow clients cannot exhaust memory.
 	MaxBufferedTotal int64
+	// MaxConcurrentHashing bounds how many bodies are decoded and
+	// PDQ-hashed at once; the rest wait their turn (exact digests are
+	// computed as bytes arrive and are not limited). Default: one less
+	// than GOMAXPROCS, at least 1, so a core stays free for proxying.
+	MaxConcurrentHashing int
 	// UploadIdleTimeout abandons an upload whose client sends no byte for
 	// this long (408); default DefaultUploadIdleTimeout, negative for
 	// none. A trickle keeps it alive, but each trickling upload holds
@@ -152,6 +158,9 @@ type Proxy struct {
 	// spoolParent is the configured temp dir, to recreate the private
 	// spool directory under if it disappears.
 	spoolParent string
+	// hashSlots holds a token per body being decoded and PDQ-hashed.
+	hashSlots   chan struct{}
+	hashWaiting atomic.Int64
 }
 
 // reserve takes n bytes of the shared in-memory budget.
@@ -184,6 +193,9 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.MaxBufferedTotal <= 0 {
 		cfg.MaxBufferedTotal = DefaultMaxBufferedTotal
 	}
+	if cfg.MaxConcurrentHashing <= 0 {
+		cfg.MaxConcurrentHashing = max(1, runtime.GOMAXPROCS(0)-1)
+	}
 	if cfg.UploadIdleTimeout == 0 {
 		cfg.UploadIdleTimeout = DefaultUploadIdleTimeout
 	}
@@ -199,7 +211,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	parent := cfg.TempDir
 	cfg.TempDir = dir
-	p := &Proxy{cfg: cfg, log: cfg.Logger, mem: cfg.Memory, spoolParent: parent}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, mem: cfg.Memory, spoolParent: parent, hashSlots: make(chan struct{}, cfg.MaxConcurrentHashing)}
 	if cfg.ServerName != "" {
 		s := cfg.ServerName
 		p.serverName.Store(&s)

@@ -24,12 +24,19 @@ type scanned struct {
 }
 
 // scan builds the matcher query for a body whose exact digests are known,
-// decoding it as an image when it is one. r is read from the start.
-func (p *Proxy) scan(r io.ReadSeeker, contentType string, d hashing.Digests) scanned {
+// decoding it as an image when it is one. r is read from the start. If ctx
+// ends while waiting for a hashing slot, the query has the exact digests
+// only; the caller's match then sees ctx's error.
+func (p *Proxy) scan(ctx context.Context, r io.ReadSeeker, contentType string, d hashing.Digests) scanned {
 	q := exactQuery(d, contentType)
 	var s scanned
 	if q.Kind == matcher.KindImage || q.Kind == matcher.KindUnknown || q.Kind == matcher.KindFile {
+		if !p.acquireHashSlot(ctx) {
+			s.query = q
+			return s
+		}
 		res, _, err := pdq.HashReader(r, pdq.DecodeOptions{MaxPixels: p.cfg.MaxPixels}, pdq.Options{Dihedral: p.cfg.Dihedral})
+		p.releaseHashSlot()
 		switch {
 		case err == nil:
 			q.Kind = matcher.KindImage
@@ -93,3 +100,29 @@ func (p *Proxy) match(ctx context.Context, d *Decision, sc scanned) (v matcher.V
 	d.Verdict = v
 	return v, err
 }
+
+// acquireHashSlot waits for one of the MaxConcurrentHashing slots. Decoding
+// and PDQ are the only heavy work on the request path: a decoded 12 MP
+// photo and PDQ's buffers take tens of megabytes, and every core they
+// occupy is taken from proxying. Bounding them bounds memory under any
+// load and leaves a core for the downloads that need no hashing.
+func (p *Proxy) acquireHashSlot(ctx context.Context) bool {
+	select {
+	case p.hashSlots <- struct{}{}:
+		return true
+	default:
+	}
+	p.hashWaiting.Add(1)
+	defer p.hashWaiting.Add(-1)
+	select {
+	case p.hashSlots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (p *Proxy) releaseHashSlot() { <-p.hashSlots }
+
+// HashWaiting is the number of bodies waiting for a hashing slot (metrics).
+func (p *Proxy) HashWaiting() int64 { return p.hashWaiting.Load() }

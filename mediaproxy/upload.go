@@ -77,7 +77,7 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 	defer sp.Close()
 
 	ct := r.Header.Get("Content-Type")
-	sc := p.scan(sp.Reader(), ct, sp.Digests())
+	sc := p.scan(r.Context(), sp.Reader(), ct, sp.Digests())
 	hashTime := time.Since(start)
 	d := &Decision{Request: r, Endpoint: ep, Upload: true, Digests: sp.Digests(), PDQ: sc.pdq, UnscannableReason: sc.unscannable, HashTime: hashTime}
 	if ep.Kind == UploadTo {
