@@ -9,6 +9,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -161,6 +162,14 @@ func (iw *inspectWriter) WriteHeader(code int) {
 	if code != http.StatusOK {
 		iw.mode = modePass
 		iw.sendHeader(code)
+		return
+	}
+	// Size the buffer once from the declared length, taking it from the
+	// budget whole: growing by doubling would hold up to twice the body
+	// and churn the garbage collector.
+	if n, err := strconv.ParseInt(iw.header.Get("Content-Length"), 10, 64); err == nil && n > 0 && n <= iw.limit && iw.p.reserve(n) {
+		iw.reserved += n
+		iw.buf.Grow(int(n))
 	}
 }
 
@@ -180,9 +189,11 @@ func (iw *inspectWriter) Write(b []byte) (int, error) {
 	case modePass:
 		return iw.real.Write(b)
 	case modeBuffer:
-		if int64(iw.buf.Len()+len(b)) <= iw.limit && iw.p.reserve(int64(len(b))) {
-			iw.reserved += int64(len(b))
-			return iw.buf.Write(b)
+		if need := int64(iw.buf.Len() + len(b)); need <= iw.limit {
+			if extra := need - iw.reserved; extra <= 0 || iw.p.reserve(extra) {
+				iw.reserved += max(extra, 0)
+				return iw.buf.Write(b)
+			}
 		}
 		if err := iw.startStreaming(); err != nil {
 			return 0, err

@@ -3,8 +3,10 @@ package mediaproxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
+	"runtime"
 	"strings"
 	"time"
 
@@ -35,7 +37,7 @@ func (p *Proxy) scan(ctx context.Context, r io.ReadSeeker, contentType string, d
 			s.query = q
 			return s
 		}
-		res, _, err := pdq.HashReader(r, pdq.DecodeOptions{MaxPixels: p.cfg.MaxPixels}, pdq.Options{Dihedral: p.cfg.Dihedral})
+		res, err := p.hashImage(r)
 		p.releaseHashSlot()
 		switch {
 		case err == nil:
@@ -99,6 +101,32 @@ func (p *Proxy) match(ctx context.Context, d *Decision, sc scanned) (v matcher.V
 	d.MatchTime = time.Since(start)
 	d.Verdict = v
 	return v, err
+}
+
+// hashingNice is the nice value decoding and PDQ run at.
+const hashingNice = 10
+
+// hashImage decodes and PDQ-hashes r on an OS thread of its own at lower
+// CPU priority. Hashing is throughput work; passing known media through
+// is latency work, and on a small machine both want the same cores. The
+// goroutine exits without unlocking its thread, so the runtime discards
+// the thread rather than hand its lowered priority to other goroutines
+// (an unprivileged process cannot raise it back).
+func (p *Proxy) hashImage(r io.ReadSeeker) (res pdq.Result, err error) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() {
+			if v := recover(); v != nil {
+				err = fmt.Errorf("%w: hashing panicked: %v", pdq.ErrCorrupt, v)
+			}
+		}()
+		runtime.LockOSThread()
+		lowerThreadPriority()
+		res, _, err = pdq.HashReader(r, pdq.DecodeOptions{MaxPixels: p.cfg.MaxPixels}, pdq.Options{Dihedral: p.cfg.Dihedral})
+	}()
+	<-done
+	return res, err
 }
 
 // acquireHashSlot waits for one of the MaxConcurrentHashing slots. Decoding

@@ -1,0 +1,56 @@
+package mediaproxy
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// threadNice reads the calling thread's nice value (field 19 of
+// /proc/thread-self/stat, after the parenthesised command name).
+func threadNice(t *testing.T) int {
+	b, err := os.ReadFile("/proc/thread-self/stat")
+	if err != nil {
+		t.Skipf("no /proc/thread-self: %v", err)
+	}
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	n, _ := strconv.Atoi(fields[16])
+	return n
+}
+
+type niceProbe struct {
+	io.ReadSeeker
+	t    *testing.T
+	seen []int
+}
+
+func (p *niceProbe) Read(b []byte) (int, error) {
+	p.seen = append(p.seen, threadNice(p.t))
+	return p.ReadSeeker.Read(b)
+}
+
+// Decoding runs on a thread at nice 10, and the caller's thread keeps its
+// own priority.
+func TestHashingRunsNiced(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	before := threadNice(t)
+	p, err := New(Config{Matcher: downMatcher{}, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := &niceProbe{ReadSeeker: bytes.NewReader(encodePNG(testPhoto(3, 64, 64))), t: t}
+	if _, err := p.hashImage(probe); err != nil {
+		t.Fatal(err)
+	}
+	if len(probe.seen) == 0 || probe.seen[0] != max(before, hashingNice) {
+		t.Fatalf("decoder read at nice %v; want %d", probe.seen, hashingNice)
+	}
+	if after := threadNice(t); after != before {
+		t.Fatalf("the caller's thread went from nice %d to %d", before, after)
+	}
+}
