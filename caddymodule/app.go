@@ -70,9 +70,9 @@ type App struct {
 	// stream while hashed and are cut off on a late match.
 	MaxDownloadBuffer int64 `json:"max_download_buffer,omitempty"`
 	// MaxBufferedTotal bounds the bytes all concurrent uploads and
-	// downloads hold in memory while being judged (default 256 MiB); past
-	// it, uploads spool straight to disk and unknown downloads stream
-	// while hashed (exact hashes only) instead of buffering.
+	// downloads hold in memory while being judged (default 64 MiB); past
+	// it, bodies are spooled to temp_dir and judged from disk (federation
+	// downloads stream with exact hashes only).
 	MaxBufferedTotal int64 `json:"max_buffered_total,omitempty"`
 	// MaxConcurrentHashing bounds how many bodies are decoded and
 	// PDQ-hashed at once (default: CPU cores minus one, at least 1). It

@@ -9,6 +9,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -138,6 +139,10 @@ type inspectWriter struct {
 	user     func(wait bool) string
 	// reserved is this response's share of the proxy's buffer budget.
 	reserved int64
+	// file holds the body instead of buf when the memory budget is spent:
+	// it is still judged whole, PDQ included, from disk.
+	file     spoolFile
+	fileSize int64
 }
 
 func (iw *inspectWriter) Header() http.Header { return iw.header }
@@ -167,9 +172,13 @@ func (iw *inspectWriter) WriteHeader(code int) {
 	// Size the buffer once from the declared length, taking it from the
 	// budget whole: growing by doubling would hold up to twice the body
 	// and churn the garbage collector.
-	if n, err := strconv.ParseInt(iw.header.Get("Content-Length"), 10, 64); err == nil && n > 0 && n <= iw.limit && iw.p.reserve(n) {
-		iw.reserved += n
-		iw.buf.Grow(int(n))
+	if n, err := strconv.ParseInt(iw.header.Get("Content-Length"), 10, 64); err == nil && n > 0 && n <= iw.limit {
+		if iw.p.reserve(n) {
+			iw.reserved += n
+			iw.buf.Grow(int(n))
+		} else {
+			iw.spill()
+		}
 	}
 }
 
@@ -189,10 +198,22 @@ func (iw *inspectWriter) Write(b []byte) (int, error) {
 	case modePass:
 		return iw.real.Write(b)
 	case modeBuffer:
-		if need := int64(iw.buf.Len() + len(b)); need <= iw.limit {
+		if iw.file != nil {
+			if iw.fileSize+int64(len(b)) <= iw.limit {
+				if n, err := iw.file.Write(b); err == nil {
+					iw.fileSize += int64(n)
+					iw.p.spooled(int64(n))
+					return n, nil
+				}
+				iw.p.log.Warn("cannot spool download to disk; streaming it with exact hashes only", zap.String("media", iw.mediaKey))
+			}
+		} else if need := int64(iw.buf.Len() + len(b)); need <= iw.limit {
 			if extra := need - iw.reserved; extra <= 0 || iw.p.reserve(extra) {
 				iw.reserved += max(extra, 0)
 				return iw.buf.Write(b)
+			}
+			if iw.spill() {
+				return iw.Write(b)
 			}
 		}
 		if err := iw.startStreaming(); err != nil {
@@ -232,11 +253,60 @@ func (iw *inspectWriter) startStreaming() error {
 		iw.digester = hashing.NewDigester()
 	}
 	iw.sendHeader(http.StatusOK)
+	if iw.file != nil {
+		_, err := io.Copy(streamWriter{iw}, io.NewSectionReader(iw.file, 0, iw.fileSize))
+		iw.closeFile()
+		return err
+	}
 	data := iw.buf.Bytes()
 	iw.buf = bytes.Buffer{}
 	_, err := iw.streamWrite(data)
 	iw.unreserve()
 	return err
+}
+
+type streamWriter struct{ iw *inspectWriter }
+
+func (s streamWriter) Write(b []byte) (int, error) { return s.iw.streamWrite(b) }
+
+// spill moves the body to a spool file when the memory budget is spent,
+// so that it is still judged whole (PDQ included) rather than streamed
+// with exact hashes only. Federation bodies are multipart and are parsed
+// in memory, so they stream instead. It reports whether the body is now
+// on disk.
+func (iw *inspectWriter) spill() bool {
+	if iw.file != nil {
+		return true
+	}
+	if federationBoundary(iw.ep, iw.header) != "" {
+		return false
+	}
+	f, err := createSpoolFile(iw.p.cfg.TempDir)
+	if err != nil {
+		iw.p.log.Warn("cannot spool download to disk; streaming it with exact hashes only", zap.String("media", iw.mediaKey), zap.Error(err))
+		return false
+	}
+	n, err := f.Write(iw.buf.Bytes())
+	iw.file, iw.fileSize = f, int64(n)
+	iw.p.spooled(int64(n))
+	if err != nil {
+		iw.closeFile()
+		return false
+	}
+	iw.buf = bytes.Buffer{}
+	iw.unreserve()
+	return true
+}
+
+func (iw *inspectWriter) closeFile() {
+	if iw.file == nil {
+		return
+	}
+	name := iw.file.Name()
+	iw.file.Close()
+	os.Remove(name)
+	iw.p.spooled(-iw.fileSize)
+	iw.file, iw.fileSize = nil, 0
 }
 
 // streamWrite hashes b and sends all but the last streamTail bytes.
@@ -267,6 +337,7 @@ func (iw *inspectWriter) abandon() {
 	}
 	iw.tail, iw.buf = nil, bytes.Buffer{}
 	iw.unreserve()
+	iw.closeFile()
 }
 
 func (iw *inspectWriter) unreserve() {
@@ -334,6 +405,20 @@ func (iw *inspectWriter) finish() error {
 		writeError(iw.real, http.StatusBadGateway, "M_UNKNOWN", "The homeserver's answer could not be inspected")
 		return nil
 	}
+	if iw.file != nil {
+		body := io.NewSectionReader(iw.file, 0, iw.fileSize)
+		dg, err := digestReader(body)
+		if err != nil {
+			p.log.Error("cannot read back a download spooled to disk; refusing it", zap.String("media", iw.mediaKey), zap.Error(err))
+			writeError(iw.real, http.StatusServiceUnavailable, "M_UNKNOWN", "Media scanning is temporarily unavailable")
+			return nil
+		}
+		return iw.judge(io.NewSectionReader(iw.file, 0, iw.fileSize), iw.contentType(), dg, func() error {
+			iw.sendHeader(iw.status)
+			_, err := io.Copy(iw.real, io.NewSectionReader(iw.file, 0, iw.fileSize))
+			return err
+		})
+	}
 	body := iw.buf.Bytes()
 	ct := iw.contentType()
 	media := body
@@ -349,8 +434,15 @@ func (iw *inspectWriter) finish() error {
 		}
 		media, ct = part, partCT
 	}
-	dg := digestBytes(media)
-	sc := p.scan(iw.r.Context(), bytes.NewReader(media), ct, dg)
+	return iw.judge(bytes.NewReader(media), ct, digestBytes(media), func() error { return iw.release(body) })
+}
+
+// judge decides a whole buffered body (media is what gets hashed: the
+// body, or a federation response's media part) and answers: an error, or
+// release() to send the body.
+func (iw *inspectWriter) judge(media io.ReadSeeker, ct string, dg hashing.Digests, release func() error) error {
+	p := iw.p
+	sc := p.scan(iw.r.Context(), media, ct, dg)
 	d := &Decision{Request: iw.r, Endpoint: iw.ep, MediaKey: iw.mediaKey, Digests: dg, PDQ: sc.pdq, UnscannableReason: sc.unscannable, HashTime: time.Since(iw.start)}
 	v, err := p.match(iw.r.Context(), d, sc)
 	switch {
@@ -375,7 +467,7 @@ func (iw *inspectWriter) finish() error {
 		// bytes: hashing it again on each download would find the same.
 		p.mem.Clean(iw.variant)
 	}
-	return iw.release(body)
+	return release()
 }
 
 // recordAllowed sets the outcome of a response that is being let through.
@@ -412,6 +504,15 @@ func (p *Proxy) scanExactOnly(dg hashing.Digests, contentType string) scanned {
 		s.unscannable = "image too large to buffer for a perceptual hash"
 	}
 	return s
+}
+
+func digestReader(r io.Reader) (hashing.Digests, error) {
+	d := hashing.NewDigester()
+	if _, err := io.Copy(d, r); err != nil {
+		d.Close()
+		return hashing.Digests{}, err
+	}
+	return d.Sum(), nil
 }
 
 func digestBytes(b []byte) hashing.Digests {

@@ -6,7 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"image"
+	"image/png"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -205,28 +207,56 @@ func TestAbortedStreamReleasesLanes(t *testing.T) {
 	}
 }
 
-// TestBufferBudget: with the shared budget spent, an unknown download
-// streams (judged by exact hashes) instead of buffering, and the budget is
-// returned afterwards.
+// TestBufferBudget: with the shared memory budget spent, an unknown
+// download is spooled to disk and still judged whole before its first byte
+// (PDQ included), and the budget and the disk are given back afterwards.
 func TestBufferBudget(t *testing.T) {
 	big := make([]byte, 200<<10)
-	e := newEnv(t, []string{"sha256 " + sha256Hex(big)}, func(c *Config) { c.MaxBufferedTotal = 100 << 10 })
-	e.up.put("big", big, "video/mp4")
-	req, _ := http.NewRequest("GET", e.front.URL+"/_matrix/media/v3/download/hs.example/big", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err == nil {
-		b, rerr := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if rerr == nil && len(b) == len(big) {
-			t.Fatal("listed media served complete when over the buffer budget")
+	listedImg := encodePNG(testPhoto(51, 300, 200))
+	var onDisk, peak atomic.Int64
+	e := newEnv(t, []string{"sha256 " + sha256Hex(big), "pdq " + pdqOf(t, listedImg).String()}, func(c *Config) {
+		c.MaxBufferedTotal = 100 << 10
+		c.OnSpool = func(d int64) {
+			if v := onDisk.Add(d); v > peak.Load() {
+				peak.Store(v)
+			}
 		}
+	})
+	e.up.put("big", big, "video/mp4")
+	if resp, _ := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/big", "", nil); resp.StatusCode != 404 || e.obs.last().Outcome != Blocked {
+		t.Fatalf("listed, over budget: %d %s; want 404 blocked before the first byte", resp.StatusCode, e.obs.last().Outcome)
 	}
-	if d := e.obs.last(); d.Outcome != LateBlocked {
-		t.Fatalf("outcome %s", d.Outcome)
+	// A re-encoded copy is caught by PDQ from disk too.
+	e.up.put("copy", jpegBytes(halve(decodePNG(t, listedImg)), 80), "image/jpeg")
+	clean := bytes.Repeat([]byte("clean bytes "), 20000)
+	e.up.put("clean", clean, "video/mp4")
+	// Hold the whole budget so every download spills.
+	if !e.proxy.reserve(100 << 10) {
+		t.Fatal("budget not free")
 	}
+	if resp, _ := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/copy", "", nil); resp.StatusCode != 404 || e.obs.last().Verdict.HashType != "pdq" {
+		t.Fatalf("re-encoded copy from disk: %d %+v", resp.StatusCode, e.obs.last().Verdict)
+	}
+	if resp, body := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/clean", "", nil); resp.StatusCode != 200 || !bytes.Equal(body, clean) || resp.Header.Get("Content-Length") != fmt.Sprint(len(clean)) {
+		t.Fatalf("clean from disk: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	e.proxy.buffered.Add(-100 << 10)
 	if n := e.proxy.Buffered(); n != 0 {
 		t.Fatalf("budget not returned: %d bytes still reserved", n)
 	}
+	if peak.Load() == 0 || onDisk.Load() != 0 {
+		t.Fatalf("disk accounting: peak %d, now %d", peak.Load(), onDisk.Load())
+	}
+	e.noTempFiles(t)
+}
+
+func decodePNG(t *testing.T, b []byte) image.Image {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
 
 // fullDisk is a spool file that accepts limit bytes and then fails as a
@@ -554,6 +584,27 @@ func TestHashingSlots(t *testing.T) {
 	<-e.proxy.hashSlots
 	if n := e.up.uploads.Load(); n != 1 {
 		t.Fatalf("%d uploads reached the homeserver; want only the first", n)
+	}
+	e.noTempFiles(t)
+}
+
+// A body spooled to disk that then outgrows max_download_buffer is streamed
+// from the file onwards: the client gets every byte, in order.
+func TestSpooledDownloadOutgrowsLimit(t *testing.T) {
+	e := newEnv(t, []string{"md5 " + strings.Repeat("0", 31) + "1"}, func(c *Config) {
+		c.MaxBufferedTotal, c.MaxDownloadBuffer = 64<<10, 256<<10
+	})
+	body := make([]byte, 700<<10)
+	for i := range body {
+		body[i] = byte(i * 31 >> 7)
+	}
+	// Chunked, so the length is unknown until the end.
+	e.up.put("grow", body, "video/mp4")
+	e.proxy.reserve(64 << 10)
+	resp, got := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/grow", "", nil)
+	e.proxy.buffered.Add(-64 << 10)
+	if resp.StatusCode != 200 || !bytes.Equal(got, body) || e.obs.last().Outcome != Clean {
+		t.Fatalf("%d, %d of %d bytes, equal %v, outcome %s", resp.StatusCode, len(got), len(body), bytes.Equal(got, body), e.obs.last().Outcome)
 	}
 	e.noTempFiles(t)
 }

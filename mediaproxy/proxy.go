@@ -26,7 +26,7 @@ const (
 	DefaultMaxUploadSize     = 100 << 20
 	DefaultMemoryBuffer      = 4 << 20
 	DefaultMaxDownloadBuffer = 16 << 20
-	DefaultMaxBufferedTotal  = 256 << 20
+	DefaultMaxBufferedTotal  = 64 << 20
 	// DefaultUploadIdleTimeout is nginx's client_body_timeout: an upload
 	// that sends nothing for this long is dead or a slow-loris.
 	DefaultUploadIdleTimeout = 60 * time.Second
@@ -60,10 +60,11 @@ type Config struct {
 	// hashing and are aborted on a late match.
 	MaxDownloadBuffer int64
 	// MaxBufferedTotal bounds the bytes all concurrent uploads and
-	// downloads hold in memory while being judged (default 256 MiB). An
-	// upload that would exceed it spools straight to disk; a download
-	// streams while hashed instead (exact hashes only). Many parallel or
-	// deliberately slow clients cannot exhaust memory.
+	// downloads hold in memory while being judged (default 64 MiB).
+	// Beyond it bodies are spooled to disk and judged from there, PDQ
+	// included (federation downloads, parsed in memory, stream with exact
+	// hashes instead). Many parallel or deliberately slow clients cannot
+	// exhaust memory.
 	MaxBufferedTotal int64
 	// MaxConcurrentHashing bounds how many bodies are decoded and
 	// PDQ-hashed at once; the rest wait their turn (exact digests are
@@ -170,6 +171,14 @@ func (p *Proxy) reserve(n int64) bool {
 		return false
 	}
 	return true
+}
+
+// spooled accounts bytes added to (positive) or removed from the spool
+// directory.
+func (p *Proxy) spooled(delta int64) {
+	if p.cfg.OnSpool != nil && delta != 0 {
+		p.cfg.OnSpool(delta)
+	}
 }
 
 // Buffered reports the bytes uploads and downloads hold in memory while

@@ -71,8 +71,11 @@ func (s *scratch) grow(n int) {
 	s.a, s.b = s.a[:n], s.b[:n]
 }
 
-// maxPooledFloats stops one huge image from pinning hundreds of MB in the pool.
-const maxPooledFloats = 4096 * 4096
+// maxPooledFloats stops large images from pinning their buffers in the
+// pool: up to 4 MP (a phone photo at Matrix clients' usual upload size),
+// 32 MB per pooled scratch; anything larger is allocated for the one image
+// and given back to the collector.
+const maxPooledFloats = 2048 * 2048
 
 // hashLuma hashes a rows×cols float32 luma buffer (row-major). The buffer is
 // used as scratch and overwritten.
