@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 const (
@@ -56,12 +57,30 @@ var DihedralNames = [8]string{"original", "rotate90", "rotate180", "rotate270", 
 const parallelMinPixels = 128 * 1024
 
 // scratch holds the two full-size float buffers the Jarosz filter ping-pongs
-// between; pooled so steady-state hashing does not allocate megabytes.
+// between; one is kept for the next image so steady-state hashing does not
+// allocate megabytes.
 type scratch struct {
 	a, b []float32
 }
 
-var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+// spareScratch is that one kept scratch. Not a sync.Pool: its per-P private
+// slots kept one 25 MB scratch per P although callers hash one image at a
+// time (mediaproxy bounds concurrency itself); a single slot any thread can
+// take holds at most one.
+var spareScratch atomic.Pointer[scratch]
+
+func getScratch() *scratch {
+	if s := spareScratch.Swap(nil); s != nil {
+		return s
+	}
+	return new(scratch)
+}
+
+func putScratch(s *scratch) {
+	if cap(s.a) <= maxPooledFloats {
+		spareScratch.CompareAndSwap(nil, s)
+	}
+}
 
 func (s *scratch) grow(n int) {
 	if cap(s.a) < n {

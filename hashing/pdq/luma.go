@@ -29,13 +29,11 @@ func FromImage(img image.Image, opt Options) Result {
 	if opt.Resize512 && (w > 512 || h > 512) {
 		rows, cols = 512, 512
 	}
-	s := scratchPool.Get().(*scratch)
+	s := getScratch()
 	s.grow(rows * cols)
 	fillLuma(img, s.a, rows, cols)
 	res := hashLuma(s.a, s.b, rows, cols, opt.Dihedral)
-	if cap(s.a) <= maxPooledFloats {
-		scratchPool.Put(s)
-	}
+	putScratch(s)
 	return res
 }
 
