@@ -82,6 +82,8 @@ var (
 	goalLevel  = flag.Int("goal-level", 200, "concurrency at which errors and missed listed items must be 0 (the highest level if absent)")
 	strict     = flag.Bool("strict", false, "exit with status 1 when a goal is not met")
 	memLimit   = flag.String("gomemlimit", "", "GOMEMLIMIT for Caddy only (e.g. 250MiB); empty = Caddy's default")
+	maxProcs   = flag.Int("gomaxprocs", 0, "GOMAXPROCS for Caddy only; 0 = Caddy's default")
+	mgOptions  = flag.String("options", "", "extra lines for the mediaguard global block, ';'-separated (e.g. \"max_concurrent_hashing 2\")")
 	admin      = flag.String("admin", "off", "Caddy's admin endpoint (e.g. 127.0.0.1:2999 for /debug/pprof/ while it runs)")
 )
 
@@ -755,6 +757,7 @@ func main() {
 		homeserver http://%s
 		audit_log %s
 		temp_dir %s
+		%s
 	}
 }
 http://127.0.0.1:%d {
@@ -767,7 +770,7 @@ http://127.0.0.1:%d {
 http://127.0.0.1:%d {
 	metrics
 }
-`, *admin, bank, upAddr, filepath.Join(dir, "audit.log"), spool, plain, upAddr, guarded, upAddr, metrics)), 0o600))
+`, *admin, bank, upAddr, filepath.Join(dir, "audit.log"), spool, strings.ReplaceAll(*mgOptions, ";", "\n\t\t"), plain, upAddr, guarded, upAddr, metrics)), 0o600))
 
 	logPath := filepath.Join(os.TempDir(), "mgload-caddy.log")
 	logf, err := os.Create(logPath)
@@ -778,6 +781,9 @@ http://127.0.0.1:%d {
 	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
 	if *memLimit != "" {
 		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+*memLimit)
+	}
+	if *maxProcs > 0 {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("GOMAXPROCS=%d", *maxProcs))
 	}
 	check(cmd.Start())
 	caddyPID = cmd.Process.Pid
