@@ -562,6 +562,11 @@ func TestHashingSlots(t *testing.T) {
 	if e.up.uploads.Load() != 0 {
 		t.Fatal("forwarded before it was hashed")
 	}
+	// An encrypted attachment is no image: its header says so, and it
+	// does not queue behind the decoding.
+	if resp, _ := e.upload(t, "application/octet-stream", bytes.Repeat([]byte{0x5e, 0xa1}, 4000)); resp.StatusCode != 200 || e.obs.last().Outcome != Unscannable {
+		t.Fatalf("encrypted upload beside a busy slot: %d %s", resp.StatusCode, e.obs.last().Outcome)
+	}
 	<-e.proxy.hashSlots
 	if st := <-done; st != 200 || e.obs.last().PDQ == nil {
 		t.Fatalf("after the slot freed: %d, PDQ %v", st, e.obs.last().PDQ)
@@ -582,8 +587,8 @@ func TestHashingSlots(t *testing.T) {
 	<-done
 	eventually(t, "the waiter gone", func() bool { return e.proxy.HashWaiting() == 0 })
 	<-e.proxy.hashSlots
-	if n := e.up.uploads.Load(); n != 1 {
-		t.Fatalf("%d uploads reached the homeserver; want only the first", n)
+	if n := e.up.uploads.Load(); n != 2 {
+		t.Fatalf("%d uploads reached the homeserver; want the encrypted one and the first image", n)
 	}
 	e.noTempFiles(t)
 }

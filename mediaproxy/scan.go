@@ -33,12 +33,18 @@ func (p *Proxy) scan(ctx context.Context, r io.ReadSeeker, contentType string, d
 	q := exactQuery(d, contentType)
 	var s scanned
 	if q.Kind == matcher.KindImage || q.Kind == matcher.KindUnknown || q.Kind == matcher.KindFile {
-		if !p.acquireHashSlot(ctx) {
-			s.query = q
-			return s
+		// The header is cheap: encrypted attachments, non-images and
+		// bombs are told apart before queueing for a decoding slot.
+		_, err := pdq.CheckHeader(r, pdq.DecodeOptions{MaxPixels: p.cfg.MaxPixels})
+		var res pdq.Result
+		if err == nil {
+			if !p.acquireHashSlot(ctx) {
+				s.query = q
+				return s
+			}
+			res, err = p.hashImage(r)
+			p.releaseHashSlot()
 		}
-		res, err := p.hashImage(r)
-		p.releaseHashSlot()
 		switch {
 		case err == nil:
 			q.Kind = matcher.KindImage

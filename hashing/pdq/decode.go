@@ -40,33 +40,48 @@ type DecodeOptions struct {
 	MaxPixels int
 }
 
-// Decode reads only the image header first and refuses images above the
-// pixel limit, then decodes. r must be seekable (a bytes.Reader or the
-// spool file) so the header can be read twice without buffering the body.
-// It returns the format name ("jpeg", "png", ...).
-func Decode(r io.ReadSeeker, opt DecodeOptions) (img image.Image, format string, err error) {
+// CheckHeader reads only r's image header and says whether Decode could
+// go ahead: ErrNotImage for bytes of no known image format, ErrCorrupt for
+// an unreadable header, ErrTooManyPixels above the limit, nil otherwise.
+// It costs a few kilobytes of reading, so callers can turn away encrypted
+// attachments and bombs before queueing for the expensive decode. r is
+// left where it was.
+func CheckHeader(r io.ReadSeeker, opt DecodeOptions) (format string, err error) {
 	maxPixels := opt.MaxPixels
 	if maxPixels <= 0 {
 		maxPixels = DefaultMaxPixels
 	}
 	start, err := r.Seek(0, io.SeekCurrent)
 	if err != nil {
-		return nil, "", err
+		return "", err
 	}
+	defer func() {
+		if _, serr := r.Seek(start, io.SeekStart); serr != nil && err == nil {
+			err = serr
+		}
+	}()
 	cfg, format, err := image.DecodeConfig(r)
 	if err != nil {
 		if errors.Is(err, image.ErrFormat) {
-			return nil, "", ErrNotImage
+			return "", ErrNotImage
 		}
-		return nil, format, fmt.Errorf("%w: %s header: %v", ErrCorrupt, orUnknown(format), err)
+		return format, fmt.Errorf("%w: %s header: %v", ErrCorrupt, orUnknown(format), err)
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, format, fmt.Errorf("%w: %s declares %dx%d", ErrCorrupt, format, cfg.Width, cfg.Height)
+		return format, fmt.Errorf("%w: %s declares %dx%d", ErrCorrupt, format, cfg.Width, cfg.Height)
 	}
 	if int64(cfg.Width)*int64(cfg.Height) > int64(maxPixels) {
-		return nil, format, fmt.Errorf("%w: %s is %dx%d, limit %d pixels", ErrTooManyPixels, format, cfg.Width, cfg.Height, maxPixels)
+		return format, fmt.Errorf("%w: %s is %dx%d, limit %d pixels", ErrTooManyPixels, format, cfg.Width, cfg.Height, maxPixels)
 	}
-	if _, err := r.Seek(start, io.SeekStart); err != nil {
+	return format, nil
+}
+
+// Decode reads only the image header first and refuses images above the
+// pixel limit, then decodes. r must be seekable (a bytes.Reader or the
+// spool file) so the header can be read twice without buffering the body.
+// It returns the format name ("jpeg", "png", ...).
+func Decode(r io.ReadSeeker, opt DecodeOptions) (img image.Image, format string, err error) {
+	if format, err := CheckHeader(r, opt); err != nil {
 		return nil, format, err
 	}
 	img, format, err = decodeNoPanic(r)
@@ -75,6 +90,10 @@ func Decode(r io.ReadSeeker, opt DecodeOptions) (img image.Image, format string,
 	}
 	// A decoder that trusted a different size than its header said would
 	// defeat the limit; refuse rather than hash something unexpected.
+	maxPixels := opt.MaxPixels
+	if maxPixels <= 0 {
+		maxPixels = DefaultMaxPixels
+	}
 	if b := img.Bounds(); int64(b.Dx())*int64(b.Dy()) > int64(maxPixels) {
 		return nil, format, fmt.Errorf("%w: %s decoded to %dx%d", ErrTooManyPixels, format, b.Dx(), b.Dy())
 	}
