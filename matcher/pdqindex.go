@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/bits"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -43,6 +44,9 @@ type PDQIndex struct {
 	// every id fits, leaving the top byte for chunk bits that filter
 	// candidates before their hash is read.
 	idBits uint
+	// posMask extracts a position from a table's offsets: the low
+	// pdqPosBits when tables keep half counts above them.
+	posMask uint32
 	// plans caches the radii per threshold, computed on first use: a plan
 	// for every threshold up front would cost more than it saves.
 	plans [pdqBits + 1]atomic.Pointer[pdqPlan]
@@ -56,12 +60,24 @@ const pdqBits = 256
 // idBits and the chunk's low ext bits above it. Keeping some chunk bits in
 // the entry makes a chunk wider (so fewer random candidates match it)
 // without growing the offsets, which cost 4 bytes per possible value.
+//
+// When positions fit in 24 bits (halves), the top byte of offsets[v] is
+// free and holds 1 + the number of bucket v's entries whose top entry bit is
+// 0 (0 if that does not fit): the bucket's entries are sorted, so this
+// splits it into the halves of either value of that bit. A probe that
+// needs exactly q's entry bits (most do) then reads half a bucket, ~10
+// entries, usually one cache line instead of two.
 type pdqTable struct {
 	start, width uint // bits [start, start+width) counted from the MSB of Hash[0]
 	ext          uint // low chunk bits kept in entries, not in the bucket number
+	halves       bool
 	offsets      []uint32
 	entries      []uint32
 }
+
+// pdqPosBits is the width of a position in offsets when the table has
+// halves.
+const pdqPosBits = 24
 
 // pdqPlan is how one threshold is searched: linear, or the radius tau per
 // table (-1 skips the table).
@@ -123,8 +139,11 @@ func newPDQIndexLayout(hashes []pdq.Hash, tops, exts []uint, idBits uint) *PDQIn
 	if len(tops) > pdqMaxTables {
 		panic("matcher: too many PDQ index tables")
 	}
-	ix := &PDQIndex{hashes: hashes, idBits: idBits}
+	ix := &PDQIndex{hashes: hashes, idBits: idBits, posMask: ^uint32(0)}
 	n := len(hashes)
+	if n < 1<<pdqPosBits {
+		ix.posMask = 1<<pdqPosBits - 1
+	}
 	var start uint
 	for i, t := range tops {
 		w := t + exts[i]
@@ -196,6 +215,22 @@ func (t *pdqTable) build(hashes []pdq.Hash, tmp *pdqBuildScratch, idBits uint) {
 		off[b+1]++
 	}
 	t.offsets, t.entries = off, entries
+	if t.ext > 0 && n < 1<<pdqPosBits {
+		t.halves = true
+		// Entries below split have the top entry bit 0. A count that
+		// does not fit the byte (a pile) is left 0: the whole bucket.
+		split := uint32(1) << (t.ext - 1) << idBits
+		for v := range len(off) - 1 {
+			lo, hi := off[v], off[v+1]&(1<<pdqPosBits-1)
+			low := uint32(0)
+			for _, e := range entries[lo:hi] {
+				low += (e - split) >> 31
+			}
+			if low < 255 {
+				off[v] |= (low + 1) << pdqPosBits
+			}
+		}
+	}
 }
 
 // pdqBuildScratch is one build worker's temporary arrays.
@@ -254,32 +289,67 @@ func (ix *PDQIndex) Search(dst []PDQHit, q pdq.Hash, threshold int) []PDQHit {
 	return ix.searchPlan(dst, q, threshold, p.tau)
 }
 
-// The search runs in passes over batches of buckets gathered from all
-// tables, so that the random reads of each pass are independent of one
-// another and overlap in the memory system, and so that a branch on loaded
-// data finds it arrived instead of discarding the reads issued behind it:
-// locate buckets (offsets), pull their cache lines in, pick candidates from
-// them, then read and compare the candidates' hashes.
+// The search is bound by random memory reads: at 10M hashes and threshold
+// 31 a query probes ~1,900 buckets (~1,300 cache lines of offsets, ~2,900
+// of entries once halves narrow them) and reads ~2,900 candidate hashes,
+// each a random line in ~800 MB that takes ~300 ns on the machine measured
+// (a TLB miss under nested paging, then DRAM). Such reads only overlap when
+// each one's address is known without waiting for another, so the search
+// runs in passes over a batch of probes (up to pdqProbeBatch, from one or
+// more tables), each pass a tight loop whose loads depend neither on one
+// another nor on a branch:
+//
+//  1. enumerate the batch's probes (bucket, radius left): no reads;
+//  2. read every probed bucket's bounds (locate);
+//  3. touch the cache lines of every bucket;
+//  4. pick the candidates from the buckets, now cached (collect);
+//  5. touch the hash of every candidate, per candidate batch;
+//  6. compare the candidates with the query (check).
+//
+// Batches are small enough that what passes 3 and 5 pulled in is still
+// cached, its pages still in the TLB, when passes 4 and 6 use it. Each
+// inner loop is its own small function with the table's values hoisted
+// out of it: inside one big function the compiler kept loop counters on
+// the stack, which made pass 4 cost as much as a memory pass. Fusing
+// passes (touching a batch while picking from the one before, or touching
+// hashes a few candidates ahead of comparing) measured slower: a load that
+// misses holds up retirement, so compute between the loads cuts how many
+// misses are in flight.
 const (
-	pdqBucketBatch = 1024
-	pdqCandBatch   = 4096
+	pdqProbeBatch = 512
+	pdqCandBatch  = 512
+	// pdqRunScan is the bucket size up to which the start of q's run of
+	// entry bits is found by counting rather than binary search.
+	pdqRunScan = 64
 )
 
 // pdqSearchScratch holds one search's batches; pooled because it is too big
 // for a fresh goroutine's stack and searches are frequent.
 type pdqSearchScratch struct {
-	bt     [pdqBucketBatch]uint8 // table of each bucket
-	rad    [pdqBucketBatch]int8  // radius left for the entry bits
-	lo, hi [pdqBucketBatch]uint32
-	ct     [pdqCandBatch]uint8 // table that yielded each candidate
+	// The batch's probes: bucket number and radius left for the entry
+	// bits, then the bucket's bounds.
+	pv     [pdqProbeBatch]uint32
+	prad   [pdqProbeBatch]int8
+	lo, hi [pdqProbeBatch]uint32
 	cand   [pdqCandBatch]uint32
-	qext   [pdqMaxTables]uint32 // q's entry bits per table
+	ct     [pdqCandBatch]uint8 // table that yielded each candidate
 	// touch receives the loads that pull data into cache, so that the
 	// compiler cannot drop them as unused.
 	touch uint32
 }
 
 var pdqSearchPool = sync.Pool{New: func() any { return new(pdqSearchScratch) }}
+
+// pdqSegment is the part of a probe batch from one table, with q's bucket
+// number and entry bits in it: probes [from, to), of which those from full
+// on have no radius left for the entry bits.
+type pdqSegment struct {
+	t              *pdqTable
+	ti             uint8
+	qtop           uint64
+	qext           uint32
+	from, full, to int
+}
 
 // pdqSearcher is the state of one multi-index search.
 type pdqSearcher struct {
@@ -289,7 +359,17 @@ type pdqSearcher struct {
 	tau       []int8
 	dst       []PDQHit
 	sc        *pdqSearchScratch
-	nb, nc    int
+	nc        int // candidates in sc.cand
+	segs      [pdqMaxTables]pdqSegment
+	nseg      int
+	// The probe enumeration: table cur.ti while active (next is the table
+	// after it), bucket masks of weight k (up to kmax) in Gosper order, x
+	// the next one.
+	cur        pdqSegment
+	active     bool
+	next       int
+	r, k, kmax int
+	x, limit   uint64
 }
 
 // searchPlan runs the multi-index search with radius tau[i] in table i.
@@ -297,164 +377,294 @@ type pdqSearcher struct {
 func (ix *PDQIndex) searchPlan(dst []PDQHit, q pdq.Hash, threshold int, tau []int8) []PDQHit {
 	sc := pdqSearchPool.Get().(*pdqSearchScratch)
 	s := pdqSearcher{ix: ix, q: &q, threshold: threshold, tau: tau, dst: dst, sc: sc}
-	for ti := range ix.tables {
-		r := int(tau[ti])
-		if r < 0 {
+	for s.fill() {
+		segs := s.segs[:s.nseg]
+		for i := range segs {
+			s.locate(&segs[i])
+		}
+		for i := range segs {
+			g := &segs[i]
+			sc.touch += pdqTouchBuckets(g.t.entries, sc.lo[g.from:g.to], sc.hi[g.from:g.to])
+		}
+		for i := range segs {
+			s.collect(&segs[i])
+		}
+	}
+	s.check()
+	dst = s.dst
+	pdqSearchPool.Put(sc)
+	return dst
+}
+
+// fill gathers the next batch of probes, from as many tables as fit, and
+// reports whether there were any.
+func (s *pdqSearcher) fill() bool {
+	n := 0
+	s.nseg = 0
+	for n < pdqProbeBatch && (s.active || s.nextTable()) {
+		g := &s.segs[s.nseg]
+		s.nseg++
+		*g = s.cur
+		g.from = n
+		n, g.full = s.probes(n)
+		g.to = n
+	}
+	return s.nseg > 0
+}
+
+// nextTable starts the enumeration of the next table the plan probes,
+// reporting false when there is none.
+func (s *pdqSearcher) nextTable() bool {
+	for ; s.next < len(s.ix.tables); s.next++ {
+		ti := s.next
+		if s.tau[ti] < 0 {
 			continue
 		}
-		t := &ix.tables[ti]
-		qv := t.chunk(&q)
-		sc.qext[ti] = qv & (1<<t.ext - 1)
-		qtop := uint64(qv >> t.ext)
+		s.next++
+		t := &s.ix.tables[ti]
+		qv := t.chunk(s.q)
 		top := t.width - t.ext
-		limit := uint64(1) << top
-		off := t.offsets
-		nb := s.nb
-		// Every bucket mask of weight k <= r by Gosper's hack; the
-		// remaining radius r-k is spent on the entry bits.
-		for k := 0; k <= min(r, int(top)); k++ {
-			rad := int8(r - k)
-			x := uint64(1)<<k - 1
-			for x < limit {
-				v := qtop ^ x
-				sc.bt[nb], sc.rad[nb], sc.lo[nb], sc.hi[nb] = uint8(ti), rad, off[v], off[v+1]
-				nb++
-				if nb == pdqBucketBatch {
-					s.nb = nb
-					s.buckets()
-					nb = 0
-				}
-				if k == 0 {
-					break
-				}
-				c := x & -x
-				y := x + c
-				x = (x^y)>>2>>bits.TrailingZeros64(c) | y
-			}
-		}
-		s.nb = nb
+		s.cur = pdqSegment{t: t, ti: uint8(ti), qtop: uint64(qv >> t.ext), qext: qv & (1<<t.ext - 1)}
+		s.r = int(s.tau[ti])
+		s.kmax, s.limit = min(s.r, int(top)), uint64(1)<<top
+		s.k, s.x = 0, 0
+		s.active = true
+		return true
 	}
-	s.buckets()
-	s.check()
-	pdqSearchPool.Put(sc)
-	return s.dst
+	return false
 }
 
-// buckets turns the located buckets into candidates.
-func (s *pdqSearcher) buckets() {
-	sc, tables := s.sc, s.ix.tables
-	// Touch the cache lines of every bucket first (up to four lines; a
-	// bucket holds ~20 entries): a few instructions per line, so many
-	// reads are in flight at once, and the lookups below then run on data
-	// already arrived. entries has one spare element, so hi is a valid
-	// index.
+// probes appends to the batch from position n buckets of the current
+// table, until the batch is full or the table done: every bucket whose
+// number differs from q's in k <= r bits, by Gosper's hack over the masks
+// of each weight k, the remaining radius r-k spent on the entry bits.
+// Masks come by increasing weight, so the probes with no radius left
+// (k == r, most of them) are a tail, from full on. It returns the new
+// batch size and full.
+func (s *pdqSearcher) probes(n int) (int, int) {
+	sc := s.sc
+	full := pdqProbeBatch
+	x, k, qtop := s.x, s.k, s.cur.qtop
+	for n < pdqProbeBatch {
+		if k == s.r {
+			full = min(full, n)
+		}
+		sc.pv[n], sc.prad[n] = uint32(qtop^x), int8(s.r-k)
+		n++
+		if k > 0 {
+			c := x & -x
+			y := x + c
+			x = (x^y)>>2>>bits.TrailingZeros64(c) | y
+		}
+		if k == 0 || x >= s.limit {
+			if k++; k > s.kmax {
+				s.active = false
+				break
+			}
+			x = uint64(1)<<k - 1
+		}
+	}
+	s.x, s.k = x, k
+	return n, min(full, n)
+}
+
+// locate reads the bounds of the segment's buckets. The probes from full
+// on need only q's entry bits; where the table records halves (see
+// pdqTable) their bounds are narrowed to the half with q's top entry bit.
+func (s *pdqSearcher) locate(g *pdqSegment) {
+	sc, t, mask := s.sc, g.t, s.ix.posMask
+	off := t.offsets
+	lo, hi := sc.lo[:g.to], sc.hi[:g.to]
+	for i := g.from; i < g.full; i++ {
+		v := sc.pv[i]
+		lo[i], hi[i] = off[v]&mask, off[v+1]&mask
+	}
+	switch {
+	case !t.halves:
+		for i := g.full; i < g.to; i++ {
+			v := sc.pv[i]
+			lo[i], hi[i] = off[v]&mask, off[v+1]&mask
+		}
+	case g.qext>>(t.ext-1) == 0:
+		for i := g.full; i < g.to; i++ {
+			v := sc.pv[i]
+			a, b := off[v], off[v+1]
+			l, h := a&mask, b&mask
+			// A select, not a branch: half (0 when unrecorded) is
+			// still being loaded.
+			if half := a >> pdqPosBits; half != 0 {
+				h = l + half - 1
+			}
+			lo[i], hi[i] = l, h
+		}
+	default:
+		for i := g.full; i < g.to; i++ {
+			v := sc.pv[i]
+			a, b := off[v], off[v+1]
+			l, h := a&mask, b&mask
+			if half := a >> pdqPosBits; half != 0 {
+				l += half - 1
+			}
+			lo[i], hi[i] = l, h
+		}
+	}
+}
+
+// pdqTouchBuckets reads the cache lines of each bucket (three reads, which
+// cover any bucket of up to 33 entries; a bucket averages ~20 at 10M
+// hashes, a half ~10) and returns their sum. entries has one spare
+// element, so l is a valid index for an empty bucket.
+func pdqTouchBuckets(entries []uint32, lo, hi []uint32) uint32 {
 	var touch uint32
-	for b := range s.nb {
-		entries := tables[sc.bt[b]].entries
-		lo, hi := sc.lo[b], sc.hi[b]
-		touch += entries[lo] + entries[min(lo+16, hi)] + entries[min(lo+32, hi)] +
-			entries[min(lo+48, hi)] + entries[hi]
+	for i, l := range lo {
+		last := max(hi[i], l+1) - 1
+		touch += entries[l] + entries[min(l+16, last)] + entries[last]
 	}
-	sc.touch += touch
-	idBits := s.ix.idBits
-	idMask := uint32(1)<<idBits - 1
-	nc := s.nc
-	for b := range s.nb {
-		ti := sc.bt[b]
-		t := &tables[ti]
-		bucket := t.entries[sc.lo[b]:sc.hi[b]]
-		rad := int(sc.rad[b])
-		qext := sc.qext[ti]
-		if pdqCandBatch-nc < len(bucket) {
-			s.nc = nc
-			s.check()
-			nc = 0
-			// A bucket bigger than the batch (a pile of near duplicates)
-			// is taken in pieces.
-			for len(bucket) > pdqCandBatch {
-				s.nc = s.filter(bucket[:pdqCandBatch], ti, rad, 0)
-				s.check()
-				bucket = bucket[pdqCandBatch:]
-			}
-		}
-		switch {
-		case rad >= int(t.ext):
-			// Every entry is within the radius: no filtering.
-			for _, e := range bucket {
-				sc.cand[nc], sc.ct[nc] = e&idMask, ti
-				nc++
-			}
-		case rad == 0:
-			// Most buckets are probed with the whole radius spent on the
-			// bucket bits, so only entries with exactly q's entry bits
-			// qualify. Entries are sorted, entry bits on top, so these
-			// form one run, found by binary search instead of a scan.
-			key := qext << idBits
-			i, n := 0, len(bucket)
-			for n > 1 {
-				// Branch-free step: whether an entry is below the key is a
-				// coin toss that a branch would mispredict half the time.
-				half := n >> 1
-				below := int((uint64(bucket[i+half]) - uint64(key)) >> 63)
-				i += half & -below
-				n -= half
-			}
-			if i < len(bucket) && bucket[i] < key {
-				i++
-			}
-			for ; i < len(bucket) && bucket[i]>>idBits == qext; i++ {
-				sc.cand[nc], sc.ct[nc] = bucket[i]&idMask, ti
-				nc++
-			}
-		default:
-			nc = s.filter(bucket, ti, rad, nc)
-		}
-	}
-	s.nc = nc
-	s.nb = 0
+	return touch
 }
 
-// filter appends from candidate nc the ids of the entries of table ti
-// whose entry bits are within rad of q's and returns the new count. It is
-// branch-free: a mispredicted branch on an entry still being loaded would
-// discard the loads issued behind it.
-func (s *pdqSearcher) filter(bucket []uint32, ti uint8, rad, nc int) int {
-	idBits := s.ix.idBits
+// collect appends the candidates of the segment's buckets, checking the
+// candidates gathered whenever the candidate batch fills.
+func (s *pdqSearcher) collect(g *pdqSegment) {
+	sc, t, idBits := s.sc, g.t, s.ix.idBits
+	for i := g.from; i < g.full; i++ {
+		s.take(g, t.entries[sc.lo[i]:sc.hi[i]], int(sc.prad[i]))
+	}
+	if t.ext == 0 {
+		// No entry bits: every entry qualifies.
+		for i := g.full; i < g.to; i++ {
+			s.take(g, t.entries[sc.lo[i]:sc.hi[i]], 0)
+		}
+		return
+	}
+	// Only entries with exactly q's entry bits qualify: one run per
+	// bucket, as entries are sorted with the entry bits on top.
+	for i := g.full; i < g.to; {
+		var done int
+		s.nc, done = pdqRuns(t.entries, sc.lo[i:g.to], sc.hi[i:g.to], g.qext, idBits, g.ti, &sc.cand, &sc.ct, s.nc)
+		if i += done; i < g.to {
+			if s.nc > 0 {
+				// Bucket i might not fit in the room left.
+				s.check()
+				continue
+			}
+			// A pile bigger than the candidate batch: take its run in
+			// pieces.
+			bucket := t.entries[sc.lo[i]:sc.hi[i]]
+			a, b := pdqRunSearch(bucket, g.qext, idBits)
+			s.take(g, bucket[a:b], int(t.ext))
+			i++
+		}
+	}
+}
+
+// pdqRuns appends to cand and ct from position nc the run of q's entry
+// bits (qext) of each bucket entries[lo[i]:hi[i]], with table ti, and
+// returns the new count and the number of buckets done: it stops at the
+// first bucket whose entries from the run on would not fit. This loop is
+// most of the search's instructions: it counts the entries below the run
+// (no branch on the entries, each a coin toss) and then copies the run
+// until its end, whose one mispredicted branch costs less than counting
+// the end as well.
+func pdqRuns(entries, lo, hi []uint32, qext uint32, idBits uint, ti uint8, cand *[pdqCandBatch]uint32, ct *[pdqCandBatch]uint8, nc int) (int, int) {
 	idMask := uint32(1)<<idBits - 1
-	qext := s.sc.qext[ti]
-	cand, ct := s.sc.cand[nc:], s.sc.ct[nc:]
+	first := uint64(qext) << idBits
+	end := first + 1<<idBits
+	for i, l := range lo {
+		bucket := entries[l:hi[i]]
+		a := 0
+		if len(bucket) > pdqRunScan {
+			a, _ = slices.BinarySearch(bucket, uint32(first))
+		} else {
+			for _, e := range bucket {
+				a += int((uint64(e) - first) >> 63)
+			}
+		}
+		if len(bucket)-a > pdqCandBatch-nc {
+			return nc, i
+		}
+		for _, e := range bucket[a:] {
+			if uint64(e) >= end {
+				break
+			}
+			cand[nc], ct[nc] = e&idMask, ti
+			nc++
+		}
+	}
+	return nc, len(lo)
+}
+
+// take appends the ids of the bucket's entries whose entry bits are within
+// rad of q's, checking the candidates gathered whenever the batch fills:
+// a bucket bigger than the room left (a pile of near duplicates) is taken
+// in pieces.
+func (s *pdqSearcher) take(g *pdqSegment, bucket []uint32, rad int) {
+	for len(bucket) > 0 {
+		if s.nc == pdqCandBatch {
+			s.check()
+		}
+		part := bucket[:min(len(bucket), pdqCandBatch-s.nc)]
+		s.nc = pdqTake(&s.sc.cand, &s.sc.ct, s.nc, part, g.ti, g.qext, rad, s.ix.idBits)
+		bucket = bucket[len(part):]
+	}
+}
+
+// pdqRunSearch returns the run bucket[a:b] of entries whose entry bits
+// (above idBits) equal qext, by binary search: for piles.
+func pdqRunSearch(bucket []uint32, qext uint32, idBits uint) (a, b int) {
+	end := uint64(qext+1) << idBits
+	a, _ = slices.BinarySearch(bucket, qext<<idBits)
+	b = a
+	for b < len(bucket) && uint64(bucket[b]) < end {
+		b++
+	}
+	return a, b
+}
+
+// pdqTake appends to cand and ct from position n the ids of the entries
+// whose entry bits are within rad of qext, with their table ti, and
+// returns the new count; the caller guarantees room for every entry. It is
+// branch-free: whether an entry qualifies is a coin toss a branch would
+// often mispredict.
+func pdqTake(cand *[pdqCandBatch]uint32, ct *[pdqCandBatch]uint8, n int, bucket []uint32, ti uint8, qext uint32, rad int, idBits uint) int {
+	idMask := uint32(1)<<idBits - 1
+	c, t := cand[n:n+len(bucket)], ct[n:n+len(bucket)]
 	j := 0
 	for _, e := range bucket {
 		pc := bits.OnesCount32(e>>idBits ^ qext)
-		cand[j], ct[j] = e&idMask, ti
+		c[j], t[j] = e&idMask, ti
 		j += 1 + (rad-pc)>>63
 	}
-	return nc + j
+	return n + j
 }
 
-// check verifies the candidates against the full hashes.
+// check verifies the gathered candidates against the full hashes.
 func (s *pdqSearcher) check() {
-	hashes := s.ix.hashes
+	hashes, sc := s.ix.hashes, s.sc
+	cand := sc.cand[:s.nc]
+	s.nc = 0
 	q := s.q
 	q0, q1, q2, q3 := q[0], q[1], q[2], q[3]
-	threshold := s.threshold
-	sc := s.sc
-	// As for buckets: a loop of a few instructions per candidate keeps
-	// several times more hash reads in flight than the comparison below.
-	var touch uint64
-	for _, id := range sc.cand[:s.nc] {
-		touch += hashes[id][0]
-	}
-	sc.touch += uint32(touch)
-	for i, id := range sc.cand[:s.nc] {
+	sc.touch += pdqTouchHashes(hashes, cand)
+	for i, id := range cand {
 		h := &hashes[id]
 		d := bits.OnesCount64(h[0]^q0) + bits.OnesCount64(h[1]^q1) +
 			bits.OnesCount64(h[2]^q2) + bits.OnesCount64(h[3]^q3)
-		if d <= threshold && !s.ix.foundEarlier(h, q, s.tau, int(sc.ct[i])) {
+		if d <= s.threshold && !s.ix.foundEarlier(h, q, s.tau, int(sc.ct[i])) {
 			s.dst = append(s.dst, PDQHit{ID: int32(id), Distance: d})
 		}
 	}
-	s.nc = 0
+}
+
+// pdqTouchHashes reads the first word of each candidate's hash (a hash is
+// one cache line) and returns their sum: a loop of a few instructions per
+// candidate keeps several times more reads in flight than the comparison.
+func pdqTouchHashes(hashes []pdq.Hash, cand []uint32) uint32 {
+	var touch uint64
+	for _, id := range cand {
+		touch += hashes[id][0]
+	}
+	return uint32(touch)
 }
 
 // foundEarlier reports whether an earlier table of the plan also yields h,
