@@ -218,6 +218,7 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mediaproxy: %w", err)
 	}
+	ensureNicedWorkers(cfg.MaxConcurrentHashing)
 	parent := cfg.TempDir
 	cfg.TempDir = dir
 	p := &Proxy{cfg: cfg, log: cfg.Logger, mem: cfg.Memory, spoolParent: parent, hashSlots: make(chan struct{}, cfg.MaxConcurrentHashing)}

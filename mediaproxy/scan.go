@@ -8,6 +8,7 @@ import (
 	"mime"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mediaguard/mediaguard/hashing"
@@ -112,27 +113,58 @@ func (p *Proxy) match(ctx context.Context, d *Decision, sc scanned) (v matcher.V
 // hashingNice is the nice value decoding and PDQ run at.
 const hashingNice = 10
 
-// hashImage decodes and PDQ-hashes r on an OS thread of its own at lower
-// CPU priority. Hashing is throughput work; passing known media through
-// is latency work, and on a small machine both want the same cores. The
-// goroutine exits without unlocking its thread, so the runtime discards
-// the thread rather than hand its lowered priority to other goroutines
-// (an unprivileged process cannot raise it back).
+// hashImage decodes and PDQ-hashes r on one of the niced hashing threads.
+// Hashing is throughput work; passing known media through is latency work,
+// and on a small machine both want the same cores.
 func (p *Proxy) hashImage(r io.ReadSeeker) (res pdq.Result, err error) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	runNiced(func() {
 		defer func() {
 			if v := recover(); v != nil {
 				err = fmt.Errorf("%w: hashing panicked: %v", pdq.ErrCorrupt, v)
 			}
 		}()
-		runtime.LockOSThread()
-		lowerThreadPriority()
 		res, _, err = pdq.HashReader(r, pdq.DecodeOptions{MaxPixels: p.cfg.MaxPixels}, pdq.Options{Dihedral: p.cfg.Dihedral})
-	}()
-	<-done
+	})
 	return res, err
+}
+
+// nicedWorkers run jobs on OS threads locked and lowered to hashingNice
+// once, for the life of the process. They never exit: a goroutine that
+// exits locked makes the runtime terminate its thread, and a thread's
+// death sends PR_SET_PDEATHSIG to any child process it once started (Go
+// issue 27505), which killed test homeservers. Nor can a thread be handed
+// back, as an unprivileged process cannot raise its priority again. The
+// pool only grows, to the largest max_concurrent_hashing configured.
+var nicedWorkers struct {
+	mu   sync.Mutex
+	n    int
+	jobs chan func()
+}
+
+// ensureNicedWorkers starts workers until there are at least n.
+func ensureNicedWorkers(n int) {
+	w := &nicedWorkers
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.jobs == nil {
+		w.jobs = make(chan func())
+	}
+	for ; w.n < n; w.n++ {
+		go func(jobs <-chan func()) {
+			runtime.LockOSThread()
+			lowerThreadPriority()
+			for job := range jobs {
+				job()
+			}
+		}(w.jobs)
+	}
+}
+
+// runNiced runs f on a niced worker and waits for it.
+func runNiced(f func()) {
+	done := make(chan struct{})
+	nicedWorkers.jobs <- func() { defer close(done); f() }
+	<-done
 }
 
 // acquireHashSlot waits for one of the MaxConcurrentHashing slots. Decoding
