@@ -140,7 +140,8 @@ type inspectWriter struct {
 	// reserved is this response's share of the proxy's buffer budget.
 	reserved int64
 	// file holds the body instead of buf when the memory budget is spent:
-	// it is still judged whole, PDQ included, from disk.
+	// it is still judged whole, PDQ included, from disk. digester hashes
+	// it as it is written, so it is not read back for the digests.
 	file     spoolFile
 	fileSize int64
 }
@@ -201,6 +202,7 @@ func (iw *inspectWriter) Write(b []byte) (int, error) {
 		if iw.file != nil {
 			if iw.fileSize+int64(len(b)) <= iw.limit {
 				if n, err := iw.file.Write(b); err == nil {
+					iw.digester.Write(b)
 					iw.fileSize += int64(n)
 					iw.p.spooled(int64(n))
 					return n, nil
@@ -247,16 +249,17 @@ func (iw *inspectWriter) startStreaming() error {
 	}
 	iw.mode = modeStream
 	iw.p.log.Debug("download larger than the buffer; streaming while hashing", zap.String("media", iw.mediaKey))
+	iw.sendHeader(http.StatusOK)
+	if iw.file != nil {
+		// Already hashed as it was spooled: only send it on.
+		_, err := io.Copy(sendWriter{iw}, io.NewSectionReader(iw.file, 0, iw.fileSize))
+		iw.closeFile()
+		return err
+	}
 	if boundary := federationBoundary(iw.ep, iw.header); boundary != "" {
 		iw.mp = newMultipartHasher(boundary)
 	} else {
 		iw.digester = hashing.NewDigester()
-	}
-	iw.sendHeader(http.StatusOK)
-	if iw.file != nil {
-		_, err := io.Copy(streamWriter{iw}, io.NewSectionReader(iw.file, 0, iw.fileSize))
-		iw.closeFile()
-		return err
 	}
 	data := iw.buf.Bytes()
 	iw.buf = bytes.Buffer{}
@@ -265,9 +268,9 @@ func (iw *inspectWriter) startStreaming() error {
 	return err
 }
 
-type streamWriter struct{ iw *inspectWriter }
+type sendWriter struct{ iw *inspectWriter }
 
-func (s streamWriter) Write(b []byte) (int, error) { return s.iw.streamWrite(b) }
+func (s sendWriter) Write(b []byte) (int, error) { return s.iw.send(b) }
 
 // spill moves the body to a spool file when the memory budget is spent,
 // so that it is still judged whole (PDQ included) rather than streamed
@@ -293,6 +296,8 @@ func (iw *inspectWriter) spill() bool {
 		iw.closeFile()
 		return false
 	}
+	iw.digester = hashing.NewDigester()
+	iw.digester.Write(iw.buf.Bytes())
 	iw.buf = bytes.Buffer{}
 	iw.unreserve()
 	return true
@@ -316,6 +321,11 @@ func (iw *inspectWriter) streamWrite(b []byte) (int, error) {
 	} else {
 		iw.digester.Write(b)
 	}
+	return iw.send(b)
+}
+
+// send passes b on, holding back the last streamTail bytes.
+func (iw *inspectWriter) send(b []byte) (int, error) {
 	iw.tail = append(iw.tail, b...)
 	if over := len(iw.tail) - streamTail; over > 0 {
 		if _, err := iw.real.Write(iw.tail[:over]); err != nil {
@@ -406,14 +416,7 @@ func (iw *inspectWriter) finish() error {
 		return nil
 	}
 	if iw.file != nil {
-		body := io.NewSectionReader(iw.file, 0, iw.fileSize)
-		dg, err := digestReader(body)
-		if err != nil {
-			p.log.Error("cannot read back a download spooled to disk; refusing it", zap.String("media", iw.mediaKey), zap.Error(err))
-			writeError(iw.real, http.StatusServiceUnavailable, "M_UNKNOWN", "Media scanning is temporarily unavailable")
-			return nil
-		}
-		return iw.judge(io.NewSectionReader(iw.file, 0, iw.fileSize), iw.contentType(), dg, func() error {
+		return iw.judge(io.NewSectionReader(iw.file, 0, iw.fileSize), iw.contentType(), iw.digester.Sum(), func() error {
 			iw.sendHeader(iw.status)
 			_, err := io.Copy(iw.real, io.NewSectionReader(iw.file, 0, iw.fileSize))
 			return err
@@ -504,15 +507,6 @@ func (p *Proxy) scanExactOnly(dg hashing.Digests, contentType string) scanned {
 		s.unscannable = "image too large to buffer for a perceptual hash"
 	}
 	return s
-}
-
-func digestReader(r io.Reader) (hashing.Digests, error) {
-	d := hashing.NewDigester()
-	if _, err := io.Copy(d, r); err != nil {
-		d.Close()
-		return hashing.Digests{}, err
-	}
-	return d.Sum(), nil
 }
 
 func digestBytes(b []byte) hashing.Digests {
