@@ -11,7 +11,6 @@ package pdq
 
 import (
 	"math"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -98,7 +97,7 @@ const maxPooledFloats = 2048 * 2048
 
 // hashLuma hashes a rows×cols float32 luma buffer (row-major). The buffer is
 // used as scratch and overwritten.
-func hashLuma(luma, tmp []float32, rows, cols int, dihedral bool) Result {
+func hashLuma(luma, tmp []float32, rows, cols int, dihedral bool, workers int) Result {
 	if rows < MinDim || cols < MinDim {
 		r := Result{}
 		if dihedral {
@@ -108,10 +107,6 @@ func hashLuma(luma, tmp []float32, rows, cols int, dihedral bool) Result {
 	}
 	wRows := jaroszWindow(cols)
 	wCols := jaroszWindow(rows)
-	workers := 1
-	if rows*cols >= parallelMinPixels {
-		workers = min(runtime.GOMAXPROCS(0), 8)
-	}
 	for range numJaroszPasses {
 		boxRows(luma, tmp, rows, cols, wRows, workers)
 		boxCols(tmp, luma, rows, cols, wCols, workers)

@@ -3,6 +3,7 @@ package pdq
 import (
 	"image"
 	"image/color"
+	"runtime"
 )
 
 // Options select the hashing convention.
@@ -14,6 +15,23 @@ type Options struct {
 	Resize512 bool
 	// Dihedral also computes the eight dihedral variants.
 	Dihedral bool
+	// Workers bounds the goroutines the filter passes of a large image
+	// are split over: 0 means up to GOMAXPROCS (at most 8), 1 keeps all
+	// the work on the calling goroutine. A caller that hashes on a
+	// lowered-priority thread wants 1: helper goroutines would run on
+	// ordinary threads at full priority. The hash is the same either way.
+	Workers int
+}
+
+// workers is how many goroutines hash a rows×cols image.
+func (o Options) workers(rows, cols int) int {
+	if rows*cols < parallelMinPixels {
+		return 1
+	}
+	if o.Workers > 0 {
+		return min(o.Workers, 8)
+	}
+	return min(runtime.GOMAXPROCS(0), 8)
 }
 
 // FromImage hashes a decoded image. Palette images are hashed from their
@@ -23,7 +41,7 @@ func FromImage(img image.Image, opt Options) Result {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
 	if w < MinDim || h < MinDim {
-		return hashLuma(nil, nil, h, w, opt.Dihedral)
+		return hashLuma(nil, nil, h, w, opt.Dihedral, 1)
 	}
 	rows, cols := h, w
 	if opt.Resize512 && (w > 512 || h > 512) {
@@ -31,8 +49,9 @@ func FromImage(img image.Image, opt Options) Result {
 	}
 	s := getScratch()
 	s.grow(rows * cols)
-	fillLuma(img, s.a, rows, cols)
-	res := hashLuma(s.a, s.b, rows, cols, opt.Dihedral)
+	workers := opt.workers(rows, cols)
+	fillLuma(img, s.a, rows, cols, min(workers, 2))
+	res := hashLuma(s.a, s.b, rows, cols, opt.Dihedral, workers)
 	putScratch(s)
 	return res
 }
@@ -41,16 +60,12 @@ func FromImage(img image.Image, opt Options) Result {
 // smaller than the image, source pixels are picked by nearest neighbour
 // (index floor(dst·W/512), exact in float64 as in the reference's CImg),
 // which is the same as resizing RGB first since no pixel values are mixed.
-func fillLuma(img image.Image, dst []float32, rows, cols int) {
+func fillLuma(img image.Image, dst []float32, rows, cols, workers int) {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
 	xs := make([]int, cols)
 	for j := range xs {
 		xs[j] = b.Min.X + j*w/cols
-	}
-	workers := 1
-	if rows*cols >= parallelMinPixels {
-		workers = 2
 	}
 	parallel(rows, workers, func(r0, r1 int) {
 		for i := r0; i < r1; i++ {
@@ -201,7 +216,7 @@ func coefficients(img image.Image, opt Options) [16][16]float32 {
 	}
 	luma := make([]float32, rows*cols)
 	tmp := make([]float32, rows*cols)
-	fillLuma(img, luma, rows, cols)
+	fillLuma(img, luma, rows, cols, 1)
 	for range numJaroszPasses {
 		boxRows(luma, tmp, rows, cols, jaroszWindow(cols), 1)
 		boxCols(tmp, luma, rows, cols, jaroszWindow(rows), 1)

@@ -101,6 +101,13 @@ func TestVectorsGoDecoded(t *testing.T) {
 			if got := full.Hash.String(); got != row.godecFull || full.Quality != row.godecFullQ {
 				t.Errorf("full resolution: got %s q%d, want %s q%d (distance %d)", got, full.Quality, row.godecFull, row.godecFullQ, hexDistance(t, got, row.godecFull))
 			}
+			// The proxy hashes on one niced thread; splitting the passes
+			// must not change a bit.
+			for _, w := range []int{1, 3} {
+				if one, _ := hashFile(t, filepath.Join(dir, row.path), Options{Workers: w}); one != full {
+					t.Errorf("Workers %d: got %s q%d, default %s q%d", w, one.Hash, one.Quality, full.Hash, full.Quality)
+				}
+			}
 			r512, _ := hashFile(t, filepath.Join(dir, row.path), Options{Resize512: true})
 			if got := r512.Hash.String(); got != row.godec512 || r512.Quality != row.godec512Q {
 				t.Errorf("512 convention: got %s q%d, want %s q%d (distance %d)", got, r512.Quality, row.godec512, row.godec512Q, hexDistance(t, got, row.godec512))
