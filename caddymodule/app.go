@@ -79,6 +79,13 @@ type App struct {
 	// bounds the memory images take under load and leaves a core for the
 	// downloads that need no hashing; others wait their turn.
 	MaxConcurrentHashing int `json:"max_concurrent_hashing,omitempty"`
+	// Hashing is where images are decoded and PDQ-hashed: "process" (the
+	// default) in max_concurrent_hashing worker processes of this same
+	// binary at idle priority, so a decoder crash or blow-up costs one
+	// worker (restarted) and decoding takes neither CPU nor garbage
+	// collection from proxying; or "inline", on niced threads of Caddy's
+	// process. Where no worker can start, images are hashed inline.
+	Hashing string `json:"hashing,omitempty"`
 	// UploadIdleTimeout cuts off an upload whose client sends nothing for
 	// this long, answering 408 (default 60s, like nginx's
 	// client_body_timeout); a negative value disables it.
@@ -316,6 +323,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		MaxBufferedTotal:     a.MaxBufferedTotal,
 		UploadIdleTimeout:    time.Duration(a.UploadIdleTimeout),
 		MaxConcurrentHashing: a.MaxConcurrentHashing,
+		Hashing:              a.Hashing,
 		MaxPixels:            a.MaxPixels,
 		Dihedral:             a.Dihedral,
 		ServerName:           a.ServerName,
@@ -333,6 +341,11 @@ func (a *App) Validate() error {
 	case "", "open", "closed":
 	default:
 		return fmt.Errorf("mediaguard: on_matcher_error must be open or closed, not %q", a.OnMatcherError)
+	}
+	switch a.Hashing {
+	case "", mediaproxy.HashingProcess, mediaproxy.HashingInline:
+	default:
+		return fmt.Errorf("mediaguard: hashing must be process or inline, not %q", a.Hashing)
 	}
 	if a.MaxUploadSize < 0 || a.MemoryBuffer < 0 || a.MaxDownloadBuffer < 0 || a.MaxBufferedTotal < 0 || a.MaxPixels < 0 || a.MaxConcurrentHashing < 0 {
 		return errors.New("mediaguard: sizes must not be negative")

@@ -12,6 +12,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/mediaguard/mediaguard/matcher"
+	"github.com/mediaguard/mediaguard/mediaproxy"
 )
 
 func init() {
@@ -45,6 +46,7 @@ func init() {
 //		max_buffered_total SIZE
 //		upload_idle_timeout DURATION|off
 //		max_concurrent_hashing N
+//		hashing process|inline
 //		max_pixels N
 //		server_name NAME
 //		memory_entries N
@@ -268,6 +270,13 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.MaxConcurrentHashing = n
+		case "hashing":
+			if !d.Args(&a.Hashing) {
+				return d.ArgErr()
+			}
+			if a.Hashing != mediaproxy.HashingProcess && a.Hashing != mediaproxy.HashingInline {
+				return d.Errf("hashing must be process or inline, not %q", a.Hashing)
+			}
 		case "max_pixels":
 			n, err := intArg(d, 1, 1<<31-1)
 			if err != nil {

@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mediaguard/mediaguard/mediaproxy"
 )
 
 // Collectors are created once per process and registered into each config
@@ -55,6 +57,14 @@ var (
 		}
 		return 0
 	})
+	hashWorkersStarted = prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "mediaguard", Name: "hash_workers_started_total",
+		Help: "Hashing worker processes started (hashing process).",
+	}, func() float64 { s, _ := mediaproxy.HashWorkerStats(); return float64(s) })
+	hashWorkersDiscarded = prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "mediaguard", Name: "hash_workers_failed_total",
+		Help: "Hashing worker processes that crashed, timed out on an image, answered garbage or failed to start; each is replaced.",
+	}, func() float64 { _, d := mediaproxy.HashWorkerStats(); return float64(d) })
 	breakerState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "breaker_state",
 		Help: "Circuit breaker state per remote backend: 0 closed, 1 half-open, 2 open.",
@@ -99,7 +109,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{scanned, bytesHashed, hashSeconds, matchSeconds, blocks, spoolBytes, downloadBuffered, hashWaiting, breakerState, breakerTransitions, backendFailures, banks, cacheHits, cacheMisses} {
+	for _, c := range []prometheus.Collector{scanned, bytesHashed, hashSeconds, matchSeconds, blocks, spoolBytes, downloadBuffered, hashWaiting, hashWorkersStarted, hashWorkersDiscarded, breakerState, breakerTransitions, backendFailures, banks, cacheHits, cacheMisses} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

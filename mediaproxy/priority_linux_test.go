@@ -2,6 +2,7 @@ package mediaproxy
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"runtime"
@@ -39,12 +40,12 @@ func TestHashingRunsNiced(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	before := threadNice(t)
-	p, err := New(Config{Matcher: downMatcher{}, TempDir: t.TempDir()})
+	p, err := New(Config{Matcher: downMatcher{}, TempDir: t.TempDir(), Hashing: HashingInline})
 	if err != nil {
 		t.Fatal(err)
 	}
 	probe := &niceProbe{ReadSeeker: bytes.NewReader(encodePNG(testPhoto(3, 64, 64))), t: t}
-	if _, err := p.hashImage(probe); err != nil {
+	if _, err := p.hashImage(context.Background(), probe); err != nil {
 		t.Fatal(err)
 	}
 	if len(probe.seen) == 0 || probe.seen[0] != max(before, hashingNice) {

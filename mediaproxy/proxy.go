@@ -16,6 +16,7 @@ import (
 
 	"github.com/mediaguard/mediaguard/hashing"
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/hashing/worker"
 	"github.com/mediaguard/mediaguard/matcher"
 )
 
@@ -71,6 +72,11 @@ type Config struct {
 	// computed as bytes arrive and are not limited). Default: one less
 	// than GOMAXPROCS, at least 1, so a core stays free for proxying.
 	MaxConcurrentHashing int
+	// Hashing is where images are decoded and PDQ-hashed: HashingProcess
+	// (the default) in worker processes at idle priority, or
+	// HashingInline on niced threads of this process. Where no worker can
+	// be started, images are hashed inline.
+	Hashing string
 	// UploadIdleTimeout abandons an upload whose client sends no byte for
 	// this long (408); default DefaultUploadIdleTimeout, negative for
 	// none. A trickle keeps it alive, but each trickling upload holds
@@ -162,6 +168,8 @@ type Proxy struct {
 	// hashSlots holds a token per body being decoded and PDQ-hashed.
 	hashSlots   chan struct{}
 	hashWaiting atomic.Int64
+	// workers decode and hash in child processes (nil: inline).
+	workers *worker.Pool
 }
 
 // reserve takes n bytes of the shared in-memory budget.
@@ -205,6 +213,13 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.MaxConcurrentHashing <= 0 {
 		cfg.MaxConcurrentHashing = max(1, runtime.GOMAXPROCS(0)-1)
 	}
+	switch cfg.Hashing {
+	case "":
+		cfg.Hashing = HashingProcess
+	case HashingProcess, HashingInline:
+	default:
+		return nil, fmt.Errorf("mediaproxy: hashing must be %q or %q, not %q", HashingProcess, HashingInline, cfg.Hashing)
+	}
 	if cfg.UploadIdleTimeout == 0 {
 		cfg.UploadIdleTimeout = DefaultUploadIdleTimeout
 	}
@@ -222,6 +237,9 @@ func New(cfg Config) (*Proxy, error) {
 	parent := cfg.TempDir
 	cfg.TempDir = dir
 	p := &Proxy{cfg: cfg, log: cfg.Logger, mem: cfg.Memory, spoolParent: parent, hashSlots: make(chan struct{}, cfg.MaxConcurrentHashing)}
+	if cfg.Hashing == HashingProcess {
+		p.workers = sharedHashWorkers(cfg.MaxConcurrentHashing, cfg.Logger)
+	}
 	if cfg.ServerName != "" {
 		s := cfg.ServerName
 		p.serverName.Store(&s)

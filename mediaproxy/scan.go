@@ -9,10 +9,14 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/mediaguard/mediaguard/hashing"
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/hashing/worker"
 	"github.com/mediaguard/mediaguard/matcher"
 )
 
@@ -43,8 +47,14 @@ func (p *Proxy) scan(ctx context.Context, r io.ReadSeeker, contentType string, d
 				s.query = q
 				return s
 			}
-			res, err = p.hashImage(r)
+			res, err = p.hashImage(ctx, r)
 			p.releaseHashSlot()
+		}
+		if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			// The client left mid-hash: nothing is judged (and nothing
+			// remembered as unscannable); the match sees ctx's error.
+			s.query = q
+			return s
 		}
 		switch {
 		case err == nil:
@@ -113,19 +123,73 @@ func (p *Proxy) match(ctx context.Context, d *Decision, sc scanned) (v matcher.V
 // hashingNice is the nice value decoding and PDQ run at.
 const hashingNice = 10
 
-// hashImage decodes and PDQ-hashes r on one of the niced hashing threads.
-// Hashing is throughput work; passing known media through is latency work,
-// and on a small machine both want the same cores.
-func (p *Proxy) hashImage(r io.ReadSeeker) (res pdq.Result, err error) {
+// Hashing modes (Config.Hashing).
+const (
+	HashingProcess = "process"
+	HashingInline  = "inline"
+)
+
+// hashImage decodes and PDQ-hashes r on a worker process, or where none
+// can run, on one of the niced hashing threads. Hashing is throughput
+// work; passing known media through is latency work, and on a small
+// machine both want the same cores.
+func (p *Proxy) hashImage(ctx context.Context, r io.ReadSeeker) (res pdq.Result, err error) {
+	dopt := pdq.DecodeOptions{MaxPixels: p.cfg.MaxPixels}
+	if p.workers != nil {
+		res, err = p.workers.Hash(ctx, r, dopt, pdq.Options{Dihedral: p.cfg.Dihedral})
+		if !errors.Is(err, worker.ErrUnavailable) {
+			return res, err
+		}
+		// The pool logged why; the image is still hashed.
+	}
+	return hashInline(r, dopt, p.cfg.Dihedral)
+}
+
+// hashInline hashes on a niced thread of this process. PDQ gets one
+// worker so none of its passes run on ordinary, full-priority threads.
+func hashInline(r io.ReadSeeker, dopt pdq.DecodeOptions, dihedral bool) (res pdq.Result, err error) {
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return pdq.Result{}, err
+	}
 	runNiced(func() {
 		defer func() {
 			if v := recover(); v != nil {
 				err = fmt.Errorf("%w: hashing panicked: %v", pdq.ErrCorrupt, v)
 			}
 		}()
-		res, _, err = pdq.HashReader(r, pdq.DecodeOptions{MaxPixels: p.cfg.MaxPixels}, pdq.Options{Dihedral: p.cfg.Dihedral})
+		res, _, err = pdq.HashReader(r, dopt, pdq.Options{Dihedral: dihedral, Workers: 1})
 	})
 	return res, err
+}
+
+// hashWorkers is the process-wide pool of hashing processes: like the
+// niced threads, it outlives configuration reloads and only grows.
+var hashWorkers struct {
+	once sync.Once
+	pool *worker.Pool
+	log  atomic.Pointer[zap.Logger]
+}
+
+func sharedHashWorkers(n int, log *zap.Logger) *worker.Pool {
+	w := &hashWorkers
+	w.log.Store(log)
+	w.once.Do(func() {
+		w.pool = worker.NewPool(n, worker.Options{OnExit: func(reason, stderr string) {
+			w.log.Load().Warn("hashing worker process ended; the next image gets a new one (or is hashed in-process while none can start)",
+				zap.String("reason", reason), zap.String("stderr", stderr))
+		}})
+	})
+	w.pool.Grow(n)
+	return w.pool
+}
+
+// HashWorkerStats counts hashing processes started and discarded
+// (crashed, timed out, or failed to start) in this process (metrics).
+func HashWorkerStats() (started, discarded int64) {
+	if hashWorkers.pool == nil {
+		return 0, 0
+	}
+	return hashWorkers.pool.Stats()
 }
 
 // nicedWorkers run jobs on OS threads locked and lowered to hashingNice

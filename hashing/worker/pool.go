@@ -1,0 +1,356 @@
+package worker
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mediaguard/mediaguard/hashing/pdq"
+)
+
+// ErrUnavailable: no worker process could be started. The caller hashes
+// in-process instead, so an image is never left unhashed for it.
+var ErrUnavailable = errors.New("worker: no hashing process available")
+
+// Options configure a Pool. The zero value is ready to use.
+type Options struct {
+	// JobTimeout kills a worker that has not answered one image in this
+	// long: a decoder stuck on hostile input costs one process, never a
+	// thread of the proxy. Default 60s.
+	JobTimeout time.Duration
+	// StartTimeout bounds a new worker's start, up to its greeting.
+	// Default 10s.
+	StartTimeout time.Duration
+	// RetryAfter is how long after a failed start the pool answers
+	// ErrUnavailable at once instead of trying again. Default 30s.
+	RetryAfter time.Duration
+	// Command makes the command of a new worker (tests). Default: this
+	// executable with the worker marker and GOMAXPROCS=1.
+	Command func() *exec.Cmd
+	// OnExit is told when a worker is discarded (crashed, timed out,
+	// answered garbage, or failed to start): why, and the end of its
+	// standard error. It runs on the pool's goroutines.
+	OnExit func(reason, stderr string)
+}
+
+// maxProcs bounds a pool; far more than any core count it is sized by.
+const maxProcs = 256
+
+// Pool runs hashing jobs on worker processes, started on first use and
+// restarted when one fails. It is safe for concurrent use.
+type Pool struct {
+	opt  Options
+	idle chan *proc
+	// room holds a token for every process the pool may still start.
+	room chan struct{}
+	size atomic.Int32
+	// downUntil is when a failed start may be tried again (unix nanos).
+	downUntil atomic.Int64
+	started   atomic.Int64
+	discarded atomic.Int64
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// NewPool returns a pool of at most n worker processes (n ≥ 1).
+func NewPool(n int, opt Options) *Pool {
+	if opt.JobTimeout <= 0 {
+		opt.JobTimeout = 60 * time.Second
+	}
+	if opt.StartTimeout <= 0 {
+		opt.StartTimeout = 10 * time.Second
+	}
+	if opt.RetryAfter <= 0 {
+		opt.RetryAfter = 30 * time.Second
+	}
+	p := &Pool{opt: opt, idle: make(chan *proc, maxProcs), room: make(chan struct{}, maxProcs), closed: make(chan struct{})}
+	p.Grow(n)
+	return p
+}
+
+// Grow raises the number of processes the pool may run to n.
+func (p *Pool) Grow(n int) {
+	n = min(max(n, 1), maxProcs)
+	for {
+		cur := p.size.Load()
+		if int(cur) >= n {
+			return
+		}
+		if p.size.CompareAndSwap(cur, cur+1) {
+			p.room <- struct{}{}
+		}
+	}
+}
+
+// Stats counts processes started, and those discarded or that failed to
+// start, since the pool was made.
+func (p *Pool) Stats() (started, discarded int64) { return p.started.Load(), p.discarded.Load() }
+
+// Hash decodes and hashes the image in r (read from its start) on a
+// worker. Errors wrap the pdq errors the image caused (ErrNotImage,
+// ErrTooManyPixels, ErrCorrupt; a worker that dies twice on the same image
+// counts as ErrCorrupt), ErrUnavailable, or ctx's error when the caller
+// gave up; the job then finishes in the background and r is no longer
+// read.
+func (p *Pool) Hash(ctx context.Context, r io.ReadSeeker, dopt pdq.DecodeOptions, opt pdq.Options) (pdq.Result, error) {
+	size, err := r.Seek(0, io.SeekEnd)
+	if err != nil {
+		return pdq.Result{}, err
+	}
+	var lastDeath string
+	for attempt := 0; attempt < 2; attempt++ {
+		if _, err := r.Seek(0, io.SeekStart); err != nil {
+			return pdq.Result{}, err
+		}
+		pr, err := p.acquire(ctx)
+		if err != nil {
+			return pdq.Result{}, err
+		}
+		res, died, err := p.run(ctx, pr, r, size, dopt, opt)
+		if !died {
+			return res, err
+		}
+		if pr.killedBy.Load() != nil {
+			// Killed for taking too long: the image's doing.
+			return pdq.Result{}, fmt.Errorf("%w: %v", pdq.ErrCorrupt, err)
+		}
+		// A worker can die of its own accord (the OOM killer, an
+		// operator): one more try on a fresh one before blaming the
+		// image.
+		lastDeath = err.Error()
+	}
+	return pdq.Result{}, fmt.Errorf("%w: the hashing worker died twice on this image (%s)", pdq.ErrCorrupt, lastDeath)
+}
+
+// run sends one job to pr and waits for the answer. died says pr failed
+// (and was discarded) rather than answering.
+func (p *Pool) run(ctx context.Context, pr *proc, r io.Reader, size int64, dopt pdq.DecodeOptions, opt pdq.Options) (res pdq.Result, died bool, err error) {
+	timer := time.AfterFunc(p.opt.JobTimeout, func() { pr.kill(fmt.Sprintf("no answer within %v", p.opt.JobTimeout)) })
+	// The body is sent on the caller's goroutine: once Hash returns, the
+	// caller may reuse r. The worker reads it whole before decoding.
+	if err := writeRequest(pr.in, r, size, dopt, opt); err != nil {
+		timer.Stop()
+		return pdq.Result{}, true, p.discard(pr, "sending: "+err.Error())
+	}
+	type answer struct {
+		res pdq.Result
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		res, err := readResponse(pr.out)
+		timer.Stop()
+		done <- answer{res, err}
+	}()
+	finish := func(a answer) (pdq.Result, bool, error) {
+		var remote remoteError
+		if a.err == nil || errors.Is(a.err, pdq.ErrNotImage) || errors.As(a.err, &remote) {
+			p.release(pr)
+			return a.res, false, a.err
+		}
+		return pdq.Result{}, true, p.discard(pr, "answering: "+a.err.Error())
+	}
+	select {
+	case a := <-done:
+		return finish(a)
+	case <-ctx.Done():
+		go func() { finish(<-done) }()
+		return pdq.Result{}, false, ctx.Err()
+	}
+}
+
+func (p *Pool) acquire(ctx context.Context) (*proc, error) {
+	select {
+	case pr := <-p.idle:
+		return pr, nil
+	default:
+	}
+	select {
+	case pr := <-p.idle:
+		return pr, nil
+	case <-p.room:
+		if time.Now().UnixNano() < p.downUntil.Load() {
+			p.room <- struct{}{}
+			return nil, fmt.Errorf("%w: the last start failed", ErrUnavailable)
+		}
+		pr, err := p.start()
+		if err != nil {
+			p.discarded.Add(1)
+			p.downUntil.Store(time.Now().Add(p.opt.RetryAfter).UnixNano())
+			p.room <- struct{}{}
+			if p.opt.OnExit != nil {
+				p.opt.OnExit("start failed: "+err.Error(), "")
+			}
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		return pr, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-p.closed:
+		return nil, fmt.Errorf("%w: pool closed", ErrUnavailable)
+	}
+}
+
+func (p *Pool) release(pr *proc) {
+	select {
+	case <-p.closed:
+		pr.in.Close()
+		p.room <- struct{}{}
+	default:
+		p.idle <- pr
+	}
+}
+
+// discard ends pr and frees its place; the error says what happened.
+func (p *Pool) discard(pr *proc, what string) error {
+	p.discarded.Add(1)
+	reason := what
+	if k := pr.killedBy.Load(); k != nil {
+		reason = *k
+	}
+	pr.in.Close()
+	pr.cmd.Process.Kill()
+	go func() {
+		state := pr.cmd.Wait()
+		if p.opt.OnExit != nil {
+			msg := reason
+			if state != nil {
+				msg += " (" + state.Error() + ")"
+			}
+			p.opt.OnExit(msg, pr.stderr.String())
+		}
+	}()
+	p.room <- struct{}{}
+	return errors.New("hashing worker failed: " + reason)
+}
+
+// Close stops idle workers; busy ones stop when their job ends. Hash
+// answers ErrUnavailable afterwards.
+func (p *Pool) Close() {
+	p.closeOnce.Do(func() {
+		close(p.closed)
+		for {
+			select {
+			case pr := <-p.idle:
+				pr.in.Close()
+				go pr.cmd.Wait()
+			default:
+				return
+			}
+		}
+	})
+}
+
+// proc is one worker process.
+type proc struct {
+	cmd      *exec.Cmd
+	in       io.WriteCloser
+	out      *bufio.Reader
+	stderr   *tail
+	killedBy atomic.Pointer[string]
+}
+
+func (pr *proc) kill(why string) {
+	pr.killedBy.CompareAndSwap(nil, &why)
+	pr.cmd.Process.Kill()
+}
+
+func (p *Pool) start() (*proc, error) {
+	var cmd *exec.Cmd
+	if p.opt.Command != nil {
+		cmd = p.opt.Command()
+	} else {
+		exe, err := executable()
+		if err != nil {
+			return nil, err
+		}
+		cmd = exec.Command(exe)
+		// What ps shows; the marker in the environment is what counts.
+		cmd.Args = []string{"mediaguard-hash-worker"}
+		cmd.Env = workerEnv()
+	}
+	configure(cmd)
+	pr := &proc{cmd: cmd, stderr: &tail{max: 2048}}
+	cmd.Stderr = pr.stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	pr.in, pr.out = in, bufio.NewReaderSize(out, 4<<10)
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	greeted := make(chan error, 1)
+	go func() {
+		line, err := pr.out.ReadString('\n')
+		if err == nil && line != hello {
+			err = fmt.Errorf("unexpected greeting %.40q", line)
+		}
+		greeted <- err
+	}()
+	t := time.NewTimer(p.opt.StartTimeout)
+	defer t.Stop()
+	select {
+	case err = <-greeted:
+	case <-t.C:
+		err = fmt.Errorf("no greeting within %v", p.opt.StartTimeout)
+	}
+	if err != nil {
+		in.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+		if s := pr.stderr.String(); s != "" {
+			err = fmt.Errorf("%w; stderr: %s", err, s)
+		}
+		return nil, err
+	}
+	p.started.Add(1)
+	return pr, nil
+}
+
+// workerEnv is a worker's whole environment: it needs no secrets, and one
+// thread is all a worker uses.
+func workerEnv() []string {
+	env := []string{envMarker + "=" + version, "GOMAXPROCS=1"}
+	// The race detector's and coverage's settings, when tests run.
+	for _, k := range []string{"GORACE", "GOCOVERDIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// tail keeps the last max bytes written to it.
+type tail struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tail) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, b...)
+	if len(t.b) > t.max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+	return len(b), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}

@@ -1,0 +1,235 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image"
+	"image/gif"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/internal/testimg"
+)
+
+func gifBytes(t *testing.T, img image.Image) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := gif.Encode(&b, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// A worker's answers are the in-process hashes, bit for bit, and its
+// errors are the ones the in-process decoder gives.
+func TestHashMatchesInProcess(t *testing.T) {
+	p := NewPool(1, Options{})
+	defer p.Close()
+	photo := testimg.Photo(7, 640, 480)
+	jpg := testimg.JPEG(photo, 90)
+	cases := []struct {
+		name string
+		body []byte
+		dopt pdq.DecodeOptions
+		opt  pdq.Options
+		want error
+	}{
+		{"jpeg", jpg, pdq.DecodeOptions{}, pdq.Options{}, nil},
+		{"png dihedral", testimg.PNG(photo), pdq.DecodeOptions{}, pdq.Options{Dihedral: true}, nil},
+		{"gif resize512", gifBytes(t, testimg.Photo(8, 700, 300)), pdq.DecodeOptions{}, pdq.Options{Resize512: true}, nil},
+		{"tiny", testimg.PNG(testimg.Photo(9, 3, 3)), pdq.DecodeOptions{}, pdq.Options{Dihedral: true}, nil},
+		{"not an image", []byte("ciphertext of an encrypted attachment"), pdq.DecodeOptions{}, pdq.Options{}, pdq.ErrNotImage},
+		{"empty", nil, pdq.DecodeOptions{}, pdq.Options{}, pdq.ErrNotImage},
+		{"over the pixel limit", jpg, pdq.DecodeOptions{MaxPixels: 640*480 - 1}, pdq.Options{}, pdq.ErrTooManyPixels},
+		{"truncated", jpg[:len(jpg)/2], pdq.DecodeOptions{}, pdq.Options{}, pdq.ErrCorrupt},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			want, _, wantErr := pdq.HashBytes(c.body, c.dopt, c.opt)
+			got, err := p.Hash(context.Background(), bytes.NewReader(c.body), c.dopt, c.opt)
+			if !errors.Is(err, c.want) || !errors.Is(wantErr, c.want) {
+				t.Fatalf("error %v (in-process %v), want %v", err, wantErr, c.want)
+			}
+			if err != nil {
+				if err.Error() != wantErr.Error() && !errors.Is(err, pdq.ErrNotImage) {
+					t.Errorf("message %q, in-process %q", err, wantErr)
+				}
+				return
+			}
+			if got.Hash != want.Hash || got.Quality != want.Quality || (got.Dihedral == nil) != (want.Dihedral == nil) ||
+				(got.Dihedral != nil && *got.Dihedral != *want.Dihedral) {
+				t.Fatalf("worker %v q%d, in-process %v q%d", got.Hash, got.Quality, want.Hash, want.Quality)
+			}
+		})
+	}
+	if started, discarded := p.Stats(); started != 1 || discarded != 0 {
+		t.Errorf("started %d, discarded %d; want one process for every job", started, discarded)
+	}
+}
+
+// idlePID is the process ID of an idle worker of p.
+func idlePID(t *testing.T, p *Pool) int {
+	t.Helper()
+	select {
+	case pr := <-p.idle:
+		p.idle <- pr
+		return pr.cmd.Process.Pid
+	default:
+		t.Fatal("no idle worker")
+		return 0
+	}
+}
+
+// Every thread of a worker runs at SCHED_IDLE (field 41 of
+// /proc/PID/task/TID/stat is the policy); the test process keeps its own.
+func TestWorkerRunsAtIdlePriority(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("SCHED_IDLE is Linux's")
+	}
+	p := NewPool(1, Options{})
+	defer p.Close()
+	if _, err := p.Hash(context.Background(), bytes.NewReader(testimg.JPEG(testimg.Photo(1, 800, 600), 85)), pdq.DecodeOptions{}, pdq.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	pid := idlePID(t, p)
+	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		if policy := statField(t, "/proc/"+strconv.Itoa(pid)+"/task/"+task.Name()+"/stat", 41); policy != schedIdle {
+			t.Errorf("worker thread %s has policy %d, want SCHED_IDLE (%d)", task.Name(), policy, schedIdle)
+		}
+	}
+	if len(tasks) == 0 {
+		t.Fatal("worker has no threads")
+	}
+	if policy := statField(t, "/proc/self/stat", 41); policy == schedIdle {
+		t.Error("the test process itself went idle")
+	}
+}
+
+// statField reads field n (1-based, as in proc(5)) of a stat file.
+func statField(t *testing.T, path string, n int) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	v, err := strconv.Atoi(fields[n-3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// A worker killed from outside (the OOM killer, an operator) costs no
+// scan: the job is retried on a fresh one.
+func TestWorkerKilledIsReplaced(t *testing.T) {
+	var exits []string
+	p := NewPool(1, Options{OnExit: func(reason, _ string) { exits = append(exits, reason) }})
+	defer p.Close()
+	img := bytes.NewReader(testimg.PNG(testimg.Photo(2, 320, 240)))
+	first, err := p.Hash(context.Background(), img, pdq.DecodeOptions{}, pdq.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(idlePID(t, p), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	again, err := p.Hash(context.Background(), img, pdq.DecodeOptions{}, pdq.Options{})
+	if err != nil || again != first {
+		t.Fatalf("after the kill: %v, %v; want %v", again, err, first)
+	}
+	if started, discarded := p.Stats(); started != 2 || discarded != 1 {
+		t.Errorf("started %d, discarded %d; want 2 and 1", started, discarded)
+	}
+}
+
+// A job that outlives JobTimeout kills its worker and is reported as a
+// corrupt image, without a second try; the next job gets a new worker.
+func TestJobTimeout(t *testing.T) {
+	var exits []string
+	done := make(chan struct{}, 4)
+	p := NewPool(1, Options{JobTimeout: time.Millisecond, OnExit: func(reason, _ string) { exits = append(exits, reason); done <- struct{}{} }})
+	defer p.Close()
+	big := testimg.JPEG(testimg.Photo(3, 2000, 1500), 90)
+	for i := range 2 {
+		_, err := p.Hash(context.Background(), bytes.NewReader(big), pdq.DecodeOptions{}, pdq.Options{})
+		if !errors.Is(err, pdq.ErrCorrupt) || !strings.Contains(err.Error(), "no answer within 1ms") {
+			t.Fatalf("job %d: %v; want ErrCorrupt for the timeout", i, err)
+		}
+		<-done
+	}
+	if started, discarded := p.Stats(); started != 2 || discarded != 2 {
+		t.Errorf("started %d, discarded %d; want one worker per timed-out job", started, discarded)
+	}
+	if !strings.Contains(exits[0], "no answer within 1ms") || !strings.Contains(exits[0], "killed") {
+		t.Errorf("exit reason %q", exits[0])
+	}
+}
+
+// A worker that cannot start makes Hash answer ErrUnavailable (the caller
+// hashes in-process) and the pool does not try again at once.
+func TestStartFailures(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cmd  func() *exec.Cmd
+		want string
+	}{
+		{"no such binary", func() *exec.Cmd { return exec.Command("/nonexistent/mediaguard") }, "no such file"},
+		{"not a worker", func() *exec.Cmd { return exec.Command("sh", "-c", "echo hello; cat >/dev/null") }, "unexpected greeting"},
+		{"silent", func() *exec.Cmd { return exec.Command("sleep", "10") }, "no greeting within"},
+		{"dies at once", func() *exec.Cmd { return exec.Command("sh", "-c", "echo broken >&2; exit 3") }, "stderr: broken"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var starts int
+			p := NewPool(2, Options{StartTimeout: 200 * time.Millisecond, Command: func() *exec.Cmd { starts++; return c.cmd() }})
+			defer p.Close()
+			img := bytes.NewReader(testimg.PNG(testimg.Photo(4, 64, 64)))
+			_, err := p.Hash(context.Background(), img, pdq.DecodeOptions{}, pdq.Options{})
+			if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v; want ErrUnavailable mentioning %q", err, c.want)
+			}
+			start := time.Now()
+			_, err = p.Hash(context.Background(), img, pdq.DecodeOptions{}, pdq.Options{})
+			if !errors.Is(err, ErrUnavailable) || time.Since(start) > 50*time.Millisecond || starts != 1 {
+				t.Fatalf("second try: %v after %v, %d starts; want ErrUnavailable at once", err, time.Since(start), starts)
+			}
+		})
+	}
+}
+
+// A caller that gives up gets its context's error at once; the worker
+// finishes the job and serves the next one.
+func TestCallerGivesUp(t *testing.T) {
+	p := NewPool(1, Options{})
+	defer p.Close()
+	big := testimg.JPEG(testimg.Photo(5, 2000, 1500), 90)
+	if _, err := p.Hash(context.Background(), bytes.NewReader(big[:100]), pdq.DecodeOptions{}, pdq.Options{}); !errors.Is(err, pdq.ErrCorrupt) {
+		t.Fatal(err) // starts the worker
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+	defer cancel()
+	if _, err := p.Hash(ctx, bytes.NewReader(big), pdq.DecodeOptions{}, pdq.Options{}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v; want the deadline", err)
+	}
+	want, _, _ := pdq.HashBytes(big, pdq.DecodeOptions{}, pdq.Options{})
+	got, err := p.Hash(context.Background(), bytes.NewReader(big), pdq.DecodeOptions{}, pdq.Options{})
+	if err != nil || got != want {
+		t.Fatalf("next job: %v, %v", got, err)
+	}
+	if started, discarded := p.Stats(); started != 1 || discarded != 0 {
+		t.Errorf("started %d, discarded %d; want the same worker throughout", started, discarded)
+	}
+}
