@@ -21,10 +21,17 @@ var ErrUnavailable = errors.New("worker: no hashing process available")
 
 // Options configure a Pool. The zero value is ready to use.
 type Options struct {
-	// JobTimeout kills a worker that has not answered one image in this
-	// long: a decoder stuck on hostile input costs one process, never a
-	// thread of the proxy. Default 60s.
-	JobTimeout time.Duration
+	// JobCPU kills a worker that has spent this much CPU time on one
+	// image: a decoder spinning on hostile input costs one process, never
+	// a thread of the proxy, and the image counts as corrupt. CPU time,
+	// not wall time, because a worker runs only on spare CPU: on a busy
+	// machine an honest image can take long, and must not pass as
+	// unscannable for that. Default 60s.
+	JobCPU time.Duration
+	// JobWall kills a worker that has not answered within this wall time
+	// whatever its CPU use (a worker stuck, not spinning); the caller then
+	// hashes in-process (ErrUnavailable). Default 2m.
+	JobWall time.Duration
 	// StartTimeout bounds a new worker's start, up to its greeting.
 	// Default 10s.
 	StartTimeout time.Duration
@@ -61,8 +68,11 @@ type Pool struct {
 
 // NewPool returns a pool of at most n worker processes (n ≥ 1).
 func NewPool(n int, opt Options) *Pool {
-	if opt.JobTimeout <= 0 {
-		opt.JobTimeout = 60 * time.Second
+	if opt.JobCPU <= 0 {
+		opt.JobCPU = 60 * time.Second
+	}
+	if opt.JobWall <= 0 {
+		opt.JobWall = 2 * time.Minute
 	}
 	if opt.StartTimeout <= 0 {
 		opt.StartTimeout = 10 * time.Second
@@ -117,9 +127,12 @@ func (p *Pool) Hash(ctx context.Context, r io.ReadSeeker, dopt pdq.DecodeOptions
 		if !died {
 			return res, err
 		}
-		if pr.killedBy.Load() != nil {
-			// Killed for taking too long: the image's doing.
+		switch pr.killed.Load() {
+		case killedCPU:
+			// The image's doing.
 			return pdq.Result{}, fmt.Errorf("%w: %v", pdq.ErrCorrupt, err)
+		case killedWall:
+			return pdq.Result{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 		// A worker can die of its own accord (the OOM killer, an
 		// operator): one more try on a fresh one before blaming the
@@ -132,11 +145,11 @@ func (p *Pool) Hash(ctx context.Context, r io.ReadSeeker, dopt pdq.DecodeOptions
 // run sends one job to pr and waits for the answer. died says pr failed
 // (and was discarded) rather than answering.
 func (p *Pool) run(ctx context.Context, pr *proc, r io.Reader, size int64, dopt pdq.DecodeOptions, opt pdq.Options) (res pdq.Result, died bool, err error) {
-	timer := time.AfterFunc(p.opt.JobTimeout, func() { pr.kill(fmt.Sprintf("no answer within %v", p.opt.JobTimeout)) })
+	stopWatch := p.watch(pr)
 	// The body is sent on the caller's goroutine: once Hash returns, the
 	// caller may reuse r. The worker reads it whole before decoding.
 	if err := writeRequest(pr.in, r, size, dopt, opt); err != nil {
-		timer.Stop()
+		stopWatch()
 		return pdq.Result{}, true, p.discard(pr, "sending: "+err.Error())
 	}
 	type answer struct {
@@ -146,7 +159,7 @@ func (p *Pool) run(ctx context.Context, pr *proc, r io.Reader, size int64, dopt 
 	done := make(chan answer, 1)
 	go func() {
 		res, err := readResponse(pr.out)
-		timer.Stop()
+		stopWatch()
 		done <- answer{res, err}
 	}()
 	finish := func(a answer) (pdq.Result, bool, error) {
@@ -208,6 +221,40 @@ func (p *Pool) release(pr *proc) {
 	}
 }
 
+// watch kills pr when its job uses more than JobCPU of CPU time or JobWall
+// of wall time; the returned func stops watching.
+func (p *Pool) watch(pr *proc) (stop func()) {
+	done := make(chan struct{})
+	var once sync.Once
+	go func() {
+		start := time.Now()
+		cpu0, cpuOK := cpuTime(pr.cmd.Process.Pid)
+		t := time.NewTicker(min(max(p.opt.JobCPU/4, time.Millisecond), time.Second))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				used := now.Sub(start) // where CPU time cannot be read
+				if cpuOK {
+					cpu, _ := cpuTime(pr.cmd.Process.Pid)
+					used = cpu - cpu0
+				}
+				switch {
+				case used > p.opt.JobCPU:
+					pr.kill(killedCPU, fmt.Sprintf("used more than %v of CPU on one image", p.opt.JobCPU))
+					return
+				case now.Sub(start) > p.opt.JobWall:
+					pr.kill(killedWall, fmt.Sprintf("no answer within %v", p.opt.JobWall))
+					return
+				}
+			}
+		}
+	}()
+	return func() { once.Do(func() { close(done) }) }
+}
+
 // discard ends pr and frees its place; the error says what happened.
 func (p *Pool) discard(pr *proc, what string) error {
 	p.discarded.Add(1)
@@ -254,11 +301,19 @@ type proc struct {
 	in       io.WriteCloser
 	out      *bufio.Reader
 	stderr   *tail
+	killed   atomic.Int32 // killedCPU or killedWall, once killed by the watch
 	killedBy atomic.Pointer[string]
 }
 
-func (pr *proc) kill(why string) {
-	pr.killedBy.CompareAndSwap(nil, &why)
+const (
+	killedCPU = 1 + iota
+	killedWall
+)
+
+func (pr *proc) kill(how int32, why string) {
+	if pr.killed.CompareAndSwap(0, how) {
+		pr.killedBy.Store(&why)
+	}
 	pr.cmd.Process.Kill()
 }
 

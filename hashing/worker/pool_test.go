@@ -156,26 +156,41 @@ func TestWorkerKilledIsReplaced(t *testing.T) {
 	}
 }
 
-// A job that outlives JobTimeout kills its worker and is reported as a
+// A job that spends more than JobCPU kills its worker and is reported as a
 // corrupt image, without a second try; the next job gets a new worker.
-func TestJobTimeout(t *testing.T) {
+func TestJobCPULimit(t *testing.T) {
 	var exits []string
 	done := make(chan struct{}, 4)
-	p := NewPool(1, Options{JobTimeout: time.Millisecond, OnExit: func(reason, _ string) { exits = append(exits, reason); done <- struct{}{} }})
+	p := NewPool(1, Options{JobCPU: time.Millisecond, OnExit: func(reason, _ string) { exits = append(exits, reason); done <- struct{}{} }})
 	defer p.Close()
 	big := testimg.JPEG(testimg.Photo(3, 2000, 1500), 90)
 	for i := range 2 {
 		_, err := p.Hash(context.Background(), bytes.NewReader(big), pdq.DecodeOptions{}, pdq.Options{})
-		if !errors.Is(err, pdq.ErrCorrupt) || !strings.Contains(err.Error(), "no answer within 1ms") {
-			t.Fatalf("job %d: %v; want ErrCorrupt for the timeout", i, err)
+		if !errors.Is(err, pdq.ErrCorrupt) || !strings.Contains(err.Error(), "used more than 1ms of CPU") {
+			t.Fatalf("job %d: %v; want ErrCorrupt for the CPU limit", i, err)
 		}
 		<-done
 	}
 	if started, discarded := p.Stats(); started != 2 || discarded != 2 {
 		t.Errorf("started %d, discarded %d; want one worker per timed-out job", started, discarded)
 	}
-	if !strings.Contains(exits[0], "no answer within 1ms") || !strings.Contains(exits[0], "killed") {
+	if !strings.Contains(exits[0], "used more than 1ms of CPU") || !strings.Contains(exits[0], "killed") {
 		t.Errorf("exit reason %q", exits[0])
+	}
+}
+
+// A worker that answers nothing while using no CPU (stuck, not spinning)
+// is killed after JobWall, and the caller is told to hash in-process: a
+// slow machine never turns an image into "unscannable".
+func TestJobWallLimit(t *testing.T) {
+	p := NewPool(1, Options{JobWall: 100 * time.Millisecond, Command: func() *exec.Cmd {
+		return exec.Command("sh", "-c", "printf 'mediaguard-hash-worker 1\\n'; exec sleep 10")
+	}})
+	defer p.Close()
+	img := bytes.NewReader(testimg.PNG(testimg.Photo(6, 32, 32)))
+	_, err := p.Hash(context.Background(), img, pdq.DecodeOptions{}, pdq.Options{})
+	if !errors.Is(err, ErrUnavailable) || errors.Is(err, pdq.ErrCorrupt) || !strings.Contains(err.Error(), "no answer within 100ms") {
+		t.Fatalf("got %v; want ErrUnavailable after the wall-time limit", err)
 	}
 }
 

@@ -4,7 +4,7 @@
 // its own process it cannot take the proxy down (a decoder crash or a
 // memory blow-up ends one child, which is restarted), its garbage never
 // triggers the proxy's garbage collector, and the kernel can run it at
-// idle priority: a niced thread inside a Go process still holds one of the
+// the lowest priority: a niced thread inside a Go process still holds one of the
 // runtime's Ps, so while it is descheduled, and especially during a GC
 // mark phase that takes another P, proxying has none.
 //
