@@ -131,6 +131,8 @@ type inspectWriter struct {
 	wroteHeader bool
 	buf         bytes.Buffer
 	start       time.Time
+	// pooled is buf's storage when it came from bodyBuffers.
+	pooled []byte
 
 	// streaming state
 	digester *hashing.Digester
@@ -176,7 +178,8 @@ func (iw *inspectWriter) WriteHeader(code int) {
 	if n, err := strconv.ParseInt(iw.header.Get("Content-Length"), 10, 64); err == nil && n > 0 && n <= iw.limit {
 		if iw.p.reserve(n) {
 			iw.reserved += n
-			iw.buf.Grow(int(n))
+			iw.pooled = getBody(int(n))
+			iw.buf = *bytes.NewBuffer(iw.pooled)
 		} else {
 			iw.spill()
 		}
@@ -261,9 +264,8 @@ func (iw *inspectWriter) startStreaming() error {
 	} else {
 		iw.digester = hashing.NewDigester()
 	}
-	data := iw.buf.Bytes()
-	iw.buf = bytes.Buffer{}
-	_, err := iw.streamWrite(data)
+	_, err := iw.streamWrite(iw.buf.Bytes())
+	iw.dropBuf()
 	iw.unreserve()
 	return err
 }
@@ -298,7 +300,7 @@ func (iw *inspectWriter) spill() bool {
 	}
 	iw.digester = hashing.NewDigester()
 	iw.digester.Write(iw.buf.Bytes())
-	iw.buf = bytes.Buffer{}
+	iw.dropBuf()
 	iw.unreserve()
 	return true
 }
@@ -345,9 +347,20 @@ func (iw *inspectWriter) abandon() {
 	if iw.mp != nil {
 		iw.mp.Close()
 	}
-	iw.tail, iw.buf = nil, bytes.Buffer{}
+	iw.tail = nil
+	iw.dropBuf()
 	iw.unreserve()
 	iw.closeFile()
+}
+
+// dropBuf empties buf and recycles its storage: every use of the bytes
+// (sending, hashing, spooling) copies or finishes before it is called.
+func (iw *inspectWriter) dropBuf() {
+	iw.buf = bytes.Buffer{}
+	if iw.pooled != nil {
+		putBody(iw.pooled)
+		iw.pooled = nil
+	}
 }
 
 func (iw *inspectWriter) unreserve() {
