@@ -70,7 +70,7 @@ type App struct {
 	// stream while hashed and are cut off on a late match.
 	MaxDownloadBuffer int64 `json:"max_download_buffer,omitempty"`
 	// MaxBufferedTotal bounds the bytes all concurrent uploads and
-	// downloads hold in memory while being judged (default 64 MiB); past
+	// downloads hold in memory while being judged (default 32 MiB); past
 	// it, bodies are spooled to temp_dir and judged from disk (federation
 	// downloads stream with exact hashes only).
 	MaxBufferedTotal int64 `json:"max_buffered_total,omitempty"`

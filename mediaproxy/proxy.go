@@ -27,7 +27,7 @@ const (
 	DefaultMaxUploadSize     = 100 << 20
 	DefaultMemoryBuffer      = 4 << 20
 	DefaultMaxDownloadBuffer = 16 << 20
-	DefaultMaxBufferedTotal  = 64 << 20
+	DefaultMaxBufferedTotal  = 32 << 20
 	// DefaultUploadIdleTimeout is nginx's client_body_timeout: an upload
 	// that sends nothing for this long is dead or a slow-loris.
 	DefaultUploadIdleTimeout = 60 * time.Second
@@ -61,7 +61,7 @@ type Config struct {
 	// hashing and are aborted on a late match.
 	MaxDownloadBuffer int64
 	// MaxBufferedTotal bounds the bytes all concurrent uploads and
-	// downloads hold in memory while being judged (default 64 MiB).
+	// downloads hold in memory while being judged (default 32 MiB).
 	// Beyond it bodies are spooled to disk and judged from there, PDQ
 	// included (federation downloads, parsed in memory, stream with exact
 	// hashes instead). Many parallel or deliberately slow clients cannot

@@ -374,10 +374,18 @@ func (p *Pool) start() (*proc, error) {
 	return pr, nil
 }
 
+// workerMemLimit is a worker's soft memory limit: an image of about 4
+// megapixels, decoded and with PDQ's scratch, fits; a larger one takes
+// what it needs while it is hashed and is collected promptly after.
+const workerMemLimit = "64MiB"
+
 // workerEnv is a worker's whole environment: it needs no secrets, and one
 // thread is all a worker uses.
 func workerEnv() []string {
-	env := []string{envMarker + "=" + version, "GOMAXPROCS=1"}
+	// GOMEMLIMIT keeps a worker's heap near one image's worth instead of
+	// the collector's default of twice the last one: workers sit beside
+	// the proxy, whose memory is the operator's budget.
+	env := []string{envMarker + "=" + version, "GOMAXPROCS=1", "GOMEMLIMIT=" + workerMemLimit}
 	// The race detector's and coverage's settings, when tests run.
 	for _, k := range []string{"GORACE", "GOCOVERDIR"} {
 		if v, ok := os.LookupEnv(k); ok {
