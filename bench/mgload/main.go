@@ -963,7 +963,12 @@ func summary(results [][2]result) bool {
 		}
 		return "FAIL"
 	}
-	all := allRatios(results)
+	// The latency goal compares the sites at the same load, which only
+	// the open loop (-rate) gives: in a closed loop mediaguard's
+	// connections wait on hashing while plain's do not, so plain serves
+	// ten times the requests and the two p99s are of different loads.
+	sameLoad := *rate > 0
+	all := !sameLoad || allRatios(results)
 	fmt.Printf("\np99 of known downloads, mediaguard / plain (goal ≤ %.2f; a level run more than once is judged on\nall its runs' samples pooled, one p99 from a few thousand samples being noisy):\n", *ratioLimit)
 	for _, pair := range results {
 		g, p := pct(pair[0].s.lat[known], .99), pct(pair[1].s.lat[known], .99)
@@ -995,7 +1000,11 @@ func summary(results [][2]result) bool {
 	okRSS := float64(peak)/1024 < *rssLimit
 	all = all && okRSS
 	fmt.Printf("  %s  peak RSS of Caddy and its hashing workers below %.0f MB: %s\n", verdict(okRSS), *rssLimit, mb(peak))
-	fmt.Printf("  %s  known-download p99 within %.2f× of plain at every level (above)\n", verdict(allRatios(results)), *ratioLimit)
+	if sameLoad {
+		fmt.Printf("  %s  known-download p99 within %.2f× of plain at the same load, every level (above)\n", verdict(allRatios(results)), *ratioLimit)
+	} else {
+		fmt.Printf("  n/a   known-download p99 within %.2f× of plain at the same load: judged with -rate (a closed loop runs the\n        sites at different loads; the ratios above are for reference)\n", *ratioLimit)
+	}
 	fmt.Printf("overall: %s\n", verdict(all))
 	return all
 }
