@@ -176,8 +176,14 @@ func (iw *inspectWriter) WriteHeader(code int) {
 	// budget whole: growing by doubling would hold up to twice the body
 	// and churn the garbage collector.
 	if n, err := strconv.ParseInt(iw.header.Get("Content-Length"), 10, 64); err == nil && n > 0 && n <= iw.limit {
-		if iw.p.reserve(n) {
-			iw.reserved += n
+		// The budget is charged for the whole recycled buffer, which
+		// can be up to a quarter larger than the body.
+		charge := n
+		if _, size := bodyClass(int(n)); size > 0 {
+			charge = int64(size)
+		}
+		if iw.p.reserve(charge) {
+			iw.reserved += charge
 			iw.pooled = getBody(int(n))
 			iw.buf = *bytes.NewBuffer(iw.pooled)
 		} else {

@@ -166,7 +166,7 @@ func hashInline(r io.ReadSeeker, dopt pdq.DecodeOptions, dihedral bool) (res pdq
 // niced threads, it outlives configuration reloads and only grows.
 var hashWorkers struct {
 	once sync.Once
-	pool *worker.Pool
+	pool atomic.Pointer[worker.Pool]
 	log  atomic.Pointer[zap.Logger]
 }
 
@@ -174,22 +174,24 @@ func sharedHashWorkers(n int, log *zap.Logger) *worker.Pool {
 	w := &hashWorkers
 	w.log.Store(log)
 	w.once.Do(func() {
-		w.pool = worker.NewPool(n, worker.Options{OnExit: func(reason, stderr string) {
+		w.pool.Store(worker.NewPool(n, worker.Options{OnExit: func(reason, stderr string) {
 			w.log.Load().Warn("hashing worker process ended; the next image gets a new one (or is hashed in-process while none can start)",
 				zap.String("reason", reason), zap.String("stderr", stderr))
-		}})
+		}}))
 	})
-	w.pool.Grow(n)
-	return w.pool
+	pool := w.pool.Load()
+	pool.Grow(n)
+	return pool
 }
 
 // HashWorkerStats counts hashing processes started and discarded
 // (crashed, timed out, or failed to start) in this process (metrics).
 func HashWorkerStats() (started, discarded int64) {
-	if hashWorkers.pool == nil {
+	pool := hashWorkers.pool.Load()
+	if pool == nil {
 		return 0, 0
 	}
-	return hashWorkers.pool.Stats()
+	return pool.Stats()
 }
 
 // nicedWorkers run jobs on OS threads locked and lowered to hashingNice

@@ -105,16 +105,23 @@ func (p *Pool) Stats() (started, discarded int64) { return p.started.Load(), p.d
 
 // Hash decodes and hashes the image in r (read from its start) on a
 // worker. Errors wrap the pdq errors the image caused (ErrNotImage,
-// ErrTooManyPixels, ErrCorrupt; a worker that dies twice on the same image
-// counts as ErrCorrupt), ErrUnavailable, or ctx's error when the caller
-// gave up; the job then finishes in the background and r is no longer
-// read.
+// ErrTooManyPixels, ErrCorrupt; two workers dying after receiving the same
+// image count as ErrCorrupt), ErrUnavailable (hash it elsewhere), or ctx's
+// error when the caller gave up; the job then finishes in the background
+// and r is no longer read.
 func (p *Pool) Hash(ctx context.Context, r io.ReadSeeker, dopt pdq.DecodeOptions, opt pdq.Options) (pdq.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return pdq.Result{}, err
+	}
 	size, err := r.Seek(0, io.SeekEnd)
 	if err != nil {
 		return pdq.Result{}, err
 	}
+	if size > MaxBody {
+		return pdq.Result{}, fmt.Errorf("%w: a %d-byte body is over the protocol's limit", ErrUnavailable, size)
+	}
 	var lastDeath string
+	deathsWithImage := 0
 	for attempt := 0; attempt < 2; attempt++ {
 		if _, err := r.Seek(0, io.SeekStart); err != nil {
 			return pdq.Result{}, err
@@ -123,7 +130,7 @@ func (p *Pool) Hash(ctx context.Context, r io.ReadSeeker, dopt pdq.DecodeOptions
 		if err != nil {
 			return pdq.Result{}, err
 		}
-		res, died, err := p.run(ctx, pr, r, size, dopt, opt)
+		res, died, sent, err := p.run(ctx, pr, r, size, dopt, opt)
 		if !died {
 			return res, err
 		}
@@ -135,22 +142,29 @@ func (p *Pool) Hash(ctx context.Context, r io.ReadSeeker, dopt pdq.DecodeOptions
 			return pdq.Result{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 		// A worker can die of its own accord (the OOM killer, an
-		// operator): one more try on a fresh one before blaming the
-		// image.
+		// operator), idle or busy: one more try on a fresh one, and only
+		// deaths after the whole image went across count against it.
 		lastDeath = err.Error()
+		if sent {
+			deathsWithImage++
+		}
 	}
-	return pdq.Result{}, fmt.Errorf("%w: the hashing worker died twice on this image (%s)", pdq.ErrCorrupt, lastDeath)
+	if deathsWithImage == 2 {
+		return pdq.Result{}, fmt.Errorf("%w: the hashing worker died twice on this image (%s)", pdq.ErrCorrupt, lastDeath)
+	}
+	return pdq.Result{}, fmt.Errorf("%w: workers failed before receiving the image (%s)", ErrUnavailable, lastDeath)
 }
 
 // run sends one job to pr and waits for the answer. died says pr failed
-// (and was discarded) rather than answering.
-func (p *Pool) run(ctx context.Context, pr *proc, r io.Reader, size int64, dopt pdq.DecodeOptions, opt pdq.Options) (res pdq.Result, died bool, err error) {
+// (and was discarded) rather than answering; sent, that it had the whole
+// image when it did.
+func (p *Pool) run(ctx context.Context, pr *proc, r io.Reader, size int64, dopt pdq.DecodeOptions, opt pdq.Options) (res pdq.Result, died, sent bool, err error) {
 	stopWatch := p.watch(pr)
 	// The body is sent on the caller's goroutine: once Hash returns, the
 	// caller may reuse r. The worker reads it whole before decoding.
 	if err := writeRequest(pr.in, r, size, dopt, opt); err != nil {
 		stopWatch()
-		return pdq.Result{}, true, p.discard(pr, "sending: "+err.Error())
+		return pdq.Result{}, true, false, p.discard(pr, "sending: "+err.Error())
 	}
 	type answer struct {
 		res pdq.Result
@@ -162,20 +176,26 @@ func (p *Pool) run(ctx context.Context, pr *proc, r io.Reader, size int64, dopt 
 		stopWatch()
 		done <- answer{res, err}
 	}()
-	finish := func(a answer) (pdq.Result, bool, error) {
+	finish := func(a answer) (pdq.Result, bool, bool, error) {
 		var remote remoteError
-		if a.err == nil || errors.Is(a.err, pdq.ErrNotImage) || errors.As(a.err, &remote) {
+		answered := a.err == nil || errors.Is(a.err, pdq.ErrNotImage) || errors.As(a.err, &remote)
+		if answered && pr.killed.Load() == 0 {
 			p.release(pr)
-			return a.res, false, a.err
+			return a.res, false, true, a.err
 		}
-		return pdq.Result{}, true, p.discard(pr, "answering: "+a.err.Error())
+		if answered {
+			// Killed as it answered: the answer stands, the worker goes.
+			p.discard(pr, "killed after answering")
+			return a.res, false, true, a.err
+		}
+		return pdq.Result{}, true, true, p.discard(pr, "answering: "+a.err.Error())
 	}
 	select {
 	case a := <-done:
 		return finish(a)
 	case <-ctx.Done():
 		go func() { finish(<-done) }()
-		return pdq.Result{}, false, ctx.Err()
+		return pdq.Result{}, false, true, ctx.Err()
 	}
 }
 
@@ -225,8 +245,10 @@ func (p *Pool) release(pr *proc) {
 // of wall time; the returned func stops watching.
 func (p *Pool) watch(pr *proc) (stop func()) {
 	done := make(chan struct{})
+	exited := make(chan struct{})
 	var once sync.Once
 	go func() {
+		defer close(exited)
 		start := time.Now()
 		cpu0, cpuOK := cpuTime(pr.cmd.Process.Pid)
 		t := time.NewTicker(min(max(p.opt.JobCPU/4, time.Millisecond), time.Second))
@@ -236,14 +258,20 @@ func (p *Pool) watch(pr *proc) (stop func()) {
 			case <-done:
 				return
 			case now := <-t.C:
-				used := now.Sub(start) // where CPU time cannot be read
+				var used time.Duration
 				if cpuOK {
 					cpu, _ := cpuTime(pr.cmd.Process.Pid)
 					used = cpu - cpu0
 				}
 				switch {
-				case used > p.opt.JobCPU:
+				case cpuOK && used > p.opt.JobCPU:
 					pr.kill(killedCPU, fmt.Sprintf("used more than %v of CPU on one image", p.opt.JobCPU))
+					return
+				case now.Sub(start) > p.opt.JobWall && cpuOK && used > p.opt.JobCPU/10:
+					// Slow because the image is costly, not only because
+					// the machine is busy: hashing it in the proxy
+					// instead would undo the isolation.
+					pr.kill(killedCPU, fmt.Sprintf("no answer within %v after %v of CPU on one image", p.opt.JobWall, used.Round(time.Millisecond)))
 					return
 				case now.Sub(start) > p.opt.JobWall:
 					pr.kill(killedWall, fmt.Sprintf("no answer within %v", p.opt.JobWall))
@@ -252,7 +280,11 @@ func (p *Pool) watch(pr *proc) (stop func()) {
 			}
 		}
 	}()
-	return func() { once.Do(func() { close(done) }) }
+	// stop waits for the watch to end, so no kill lands after it.
+	return func() {
+		once.Do(func() { close(done) })
+		<-exited
+	}
 }
 
 // discard ends pr and frees its place; the error says what happened.

@@ -248,3 +248,22 @@ func TestCallerGivesUp(t *testing.T) {
 		t.Errorf("started %d, discarded %d; want the same worker throughout", started, discarded)
 	}
 }
+
+// Workers that die before the image is across (idle deaths, the OOM
+// killer between jobs) say nothing about the image: Hash answers
+// ErrUnavailable, so the caller hashes it elsewhere, never ErrCorrupt.
+func TestDeathsBeforeSendingSpareTheImage(t *testing.T) {
+	p := NewPool(1, Options{Command: func() *exec.Cmd {
+		return exec.Command("sh", "-c", "printf 'mediaguard-hash-worker 1\\n'; exit 0")
+	}})
+	defer p.Close()
+	// Larger than a pipe's buffer, so sending meets the closed pipe.
+	body := bytes.Repeat([]byte{0xff, 0xd8, 0xff}, 200<<10)
+	_, err := p.Hash(context.Background(), bytes.NewReader(body), pdq.DecodeOptions{}, pdq.Options{})
+	if !errors.Is(err, ErrUnavailable) || errors.Is(err, pdq.ErrCorrupt) {
+		t.Fatalf("got %v; want ErrUnavailable", err)
+	}
+	if started, discarded := p.Stats(); started != 2 || discarded != 2 {
+		t.Errorf("started %d, discarded %d; want two tries", started, discarded)
+	}
+}

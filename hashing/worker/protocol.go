@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 )
@@ -61,7 +62,7 @@ func writeRequest(w io.Writer, body io.Reader, size int64, dopt pdq.DecodeOption
 	}
 	var h [reqHeaderLen]byte
 	binary.BigEndian.PutUint32(h[0:], uint32(size))
-	binary.BigEndian.PutUint32(h[4:], uint32(max(0, min(dopt.MaxPixels, 1<<32-1))))
+	binary.BigEndian.PutUint32(h[4:], uint32(min(uint64(max(dopt.MaxPixels, 0)), math.MaxUint32)))
 	if opt.Dihedral {
 		h[8] |= flagDihedral
 	}
