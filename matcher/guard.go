@@ -269,7 +269,9 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 			return nil, fmt.Errorf("guard: remote name %q used twice", r.Name)
 		}
 		seen[r.Name] = true
-		g.remotes = append(g.remotes, &guardRemote{name: r.Name, m: r.Matcher, cb: g.newBreaker(r.Name, b)})
+		gr := &guardRemote{name: r.Name, m: r.Matcher}
+		gr.cb = g.newBreaker(r.Name, b, &gr.failureLogged)
+		g.remotes = append(g.remotes, gr)
 	}
 
 	if g.maxEntries > 0 && len(g.remotes) > 0 && (g.matchTTL > 0 || g.missTTL > 0) {
@@ -296,7 +298,7 @@ func pos(d time.Duration) time.Duration {
 	return d
 }
 
-func (g *Guard) newBreaker(name string, b BreakerConfig) *gobreaker.CircuitBreaker[Verdict] {
+func (g *Guard) newBreaker(name string, b BreakerConfig, failureLogged *atomic.Bool) *gobreaker.CircuitBreaker[Verdict] {
 	st := gobreaker.Settings{
 		Name:        name,
 		MaxRequests: b.HalfOpenMaxRequests,
@@ -324,6 +326,14 @@ func (g *Guard) newBreaker(name string, b BreakerConfig) *gobreaker.CircuitBreak
 		// here would deadlock and a slow listener would stall every
 		// lookup, so only hand the event over, never blocking.
 		st.OnStateChange = func(name string, from, to gobreaker.State) {
+			if to != gobreaker.StateOpen {
+				// Half-open and closed each get the next failure
+				// logged: it says why a probe failed, or that a healed
+				// backend failed again. Cleared here, not when the event
+				// is logged, or a probe that fails before the event is
+				// delivered would go unlogged.
+				failureLogged.Store(false)
+			}
 			select {
 			case g.events <- breakerEvent{name, from.String(), to.String()}:
 			default:
@@ -361,15 +371,6 @@ func (g *Guard) dispatch() {
 }
 
 func (g *Guard) emit(ev breakerEvent) {
-	if ev.to != gobreaker.StateOpen.String() {
-		// Half-open and closed each get the next failure logged: it says
-		// why a probe failed, or that a healed backend failed again.
-		for _, r := range g.remotes {
-			if r.name == ev.name {
-				r.failureLogged.Store(false)
-			}
-		}
-	}
 	if g.log != nil {
 		msg := "remote backend circuit breaker changed"
 		kv := []any{"backend", ev.name, "from", ev.from, "to", ev.to}
