@@ -72,7 +72,12 @@ func writeRequest(w io.Writer, body io.Reader, size int64, dopt pdq.DecodeOption
 	if _, err := w.Write(h[:]); err != nil {
 		return err
 	}
-	n, err := io.CopyN(w, body, size)
+	// body holds exactly size bytes (Hash measured it): a plain Copy lets
+	// an in-memory body write itself to the pipe with no copy buffer.
+	n, err := io.Copy(w, body)
+	if err == nil && n != size {
+		err = errors.New("body changed size")
+	}
 	if err != nil {
 		return fmt.Errorf("worker: sent %d of %d bytes: %w", n, size, err)
 	}
