@@ -5,9 +5,11 @@ import (
 	"context"
 	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/hashing/worker"
+	"github.com/mediaguard/mediaguard/matcher"
 )
 
 // Where no hashing process can start (exec forbidden, a broken binary),
@@ -35,5 +37,37 @@ func TestHashingFallsBackInline(t *testing.T) {
 	}
 	if started, failed := p.workers.Stats(); started != 0 || failed != 1 {
 		t.Errorf("started %d, failed %d; want one failed start, then no retry", started, failed)
+	}
+}
+
+// A client that leaves while its image is on a worker leaves it unjudged:
+// no perceptual hash, and not "unscannable" (which would be remembered
+// and let later downloads skip hashing).
+func TestClientLeavesMidHash(t *testing.T) {
+	p, err := New(Config{Matcher: downMatcher{}, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A worker that greets and never answers (the image fits in the
+	// pipe's buffer, so sending it completes).
+	p.workers = worker.NewPool(1, worker.Options{Command: func() *exec.Cmd {
+		return exec.Command("sh", "-c", "printf 'mediaguard-hash-worker 1\\n'; exec sleep 30")
+	}})
+	defer p.workers.Close()
+	img := jpegBytes(testPhoto(12, 320, 240), 90)
+	if len(img) > 60<<10 {
+		t.Fatalf("a %d-byte image would not fit in the pipe", len(img))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	s := p.scan(ctx, bytes.NewReader(img), "image/jpeg", digestBytes(img))
+	if ctx.Err() == nil {
+		t.Fatalf("scan returned before the client left: %+v", s)
+	}
+	if s.unscannable != "" || s.pdq != nil || s.query.Has&matcher.HasPDQ != 0 {
+		t.Fatalf("unscannable %q, pdq %v, query has %v; want the exact digests only", s.unscannable, s.pdq, s.query.Has)
+	}
+	if s.query.Has&matcher.HasSHA256 == 0 {
+		t.Fatal("the exact digests were dropped")
 	}
 }
