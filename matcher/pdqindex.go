@@ -34,7 +34,8 @@ type PDQHit struct {
 // bits, 4-byte entries), the radii per threshold by a cost model that also
 // decides when a plain scan is cheaper. Each probe and each candidate is a
 // random memory read, so the design minimises those rather than
-// instructions.
+// instructions; most candidates are ruled out unread by counting the
+// tables that yield them (see pdqSearcher).
 //
 // A PDQIndex is immutable once built and safe for concurrent Search.
 type PDQIndex struct {
@@ -80,10 +81,12 @@ type pdqTable struct {
 const pdqPosBits = 24
 
 // pdqPlan is how one threshold is searched: linear, or the radius tau per
-// table (-1 skips the table).
+// table (-1 skips the table) with the excess the radii supply (see
+// pdqSearcher.excess).
 type pdqPlan struct {
 	linear bool
 	tau    []int8
+	excess int8
 }
 
 // Cost model, in units of one candidate check: a random read of a 32-byte
@@ -99,8 +102,11 @@ const (
 	pdqCostSearch    = 0.05 // per binary search step
 	pdqCostScan      = 0.03 // per entry filtered
 	pdqCostCandidate = 1.0
-	pdqCostTable     = 2.0
-	pdqCostLinear    = 0.06
+	// pdqCostWeak is an entry set aside unread: stored, then passed twice
+	// through a filter that stays in cache.
+	pdqCostWeak   = 0.1
+	pdqCostTable  = 2.0
+	pdqCostLinear = 0.06
 	// pdqMinIndexed is the bank size below which no tables are built: a scan of
 	// a few hundred hashes beats any probing.
 	pdqMinIndexed = 512
@@ -286,15 +292,16 @@ func (ix *PDQIndex) Search(dst []PDQHit, q pdq.Hash, threshold int) []PDQHit {
 	if p.linear {
 		return LinearSearch(dst, ix.hashes, q, threshold)
 	}
-	return ix.searchPlan(dst, q, threshold, p.tau)
+	return ix.searchPlan(dst, q, threshold, p.tau, int(p.excess))
 }
 
 // The search is bound by random memory reads: at 10M hashes and threshold
-// 31 a query probes ~1,900 buckets (~1,300 cache lines of offsets, ~2,900
-// of entries once halves narrow them) and reads ~2,900 candidate hashes,
-// each a random line in ~800 MB that takes ~300 ns on the machine measured
-// (a TLB miss under nested paging, then DRAM). Such reads only overlap when
-// each one's address is known without waiting for another, so the search
+// 31 a query probes ~2,100 buckets (~1,300 cache lines of offsets, ~3,000
+// of entries once halves narrow them), sets ~2,900 ids aside and reads
+// ~310 candidate hashes, each a random line in ~800 MB that takes ~300 ns
+// on the machine measured (a TLB miss under nested paging, then DRAM).
+// Such reads only overlap when each one's address is known without
+// waiting for another, so the search
 // runs in passes over a batch of probes (up to pdqProbeBatch, from one or
 // more tables), each pass a tight loop whose loads depend neither on one
 // another nor on a branch:
@@ -302,9 +309,13 @@ func (ix *PDQIndex) Search(dst []PDQHit, q pdq.Hash, threshold int) []PDQHit {
 //  1. enumerate the batch's probes (bucket, radius left): no reads;
 //  2. read every probed bucket's bounds (locate);
 //  3. touch the cache lines of every bucket;
-//  4. pick the candidates from the buckets, now cached (collect);
+//  4. pick the candidates from the buckets, now cached, setting weak ids
+//     aside (collect);
 //  5. touch the hash of every candidate, per candidate batch;
-//  6. compare the candidates with the query (check).
+//  6. compare the candidates with the query (check);
+//
+// and, once every table is probed, picks the weak ids found twice (sift)
+// for passes 5 and 6.
 //
 // Batches are small enough that what passes 3 and 5 pulled in is still
 // cached, its pages still in the TLB, when passes 4 and 6 use it. Each
@@ -332,13 +343,39 @@ type pdqSearchScratch struct {
 	prad   [pdqProbeBatch]int8
 	lo, hi [pdqProbeBatch]uint32
 	cand   [pdqCandBatch]uint32
-	ct     [pdqCandBatch]uint8 // table that yielded each candidate
+	ct     [pdqCandBatch]uint8 // table that yielded each candidate, maybe pdqWeak
+	// weak holds the ids set aside (see pdqSearcher.excess) and wt their
+	// tables, tagged pdqWeak; both are as long as their capacity.
+	weak []uint32
+	wt   []uint8
+	// seen and twice are the bitmaps that sift weak ids, kept clear
+	// between searches.
+	seen, twice []uint64
 	// touch receives the loads that pull data into cache, so that the
 	// compiler cannot drop them as unused.
 	touch uint32
 }
 
-var pdqSearchPool = sync.Pool{New: func() any { return new(pdqSearchScratch) }}
+const (
+	// pdqWeak tags the table of a candidate that was set aside.
+	pdqWeak = 0x80
+	// pdqWeakMin is the weak list's first length.
+	pdqWeakMin = 1 << 12
+	// pdqSiftBits is log2 of the sifting bitmaps' bits per weak id: at 64,
+	// about one id in 64 is read needlessly because another shares its bit.
+	pdqSiftBits = 6
+	// pdqSiftMaxLog bounds the sifting bitmaps (2^22 bits, 512 KB each).
+	pdqSiftMaxLog = 22
+)
+
+// pdqWeakMax bounds the weak list: past it (a pile of near duplicates)
+// the ids set aside are read at once. A variable so tests can make it
+// small.
+var pdqWeakMax = 1 << 18
+
+var pdqSearchPool = sync.Pool{New: func() any {
+	return &pdqSearchScratch{weak: make([]uint32, pdqWeakMin), wt: make([]uint8, pdqWeakMin)}
+}}
 
 // pdqSegment is the part of a probe batch from one table, with q's bucket
 // number and entry bits in it: probes [from, to), of which those from full
@@ -352,14 +389,36 @@ type pdqSegment struct {
 }
 
 // pdqSearcher is the state of one multi-index search.
+//
+// Most candidates need not be read. Let S be the units the plan supplies,
+// sum(tau[i]+1). A hash h within threshold of q is, in each table that does
+// not yield it, at least tau[i]+1 bits from q's chunk, so
+//
+//	threshold >= d(q,h) >= S - sum over the tables yielding h of (tau[i]+1-d[i]),
+//
+// where d[i] <= tau[i] is its chunk's distance, known from the probe that
+// found it. Each table that yields h thus brings a slack tau[i]+1-d[i] of at
+// least 1, and a hit needs S-threshold in all. When the plan supplies one
+// unit more than the threshold needs (excess 1), an entry found at exactly
+// its table's radius, slack 1, is a hit only if another table yields it
+// too. Those are most entries, a ball's outer shell holding most of its
+// volume, so they are set aside as weak, and only the ids that come up
+// twice are read once every table has been probed. The rest (strong) are
+// read as before. At 10M hashes and threshold 31 this trades one more
+// table probed at radius 2 for ~90% of the ~3,000 candidate reads.
+//
+// A hit is appended once: by the first table yielding it strongly, or, if
+// none does, by the first table yielding it at all (see owns).
 type pdqSearcher struct {
 	ix        *PDQIndex
 	q         *pdq.Hash
 	threshold int
 	tau       []int8
+	excess    int
 	dst       []PDQHit
 	sc        *pdqSearchScratch
 	nc        int // candidates in sc.cand
+	nw        int // weak ids in sc.weak
 	segs      [pdqMaxTables]pdqSegment
 	nseg      int
 	// The probe enumeration: table cur.ti while active (next is the table
@@ -373,10 +432,14 @@ type pdqSearcher struct {
 }
 
 // searchPlan runs the multi-index search with radius tau[i] in table i.
-// It is only correct when sum(tau[i]+1) > threshold.
-func (ix *PDQIndex) searchPlan(dst []PDQHit, q pdq.Hash, threshold int, tau []int8) []PDQHit {
+// It is only correct when sum(tau[i]+1) > threshold+excess, excess being
+// 0 or 1.
+func (ix *PDQIndex) searchPlan(dst []PDQHit, q pdq.Hash, threshold int, tau []int8, excess int) []PDQHit {
 	sc := pdqSearchPool.Get().(*pdqSearchScratch)
-	s := pdqSearcher{ix: ix, q: &q, threshold: threshold, tau: tau, dst: dst, sc: sc}
+	if len(sc.weak) > pdqWeakMax {
+		sc.weak, sc.wt = sc.weak[:pdqWeakMax], sc.wt[:pdqWeakMax]
+	}
+	s := pdqSearcher{ix: ix, q: &q, threshold: threshold, tau: tau, excess: excess, dst: dst, sc: sc}
 	for s.fill() {
 		segs := s.segs[:s.nseg]
 		for i := range segs {
@@ -390,6 +453,7 @@ func (ix *PDQIndex) searchPlan(dst []PDQHit, q pdq.Hash, threshold int, tau []in
 			s.collect(&segs[i])
 		}
 	}
+	s.sift()
 	s.check()
 	dst = s.dst
 	pdqSearchPool.Put(sc)
@@ -538,35 +602,83 @@ func (s *pdqSearcher) collect(g *pdqSegment) {
 		return
 	}
 	// Only entries with exactly q's entry bits qualify: one run per
-	// bucket, as entries are sorted with the entry bits on top.
+	// bucket, as entries are sorted with the entry bits on top. They lie
+	// at exactly the table's radius, so with excess they are weak.
 	for i := g.full; i < g.to; {
 		var done int
-		s.nc, done = pdqRuns(t.entries, sc.lo[i:g.to], sc.hi[i:g.to], g.qext, idBits, g.ti, &sc.cand, &sc.ct, s.nc)
+		if s.excess == 0 {
+			s.nc, done = pdqRuns(t.entries, sc.lo[i:g.to], sc.hi[i:g.to], g.qext, idBits, g.ti, sc.cand[:], sc.ct[:], s.nc)
+		} else {
+			s.nw, done = pdqRuns(t.entries, sc.lo[i:g.to], sc.hi[i:g.to], g.qext, idBits, g.ti|pdqWeak, sc.weak, sc.wt, s.nw)
+		}
 		if i += done; i < g.to {
-			if s.nc > 0 {
+			if s.makeRoom() {
 				// Bucket i might not fit in the room left.
-				s.check()
 				continue
 			}
-			// A pile bigger than the candidate batch: take its run in
+			// A pile bigger than the room there can be: take its run in
 			// pieces.
 			bucket := t.entries[sc.lo[i]:sc.hi[i]]
 			a, b := pdqRunSearch(bucket, g.qext, idBits)
-			s.take(g, bucket[a:b], int(t.ext))
+			s.take(g, bucket[a:b], 0)
 			i++
 		}
 	}
 }
 
+// makeRoom empties or grows the list that runs go to, reporting false when
+// it is empty and as big as it may be.
+func (s *pdqSearcher) makeRoom() bool {
+	if s.excess == 0 {
+		if s.nc == 0 {
+			return false
+		}
+		s.check()
+		return true
+	}
+	if s.nw == 0 && len(s.sc.weak) >= pdqWeakMax {
+		return false
+	}
+	s.weakRoom()
+	return true
+}
+
+// weakRoom doubles the weak list or, at its maximum, reads the ids in it.
+func (s *pdqSearcher) weakRoom() {
+	sc := s.sc
+	if n := len(sc.weak); n < pdqWeakMax {
+		more := min(n, pdqWeakMax-n)
+		sc.weak = append(sc.weak, make([]uint32, more)...)
+		sc.wt = append(sc.wt, make([]uint8, more)...)
+		return
+	}
+	s.spill()
+}
+
+// spill reads every id set aside so far. They are not sifted, because an id
+// among them may come up again only after them; the ids set aside later
+// may be, as each of those has all its later findings with it.
+func (s *pdqSearcher) spill() {
+	sc := s.sc
+	for i := range s.nw {
+		if s.nc == pdqCandBatch {
+			s.check()
+		}
+		sc.cand[s.nc], sc.ct[s.nc] = sc.weak[i], sc.wt[i]
+		s.nc++
+	}
+	s.nw = 0
+}
+
 // pdqRuns appends to cand and ct from position nc the run of q's entry
-// bits (qext) of each bucket entries[lo[i]:hi[i]], with table ti, and
-// returns the new count and the number of buckets done: it stops at the
-// first bucket whose entries from the run on would not fit. This loop is
-// most of the search's instructions: it counts the entries below the run
-// (no branch on the entries, each a coin toss) and then copies the run
-// until its end, whose one mispredicted branch costs less than counting
-// the end as well.
-func pdqRuns(entries, lo, hi []uint32, qext uint32, idBits uint, ti uint8, cand *[pdqCandBatch]uint32, ct *[pdqCandBatch]uint8, nc int) (int, int) {
+// bits (qext) of each bucket entries[lo[i]:hi[i]], tagged tag, and returns
+// the new count and the number of buckets done: it stops at the first
+// bucket whose entries from the run on would not fit. This loop is most of
+// the search's instructions: it counts the entries below the run (no
+// branch on the entries, each a coin toss) and then copies the run until
+// its end, whose one mispredicted branch costs less than counting the end
+// as well.
+func pdqRuns(entries, lo, hi []uint32, qext uint32, idBits uint, tag uint8, cand []uint32, ct []uint8, nc int) (int, int) {
 	idMask := uint32(1)<<idBits - 1
 	first := uint64(qext) << idBits
 	end := first + 1<<idBits
@@ -580,14 +692,14 @@ func pdqRuns(entries, lo, hi []uint32, qext uint32, idBits uint, ti uint8, cand 
 				a += int((uint64(e) - first) >> 63)
 			}
 		}
-		if len(bucket)-a > pdqCandBatch-nc {
+		if len(bucket)-a > len(cand)-nc {
 			return nc, i
 		}
 		for _, e := range bucket[a:] {
 			if uint64(e) >= end {
 				break
 			}
-			cand[nc], ct[nc] = e&idMask, ti
+			cand[nc], ct[nc] = e&idMask, tag
 			nc++
 		}
 	}
@@ -595,16 +707,29 @@ func pdqRuns(entries, lo, hi []uint32, qext uint32, idBits uint, ti uint8, cand 
 }
 
 // take appends the ids of the bucket's entries whose entry bits are within
-// rad of q's, checking the candidates gathered whenever the batch fills:
-// a bucket bigger than the room left (a pile of near duplicates) is taken
-// in pieces.
+// rad of q's, strong or weak, checking the candidates gathered or growing
+// the weak list whenever either fills: a bucket bigger than the room left
+// (a pile of near duplicates) is taken in pieces.
 func (s *pdqSearcher) take(g *pdqSegment, bucket []uint32, rad int) {
+	sc, idBits := s.sc, s.ix.idBits
 	for len(bucket) > 0 {
+		// Spilling fills cand, so it goes first.
+		if s.excess > 0 && s.nw == len(sc.weak) {
+			s.weakRoom()
+		}
 		if s.nc == pdqCandBatch {
 			s.check()
 		}
-		part := bucket[:min(len(bucket), pdqCandBatch-s.nc)]
-		s.nc = pdqTake(&s.sc.cand, &s.sc.ct, s.nc, part, g.ti, g.qext, rad, s.ix.idBits)
+		room := pdqCandBatch - s.nc
+		if s.excess > 0 {
+			room = min(room, len(sc.weak)-s.nw)
+		}
+		part := bucket[:min(len(bucket), room)]
+		if s.excess == 0 {
+			s.nc = pdqTake(sc.cand[:], sc.ct[:], s.nc, part, g.ti, g.qext, rad, idBits)
+		} else {
+			s.nc, s.nw = pdqTakeSplit(sc.cand[:], sc.ct[:], s.nc, sc.weak, sc.wt, s.nw, part, g.ti, g.qext, rad, idBits)
+		}
 		bucket = bucket[len(part):]
 	}
 }
@@ -626,7 +751,7 @@ func pdqRunSearch(bucket []uint32, qext uint32, idBits uint) (a, b int) {
 // returns the new count; the caller guarantees room for every entry. It is
 // branch-free: whether an entry qualifies is a coin toss a branch would
 // often mispredict.
-func pdqTake(cand *[pdqCandBatch]uint32, ct *[pdqCandBatch]uint8, n int, bucket []uint32, ti uint8, qext uint32, rad int, idBits uint) int {
+func pdqTake(cand []uint32, ct []uint8, n int, bucket []uint32, ti uint8, qext uint32, rad int, idBits uint) int {
 	idMask := uint32(1)<<idBits - 1
 	c, t := cand[n:n+len(bucket)], ct[n:n+len(bucket)]
 	j := 0
@@ -636,6 +761,65 @@ func pdqTake(cand *[pdqCandBatch]uint32, ct *[pdqCandBatch]uint8, n int, bucket 
 		j += 1 + (rad-pc)>>63
 	}
 	return n + j
+}
+
+// pdqTakeSplit is pdqTake for a plan with excess: the entries whose entry
+// bits are exactly rad from qext lie at the table's radius and go to the
+// weak list, tagged, those nearer to cand. The caller guarantees room in
+// both for every entry.
+func pdqTakeSplit(cand []uint32, ct []uint8, nc int, weak []uint32, wt []uint8, nw int, bucket []uint32, ti uint8, qext uint32, rad int, idBits uint) (int, int) {
+	idMask := uint32(1)<<idBits - 1
+	c, t := cand[nc:nc+len(bucket)], ct[nc:nc+len(bucket)]
+	w, u := weak[nw:nw+len(bucket)], wt[nw:nw+len(bucket)]
+	j, k := 0, 0
+	for _, e := range bucket {
+		pc := bits.OnesCount32(e>>idBits ^ qext)
+		id := e & idMask
+		c[j], t[j] = id, ti
+		w[k], u[k] = id, ti|pdqWeak
+		j += 1 + (rad-1-pc)>>63
+		k += int(uint(pc^rad-1) >> 63)
+	}
+	return nc + j, nw + k
+}
+
+// sift reads, once every table has been probed, the weak ids that came up
+// at least twice. Two bitmaps indexed by a hash of the id record which
+// came up once and which again; an id that shares its bit with another is
+// read needlessly, harmless as owns decides.
+func (s *pdqSearcher) sift() {
+	n := s.nw
+	if n == 0 {
+		return
+	}
+	s.nw = 0
+	sc := s.sc
+	lg := min(max(bits.Len(uint(n))+pdqSiftBits, 12), pdqSiftMaxLog)
+	words := 1 << (lg - 6)
+	if len(sc.seen) < words {
+		sc.seen, sc.twice = make([]uint64, words), make([]uint64, words)
+	}
+	seen, twice := sc.seen[:words], sc.twice[:words]
+	shift := 32 - lg
+	ids := sc.weak[:n]
+	for _, id := range ids {
+		h := id * 0x9e3779b1 >> shift
+		w, b := h>>6, uint64(1)<<(h&63)
+		twice[w] |= seen[w] & b
+		seen[w] |= b
+	}
+	for i, id := range ids {
+		h := id * 0x9e3779b1 >> shift
+		if twice[h>>6]&(1<<(h&63)) != 0 {
+			if s.nc == pdqCandBatch {
+				s.check()
+			}
+			sc.cand[s.nc], sc.ct[s.nc] = id, sc.wt[i]
+			s.nc++
+		}
+	}
+	clear(seen)
+	clear(twice)
 }
 
 // check verifies the gathered candidates against the full hashes.
@@ -650,7 +834,7 @@ func (s *pdqSearcher) check() {
 		h := &hashes[id]
 		d := bits.OnesCount64(h[0]^q0) + bits.OnesCount64(h[1]^q1) +
 			bits.OnesCount64(h[2]^q2) + bits.OnesCount64(h[3]^q3)
-		if d <= s.threshold && !s.ix.foundEarlier(h, q, s.tau, int(sc.ct[i])) {
+		if d <= s.threshold && s.owns(h, sc.ct[i]) {
 			s.dst = append(s.dst, PDQHit{ID: int32(id), Distance: d})
 		}
 	}
@@ -667,17 +851,29 @@ func pdqTouchHashes(hashes []pdq.Hash, cand []uint32) uint32 {
 	return uint32(touch)
 }
 
-// foundEarlier reports whether an earlier table of the plan also yields h,
-// so each hit is appended by the first table that finds it and by no other;
-// within one table an id lies in one bucket and each bucket is probed once.
-func (ix *PDQIndex) foundEarlier(h, q *pdq.Hash, tau []int8, ti int) bool {
+// owns reports whether the table tagged tag appends the hit h, so that each
+// hit is appended once: a strong finding appends it unless an earlier table
+// yields it strongly too, a weak one only if no table yields it strongly
+// and no earlier one at all. Within one table an id lies in one bucket and
+// each bucket is probed once.
+func (s *pdqSearcher) owns(h *pdq.Hash, tag uint8) bool {
+	q := s.q
 	x := pdq.Hash{h[0] ^ q[0], h[1] ^ q[1], h[2] ^ q[2], h[3] ^ q[3]}
-	for j := range ti {
-		if tau[j] >= 0 && bits.OnesCount32(ix.tables[j].chunk(&x)) <= int(tau[j]) {
-			return true
+	ti, weak := int(tag&^pdqWeak), tag&pdqWeak != 0
+	last := ti
+	if weak {
+		last = len(s.tau)
+	}
+	for j := range last {
+		if s.tau[j] < 0 {
+			continue
+		}
+		d := bits.OnesCount32(s.ix.tables[j].chunk(&x))
+		if d <= int(s.tau[j])-s.excess || weak && j < ti && d <= int(s.tau[j]) {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
 // plan returns the cached plan for threshold (0..256), computing it once.
@@ -686,10 +882,14 @@ func (ix *PDQIndex) plan(threshold int) *pdqPlan {
 		return p
 	}
 	p := &pdqPlan{linear: true}
-	if len(ix.tables) > 0 {
-		tau, cost, ok := pdqPlanRadii(ix.layout(), len(ix.hashes), threshold)
-		if ok && cost < pdqCostLinear*float64(len(ix.hashes)) {
-			p = &pdqPlan{tau: tau}
+	best := pdqCostLinear * float64(len(ix.hashes))
+	for excess := range 2 {
+		if len(ix.tables) == 0 {
+			break
+		}
+		tau, cost, ok := pdqPlanRadii(ix.layout(), len(ix.hashes), threshold, excess)
+		if ok && cost < best {
+			best, p = cost, &pdqPlan{tau: tau, excess: int8(excess)}
 		}
 	}
 	// Racing first searches compute the same plan; either store is fine.
@@ -729,8 +929,8 @@ func pdqBall(n uint, r int) float64 {
 }
 
 // pdqTableCost is the expected cost of searching a table within radius tau for
-// a bank of n uniformly distributed hashes.
-func pdqTableCost(s pdqShape, tau int, n int) float64 {
+// a bank of n uniformly distributed hashes, with a plan's excess (0 or 1).
+func pdqTableCost(s pdqShape, tau, n, excess int) float64 {
 	if tau < 0 {
 		return 0
 	}
@@ -748,16 +948,18 @@ func pdqTableCost(s pdqShape, tau int, n int) float64 {
 		}
 		cost += pdqBinom[top][k] * (bucket + lookup)
 	}
-	cands := float64(n) * pdqBall(s.width, tau) / float64(uint64(1)<<s.width)
-	return cost + pdqCostCandidate*cands
+	per := float64(n) / float64(uint64(1)<<s.width)
+	strong := per * pdqBall(s.width, tau-excess)
+	weak := per*pdqBall(s.width, tau) - strong
+	return cost + pdqCostCandidate*strong + pdqCostWeak*weak
 }
 
 // pdqPlanRadii chooses the radius of each table minimising the expected cost
-// for threshold r, by dynamic programming over the tables and the r+1
-// units (tau+1) the pigeonhole bound needs. ok is false when the tables
-// cannot supply r+1 units.
-func pdqPlanRadii(tables []pdqShape, n, r int) (tau []int8, cost float64, ok bool) {
-	units := r + 1
+// for threshold r, by dynamic programming over the tables and the
+// r+1+excess units (tau+1) the pigeonhole bound needs with that excess (0
+// or 1, see pdqSearcher). ok is false when the tables cannot supply them.
+func pdqPlanRadii(tables []pdqShape, n, r, excess int) (tau []int8, cost float64, ok bool) {
+	units := r + 1 + excess
 	m := len(tables)
 	// best[i][u]: cheapest cost of tables i.. supplying u units.
 	inf := math.Inf(1)
@@ -774,7 +976,7 @@ func pdqPlanRadii(tables []pdqShape, n, r int) (tau []int8, cost float64, ok boo
 		maxU := int(tables[i].width) + 1 // tau = width admits every value
 		costs := make([]float64, min(maxU, units)+1)
 		for c := range costs {
-			costs[c] = pdqTableCost(tables[i], c-1, n)
+			costs[c] = pdqTableCost(tables[i], c-1, n, excess)
 		}
 		for u := 0; u <= units; u++ {
 			best[i][u] = inf
@@ -829,8 +1031,10 @@ func pdqChooseLayout(n int, idBits uint) (tops, exts []uint) {
 				}
 				shapes[i] = pdqShape{t[i] + e[i], e[i]}
 			}
-			if _, cost, ok := pdqPlanRadii(shapes, n, DefaultPDQThreshold); ok && cost < bestCost {
-				bestCost, tops, exts = cost, t, e
+			for excess := range 2 {
+				if _, cost, ok := pdqPlanRadii(shapes, n, DefaultPDQThreshold, excess); ok && cost < bestCost {
+					bestCost, tops, exts = cost, t, e
+				}
 			}
 		}
 	}

@@ -145,16 +145,59 @@ func TestPDQIndexForcedPlans(t *testing.T) {
 		ix := newPDQIndexLayout(slices.Clone(bank), l.tops, l.exts, l.idBits)
 		shapes := ix.layout()
 		for r := 0; r <= 256; r += step + r/8 {
-			tau, _, ok := pdqPlanRadii(shapes, n, r)
-			for _, p := range [][]int8{tau, pdqLopsided(shapes, r)} {
-				if !ok || p == nil || !pdqCoversPlan(p, r) || pdqProbes(shapes, p) > maxProbes {
-					continue
+			for excess := range 2 {
+				tau, _, ok := pdqPlanRadii(shapes, n, r, excess)
+				for _, p := range [][]int8{tau, pdqLopsided(shapes, r+excess)} {
+					if !ok || p == nil || !pdqCoversPlan(p, r+excess) || pdqProbes(shapes, p) > maxProbes {
+						continue
+					}
+					for qi, q := range qs {
+						got := ix.searchPlan(nil, q, r, p, excess)
+						want := LinearSearch(nil, bank, q, r)
+						pdqCheckSame(t, fmt.Sprintf("layout %v plan %v excess %d threshold %d query %d", shapes, p, excess, r, qi), got, want)
+					}
 				}
-				for qi, q := range qs {
-					got := ix.searchPlan(nil, q, r, p)
-					want := LinearSearch(nil, bank, q, r)
-					pdqCheckSame(t, fmt.Sprintf("layout %v plan %v threshold %d query %d", shapes, p, r, qi), got, want)
-				}
+			}
+		}
+	}
+}
+
+// TestPDQIndexWeakSpill makes the weak list so short that it spills, at
+// its smallest length and below it, and checks that no hit is lost or
+// doubled: hits found at exactly the radius in several tables, of which
+// some spill and some are sifted.
+func TestPDQIndexWeakSpill(t *testing.T) {
+	defer func(m int) { pdqWeakMax = m }(pdqWeakMax)
+	rng := rand.New(rand.NewPCG(13, 13))
+	bank := pdqRandomHashes(30_000, 13)
+	q := bank[0]
+	tops, exts := pdqRep(11, 15), pdqRep(11, 8)
+	ix := newPDQIndexLayout(slices.Clone(bank), tops, exts, 24)
+	tau := make([]int8, len(tops))
+	for i := range tau {
+		tau[i] = 2 // 33 units: excess 1 at threshold 31
+	}
+	// Every fourth hash lies exactly tau bits from q in each chunk: 22
+	// bits in all, a hit every table yields weakly.
+	for i := 1; i < len(bank); i += 4 {
+		h := q
+		for j, tb := range ix.tables {
+			for _, b := range rng.Perm(int(tb.width))[:tau[j]] {
+				p := int(tb.start) + b
+				h[p>>6] ^= 1 << (63 - p&63)
+			}
+		}
+		bank[i] = h
+	}
+	ix = newPDQIndexLayout(slices.Clone(bank), tops, exts, 24)
+	for _, m := range []int{1 << 18, pdqWeakMin, 1000} {
+		pdqWeakMax = m
+		for _, r := range []int{22, 31} {
+			for _, k := range []int{0, 3} {
+				qq := pdqFlipBits(rng, q, k)
+				got := ix.searchPlan(nil, qq, r, tau, 1)
+				want := LinearSearch(nil, bank, qq, r)
+				pdqCheckSame(t, fmt.Sprintf("weak max %d threshold %d flips %d", m, r, k), got, want)
 			}
 		}
 	}
@@ -176,15 +219,17 @@ func TestPDQIndexPiles(t *testing.T) {
 	ix := newPDQIndexLayout(slices.Clone(bank), pdqRep(11, 15), pdqRep(11, 8), 24)
 	shapes := ix.layout()
 	for _, r := range []int{0, 1, 2, 5, 10, 31, 40} {
-		tau, _, ok := pdqPlanRadii(shapes, len(bank), r)
-		if !ok {
-			t.Fatalf("no plan for threshold %d", r)
-		}
-		for _, k := range []int{0, 1, 2, 4, 30} {
-			q := pdqFlipBits(rng, pile, k)
-			got := ix.searchPlan(nil, q, r, tau)
-			want := LinearSearch(nil, bank, q, r)
-			pdqCheckSame(t, fmt.Sprintf("pile threshold %d flips %d", r, k), got, want)
+		for excess := range 2 {
+			tau, _, ok := pdqPlanRadii(shapes, len(bank), r, excess)
+			if !ok {
+				t.Fatalf("no plan for threshold %d", r)
+			}
+			for _, k := range []int{0, 1, 2, 4, 30} {
+				q := pdqFlipBits(rng, pile, k)
+				got := ix.searchPlan(nil, q, r, tau, excess)
+				want := LinearSearch(nil, bank, q, r)
+				pdqCheckSame(t, fmt.Sprintf("pile threshold %d excess %d flips %d", r, excess, k), got, want)
+			}
 		}
 	}
 }
@@ -250,9 +295,11 @@ func TestPDQIndexPlansCover(t *testing.T) {
 			t.Fatalf("n=%d: layout %v covers %d bits", n, shapes, total)
 		}
 		for r := 0; r <= 256; r++ {
-			tau, _, ok := pdqPlanRadii(shapes, n, r)
-			if ok && !pdqCoversPlan(tau, r) {
-				t.Fatalf("n=%d r=%d: plan %v does not cover the threshold", n, r, tau)
+			for excess := range 2 {
+				tau, _, ok := pdqPlanRadii(shapes, n, r, excess)
+				if ok && !pdqCoversPlan(tau, r+excess) {
+					t.Fatalf("n=%d r=%d: plan %v does not cover the threshold with excess %d", n, r, tau, excess)
+				}
 			}
 		}
 	}
