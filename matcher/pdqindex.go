@@ -679,6 +679,29 @@ func (s *pdqSearcher) spill() {
 // its end, whose one mispredicted branch costs less than counting the end
 // as well.
 func pdqRuns(entries, lo, hi []uint32, qext uint32, idBits uint, tag uint8, cand []uint32, ct []uint8, nc int) (int, int) {
+	if !pdqVector || idBits >= 32 || len(cand) < 16 || len(ct) < len(cand) || len(lo) == 0 {
+		return pdqRunsScalar(entries, lo, hi, qext, idBits, tag, cand, ct, nc)
+	}
+	idMask := uint32(1)<<idBits - 1
+	i := 0
+	for {
+		var done int
+		nc, done = pdqRunsAVX512(&entries[0], &lo[i], &hi[i], len(lo)-i, qext<<idBits, idMask, tag, &cand[0], &ct[0], nc, len(cand)-16)
+		if i += done; i == len(lo) {
+			return nc, i
+		}
+		// Bucket i has more than 16 entries, or cand less than 16 slots.
+		if nc, done = pdqRunsScalar(entries, lo[i:i+1], hi[i:i+1], qext, idBits, tag, cand, ct, nc); done == 0 {
+			return nc, i
+		}
+		if i++; i == len(lo) {
+			return nc, i
+		}
+	}
+}
+
+// pdqRunsScalar is pdqRuns in plain Go.
+func pdqRunsScalar(entries, lo, hi []uint32, qext uint32, idBits uint, tag uint8, cand []uint32, ct []uint8, nc int) (int, int) {
 	idMask := uint32(1)<<idBits - 1
 	first := uint64(qext) << idBits
 	end := first + 1<<idBits
@@ -768,6 +791,16 @@ func pdqTake(cand []uint32, ct []uint8, n int, bucket []uint32, ti uint8, qext u
 // weak list, tagged, those nearer to cand. The caller guarantees room in
 // both for every entry.
 func pdqTakeSplit(cand []uint32, ct []uint8, nc int, weak []uint32, wt []uint8, nw int, bucket []uint32, ti uint8, qext uint32, rad int, idBits uint) (int, int) {
+	if !pdqVector || idBits >= 32 || len(bucket) == 0 {
+		return pdqTakeSplitScalar(cand, ct, nc, weak, wt, nw, bucket, ti, qext, rad, idBits)
+	}
+	// The kernel writes only what it fills; the checks keep it in bounds.
+	_, _, _, _ = cand[nc+len(bucket)-1], ct[nc+len(bucket)-1], weak[nw+len(bucket)-1], wt[nw+len(bucket)-1]
+	return pdqTakeSplitAVX512(&bucket[0], len(bucket), qext, uint32(idBits), uint32(rad), ti, &cand[0], &ct[0], nc, &weak[0], &wt[0], nw)
+}
+
+// pdqTakeSplitScalar is pdqTakeSplit in plain Go.
+func pdqTakeSplitScalar(cand []uint32, ct []uint8, nc int, weak []uint32, wt []uint8, nw int, bucket []uint32, ti uint8, qext uint32, rad int, idBits uint) (int, int) {
 	idMask := uint32(1)<<idBits - 1
 	c, t := cand[nc:nc+len(bucket)], ct[nc:nc+len(bucket)]
 	w, u := weak[nw:nw+len(bucket)], wt[nw:nw+len(bucket)]
