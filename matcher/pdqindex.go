@@ -48,6 +48,8 @@ type PDQIndex struct {
 	// posMask extracts a position from a table's offsets: the low
 	// pdqPosBits when tables keep half counts above them.
 	posMask uint32
+	// arena holds the tables' arrays.
+	arena *pdqArena
 	// plans caches the radii per threshold, computed on first use: a plan
 	// for every threshold up front would cost more than it saves.
 	plans [pdqBits + 1]atomic.Pointer[pdqPlan]
@@ -159,6 +161,18 @@ func newPDQIndexLayout(hashes []pdq.Hash, tops, exts []uint, idBits uint) *PDQIn
 	if len(ix.tables) == 0 {
 		return ix
 	}
+	var lens []int
+	for _, t := range ix.tables {
+		lens = append(lens, 1<<(t.width-t.ext)+1, n+1)
+	}
+	ix.arena = newPDQArena(lens)
+	for i := range ix.tables {
+		t := &ix.tables[i]
+		t.offsets, t.entries = ix.arena.uint32s(lens[2*i]), ix.arena.uint32s(lens[2*i+1])
+	}
+	if m := ix.arena.mapped; m != nil {
+		runtime.AddCleanup(ix, pdqUnmap, m)
+	}
 	workers := min(runtime.GOMAXPROCS(0), len(ix.tables))
 	var next atomic.Int32
 	var wg sync.WaitGroup
@@ -178,7 +192,8 @@ func newPDQIndexLayout(hashes []pdq.Hash, tops, exts []uint, idBits uint) *PDQIn
 	return ix
 }
 
-// build fills the table with a counting sort. Within a bucket entries are
+// build fills the table, whose zeroed arrays are allocated, with a
+// counting sort. Within a bucket entries are
 // in ascending order, which puts equal entry bits together: entries are
 // first distributed by entry bits (ordE, with their buckets in ordB), then
 // stably by bucket.
@@ -188,7 +203,7 @@ func (t *pdqTable) build(hashes []pdq.Hash, tmp *pdqBuildScratch, idBits uint) {
 	// off[v+1] first counts bucket v, then after the prefix sum holds its
 	// start; filling advances it to v's end, which is v+1's start, so no
 	// cursor array is needed.
-	off := make([]uint32, 1<<(t.width-t.ext)+1)
+	off := t.offsets
 	var extPos [256]uint32
 	extMask := uint32(1)<<t.ext - 1
 	for i := range hashes {
@@ -215,12 +230,11 @@ func (t *pdqTable) build(hashes []pdq.Hash, tmp *pdqBuildScratch, idBits uint) {
 		ordE[p] = uint32(i) | (k&extMask)<<idBits
 		ordB[p] = k >> t.ext
 	}
-	entries := make([]uint32, n+1)
+	entries := t.entries
 	for j, b := range ordB {
 		entries[off[b+1]] = ordE[j]
 		off[b+1]++
 	}
-	t.offsets, t.entries = off, entries
 	if t.ext > 0 && n < 1<<pdqPosBits {
 		t.halves = true
 		// Entries below split have the top entry bit 0. A count that
@@ -271,7 +285,13 @@ func (ix *PDQIndex) MemoryBytes() int {
 	m := int(unsafe.Sizeof(*ix)) + cap(ix.hashes)*int(unsafe.Sizeof(pdq.Hash{}))
 	for i := range ix.tables {
 		t := &ix.tables[i]
-		m += int(unsafe.Sizeof(*t)) + 4*cap(t.offsets) + 4*cap(t.entries)
+		m += int(unsafe.Sizeof(*t))
+		if ix.arena == nil || ix.arena.mapped == nil {
+			m += 4*cap(t.offsets) + 4*cap(t.entries)
+		}
+	}
+	if ix.arena != nil {
+		m += int(unsafe.Sizeof(*ix.arena)) + ix.arena.bytes()
 	}
 	for i := range ix.plans {
 		if p := ix.plans[i].Load(); p != nil {
@@ -457,6 +477,8 @@ func (ix *PDQIndex) searchPlan(dst []PDQHit, q pdq.Hash, threshold int, tau []in
 	s.check()
 	dst = s.dst
 	pdqSearchPool.Put(sc)
+	// The tables may live outside the heap, unmapped once ix is collected.
+	runtime.KeepAlive(ix)
 	return dst
 }
 

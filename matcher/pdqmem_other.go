@@ -1,0 +1,10 @@
+//go:build !linux
+
+package matcher
+
+// pdqMapHuge allocates on the heap where huge pages are not managed here.
+func pdqMapHuge(size int) (mapped, block []byte) { return nil, nil }
+
+func pdqUnmap(mapped []byte) {}
+
+func pdqMappedBytes(mapped []byte) int { return 0 }
