@@ -13,6 +13,7 @@ import "unsafe"
 // not see them; the block is unmapped when the index is collected.
 type pdqArena struct {
 	mapped []byte // the whole mapping, nil on the heap
+	size   int    // the bytes of it that may be touched
 	free   []byte // what is not handed out yet
 }
 
@@ -28,6 +29,7 @@ func newPDQArena(lens []int) *pdqArena {
 	}
 	a := &pdqArena{}
 	a.mapped, a.free = pdqMapHuge(total)
+	a.size = len(a.free)
 	return a
 }
 
@@ -44,4 +46,4 @@ func (a *pdqArena) uint32s(n int) []uint32 {
 
 // bytes is the memory the arena holds outside the heap (arrays on the
 // heap are counted where they are).
-func (a *pdqArena) bytes() int { return pdqMappedBytes(a.mapped) }
+func (a *pdqArena) bytes() int { return a.size }

@@ -6,7 +6,8 @@ import (
 )
 
 const (
-	pdqHugePage = 2 << 20
+	pdqHugePage  = 2 << 20
+	pdqSmallPage = 4 << 10
 	// pdqMinMapped is the smallest block worth its own mapping: below it
 	// (banks of under ~100k hashes) the heap is as fast.
 	pdqMinMapped = 8 << 20
@@ -15,17 +16,18 @@ const (
 	madvHugepage = 14
 )
 
-// pdqMapHuge maps an anonymous block of at least size bytes, aligned to
-// and a multiple of 2 MB, and asks for transparent huge pages for it
-// before any of it is touched, so each fault takes a whole huge page.
-// Where THP is off the advice fails harmlessly and the block is used with
-// small pages. It returns the mapping and the aligned block in it, or nil
-// to allocate on the heap.
+// pdqMapHuge maps an anonymous block of at least size bytes, starting on a
+// 2 MB boundary, and asks for transparent huge pages for it before any of
+// it is touched, so each fault takes a whole huge page. The block is not
+// rounded up to 2 MB, which would cost up to 2 MB more: its last partial
+// huge page stays in small pages. Where THP is off the advice fails
+// harmlessly and the block is used with small pages. It returns the
+// mapping and the block in it, or nil to allocate on the heap.
 func pdqMapHuge(size int) (mapped, block []byte) {
 	if size < pdqMinMapped {
 		return nil, nil
 	}
-	size = (size + pdqHugePage - 1) &^ (pdqHugePage - 1)
+	size = (size + pdqSmallPage - 1) &^ (pdqSmallPage - 1)
 	// One extra huge page of address space (never touched, so never
 	// resident) lets the block start on a 2 MB boundary.
 	m, err := syscall.Mmap(-1, 0, size+pdqHugePage, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
@@ -40,7 +42,3 @@ func pdqMapHuge(size int) (mapped, block []byte) {
 
 // pdqUnmap releases a mapping from pdqMapHuge.
 func pdqUnmap(mapped []byte) { _ = syscall.Munmap(mapped) }
-
-// pdqMappedBytes is the memory a mapping can hold: all but the alignment
-// page, which is never touched.
-func pdqMappedBytes(mapped []byte) int { return max(len(mapped)-pdqHugePage, 0) }
