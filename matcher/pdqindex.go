@@ -123,7 +123,8 @@ const (
 )
 
 // NewPDQIndex builds an index over hashes. It takes ownership of the slice:
-// the caller must not modify it afterwards. IDs in results are positions in
+// the caller must not modify it afterwards (for big banks the index keeps
+// a copy and the slice may be dropped). IDs in results are positions in
 // it. Tables are built in parallel, one goroutine per core.
 func NewPDQIndex(hashes []pdq.Hash) *PDQIndex {
 	n := len(hashes)
@@ -161,11 +162,16 @@ func newPDQIndexLayout(hashes []pdq.Hash, tops, exts []uint, idBits uint) *PDQIn
 	if len(ix.tables) == 0 {
 		return ix
 	}
-	var lens []int
+	lens := []int{8 * n} // the hashes, as uint32s
 	for _, t := range ix.tables {
 		lens = append(lens, 1<<(t.width-t.ext)+1, n+1)
 	}
 	ix.arena = newPDQArena(lens)
+	// Candidates are random reads too: the hashes move into the arena
+	// (one copy; the caller's slice is garbage once it lets go of it).
+	ix.hashes = ix.arena.hashes(hashes)
+	hashes = ix.hashes
+	lens = lens[1:]
 	for i := range ix.tables {
 		t := &ix.tables[i]
 		t.offsets, t.entries = ix.arena.uint32s(lens[2*i]), ix.arena.uint32s(lens[2*i+1])
@@ -282,7 +288,10 @@ func (ix *PDQIndex) Hash(id int32) pdq.Hash { return ix.hashes[id] }
 
 // MemoryBytes is the memory the index holds, including the hashes.
 func (ix *PDQIndex) MemoryBytes() int {
-	m := int(unsafe.Sizeof(*ix)) + cap(ix.hashes)*int(unsafe.Sizeof(pdq.Hash{}))
+	m := int(unsafe.Sizeof(*ix))
+	if ix.arena == nil || ix.arena.mapped == nil {
+		m += cap(ix.hashes) * int(unsafe.Sizeof(pdq.Hash{}))
+	}
 	for i := range ix.tables {
 		t := &ix.tables[i]
 		m += int(unsafe.Sizeof(*t))
