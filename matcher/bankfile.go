@@ -861,13 +861,12 @@ func (b *bankBuilder) build(name, path string) *Bank {
 		}
 		hashes, refs = hashes[:n], refs[:n]
 	}
-	if cap(hashes)-len(hashes) > len(hashes)/8+1024 {
-		// reserve guessed high (a mixed file): the index keeps the slice
-		// for the bank's lifetime, so return the slack now.
-		hashes = slices.Clip(slices.Clone(hashes))
-		if refs != nil {
-			refs = slices.Clip(slices.Clone(refs))
-		}
+	if refs != nil && cap(refs)-len(refs) > len(refs)/8+1024 {
+		// reserve guessed high (a mixed file): refs live as long as the
+		// bank, so return the slack now. NewPDQIndex does the same for
+		// the hashes where it keeps them on the heap; big indexes copy
+		// them, so a clone here would be a wasted copy.
+		refs = slices.Clip(slices.Clone(refs))
 	}
 	bk.pdqRefs = refs
 	bk.pdq = NewPDQIndex(hashes)

@@ -160,7 +160,7 @@ func newPDQIndexLayout(hashes []pdq.Hash, tops, exts []uint, idBits uint) *PDQIn
 		start += w
 	}
 	if len(ix.tables) == 0 {
-		return ix
+		return ix.clip()
 	}
 	lens := []int{8 * n} // the hashes, as uint32s
 	for _, t := range ix.tables {
@@ -170,6 +170,7 @@ func newPDQIndexLayout(hashes []pdq.Hash, tops, exts []uint, idBits uint) *PDQIn
 	// Candidates are random reads too: the hashes move into the arena
 	// (one copy; the caller's slice is garbage once it lets go of it).
 	ix.hashes = ix.arena.hashes(hashes)
+	ix.clip()
 	hashes = ix.hashes
 	lens = lens[1:]
 	for i := range ix.tables {
@@ -195,6 +196,15 @@ func newPDQIndexLayout(hashes []pdq.Hash, tops, exts []uint, idBits uint) *PDQIn
 		})
 	}
 	wg.Wait()
+	return ix
+}
+
+// clip gives back the slack of a hashes slice the index keeps on the heap
+// for its lifetime (a loader's capacity guessed high).
+func (ix *PDQIndex) clip() *PDQIndex {
+	if h := ix.hashes; cap(h)-len(h) > len(h)/8+1024 {
+		ix.hashes = slices.Clip(slices.Clone(h))
+	}
 	return ix
 }
 
@@ -284,7 +294,12 @@ func pdqChunk(h *pdq.Hash, start, width uint) uint32 {
 func (ix *PDQIndex) Len() int { return len(ix.hashes) }
 
 // Hash returns the banked hash with the given id.
-func (ix *PDQIndex) Hash(id int32) pdq.Hash { return ix.hashes[id] }
+func (ix *PDQIndex) Hash(id int32) pdq.Hash {
+	h := ix.hashes[id]
+	// The hashes may live outside the heap, unmapped once ix is collected.
+	runtime.KeepAlive(ix)
+	return h
+}
 
 // MemoryBytes is the memory the index holds, including the hashes.
 func (ix *PDQIndex) MemoryBytes() int {
@@ -319,7 +334,9 @@ func (ix *PDQIndex) Search(dst []PDQHit, q pdq.Hash, threshold int) []PDQHit {
 	threshold = min(threshold, pdqBits)
 	p := ix.plan(threshold)
 	if p.linear {
-		return LinearSearch(dst, ix.hashes, q, threshold)
+		dst = LinearSearch(dst, ix.hashes, q, threshold)
+		runtime.KeepAlive(ix) // see Hash
+		return dst
 	}
 	return ix.searchPlan(dst, q, threshold, p.tau, int(p.excess))
 }
@@ -718,6 +735,8 @@ func pdqRuns(entries, lo, hi []uint32, qext uint32, idBits uint, tag uint8, cand
 	if !pdqVector || idBits >= 32 || len(cand) < 16 || len(ct) < len(cand) || len(lo) == 0 {
 		return pdqRunsScalar(entries, lo, hi, qext, idBits, tag, cand, ct, nc)
 	}
+	// The kernel reads hi[:len(lo)] unchecked; bounds come from the table.
+	_ = hi[len(lo)-1]
 	idMask := uint32(1)<<idBits - 1
 	i := 0
 	for {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,9 +58,14 @@ func TestPDQArenaHugePages(t *testing.T) {
 	if fields == nil {
 		t.Fatalf("no mapping holds the tables")
 	}
-	t.Logf("tables' mapping: Rss %s, AnonHugePages %s", fields["Rss"], fields["AnonHugePages"])
-	if fields["AnonHugePages"] == "0 kB" || fields["AnonHugePages"] == "" {
-		t.Fatalf("the tables are not on huge pages: AnonHugePages %q", fields["AnonHugePages"])
+	t.Logf("tables' mapping: Rss %s, AnonHugePages %s, VmFlags %s", fields["Rss"], fields["AnonHugePages"], fields["VmFlags"])
+	// The advice is what the index controls; whether the kernel finds
+	// free huge pages depends on the machine, so that is only logged.
+	if !slices.Contains(strings.Fields(fields["VmFlags"]), "hg") {
+		t.Fatalf("the tables' mapping is not advised for huge pages: VmFlags %q", fields["VmFlags"])
+	}
+	if fields["AnonHugePages"] == "0 kB" {
+		t.Logf("NOTE: the kernel gave the mapping no huge pages (fragmented memory?); the index works, slower")
 	}
 	runtime.KeepAlive(ix)
 
@@ -72,5 +78,34 @@ func TestPDQArenaHugePages(t *testing.T) {
 		}
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestPDQIndexOutlivesSearch drops an index during its own linear scan and
+// Hash while the collector runs: its mapping must stay until they return.
+func TestPDQIndexOutlivesSearch(t *testing.T) {
+	hs := pdqRandomHashes(300_000, 3)
+	if ix := NewPDQIndex(slices.Clone(hs)); ix.arena == nil || ix.arena.mapped == nil || !ix.plan(256).linear {
+		t.Fatalf("want a mapped 300k index with a linear plan at 256")
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				runtime.GC()
+			}
+		}
+	}()
+	for i := range 8 {
+		if hits := NewPDQIndex(slices.Clone(hs)).Search(nil, hs[0], 256); len(hits) != len(hs) {
+			t.Fatalf("round %d: %d hits, want %d", i, len(hits), len(hs))
+		}
+		if h := NewPDQIndex(slices.Clone(hs)).Hash(int32(len(hs) - 1)); h != hs[len(hs)-1] {
+			t.Fatalf("round %d: Hash differs", i)
+		}
 	}
 }
