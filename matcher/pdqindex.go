@@ -48,7 +48,7 @@ type PDQIndex struct {
 	// posMask extracts a position from a table's offsets: the low
 	// pdqPosBits when tables keep half counts above them.
 	posMask uint32
-	// arena holds the tables' arrays.
+	// arena holds the hashes and the tables' arrays (see pdqArena).
 	arena *pdqArena
 	// plans caches the radii per threshold, computed on first use: a plan
 	// for every threshold up front would cost more than it saves.
@@ -209,10 +209,9 @@ func (ix *PDQIndex) clip() *PDQIndex {
 }
 
 // build fills the table, whose zeroed arrays are allocated, with a
-// counting sort. Within a bucket entries are
-// in ascending order, which puts equal entry bits together: entries are
-// first distributed by entry bits (ordE, with their buckets in ordB), then
-// stably by bucket.
+// counting sort. Within a bucket entries are in ascending order, which
+// puts equal entry bits together: entries are first distributed by entry
+// bits (ordE, with their buckets in ordB), then stably by bucket.
 func (t *pdqTable) build(hashes []pdq.Hash, tmp *pdqBuildScratch, idBits uint) {
 	n := len(hashes)
 	keys := tmp.keys[:n]
@@ -347,10 +346,9 @@ func (ix *PDQIndex) Search(dst []PDQHit, q pdq.Hash, threshold int) []PDQHit {
 // ~310 candidate hashes, each a random line in ~800 MB that takes ~300 ns
 // on the machine measured (a TLB miss under nested paging, then DRAM).
 // Such reads only overlap when each one's address is known without
-// waiting for another, so the search
-// runs in passes over a batch of probes (up to pdqProbeBatch, from one or
-// more tables), each pass a tight loop whose loads depend neither on one
-// another nor on a branch:
+// waiting for another, so the search runs in passes over a batch of
+// probes (up to pdqProbeBatch, from one or more tables), each pass a tight
+// loop whose loads depend neither on one another nor on a branch:
 //
 //  1. enumerate the batch's probes (bucket, radius left): no reads;
 //  2. read every probed bucket's bounds (locate);
