@@ -368,3 +368,27 @@ func TestPDQIndexMemory(t *testing.T) {
 		t.Fatalf("MemoryBytes() = %d, less than the hashes alone (%d)", ix.MemoryBytes(), min)
 	}
 }
+
+// TestPDQIndexKeepsNoSlack hands NewPDQIndex slices whose capacity a
+// loader guessed high: the index must not keep the slack for the bank's
+// lifetime, whether it keeps the hashes on the heap (no tables, small
+// tables) or copies them into its mapping, and ids must not move.
+func TestPDQIndexKeepsNoSlack(t *testing.T) {
+	for _, n := range []int{100, 5_000, 300_000} {
+		hs := make([]pdq.Hash, n, 10*n+2048)
+		copy(hs, pdqRandomHashes(n, uint64(n)))
+		want := slices.Clone(hs)
+		ix := NewPDQIndex(hs)
+		if got := cap(ix.hashes); got > n+n/8+1024 {
+			t.Errorf("n=%d: the index keeps a capacity of %d", n, got)
+		}
+		for _, id := range []int{0, n / 2, n - 1} {
+			if ix.Hash(int32(id)) != want[id] {
+				t.Fatalf("n=%d: Hash(%d) moved", n, id)
+			}
+		}
+		if mb := ix.MemoryBytes(); mb > 80*n+1<<20 {
+			t.Errorf("n=%d: MemoryBytes %d counts the slack", n, mb)
+		}
+	}
+}
