@@ -9,6 +9,7 @@ package mediaproxy
 import (
 	"net/http"
 	"net/url"
+	pathpkg "path"
 	"strings"
 )
 
@@ -54,20 +55,91 @@ type Endpoint struct {
 	Server, MediaID string
 	// Name is a short endpoint name for logs and metrics labels.
 	Name string
+	// Method is the request's method: the proxy answers OPTIONS itself,
+	// judges GET and HEAD, and refuses the rest (see MethodAllowed).
+	Method string
+}
+
+// msc3916Prefix is the unstable prefix of authenticated media.
+const msc3916Prefix = "/_matrix/client/unstable/org.matrix.msc3916/media/"
+
+// MethodAllowed reports whether the endpoint's method is one the proxy
+// judges and forwards: POST for uploads, PUT for async uploads, GET and
+// HEAD for downloads. OPTIONS is answered by the proxy (CORS preflight);
+// anything else is refused, never forwarded unjudged.
+func (ep Endpoint) MethodAllowed() bool {
+	switch ep.Kind {
+	case Upload:
+		return ep.Method == http.MethodPost
+	case UploadTo:
+		return ep.Method == http.MethodPut
+	case Download:
+		return ep.Method == http.MethodGet || ep.Method == http.MethodHead
+	}
+	return false
 }
 
 // maxIDLen bounds server names and media IDs (Synapse's media IDs are 24
 // letters; server names are DNS names with a port).
 const maxIDLen = 255
 
-// Classify parses r's path. Only GET/HEAD downloads and POST/PUT uploads
-// are media requests; everything else (config, preview_url, create) is
-// NotMedia and passes through.
+// Classify parses r's path. Every method on a download, thumbnail or upload
+// path is a media request (homeservers serve media on OPTIONS too, and what
+// a method does is the homeserver's business, not the client's claim);
+// everything else (config, preview_url, create) is NotMedia and passes
+// through.
+//
+// A path that only becomes a media path once it is percent-decoded or
+// cleaned ("//", "/./", "%6Dedia") is Invalid: a homeserver's router may
+// normalise it and serve media that this parser did not recognise.
 func Classify(r *http.Request) Endpoint {
 	path := r.URL.EscapedPath()
 	if path == "" {
 		path = r.URL.Path
 	}
+	ep := classifyPath(r.Method, path)
+	if ep.Kind != NotMedia {
+		return ep
+	}
+	if clean := cleanPath(r.URL.Path); clean != path {
+		if alt := classifyPath(r.Method, clean); alt.Kind != NotMedia {
+			alt.Kind = Invalid
+			return alt
+		}
+	}
+	return ep
+}
+
+// cleanPath is p as a lenient router sees it: decoded, with empty and dot
+// segments resolved.
+func cleanPath(p string) string {
+	if p == "" {
+		return p
+	}
+	c := pathpkg.Clean("/" + p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+// mediaVersion accepts any version-like segment after /_matrix/media/: a
+// homeserver may serve versions this parser has never heard of, and an
+// unknown one must be judged rather than waved through.
+func mediaVersion(v string) bool {
+	if v == "" || len(v) > 32 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func classifyPath(method, path string) Endpoint {
 	var fam Family
 	var rest string
 	switch {
@@ -75,13 +147,18 @@ func Classify(r *http.Request) Endpoint {
 		fam = FamilyLegacy
 		rest = path[len("/_matrix/media/"):]
 		ver, after, ok := strings.Cut(rest, "/")
-		if !ok || (ver != "r0" && ver != "v1" && ver != "v3") {
+		if !ok || !mediaVersion(ver) {
 			return Endpoint{}
 		}
 		rest = after
 	case strings.HasPrefix(path, "/_matrix/client/v1/media/"):
 		fam = FamilyClient
 		rest = path[len("/_matrix/client/v1/media/"):]
+	case strings.HasPrefix(path, msc3916Prefix):
+		// Synapse served authenticated media under MSC3916's unstable
+		// prefix before it was stable (1.105-1.110).
+		fam = FamilyClient
+		rest = path[len(msc3916Prefix):]
 	case strings.HasPrefix(path, "/_matrix/federation/v1/media/"):
 		fam = FamilyFederation
 		rest = path[len("/_matrix/federation/v1/media/"):]
@@ -90,17 +167,17 @@ func Classify(r *http.Request) Endpoint {
 	}
 	action, args, _ := strings.Cut(rest, "/")
 	segs := splitSegments(args)
-	ep := Endpoint{Family: fam}
+	ep := Endpoint{Family: fam, Method: method}
 	switch action {
 	case "upload":
 		if fam != FamilyLegacy {
 			return Endpoint{}
 		}
 		switch {
-		case r.Method == http.MethodPost && args == "":
+		case args == "":
 			ep.Kind, ep.Name = Upload, "upload"
 			return ep
-		case r.Method == http.MethodPut:
+		default:
 			ep.Name = "upload_to"
 			if segs == nil || len(segs) != 2 || !validServer(segs[0]) || !validMediaID(segs[1]) {
 				ep.Kind = Invalid
@@ -109,11 +186,7 @@ func Classify(r *http.Request) Endpoint {
 			ep.Kind, ep.Server, ep.MediaID = UploadTo, segs[0], segs[1]
 			return ep
 		}
-		return Endpoint{}
 	case "download", "thumbnail":
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			return Endpoint{}
-		}
 		ep.Thumbnail = action == "thumbnail"
 		ep.Name = string(fam) + "_" + action
 		ep.Kind = Download

@@ -257,6 +257,18 @@ func (p *Proxy) Memory() *Memory { return p.mem }
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
 	tokenToHeader(r)
 	ep := Classify(r)
+	if ep.Kind == Upload || ep.Kind == UploadTo || ep.Kind == Download {
+		if r.Method == http.MethodOptions {
+			// A CORS preflight needs headers, never the media: Dendrite
+			// answers OPTIONS on a download with the whole file.
+			writePreflight(w)
+			return nil
+		}
+		if !ep.MethodAllowed() {
+			writeError(w, http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "Unrecognized request")
+			return nil
+		}
+	}
 	switch ep.Kind {
 	case Upload, UploadTo:
 		return p.serveUpload(w, r, ep, next)
@@ -336,9 +348,7 @@ func writeError(w http.ResponseWriter, status int, errcode, msg string) {
 		delete(h, k)
 	}
 	h.Set("Content-Type", "application/json")
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization, Date")
+	setCORS(h)
 	h.Set("Cache-Control", "no-store")
 	body, _ := json.Marshal(struct {
 		Errcode string `json:"errcode"`
@@ -350,6 +360,24 @@ func writeError(w http.ResponseWriter, status int, errcode, msg string) {
 	}
 	w.WriteHeader(status)
 	w.Write(body)
+}
+
+// writePreflight answers a CORS preflight on a media path with the headers
+// the Matrix spec asks of homeservers and no body.
+func writePreflight(w http.ResponseWriter) {
+	h := w.Header()
+	for k := range h {
+		delete(h, k)
+	}
+	setCORS(h)
+	h.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func setCORS(h http.Header) {
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization, Date")
 }
 
 // tokenToHeader moves an ?access_token= query parameter into the

@@ -1,0 +1,87 @@
+package mediaproxy
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestNoMethodOrSpellingServesUnjudgedMedia is the request-shape half of
+// the bypass corpus: a listed picture stored upstream (behind the proxy's
+// back) must not come out through any method or path spelling that a
+// lenient homeserver router would still serve, and the same request for a
+// clean picture must behave as the homeserver's own answer would.
+func TestNoMethodOrSpellingServesUnjudgedMedia(t *testing.T) {
+	listed := encodePNG(testPhoto(61, 160, 160))
+	clean := encodePNG(testPhoto(62, 160, 160))
+	e := newEnv(t, []string{"pdq " + pdqOf(t, listed).String()}, nil)
+
+	cases := []struct {
+		name, method, path string
+		// cleanStatus is what the same request for the clean twin gets.
+		cleanStatus int
+	}{
+		{"GET legacy", "GET", "/_matrix/media/v3/download/hs.example/%s", 200},
+		{"GET client", "GET", "/_matrix/client/v1/media/download/hs.example/%s", 200},
+		{"GET msc3916 unstable", "GET", "/_matrix/client/unstable/org.matrix.msc3916/media/download/hs.example/%s", 200},
+		{"GET unknown version", "GET", "/_matrix/media/v4/download/hs.example/%s", 200},
+		{"GET with file name", "GET", "/_matrix/media/r0/download/hs.example/%s/x.png", 200},
+		{"OPTIONS download", "OPTIONS", "/_matrix/media/v3/download/hs.example/%s", 204},
+		{"OPTIONS thumbnail", "OPTIONS", "/_matrix/client/v1/media/thumbnail/hs.example/%s?width=64&height=64", 204},
+		{"POST download", "POST", "/_matrix/media/v3/download/hs.example/%s", 405},
+		{"PUT download", "PUT", "/_matrix/client/v1/media/download/hs.example/%s", 405},
+		{"DELETE download", "DELETE", "/_matrix/media/v3/download/hs.example/%s", 405},
+		{"PATCH download", "PATCH", "/_matrix/media/v3/download/hs.example/%s", 405},
+		{"PROPFIND download", "PROPFIND", "/_matrix/media/v3/download/hs.example/%s", 405},
+		{"double slash", "GET", "/_matrix/media/v3//download/hs.example/%s", 404},
+		{"dot segment", "GET", "/_matrix/media/v3/./download/hs.example/%s", 404},
+		{"encoded prefix", "GET", "/_matrix/%6Dedia/v3/download/hs.example/%s", 404},
+		{"encoded action", "GET", "/_matrix/client/v1/media/%64ownload/hs.example/%s", 404},
+		{"leading double slash", "GET", "//_matrix/media/v3/download/hs.example/%s", 404},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			bad, good := "lst"+string(rune('a'+i)), "cln"+string(rune('a'+i))
+			e.up.put(bad, listed, "image/png")
+			e.up.put(good, clean, "image/png")
+			resp, body := e.do(t, c.method, strings.Replace(c.path, "%s", bad, 1), "", nil)
+			if bytes.Contains(body, listed[:64]) || bytes.Contains(body, listed[len(listed)-64:]) {
+				t.Fatalf("%s: listed bytes served (%d)", c.name, resp.StatusCode)
+			}
+			if resp.StatusCode == 200 {
+				t.Fatalf("%s: listed media answered 200", c.name)
+			}
+			resp, body = e.do(t, c.method, strings.Replace(c.path, "%s", good, 1), "", nil)
+			if resp.StatusCode != c.cleanStatus {
+				t.Fatalf("%s: clean twin answered %d, want %d (%s)", c.name, resp.StatusCode, c.cleanStatus, body)
+			}
+			if c.method == "OPTIONS" && (len(body) != 0 || resp.Header.Get("Access-Control-Allow-Origin") != "*") {
+				t.Fatalf("preflight: body %d bytes, headers %v", len(body), resp.Header)
+			}
+			if c.cleanStatus == 200 && !bytes.Equal(body, clean) {
+				t.Fatalf("%s: clean twin not served byte-identical", c.name)
+			}
+		})
+	}
+}
+
+// TestUploadPathMethods: only POST (and PUT to an async upload ID) may
+// carry a body to the homeserver; other methods are refused, never
+// forwarded unjudged, and OPTIONS is a preflight.
+func TestUploadPathMethods(t *testing.T) {
+	listed := encodePNG(testPhoto(63, 120, 120))
+	e := newEnv(t, []string{"pdq " + pdqOf(t, listed).String()}, nil)
+	for _, m := range []string{"PATCH", "DELETE", "GET", "PROPFIND"} {
+		resp, _ := e.do(t, m, "/_matrix/media/v3/upload?filename=x.png", "image/png", listed)
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Fatalf("%s upload: %d", m, resp.StatusCode)
+		}
+	}
+	if resp, body := e.do(t, "OPTIONS", "/_matrix/media/v3/upload", "", nil); resp.StatusCode != 204 || len(body) != 0 {
+		t.Fatalf("OPTIONS upload: %d", resp.StatusCode)
+	}
+	if n := e.up.uploads.Load(); n != 0 {
+		t.Fatalf("%d bodies reached the homeserver", n)
+	}
+}
