@@ -38,6 +38,9 @@ const (
 	KindLateBlock = "late_block"
 	// KindUnscannable is media that could not be decoded or hashed.
 	KindUnscannable = "unscannable"
+	// KindUndecodable is an image by its bytes that could not be
+	// decoded, refused under the on_undecodable_image block policy.
+	KindUndecodable = "undecodable"
 	// KindUnscanned is media passed without scanning (fail-open).
 	KindUnscanned = "unscanned"
 	// KindRefused is media refused for policy reasons other than a match

@@ -50,6 +50,11 @@ type App struct {
 	// "open" (allow, recorded as unscanned; the default) or "closed"
 	// (refuse with 503). Local banks are consulted either way.
 	OnMatcherError string `json:"on_matcher_error,omitempty"`
+	// OnUndecodableImage is the policy for media that is an image by its
+	// bytes but cannot be decoded here: "block" (the default; 403 on
+	// upload, 404 on download, audited as undecodable) or "allow"
+	// (recorded as unscannable). A viewer may still be shown such a file.
+	OnUndecodableImage string `json:"on_undecodable_image,omitempty"`
 	// Cache tunes the verdict cache for remote answers.
 	Cache *CacheSettings `json:"cache,omitempty"`
 	// Breaker tunes the per-backend circuit breakers.
@@ -325,6 +330,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		MaxConcurrentHashing: a.MaxConcurrentHashing,
 		Hashing:              a.Hashing,
 		MaxPixels:            a.MaxPixels,
+		OnUndecodableImage:   a.OnUndecodableImage,
 		Dihedral:             a.Dihedral,
 		ServerName:           a.ServerName,
 		Memory:               mem,
@@ -341,6 +347,11 @@ func (a *App) Validate() error {
 	case "", "open", "closed":
 	default:
 		return fmt.Errorf("mediaguard: on_matcher_error must be open or closed, not %q", a.OnMatcherError)
+	}
+	switch a.OnUndecodableImage {
+	case "", mediaproxy.UndecodableBlock, mediaproxy.UndecodableAllow:
+	default:
+		return fmt.Errorf("mediaguard: on_undecodable_image must be block or allow, not %q", a.OnUndecodableImage)
 	}
 	switch a.Hashing {
 	case "", mediaproxy.HashingProcess, mediaproxy.HashingInline:

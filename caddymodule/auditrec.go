@@ -20,6 +20,7 @@ var auditKinds = map[mediaproxy.Outcome]string{
 	mediaproxy.Unscannable:  audit.KindUnscannable,
 	mediaproxy.Unscanned:    audit.KindUnscanned,
 	mediaproxy.Refused:      audit.KindRefused,
+	mediaproxy.Undecodable:  audit.KindUndecodable,
 }
 
 // record appends the decision to the audit log before the response goes

@@ -37,6 +37,7 @@ func init() {
 //		min_pdq_quality N
 //		dihedral [on|off]
 //		on_matcher_error open|closed
+//		on_undecodable_image block|allow
 //		cache { match_ttl D; miss_ttl D; max_entries N }
 //		breaker { consecutive_failures N; failure_ratio F; min_requests N; open_timeout D; call_timeout D }
 //		max_upload_size SIZE
@@ -181,6 +182,14 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("on_matcher_error: want open or closed, not %q", v)
 			}
 			a.OnMatcherError = d.Val()
+		case "on_undecodable_image":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			if v := d.Val(); v != mediaproxy.UndecodableBlock && v != mediaproxy.UndecodableAllow {
+				return d.Errf("on_undecodable_image: want block or allow, not %q", v)
+			}
+			a.OnUndecodableImage = d.Val()
 		case "cache":
 			a.Cache = new(CacheSettings)
 			for d.NextBlock(1) {

@@ -62,6 +62,7 @@ func TestCaddyfileErrorsNameTheDirective(t *testing.T) {
 		{"pdq_threshold x", "pdq_threshold"},
 		{"min_pdq_quality 101", "min_pdq_quality"},
 		{"on_matcher_error maybe", "on_matcher_error"},
+		{"on_undecodable_image maybe", "on_undecodable_image"},
 		{"max_upload_size lots", "max_upload_size"},
 		{"dihedral sideways", "dihedral"},
 		{"hma http://h {\n colour blue\n }", "hma: unknown option"},

@@ -62,6 +62,10 @@ func (o *observer) Observe(d *mediaproxy.Decision) {
 				zap.String("endpoint", d.Endpoint.Name), zap.String("verdict", string(d.Outcome)),
 				zap.String("media", d.MediaKey), zap.Error(d.Err), zap.Strings("notes", d.Verdict.Notes))
 		}
+	case mediaproxy.Undecodable:
+		o.log.Warn("image refused: it could not be decoded (on_undecodable_image block)", zap.String("direction", dir), zap.String("endpoint", d.Endpoint.Name),
+			zap.String("media", d.MediaKey), zap.String("reason", d.UnscannableReason), zap.String("sha256", d.Digests.SHA256Hex()),
+			zap.String("user", d.User))
 	case mediaproxy.Unscannable:
 		o.log.Info("media unscannable", zap.String("direction", dir), zap.String("endpoint", d.Endpoint.Name),
 			zap.String("media", d.MediaKey), zap.String("reason", d.UnscannableReason), zap.String("sha256", d.Digests.SHA256Hex()))

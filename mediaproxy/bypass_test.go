@@ -85,3 +85,63 @@ func TestUploadPathMethods(t *testing.T) {
 		t.Fatalf("%d bodies reached the homeserver", n)
 	}
 }
+
+// TestContentDecidesNotContentType: what the bytes are decides how they
+// are judged. A listed picture re-encoded and declared as video, audio or
+// a document is still PDQ-matched; its clean twin under the same claim
+// passes.
+func TestContentDecidesNotContentType(t *testing.T) {
+	photo := testPhoto(64, 200, 200)
+	listed := encodePNG(photo)
+	e := newEnv(t, []string{"pdq " + pdqOf(t, listed).String()}, nil)
+	reencoded := jpegBytes(photo, 85)
+	cleanJPEG := jpegBytes(testPhoto(65, 200, 200), 85)
+	for _, ct := range []string{"video/mp4", "audio/mpeg", "application/pdf", "application/octet-stream", "", "text/plain", "image/gif"} {
+		if resp, code := e.upload(t, ct, reencoded); resp.StatusCode != 403 || code != "M_FORBIDDEN" {
+			t.Fatalf("listed photo declared %q: %d %s", ct, resp.StatusCode, code)
+		}
+		if resp, _ := e.upload(t, ct, cleanJPEG); resp.StatusCode != 200 {
+			t.Fatalf("clean photo declared %q: %d", ct, resp.StatusCode)
+		}
+	}
+}
+
+// TestUndecodableImagePolicy: bytes that are an image by a signature too
+// long to be chance but that cannot be decoded are refused by default
+// (nothing stored) and allowed when the operator says so; random bytes
+// (an encrypted attachment) are never refused.
+func TestUndecodableImagePolicy(t *testing.T) {
+	good := encodePNG(testPhoto(66, 64, 64))
+	broken := append([]byte(nil), good[:40]...) // signature and IHDR, no pixels
+	broken = append(broken, bytes.Repeat([]byte{0x5a}, 200)...)
+	random := make([]byte, 4096)
+	for i := range random {
+		random[i] = byte(i*7919 + i>>3*31)
+	}
+	weakMagic := append([]byte("BM"), random...)
+
+	e := newEnv(t, []string{"md5 " + strings.Repeat("0", 32)}, nil)
+	for _, ct := range []string{"image/png", "application/octet-stream"} {
+		if resp, code := e.upload(t, ct, broken); resp.StatusCode != 403 || code != "M_FORBIDDEN" || e.obs.last().Outcome != Undecodable {
+			t.Fatalf("undecodable PNG as %q: %d %s %s", ct, resp.StatusCode, code, e.obs.last().Outcome)
+		}
+	}
+	for _, b := range [][]byte{random, weakMagic} {
+		if resp, _ := e.upload(t, "application/octet-stream", b); resp.StatusCode != 200 || e.obs.last().Outcome != Unscannable {
+			t.Fatalf("opaque bytes: %d %s", resp.StatusCode, e.obs.last().Outcome)
+		}
+	}
+	if n := e.up.uploads.Load(); n != 2 {
+		t.Fatalf("%d uploads reached the homeserver, want the 2 opaque ones", n)
+	}
+	// Downloads of the same stored bytes are refused as well.
+	e.up.put("brk", broken, "image/png")
+	if resp, _ := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/brk", "", nil); resp.StatusCode != 404 || e.obs.last().Outcome != Undecodable {
+		t.Fatalf("undecodable download: %d %s", resp.StatusCode, e.obs.last().Outcome)
+	}
+
+	allow := newEnv(t, []string{"md5 " + strings.Repeat("0", 32)}, func(c *Config) { c.OnUndecodableImage = UndecodableAllow })
+	if resp, _ := allow.upload(t, "image/png", broken); resp.StatusCode != 200 || allow.obs.last().Outcome != Unscannable {
+		t.Fatalf("allow policy: %d %s", resp.StatusCode, allow.obs.last().Outcome)
+	}
+}

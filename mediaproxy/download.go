@@ -481,6 +481,15 @@ func (iw *inspectWriter) judge(media io.ReadSeeker, ct string, dg hashing.Digest
 		p.observe(d)
 		writeError(iw.real, http.StatusNotFound, "M_NOT_FOUND", "Not found")
 		return nil
+	case sc.undecodable != "" && p.cfg.OnUndecodableImage == UndecodableBlock:
+		// Not remembered as blocked: a better decoder after an upgrade
+		// must get to judge it again.
+		d.Outcome, d.User, d.UnscannableReason = Undecodable, iw.user(true), sc.undecodable
+		p.observe(d)
+		writeError(iw.real, http.StatusNotFound, "M_NOT_FOUND", "Not found")
+		return nil
+	case sc.undecodable != "":
+		d.UnscannableReason = sc.undecodable
 	}
 	p.recordAllowed(d, nil)
 	if d.Outcome == Clean || d.Outcome == Unscannable {

@@ -84,6 +84,12 @@ type Config struct {
 	UploadIdleTimeout time.Duration
 	// MaxPixels refuses to decode larger images (decompression bombs).
 	MaxPixels int
+	// OnUndecodableImage is the policy for bodies that are images by
+	// their bytes but that no decoder here can read: UndecodableBlock
+	// (the default) refuses them like a match, UndecodableAllow lets them
+	// through recorded as unscannable. A viewer may still be shown such a
+	// file, so "could not decode" must not mean "clean".
+	OnUndecodableImage string
 	// Dihedral computes the 8 dihedral PDQ variants for the matcher.
 	Dihedral bool
 	// ServerName is the homeserver's name, used to key federation
@@ -104,6 +110,12 @@ type Config struct {
 	Logger *zap.Logger
 }
 
+// OnUndecodableImage policies.
+const (
+	UndecodableBlock = "block"
+	UndecodableAllow = "allow"
+)
+
 // Outcome is how a request was decided.
 type Outcome string
 
@@ -120,6 +132,9 @@ const (
 	Unscanned Outcome = "unscanned"
 	// Refused: a backend was down and the policy is fail-closed.
 	Refused Outcome = "refused"
+	// Undecodable: an image by its bytes that could not be decoded,
+	// refused under the default OnUndecodableImage policy.
+	Undecodable Outcome = "undecodable"
 	// KnownBlocked and KnownClean were decided from memory.
 	KnownBlocked Outcome = "known_blocked"
 	KnownClean   Outcome = "known_clean"
@@ -212,6 +227,13 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.MaxConcurrentHashing <= 0 {
 		cfg.MaxConcurrentHashing = max(1, runtime.GOMAXPROCS(0)-1)
+	}
+	switch cfg.OnUndecodableImage {
+	case "":
+		cfg.OnUndecodableImage = UndecodableBlock
+	case UndecodableBlock, UndecodableAllow:
+	default:
+		return nil, fmt.Errorf("mediaproxy: on_undecodable_image must be %q or %q, not %q", UndecodableBlock, UndecodableAllow, cfg.OnUndecodableImage)
 	}
 	switch cfg.Hashing {
 	case "":

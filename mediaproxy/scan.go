@@ -1,6 +1,7 @@
 package mediaproxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -28,59 +29,98 @@ type scanned struct {
 	// could have mattered ("" when the bytes were a hashable image or a
 	// kind PDQ does not apply to, such as video).
 	unscannable string
+	// undecodable says why bytes that are an image by their signature
+	// could not be decoded; the OnUndecodableImage policy decides them.
+	undecodable string
 }
 
 // scan builds the matcher query for a body whose exact digests are known,
-// decoding it as an image when it is one. r is read from the start. If ctx
-// ends while waiting for a hashing slot, the query has the exact digests
-// only; the caller's match then sees ctx's error.
+// decoding it as an image when its bytes are one, whatever it was
+// declared as: a declared type is the client's claim, and a listed photo
+// declared video/mp4 is still shown as a photo. r is read from the start.
+// If ctx ends while waiting for a hashing slot, the query has the exact
+// digests only; the caller's match then sees ctx's error.
 func (p *Proxy) scan(ctx context.Context, r io.ReadSeeker, contentType string, d hashing.Digests) scanned {
 	q := exactQuery(d, contentType)
 	var s scanned
-	if q.Kind == matcher.KindImage || q.Kind == matcher.KindUnknown || q.Kind == matcher.KindFile {
-		// The header is cheap: encrypted attachments, non-images and
-		// bombs are told apart before queueing for a decoding slot.
-		_, err := pdq.CheckHeader(r, pdq.DecodeOptions{MaxPixels: p.cfg.MaxPixels})
-		var res pdq.Result
-		if err == nil {
-			if !p.acquireHashSlot(ctx) {
-				s.query = q
-				return s
+	// The header is cheap: encrypted attachments, non-images and bombs
+	// are told apart before queueing for a decoding slot.
+	format, err := pdq.CheckHeader(r, pdq.DecodeOptions{MaxPixels: p.cfg.MaxPixels})
+	if errors.Is(err, pdq.ErrNotImage) || (errors.Is(err, pdq.ErrCorrupt) && !strongImageMagic(r)) {
+		// No image by its bytes (ciphertext, video, documents): exact
+		// hashes are all that can apply. Encrypted attachments arrive as
+		// opaque octet-streams and can never be on a list.
+		if isOpaque(contentType) || q.Kind == matcher.KindImage {
+			s.unscannable = "opaque or encrypted content"
+			if q.Kind == matcher.KindImage {
+				s.unscannable = "declared as an image but not an image by its bytes"
 			}
-			res, err = p.hashImage(ctx, r)
-			p.releaseHashSlot()
 		}
-		if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			// The client left mid-hash: nothing is judged (and nothing
-			// remembered as unscannable); the match sees ctx's error.
+		s.query = q
+		return s
+	}
+	var res pdq.Result
+	if err == nil {
+		if !p.acquireHashSlot(ctx) {
 			s.query = q
 			return s
 		}
-		switch {
-		case err == nil:
-			q.Kind = matcher.KindImage
-			q.Has |= matcher.HasPDQ
-			q.PDQ, q.PDQQuality = res.Hash, res.Quality
-			if res.Dihedral != nil {
-				q.Dihedral = res.Dihedral[:]
-			}
-			s.pdq = &res
-		case errors.Is(err, pdq.ErrNotImage):
-			if q.Kind != matcher.KindImage {
-				// Encrypted attachments arrive as opaque octet-streams:
-				// their hashes can never be on a list.
-				if isOpaque(contentType) {
-					s.unscannable = "opaque or encrypted content"
-				}
-				break
-			}
-			s.unscannable = "declared as an image but not decodable"
-		default:
-			s.unscannable = err.Error()
-		}
+		res, err = p.hashImage(ctx, r)
+		p.releaseHashSlot()
 	}
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		// The client left mid-hash: nothing is judged (and nothing
+		// remembered as unscannable); the match sees ctx's error.
+		s.query = q
+		return s
+	}
+	if err != nil {
+		// An image by its bytes that no decoder here could read: a
+		// viewer may still see it, so it is not "clean".
+		s.undecodable = orFormat(format) + ": " + err.Error()
+		q.Kind = matcher.KindImage
+		s.query = q
+		return s
+	}
+	q.Kind = matcher.KindImage
+	q.Has |= matcher.HasPDQ
+	q.PDQ, q.PDQQuality = res.Hash, res.Quality
+	if res.Dihedral != nil {
+		q.Dihedral = res.Dihedral[:]
+	}
+	s.pdq = &res
 	s.query = q
 	return s
+}
+
+func orFormat(f string) string {
+	if f == "" {
+		return "image"
+	}
+	return f
+}
+
+// strongImageMagic reports whether r starts with an image signature long
+// enough that random bytes (an encrypted attachment) practically never
+// carry it: only then does a damaged header make the body an image that
+// failed to decode rather than opaque data. r is left at its start.
+func strongImageMagic(r io.ReadSeeker) bool {
+	var head [16]byte
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return false
+	}
+	n, _ := io.ReadFull(r, head[:])
+	r.Seek(0, io.SeekStart)
+	h := head[:n]
+	switch {
+	case bytes.HasPrefix(h, []byte("\x89PNG\r\n\x1a\n")),
+		bytes.HasPrefix(h, []byte("GIF87a")), bytes.HasPrefix(h, []byte("GIF89a")),
+		len(h) >= 12 && bytes.HasPrefix(h, []byte("RIFF")) && string(h[8:12]) == "WEBP",
+		len(h) >= 4 && h[0] == 0xff && h[1] == 0xd8 && h[2] == 0xff && h[3] >= 0xc0 && h[3] != 0xff,
+		bytes.HasPrefix(h, []byte("II*\x00")), bytes.HasPrefix(h, []byte("MM\x00*")):
+		return true
+	}
+	return false
 }
 
 // exactQuery is the query for the exact digests alone.

@@ -102,8 +102,15 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 		p.observe(d)
 		writeError(w, http.StatusForbidden, "M_FORBIDDEN", "This media cannot be uploaded")
 		return nil
+	case sc.undecodable != "" && p.cfg.OnUndecodableImage == UndecodableBlock:
+		d.Outcome, d.User, d.UnscannableReason = Undecodable, user(true), sc.undecodable
+		p.observe(d)
+		writeError(w, http.StatusForbidden, "M_FORBIDDEN", "This media cannot be uploaded: the image could not be read")
+		return nil
 	case v.Unscanned:
 		d.Outcome = Unscanned
+	case sc.undecodable != "":
+		d.Outcome, d.UnscannableReason = Unscannable, sc.undecodable
 	case sc.unscannable != "":
 		d.Outcome = Unscannable
 	default:
