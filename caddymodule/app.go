@@ -221,9 +221,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.local = local
 	var remotes []matcher.Remote
 	for i, h := range a.HMA {
+		key, err := secret(repl, "mediaguard: hma "+h.URL+" api_key", h.APIKey)
+		if err != nil {
+			return err
+		}
 		c, err := matcher.NewHMA(matcher.HMAConfig{
 			Name: hostName(h.URL, fmt.Sprintf("hma%d", i)), URL: repl.ReplaceAll(h.URL, ""),
-			APIKey: repl.ReplaceAll(h.APIKey, ""), Banks: h.Banks, Timeout: time.Duration(h.Timeout),
+			APIKey: key, Banks: h.Banks, Timeout: time.Duration(h.Timeout),
 		})
 		if err != nil {
 			return fmt.Errorf("mediaguard: hma %s: %w", h.URL, err)
@@ -235,7 +239,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if name == "" {
 			name = hostName(s.URL, "service")
 		}
-		c, err := matcher.NewService(matcher.ServiceConfig{Name: name, URL: repl.ReplaceAll(s.URL, ""), APIKey: repl.ReplaceAll(s.APIKey, ""), Timeout: time.Duration(s.Timeout)})
+		key, err := secret(repl, "mediaguard: service "+s.URL+" api_key", s.APIKey)
+		if err != nil {
+			return err
+		}
+		c, err := matcher.NewService(matcher.ServiceConfig{Name: name, URL: repl.ReplaceAll(s.URL, ""), APIKey: key, Timeout: time.Duration(s.Timeout)})
 		if err != nil {
 			return fmt.Errorf("mediaguard: service %s: %w", s.URL, err)
 		}
@@ -294,7 +302,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if sa := a.SynapseAdmin; sa != nil {
-		a.admin, err = homeserver.NewAdmin(homeserver.AdminConfig{Homeserver: repl.ReplaceAll(sa.Homeserver, ""), AccessToken: repl.ReplaceAll(sa.AccessToken, "")})
+		tok, err := secret(repl, "mediaguard: synapse_admin access_token", sa.AccessToken)
+		if err != nil {
+			return err
+		}
+		a.admin, err = homeserver.NewAdmin(homeserver.AdminConfig{Homeserver: repl.ReplaceAll(sa.Homeserver, ""), AccessToken: tok})
 		if err != nil {
 			return fmt.Errorf("mediaguard: synapse_admin: %w", err)
 		}

@@ -49,9 +49,13 @@ func (l *Lookup) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("mediaguard_lookup: loading app: %w", err)
 	}
 	app := a.(*App)
+	key, err := secret(caddy.NewReplacer(), "mediaguard_lookup: api_key", l.APIKey)
+	if err != nil {
+		return err
+	}
 	l.h, err = lookupapi.New(lookupapi.Config{
 		Matcher:      app.guard,
-		APIKey:       caddy.NewReplacer().ReplaceAll(l.APIKey, ""),
+		APIKey:       key,
 		MaxBodyBytes: l.MaxBodyBytes,
 		RateLimit:    l.RateLimit,
 		RateBurst:    l.RateBurst,

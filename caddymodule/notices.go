@@ -42,7 +42,7 @@ type MatrixNotify struct {
 	Commands []string `json:"commands,omitempty"`
 }
 
-func (a *App) provisionNotify(repl interface{ ReplaceAll(string, string) string }) error {
+func (a *App) provisionNotify(repl replacer) error {
 	if a.Notify == nil {
 		return nil
 	}
@@ -57,9 +57,13 @@ func (a *App) provisionNotify(repl interface{ ReplaceAll(string, string) string 
 	if m == nil {
 		return nil
 	}
+	tok, err := secret(repl, "mediaguard: notify matrix access_token", m.AccessToken)
+	if err != nil {
+		return err
+	}
 	a.notifier, err = notify.NewMatrix(notify.MatrixConfig{
 		Homeserver:  repl.ReplaceAll(m.Homeserver, ""),
-		AccessToken: repl.ReplaceAll(m.AccessToken, ""),
+		AccessToken: tok,
 		Room:        repl.ReplaceAll(m.Room, ""),
 		QueueSize:   m.QueueSize,
 		Commands:    m.Commands,

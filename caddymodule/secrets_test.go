@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/caddytest"
@@ -210,5 +212,36 @@ func TestCaddyfileExampleAdapts(t *testing.T) {
 	_, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, map[string]any{"filename": "Caddyfile.example"})
 	if err != nil || len(warnings) != 0 {
 		t.Fatalf("Caddyfile.example: %v %v", err, warnings)
+	}
+}
+
+// A secret configured as a placeholder that resolves empty stops the start
+// with an error naming the option: an unset variable must not quietly
+// serve the lookup API to everyone or post as nobody.
+func TestEmptySecretStopsStart(t *testing.T) {
+	const unset = "MEDIAGUARD_TEST_SURELY_UNSET"
+	os.Unsetenv(unset)
+	bank := filepath.Join(t.TempDir(), "b.bank")
+	os.WriteFile(bank, []byte("md5 "+strings.Repeat("0", 32)+"\n"), 0o600)
+	for _, tc := range []struct{ global, site, want string }{
+		{"", "mediaguard_lookup {\n api_key {env." + unset + "}\n }", "mediaguard_lookup: api_key"},
+		{"hma http://127.0.0.1:9 {\n api_key {env." + unset + "}\n }", "", "api_key {env." + unset + "}"},
+		{"service http://127.0.0.1:9 {\n api_key {env." + unset + "}\n }", "", "service http://127.0.0.1:9 api_key"},
+		{"notify matrix {\n homeserver http://127.0.0.1:9\n access_token {env." + unset + "}\n room !r:example.org\n }", "", "notify matrix access_token"},
+		{"synapse_admin {\n homeserver http://127.0.0.1:9\n access_token {env." + unset + "}\n }", "", "synapse_admin access_token"},
+	} {
+		src := fmt.Sprintf("{\n admin off\n mediaguard {\n bank T %s\n %s\n }\n}\nhttp://127.0.0.1:0 {\n bind 127.0.0.1\n %s\n}\n", bank, tc.global, tc.site)
+		cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), nil)
+		if err != nil {
+			t.Fatalf("adapt: %v\n%s", err, src)
+		}
+		var c caddy.Config
+		if err := json.Unmarshal(cfg, &c); err != nil {
+			t.Fatal(err)
+		}
+		err = caddy.Validate(&c)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "empty") {
+			t.Errorf("%q: want an error naming %q, got %v", tc.want, tc.want, err)
+		}
 	}
 }
