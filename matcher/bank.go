@@ -177,6 +177,16 @@ type localState struct {
 // entries still answers cheaply.
 const maxEvidence = 16
 
+// generation counts bank loads in this process (every Local, every
+// reload): a verdict of "clean" is only as new as the banks it was judged
+// against.
+var generation atomic.Uint64
+
+// Generation returns a number that changes whenever any local bank's
+// content changes (a load, a reload, a new configuration). Callers that
+// remember clean verdicts drop those from an older generation.
+func Generation() uint64 { return generation.Load() }
+
 // Local matches queries against bank files on local disk, reloading them
 // when they change. Lookups never block on a reload and never see a
 // half-loaded bank.
@@ -247,6 +257,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 				return nil, fmt.Errorf("matcher: loading bank %s: %w", bc.Name, err)
 			}
 			s.bank, s.sig = bank, sig
+			generation.Add(1)
 			l.logLoaded(bank, "bank loaded")
 			st.active = append(st.active, bank)
 		}
@@ -400,6 +411,7 @@ func (l *Local) check(s *bankSlot) *bankSlot {
 			"bank", name, "path", path)
 	}
 	ns.bank, ns.sig, ns.tried, ns.lastErr, ns.lastErrAt = bank, lsig, nil, "", time.Time{}
+	generation.Add(1)
 	l.logLoaded(bank, "bank reloaded")
 	return &ns
 }

@@ -145,3 +145,23 @@ func TestUndecodableImagePolicy(t *testing.T) {
 		t.Fatalf("allow policy: %d %s", resp.StatusCode, allow.obs.last().Outcome)
 	}
 }
+
+// TestBankChangeReachesRememberedCleanMedia: media judged clean is
+// remembered, but not past a change of the banks: once its hash is
+// listed, the next download is judged again and refused.
+func TestBankChangeReachesRememberedCleanMedia(t *testing.T) {
+	img := encodePNG(testPhoto(67, 120, 120))
+	e := newEnv(t, []string{"md5 " + strings.Repeat("0", 32)}, nil)
+	e.up.put("later", img, "image/png")
+	path := "/_matrix/media/v3/download/hs.example/later"
+	if resp, _ := e.do(t, "GET", path, "", nil); resp.StatusCode != 200 || e.obs.last().Outcome != Clean {
+		t.Fatalf("first download: %d %s", resp.StatusCode, e.obs.last().Outcome)
+	}
+	if resp, _ := e.do(t, "GET", path, "", nil); resp.StatusCode != 200 || e.obs.last().Outcome != KnownClean {
+		t.Fatalf("second download not remembered: %d %s", resp.StatusCode, e.obs.last().Outcome)
+	}
+	e.relist(t, "pdq "+pdqOf(t, img).String())
+	if resp, _ := e.do(t, "GET", path, "", nil); resp.StatusCode != 404 || e.obs.last().Outcome != Blocked {
+		t.Fatalf("after the bank grew: %d %s", resp.StatusCode, e.obs.last().Outcome)
+	}
+}

@@ -464,6 +464,7 @@ func (iw *inspectWriter) finish() error {
 // release() to send the body.
 func (iw *inspectWriter) judge(media io.ReadSeeker, ct string, dg hashing.Digests, release func() error) error {
 	p := iw.p
+	gen := p.mem.Generation()
 	sc := p.scan(iw.r.Context(), media, ct, dg)
 	d := &Decision{Request: iw.r, Endpoint: iw.ep, MediaKey: iw.mediaKey, Digests: dg, PDQ: sc.pdq, UnscannableReason: sc.unscannable, HashTime: time.Since(iw.start)}
 	v, err := p.match(iw.r.Context(), d, sc)
@@ -496,7 +497,7 @@ func (iw *inspectWriter) judge(media io.ReadSeeker, ct string, dg hashing.Digest
 		// Unscannable media (an encrypted attachment, most media in
 		// encrypted rooms) had every check that can ever apply to its
 		// bytes: hashing it again on each download would find the same.
-		p.mem.Clean(iw.variant)
+		p.mem.CleanAsOf(iw.variant, gen)
 	}
 	return release()
 }

@@ -4,6 +4,8 @@ import (
 	"container/list"
 	"sync"
 	"time"
+
+	"github.com/mediaguard/mediaguard/matcher"
 )
 
 // Judgement is what is remembered about a media ID.
@@ -12,6 +14,8 @@ type Judgement struct {
 	// Reason is the block reason (for logs), empty when clean.
 	Reason string
 	At     time.Time
+	// Gen is the bank generation a clean verdict was judged against.
+	Gen uint64
 }
 
 // Memory remembers verdicts by media key so a download of media already
@@ -25,6 +29,9 @@ type Memory struct {
 	blocked  *lru
 	cleanTTL time.Duration
 	now      func() time.Time
+	// gen is the current bank generation (matcher.Generation): a clean
+	// verdict from an older one may no longer hold.
+	gen func() uint64
 }
 
 // NewMemory returns a Memory holding at most max clean and max blocked
@@ -34,7 +41,7 @@ func NewMemory(max int, cleanTTL time.Duration) *Memory {
 	if max <= 0 {
 		max = 100_000
 	}
-	return &Memory{clean: newLRU(max), blocked: newLRU(max), cleanTTL: cleanTTL, now: time.Now}
+	return &Memory{clean: newLRU(max), blocked: newLRU(max), cleanTTL: cleanTTL, now: time.Now, gen: matcher.Generation}
 }
 
 // Get returns the judgement for key, if any. A blocked verdict for the
@@ -46,7 +53,7 @@ func (m *Memory) Get(mediaKey, variantKey string) (Judgement, bool) {
 		return j, true
 	}
 	j, ok := m.clean.get(variantKey)
-	if ok && m.cleanTTL > 0 && m.now().Sub(j.At) > m.cleanTTL {
+	if ok && (j.Gen != m.gen() || m.cleanTTL > 0 && m.now().Sub(j.At) > m.cleanTTL) {
 		m.clean.remove(variantKey)
 		return Judgement{}, false
 	}
@@ -60,11 +67,21 @@ func (m *Memory) Block(mediaKey, reason string) {
 	m.blocked.put(mediaKey, Judgement{Blocked: true, Reason: reason, At: m.now()})
 }
 
-// Clean records that this variant was scanned and did not match.
-func (m *Memory) Clean(variantKey string) {
+// Clean records that this variant was scanned and did not match the
+// banks as they are now.
+func (m *Memory) Clean(variantKey string) { m.CleanAsOf(variantKey, m.Generation()) }
+
+// Generation is the bank generation now: take it before judging, and
+// record the verdict with CleanAsOf, so a bank change during the judgement
+// is not mistaken for one the verdict saw.
+func (m *Memory) Generation() uint64 { return m.gen() }
+
+// CleanAsOf records that this variant did not match the banks of
+// generation gen.
+func (m *Memory) CleanAsOf(variantKey string, gen uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.clean.put(variantKey, Judgement{At: m.now()})
+	m.clean.put(variantKey, Judgement{At: m.now(), Gen: gen})
 }
 
 // Len returns the number of clean and blocked entries (for metrics).

@@ -71,6 +71,8 @@ type env struct {
 	proxy *Proxy
 	obs   *recorder
 	tmp   string
+	bank  string
+	local *matcher.Local
 }
 
 // newEnv puts a Proxy (with a real local bank holding bankLines) between a
@@ -107,7 +109,21 @@ func newEnv(t *testing.T, bankLines []string, tune func(*Config)) *env {
 		}
 	}))
 	t.Cleanup(front.Close)
-	return &env{up: up, front: front, proxy: p, obs: obs, tmp: p.SpoolDir()}
+	return &env{up: up, front: front, proxy: p, obs: obs, tmp: p.SpoolDir(), bank: bank, local: local}
+}
+
+// relist replaces the bank's content and reloads it now.
+func (e *env) relist(t *testing.T, lines ...string) {
+	t.Helper()
+	// A new size and mtime, so the reload cannot mistake it for the old file.
+	if err := os.WriteFile(e.bank, []byte(strings.Join(lines, "\n")+"\n# relisted\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	future := time.Now().Add(time.Minute)
+	os.Chtimes(e.bank, future, future)
+	if err := e.local.Reload(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (e *env) do(t *testing.T, method, path, ct string, body []byte, hdr ...string) (*http.Response, []byte) {

@@ -77,6 +77,7 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 	defer sp.Close()
 
 	ct := r.Header.Get("Content-Type")
+	gen := p.mem.Generation()
 	sc := p.scan(r.Context(), sp.Reader(), ct, sp.Digests())
 	hashTime := time.Since(start)
 	d := &Decision{Request: r, Endpoint: ep, Upload: true, Digests: sp.Digests(), PDQ: sc.pdq, UnscannableReason: sc.unscannable, HashTime: hashTime}
@@ -141,7 +142,7 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 			d.MediaKey = p.mediaKeyFromUploadResponse(cw.body.Bytes())
 		}
 		if d.MediaKey != "" && (d.Outcome == Clean || d.Outcome == Unscannable) {
-			p.mem.Clean(d.MediaKey + "|orig")
+			p.mem.CleanAsOf(d.MediaKey+"|orig", gen)
 		}
 	}
 	p.observe(d)
