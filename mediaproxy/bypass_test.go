@@ -165,3 +165,32 @@ func TestBankChangeReachesRememberedCleanMedia(t *testing.T) {
 		t.Fatalf("after the bank grew: %d %s", resp.StatusCode, e.obs.last().Outcome)
 	}
 }
+
+// TestLargeDownloadsJudgedWhole: a stored listed picture with megabytes
+// appended (bigger than the memory buffer) is judged whole, PDQ included,
+// before its first byte; so is an exactly listed file of that size. The
+// clean twin is served complete.
+func TestLargeDownloadsJudgedWhole(t *testing.T) {
+	photo := testPhoto(68, 160, 160)
+	listedPNG := encodePNG(photo)
+	padding := bytes.Repeat([]byte{0}, 3<<20)
+	padded := append(jpegBytes(photo, 90), padding...)
+	exact := append(bytes.Repeat([]byte("x"), 2<<20), 'y')
+	e := newEnv(t, []string{"pdq " + pdqOf(t, listedPNG).String(), "sha256 " + sha256Hex(exact)}, func(c *Config) {
+		c.MaxDownloadBuffer = 256 << 10
+	})
+	e.up.put("padded", padded, "image/jpeg")
+	e.up.put("exact", exact, "application/octet-stream")
+	for _, id := range []string{"padded", "exact"} {
+		resp, body := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/"+id, "", nil)
+		if resp.StatusCode != 404 || len(body) > 200 || e.obs.last().Outcome != Blocked {
+			t.Fatalf("%s: %d, %d bytes, %s", id, resp.StatusCode, len(body), e.obs.last().Outcome)
+		}
+	}
+	clean := append(jpegBytes(testPhoto(69, 160, 160), 90), padding...)
+	e.up.put("cleanpadded", clean, "image/jpeg")
+	if resp, body := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/cleanpadded", "", nil); resp.StatusCode != 200 || !bytes.Equal(body, clean) {
+		t.Fatalf("clean twin: %d %d", resp.StatusCode, len(body))
+	}
+	e.noTempFiles(t)
+}

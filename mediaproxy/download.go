@@ -51,7 +51,7 @@ func (p *Proxy) serveDownload(w http.ResponseWriter, r *http.Request, ep Endpoin
 	// nothing; ask for the media as stored.
 	r.Header.Set("Accept-Encoding", "identity")
 
-	iw := &inspectWriter{real: w, header: make(http.Header), p: p, ep: ep, r: r, limit: p.cfg.MaxDownloadBuffer, mediaKey: mediaKey, variant: variant, user: p.startUser(r)}
+	iw := &inspectWriter{real: w, header: make(http.Header), p: p, ep: ep, r: r, memLimit: p.cfg.MaxDownloadBuffer, limit: p.judgeWholeLimit(), mediaKey: mediaKey, variant: variant, user: p.startUser(r)}
 	// Whatever ends this request (an abort panic from reverse_proxy when
 	// the client or upstream goes away included), the hashing lanes and
 	// buffers are released.
@@ -94,6 +94,15 @@ func callBuffered(iw *inspectWriter, r *http.Request, next Next) (err error) {
 	return next(iw, r)
 }
 
+// judgeWholeLimit is the largest download judged whole before its first
+// byte: anything that could have been uploaded through the proxy (and
+// never less than the memory buffer). Streaming with a held-back tail only
+// protects against a complete exact copy; a picture followed by padding
+// would be complete on the client long before the tail.
+func (p *Proxy) judgeWholeLimit() int64 {
+	return max(p.cfg.MaxDownloadBuffer, p.cfg.MaxUploadSize)
+}
+
 // variantOf distinguishes byte-different renditions of one media ID: a
 // clean thumbnail says nothing about the original.
 func variantOf(ep Endpoint, u *url.URL) string {
@@ -117,11 +126,15 @@ const (
 // its own header map: on a block none of the upstream's headers
 // (Content-Length, ETag, Content-Type) may reach the client.
 type inspectWriter struct {
-	real     http.ResponseWriter
-	header   http.Header
-	p        *Proxy
-	ep       Endpoint
-	r        *http.Request
+	real   http.ResponseWriter
+	header http.Header
+	p      *Proxy
+	ep     Endpoint
+	r      *http.Request
+	// memLimit is how much of the body may be held in memory; limit is
+	// how much is judged whole before the first byte goes out (beyond
+	// memLimit, from a spool file).
+	memLimit int64
 	limit    int64
 	mediaKey string
 	variant  string
@@ -175,7 +188,13 @@ func (iw *inspectWriter) WriteHeader(code int) {
 	// Size the buffer once from the declared length, taking it from the
 	// budget whole: growing by doubling would hold up to twice the body
 	// and churn the garbage collector.
-	if n, err := strconv.ParseInt(iw.header.Get("Content-Length"), 10, 64); err == nil && n > 0 && n <= iw.limit {
+	n, err := strconv.ParseInt(iw.header.Get("Content-Length"), 10, 64)
+	if err == nil && n > iw.memLimit && n <= iw.limit {
+		// Too big for memory, not too big to judge whole: straight to disk.
+		iw.spill()
+		return
+	}
+	if err == nil && n > 0 && n <= iw.memLimit {
 		// The budget is charged for the whole recycled buffer, which
 		// can be up to a quarter larger than the body.
 		charge := n
@@ -219,9 +238,11 @@ func (iw *inspectWriter) Write(b []byte) (int, error) {
 				iw.p.log.Warn("cannot spool download to disk; streaming it with exact hashes only", zap.String("media", iw.mediaKey))
 			}
 		} else if need := int64(iw.buf.Len() + len(b)); need <= iw.limit {
-			if extra := need - iw.reserved; extra <= 0 || iw.p.reserve(extra) {
-				iw.reserved += max(extra, 0)
-				return iw.buf.Write(b)
+			if need <= iw.memLimit {
+				if extra := need - iw.reserved; extra <= 0 || iw.p.reserve(extra) {
+					iw.reserved += max(extra, 0)
+					return iw.buf.Write(b)
+				}
 			}
 			if iw.spill() {
 				return iw.Write(b)

@@ -360,7 +360,9 @@ func TestPassThroughHeadRange304(t *testing.T) {
 
 func TestLateMatchOnStreamedDownloadAborts(t *testing.T) {
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
-	e := newEnv(t, []string{"sha256 " + sha256Hex(big)}, func(c *Config) { c.MaxDownloadBuffer = 128 << 10 })
+	// Larger than anything that could be uploaded: only then does a
+	// download stream before it is judged.
+	e := newEnv(t, []string{"sha256 " + sha256Hex(big)}, func(c *Config) { c.MaxDownloadBuffer, c.MaxUploadSize = 128<<10, 256<<10 })
 	e.up.put("huge", big, "video/mp4")
 	req, _ := http.NewRequest("GET", e.front.URL+"/_matrix/media/v3/download/hs.example/huge", nil)
 	resp, err := http.DefaultClient.Do(req)
