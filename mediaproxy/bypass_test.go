@@ -194,3 +194,28 @@ func TestLargeDownloadsJudgedWhole(t *testing.T) {
 	}
 	e.noTempFiles(t)
 }
+
+// TestThumbnailFollowsItsOriginal: a thumbnail's bytes need not match the
+// list (an exact hash never does, and a crop defeats PDQ), so a thumbnail
+// of media nobody has judged yet is served only after the original was
+// fetched and judged.
+func TestThumbnailFollowsItsOriginal(t *testing.T) {
+	listed := encodePNG(testPhoto(70, 128, 128))
+	clean := encodePNG(testPhoto(71, 128, 128))
+	e := newEnv(t, []string{"sha256 " + sha256Hex(listed)}, nil)
+	e.up.put("tbad", listed, "image/png")
+	e.up.put("tgood", clean, "image/png")
+	for _, fam := range []string{"/_matrix/media/v3", "/_matrix/client/v1/media"} {
+		resp, body := e.do(t, "GET", fam+"/thumbnail/hs.example/tbad?width=64&height=64&method=crop", "", nil)
+		if resp.StatusCode != 404 || bytes.HasPrefix(body, []byte("\x89PNG")) {
+			t.Fatalf("%s thumbnail of a listed original: %d", fam, resp.StatusCode)
+		}
+		resp, body = e.do(t, "GET", fam+"/thumbnail/hs.example/tgood?width=64&height=64&method=crop", "", nil)
+		if resp.StatusCode != 200 || !bytes.HasPrefix(body, []byte("\x89PNG")) {
+			t.Fatalf("%s thumbnail of a clean original: %d", fam, resp.StatusCode)
+		}
+	}
+	if resp, _ := e.do(t, "GET", "/_matrix/media/v3/thumbnail/hs.example/missing?width=64&height=64", "", nil); resp.StatusCode != 404 {
+		t.Fatalf("thumbnail of missing media: %d", resp.StatusCode)
+	}
+}

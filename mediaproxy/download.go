@@ -39,6 +39,18 @@ func (p *Proxy) serveDownload(w http.ResponseWriter, r *http.Request, ep Endpoin
 		p.observe(&Decision{Request: r, Endpoint: ep, MediaKey: mediaKey, Outcome: KnownClean})
 		return next(w, r)
 	}
+	if ep.Thumbnail {
+		// A thumbnail is a small rendition that PDQ may fail to tie to
+		// its listed original (crops, tiny sizes): it is served only once
+		// the original itself has been judged.
+		if blocked, ok := p.judgeOriginal(r, ep, mediaKey, next); blocked || !ok {
+			if blocked {
+				p.observe(&Decision{Request: r, Endpoint: ep, MediaKey: mediaKey, Outcome: KnownBlocked, User: p.startUser(r)(true)})
+			}
+			writeError(w, http.StatusNotFound, "M_NOT_FOUND", "Not found")
+			return nil
+		}
+	}
 	if r.Method != http.MethodGet {
 		return next(w, r) // HEAD carries no body to hash
 	}
@@ -92,6 +104,64 @@ func callBuffered(iw *inspectWriter, r *http.Request, next Next) (err error) {
 		}
 	}()
 	return next(iw, r)
+}
+
+// judgeOriginal makes sure the original of a thumbnail request has been
+// judged, fetching it through next (with the request's own credentials)
+// when it has not. It reports whether the media is blocked, and ok=false
+// when the original could not be judged (not found, homeserver error), in
+// which case the thumbnail is not served either.
+func (p *Proxy) judgeOriginal(r *http.Request, ep Endpoint, mediaKey string, next Next) (blocked, ok bool) {
+	orig := mediaKey + "|orig"
+	if j, known := p.mem.Get(mediaKey, orig); known {
+		return j.Blocked, true
+	}
+	or := r.Clone(r.Context())
+	or.Method = http.MethodGet
+	or.Body, or.ContentLength = http.NoBody, 0
+	or.URL.Path = strings.Replace(r.URL.Path, "/thumbnail/", "/download/", 1)
+	if r.URL.RawPath != "" {
+		or.URL.RawPath = strings.Replace(r.URL.RawPath, "/thumbnail/", "/download/", 1)
+	}
+	or.URL.RawQuery = ""
+	or.RequestURI = or.URL.RequestURI()
+	for _, h := range []string{"Range", "If-Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since"} {
+		or.Header.Del(h)
+	}
+	oep := ep
+	oep.Thumbnail, oep.Method = false, http.MethodGet
+	oep.Name = string(ep.Family) + "_download"
+	dw := &discardWriter{header: make(http.Header)}
+	if err := p.serveDownload(dw, or, oep, next); err != nil {
+		p.log.Info("original of a thumbnail could not be fetched; thumbnail refused", zap.String("media", mediaKey), zap.Error(err))
+		return false, false
+	}
+	if j, known := p.mem.Get(mediaKey, orig); known {
+		return j.Blocked, true
+	}
+	// Judged but not remembered (allowed unscanned under fail-open, or
+	// too large to judge before streaming): the thumbnail is judged on
+	// its own, as the original was let through.
+	return false, dw.status == http.StatusOK
+}
+
+// discardWriter receives an original fetched only to be judged.
+type discardWriter struct {
+	header http.Header
+	status int
+}
+
+func (d *discardWriter) Header() http.Header { return d.header }
+func (d *discardWriter) WriteHeader(code int) {
+	if d.status == 0 && code >= 200 {
+		d.status = code
+	}
+}
+func (d *discardWriter) Write(b []byte) (int, error) {
+	if d.status == 0 {
+		d.status = http.StatusOK
+	}
+	return len(b), nil
 }
 
 // judgeWholeLimit is the largest download judged whole before its first
