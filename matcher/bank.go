@@ -494,8 +494,11 @@ func (l *Local) Match(ctx context.Context, q Query) (Verdict, error) {
 			v.Notes = append(v.Notes, "pdq not matched: quality "+strconv.Itoa(q.PDQQuality)+
 				" is below the minimum "+strconv.Itoa(l.minQuality))
 		default:
-			v.Evidence = l.matchPDQ(v.Evidence, st, &q)
+			v.Evidence = l.matchPDQ(v.Evidence, st, q.PDQ, q.Dihedral, "")
 		}
+	}
+	if len(q.Forms) > 0 {
+		v.Evidence = l.matchForms(v.Evidence, st, &q)
 	}
 	if len(v.Evidence) > 0 {
 		best := &v.Evidence[0]
@@ -521,18 +524,49 @@ func appendExact(ev []Evidence, b *Bank, t HashType, digest []byte, r entryRef) 
 	})
 }
 
-// matchPDQ appends the best PDQ evidence (smallest distance first, at most
-// one per banked entry) after the exact evidence, up to maxEvidence.
-func (l *Local) matchPDQ(ev []Evidence, st *localState, q *Query) []Evidence {
+// matchForms matches every form of q with a usable hash, keeping the
+// evidence as matchPDQ does: exact evidence first, then PDQ evidence by
+// distance (the stored picture's first on ties), one per banked entry.
+func (l *Local) matchForms(ev []Evidence, st *localState, q *Query) []Evidence {
+	nExact := 0
+	for nExact < len(ev) && ev[nExact].HashType != PDQ {
+		nExact++
+	}
+	pdqEv := slices.Clone(ev[nExact:])
+	for _, f := range q.Forms {
+		if f.Hash.IsZero() || f.Quality < l.minQuality {
+			continue
+		}
+		pdqEv = l.matchPDQ(pdqEv, st, f.Hash, nil, f.Name)
+	}
+	slices.SortStableFunc(pdqEv, func(a, b Evidence) int { return a.Distance - b.Distance })
+	out := ev[:nExact]
+	seen := make(map[string]bool, len(pdqEv))
+	for _, e := range pdqEv {
+		k := e.Bank + "/" + e.Hash
+		if seen[k] || len(out) >= maxEvidence {
+			continue
+		}
+		seen[k] = true
+		out = append(out, e)
+	}
+	return out
+}
+
+// matchPDQ appends the best PDQ evidence for hash h (smallest distance
+// first, at most one per banked entry) after ev, up to maxEvidence; form
+// names the form of the media h was taken from ("" for the stored
+// picture). With dihedral matching on, dihedral holds h's 8 variants.
+func (l *Local) matchPDQ(ev []Evidence, st *localState, h pdq.Hash, dihedral []pdq.Hash, form string) []Evidence {
 	room := maxEvidence - len(ev)
 	if room <= 0 || len(st.active) == 0 {
 		return ev
 	}
-	variants := [8]pdq.Hash{q.PDQ}
+	variants := [8]pdq.Hash{h}
 	nv := 1
-	if l.dihedral && len(q.Dihedral) == 8 {
-		// Variant 0 is the original, which q.PDQ already is.
-		copy(variants[1:], q.Dihedral[1:])
+	if l.dihedral && len(dihedral) == 8 {
+		// Variant 0 is the original, which h already is.
+		copy(variants[1:], dihedral[1:])
 		nv = 8
 	}
 	sc, _ := l.scratch.Get().(*pdqScratch)
@@ -589,7 +623,7 @@ func (l *Local) matchPDQ(ev []Evidence, st *localState, q *Query) []Evidence {
 			b := st.active[c.bank]
 			e := Evidence{
 				Bank: b.name, HashType: PDQ, Hash: b.pdq.Hash(c.id).String(),
-				Distance: int(c.dist), Label: b.pdqLabel(c.id), Source: b.source,
+				Distance: int(c.dist), Label: b.pdqLabel(c.id), Source: b.source, Form: form,
 			}
 			if c.variant > 0 {
 				e.Dihedral = DihedralNames[c.variant]
@@ -615,6 +649,9 @@ func reason(e *Evidence) string {
 		return s
 	}
 	s := "pdq"
+	if e.Form != "" {
+		s += " of the picture " + e.Form
+	}
 	if e.Dihedral != "" {
 		s += " (" + e.Dihedral + " variant)"
 	}

@@ -697,6 +697,13 @@ func cacheKey(q *Query) string {
 		}
 		buf = append(buf, byte(min(max(q.PDQQuality, 0), 255)))
 	}
+	for _, f := range q.Forms {
+		for _, w := range f.Hash {
+			buf = binary.BigEndian.AppendUint64(buf, w)
+		}
+		buf = append(buf, byte(min(max(f.Quality, 0), 255)))
+	}
+	buf = append(buf, byte(len(q.Forms)))
 	buf = append(buf, q.Kind...) // last, so its variable length is unambiguous
 	sum := sha256.Sum256(buf)
 	return string(sum[:])

@@ -66,7 +66,12 @@ type Query struct {
 	// cannot be derived from the hash. Local banks match them all when
 	// dihedral matching is on.
 	Dihedral []pdq.Hash
-	Kind     MediaKind
+	// Forms are further PDQ hashes of the same media as a viewer sees it
+	// (animation frames, orientation applied, transparency composited).
+	// Each is matched like PDQ, with its own quality; a match of any is
+	// a match.
+	Forms []pdq.Form
+	Kind  MediaKind
 }
 
 // Evidence is one banked hash that matched.
@@ -84,6 +89,9 @@ type Evidence struct {
 	// Dihedral names the query variant that matched when it was not the
 	// original (e.g. "rotate90").
 	Dihedral string `json:"dihedral,omitempty"`
+	// Form names the form of the media that matched when it was not the
+	// picture as stored (e.g. "frame 3", "displayed", "on white").
+	Form string `json:"form,omitempty"`
 }
 
 // Verdict is a backend's or the Guard's answer.

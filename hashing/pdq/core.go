@@ -46,6 +46,20 @@ type Result struct {
 	Quality int
 	// Dihedral is nil unless Options.Dihedral was set.
 	Dihedral *[8]Hash
+	// Forms are the other ways the picture is shown (other animation
+	// frames, the picture with its orientation applied, transparency
+	// composited), each hashed like Hash. Set only by callers that hash
+	// what a viewer sees; the reference convention is Hash alone.
+	Forms []Form
+}
+
+// Form is one more way a picture is shown, with its PDQ hash.
+type Form struct {
+	// Name says which form: "frame 3", "displayed" (orientation
+	// applied), "on white", "frame 3 on black", ...
+	Name    string
+	Hash    Hash
+	Quality int
 }
 
 // DihedralNames names the variants in the order the reference prints them.

@@ -1,0 +1,136 @@
+package pdq
+
+import (
+	"image"
+	"image/color"
+	"strconv"
+)
+
+// Viewed is a decoded picture as a viewer is shown it: its frames as
+// stored (alpha kept) and the orientation the viewer applies. It is what
+// hashing/picture decodes; pdq only hashes it.
+type Viewed struct {
+	// Frames are the displayed frames, the default image first.
+	Frames []image.Image
+	// FrameIndex is each frame's number in the animation (0-based);
+	// nil means 0, 1, 2, ...
+	FrameIndex []int
+	// Orientation is the EXIF orientation (1..8) a viewer applies; 0 or 1
+	// means none.
+	Orientation int
+}
+
+// HashViewed hashes every form a viewer may be shown. Hash and Quality
+// are the first frame as stored (orientation ignored, alpha dropped: the
+// reference convention lists are built with), Dihedral its variants when
+// asked; Forms are the rest: each further frame, each frame with its
+// orientation applied ("displayed"), and frames with transparency
+// composited on white and on black, as a page or a dark-mode client
+// shows them. A form whose hash equals one already taken is left out.
+func HashViewed(v Viewed, opt Options) Result {
+	var res Result
+	seen := map[Hash]bool{}
+	add := func(name string, r Result) {
+		if seen[r.Hash] {
+			return
+		}
+		seen[r.Hash] = true
+		res.Forms = append(res.Forms, Form{Name: name, Hash: r.Hash, Quality: r.Quality})
+	}
+	orient := v.Orientation > 1 && v.Orientation <= 8
+	for i, f := range v.Frames {
+		prefix := ""
+		if i > 0 {
+			n := i
+			if i < len(v.FrameIndex) {
+				n = v.FrameIndex[i]
+			}
+			prefix = "frame " + strconv.Itoa(n+1)
+		}
+		fo := opt
+		// The displayed orientation is one of the eight dihedral variants,
+		// which PDQ derives from the same DCT almost for free.
+		fo.Dihedral = (i == 0 && opt.Dihedral) || orient
+		stored := FromImage(f, fo)
+		if i == 0 {
+			res.Hash, res.Quality = stored.Hash, stored.Quality
+			seen[stored.Hash] = true
+			if opt.Dihedral {
+				res.Dihedral = stored.Dihedral
+			}
+		} else {
+			add(prefix, Result{Hash: stored.Hash, Quality: stored.Quality})
+		}
+		if orient {
+			add(join(prefix, "displayed"), Result{Hash: stored.Dihedral[orientationVariant[v.Orientation]], Quality: stored.Quality})
+		}
+		if !hasAlpha(f) {
+			continue
+		}
+		for _, bg := range [...]struct {
+			name string
+			v    uint8
+		}{{"on white", 0xff}, {"on black", 0}} {
+			c := composite(f, bg.v)
+			co := opt
+			co.Dihedral = orient
+			r := FromImage(c, co)
+			if orient {
+				r.Hash = r.Dihedral[orientationVariant[v.Orientation]]
+				add(join(prefix, "displayed "+bg.name), r)
+			} else {
+				add(join(prefix, bg.name), r)
+			}
+		}
+	}
+	return res
+}
+
+// orientationVariant maps an EXIF orientation to the dihedral variant
+// (DihedralNames order) that is the picture as displayed. It is checked
+// against hashing physically re-oriented pixels in the tests.
+var orientationVariant = [9]int{0, 0, 5, 2, 4, 6, 3, 7, 1}
+
+func join(prefix, s string) string {
+	if prefix == "" {
+		return s
+	}
+	return prefix + " " + s
+}
+
+// hasAlpha reports whether any pixel of img is not fully opaque.
+func hasAlpha(img image.Image) bool {
+	if o, ok := img.(interface{ Opaque() bool }); ok {
+		return !o.Opaque()
+	}
+	return false
+}
+
+// composite returns img over a uniform grey background bg, as NRGBA.
+func composite(img image.Image, bg uint8) *image.NRGBA {
+	b := img.Bounds()
+	out := image.NewNRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	over := func(c, a uint32) uint8 { // c, a: 8-bit straight colour and alpha
+		return uint8((c*a + uint32(bg)*(255-a) + 127) / 255)
+	}
+	if m, ok := img.(*image.NRGBA); ok {
+		for y := 0; y < b.Dy(); y++ {
+			src := m.Pix[(y+b.Min.Y-m.Rect.Min.Y)*m.Stride+(b.Min.X-m.Rect.Min.X)*4:]
+			dst := out.Pix[y*out.Stride:]
+			for x := 0; x < b.Dx(); x++ {
+				s, d := src[x*4:x*4+4], dst[x*4:x*4+4]
+				a := uint32(s[3])
+				d[0], d[1], d[2], d[3] = over(uint32(s[0]), a), over(uint32(s[1]), a), over(uint32(s[2]), a), 0xff
+			}
+		}
+		return out
+	}
+	for y := 0; y < b.Dy(); y++ {
+		for x := 0; x < b.Dx(); x++ {
+			c := color.NRGBAModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.NRGBA)
+			a := uint32(c.A)
+			out.SetNRGBA(x, y, color.NRGBA{over(uint32(c.R), a), over(uint32(c.G), a), over(uint32(c.B), a), 0xff})
+		}
+	}
+	return out
+}
