@@ -2,6 +2,7 @@ package picture
 
 import (
 	"bufio"
+	"fmt"
 	"image"
 	"io"
 )
@@ -197,15 +198,23 @@ func decodeGIF(data []byte, l *limits) (*Picture, error) {
 	cw, ch := ceilDiv(fw, scale), ceilDiv(fh, scale)
 	canvas := image.NewNRGBA(image.Rect(0, 0, cw, ch))
 	pic := &Picture{Scale: scale, Orientation: 1, Truncated: g.cut}
-	keep := sampleFrames(len(g.frames), l.frameQuota(int64(cw)*int64(ch)))
+	frames := g.frames
+	costs := make([]int64, len(frames))
+	for i, f := range frames {
+		costs[i] = int64(f.w)*int64(f.h) + int64(cw)*int64(ch)/8
+	}
+	if m := l.affordable(costs); m < len(frames) {
+		frames, pic.Truncated = frames[:m], true
+	}
+	if len(frames) == 0 {
+		return nil, fmt.Errorf("%w: gif: first frame is beyond the work budget", ErrTooManyPixels)
+	}
+	keep := sampleFrames(len(frames), l.frameQuota(int64(cw)*int64(ch)))
 	var saved *image.NRGBA
 	dec := &gifDecoder{canvas: canvas, scale: scale, fullW: fw, fullH: fh}
-	for i := range g.frames {
-		f := &g.frames[i]
-		if !l.spend(int64(f.w)*int64(f.h) + int64(cw)*int64(ch)/8) {
-			pic.Truncated = true
-			break
-		}
+	for i := range frames {
+		f := &frames[i]
+		l.spend(costs[i])
 		r := image.Rect(ceilDiv(f.x, scale), ceilDiv(f.y, scale), ceilDiv(f.x+f.w, scale), ceilDiv(f.y+f.h, scale)).Intersect(canvas.Rect)
 		if f.disposal == 3 {
 			if saved == nil {

@@ -410,6 +410,21 @@ func sampleFrames(n, k int) []bool {
 	return keep
 }
 
+// affordable is how many of the leading frames, costing costs[i] source
+// pixels each, the work budget can decode. An animation too costly to
+// decode whole is sampled within that prefix (and marked Truncated) rather
+// than losing its sampled tail frames to the budget halfway through.
+func (l *limits) affordable(costs []int64) int {
+	left := l.work
+	for i, c := range costs {
+		if c < 0 || c > left {
+			return i
+		}
+		left -= c
+	}
+	return len(costs)
+}
+
 // frameQuota is how many frames of canvasPixels each fit MaxFrames and
 // MaxTotalPixels (at least one).
 func (l *limits) frameQuota(canvasPixels int64) int {

@@ -2,6 +2,7 @@ package picture
 
 import (
 	"compress/flate"
+	"fmt"
 	"image"
 	"image/color"
 	"io"
@@ -224,6 +225,16 @@ func decodeAPNG(f *pngFile, l *limits, scale int) (*Picture, error) {
 			return pic, nil
 		}
 	}
+	costs := make([]int64, len(frames))
+	for i, fr := range frames {
+		costs[i] = 2 * int64(fr.w) * int64(fr.h)
+	}
+	if m := l.affordable(costs); m < len(frames) {
+		frames, pic.Truncated = frames[:m], true
+	}
+	if len(frames) == 0 && len(pic.Frames) == 0 {
+		return nil, fmt.Errorf("%w: png: first APNG frame is beyond the work budget", ErrTooManyPixels)
+	}
 	keep := sampleFrames(len(frames), quota)
 	canvas := image.NewNRGBA(image.Rect(0, 0, cw, ch))
 	var saved *image.NRGBA
@@ -235,10 +246,7 @@ func decodeAPNG(f *pngFile, l *limits, scale int) (*Picture, error) {
 			pic.Truncated = true
 			break
 		}
-		if !l.spend(2 * int64(fr.w) * int64(fr.h)) {
-			pic.Truncated = true
-			break
-		}
+		l.spend(costs[i])
 		d := newPNGDecoder(f, fr.w, fr.h, fr.x, fr.y, scale, true, scratch)
 		if !d.decode(fr.data) {
 			pic.Truncated = true

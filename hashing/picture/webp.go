@@ -3,6 +3,7 @@ package picture
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"image"
 
 	"golang.org/x/image/webp"
@@ -172,6 +173,18 @@ func decodeWebP(data []byte, l *limits) (*Picture, error) {
 	}
 	canvas := image.NewNRGBA(image.Rect(0, 0, cw, ch))
 	pic := &Picture{Scale: 1, Orientation: orient, Truncated: cut}
+	costs := make([]int64, len(anmf))
+	for i, c := range anmf {
+		if len(c.data) >= 12 {
+			costs[i] = int64(le24(c.data[6:])+1) * int64(le24(c.data[9:])+1)
+		}
+	}
+	if m := l.affordable(costs); m < len(anmf) {
+		anmf, pic.Truncated = anmf[:m], true
+	}
+	if len(anmf) == 0 {
+		return nil, fmt.Errorf("%w: webp: first frame is beyond the work budget", ErrTooManyPixels)
+	}
 	keep := sampleFrames(len(anmf), l.frameQuota(int64(cw)*int64(ch)))
 	for i, c := range anmf {
 		b := c.data
