@@ -1,0 +1,95 @@
+package picture
+
+import (
+	"bytes"
+	"image/jpeg"
+	"io"
+)
+
+// jpegOrientation finds the first APP1 "Exif" segment before the image data
+// and returns its orientation (1 when there is none).
+func jpegOrientation(data []byte) int {
+	p := 2
+	for p+4 <= len(data) {
+		if data[p] != 0xFF {
+			return 1
+		}
+		m := data[p+1]
+		switch {
+		case m == 0xFF: // fill byte
+			p++
+			continue
+		case m == 0x01 || (m >= 0xD0 && m <= 0xD8):
+			p += 2
+			continue
+		case m == 0xD9 || m == 0xDA:
+			return 1
+		}
+		n := int(be16(data[p+2:]))
+		if n < 2 {
+			return 1
+		}
+		end := p + 2 + n
+		if end > len(data) {
+			end = len(data)
+		}
+		seg := data[p+4 : end]
+		if m == 0xE1 && len(seg) >= 6 && string(seg[:6]) == "Exif\x00\x00" {
+			return exifOrientation(seg[6:])
+		}
+		p = end
+	}
+	return 1
+}
+
+func configJPEG(r io.Reader) (int, int, error) {
+	cfg, err := jpeg.DecodeConfig(r)
+	if err != nil {
+		return 0, 0, corruptf("jpeg", "header: %v", err)
+	}
+	return cfg.Width, cfg.Height, nil
+}
+
+// decodeJPEG uses image/jpeg, and the jpegFallback hook for what it refuses
+// or for images too large to decode at full size.
+func decodeJPEG(data []byte, l *limits) (*Picture, error) {
+	orient := jpegOrientation(data)
+	cfg, err := jpeg.DecodeConfig(bytes.NewReader(data))
+	if err == nil {
+		if ferr := l.fits("jpeg", cfg.Width, cfg.Height); ferr != nil {
+			if jpegFallback == nil {
+				return nil, ferr
+			}
+			return jpegViaFallback(data, l, orient, ferr)
+		}
+		l.spend(int64(cfg.Width) * int64(cfg.Height))
+		img, derr := jpeg.Decode(bytes.NewReader(data))
+		if derr == nil {
+			pic := still(img, 1, false)
+			pic.Orientation = orient
+			return pic, nil
+		}
+		err = derr
+	}
+	if jpegFallback == nil {
+		return nil, corruptf("jpeg", "%v", err)
+	}
+	return jpegViaFallback(data, l, orient, corruptf("jpeg", "%v", err))
+}
+
+func jpegViaFallback(data []byte, l *limits, orient int, prior error) (*Picture, error) {
+	img, scale, truncated, err := jpegFallback(bytes.NewReader(data), int(l.maxPixels))
+	if err != nil || img == nil {
+		if err == nil {
+			return nil, prior
+		}
+		return nil, corruptf("jpeg", "%v (image/jpeg: %v)", err, prior)
+	}
+	b := img.Bounds()
+	if err := l.fits("jpeg", b.Dx(), b.Dy()); err != nil {
+		return nil, err
+	}
+	pic := still(img, scale, truncated)
+	pic.Orientation = orient
+	return pic, nil
+}
