@@ -17,6 +17,7 @@ import (
 
 	"github.com/mediaguard/mediaguard/hashing"
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/hashing/picture"
 	"github.com/mediaguard/mediaguard/hashing/worker"
 	"github.com/mediaguard/mediaguard/matcher"
 )
@@ -43,84 +44,107 @@ type scanned struct {
 func (p *Proxy) scan(ctx context.Context, r io.ReadSeeker, contentType string, d hashing.Digests) scanned {
 	q := exactQuery(d, contentType)
 	var s scanned
-	// The header is cheap: encrypted attachments, non-images and bombs
-	// are told apart before queueing for a decoding slot.
-	format, err := pdq.CheckHeader(r, pdq.DecodeOptions{MaxPixels: p.cfg.MaxPixels})
-	if errors.Is(err, pdq.ErrNotImage) || (errors.Is(err, pdq.ErrCorrupt) && !strongImageMagic(r)) {
+	// The signature is cheap: encrypted attachments and non-images are
+	// told apart before queueing for a decoding slot.
+	format := imageByBytes(r)
+	if format == "" {
 		// No image by its bytes (ciphertext, video, documents): exact
 		// hashes are all that can apply. Encrypted attachments arrive as
 		// opaque octet-streams and can never be on a list.
-		if isOpaque(contentType) || q.Kind == matcher.KindImage {
+		if isOpaque(contentType) {
 			s.unscannable = "opaque or encrypted content"
-			if q.Kind == matcher.KindImage {
-				s.unscannable = "declared as an image but not an image by its bytes"
-			}
+		} else if q.Kind == matcher.KindImage {
+			s.unscannable = "declared as an image but not an image by its bytes"
 		}
 		s.query = q
 		return s
 	}
-	var res pdq.Result
-	if err == nil {
-		if !p.acquireHashSlot(ctx) {
-			s.query = q
-			return s
-		}
-		res, err = p.hashImage(ctx, r)
-		p.releaseHashSlot()
+	if !p.acquireHashSlot(ctx) {
+		s.query = q
+		return s
 	}
+	res, err := p.hashImage(ctx, r)
+	p.releaseHashSlot()
 	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		// The client left mid-hash: nothing is judged (and nothing
 		// remembered as unscannable); the match sees ctx's error.
 		s.query = q
 		return s
 	}
+	q.Kind = matcher.KindImage
 	if err != nil {
 		// An image by its bytes that no decoder here could read: a
 		// viewer may still see it, so it is not "clean".
-		s.undecodable = orFormat(format) + ": " + err.Error()
-		q.Kind = matcher.KindImage
+		s.undecodable = format + ": " + err.Error()
 		s.query = q
 		return s
 	}
-	q.Kind = matcher.KindImage
 	q.Has |= matcher.HasPDQ
 	q.PDQ, q.PDQQuality = res.Hash, res.Quality
 	if res.Dihedral != nil {
 		q.Dihedral = res.Dihedral[:]
 	}
+	q.Forms = res.Forms
 	s.pdq = &res
 	s.query = q
 	return s
 }
 
-func orFormat(f string) string {
-	if f == "" {
-		return "image"
+// imageByBytes returns the image format r's bytes are, or "" when they are
+// not convincingly an image. A short signature ("BM", a JPEG's three
+// bytes, a bare JPEG XL codestream's two) also starts one random file in
+// a few thousand or million: an encrypted attachment must never be judged
+// an undecodable image, so those count only with a header that parses or
+// a longer structure. r is left at its start.
+func imageByBytes(r io.ReadSeeker) string {
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return ""
 	}
-	return f
+	head := make([]byte, 4096)
+	n, _ := io.ReadFull(r, head)
+	head = head[:n]
+	defer r.Seek(0, io.SeekStart)
+	format := picture.Sniff(head)
+	switch format {
+	case "":
+		return ""
+	case "jxl":
+		if bytes.HasPrefix(head, []byte("\x00\x00\x00\x0cJXL \r\n\x87\n")) {
+			return format
+		}
+		return ""
+	case "png", "gif", "webp", "tiff", "avif", "heic", "ico":
+		return format
+	case "jpeg":
+		if plausibleJPEG(head) {
+			return format
+		}
+	}
+	r.Seek(0, io.SeekStart)
+	if _, _, _, err := picture.DecodeConfig(r); err == nil {
+		return format
+	}
+	return ""
 }
 
-// strongImageMagic reports whether r starts with an image signature long
-// enough that random bytes (an encrypted attachment) practically never
-// carry it: only then does a damaged header make the body an image that
-// failed to decode rather than opaque data. r is left at its start.
-func strongImageMagic(r io.ReadSeeker) bool {
-	var head [16]byte
-	if _, err := r.Seek(0, io.SeekStart); err != nil {
+// plausibleJPEG: SOI, a marker that can follow it, a sane segment length,
+// and (where the head reaches) another marker after the segment.
+func plausibleJPEG(h []byte) bool {
+	if len(h) < 6 || h[0] != 0xff || h[1] != 0xd8 || h[2] != 0xff {
 		return false
 	}
-	n, _ := io.ReadFull(r, head[:])
-	r.Seek(0, io.SeekStart)
-	h := head[:n]
-	switch {
-	case bytes.HasPrefix(h, []byte("\x89PNG\r\n\x1a\n")),
-		bytes.HasPrefix(h, []byte("GIF87a")), bytes.HasPrefix(h, []byte("GIF89a")),
-		len(h) >= 12 && bytes.HasPrefix(h, []byte("RIFF")) && string(h[8:12]) == "WEBP",
-		len(h) >= 4 && h[0] == 0xff && h[1] == 0xd8 && h[2] == 0xff && h[3] >= 0xc0 && h[3] != 0xff,
-		bytes.HasPrefix(h, []byte("II*\x00")), bytes.HasPrefix(h, []byte("MM\x00*")):
-		return true
+	m := h[3]
+	if !(m >= 0xc0 && m <= 0xcf && m != 0xc8 || m >= 0xdb && m <= 0xfe) {
+		return false
 	}
-	return false
+	l := int(h[4])<<8 | int(h[5])
+	if l < 2 {
+		return false
+	}
+	if end := 4 + l; end < len(h) {
+		return h[end] == 0xff
+	}
+	return true
 }
 
 // exactQuery is the query for the exact digests alone.
@@ -174,7 +198,7 @@ const (
 // work; passing known media through is latency work, and on a small
 // machine both want the same cores.
 func (p *Proxy) hashImage(ctx context.Context, r io.ReadSeeker) (res pdq.Result, err error) {
-	dopt := pdq.DecodeOptions{MaxPixels: p.cfg.MaxPixels}
+	dopt := pdq.DecodeOptions{MaxPixels: p.cfg.MaxPixels, Viewed: true}
 	if p.workers != nil {
 		res, err = p.workers.Hash(ctx, r, dopt, pdq.Options{Dihedral: p.cfg.Dihedral})
 		if !errors.Is(err, worker.ErrUnavailable) {
@@ -197,7 +221,7 @@ func hashInline(r io.ReadSeeker, dopt pdq.DecodeOptions, dihedral bool) (res pdq
 				err = fmt.Errorf("%w: hashing panicked: %v", pdq.ErrCorrupt, v)
 			}
 		}()
-		res, _, err = pdq.HashReader(r, dopt, pdq.Options{Dihedral: dihedral, Workers: 1})
+		res, _, err = worker.HashViewed(r, dopt, pdq.Options{Dihedral: dihedral, Workers: 1})
 	})
 	return res, err
 }

@@ -38,6 +38,10 @@ type DecodeOptions struct {
 	// MaxPixels refuses images whose header declares more pixels than
 	// this before any pixel memory is allocated. 0 means DefaultMaxPixels.
 	MaxPixels int
+	// Viewed asks a hashing worker to decode as a viewer sees the picture
+	// (hashing/picture) and hash every form (HashViewed) rather than the
+	// reference convention alone. Decode itself ignores it.
+	Viewed bool
 }
 
 // CheckHeader reads only r's image header and says whether Decode could

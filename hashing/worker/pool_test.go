@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"image"
+	"image/color/palette"
+	"image/draw"
 	"image/gif"
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -157,7 +160,7 @@ func TestWorkerKilledIsReplaced(t *testing.T) {
 	}
 	time.Sleep(50 * time.Millisecond)
 	again, err := p.Hash(context.Background(), img, pdq.DecodeOptions{}, pdq.Options{})
-	if err != nil || again != first {
+	if err != nil || again.Hash != first.Hash || again.Quality != first.Quality {
 		t.Fatalf("after the kill: %v, %v; want %v", again, err, first)
 	}
 	if started, discarded := p.Stats(); started != 2 || discarded != 1 {
@@ -250,7 +253,7 @@ func TestCallerGivesUp(t *testing.T) {
 	}
 	want, _, _ := pdq.HashBytes(big, pdq.DecodeOptions{}, pdq.Options{})
 	got, err := p.Hash(context.Background(), bytes.NewReader(big), pdq.DecodeOptions{}, pdq.Options{})
-	if err != nil || got != want {
+	if err != nil || got.Hash != want.Hash {
 		t.Fatalf("next job: %v, %v", got, err)
 	}
 	if started, discarded := p.Stats(); started != 1 || discarded != 0 {
@@ -275,4 +278,48 @@ func TestDeathsBeforeSendingSpareTheImage(t *testing.T) {
 	if started, discarded := p.Stats(); started != 2 || discarded != 2 {
 		t.Errorf("started %d, discarded %d; want two tries", started, discarded)
 	}
+}
+
+// Hashing as viewed in a worker gives exactly what it gives in-process,
+// forms included: an animation's frames and an image with transparency.
+func TestViewedFormsCrossThePipe(t *testing.T) {
+	p := NewPool(1, Options{})
+	defer p.Close()
+	a, b := testimg.Photo(11, 96, 96), testimg.Photo(12, 96, 96)
+	anim := &gif.GIF{Image: []*image.Paletted{toPaletted(a), toPaletted(b)}, Delay: []int{10, 10}}
+	var gb bytes.Buffer
+	if err := gif.EncodeAll(&gb, anim); err != nil {
+		t.Fatal(err)
+	}
+	alpha := image.NewNRGBA(a.Bounds())
+	for i := range alpha.Pix {
+		alpha.Pix[i] = a.Pix[i]
+		if i%4 == 3 {
+			alpha.Pix[i] = byte(i / 4 % 256)
+		}
+	}
+	for name, body := range map[string][]byte{"animated gif": gb.Bytes(), "alpha png": testimg.PNG(alpha)} {
+		dopt := pdq.DecodeOptions{Viewed: true}
+		want, _, err := HashViewed(bytes.NewReader(body), dopt, pdq.Options{Workers: 1})
+		if err != nil {
+			t.Fatal(name, err)
+		}
+		if len(want.Forms) == 0 {
+			t.Fatalf("%s: no forms", name)
+		}
+		got, err := p.Hash(context.Background(), bytes.NewReader(body), dopt, pdq.Options{})
+		if err != nil {
+			t.Fatal(name, err)
+		}
+		if got.Hash != want.Hash || !slices.Equal(got.Forms, want.Forms) {
+			t.Fatalf("%s: worker %+v, in-process %+v", name, got, want)
+		}
+	}
+}
+
+func toPaletted(img image.Image) *image.Paletted {
+	b := img.Bounds()
+	pm := image.NewPaletted(b, palette.Plan9)
+	draw.Draw(pm, b, img, b.Min, draw.Src)
+	return pm
 }

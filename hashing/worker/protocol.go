@@ -33,7 +33,8 @@ import (
 // and its answer a 4-byte header, the message, then (status ok) the hash:
 //
 //	u8 status | u8 0 | u16 message length | message |
-//	32 hash | u32 quality | u8 dihedral count (0 or 8) | count × 32
+//	32 hash | u32 quality | u8 dihedral count (0 or 8) | count × 32 |
+//	u16 form count | count × (u8 name length | name | 32 hash | u8 quality)
 //
 // Everything is big-endian. The worker reads the whole body before it
 // answers, so the parent can write then read without a second goroutine.
@@ -42,6 +43,9 @@ const (
 	respHeaderLen = 4
 	flagDihedral  = 1 << 0
 	flagResize512 = 1 << 1
+	flagViewed    = 1 << 2
+	// maxForms bounds the forms of one answer (frames × forms per frame).
+	maxForms = 1024
 	// maxMessage bounds an error message on the wire.
 	maxMessage = 1024
 	// MaxBody is the largest body a worker accepts (the u32 length).
@@ -68,6 +72,9 @@ func writeRequest(w io.Writer, body io.Reader, size int64, dopt pdq.DecodeOption
 	}
 	if opt.Resize512 {
 		h[8] |= flagResize512
+	}
+	if dopt.Viewed {
+		h[8] |= flagViewed
 	}
 	if _, err := w.Write(h[:]); err != nil {
 		return err
@@ -99,6 +106,7 @@ func readRequest(r io.Reader) (request, error) {
 	q.dopt.MaxPixels = int(binary.BigEndian.Uint32(h[4:]))
 	q.opt.Dihedral = h[8]&flagDihedral != 0
 	q.opt.Resize512 = h[8]&flagResize512 != 0
+	q.dopt.Viewed = h[8]&flagViewed != 0
 	// The worker hashes one image at a time on its one thread.
 	q.opt.Workers = 1
 	return q, nil
@@ -138,6 +146,16 @@ func writeResponse(w *bufio.Writer, res pdq.Result, err error) error {
 			}
 			w.Write(b)
 		}
+		forms := res.Forms[:min(len(res.Forms), maxForms)]
+		b := binary.BigEndian.AppendUint16(nil, uint16(len(forms)))
+		for _, f := range forms {
+			name := f.Name[:min(len(f.Name), 255)]
+			b = append(b, byte(len(name)))
+			b = append(b, name...)
+			b = appendHash(b, f.Hash)
+			b = append(b, byte(min(max(f.Quality, 0), 100)))
+		}
+		w.Write(b)
 	}
 	return w.Flush()
 }
@@ -193,6 +211,34 @@ func readResponse(r io.Reader) (pdq.Result, error) {
 	}
 	if res.Quality < 0 || res.Quality > 100 {
 		return pdq.Result{}, errProtocol
+	}
+	var nb [2]byte
+	if _, err := io.ReadFull(r, nb[:]); err != nil {
+		return pdq.Result{}, err
+	}
+	n = int(binary.BigEndian.Uint16(nb[:]))
+	if n > maxForms {
+		return pdq.Result{}, errProtocol
+	}
+	if n > 0 {
+		res.Forms = make([]pdq.Form, n)
+	}
+	for i := range res.Forms {
+		var l [1]byte
+		if _, err := io.ReadFull(r, l[:]); err != nil {
+			return pdq.Result{}, err
+		}
+		b := make([]byte, int(l[0])+hashLen+1)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return pdq.Result{}, err
+		}
+		f := &res.Forms[i]
+		f.Name = string(b[:l[0]])
+		f.Hash = getHash(b[l[0]:])
+		f.Quality = int(b[len(b)-1])
+		if f.Quality > 100 {
+			return pdq.Result{}, errProtocol
+		}
 	}
 	return res, nil
 }

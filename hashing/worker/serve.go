@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -77,7 +78,13 @@ func serve(r io.Reader, w io.Writer) error {
 		if _, err := io.ReadFull(br, body); err != nil {
 			return fmt.Errorf("reading a %d-byte body: %w", q.size, err)
 		}
-		res, _, herr := pdq.HashBytes(body, q.dopt, q.opt)
+		var res pdq.Result
+		var herr error
+		if q.dopt.Viewed {
+			res, _, herr = HashViewed(bytes.NewReader(body), q.dopt, q.opt)
+		} else {
+			res, _, herr = pdq.HashBytes(body, q.dopt, q.opt)
+		}
 		if err := writeResponse(bw, res, herr); err != nil {
 			return err
 		}
