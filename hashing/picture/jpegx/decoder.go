@@ -108,15 +108,18 @@ type decoder struct {
 	scansPlan   []scanInfo // all scan headers, found ahead by prescan
 	scansSeen   int
 
-	br        bitReader
-	ar        arithDecoder
-	eobrun    int
-	truncated bool
-	stopped   bool // work budget spent
-	work      int64
-	budget    int64
-	anyScan   bool
-	sawEOI    bool
+	br     bitReader
+	ar     arithDecoder
+	eobrun int
+	// rstRenumbered: this scan's restart markers have not followed
+	// their numbering, so the numbers are no guide.
+	rstRenumbered bool
+	truncated     bool
+	stopped       bool // work budget spent
+	work          int64
+	budget        int64
+	anyScan       bool
+	sawEOI        bool
 }
 
 func (d *decoder) decode() (Result, error) {

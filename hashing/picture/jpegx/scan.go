@@ -118,6 +118,7 @@ func (d *decoder) decodeScan(sc *scanInfo, dcT, acT []*huffTable) {
 		d.comps[ci].pred = 0
 	}
 	d.eobrun = 0
+	d.rstRenumbered = false
 	ri := d.restartInterval
 	left := ri
 	expect := 0 // number of the RST marker due at the next restart
@@ -212,6 +213,9 @@ func (d *decoder) restart(expect *int, sc *scanInfo) {
 		if q < len(data) && data[q] != 0 {
 			if m := data[q]; m >= mRST0 && m <= mRST7 {
 				next = q + 1
+				if int(m-mRST0) != *expect {
+					d.rstRenumbered = true
+				}
 				*expect = (int(m-mRST0) + 1) & 7
 			}
 			// Another marker: leave it; the rest of the scan has no data.
@@ -222,7 +226,15 @@ func (d *decoder) restart(expect *int, sc *scanInfo) {
 	if p < len(data) {
 		mpos, m := findMarker(data, p)
 		isRST := m >= mRST0 && m <= mRST7
-		if isRST && int(m-mRST0) != (*expect+1)&7 {
+		// Which is it, garbage before the expected marker or a dropped
+		// marker? While the file numbers its markers properly the number
+		// says; once it has shown it does not, a run of more than a few
+		// bytes is taken to be an interval's data.
+		garbage := int(m-mRST0) != (*expect+1)&7
+		if d.rstRenumbered {
+			garbage = mpos-p <= 8
+		}
+		if isRST && garbage {
 			// Garbage, then a restart marker: skip to it.
 			next = mpos + 2
 			*expect = (int(m-mRST0) + 1) & 7
