@@ -18,6 +18,13 @@ func (d *decoder) assemble() image.Image {
 	planes := make([][]byte, len(d.comps))
 	strides := make([]int, len(d.comps))
 	for i := range d.comps {
+		if d.planes != nil {
+			planes[i], strides[i] = d.planes[i], d.strides[i]
+			if !d.streamDone {
+				fillGrey(planes[i]) // the scan never came
+			}
+			continue
+		}
 		if d.lossless {
 			planes[i], strides[i] = d.losslessPlane(&d.comps[i])
 		} else {

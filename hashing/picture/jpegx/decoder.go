@@ -61,6 +61,7 @@ type component struct {
 	scanned  bool // some scan carried this component
 	dcSeen   bool
 	pred     int32
+	rowOff   int // first block row held in coef (streaming decode)
 	// lossless: decoded samples (full resolution, bw*8 wide)
 }
 
@@ -107,6 +108,17 @@ type decoder struct {
 	colorSpace  int
 	scansPlan   []scanInfo // all scan headers, found ahead by prescan
 	scansSeen   int
+
+	// zmap maps zig-zag index to storage index: natural order at full
+	// scale (what idct8 reads), zig-zag prefix when reduced.
+	zmap *[64]int
+	// streaming: a single-scan sequential file is transformed one MCU
+	// row at a time into planes, so no whole-image coefficient store.
+	streaming  bool
+	streamDone bool
+	planes     [][]byte
+	strides    []int
+	idctT      []*idctTables
 
 	br     bitReader
 	ar     arithDecoder
@@ -563,11 +575,41 @@ func (d *decoder) setupFrame() error {
 	d.budget = 64*blocks + 1<<16
 	d.decideColorSpace()
 	d.planMasks()
+	d.zmap = &identity64
+	if d.kstore == 64 && !d.lossless {
+		d.zmap = &unzig
+	}
+	d.streaming = !d.progressive && !d.lossless && len(d.scansPlan) == 1 && len(d.scansPlan[0].comps) == len(d.comps)
+	if d.streaming {
+		d.planes = make([][]byte, len(d.comps))
+		d.strides = make([]int, len(d.comps))
+		d.idctT = make([]*idctTables, len(d.comps))
+	}
 	for i := range d.comps {
 		c := &d.comps[i]
-		c.coef = make([]int16, c.bw*c.bh*d.kstore)
+		if d.streaming {
+			d.planes[i], d.strides[i] = d.newPlane(c)
+			c.coef = make([]int16, c.bw*d.streamRows(c)*d.kstore)
+		} else {
+			c.coef = make([]int16, c.bw*c.bh*d.kstore)
+		}
 	}
 	return nil
+}
+
+var identity64 = func() (z [64]int) {
+	for i := range z {
+		z[i] = i
+	}
+	return z
+}()
+
+// streamRows is how many block rows of c one MCU row holds.
+func (d *decoder) streamRows(c *component) int {
+	if len(d.comps) == 1 {
+		return 1 // a one-component scan is non-interleaved: MCU = block
+	}
+	return c.v
 }
 
 func (d *decoder) decideColorSpace() {

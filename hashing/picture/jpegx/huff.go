@@ -178,9 +178,16 @@ func (r *bitReader) decode(t *huffTable) int {
 		r.n -= int(l)
 		return int(e & 0xFF)
 	}
-	code := int32(r.acc >> (64 - lutBits))
+	return r.decodeSlow(t)
+}
+
+// decodeSlow decodes a code longer than the lookup table covers.
+func (r *bitReader) decodeSlow(t *huffTable) int {
+	if r.n < 16 {
+		r.fill()
+	}
 	for l := lutBits + 1; l <= 16; l++ {
-		code = int32(r.acc >> (64 - uint(l)))
+		code := int32(r.acc >> (64 - uint(l)))
 		if code <= t.maxcode[l] {
 			r.acc <<= uint(l)
 			r.n -= l

@@ -43,10 +43,10 @@ var zigOf = func() (z [64]int) {
 	return z
 }()
 
-// idctTables are a component's dequantisation tables, by zig-zag index.
+// idctTables are a component's dequantisation tables.
 type idctTables struct {
-	aan   [64]float32 // q * aanScale[row] * aanScale[col] / 8
-	plain [64]float32 // q
+	aan   [64]float32 // by natural index: q * aanScale[row] * aanScale[col] / 8
+	plain [64]float32 // by zig-zag index: q
 	q0    int32
 }
 
@@ -55,7 +55,7 @@ func makeIDCTTables(q *[64]uint16) *idctTables {
 	for z := range 64 {
 		n := unzig[z]
 		r, c := n/8, n%8
-		t.aan[z] = float32(float64(q[z]) * aanScale[r] * aanScale[c] / 8)
+		t.aan[n] = float32(float64(q[z]) * aanScale[r] * aanScale[c] / 8)
 		t.plain[z] = float32(q[z])
 	}
 	return t
@@ -74,40 +74,34 @@ func clampByte(v float32) byte {
 	return byte(i)
 }
 
-// idct8 writes the 8x8 block of zig-zag coefficients blk to dst.
+// idct8 writes the 8x8 block of natural-order coefficients blk to dst.
 func idct8(blk []int16, t *idctTables, dst []byte, stride int) {
 	blk = blk[:64]
+	q := &t.aan
 	var ws [64]float32
-	acAny := int16(0)
-	for z := 1; z < 64; z++ {
-		if c := blk[z]; c != 0 {
-			acAny |= c
-			ws[unzig[z]] = float32(c) * t.aan[z]
-		}
-	}
-	if acAny == 0 {
-		// Flat block: the common case in smooth areas.
-		v := clampByte(float32(blk[0]) * t.aan[0])
-		for y := range 8 {
-			row := dst[y*stride : y*stride+8]
-			for x := range row {
-				row[x] = v
-			}
-		}
-		return
-	}
-	ws[0] = float32(blk[0]) * t.aan[0]
-	// Columns.
+	ac := blk[1] | blk[2] | blk[3] | blk[4] | blk[5] | blk[6] | blk[7]
+	// Columns, dequantising on the way in.
 	for c := range 8 {
-		col := ws[c:]
-		if col[8] == 0 && col[16] == 0 && col[24] == 0 && col[32] == 0 &&
-			col[40] == 0 && col[48] == 0 && col[56] == 0 {
-			v := col[0]
-			col[8], col[16], col[24], col[32], col[40], col[48], col[56] = v, v, v, v, v, v, v
+		colAC := blk[8+c] | blk[16+c] | blk[24+c] | blk[32+c] | blk[40+c] | blk[48+c] | blk[56+c]
+		if colAC == 0 {
+			v := float32(blk[c]) * q[c]
+			ws[c], ws[8+c], ws[16+c], ws[24+c], ws[32+c], ws[40+c], ws[48+c], ws[56+c] = v, v, v, v, v, v, v, v
 			continue
 		}
-		o0, o1, o2, o3, o4, o5, o6, o7 := aan1D(col[0], col[8], col[16], col[24], col[32], col[40], col[48], col[56])
-		col[0], col[8], col[16], col[24], col[32], col[40], col[48], col[56] = o0, o1, o2, o3, o4, o5, o6, o7
+		ac |= colAC
+		o0, o1, o2, o3, o4, o5, o6, o7 := aan1D(
+			float32(blk[c])*q[c], float32(blk[8+c])*q[8+c], float32(blk[16+c])*q[16+c], float32(blk[24+c])*q[24+c],
+			float32(blk[32+c])*q[32+c], float32(blk[40+c])*q[40+c], float32(blk[48+c])*q[48+c], float32(blk[56+c])*q[56+c])
+		ws[c], ws[8+c], ws[16+c], ws[24+c], ws[32+c], ws[40+c], ws[48+c], ws[56+c] = o0, o1, o2, o3, o4, o5, o6, o7
+	}
+	if ac == 0 {
+		// Flat block: the common case in smooth areas.
+		v := clampByte(ws[0])
+		for y := range 8 {
+			row := dst[y*stride : y*stride+8]
+			row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7] = v, v, v, v, v, v, v, v
+		}
+		return
 	}
 	// Rows.
 	for y := range 8 {
@@ -220,23 +214,41 @@ func dcPixel(dc int16, t *idctTables) byte {
 	return byte(v)
 }
 
-// idctComponent turns a component's coefficients into its sample plane
-// at the decoder's scale: bw*bs × bh*bs bytes, stride bw*bs.
-func (d *decoder) idctComponent(c *component) (plane []byte, stride int) {
-	bs := 8 / d.scale
-	stride = c.bw * bs
-	plane = make([]byte, stride*c.bh*bs)
+// idctTablesFor returns the component's dequantisation tables: the
+// latched ones, or the current table for a component no scan reached.
+func (d *decoder) idctTablesFor(c *component) *idctTables {
 	q := c.q
 	if !c.latched && c.tq < 4 {
 		q = d.qt[c.tq]
 	}
-	t := makeIDCTTables(&q)
+	return makeIDCTTables(&q)
+}
+
+// newPlane allocates a component's sample plane at the decoder's scale:
+// bw*bs × bh*bs bytes, stride bw*bs.
+func (d *decoder) newPlane(c *component) (plane []byte, stride int) {
+	bs := 8 / d.scale
+	stride = c.bw * bs
+	return make([]byte, stride*c.bh*bs), stride
+}
+
+// idctComponent turns a component's stored coefficients into its plane.
+func (d *decoder) idctComponent(c *component) (plane []byte, stride int) {
+	plane, stride = d.newPlane(c)
+	d.idctRows(c, d.idctTablesFor(c), c.coef, plane, stride, 0, c.bh)
+	return plane, stride
+}
+
+// idctRows transforms nrows block rows held in coef (starting with block
+// row by0 of the component) into plane.
+func (d *decoder) idctRows(c *component, t *idctTables, coef []int16, plane []byte, stride, by0, nrows int) {
+	bs := 8 / d.scale
 	K := d.kstore
-	for by := range c.bh {
-		rowBase := by * bs * stride
+	for r := range nrows {
+		rowBase := (by0 + r) * bs * stride
 		for bx := range c.bw {
-			bi := by*c.bw + bx
-			blk := c.coef[bi*K : bi*K+K]
+			bi := r*c.bw + bx
+			blk := coef[bi*K : bi*K+K]
 			dst := plane[rowBase+bx*bs:]
 			switch bs {
 			case 8:
@@ -250,5 +262,4 @@ func (d *decoder) idctComponent(c *component) (plane []byte, stride int) {
 			}
 		}
 	}
-	return plane, stride
 }

@@ -4,6 +4,9 @@ package jpegx
 // decoders for sequential (T.81 F.2) and progressive (G.1.2) scans.
 
 func (d *decoder) processScan(seg []byte) error {
+	if d.streamDone {
+		return nil // the one planned scan was already transformed
+	}
 	sc, err := d.parseSOSHeader(seg)
 	if err != nil {
 		return err
@@ -73,7 +76,18 @@ func (d *decoder) processScan(seg []byte) error {
 			c.mask = make([]uint64, c.bw*c.bh)
 		}
 	}
+	if d.streaming {
+		if len(sc.comps) != len(d.comps) {
+			return nil // not the scan planned for (prescan cut short)
+		}
+		for _, ci := range sc.comps {
+			d.idctT[ci] = d.idctTablesFor(&d.comps[ci])
+		}
+	}
 	d.decodeScan(&sc, dcT, acT)
+	if d.streaming {
+		d.streamDone = true
+	}
 	return nil
 }
 
@@ -162,6 +176,9 @@ func (d *decoder) decodeScan(sc *scanInfo, dcT, acT []*huffTable) {
 		if mx == mw {
 			mx = 0
 			my++
+			if d.streaming {
+				d.flushRows(sc)
+			}
 			if d.work > d.budget {
 				d.stopped = true
 				break
@@ -170,6 +187,17 @@ func (d *decoder) decodeScan(sc *scanInfo, dcT, acT []*huffTable) {
 	}
 	if d.dataExhausted() {
 		d.truncated = true
+	}
+	if d.streaming {
+		if mx != 0 {
+			d.flushRows(sc) // the MCU row the data ended in
+		}
+		// Rows never reached have zero coefficients: mid-grey.
+		for _, ci := range sc.comps {
+			c := &d.comps[ci]
+			bs := 8 / d.scale
+			fillGrey(d.planes[ci][min(c.rowOff*bs*d.strides[ci], len(d.planes[ci])):])
+		}
 	}
 	if d.arithmetic {
 		d.pos = d.ar.unreadPos()
@@ -281,7 +309,7 @@ func findMarker(data []byte, p int) (int, byte) {
 func (d *decoder) decodeBlock(c *component, bx, by int, sc *scanInfo, dc, ac *huffTable) {
 	K := d.kstore
 	bi := by*c.bw + bx
-	blk := c.coef[bi*K : bi*K+K]
+	blk := c.coef[(bi-c.rowOff*c.bw)*K:][:K]
 	if d.arithmetic {
 		d.arithBlock(c, bi, blk, sc)
 		return
@@ -312,15 +340,56 @@ func (d *decoder) decodeBlock(c *component, bx, by int, sc *scanInfo, dc, ac *hu
 }
 
 // decodeSequential decodes one block of a sequential scan (T.81 F.2.2),
-// keeping the first len(blk) zig-zag coefficients.
+// keeping the first len(blk) coefficients. It is the hot path, so the bit
+// buffer lives in locals and one refill covers a symbol and its value.
 func (d *decoder) decodeSequential(blk []int16, c *component, dc, ac *huffTable) {
 	br := &d.br
+	zm := d.zmap
 	K := len(blk)
-	s := br.decode(dc)
-	c.pred += br.receiveExtend(min(s, 16))
+	acc, n := br.acc, br.n
+	if n < 32 {
+		br.fill()
+		acc, n = br.acc, br.n
+	}
+	var s int
+	if e := dc.lut[acc>>(64-lutBits)]; e != 0 {
+		l := uint(e >> 8)
+		acc <<= l
+		n -= int(l)
+		s = int(e & 0xFF)
+	} else {
+		br.acc, br.n = acc, n
+		s = br.decodeSlow(dc)
+		acc, n = br.acc, br.n
+	}
+	if s != 0 {
+		s = min(s, 16)
+		v := int32(acc >> (64 - uint(s)))
+		acc <<= uint(s)
+		n -= s
+		if v < 1<<(uint(s)-1) {
+			v += -1<<uint(s) + 1
+		}
+		c.pred += v
+	}
 	blk[0] = int16(c.pred)
 	for k := 1; k < 64; {
-		rs := br.decode(ac)
+		if n < 32 {
+			br.acc, br.n = acc, n
+			br.fill()
+			acc, n = br.acc, br.n
+		}
+		var rs int
+		if e := ac.lut[acc>>(64-lutBits)]; e != 0 {
+			l := uint(e >> 8)
+			acc <<= l
+			n -= int(l)
+			rs = int(e & 0xFF)
+		} else {
+			br.acc, br.n = acc, n
+			rs = br.decodeSlow(ac)
+			acc, n = br.acc, br.n
+		}
 		r, s := rs>>4, rs&15
 		if s == 0 {
 			if r != 15 {
@@ -330,12 +399,18 @@ func (d *decoder) decodeSequential(blk []int16, c *component, dc, ac *huffTable)
 			continue
 		}
 		k += r
-		v := br.receiveExtend(s)
+		v := int32(acc >> (64 - uint(s)))
+		acc <<= uint(s)
+		n -= s
+		if v < 1<<(uint(s)-1) {
+			v += -1<<uint(s) + 1
+		}
 		if k < K {
-			blk[k] = int16(v)
+			blk[zm[k]] = int16(v)
 		}
 		k++
 	}
+	br.acc, br.n = acc, n
 }
 
 // acFirst decodes the first pass over a spectral band (G.1.2.2).
@@ -366,7 +441,7 @@ func (d *decoder) acFirst(blk []int16, mask *uint64, ac *huffTable, ss, se, al i
 		}
 		v := br.receiveExtend(s) << uint(al)
 		if k < K {
-			blk[k] = int16(v)
+			blk[d.zmap[k]] = int16(v)
 		}
 		if mask != nil {
 			*mask |= 1 << uint(k)
@@ -383,19 +458,20 @@ func (d *decoder) acRefine(blk []int16, mask *uint64, ac *huffTable, ss, se, al 
 	K := len(blk)
 	p1 := int16(1) << uint(al)
 	m1 := int16(-1) << uint(al)
+	zm := d.zmap
 	nonzero := func(k int) bool {
 		if k < K {
-			return blk[k] != 0
+			return blk[zm[k]] != 0
 		}
 		return mask != nil && *mask>>uint(k)&1 != 0
 	}
 	refine := func(k int) {
 		if br.bit() && k < K {
-			if c := blk[k]; c&p1 == 0 {
+			if c := blk[zm[k]]; c&p1 == 0 {
 				if c >= 0 {
-					blk[k] = c + p1
+					blk[zm[k]] = c + p1
 				} else {
-					blk[k] = c + m1
+					blk[zm[k]] = c + m1
 				}
 			}
 		}
@@ -426,7 +502,7 @@ func (d *decoder) acRefine(blk []int16, mask *uint64, ac *huffTable, ss, se, al 
 					if r == 0 {
 						if val != 0 {
 							if k < K {
-								blk[k] = val
+								blk[zm[k]] = val
 							}
 							if mask != nil {
 								*mask |= 1 << uint(k)
@@ -446,5 +522,26 @@ func (d *decoder) acRefine(blk []int16, mask *uint64, ac *huffTable, ss, se, al 
 			}
 		}
 		d.eobrun--
+	}
+}
+
+// flushRows transforms the MCU row of coefficients just decoded into the
+// planes and clears the buffer for the next row.
+func (d *decoder) flushRows(sc *scanInfo) {
+	for _, ci := range sc.comps {
+		c := &d.comps[ci]
+		rows := min(d.streamRows(c), c.bh-c.rowOff)
+		if rows <= 0 {
+			continue
+		}
+		d.idctRows(c, d.idctT[ci], c.coef, d.planes[ci], d.strides[ci], c.rowOff, rows)
+		clear(c.coef)
+		c.rowOff += rows
+	}
+}
+
+func fillGrey(b []byte) {
+	for i := range b {
+		b[i] = 128
 	}
 }
