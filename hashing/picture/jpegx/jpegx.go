@@ -79,6 +79,9 @@ func DecodeBytes(data []byte, maxPixels int) (res Result, err error) {
 	}
 	defer func() {
 		// A decoder bug must cost one file, not the proxy.
+		if !recoverPanics {
+			return
+		}
 		if p := recover(); p != nil {
 			res = Result{}
 			err = fmt.Errorf("%w: internal decoder error: %v", ErrCorrupt, p)
@@ -87,6 +90,9 @@ func DecodeBytes(data []byte, maxPixels int) (res Result, err error) {
 	d := &decoder{data: data, maxPixels: maxPixels}
 	return d.decode()
 }
+
+// recoverPanics is switched off by the fuzz test so that panics surface.
+var recoverPanics = true
 
 // DecodeConfig reads only the headers up to the frame and returns the
 // frame's full size (not scaled).
