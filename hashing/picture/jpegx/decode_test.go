@@ -1,0 +1,629 @@
+package jpegx
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"math"
+	"testing"
+	"time"
+)
+
+const tw, th = 104, 78 // deliberately not a multiple of 16
+
+// seg is one marker segment of a JPEG; for SOS, dataEnd is where the
+// entropy-coded data after it ends.
+type seg struct {
+	marker            byte
+	off, end, dataEnd int
+}
+
+func segments(b []byte) []seg {
+	var out []seg
+	p := 2
+	for p+4 <= len(b) {
+		if b[p] != 0xFF {
+			p++
+			continue
+		}
+		m := b[p+1]
+		if m == 0xD9 || (m >= 0xD0 && m <= 0xD7) || m == 0 || m == 0xFF {
+			p++
+			continue
+		}
+		n := int(b[p+2])<<8 | int(b[p+3])
+		s := seg{marker: m, off: p, end: p + 2 + n}
+		s.dataEnd = s.end
+		if m == 0xDA {
+			q := s.end
+			for q+1 < len(b) {
+				if b[q] == 0xFF && b[q+1] != 0 && (b[q+1] < 0xD0 || b[q+1] > 0xD7) {
+					break
+				}
+				q++
+			}
+			s.dataEnd = q
+		}
+		out = append(out, s)
+		p = s.dataEnd
+	}
+	return out
+}
+
+func firstSeg(b []byte, m byte) seg {
+	for _, s := range segments(b) {
+		if s.marker == m {
+			return s
+		}
+	}
+	panic(fmt.Sprintf("no marker %x", m))
+}
+
+func cut(b []byte, from, to int) []byte {
+	out := append([]byte{}, b[:from]...)
+	return append(out, b[to:]...)
+}
+
+func insert(b []byte, at int, x []byte) []byte {
+	out := append([]byte{}, b[:at]...)
+	out = append(out, x...)
+	return append(out, b[at:]...)
+}
+
+func goJPEG(img image.Image, q int) []byte {
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: q}); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
+}
+
+func grayOf(img *image.RGBA) *image.Gray {
+	g := image.NewGray(img.Bounds())
+	for y := range img.Bounds().Dy() {
+		for x := range img.Bounds().Dx() {
+			p := img.RGBAAt(x, y)
+			g.Pix[y*g.Stride+x] = clampF(0.299*float64(p.R) + 0.587*float64(p.G) + 0.114*float64(p.B))
+		}
+	}
+	return g
+}
+
+// lumaAt is the JPEG luma of a pixel: the Y plane where there is one.
+func lumaAt(img image.Image, x, y int) float64 {
+	switch m := img.(type) {
+	case *image.YCbCr:
+		return float64(m.Y[m.YOffset(x, y)])
+	case *image.Gray:
+		return float64(m.GrayAt(x, y).Y)
+	}
+	r, g, b, _ := img.At(x, y).RGBA()
+	return 0.299*float64(r>>8) + 0.587*float64(g>>8) + 0.114*float64(b>>8)
+}
+
+// lumaGrid box-averages luma over gw×gh cells of img's bounds, rows
+// [0, rows) of the grid only.
+func lumaGrid(img image.Image, gw, gh int) []float64 {
+	b := img.Bounds()
+	out := make([]float64, gw*gh)
+	for j := range gh {
+		for i := range gw {
+			x0, x1 := b.Min.X+i*b.Dx()/gw, b.Min.X+(i+1)*b.Dx()/gw
+			y0, y1 := b.Min.Y+j*b.Dy()/gh, b.Min.Y+(j+1)*b.Dy()/gh
+			s, n := 0.0, 0
+			for y := y0; y < max(y1, y0+1); y++ {
+				for x := x0; x < max(x1, x0+1); x++ {
+					s += lumaAt(img, x, y)
+					n++
+				}
+			}
+			out[j*gw+i] = s / float64(n)
+		}
+	}
+	return out
+}
+
+const gridW, gridH = 13, 6
+
+// compareLuma checks the decoded picture against the intended one on a
+// coarse luma grid, over grid rows [r0, r1).
+func compareLuma(t *testing.T, got, want image.Image, r0, r1 int, meanTol, maxTol float64) {
+	t.Helper()
+	g, w := lumaGrid(got, gridW, gridH), lumaGrid(want, gridW, gridH)
+	sum, worst := 0.0, 0.0
+	for j := r0; j < r1; j++ {
+		for i := range gridW {
+			d := math.Abs(g[j*gridW+i] - w[j*gridW+i])
+			sum += d
+			worst = max(worst, d)
+		}
+	}
+	mean := sum / float64((r1-r0)*gridW)
+	if mean > meanTol || worst > maxTol {
+		t.Errorf("luma grid rows %d..%d: mean diff %.2f (tol %.1f), worst %.2f (tol %.1f)", r0, r1, mean, meanTol, worst, maxTol)
+	}
+}
+
+// checkGrey asserts grid rows [r0, r1) are mid-grey.
+func checkGrey(t *testing.T, got image.Image, r0, r1 int) {
+	t.Helper()
+	g := lumaGrid(got, gridW, gridH)
+	for j := r0; j < r1; j++ {
+		for i := range gridW {
+			if d := math.Abs(g[j*gridW+i] - 128); d > 2 {
+				t.Errorf("cell %d,%d luma %.1f, want mid-grey", i, j, g[j*gridW+i])
+				return
+			}
+		}
+	}
+}
+
+// compareExact checks got within ±tol per channel of want.
+func compareExact(t *testing.T, got, want image.Image, tol int) {
+	t.Helper()
+	if got.Bounds() != want.Bounds() {
+		t.Fatalf("bounds %v, image/jpeg %v", got.Bounds(), want.Bounds())
+	}
+	worst := 0
+	diff := func(a, b uint8) {
+		d := int(a) - int(b)
+		if d < 0 {
+			d = -d
+		}
+		worst = max(worst, d)
+	}
+	gy, ok1 := got.(*image.YCbCr)
+	wy, ok2 := want.(*image.YCbCr)
+	b := got.Bounds()
+	if ok1 && ok2 && gy.SubsampleRatio == wy.SubsampleRatio {
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				diff(gy.Y[gy.YOffset(x, y)], wy.Y[wy.YOffset(x, y)])
+				diff(gy.Cb[gy.COffset(x, y)], wy.Cb[wy.COffset(x, y)])
+				diff(gy.Cr[gy.COffset(x, y)], wy.Cr[wy.COffset(x, y)])
+			}
+		}
+	} else {
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				p := color.RGBAModel.Convert(got.At(x, y)).(color.RGBA)
+				q := color.RGBAModel.Convert(want.At(x, y)).(color.RGBA)
+				diff(p.R, q.R)
+				diff(p.G, q.G)
+				diff(p.B, q.B)
+			}
+		}
+	}
+	if worst > tol {
+		t.Errorf("differs from image/jpeg by up to %d per channel (tol %d)", worst, tol)
+	}
+}
+
+func ycc(id0 byte, hv ...int) []encComp {
+	cs := make([]encComp, len(hv)/2)
+	for i := range cs {
+		cs[i] = encComp{id: id0 + byte(i), h: hv[2*i], v: hv[2*i+1], tq: min(i, 1)}
+	}
+	return cs
+}
+
+type tcase struct {
+	name      string
+	data      []byte
+	want      image.Image // intended picture
+	maxPixels int
+	scale     int
+	trunc     bool
+	goSame    bool // image/jpeg decodes it and we must be within ±2
+	goRef     []byte
+	rows      [2]int // grid rows that must match the picture; zero value: all
+	greyFrom  int    // grid rows from here on must be mid-grey (0: none)
+	meanTol   float64
+	anyTrunc  bool // the truncation flag may go either way
+	check     func(t *testing.T, r Result)
+}
+
+func TestDecodeTable(t *testing.T) {
+	pic := synthPicture(tw, th, 1)
+	gray := grayOf(pic)
+	goBase := goJPEG(pic, 92)
+	goGray := goJPEG(gray, 92)
+	sos := firstSeg(goBase, 0xDA)
+	entropy := sos.dataEnd - sos.end
+
+	enc := func(o encOpts) []byte {
+		if o.adobe == 0 && o.color != "rgb" && o.color != "cmyk" {
+			o.adobe = -1
+		}
+		return encodeJPEG(pic, o)
+	}
+	base := encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1), color: "ycbcr", jfif: true, adobe: -1}
+	with := func(f func(o *encOpts)) encOpts {
+		o := base
+		f(&o)
+		return o
+	}
+	restartFile := enc(with(func(o *encOpts) { o.restart = 2; o.stdTables = true }))
+	rstPositions := func(b []byte) []int {
+		var ps []int
+		for i := 0; i+1 < len(b); i++ {
+			if b[i] == 0xFF && b[i+1] >= 0xD0 && b[i+1] <= 0xD7 {
+				ps = append(ps, i)
+			}
+		}
+		return ps
+	}
+
+	var cases []tcase
+	add := func(c tcase) { cases = append(cases, c) }
+
+	// Valid files.
+	add(tcase{name: "go-baseline-420", data: goBase, want: pic, goSame: true})
+	add(tcase{name: "go-gray", data: goGray, want: gray, goSame: true})
+	for _, s := range []struct {
+		name string
+		hv   []int
+		goOK bool
+	}{
+		{"444", []int{1, 1, 1, 1, 1, 1}, true},
+		{"422", []int{2, 1, 1, 1, 1, 1}, true},
+		{"440", []int{1, 2, 1, 1, 1, 1}, true},
+		{"420", []int{2, 2, 1, 1, 1, 1}, true},
+		{"411", []int{4, 1, 1, 1, 1, 1}, true},
+		{"410", []int{4, 2, 1, 1, 1, 1}, false},
+		{"Y3x1", []int{3, 1, 1, 1, 1, 1}, false},
+		{"Y1x4", []int{1, 4, 1, 1, 1, 1}, false},
+		{"Y4x4", []int{4, 4, 1, 1, 1, 1}, false},
+		{"chroma-finer", []int{1, 1, 2, 2, 2, 2}, false},
+		{"Y3x2-C2x1", []int{3, 2, 2, 1, 2, 1}, false},
+		{"Cb1x1-Cr2x1", []int{2, 2, 1, 1, 2, 1}, false},
+	} {
+		data := enc(with(func(o *encOpts) { o.comps = ycc(1, s.hv...) }))
+		add(tcase{name: "seq-" + s.name, data: data, want: pic, goSame: s.goOK})
+		data = enc(with(func(o *encOpts) { o.comps = ycc(1, s.hv...); o.progressive = true }))
+		add(tcase{name: "prog-" + s.name, data: data, want: pic, goSame: s.goOK})
+	}
+	add(tcase{name: "prog-gray", data: enc(encOpts{comps: ycc(1, 1, 1), color: "gray", progressive: true, adobe: -1}), want: gray, goSame: true})
+	add(tcase{name: "prog-gray-2x2", data: enc(encOpts{comps: ycc(1, 2, 2), color: "gray", progressive: true, adobe: -1}), want: gray, goSame: true})
+	add(tcase{name: "prog-spectral-only", data: enc(with(func(o *encOpts) {
+		o.progressive = true
+		o.scans = []encScan{{comps: []int{0, 1, 2}, ss: 0, se: 0}}
+		for c := range 3 {
+			o.scans = append(o.scans, encScan{comps: []int{c}, ss: 1, se: 2}, encScan{comps: []int{c}, ss: 3, se: 9}, encScan{comps: []int{c}, ss: 10, se: 63})
+		}
+	})), want: pic, goSame: true})
+	add(tcase{name: "prog-noninterleaved-dc", data: enc(with(func(o *encOpts) {
+		o.progressive = true
+		o.scans = []encScan{{comps: []int{0}, ss: 0, se: 0, al: 2}, {comps: []int{1}, ss: 0, se: 0}, {comps: []int{2}, ss: 0, se: 0},
+			{comps: []int{0}, ss: 1, se: 63, al: 3}, {comps: []int{0}, ss: 0, se: 0, ah: 2, al: 1}, {comps: []int{0}, ss: 0, se: 0, ah: 1, al: 0},
+			{comps: []int{0}, ss: 1, se: 63, ah: 3, al: 2}, {comps: []int{0}, ss: 1, se: 63, ah: 2, al: 1}, {comps: []int{0}, ss: 1, se: 63, ah: 1, al: 0},
+			{comps: []int{1}, ss: 1, se: 63}, {comps: []int{2}, ss: 1, se: 63}}
+	})), want: pic, goSame: true})
+	// image/jpeg miscounts restart intervals in a non-interleaved scan of
+	// a subsampled component (it fails on this file); the same
+	// coefficients without restarts are the reference.
+	add(tcase{name: "prog-restart", data: enc(with(func(o *encOpts) { o.progressive = true; o.restart = 3 })), want: pic,
+		goRef: enc(with(func(o *encOpts) { o.progressive = true }))})
+	add(tcase{name: "seq-noninterleaved", data: enc(with(func(o *encOpts) {
+		o.scans = []encScan{{comps: []int{0}, se: 63}, {comps: []int{1}, se: 63}, {comps: []int{2}, se: 63}}
+	})), want: pic, goSame: true})
+
+	// Colour transforms.
+	add(tcase{name: "rgb-adobe0", data: enc(encOpts{comps: ycc(1, 1, 1, 1, 1, 1, 1), color: "rgb", adobe: 0}), want: pic, goSame: true})
+	rgbIDs := []encComp{{id: 'R', h: 1, v: 1}, {id: 'G', h: 1, v: 1}, {id: 'B', h: 1, v: 1}}
+	add(tcase{name: "rgb-ids-RGB-real", data: enc(encOpts{comps: rgbIDs, color: "rgb", adobe: -1}), want: pic, goSame: true})
+	add(tcase{name: "ycc-jfif-beats-RGB-ids", data: enc(encOpts{comps: rgbIDs, color: "ycbcr", jfif: true, adobe: -1}), want: pic})
+	add(tcase{name: "ycc-adobe1", data: enc(with(func(o *encOpts) { o.jfif = false; o.adobe = 1 })), want: pic, goSame: true})
+	add(tcase{name: "ycc-no-markers", data: enc(with(func(o *encOpts) { o.jfif = false })), want: pic, goSame: true})
+	add(tcase{name: "cmyk-adobe0", data: enc(encOpts{comps: ycc(1, 1, 1, 1, 1, 1, 1, 1, 1), color: "cmyk", adobe: 0}), want: pic, goSame: true})
+	add(tcase{name: "cmyk-adobe0-prog-sub", data: enc(encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1, 2, 2), color: "cmyk", adobe: 0, progressive: true}), want: pic})
+	add(tcase{name: "cmyk-no-adobe", data: enc(encOpts{comps: ycc(1, 1, 1, 1, 1, 1, 1, 1, 1), color: "cmyk", adobe: -1}), want: pic})
+	add(tcase{name: "ycck-adobe2", data: enc(encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1, 2, 2), color: "ycck", adobe: 2}), want: pic, goSame: true})
+
+	// No DHT at all (Motion-JPEG): image/jpeg's writer uses the Annex K
+	// tables, so dropping its DHT segments leaves a valid MJPEG frame.
+	noDHT := goBase
+	for {
+		var dht *seg
+		for _, s := range segments(noDHT) {
+			if s.marker == 0xC4 {
+				dht = &s
+				break
+			}
+		}
+		if dht == nil {
+			break
+		}
+		noDHT = cut(noDHT, dht.off, dht.end)
+	}
+	add(tcase{name: "mjpeg-no-dht", data: noDHT, want: pic, goRef: goBase})
+	add(tcase{name: "mjpeg-no-dht-restart", data: enc(with(func(o *encOpts) { o.stdTables = true; o.omitDHT = true; o.restart = 5 })), want: pic})
+
+	// DNL: height 0 in the frame header, the real one after the scan.
+	{
+		b := append([]byte{}, goBase...)
+		sof := firstSeg(b, 0xC0)
+		b[sof.off+5], b[sof.off+6] = 0, 0
+		sos := firstSeg(b, 0xDA)
+		b = insert(b, sos.dataEnd, []byte{0xFF, 0xDC, 0, 4, byte(th >> 8), byte(th)})
+		add(tcase{name: "dnl", data: b, want: pic, goRef: goBase})
+	}
+
+	// Duplicate component IDs: all three components called 1.
+	{
+		b := append([]byte{}, goBase...)
+		sof := firstSeg(b, 0xC0)
+		for i := range 3 {
+			b[sof.off+10+3*i] = 1
+		}
+		sos := firstSeg(b, 0xDA)
+		for i := range 3 {
+			b[sos.off+5+2*i] = 1
+		}
+		add(tcase{name: "duplicate-ids", data: b, want: pic, goRef: goBase})
+	}
+
+	// Truncation and a missing EOI.
+	for _, f := range []float64{0.3, 0.6, 0.95} {
+		n := sos.end + int(f*float64(entropy))
+		b := append([]byte{}, goBase[:n]...)
+		c := tcase{name: fmt.Sprintf("truncated-%.0f%%", f*100), data: b, want: pic, trunc: true}
+		// The grid rows fully inside the decoded part match, the rows
+		// past it are grey.
+		c.rows = [2]int{0, int(math.Floor(f*gridH - 1))}
+		if c.rows[1] <= 0 {
+			c.rows = [2]int{-1, -1} // nothing whole to compare
+		}
+		if f < 0.9 {
+			c.greyFrom = int(math.Ceil(f*gridH + 0.5))
+		}
+		add(c)
+	}
+	add(tcase{name: "missing-eoi", data: goBase[:len(goBase)-2], want: pic, goRef: goBase})
+	{
+		p := enc(with(func(o *encOpts) { o.progressive = true }))
+		ss := segments(p)
+		var scans []seg
+		for _, s := range ss {
+			if s.marker == 0xDA {
+				scans = append(scans, s)
+			}
+		}
+		// Cut in the middle of the luma 6..63 band: DC and the low band
+		// are in, so the picture is all there at lower quality.
+		s := scans[4]
+		b := append([]byte{}, p[:s.end+(s.dataEnd-s.end)/2]...)
+		add(tcase{name: "prog-truncated", data: b, want: pic, trunc: true, meanTol: 4})
+		// Truncated during the first (DC) scan: the lower part is grey.
+		s = scans[0]
+		b = append([]byte{}, p[:s.end+(s.dataEnd-s.end)/2]...)
+		add(tcase{name: "prog-truncated-dc", data: b, want: pic, trunc: true, rows: [2]int{0, 2}, greyFrom: 4, meanTol: 10})
+	}
+
+	// Restart markers.
+	add(tcase{name: "restart-valid", data: restartFile, want: pic})
+	{
+		b := append([]byte{}, restartFile...)
+		for _, p := range rstPositions(b) {
+			b[p+1] = 0xD0
+		}
+		add(tcase{name: "restart-all-rst0", data: b, want: pic})
+		b = append([]byte{}, restartFile...)
+		for i, p := range rstPositions(b) {
+			b[p+1] = 0xD0 + byte((i*5+3)%8)
+		}
+		add(tcase{name: "restart-wrong-numbers", data: b, want: pic})
+		ps := rstPositions(restartFile)
+		b = cut(restartFile, ps[4], ps[4]+2)
+		add(tcase{name: "restart-missing-one", data: b, want: pic})
+		b = insert(restartFile, ps[6], []byte{0x12, 0x34, 0x56})
+		add(tcase{name: "restart-garbage-before", data: b, want: pic})
+		b = cut(restartFile, ps[7], ps[7]+2)
+		b = cut(b, ps[3], ps[3]+2)
+		for _, p := range rstPositions(b) {
+			b[p+1] = 0xD7
+		}
+		add(tcase{name: "restart-missing-and-renumbered", data: b, want: pic, meanTol: 8, anyTrunc: true})
+	}
+
+	// DCT scaling.
+	big := synthPicture(320, 240, 2)
+	bigGo := goJPEG(big, 90)
+	bigProg := encodeJPEG(big, encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1), color: "ycbcr", jfif: true, adobe: -1, progressive: true})
+	for _, s := range []int{2, 4, 8} {
+		mp := (320 / s) * (240 / s)
+		add(tcase{name: fmt.Sprintf("scale-1/%d", s), data: bigGo, want: big, maxPixels: mp, scale: s})
+		add(tcase{name: fmt.Sprintf("scale-1/%d-prog", s), data: bigProg, want: big, maxPixels: mp, scale: s})
+		add(tcase{name: fmt.Sprintf("scale-1/%d-prog-gray", s), data: encodeJPEG(big, encOpts{comps: ycc(1, 1, 1), color: "gray", progressive: true, adobe: -1}),
+			want: grayOf(big), maxPixels: mp, scale: s})
+	}
+	add(tcase{name: "scale-1/4-truncated", data: bigGo[:len(bigGo)/2], want: big, maxPixels: 80 * 60, scale: 4, trunc: true, rows: [2]int{0, 2}, greyFrom: 4})
+
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res, err := DecodeBytes(c.data, c.maxPixels)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantScale := max(c.scale, 1)
+			if res.Scale != wantScale {
+				t.Errorf("scale %d, want %d", res.Scale, wantScale)
+			}
+			if res.Truncated != c.trunc && !c.anyTrunc {
+				t.Errorf("truncated %v, want %v", res.Truncated, c.trunc)
+			}
+			wb := c.want.Bounds()
+			if want := image.Rect(0, 0, (wb.Dx()+wantScale-1)/wantScale, (wb.Dy()+wantScale-1)/wantScale); res.Image.Bounds() != want {
+				t.Fatalf("bounds %v, want %v", res.Image.Bounds(), want)
+			}
+			rows := c.rows
+			if rows == [2]int{} {
+				rows = [2]int{0, gridH}
+			}
+			tol := c.meanTol
+			if tol == 0 {
+				tol = 3
+			}
+			if rows[1] > rows[0] {
+				// A 1/8 picture's cells straddle sharp edges differently.
+				compareLuma(t, res.Image, c.want, rows[0], rows[1], tol, 4*tol*float64(wantScale+1)/2)
+			}
+			if c.greyFrom > 0 {
+				checkGrey(t, res.Image, c.greyFrom, gridH)
+			}
+			ref := c.goRef
+			if c.goSame {
+				ref = c.data
+			}
+			if ref != nil {
+				w, err := jpeg.Decode(bytes.NewReader(ref))
+				if err != nil {
+					t.Fatalf("image/jpeg: %v", err)
+				}
+				compareExact(t, res.Image, w, 2)
+			}
+			if c.check != nil {
+				c.check(t, res)
+			}
+		})
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	pic := synthPicture(tw, th, 3)
+	goBase := goJPEG(pic, 90)
+	sof := firstSeg(goBase, 0xC0)
+	huge := append([]byte{}, goBase...)
+	huge[sof.off+5], huge[sof.off+6], huge[sof.off+7], huge[sof.off+8] = 0xFF, 0xFF, 0xFF, 0xFF
+	if _, err := DecodeBytes(huge, 0); !errors.Is(err, ErrTooBig) {
+		t.Errorf("65535x65535: %v, want ErrTooBig", err)
+	}
+	// 20000x20000 at 1/8 fits 7 MP: decoded (mostly grey), not refused.
+	huge[sof.off+5], huge[sof.off+6], huge[sof.off+7], huge[sof.off+8] = 0x4E, 0x20, 0x4E, 0x20
+	if r, err := DecodeBytes(huge, 7_000_000); err != nil || r.Scale != 8 || !r.Truncated {
+		t.Errorf("20000x20000 at 7MP: scale %d trunc %v err %v", r.Scale, r.Truncated, err)
+	}
+	// Bounded exactly at 1/8.
+	if _, err := DecodeBytes(goBase, (tw+7)/8*((th+7)/8)-1); !errors.Is(err, ErrTooBig) {
+		t.Errorf("below 1/8: %v, want ErrTooBig", err)
+	}
+	many := append([]byte{}, goBase...)
+	many[sof.off+9] = 200
+	if _, err := DecodeBytes(many, 0); err == nil {
+		t.Error("200 components accepted")
+	}
+	if _, err := DecodeBytes([]byte("GIF89a"), 0); !errors.Is(err, ErrNotJPEG) {
+		t.Errorf("GIF: %v", err)
+	}
+	if _, err := DecodeBytes(goBase[:sof.off+4], 0); err == nil {
+		t.Error("headers only accepted")
+	}
+}
+
+// TestManyScans: a progressive file of thousands of near-empty scans must
+// cost work bounded by its size, not scans × blocks.
+func TestManyScans(t *testing.T) {
+	pic := synthPicture(256, 256, 4)
+	o := encOpts{comps: ycc(1, 1, 1), color: "gray", progressive: true, adobe: -1}
+	o.scans = []encScan{{comps: []int{0}, ss: 0, se: 0}}
+	for range 3000 {
+		o.scans = append(o.scans, encScan{comps: []int{0}, ss: 63, se: 63, al: 13})
+	}
+	data := encodeJPEG(pic, o)
+	start := time.Now()
+	res, err := DecodeBytes(data, 0)
+	el := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Truncated {
+		t.Error("work bound not reported as truncated")
+	}
+	if el > 3*time.Second {
+		t.Errorf("took %v", el)
+	}
+	t.Logf("%d bytes, %d scans: %v", len(data), len(o.scans), el)
+	compareLuma(t, res.Image, grayOf(pic), 0, gridH, 3, 12)
+}
+
+func TestIDCTMatchesDefinition(t *testing.T) {
+	q := [64]uint16{}
+	for i := range q {
+		q[i] = 1
+	}
+	tab := makeIDCTTables(&q)
+	for trial := range 50 {
+		var blk [64]int16
+		for z := range 64 {
+			if (z*7+trial)%5 == 0 || z == 0 {
+				blk[z] = int16((z*37+trial*11)%61 - 30)
+			}
+		}
+		var nat [64]int16
+		for z, c := range blk {
+			nat[unzig[z]] = c
+		}
+		var got [64]byte
+		idct8(nat[:], tab, got[:], 8)
+		for y := range 8 {
+			for x := range 8 {
+				s := 0.0
+				for v := range 8 {
+					for u := range 8 {
+						cu, cv := 1.0, 1.0
+						if u == 0 {
+							cu = 1 / math.Sqrt2
+						}
+						if v == 0 {
+							cv = 1 / math.Sqrt2
+						}
+						s += cu * cv * float64(blk[zigOf[v*8+u]]) * math.Cos(float64((2*x+1)*u)*math.Pi/16) * math.Cos(float64((2*y+1)*v)*math.Pi/16)
+					}
+				}
+				want := math.Round(s/4 + 128)
+				want = math.Max(0, math.Min(255, want))
+				if math.Abs(float64(got[y*8+x])-want) > 1 {
+					t.Fatalf("trial %d (%d,%d): %d, want %.0f", trial, x, y, got[y*8+x], want)
+				}
+			}
+		}
+	}
+	if unzig != unzigRef {
+		t.Fatalf("zig-zag table %v", unzig)
+	}
+}
+
+// TestStdTablesMatchImageJPEG: image/jpeg's writer emits the Annex K
+// tables; ours must be the same bytes.
+func TestStdTablesMatchImageJPEG(t *testing.T) {
+	b := goJPEG(synthPicture(16, 16, 5), 90)
+	var got [][]byte
+	for _, s := range segments(b) {
+		if s.marker == 0xC4 {
+			p := b[s.off+4 : s.end]
+			for len(p) > 0 {
+				n := 17
+				for _, c := range p[1:17] {
+					n += int(c)
+				}
+				got = append(got, p[:n])
+				p = p[n:]
+			}
+		}
+	}
+	for _, g := range got {
+		cl, id := g[0]>>4, g[0]&15
+		e := stdEnc[cl][id]
+		want := append([]byte{g[0]}, e.counts[:]...)
+		want = append(want, e.vals...)
+		if !bytes.Equal(g, want) {
+			t.Errorf("table class %d id %d differs", cl, id)
+		}
+	}
+	if len(got) != 4 {
+		t.Errorf("found %d tables", len(got))
+	}
+}

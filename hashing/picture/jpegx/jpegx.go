@@ -1,0 +1,114 @@
+// Package jpegx is a tolerant JPEG decoder for the scanning hot path.
+//
+// It exists because Go's image/jpeg refuses files that browsers (which use
+// libjpeg-turbo) display: truncated entropy data, broken restart markers,
+// Motion-JPEG frames without Huffman tables, DNL-sized frames, duplicate
+// component IDs, odd sampling factors, 4-component files without an Adobe
+// marker. An attacker who uploads such a file gets a picture on screen
+// while a strict decoder says "corrupt", so the scanner must see what the
+// browser sees. jpegx is written from ITU T.81 and from libjpeg-turbo's
+// documented behaviour, and mimics libjpeg-turbo's recovery wherever the
+// two differ.
+//
+// It also decodes at 1/2, 1/4 or 1/8 scale straight from the DCT
+// coefficients, which is how a big photo gets hashed cheaply.
+package jpegx
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"io"
+)
+
+// DefaultMaxPixels is the output bound used when Decode is given 0.
+const DefaultMaxPixels = 50_000_000
+
+// Result is a decoded picture.
+type Result struct {
+	// Image is *image.Gray, *image.YCbCr or *image.RGBA (RGB, CMYK and
+	// YCCK files, converted to RGB as libjpeg-turbo plus a browser show
+	// them).
+	Image image.Image
+	// Scale is 1, 2, 4 or 8: the picture was decoded at 1/Scale of the
+	// frame's size by DCT scaling.
+	Scale int
+	// Truncated says the data ended early (or the work bound stopped
+	// decoding): blocks with no data are mid-grey, as libjpeg-turbo
+	// leaves them.
+	Truncated bool
+}
+
+// Errors. Decode wraps them with detail; test with errors.Is.
+var (
+	// ErrNotJPEG: the data does not start with an SOI marker.
+	ErrNotJPEG = errors.New("jpegx: not a JPEG")
+	// ErrTooBig: even a 1/8 decode would exceed maxPixels, or the frame
+	// is absurd.
+	ErrTooBig = errors.New("jpegx: image too big")
+	// ErrUnsupported: a JPEG process or layout this decoder does not do.
+	ErrUnsupported = errors.New("jpegx: unsupported JPEG")
+	// ErrCorrupt: the headers are unusable.
+	ErrCorrupt = errors.New("jpegx: corrupt JPEG")
+)
+
+func corrupt(format string, a ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, a...)...)
+}
+
+func unsupported(format string, a ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrUnsupported}, a...)...)
+}
+
+// Decode decodes r. maxPixels bounds the OUTPUT pixels: when the frame
+// declares more, Decode picks the smallest Scale in {1,2,4,8} whose output
+// fits, and fails only if even 1/8 does not fit. 0 means DefaultMaxPixels.
+func Decode(r io.Reader, maxPixels int) (Result, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return Result{}, fmt.Errorf("jpegx: reading: %w", err)
+	}
+	return DecodeBytes(data, maxPixels)
+}
+
+// DecodeBytes is Decode for data already in memory; data is not retained
+// or modified.
+func DecodeBytes(data []byte, maxPixels int) (res Result, err error) {
+	if maxPixels <= 0 {
+		maxPixels = DefaultMaxPixels
+	}
+	defer func() {
+		// A decoder bug must cost one file, not the proxy.
+		if !recoverPanics {
+			return
+		}
+		if p := recover(); p != nil {
+			res = Result{}
+			err = fmt.Errorf("%w: internal decoder error: %v", ErrCorrupt, p)
+		}
+	}()
+	d := &decoder{data: data, maxPixels: maxPixels}
+	return d.decode()
+}
+
+// recoverPanics is switched off by the fuzz test so that panics surface.
+var recoverPanics = true
+
+// DecodeConfig reads only the headers up to the frame and returns the
+// frame's full size (not scaled).
+func DecodeConfig(data []byte) (width, height, components int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: internal decoder error: %v", ErrCorrupt, p)
+		}
+	}()
+	d := &decoder{data: data, maxPixels: DefaultMaxPixels, headerOnly: true}
+	_, err = d.decode()
+	if d.frame {
+		return d.width, d.height, len(d.comps), nil
+	}
+	if err == nil {
+		err = corrupt("no frame header")
+	}
+	return 0, 0, 0, err
+}
