@@ -547,7 +547,17 @@ func mustLastKey(t *testing.T, e *env) string {
 // waiting frees its place without anything reaching the homeserver.
 func TestHashingSlots(t *testing.T) {
 	e := newEnv(t, []string{"md5 " + strings.Repeat("0", 31) + "1"}, func(c *Config) { c.MaxConcurrentHashing = 1 })
-	e.proxy.hashSlots <- struct{}{} // the one slot is busy
+	busy := func() { // every slot, the small-image lane's included
+		for range cap(e.proxy.hashSlots) {
+			e.proxy.hashSlots <- struct{}{}
+		}
+	}
+	free := func() {
+		for range cap(e.proxy.hashSlots) {
+			<-e.proxy.hashSlots
+		}
+	}
+	busy()
 	img := encodePNG(testPhoto(41, 120, 90))
 	done := make(chan int)
 	go func() {
@@ -568,12 +578,12 @@ func TestHashingSlots(t *testing.T) {
 	if resp, _ := e.upload(t, "application/octet-stream", bytes.Repeat([]byte{0x5e, 0xa1}, 4000)); resp.StatusCode != 200 || e.obs.last().Outcome != Unscannable {
 		t.Fatalf("encrypted upload beside a busy slot: %d %s", resp.StatusCode, e.obs.last().Outcome)
 	}
-	<-e.proxy.hashSlots
+	free()
 	if st := <-done; st != 200 || e.obs.last().PDQ == nil {
 		t.Fatalf("after the slot freed: %d, PDQ %v", st, e.obs.last().PDQ)
 	}
 
-	e.proxy.hashSlots <- struct{}{}
+	busy()
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		req, _ := http.NewRequestWithContext(ctx, "POST", e.front.URL+"/_matrix/media/v3/upload", bytes.NewReader(img))
@@ -587,11 +597,36 @@ func TestHashingSlots(t *testing.T) {
 	cancel()
 	<-done
 	eventually(t, "the waiter gone", func() bool { return e.proxy.HashWaiting() == 0 })
-	<-e.proxy.hashSlots
+	free()
 	if n := e.up.uploads.Load(); n != 2 {
 		t.Fatalf("%d uploads reached the homeserver; want the encrypted one and the first image", n)
 	}
 	e.noTempFiles(t)
+}
+
+// Huge images can hold every general hashing slot, never the one kept for
+// ordinary pictures: a photo is judged while bombs wait their turn.
+func TestSmallImagesOvertakeBombs(t *testing.T) {
+	e := newEnv(t, []string{"md5 " + strings.Repeat("0", 31) + "1"}, func(c *Config) { c.MaxConcurrentHashing = 1 })
+	// A bomb is hashing: it holds the one big slot and a general slot.
+	if !e.proxy.acquireHashSlot(context.Background(), true) {
+		t.Fatal("no slot")
+	}
+	// Another big image waits for the big slot...
+	bigDone := make(chan struct{})
+	go func() {
+		defer close(bigDone)
+		if e.proxy.acquireHashSlot(context.Background(), true) {
+			e.proxy.releaseHashSlot(true)
+		}
+	}()
+	eventually(t, "the second bomb waiting", func() bool { return e.proxy.HashWaiting() == 1 })
+	// ...while a photo is judged at once.
+	if resp, _ := e.upload(t, "image/png", encodePNG(testPhoto(42, 320, 240))); resp.StatusCode != 200 || e.obs.last().PDQ == nil {
+		t.Fatalf("photo beside bombs: %d", resp.StatusCode)
+	}
+	e.proxy.releaseHashSlot(true)
+	<-bigDone
 }
 
 // A body spooled to disk that then outgrows max_download_buffer is streamed

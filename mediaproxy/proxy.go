@@ -180,8 +180,11 @@ type Proxy struct {
 	// spoolParent is the configured temp dir, to recreate the private
 	// spool directory under if it disappears.
 	spoolParent string
-	// hashSlots holds a token per body being decoded and PDQ-hashed.
+	// hashSlots holds a token per body being decoded and PDQ-hashed
+	// (MaxConcurrentHashing+1); bigSlots one per big image among them
+	// (MaxConcurrentHashing), so one slot is always left to small ones.
 	hashSlots   chan struct{}
+	bigSlots    chan struct{}
 	hashWaiting atomic.Int64
 	// workers decode and hash in child processes (nil: inline).
 	workers *worker.Pool
@@ -255,12 +258,12 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mediaproxy: %w", err)
 	}
-	ensureNicedWorkers(cfg.MaxConcurrentHashing)
+	ensureNicedWorkers(cfg.MaxConcurrentHashing + 1)
 	parent := cfg.TempDir
 	cfg.TempDir = dir
-	p := &Proxy{cfg: cfg, log: cfg.Logger, mem: cfg.Memory, spoolParent: parent, hashSlots: make(chan struct{}, cfg.MaxConcurrentHashing)}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, mem: cfg.Memory, spoolParent: parent, hashSlots: make(chan struct{}, cfg.MaxConcurrentHashing+1), bigSlots: make(chan struct{}, cfg.MaxConcurrentHashing)}
 	if cfg.Hashing == HashingProcess {
-		p.workers = sharedHashWorkers(cfg.MaxConcurrentHashing, cfg.Logger)
+		p.workers = sharedHashWorkers(cfg.MaxConcurrentHashing+1, cfg.Logger)
 	}
 	if cfg.ServerName != "" {
 		s := cfg.ServerName

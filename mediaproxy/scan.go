@@ -59,12 +59,14 @@ func (p *Proxy) scan(ctx context.Context, r io.ReadSeeker, contentType string, d
 		s.query = q
 		return s
 	}
-	if !p.acquireHashSlot(ctx) {
+	pixels := declaredPixels(r)
+	big := pixels == 0 || pixels > smallImagePixels
+	if !p.acquireHashSlot(ctx, big) {
 		s.query = q
 		return s
 	}
-	res, err := p.hashImage(ctx, r)
-	p.releaseHashSlot()
+	res, err := p.hashImage(worker.WithCPUBudget(ctx, cpuBudget(pixels)), r)
+	p.releaseHashSlot(big)
 	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		// The client left mid-hash: nothing is judged (and nothing
 		// remembered as unscannable); the match sees ctx's error.
@@ -125,6 +127,36 @@ func imageByBytes(r io.ReadSeeker) string {
 		return format
 	}
 	return ""
+}
+
+// smallImagePixels is the largest image (by its header) that may use the
+// hashing lane kept free of big ones: a phone photo fits, a
+// decompression bomb does not.
+const smallImagePixels = 16_000_000
+
+// declaredPixels is the pixel count r's header declares, 0 when unknown.
+func declaredPixels(r io.ReadSeeker) int64 {
+	defer r.Seek(0, io.SeekStart)
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return 0
+	}
+	_, w, h, err := picture.DecodeConfig(r)
+	if err != nil || w <= 0 || h <= 0 {
+		return 0
+	}
+	return int64(w) * int64(h)
+}
+
+// cpuBudget is the CPU time one image may take to decode and hash: a
+// fixed allowance plus a generous rate per declared pixel (decoding and
+// PDQ cost about 30 ns a pixel here). An image over it is a crafted one
+// (thousands of progressive scans, a bomb): it is cut off and judged
+// undecodable, having cost a bounded share of the hashing capacity.
+func cpuBudget(pixels int64) time.Duration {
+	if pixels <= 0 {
+		return 0 // the pool's own limit
+	}
+	return 2*time.Second + time.Duration(pixels)*300*time.Nanosecond
 }
 
 // plausibleJPEG: SOI, a marker that can follow it, a sane segment length,
@@ -297,12 +329,30 @@ func runNiced(f func()) {
 	<-done
 }
 
-// acquireHashSlot waits for one of the MaxConcurrentHashing slots. Decoding
-// and PDQ are the only heavy work on the request path: a decoded 12 MP
-// photo and PDQ's buffers take tens of megabytes, and every core they
-// occupy is taken from proxying. Bounding them bounds memory under any
-// load and leaves a core for the downloads that need no hashing.
-func (p *Proxy) acquireHashSlot(ctx context.Context) bool {
+// acquireHashSlot waits for a hashing slot. Decoding and PDQ are the only
+// heavy work on the request path: a decoded 12 MP photo and PDQ's buffers
+// take tens of megabytes, and every core they occupy is taken from
+// proxying. Bounding them bounds memory under any load and leaves a core
+// for the downloads that need no hashing.
+//
+// There are MaxConcurrentHashing slots for any image and one more that
+// only images of at most smallImagePixels may take: a flood of huge
+// images (bombs) can hold every general slot, never that one, so ordinary
+// photos keep being judged within about the time one of them takes.
+func (p *Proxy) acquireHashSlot(ctx context.Context, big bool) bool {
+	if big {
+		select {
+		case p.bigSlots <- struct{}{}:
+		default:
+			p.hashWaiting.Add(1)
+			defer p.hashWaiting.Add(-1)
+			select {
+			case p.bigSlots <- struct{}{}:
+			case <-ctx.Done():
+				return false
+			}
+		}
+	}
 	select {
 	case p.hashSlots <- struct{}{}:
 		return true
@@ -314,11 +364,19 @@ func (p *Proxy) acquireHashSlot(ctx context.Context) bool {
 	case p.hashSlots <- struct{}{}:
 		return true
 	case <-ctx.Done():
+		if big {
+			<-p.bigSlots
+		}
 		return false
 	}
 }
 
-func (p *Proxy) releaseHashSlot() { <-p.hashSlots }
+func (p *Proxy) releaseHashSlot(big bool) {
+	<-p.hashSlots
+	if big {
+		<-p.bigSlots
+	}
+}
 
 // HashWaiting is the number of bodies waiting for a hashing slot (metrics).
 func (p *Proxy) HashWaiting() int64 { return p.hashWaiting.Load() }

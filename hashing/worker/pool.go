@@ -159,7 +159,7 @@ func (p *Pool) Hash(ctx context.Context, r io.ReadSeeker, dopt pdq.DecodeOptions
 // (and was discarded) rather than answering; sent, that it had the whole
 // image when it did.
 func (p *Pool) run(ctx context.Context, pr *proc, r io.Reader, size int64, dopt pdq.DecodeOptions, opt pdq.Options) (res pdq.Result, died, sent bool, err error) {
-	stopWatch := p.watch(pr)
+	stopWatch := p.watch(pr, cpuLimit(ctx, p.opt.JobCPU))
 	// The body is sent on the caller's goroutine: once Hash returns, the
 	// caller may reuse r. The worker reads it whole before decoding.
 	if err := writeRequest(pr.in, r, size, dopt, opt); err != nil {
@@ -241,9 +241,27 @@ func (p *Pool) release(pr *proc) {
 	}
 }
 
-// watch kills pr when its job uses more than JobCPU of CPU time or JobWall
+type cpuBudgetKey struct{}
+
+// WithCPUBudget bounds the CPU time of the jobs hashed under ctx below
+// Options.JobCPU: a caller that knows an image's size gives it a budget
+// in proportion, so a crafted image costs a bounded share of the hashing
+// capacity rather than a minute of it. A job over budget is killed and
+// reported as pdq.ErrCorrupt.
+func WithCPUBudget(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, cpuBudgetKey{}, d)
+}
+
+func cpuLimit(ctx context.Context, def time.Duration) time.Duration {
+	if d, ok := ctx.Value(cpuBudgetKey{}).(time.Duration); ok && d > 0 && d < def {
+		return d
+	}
+	return def
+}
+
+// watch kills pr when its job uses more than jobCPU of CPU time or JobWall
 // of wall time; the returned func stops watching.
-func (p *Pool) watch(pr *proc) (stop func()) {
+func (p *Pool) watch(pr *proc, jobCPU time.Duration) (stop func()) {
 	done := make(chan struct{})
 	exited := make(chan struct{})
 	var once sync.Once
@@ -251,7 +269,7 @@ func (p *Pool) watch(pr *proc) (stop func()) {
 		defer close(exited)
 		start := time.Now()
 		cpu0, cpuOK := cpuTime(pr.cmd.Process.Pid)
-		t := time.NewTicker(min(max(p.opt.JobCPU/4, time.Millisecond), time.Second))
+		t := time.NewTicker(min(max(jobCPU/8, time.Millisecond), time.Second))
 		defer t.Stop()
 		for {
 			select {
@@ -264,10 +282,10 @@ func (p *Pool) watch(pr *proc) (stop func()) {
 					used = cpu - cpu0
 				}
 				switch {
-				case cpuOK && used > p.opt.JobCPU:
-					pr.kill(killedCPU, fmt.Sprintf("used more than %v of CPU on one image", p.opt.JobCPU))
+				case cpuOK && used > jobCPU:
+					pr.kill(killedCPU, fmt.Sprintf("used more than %v of CPU on one image", jobCPU))
 					return
-				case now.Sub(start) > p.opt.JobWall && cpuOK && used > p.opt.JobCPU/10:
+				case now.Sub(start) > p.opt.JobWall && cpuOK && used > jobCPU/10:
 					// Slow because the image is costly, not only because
 					// the machine is busy: hashing it in the proxy
 					// instead would undo the isolation.

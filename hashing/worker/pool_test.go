@@ -323,3 +323,17 @@ func toPaletted(img image.Image) *image.Paletted {
 	draw.Draw(pm, b, img, b.Min, draw.Src)
 	return pm
 }
+
+// A per-job budget below JobCPU cuts that job off, and only that job.
+func TestCPUBudget(t *testing.T) {
+	p := NewPool(1, Options{})
+	defer p.Close()
+	big := testimg.JPEG(testimg.Photo(3, 2000, 1500), 90)
+	_, err := p.Hash(WithCPUBudget(context.Background(), time.Millisecond), bytes.NewReader(big), pdq.DecodeOptions{}, pdq.Options{})
+	if !errors.Is(err, pdq.ErrCorrupt) || !strings.Contains(err.Error(), "used more than 1ms of CPU") {
+		t.Fatalf("%v; want ErrCorrupt for the budget", err)
+	}
+	if _, err := p.Hash(context.Background(), bytes.NewReader(big), pdq.DecodeOptions{}, pdq.Options{}); err != nil {
+		t.Fatalf("the next job, without a budget: %v", err)
+	}
+}
