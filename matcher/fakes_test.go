@@ -67,14 +67,19 @@ type fakeHMAContent struct {
 //   - Unknown signal_type is 400 {"message":"No such SignalType 'foo'"}, and
 //     no signal is 400 "Either url or both signal and signal_type are
 //     required" (transcript "unknown signal_type", "missing params").
-//   - Lookups answer 503 until the index is loaded (hma.md); the body of
-//     that 503 is not in the transcript, so the fake uses HMA's usual error
-//     shape {"message":...} (hma.md "Errors: {"message":"..."}").
+//   - Lookups answer 503 {"message":"index not yet ready"} until the index
+//     is loaded (hma.md second run: "right after start, lookups answer 503
+//     {"message":"index not yet ready"}").
 //   - HMA has no authentication of its own (hma.md); when token is set the
 //     fake plays the token-checking proxy deployments put in front, which
 //     answers 401 to a wrong or missing bearer token.
-//   - video_md5 signals are assumed to be 32 lowercase hex digits and to
-//     match exactly (not recorded in the transcript).
+//   - video_md5 signals match exactly and answer "distance":"-", not a
+//     number (hma.md second run: "Exact signal types answer "distance":"-"";
+//     transcript "video_md5&signal=fd7d..."). They are assumed to be 32
+//     lowercase hex digits (not recorded).
+//   - A banks= naming a bank HMA does not have is silence: 200 {} (hma.md
+//     second run: "banks=NOPE → 200 {}"); the fake filters by name, so an
+//     unknown name simply matches nothing.
 //
 // Test-only modes (raw answers, delays) are marked as such.
 type fakeHMA struct {
@@ -210,7 +215,7 @@ func (f *fakeHMA) lookup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !f.loaded.Load() {
-		writeHMAError(w, http.StatusServiceUnavailable, "INDEX-NOT-LOADED")
+		writeHMAError(w, http.StatusServiceUnavailable, "index not yet ready")
 		return
 	}
 	var banks map[string]bool
@@ -230,20 +235,22 @@ func (f *fakeHMA) lookup(w http.ResponseWriter, r *http.Request) {
 		if c.signalType != signalType || c.disabled || (banks != nil && !banks[c.bank]) {
 			continue
 		}
-		d := 0
+		d := "-" // HMA's distance for an exact signal type
 		if signalType == "pdq" {
 			h, err := pdq.ParseHex(c.signal)
 			if err != nil {
 				f.t.Errorf("fakeHMA: bad banked hash %q", c.signal)
 				continue
 			}
-			if d = pdq.Distance(probe, h); d > 31 {
+			n := pdq.Distance(probe, h)
+			if n > 31 {
 				continue
 			}
+			d = fmt.Sprint(n)
 		} else if c.signal != signal {
 			continue
 		}
-		out[c.bank] = append(out[c.bank], entry{ID: c.id, Distance: fmt.Sprint(d)})
+		out[c.bank] = append(out[c.bank], entry{ID: c.id, Distance: d})
 	}
 	// HMA does not sort by distance; neither does the fake (largest id
 	// first), so a client relying on order would pick the wrong content.

@@ -245,7 +245,7 @@ func (h *HMA) lookup(ctx context.Context, signalType, signal string) ([]hmaMatch
 	if status != http.StatusOK {
 		return nil, h.statusError(status, body)
 	}
-	m, err := parseHMALookup(body)
+	m, err := parseHMALookup(body, signalType != "pdq")
 	if err != nil {
 		return nil, fmt.Errorf("hma %s: %s lookup: %w", h.name, signalType, err)
 	}
@@ -336,8 +336,11 @@ func truncateDetail(s string, n int) string {
 
 // parseHMALookup parses {"BANK":[{"bank_content_id":N,"distance":"D"}],...}.
 // Distance is a string in HMA 2.0 (a number is tolerated); an empty object
-// is no match. Any other shape is ErrBadResponse, never "no match".
-func parseHMALookup(body []byte) ([]hmaMatch, error) {
+// is no match. For exact signal types (exact is true: video_md5) HMA 1.1.7
+// answers "distance":"-" (hma.md "Exact signal types answer "-""), which is
+// a match at distance 0; for PDQ a distance is required. Any other shape is
+// ErrBadResponse, never "no match".
+func parseHMALookup(body []byte, exact bool) ([]hmaMatch, error) {
 	var banks map[string]json.RawMessage
 	if err := json.Unmarshal(body, &banks); err != nil {
 		return nil, fmt.Errorf("%w: not a JSON object of banks: %v", ErrBadResponse, err)
@@ -362,6 +365,10 @@ func parseHMALookup(body []byte) ([]hmaMatch, error) {
 			if err != nil || id < 0 {
 				return nil, fmt.Errorf("%w: bank %s: bad bank_content_id %s", ErrBadResponse, bank, truncateDetail(string(e.ContentID), 64))
 			}
+			if exact && isExactDistance(e.Distance) {
+				out = append(out, hmaMatch{bank: bank, contentID: id})
+				continue
+			}
 			d, err := jsonInt(e.Distance)
 			if err != nil || d < 0 || d > 256 {
 				return nil, fmt.Errorf("%w: bank %s: bad distance %s", ErrBadResponse, bank, truncateDetail(string(e.Distance), 64))
@@ -370,6 +377,12 @@ func parseHMALookup(body []byte) ([]hmaMatch, error) {
 		}
 	}
 	return out, nil
+}
+
+// isExactDistance reports whether raw is HMA's "-", its distance for a
+// match of an exact signal type, which has no distance to report.
+func isExactDistance(raw json.RawMessage) bool {
+	return string(bytes.TrimSpace(raw)) == `"-"`
 }
 
 // jsonInt reads an integer given as a JSON number or a JSON string of digits.

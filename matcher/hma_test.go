@@ -198,6 +198,43 @@ func TestHMAVideoMD5(t *testing.T) {
 	}
 }
 
+// HMA 1.1.7 answers "distance":"-" for exact signal types (hma.md second
+// run): for video_md5 that is a match at distance 0, for PDQ (which always
+// has a distance) it is not HMA's protocol.
+func TestHMAExactDistance(t *testing.T) {
+	sum := md5.Sum([]byte("some video"))
+	video := Query{Has: HasMD5, MD5: sum, Kind: KindVideo}
+	for _, tc := range []struct {
+		name    string
+		q       Query
+		body    string
+		want    error
+		wantHit bool
+	}{
+		{"video dash", video, `{"B":[{"bank_content_id":3,"distance":"-"}]}`, nil, true},
+		{"video dash spaced JSON", video, `{"B":[{"bank_content_id":3,"distance" : "-" }]}`, nil, true},
+		{"video numeric", video, `{"B":[{"bank_content_id":3,"distance":"0"}]}`, nil, true},
+		{"video dash in a longer string", video, `{"B":[{"bank_content_id":3,"distance":"--"}]}`, ErrBadResponse, false},
+		{"pdq dash", pdqQuery(t, hmaBase, 100), `{"B":[{"bank_content_id":3,"distance":"-"}]}`, ErrBadResponse, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeHMA(t)
+			f.setRaw(&fakeRaw{200, "application/json", tc.body})
+			h := newTestHMA(t, HMAConfig{URL: f.URL})
+			v, err := h.Match(context.Background(), tc.q)
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("Match = %+v, %v; want error %v", v, err, tc.want)
+			}
+			if v.Match != tc.wantHit {
+				t.Fatalf("match = %v; want %v", v.Match, tc.wantHit)
+			}
+			if tc.wantHit && (v.Distance != 0 || v.Confidence != 1 || v.HashType != VideoMD5 || v.Evidence[0].Label != "hma content 3") {
+				t.Fatalf("verdict %+v; want video_md5 content 3 at distance 0, confidence 1", v)
+			}
+		})
+	}
+}
+
 func TestHMAToleratesNumericDistance(t *testing.T) {
 	f := newFakeHMA(t)
 	f.setRaw(&fakeRaw{status: 200, contentType: "application/json", body: `{"TEST_BANK":[{"bank_content_id":7,"distance":3},{"bank_content_id":"8","distance":"5"}]}`})
@@ -217,7 +254,7 @@ func TestHMAErrors(t *testing.T) {
 		want    error
 		wantMsg string
 	}{
-		{"index not loaded", func(f *fakeHMA, _ *HMAConfig) { f.loaded.Store(false) }, ErrUnavailable, "INDEX-NOT-LOADED"},
+		{"index not loaded", func(f *fakeHMA, _ *HMAConfig) { f.loaded.Store(false) }, ErrUnavailable, "index not yet ready"},
 		{"index stale plain text", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(&fakeRaw{503, "text/html", "INDEX-STALE"}) }, ErrUnavailable, "INDEX-STALE"},
 		{"server error", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(&fakeRaw{500, "text/html", "<h1>oops</h1>"}) }, ErrUnavailable, "HTTP 500"},
 		{"rejected as bad request", func(f *fakeHMA, _ *HMAConfig) {
