@@ -219,6 +219,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		c, err := matcher.NewHMA(matcher.HMAConfig{
 			Name: hostName(h.URL, fmt.Sprintf("hma%d", i)), URL: repl.ReplaceAll(h.URL, ""),
 			APIKey: repl.ReplaceAll(h.APIKey, ""), Banks: h.Banks, Timeout: time.Duration(h.Timeout),
+			// One min_pdq_quality for every PDQ lookup, local or HMA.
+			MinPDQQuality: a.MinPDQQuality,
 		})
 		if err != nil {
 			return fmt.Errorf("mediaguard: hma %s: %w", h.URL, err)

@@ -50,6 +50,11 @@ type HMAConfig struct {
 	Banks []string
 	// Timeout bounds each HTTP request; default DefaultRemoteTimeout.
 	Timeout time.Duration
+	// MinPDQQuality is the PDQ quality below which a hash is not looked
+	// up: the same setting as the local banks' (min_pdq_quality), since HMA
+	// cannot know the quality of a hash it is sent. nil means
+	// DefaultMinPDQQuality (HMA's own cut-off when it hashes).
+	MinPDQQuality *int
 	// HTTPClient is used when set; otherwise a client with its own
 	// connection pool sized for many lookups to one host.
 	HTTPClient *http.Client
@@ -64,6 +69,7 @@ type HMA struct {
 	apiKey    string
 	banks     string
 	timeout   time.Duration
+	minPDQ    int
 	client    *http.Client
 	userAgent string
 }
@@ -87,12 +93,20 @@ func NewHMA(cfg HMAConfig) (*HMA, error) {
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("hma %s: negative timeout %s", name, cfg.Timeout)
 	}
+	minPDQ := DefaultMinPDQQuality
+	if cfg.MinPDQQuality != nil {
+		minPDQ = *cfg.MinPDQQuality
+		if minPDQ < 0 || minPDQ > 100 {
+			return nil, fmt.Errorf("hma %s: minimum pdq quality %d out of range 0..100", name, minPDQ)
+		}
+	}
 	h := &HMA{
 		name:      name,
 		base:      strings.TrimRight(base, "/"),
 		apiKey:    cfg.APIKey,
 		banks:     strings.Join(cfg.Banks, ","),
 		timeout:   cfg.Timeout,
+		minPDQ:    minPDQ,
 		client:    cfg.HTTPClient,
 		userAgent: "mediaguard",
 	}
@@ -151,8 +165,8 @@ func (h *HMA) Match(ctx context.Context, q Query) (Verdict, error) {
 		switch {
 		case q.PDQ.IsZero():
 			v.Notes = append(v.Notes, fmt.Sprintf("hma %s: PDQ hash is all zero (image too small): not looked up", h.name))
-		case q.PDQQuality < DefaultMinPDQQuality:
-			v.Notes = append(v.Notes, fmt.Sprintf("hma %s: PDQ quality %d < %d: not looked up", h.name, q.PDQQuality, DefaultMinPDQQuality))
+		case q.PDQQuality < h.minPDQ:
+			v.Notes = append(v.Notes, fmt.Sprintf("hma %s: PDQ quality %d < %d: not looked up", h.name, q.PDQQuality, h.minPDQ))
 		default:
 			asked = true
 			m, err := h.lookup(ctx, "pdq", q.PDQ.String())

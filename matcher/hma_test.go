@@ -45,6 +45,8 @@ func TestNewHMAConfig(t *testing.T) {
 		{"lowercase bank", HMAConfig{URL: "http://hma", Banks: []string{"test bank"}}, "not an HMA bank name"},
 		{"comma in bank", HMAConfig{URL: "http://hma", Banks: []string{"A,B"}}, "not an HMA bank name"},
 		{"negative timeout", HMAConfig{URL: "http://hma", Timeout: -1}, "negative"},
+		{"quality above 100", HMAConfig{URL: "http://hma", MinPDQQuality: new(int(101))}, "out of range"},
+		{"negative quality", HMAConfig{URL: "http://hma", MinPDQQuality: new(int(-1))}, "out of range"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, err := NewHMA(tc.cfg)
@@ -145,25 +147,33 @@ func TestHMANoMatch(t *testing.T) {
 	}
 }
 
-// HMA drops PDQ hashes of quality below 50 and never matches the all-zero
-// hash, and has no photo MD5 signal type: such queries must not reach it.
+// HMA drops PDQ hashes of quality below 50 when it hashes, never matches
+// the all-zero hash, and has no photo MD5 signal type: such queries must not
+// reach it. The quality cut-off is the configured min_pdq_quality (default
+// 50), as for local banks.
 func TestHMASkipsWhatHMACannotMatch(t *testing.T) {
 	zero := Query{Has: HasPDQ, PDQQuality: 100, Kind: KindImage}
 	imageMD5 := Query{Has: HasMD5, MD5: md5.Sum([]byte("x")), Kind: KindImage}
+	q := func(n int) *int { return &n }
 	for _, tc := range []struct {
-		name     string
-		q        Query
-		wantCall bool
-		wantNote string
+		name       string
+		minQuality *int
+		q          Query
+		wantCall   bool
+		wantNote   string
 	}{
-		{"quality 49", pdqQuery(t, hmaBase, 49), false, "quality 49 < 50"},
-		{"quality 50", pdqQuery(t, hmaBase, 50), true, ""},
-		{"zero hash", zero, false, "all zero"},
-		{"image MD5 only", imageMD5, false, "nothing to look up"},
+		{"quality 49", nil, pdqQuery(t, hmaBase, 49), false, "quality 49 < 50"},
+		{"quality 50", nil, pdqQuery(t, hmaBase, 50), true, ""},
+		{"quality 30, minimum 20", q(20), pdqQuery(t, hmaBase, 30), true, ""},
+		{"quality 0, minimum 0", q(0), pdqQuery(t, hmaBase, 0), true, ""},
+		{"quality 69, minimum 70", q(70), pdqQuery(t, hmaBase, 69), false, "quality 69 < 70"},
+		{"quality 70, minimum 70", q(70), pdqQuery(t, hmaBase, 70), true, ""},
+		{"zero hash", q(0), zero, false, "all zero"},
+		{"image MD5 only", nil, imageMD5, false, "nothing to look up"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeHMA(t)
-			h := newTestHMA(t, HMAConfig{URL: f.URL})
+			h := newTestHMA(t, HMAConfig{URL: f.URL, MinPDQQuality: tc.minQuality})
 			v, err := h.Match(context.Background(), tc.q)
 			if err != nil {
 				t.Fatal(err)
