@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -70,6 +72,17 @@ type fakeHMAContent struct {
 //   - Lookups answer 503 {"message":"index not yet ready"} until the index
 //     is loaded (hma.md second run: "right after start, lookups answer 503
 //     {"message":"index not yet ready"}").
+//   - GET /c/banks lists every bank, empty ones too, as
+//     [{"matching_enabled_ratio":1.0,"name":"TEST_BANK"},...] (transcript
+//     "GET /c/banks"); a deleted bank is gone from it (transcript "DELETE
+//     /c/bank/OTHER_BANK", then "GET /c/banks"). A bank with ratio 0 is
+//     left out of /m/lookup answers (transcript "after OTHER_BANK ratio
+//     0"). noCurator plays an instance without the curator role, which has
+//     no /c/ routes at all (upstream app.py registers curation.bp only with
+//     ROLE_CURATOR): 404.
+//   - GET /readyz answers 200 "READY", or 503 "INDEX-NOT-LOADED" until the
+//     index is loaded (hma.md: "/livez and /readyz exist (1.1.5+)"; the
+//     words are upstream app.py's, as for /status).
 //   - HMA has no authentication of its own (hma.md); when token is set the
 //     fake plays the token-checking proxy deployments put in front, which
 //     answers 401 to a wrong or missing bearer token.
@@ -88,19 +101,24 @@ type fakeHMA struct {
 
 	token  string
 	loaded atomic.Bool
+	// noCurator makes /c/ routes 404, like an HMA without the curator role.
+	noCurator atomic.Bool
 	// delay, when set, is waited before answering lookups (slow mode); the
 	// wait ends early if the client goes away.
 	delay atomic.Int64
 
 	mu       sync.Mutex
 	contents []fakeHMAContent
+	// banks maps bank names to their matching_enabled_ratio; a bank also
+	// exists while it holds content.
+	banks map[string]float64
 	// raw, when set, replaces the lookup answer (test-only mode for
 	// malformed or wrong-shape answers and odd statuses).
 	raw *fakeRaw
 	// queries records the query string of every lookup.
 	queries []url.Values
 
-	lookups atomic.Int64
+	lookups, bankLists, readyChecks atomic.Int64
 }
 
 // fakeRaw is a canned HTTP answer.
@@ -117,7 +135,7 @@ var lowerHex = regexp.MustCompile(`^[0-9a-f]+$`)
 // OTHER_BANK content 3 (hmaBase).
 func newFakeHMA(t *testing.T) *fakeHMA {
 	t.Helper()
-	f := &fakeHMA{t: t}
+	f := &fakeHMA{t: t, banks: map[string]float64{"TEST_BANK": 1, "OTHER_BANK": 1}}
 	f.loaded.Store(true)
 	f.contents = []fakeHMAContent{
 		{bank: "TEST_BANK", id: 1, signalType: "pdq", signal: hmaBase},
@@ -134,6 +152,35 @@ func (f *fakeHMA) setContents(c ...fakeHMAContent) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.contents = c
+}
+
+// setBank creates a bank or changes its matching_enabled_ratio.
+func (f *fakeHMA) setBank(name string, ratio float64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.banks[name] = ratio
+}
+
+// deleteBank removes a bank and its content, as DELETE /c/bank/NAME does.
+func (f *fakeHMA) deleteBank(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.banks, name)
+	f.contents = slices.DeleteFunc(f.contents, func(c fakeHMAContent) bool { return c.bank == name })
+}
+
+// bankRatios returns every bank's ratio: the created ones and those
+// holding content.
+func (f *fakeHMA) bankRatios() map[string]float64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := maps.Clone(f.banks)
+	for _, c := range f.contents {
+		if _, ok := out[c.bank]; !ok {
+			out[c.bank] = 1
+		}
+	}
+	return out
 }
 
 func (f *fakeHMA) setRaw(r *fakeRaw) {
@@ -173,6 +220,30 @@ func (f *fakeHMA) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		_, _ = io.WriteString(w, "I-AM-ALIVE")
+	case r.Method == http.MethodGet && r.URL.Path == "/readyz":
+		f.readyChecks.Add(1)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if !f.loaded.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "INDEX-NOT-LOADED")
+			return
+		}
+		_, _ = io.WriteString(w, "READY")
+	case strings.HasPrefix(r.URL.Path, "/c/") && f.noCurator.Load():
+		writeHMAError(w, http.StatusNotFound, "not found")
+	case r.Method == http.MethodGet && r.URL.Path == "/c/banks":
+		f.bankLists.Add(1)
+		type bank struct {
+			Ratio float64 `json:"matching_enabled_ratio"`
+			Name  string  `json:"name"`
+		}
+		list := []bank{}
+		for name, ratio := range f.bankRatios() {
+			list = append(list, bank{ratio, name})
+		}
+		sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(list)
 	case r.Method == http.MethodGet && r.URL.Path == "/m/lookup":
 		f.lookup(w, r)
 	default:
@@ -188,6 +259,7 @@ func (f *fakeHMA) lookup(w http.ResponseWriter, r *http.Request) {
 	raw := f.raw
 	contents := append([]fakeHMAContent(nil), f.contents...)
 	f.mu.Unlock()
+	ratios := f.bankRatios()
 
 	if delayOrRaw(w, r, time.Duration(f.delay.Load()), raw) {
 		return
@@ -232,7 +304,7 @@ func (f *fakeHMA) lookup(w http.ResponseWriter, r *http.Request) {
 	}
 	out := map[string][]entry{}
 	for _, c := range contents {
-		if c.signalType != signalType || c.disabled || (banks != nil && !banks[c.bank]) {
+		if c.signalType != signalType || c.disabled || (banks != nil && !banks[c.bank]) || ratios[c.bank] == 0 {
 			continue
 		}
 		d := "-" // HMA's distance for an exact signal type

@@ -170,7 +170,11 @@ type Guard struct {
 	onChange func(name, from, to string)
 	events   chan breakerEvent // nil when nobody listens
 
-	stop      chan struct{}
+	stop chan struct{}
+	// bg is cancelled by Close: the remotes' own background checks
+	// (Watch) and recovery probes run on it.
+	bg        context.Context
+	bgCancel  context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -199,8 +203,8 @@ type guardRemote struct {
 type breakerEvent struct{ name, from, to string }
 
 // NewGuard checks the config, applies defaults and starts the Guard's
-// background goroutines (cache janitor, breaker-change dispatcher); Close
-// stops them.
+// background goroutines (cache janitor, breaker-change dispatcher, the
+// remotes' Watch); Close stops them.
 func NewGuard(cfg GuardConfig) (*Guard, error) {
 	b := cfg.Breaker
 	if b.ConsecutiveFailures == 0 {
@@ -247,6 +251,7 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 		onChange:    cfg.OnBreakerChange,
 		stop:        make(chan struct{}),
 	}
+	g.bg, g.bgCancel = context.WithCancel(context.Background())
 	if g.matchTTL == 0 {
 		g.matchTTL = DefaultCacheMatchTTL
 	}
@@ -287,6 +292,7 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 		g.wg.Add(1)
 		go g.dispatch()
 	}
+	g.startWatchers()
 	return g, nil
 }
 
@@ -409,6 +415,7 @@ func (g *Guard) Close() error {
 	g.closeOnce.Do(func() {
 		g.closed.Store(true)
 		close(g.stop)
+		g.bgCancel()
 		g.wg.Wait()
 		if g.cache != nil {
 			g.setMu.Lock() // no store may slip in after the flush

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,6 +59,9 @@ type HMAConfig struct {
 	// HTTPClient is used when set; otherwise a client with its own
 	// connection pool sized for many lookups to one host.
 	HTTPClient *http.Client
+	// Logger receives the bank check's findings (a configured bank HMA
+	// does not have is an error); nil is silent.
+	Logger Logger
 }
 
 // HMA is a Matcher backed by HMA 2.0's GET /m/lookup. It asks only what HMA
@@ -72,10 +76,16 @@ type HMA struct {
 	minPDQ    int
 	client    *http.Client
 	userAgent string
+	log       Logger
+
+	// bankList is cfg.Banks, checked against HMA's own list by Watch.
+	bankList  []string
+	bankState hmaBanks
 }
 
 // NewHMA checks the config and returns the client. It does not contact HMA:
-// the Guard's breaker and fail policy decide what an unreachable HMA means.
+// the Guard's breaker and fail policy decide what an unreachable HMA means,
+// and the Guard runs Watch, which checks the configured banks.
 func NewHMA(cfg HMAConfig) (*HMA, error) {
 	name := cfg.Name
 	if name == "" {
@@ -109,6 +119,12 @@ func NewHMA(cfg HMAConfig) (*HMA, error) {
 		minPDQ:    minPDQ,
 		client:    cfg.HTTPClient,
 		userAgent: "mediaguard",
+		log:       cfg.Logger,
+		bankList:  slices.Clone(cfg.Banks),
+		bankState: hmaBanks{recheckOK: hmaBankRecheckOK, recheckFailing: hmaBankRecheckFailing},
+	}
+	if h.log == nil {
+		h.log = nopLogger{}
 	}
 	if h.timeout == 0 {
 		h.timeout = DefaultRemoteTimeout
