@@ -221,6 +221,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 			APIKey: repl.ReplaceAll(h.APIKey, ""), Banks: h.Banks, Timeout: time.Duration(h.Timeout),
 			// One min_pdq_quality for every PDQ lookup, local or HMA.
 			MinPDQQuality: a.MinPDQQuality,
+			// A configured bank HMA lacks is logged as an error.
+			Logger: zapLogger{a.log.Named("hma")},
 		})
 		if err != nil {
 			return fmt.Errorf("mediaguard: hma %s: %w", h.URL, err)
