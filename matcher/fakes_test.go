@@ -82,7 +82,8 @@ type fakeHMAContent struct {
 //     ROLE_CURATOR): 404.
 //   - GET /readyz answers 200 "READY", or 503 "INDEX-NOT-LOADED" until the
 //     index is loaded (hma.md: "/livez and /readyz exist (1.1.5+)"; the
-//     words are upstream app.py's, as for /status).
+//     words are upstream app.py's, as for /status). noReadyz plays an HMA
+//     before 1.1.5, which has no /readyz: 404.
 //   - HMA has no authentication of its own (hma.md); when token is set the
 //     fake plays the token-checking proxy deployments put in front, which
 //     answers 401 to a wrong or missing bearer token.
@@ -103,6 +104,8 @@ type fakeHMA struct {
 	loaded atomic.Bool
 	// noCurator makes /c/ routes 404, like an HMA without the curator role.
 	noCurator atomic.Bool
+	// noReadyz makes /readyz 404, like an HMA before 1.1.5.
+	noReadyz atomic.Bool
 	// delay, when set, is waited before answering lookups (slow mode); the
 	// wait ends early if the client goes away.
 	delay atomic.Int64
@@ -220,7 +223,7 @@ func (f *fakeHMA) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		_, _ = io.WriteString(w, "I-AM-ALIVE")
-	case r.Method == http.MethodGet && r.URL.Path == "/readyz":
+	case r.Method == http.MethodGet && r.URL.Path == "/readyz" && !f.noReadyz.Load():
 		f.readyChecks.Add(1)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		if !f.loaded.Load() {

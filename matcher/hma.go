@@ -431,6 +431,30 @@ func jsonInt(raw json.RawMessage) (int64, error) {
 	return strconv.ParseInt(string(raw), 10, 64)
 }
 
+// probeSignal is the PDQ hash Probe looks up: all zero, which no image
+// hashes to (HMA and we never look it up for real), so the answer is HMA's
+// "no match" and only its shape matters.
+var probeSignal = strings.Repeat("0", 64)
+
+// Probe tells the Guard whether HMA answers lookups again. It asks GET
+// /readyz first (HMA 1.1.5+: 503 INDEX-NOT-LOADED or INDEX-STALE until the
+// index is usable; an older HMA answers 404 and is asked the lookup
+// directly), which costs HMA no index search while it is down or loading;
+// then one lookup of probeSignal, because only a lookup proves what the
+// breaker cares about: that the token-checking proxy lets us through and
+// the answer is /m/lookup's shape.
+func (h *HMA) Probe(ctx context.Context) error {
+	status, body, err := h.get(ctx, h.base+"/readyz")
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK && status != http.StatusNotFound {
+		return h.statusError(status, body)
+	}
+	_, err = h.lookup(ctx, "pdq", probeSignal)
+	return err
+}
+
 // Status calls GET /status and returns HMA's health word ("I-AM-ALIVE"). A
 // 503 (INDEX-NOT-LOADED, INDEX-STALE) or any other failure is an error
 // wrapping ErrUnavailable, with the word in its text.

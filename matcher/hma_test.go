@@ -341,3 +341,42 @@ func TestHMAStatus(t *testing.T) {
 		t.Fatalf("Status = %q, %v", word, err)
 	}
 }
+
+// Probe answers "lookups work again" only when /readyz (if HMA has it) and
+// a lookup both succeed; while the index loads it asks nothing more of HMA.
+func TestHMAProbe(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		setup       func(f *fakeHMA)
+		want        error
+		wantMsg     string
+		wantLookups int64
+	}{
+		{"ready", nil, nil, "", 1},
+		{"index loading", func(f *fakeHMA) { f.loaded.Store(false) }, ErrUnavailable, "INDEX-NOT-LOADED", 0},
+		{"before 1.1.5: no /readyz", func(f *fakeHMA) { f.noReadyz.Store(true) }, nil, "", 1},
+		{"before 1.1.5, loading", func(f *fakeHMA) { f.noReadyz.Store(true); f.loaded.Store(false) }, ErrUnavailable, "index not yet ready", 1},
+		{"lookups broken", func(f *fakeHMA) { f.setRaw(&fakeRaw{500, "text/html", "oops"}) }, ErrUnavailable, "HTTP 500", 1},
+		{"lookups wrong shape", func(f *fakeHMA) { f.setRaw(&fakeRaw{200, "application/json", `{"matches":[]}`}) }, ErrBadResponse, "", 1},
+		{"wrong token", func(f *fakeHMA) { f.token = "right" }, ErrUnavailable, "HTTP 401", 0},
+		{"down", func(f *fakeHMA) { f.Close() }, ErrUnavailable, "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeHMA(t)
+			if tc.setup != nil {
+				tc.setup(f)
+			}
+			h := newTestHMA(t, HMAConfig{URL: f.URL})
+			err := h.Probe(context.Background())
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("Probe = %v; want %v", err, tc.want)
+			}
+			if tc.wantMsg != "" && !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Fatalf("error %q; want it to mention %q", err, tc.wantMsg)
+			}
+			if n := f.lookups.Load(); n != tc.wantLookups {
+				t.Fatalf("%d lookups; want %d", n, tc.wantLookups)
+			}
+		})
+	}
+}
