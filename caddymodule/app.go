@@ -183,7 +183,9 @@ type BreakerSettings struct {
 	FailureRatio float64 `json:"failure_ratio,omitempty"`
 	// MinRequests before the ratio counts (default 20).
 	MinRequests uint32 `json:"min_requests,omitempty"`
-	// OpenTimeout is how long it stays open before a probe (default 30s).
+	// OpenTimeout is how long it stays open before a real request is let
+	// through as a probe (default 30s); HMA and services are probed in the
+	// background meanwhile and it closes as soon as they answer again.
 	OpenTimeout caddy.Duration `json:"open_timeout,omitempty"`
 	// CallTimeout bounds each call inside the breaker (default 2s).
 	CallTimeout caddy.Duration `json:"call_timeout,omitempty"`
