@@ -188,7 +188,9 @@ type BreakerSettings struct {
 	FailureRatio float64 `json:"failure_ratio,omitempty"`
 	// MinRequests before the ratio counts (default 20).
 	MinRequests uint32 `json:"min_requests,omitempty"`
-	// OpenTimeout is how long it stays open before a probe (default 30s).
+	// OpenTimeout is how long it stays open before a real request is let
+	// through as a probe (default 30s); HMA and services are probed in the
+	// background meanwhile and it closes as soon as they answer again.
 	OpenTimeout caddy.Duration `json:"open_timeout,omitempty"`
 	// CallTimeout bounds each call inside the breaker (default 2s).
 	CallTimeout caddy.Duration `json:"call_timeout,omitempty"`
@@ -228,6 +230,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		c, err := matcher.NewHMA(matcher.HMAConfig{
 			Name: hostName(h.URL, fmt.Sprintf("hma%d", i)), URL: repl.ReplaceAll(h.URL, ""),
 			APIKey: key, Banks: h.Banks, Timeout: time.Duration(h.Timeout),
+			// One min_pdq_quality for every PDQ lookup, local or HMA.
+			MinPDQQuality: a.MinPDQQuality,
+			// A configured bank HMA lacks is logged as an error.
+			Logger: zapLogger{a.log.Named("hma")},
 		})
 		if err != nil {
 			return fmt.Errorf("mediaguard: hma %s: %w", h.URL, err)

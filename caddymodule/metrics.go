@@ -77,6 +77,10 @@ var (
 		"caddy_mediaguard_backend_failures_total",
 		"Remote backend lookups that failed, by kind: timeout, malformed (not the backend's protocol), error (refused, reset, HTTP error, index not loaded) and breaker_open (not attempted).",
 		[]string{"backend", "kind"}, nil)}
+	backendBanksMissing = backendBanksMissingCollector{prometheus.NewDesc(
+		"caddy_mediaguard_backend_banks_missing",
+		"Configured banks the remote backend does not have (HMA banks A B checked against GET /c/banks): lookups in them match nothing. Should be 0.",
+		[]string{"backend"}, nil)}
 	banks = bankCollector{
 		entries: prometheus.NewDesc("caddy_mediaguard_bank_entries",
 			"Entries of the bank version in use, by bank and hash type.", []string{"bank", "type"}, nil),
@@ -109,7 +113,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{scanned, bytesHashed, hashSeconds, matchSeconds, blocks, spoolBytes, downloadBuffered, hashWaiting, hashWorkersStarted, hashWorkersDiscarded, breakerState, breakerTransitions, backendFailures, banks, cacheHits, cacheMisses} {
+	for _, c := range []prometheus.Collector{scanned, bytesHashed, hashSeconds, matchSeconds, blocks, spoolBytes, downloadBuffered, hashWaiting, hashWorkersStarted, hashWorkersDiscarded, breakerState, breakerTransitions, backendFailures, backendBanksMissing, banks, cacheHits, cacheMisses} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -153,6 +157,23 @@ func (c backendFailureCollector) Collect(ch chan<- prometheus.Metric) {
 		} {
 			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(kv.n), name, kv.kind)
 		}
+	}
+}
+
+// backendBanksMissingCollector reports, for every remote, how many of its
+// configured banks its backend lacks, at scrape time.
+type backendBanksMissingCollector struct{ desc *prometheus.Desc }
+
+func (c backendBanksMissingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c backendBanksMissingCollector) Collect(ch chan<- prometheus.Metric) {
+	a := currentApp.Load()
+	if a == nil || a.guard == nil {
+		return
+	}
+	missing := a.guard.MissingBanks()
+	for name := range a.guard.Stats().Remotes {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(len(missing[name])), name)
 	}
 }
 

@@ -373,6 +373,12 @@ func TestHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer guard.Close()
+	// A remote that lacks a configured bank degrades the document.
+	lacking, err := matcher.NewGuard(matcher.GuardConfig{Remotes: []matcher.Remote{{Name: "hma", Matcher: &bankLackingMatcher{missing: []string{"TYPO_BANK"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lacking.Close()
 	tests := []struct {
 		name   string
 		method string
@@ -382,6 +388,8 @@ func TestHealth(t *testing.T) {
 		{name: "default", method: http.MethodGet, want: []string{`{"status":"ok"}`}},
 		{name: "banks and breakers", method: http.MethodGet, health: NewHealth(local, guard),
 			want: []string{`"status":"ok"`, `"name":"TEST_BANK"`, `"enabled":true`, `"md5":1`, `"pdq":1`, `"breakers":{"hma":"closed"}`}},
+		{name: "missing remote bank", method: http.MethodGet, health: NewHealth(nil, lacking),
+			want: []string{`"status":"degraded"`, `"missing_banks":{"hma":["TYPO_BANK"]}`}},
 		{name: "custom document", method: http.MethodGet, health: func(context.Context) any { return map[string]int{"x": 1} }, want: []string{`{"x":1}`}},
 		{name: "head", method: http.MethodHead, health: NewHealth(local, guard)},
 		{name: "unencodable document", method: http.MethodGet, health: func(context.Context) any { return math.NaN() }, want: []string{`"errcode":"M_UNKNOWN"`}},

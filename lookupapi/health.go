@@ -16,8 +16,9 @@ const (
 // HealthDoc is the health document NewHealth builds.
 type HealthDoc struct {
 	// Status is HealthDegraded when a bank file's latest change failed to
-	// load (the previous version is still in use) or a remote backend's
-	// breaker is not closed; HealthOK otherwise.
+	// load (the previous version is still in use), a remote backend's
+	// breaker is not closed or a remote lacks a configured bank; HealthOK
+	// otherwise.
 	Status string `json:"status"`
 	// Banks describes each configured local bank.
 	Banks []BankHealth `json:"banks"`
@@ -26,6 +27,10 @@ type HealthDoc struct {
 	// Breakers maps each remote backend to its breaker state: "closed",
 	// "half-open" or "open".
 	Breakers map[string]string `json:"breakers,omitempty"`
+	// MissingBanks maps each remote backend that lacks some of its
+	// configured banks (HMA's banks A B) to their names: lookups in them
+	// match nothing, and HMA itself never says so.
+	MissingBanks map[string][]string `json:"missing_banks,omitempty"`
 }
 
 // BankHealth is one local bank in the health document. It leaves out the
@@ -70,6 +75,10 @@ func NewHealth(local *matcher.Local, guard *matcher.Guard) func(context.Context)
 				if st != "closed" {
 					doc.Status = HealthDegraded
 				}
+			}
+			if m := guard.MissingBanks(); len(m) > 0 {
+				doc.MissingBanks = m
+				doc.Status = HealthDegraded
 			}
 		}
 		return doc

@@ -225,3 +225,11 @@ func checkCommonHeaders(t testing.TB, w *httptest.ResponseRecorder) {
 		t.Errorf("Cache-Control = %q", cc)
 	}
 }
+
+// bankLackingMatcher is a remote whose backend lacks some configured banks.
+type bankLackingMatcher struct {
+	fakeMatcher
+	missing []string
+}
+
+func (b *bankLackingMatcher) MissingBanks() []string { return b.missing }

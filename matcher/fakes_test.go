@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -67,14 +69,31 @@ type fakeHMAContent struct {
 //   - Unknown signal_type is 400 {"message":"No such SignalType 'foo'"}, and
 //     no signal is 400 "Either url or both signal and signal_type are
 //     required" (transcript "unknown signal_type", "missing params").
-//   - Lookups answer 503 until the index is loaded (hma.md); the body of
-//     that 503 is not in the transcript, so the fake uses HMA's usual error
-//     shape {"message":...} (hma.md "Errors: {"message":"..."}").
+//   - Lookups answer 503 {"message":"index not yet ready"} until the index
+//     is loaded (hma.md second run: "right after start, lookups answer 503
+//     {"message":"index not yet ready"}").
+//   - GET /c/banks lists every bank, empty ones too, as
+//     [{"matching_enabled_ratio":1.0,"name":"TEST_BANK"},...] (transcript
+//     "GET /c/banks"); a deleted bank is gone from it (transcript "DELETE
+//     /c/bank/OTHER_BANK", then "GET /c/banks"). A bank with ratio 0 is
+//     left out of /m/lookup answers (transcript "after OTHER_BANK ratio
+//     0"). noCurator plays an instance without the curator role, which has
+//     no /c/ routes at all (upstream app.py registers curation.bp only with
+//     ROLE_CURATOR): 404.
+//   - GET /readyz answers 200 "READY", or 503 "INDEX-NOT-LOADED" until the
+//     index is loaded (hma.md: "/livez and /readyz exist (1.1.5+)"; the
+//     words are upstream app.py's, as for /status). noReadyz plays an HMA
+//     before 1.1.5, which has no /readyz: 404.
 //   - HMA has no authentication of its own (hma.md); when token is set the
 //     fake plays the token-checking proxy deployments put in front, which
 //     answers 401 to a wrong or missing bearer token.
-//   - video_md5 signals are assumed to be 32 lowercase hex digits and to
-//     match exactly (not recorded in the transcript).
+//   - video_md5 signals match exactly and answer "distance":"-", not a
+//     number (hma.md second run: "Exact signal types answer "distance":"-"";
+//     transcript "video_md5&signal=fd7d..."). They are assumed to be 32
+//     lowercase hex digits (not recorded).
+//   - A banks= naming a bank HMA does not have is silence: 200 {} (hma.md
+//     second run: "banks=NOPE → 200 {}"); the fake filters by name, so an
+//     unknown name simply matches nothing.
 //
 // Test-only modes (raw answers, delays) are marked as such.
 type fakeHMA struct {
@@ -83,19 +102,26 @@ type fakeHMA struct {
 
 	token  string
 	loaded atomic.Bool
+	// noCurator makes /c/ routes 404, like an HMA without the curator role.
+	noCurator atomic.Bool
+	// noReadyz makes /readyz 404, like an HMA before 1.1.5.
+	noReadyz atomic.Bool
 	// delay, when set, is waited before answering lookups (slow mode); the
 	// wait ends early if the client goes away.
 	delay atomic.Int64
 
 	mu       sync.Mutex
 	contents []fakeHMAContent
+	// banks maps bank names to their matching_enabled_ratio; a bank also
+	// exists while it holds content.
+	banks map[string]float64
 	// raw, when set, replaces the lookup answer (test-only mode for
 	// malformed or wrong-shape answers and odd statuses).
 	raw *fakeRaw
 	// queries records the query string of every lookup.
 	queries []url.Values
 
-	lookups atomic.Int64
+	lookups, bankLists, readyChecks atomic.Int64
 }
 
 // fakeRaw is a canned HTTP answer.
@@ -112,7 +138,7 @@ var lowerHex = regexp.MustCompile(`^[0-9a-f]+$`)
 // OTHER_BANK content 3 (hmaBase).
 func newFakeHMA(t *testing.T) *fakeHMA {
 	t.Helper()
-	f := &fakeHMA{t: t}
+	f := &fakeHMA{t: t, banks: map[string]float64{"TEST_BANK": 1, "OTHER_BANK": 1}}
 	f.loaded.Store(true)
 	f.contents = []fakeHMAContent{
 		{bank: "TEST_BANK", id: 1, signalType: "pdq", signal: hmaBase},
@@ -129,6 +155,35 @@ func (f *fakeHMA) setContents(c ...fakeHMAContent) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.contents = c
+}
+
+// setBank creates a bank or changes its matching_enabled_ratio.
+func (f *fakeHMA) setBank(name string, ratio float64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.banks[name] = ratio
+}
+
+// deleteBank removes a bank and its content, as DELETE /c/bank/NAME does.
+func (f *fakeHMA) deleteBank(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.banks, name)
+	f.contents = slices.DeleteFunc(f.contents, func(c fakeHMAContent) bool { return c.bank == name })
+}
+
+// bankRatios returns every bank's ratio: the created ones and those
+// holding content.
+func (f *fakeHMA) bankRatios() map[string]float64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := maps.Clone(f.banks)
+	for _, c := range f.contents {
+		if _, ok := out[c.bank]; !ok {
+			out[c.bank] = 1
+		}
+	}
+	return out
 }
 
 func (f *fakeHMA) setRaw(r *fakeRaw) {
@@ -168,6 +223,30 @@ func (f *fakeHMA) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		_, _ = io.WriteString(w, "I-AM-ALIVE")
+	case r.Method == http.MethodGet && r.URL.Path == "/readyz" && !f.noReadyz.Load():
+		f.readyChecks.Add(1)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if !f.loaded.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "INDEX-NOT-LOADED")
+			return
+		}
+		_, _ = io.WriteString(w, "READY")
+	case strings.HasPrefix(r.URL.Path, "/c/") && f.noCurator.Load():
+		writeHMAError(w, http.StatusNotFound, "not found")
+	case r.Method == http.MethodGet && r.URL.Path == "/c/banks":
+		f.bankLists.Add(1)
+		type bank struct {
+			Ratio float64 `json:"matching_enabled_ratio"`
+			Name  string  `json:"name"`
+		}
+		list := []bank{}
+		for name, ratio := range f.bankRatios() {
+			list = append(list, bank{ratio, name})
+		}
+		sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(list)
 	case r.Method == http.MethodGet && r.URL.Path == "/m/lookup":
 		f.lookup(w, r)
 	default:
@@ -183,6 +262,7 @@ func (f *fakeHMA) lookup(w http.ResponseWriter, r *http.Request) {
 	raw := f.raw
 	contents := append([]fakeHMAContent(nil), f.contents...)
 	f.mu.Unlock()
+	ratios := f.bankRatios()
 
 	if delayOrRaw(w, r, time.Duration(f.delay.Load()), raw) {
 		return
@@ -210,7 +290,7 @@ func (f *fakeHMA) lookup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !f.loaded.Load() {
-		writeHMAError(w, http.StatusServiceUnavailable, "INDEX-NOT-LOADED")
+		writeHMAError(w, http.StatusServiceUnavailable, "index not yet ready")
 		return
 	}
 	var banks map[string]bool
@@ -227,23 +307,25 @@ func (f *fakeHMA) lookup(w http.ResponseWriter, r *http.Request) {
 	}
 	out := map[string][]entry{}
 	for _, c := range contents {
-		if c.signalType != signalType || c.disabled || (banks != nil && !banks[c.bank]) {
+		if c.signalType != signalType || c.disabled || (banks != nil && !banks[c.bank]) || ratios[c.bank] == 0 {
 			continue
 		}
-		d := 0
+		d := "-" // HMA's distance for an exact signal type
 		if signalType == "pdq" {
 			h, err := pdq.ParseHex(c.signal)
 			if err != nil {
 				f.t.Errorf("fakeHMA: bad banked hash %q", c.signal)
 				continue
 			}
-			if d = pdq.Distance(probe, h); d > 31 {
+			n := pdq.Distance(probe, h)
+			if n > 31 {
 				continue
 			}
+			d = fmt.Sprint(n)
 		} else if c.signal != signal {
 			continue
 		}
-		out[c.bank] = append(out[c.bank], entry{ID: c.id, Distance: fmt.Sprint(d)})
+		out[c.bank] = append(out[c.bank], entry{ID: c.id, Distance: d})
 	}
 	// HMA does not sort by distance; neither does the fake (largest id
 	// first), so a client relying on order would pick the wrong content.

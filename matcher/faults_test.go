@@ -2,6 +2,8 @@ package matcher
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"net"
 	"net/http"
@@ -149,5 +151,34 @@ func TestGuardFailureLoggedAgainAfterRecovery(t *testing.T) {
 	g.Match(ctx, md5Query("x"))
 	if n := log.count("remote backend failed"); n != 2 {
 		t.Fatalf("%d failure lines; want 2 (one per closed period):\n%s", n, log.all())
+	}
+}
+
+// A video banked in HMA is blocked through the Guard, however often it is
+// asked: HMA's "distance":"-" for exact types is an answer, not a failure
+// towards the breaker (hma.md second run).
+func TestGuardHMAVideoDashDistance(t *testing.T) {
+	sum := md5.Sum([]byte("banked video"))
+	f := newFakeHMA(t)
+	f.setContents(fakeHMAContent{bank: "MEDIAGUARD_TEST", id: 3, signalType: "video_md5", signal: hex.EncodeToString(sum[:])})
+	h := newTestHMA(t, HMAConfig{URL: f.URL, Banks: []string{"MEDIAGUARD_TEST"}})
+	g := newTestGuard(t, GuardConfig{
+		Remotes:    []Remote{{"hma", h}},
+		FailPolicy: FailClosed,
+		Breaker:    BreakerConfig{ConsecutiveFailures: 1},
+		Cache:      noCache,
+	})
+	q := Query{Has: HasMD5, MD5: sum, Kind: KindVideo}
+	for i := range 3 {
+		v, err := g.Match(context.Background(), q)
+		if err != nil || !v.Match || v.HashType != VideoMD5 || v.Bank != "MEDIAGUARD_TEST" || v.Distance != 0 {
+			t.Fatalf("lookup %d: %+v, %v; want the banked video blocked", i, v, err)
+		}
+	}
+	if st := g.Stats().Remotes["hma"]; st.Failures != 0 || st.Calls != 3 {
+		t.Fatalf("stats %+v; want 3 calls, no failures", st)
+	}
+	if s := g.BreakerStates()["hma"]; s != "closed" {
+		t.Fatalf("breaker %s; want closed", s)
 	}
 }

@@ -89,7 +89,11 @@ type BreakerConfig struct {
 	// failures would weigh on the ratio forever.
 	Interval time.Duration
 	// OpenTimeout is how long an open breaker refuses calls before letting
-	// probes through (half-open); default 30 s.
+	// probes through (half-open); default 30 s. Remotes that implement
+	// Prober are probed in the background meanwhile, from 1 s after the
+	// breaker opens and at most 3 s apart, and their breaker closes as soon
+	// as the probes succeed: a short outage does not cost OpenTimeout of
+	// refusals.
 	OpenTimeout time.Duration
 	// HalfOpenMaxRequests is how many probes a half-open breaker lets
 	// through; that many successes close it, one failure reopens it
@@ -170,7 +174,16 @@ type Guard struct {
 	onChange func(name, from, to string)
 	events   chan breakerEvent // nil when nobody listens
 
-	stop      chan struct{}
+	breaker BreakerConfig // with defaults applied, for new breakers
+	// probeFirst and probeMax pace the recovery probes (tests shorten
+	// them).
+	probeFirst, probeMax time.Duration
+
+	stop chan struct{}
+	// bg is cancelled by Close: the remotes' own background checks
+	// (Watch) and recovery probes run on it.
+	bg        context.Context
+	bgCancel  context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -185,9 +198,21 @@ type Guard struct {
 type guardRemote struct {
 	name string
 	m    Matcher
-	cb   *gobreaker.CircuitBreaker[Verdict]
+	// cb is the breaker. The recovery prober replaces an open one with a
+	// fresh, closed breaker (gobreaker has no reset).
+	cb atomic.Pointer[gobreaker.CircuitBreaker[Verdict]]
+	// mu orders the breakers' state reports with a replacement, so a
+	// replaced breaker's late changes are dropped rather than reported
+	// after the new one's; reported is the last state reported.
+	mu       sync.Mutex
+	reported string
+	// opened wakes the recovery prober when the breaker opens; nil when
+	// the remote is not probed.
+	opened chan struct{}
 
 	calls, failures, rejected, abandoned atomic.Uint64
+	// probes counts recovery probes, recoveries the breakers they closed.
+	probes, recoveries atomic.Uint64
 	// failures by kind; failures is their sum.
 	timeouts, malformed atomic.Uint64
 	// failureLogged is set by the first failure logged while the breaker
@@ -199,8 +224,8 @@ type guardRemote struct {
 type breakerEvent struct{ name, from, to string }
 
 // NewGuard checks the config, applies defaults and starts the Guard's
-// background goroutines (cache janitor, breaker-change dispatcher); Close
-// stops them.
+// background goroutines (cache janitor, breaker-change dispatcher, the
+// remotes' Watch); Close stops them.
 func NewGuard(cfg GuardConfig) (*Guard, error) {
 	b := cfg.Breaker
 	if b.ConsecutiveFailures == 0 {
@@ -246,7 +271,11 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 		log:         cfg.Logger,
 		onChange:    cfg.OnBreakerChange,
 		stop:        make(chan struct{}),
+		breaker:     b,
+		probeFirst:  DefaultProbeFirst,
+		probeMax:    DefaultProbeMax,
 	}
+	g.bg, g.bgCancel = context.WithCancel(context.Background())
 	if g.matchTTL == 0 {
 		g.matchTTL = DefaultCacheMatchTTL
 	}
@@ -269,8 +298,11 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 			return nil, fmt.Errorf("guard: remote name %q used twice", r.Name)
 		}
 		seen[r.Name] = true
-		gr := &guardRemote{name: r.Name, m: r.Matcher}
-		gr.cb = g.newBreaker(r.Name, b, &gr.failureLogged)
+		gr := &guardRemote{name: r.Name, m: r.Matcher, reported: gobreaker.StateClosed.String()}
+		if _, ok := r.Matcher.(Prober); ok && b.OpenTimeout > g.probeFirst {
+			gr.opened = make(chan struct{}, 1)
+		}
+		gr.cb.Store(g.newBreaker(gr))
 		g.remotes = append(g.remotes, gr)
 	}
 
@@ -287,6 +319,8 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 		g.wg.Add(1)
 		go g.dispatch()
 	}
+	g.startWatchers()
+	g.startProbers()
 	return g, nil
 }
 
@@ -298,9 +332,11 @@ func pos(d time.Duration) time.Duration {
 	return d
 }
 
-func (g *Guard) newBreaker(name string, b BreakerConfig, failureLogged *atomic.Bool) *gobreaker.CircuitBreaker[Verdict] {
+// newBreaker returns a closed breaker for r, configured from g.breaker.
+func (g *Guard) newBreaker(r *guardRemote) *gobreaker.CircuitBreaker[Verdict] {
+	b := g.breaker
 	st := gobreaker.Settings{
-		Name:        name,
+		Name:        r.name,
 		MaxRequests: b.HalfOpenMaxRequests,
 		Interval:    b.Interval,
 		Timeout:     b.OpenTimeout,
@@ -321,27 +357,46 @@ func (g *Guard) newBreaker(name string, b BreakerConfig, failureLogged *atomic.B
 			return errors.As(err, &a)
 		},
 	}
-	if g.events != nil {
-		// gobreaker calls this under the breaker's lock: calling State()
-		// here would deadlock and a slow listener would stall every
-		// lookup, so only hand the event over, never blocking.
-		st.OnStateChange = func(name string, from, to gobreaker.State) {
-			if to != gobreaker.StateOpen {
-				// Half-open and closed each get the next failure
-				// logged: it says why a probe failed, or that a healed
-				// backend failed again. Cleared here, not when the event
-				// is logged, or a probe that fails before the event is
-				// delivered would go unlogged.
-				failureLogged.Store(false)
-			}
-			select {
-			case g.events <- breakerEvent{name, from.String(), to.String()}:
-			default:
-				g.droppedEvents.Add(1)
-			}
+	var cb *gobreaker.CircuitBreaker[Verdict]
+	// gobreaker calls this under the breaker's lock: calling State() here
+	// would deadlock and a slow listener would stall every lookup, so only
+	// hand the event over, never blocking. r.mu is never held across I/O
+	// or a breaker call.
+	st.OnStateChange = func(_ string, from, to gobreaker.State) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.cb.Load() != cb {
+			return // replaced by the recovery prober: history
+		}
+		g.report(r, from.String(), to.String())
+	}
+	cb = gobreaker.NewCircuitBreaker[Verdict](st)
+	return cb
+}
+
+// report records a breaker state change of r, wakes the recovery prober when
+// the breaker opens and hands the event to the dispatcher. r.mu is held.
+func (g *Guard) report(r *guardRemote, from, to string) {
+	r.reported = to
+	if to != gobreaker.StateOpen.String() {
+		// Half-open and closed each get the next failure logged: it says
+		// why a probe failed, or that a healed backend failed again.
+		// Cleared here, not when the event is logged, or a probe that
+		// fails before the event is delivered would go unlogged.
+		r.failureLogged.Store(false)
+	} else if r.opened != nil {
+		select {
+		case r.opened <- struct{}{}:
+		default: // already woken
 		}
 	}
-	return gobreaker.NewCircuitBreaker[Verdict](st)
+	if g.events != nil {
+		select {
+		case g.events <- breakerEvent{r.name, from, to}:
+		default:
+			g.droppedEvents.Add(1)
+		}
+	}
 }
 
 // abandonedError marks a remote call whose callers all went away.
@@ -409,6 +464,7 @@ func (g *Guard) Close() error {
 	g.closeOnce.Do(func() {
 		g.closed.Store(true)
 		close(g.stop)
+		g.bgCancel()
 		g.wg.Wait()
 		if g.cache != nil {
 			g.setMu.Lock() // no store may slip in after the flush
@@ -531,7 +587,7 @@ func (g *Guard) call(fctx context.Context, r *guardRemote, q *Query) (_ Verdict,
 			err = fmt.Errorf("%w: %s: backend panicked: %v", ErrUnavailable, r.name, p)
 		}
 	}()
-	v, err := r.cb.Execute(func() (Verdict, error) {
+	v, err := r.cb.Load().Execute(func() (Verdict, error) {
 		r.calls.Add(1)
 		cctx, cancel := context.WithTimeout(fctx, g.callTimeout)
 		defer cancel()
@@ -714,7 +770,7 @@ func cacheKey(q *Query) string {
 func (g *Guard) BreakerStates() map[string]string {
 	out := make(map[string]string, len(g.remotes))
 	for _, r := range g.remotes {
-		out[r.name] = r.cb.State().String()
+		out[r.name] = r.cb.Load().State().String()
 	}
 	return out
 }
@@ -736,6 +792,9 @@ type RemoteStats struct {
 	// Abandoned is the number of calls given up because every caller went
 	// away; the breaker ignores them.
 	Abandoned uint64
+	// Probes counts recovery probes made while the breaker was open;
+	// Recoveries the times they closed it before OpenTimeout.
+	Probes, Recoveries uint64
 }
 
 // GuardStats are the Guard's counters since it was created, for metrics.
@@ -777,12 +836,14 @@ func (g *Guard) Stats() GuardStats {
 	}
 	for _, r := range g.remotes {
 		s.Remotes[r.name] = RemoteStats{
-			Calls:     r.calls.Load(),
-			Failures:  r.failures.Load(),
-			Timeouts:  r.timeouts.Load(),
-			Malformed: r.malformed.Load(),
-			Rejected:  r.rejected.Load(),
-			Abandoned: r.abandoned.Load(),
+			Calls:      r.calls.Load(),
+			Failures:   r.failures.Load(),
+			Timeouts:   r.timeouts.Load(),
+			Malformed:  r.malformed.Load(),
+			Rejected:   r.rejected.Load(),
+			Abandoned:  r.abandoned.Load(),
+			Probes:     r.probes.Load(),
+			Recoveries: r.recoveries.Load(),
 		}
 	}
 	return s

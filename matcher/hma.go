@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,9 +51,17 @@ type HMAConfig struct {
 	Banks []string
 	// Timeout bounds each HTTP request; default DefaultRemoteTimeout.
 	Timeout time.Duration
+	// MinPDQQuality is the PDQ quality below which a hash is not looked
+	// up: the same setting as the local banks' (min_pdq_quality), since HMA
+	// cannot know the quality of a hash it is sent. nil means
+	// DefaultMinPDQQuality (HMA's own cut-off when it hashes).
+	MinPDQQuality *int
 	// HTTPClient is used when set; otherwise a client with its own
 	// connection pool sized for many lookups to one host.
 	HTTPClient *http.Client
+	// Logger receives the bank check's findings (a configured bank HMA
+	// does not have is an error); nil is silent.
+	Logger Logger
 }
 
 // HMA is a Matcher backed by HMA 2.0's GET /m/lookup. It asks only what HMA
@@ -64,12 +73,19 @@ type HMA struct {
 	apiKey    string
 	banks     string
 	timeout   time.Duration
+	minPDQ    int
 	client    *http.Client
 	userAgent string
+	log       Logger
+
+	// bankList is cfg.Banks, checked against HMA's own list by Watch.
+	bankList  []string
+	bankState hmaBanks
 }
 
 // NewHMA checks the config and returns the client. It does not contact HMA:
-// the Guard's breaker and fail policy decide what an unreachable HMA means.
+// the Guard's breaker and fail policy decide what an unreachable HMA means,
+// and the Guard runs Watch, which checks the configured banks.
 func NewHMA(cfg HMAConfig) (*HMA, error) {
 	name := cfg.Name
 	if name == "" {
@@ -87,14 +103,28 @@ func NewHMA(cfg HMAConfig) (*HMA, error) {
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("hma %s: negative timeout %s", name, cfg.Timeout)
 	}
+	minPDQ := DefaultMinPDQQuality
+	if cfg.MinPDQQuality != nil {
+		minPDQ = *cfg.MinPDQQuality
+		if minPDQ < 0 || minPDQ > 100 {
+			return nil, fmt.Errorf("hma %s: minimum pdq quality %d out of range 0..100", name, minPDQ)
+		}
+	}
 	h := &HMA{
 		name:      name,
 		base:      strings.TrimRight(base, "/"),
 		apiKey:    cfg.APIKey,
 		banks:     strings.Join(cfg.Banks, ","),
 		timeout:   cfg.Timeout,
+		minPDQ:    minPDQ,
 		client:    cfg.HTTPClient,
 		userAgent: "mediaguard",
+		log:       cfg.Logger,
+		bankList:  slices.Clone(cfg.Banks),
+		bankState: hmaBanks{recheckOK: hmaBankRecheckOK, recheckFailing: hmaBankRecheckFailing},
+	}
+	if h.log == nil {
+		h.log = nopLogger{}
 	}
 	if h.timeout == 0 {
 		h.timeout = DefaultRemoteTimeout
@@ -151,8 +181,8 @@ func (h *HMA) Match(ctx context.Context, q Query) (Verdict, error) {
 		switch {
 		case q.PDQ.IsZero():
 			v.Notes = append(v.Notes, fmt.Sprintf("hma %s: PDQ hash is all zero (image too small): not looked up", h.name))
-		case q.PDQQuality < DefaultMinPDQQuality:
-			v.Notes = append(v.Notes, fmt.Sprintf("hma %s: PDQ quality %d < %d: not looked up", h.name, q.PDQQuality, DefaultMinPDQQuality))
+		case q.PDQQuality < h.minPDQ:
+			v.Notes = append(v.Notes, fmt.Sprintf("hma %s: PDQ quality %d < %d: not looked up", h.name, q.PDQQuality, h.minPDQ))
 		default:
 			asked = true
 			m, err := h.lookup(ctx, "pdq", q.PDQ.String())
@@ -245,7 +275,7 @@ func (h *HMA) lookup(ctx context.Context, signalType, signal string) ([]hmaMatch
 	if status != http.StatusOK {
 		return nil, h.statusError(status, body)
 	}
-	m, err := parseHMALookup(body)
+	m, err := parseHMALookup(body, signalType != "pdq")
 	if err != nil {
 		return nil, fmt.Errorf("hma %s: %s lookup: %w", h.name, signalType, err)
 	}
@@ -336,8 +366,11 @@ func truncateDetail(s string, n int) string {
 
 // parseHMALookup parses {"BANK":[{"bank_content_id":N,"distance":"D"}],...}.
 // Distance is a string in HMA 2.0 (a number is tolerated); an empty object
-// is no match. Any other shape is ErrBadResponse, never "no match".
-func parseHMALookup(body []byte) ([]hmaMatch, error) {
+// is no match. For exact signal types (exact is true: video_md5) HMA 1.1.7
+// answers "distance":"-" (hma.md "Exact signal types answer "-""), which is
+// a match at distance 0; for PDQ a distance is required. Any other shape is
+// ErrBadResponse, never "no match".
+func parseHMALookup(body []byte, exact bool) ([]hmaMatch, error) {
 	var banks map[string]json.RawMessage
 	if err := json.Unmarshal(body, &banks); err != nil {
 		return nil, fmt.Errorf("%w: not a JSON object of banks: %v", ErrBadResponse, err)
@@ -362,6 +395,10 @@ func parseHMALookup(body []byte) ([]hmaMatch, error) {
 			if err != nil || id < 0 {
 				return nil, fmt.Errorf("%w: bank %s: bad bank_content_id %s", ErrBadResponse, bank, truncateDetail(string(e.ContentID), 64))
 			}
+			if exact && isExactDistance(e.Distance) {
+				out = append(out, hmaMatch{bank: bank, contentID: id})
+				continue
+			}
 			d, err := jsonInt(e.Distance)
 			if err != nil || d < 0 || d > 256 {
 				return nil, fmt.Errorf("%w: bank %s: bad distance %s", ErrBadResponse, bank, truncateDetail(string(e.Distance), 64))
@@ -370,6 +407,12 @@ func parseHMALookup(body []byte) ([]hmaMatch, error) {
 		}
 	}
 	return out, nil
+}
+
+// isExactDistance reports whether raw is HMA's "-", its distance for a
+// match of an exact signal type, which has no distance to report.
+func isExactDistance(raw json.RawMessage) bool {
+	return string(bytes.TrimSpace(raw)) == `"-"`
 }
 
 // jsonInt reads an integer given as a JSON number or a JSON string of digits.
@@ -386,6 +429,30 @@ func jsonInt(raw json.RawMessage) (int64, error) {
 		return strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 	}
 	return strconv.ParseInt(string(raw), 10, 64)
+}
+
+// probeSignal is the PDQ hash Probe looks up: all zero, which no image
+// hashes to (HMA and we never look it up for real), so the answer is HMA's
+// "no match" and only its shape matters.
+var probeSignal = strings.Repeat("0", 64)
+
+// Probe tells the Guard whether HMA answers lookups again. It asks GET
+// /readyz first (HMA 1.1.5+: 503 INDEX-NOT-LOADED or INDEX-STALE until the
+// index is usable; an older HMA answers 404 and is asked the lookup
+// directly), which costs HMA no index search while it is down or loading;
+// then one lookup of probeSignal, because only a lookup proves what the
+// breaker cares about: that the token-checking proxy lets us through and
+// the answer is /m/lookup's shape.
+func (h *HMA) Probe(ctx context.Context) error {
+	status, body, err := h.get(ctx, h.base+"/readyz")
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK && status != http.StatusNotFound {
+		return h.statusError(status, body)
+	}
+	_, err = h.lookup(ctx, "pdq", probeSignal)
+	return err
 }
 
 // Status calls GET /status and returns HMA's health word ("I-AM-ALIVE"). A

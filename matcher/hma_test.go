@@ -45,6 +45,8 @@ func TestNewHMAConfig(t *testing.T) {
 		{"lowercase bank", HMAConfig{URL: "http://hma", Banks: []string{"test bank"}}, "not an HMA bank name"},
 		{"comma in bank", HMAConfig{URL: "http://hma", Banks: []string{"A,B"}}, "not an HMA bank name"},
 		{"negative timeout", HMAConfig{URL: "http://hma", Timeout: -1}, "negative"},
+		{"quality above 100", HMAConfig{URL: "http://hma", MinPDQQuality: new(int(101))}, "out of range"},
+		{"negative quality", HMAConfig{URL: "http://hma", MinPDQQuality: new(int(-1))}, "out of range"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, err := NewHMA(tc.cfg)
@@ -145,25 +147,33 @@ func TestHMANoMatch(t *testing.T) {
 	}
 }
 
-// HMA drops PDQ hashes of quality below 50 and never matches the all-zero
-// hash, and has no photo MD5 signal type: such queries must not reach it.
+// HMA drops PDQ hashes of quality below 50 when it hashes, never matches
+// the all-zero hash, and has no photo MD5 signal type: such queries must not
+// reach it. The quality cut-off is the configured min_pdq_quality (default
+// 50), as for local banks.
 func TestHMASkipsWhatHMACannotMatch(t *testing.T) {
 	zero := Query{Has: HasPDQ, PDQQuality: 100, Kind: KindImage}
 	imageMD5 := Query{Has: HasMD5, MD5: md5.Sum([]byte("x")), Kind: KindImage}
+	q := func(n int) *int { return &n }
 	for _, tc := range []struct {
-		name     string
-		q        Query
-		wantCall bool
-		wantNote string
+		name       string
+		minQuality *int
+		q          Query
+		wantCall   bool
+		wantNote   string
 	}{
-		{"quality 49", pdqQuery(t, hmaBase, 49), false, "quality 49 < 50"},
-		{"quality 50", pdqQuery(t, hmaBase, 50), true, ""},
-		{"zero hash", zero, false, "all zero"},
-		{"image MD5 only", imageMD5, false, "nothing to look up"},
+		{"quality 49", nil, pdqQuery(t, hmaBase, 49), false, "quality 49 < 50"},
+		{"quality 50", nil, pdqQuery(t, hmaBase, 50), true, ""},
+		{"quality 30, minimum 20", q(20), pdqQuery(t, hmaBase, 30), true, ""},
+		{"quality 0, minimum 0", q(0), pdqQuery(t, hmaBase, 0), true, ""},
+		{"quality 69, minimum 70", q(70), pdqQuery(t, hmaBase, 69), false, "quality 69 < 70"},
+		{"quality 70, minimum 70", q(70), pdqQuery(t, hmaBase, 70), true, ""},
+		{"zero hash", q(0), zero, false, "all zero"},
+		{"image MD5 only", nil, imageMD5, false, "nothing to look up"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeHMA(t)
-			h := newTestHMA(t, HMAConfig{URL: f.URL})
+			h := newTestHMA(t, HMAConfig{URL: f.URL, MinPDQQuality: tc.minQuality})
 			v, err := h.Match(context.Background(), tc.q)
 			if err != nil {
 				t.Fatal(err)
@@ -198,6 +208,43 @@ func TestHMAVideoMD5(t *testing.T) {
 	}
 }
 
+// HMA 1.1.7 answers "distance":"-" for exact signal types (hma.md second
+// run): for video_md5 that is a match at distance 0, for PDQ (which always
+// has a distance) it is not HMA's protocol.
+func TestHMAExactDistance(t *testing.T) {
+	sum := md5.Sum([]byte("some video"))
+	video := Query{Has: HasMD5, MD5: sum, Kind: KindVideo}
+	for _, tc := range []struct {
+		name    string
+		q       Query
+		body    string
+		want    error
+		wantHit bool
+	}{
+		{"video dash", video, `{"B":[{"bank_content_id":3,"distance":"-"}]}`, nil, true},
+		{"video dash spaced JSON", video, `{"B":[{"bank_content_id":3,"distance" : "-" }]}`, nil, true},
+		{"video numeric", video, `{"B":[{"bank_content_id":3,"distance":"0"}]}`, nil, true},
+		{"video dash in a longer string", video, `{"B":[{"bank_content_id":3,"distance":"--"}]}`, ErrBadResponse, false},
+		{"pdq dash", pdqQuery(t, hmaBase, 100), `{"B":[{"bank_content_id":3,"distance":"-"}]}`, ErrBadResponse, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeHMA(t)
+			f.setRaw(&fakeRaw{200, "application/json", tc.body})
+			h := newTestHMA(t, HMAConfig{URL: f.URL})
+			v, err := h.Match(context.Background(), tc.q)
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("Match = %+v, %v; want error %v", v, err, tc.want)
+			}
+			if v.Match != tc.wantHit {
+				t.Fatalf("match = %v; want %v", v.Match, tc.wantHit)
+			}
+			if tc.wantHit && (v.Distance != 0 || v.Confidence != 1 || v.HashType != VideoMD5 || v.Evidence[0].Label != "hma content 3") {
+				t.Fatalf("verdict %+v; want video_md5 content 3 at distance 0, confidence 1", v)
+			}
+		})
+	}
+}
+
 func TestHMAToleratesNumericDistance(t *testing.T) {
 	f := newFakeHMA(t)
 	f.setRaw(&fakeRaw{status: 200, contentType: "application/json", body: `{"TEST_BANK":[{"bank_content_id":7,"distance":3},{"bank_content_id":"8","distance":"5"}]}`})
@@ -217,7 +264,7 @@ func TestHMAErrors(t *testing.T) {
 		want    error
 		wantMsg string
 	}{
-		{"index not loaded", func(f *fakeHMA, _ *HMAConfig) { f.loaded.Store(false) }, ErrUnavailable, "INDEX-NOT-LOADED"},
+		{"index not loaded", func(f *fakeHMA, _ *HMAConfig) { f.loaded.Store(false) }, ErrUnavailable, "index not yet ready"},
 		{"index stale plain text", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(&fakeRaw{503, "text/html", "INDEX-STALE"}) }, ErrUnavailable, "INDEX-STALE"},
 		{"server error", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(&fakeRaw{500, "text/html", "<h1>oops</h1>"}) }, ErrUnavailable, "HTTP 500"},
 		{"rejected as bad request", func(f *fakeHMA, _ *HMAConfig) {
@@ -292,5 +339,44 @@ func TestHMAStatus(t *testing.T) {
 	f.loaded.Store(true)
 	if word, err := h.Status(context.Background()); err != nil || word != "I-AM-ALIVE" {
 		t.Fatalf("Status = %q, %v", word, err)
+	}
+}
+
+// Probe answers "lookups work again" only when /readyz (if HMA has it) and
+// a lookup both succeed; while the index loads it asks nothing more of HMA.
+func TestHMAProbe(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		setup       func(f *fakeHMA)
+		want        error
+		wantMsg     string
+		wantLookups int64
+	}{
+		{"ready", nil, nil, "", 1},
+		{"index loading", func(f *fakeHMA) { f.loaded.Store(false) }, ErrUnavailable, "INDEX-NOT-LOADED", 0},
+		{"before 1.1.5: no /readyz", func(f *fakeHMA) { f.noReadyz.Store(true) }, nil, "", 1},
+		{"before 1.1.5, loading", func(f *fakeHMA) { f.noReadyz.Store(true); f.loaded.Store(false) }, ErrUnavailable, "index not yet ready", 1},
+		{"lookups broken", func(f *fakeHMA) { f.setRaw(&fakeRaw{500, "text/html", "oops"}) }, ErrUnavailable, "HTTP 500", 1},
+		{"lookups wrong shape", func(f *fakeHMA) { f.setRaw(&fakeRaw{200, "application/json", `{"matches":[]}`}) }, ErrBadResponse, "", 1},
+		{"wrong token", func(f *fakeHMA) { f.token = "right" }, ErrUnavailable, "HTTP 401", 0},
+		{"down", func(f *fakeHMA) { f.Close() }, ErrUnavailable, "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeHMA(t)
+			if tc.setup != nil {
+				tc.setup(f)
+			}
+			h := newTestHMA(t, HMAConfig{URL: f.URL})
+			err := h.Probe(context.Background())
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("Probe = %v; want %v", err, tc.want)
+			}
+			if tc.wantMsg != "" && !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Fatalf("error %q; want it to mention %q", err, tc.wantMsg)
+			}
+			if n := f.lookups.Load(); n != tc.wantLookups {
+				t.Fatalf("%d lookups; want %d", n, tc.wantLookups)
+			}
+		})
 	}
 }

@@ -160,3 +160,16 @@ func (s *Service) Match(ctx context.Context, q Query) (Verdict, error) {
 	}}
 	return v, nil
 }
+
+// probeQuery is what Probe looks up: the MD5 of nothing, which no media
+// has, so the service answers "allow" and only that it answers matters.
+var probeQuery = Query{Has: HasMD5, MD5: [16]byte{0xd4, 0x1d, 0x8c, 0xd9, 0x8f, 0x00, 0xb2, 0x04, 0xe9, 0x80, 0x09, 0x98, 0xec, 0xf8, 0x42, 0x7e}}
+
+// Probe tells the Guard whether the service answers lookups again. The
+// plugin's contract has no readiness endpoint, so it is one cheap lookup,
+// judged like any other: an error (including an "unscanned" answer) means
+// not yet.
+func (s *Service) Probe(ctx context.Context) error {
+	_, err := s.Match(ctx, probeQuery)
+	return err
+}

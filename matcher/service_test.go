@@ -349,3 +349,34 @@ func TestLookupRoundTrip(t *testing.T) {
 		t.Fatalf("verdict %+v", v)
 	}
 }
+
+// The lookup contract has no readiness endpoint: Probe is one lookup,
+// judged like any other.
+func TestServiceProbe(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		raw  *fakeRaw
+		want error
+	}{
+		{"allow", nil, nil},
+		{"server error", &fakeRaw{status: 502, body: "bad gateway"}, ErrUnavailable},
+		{"unscanned", &fakeRaw{status: 200, contentType: "application/json", body: `{"action":"allow","unscanned":true}`}, ErrUnavailable},
+		{"not JSON", &fakeRaw{status: 200, body: "<html>"}, ErrBadResponse},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeLookupService(t)
+			f.setRaw(tc.raw)
+			s, err := NewService(ServiceConfig{Name: "svc", URL: f.URL})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.Probe(context.Background())
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("Probe = %v; want %v", err, tc.want)
+			}
+			if f.calls.Load() != 1 {
+				t.Fatalf("%d calls; want one lookup", f.calls.Load())
+			}
+		})
+	}
+}
