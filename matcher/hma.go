@@ -14,7 +14,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/mediaguard/mediaguard/hashing/pdq"
 )
 
 // DefaultRemoteTimeout bounds one request to a remote backend when its config
@@ -176,7 +179,9 @@ func (h *HMA) Match(ctx context.Context, q Query) (Verdict, error) {
 	var v Verdict
 	var found []hmaMatch
 	var types []HashType
+	var hashes, forms []string
 	asked := false
+	var pdqs []pdq.Form
 	if q.Has&HasPDQ != 0 {
 		switch {
 		case q.PDQ.IsZero():
@@ -184,14 +189,26 @@ func (h *HMA) Match(ctx context.Context, q Query) (Verdict, error) {
 		case q.PDQQuality < h.minPDQ:
 			v.Notes = append(v.Notes, fmt.Sprintf("hma %s: PDQ quality %d < %d: not looked up", h.name, q.PDQQuality, h.minPDQ))
 		default:
-			asked = true
-			m, err := h.lookup(ctx, "pdq", q.PDQ.String())
-			if err != nil {
-				return Verdict{}, err
-			}
+			pdqs = append(pdqs, pdq.Form{Hash: q.PDQ, Quality: q.PDQQuality})
+		}
+	}
+	for _, f := range q.Forms {
+		if !f.Hash.IsZero() && f.Quality >= h.minPDQ && len(pdqs) < maxHMAForms {
+			pdqs = append(pdqs, f)
+		}
+	}
+	if len(pdqs) > 0 {
+		asked = true
+		res, err := h.lookupAll(ctx, pdqs)
+		if err != nil {
+			return Verdict{}, err
+		}
+		for i, m := range res {
 			found = append(found, m...)
 			for range m {
 				types = append(types, PDQ)
+				hashes = append(hashes, pdqs[i].Hash.String())
+				forms = append(forms, pdqs[i].Name)
 			}
 		}
 	}
@@ -204,6 +221,8 @@ func (h *HMA) Match(ctx context.Context, q Query) (Verdict, error) {
 		found = append(found, m...)
 		for range m {
 			types = append(types, VideoMD5)
+			hashes = append(hashes, q.HexOf(VideoMD5))
+			forms = append(forms, "")
 		}
 	}
 	if !asked && len(v.Notes) == 0 {
@@ -218,7 +237,8 @@ func (h *HMA) Match(ctx context.Context, q Query) (Verdict, error) {
 		ev[i] = Evidence{
 			Bank:     m.bank,
 			HashType: types[i],
-			Hash:     q.HexOf(types[i]),
+			Hash:     hashes[i],
+			Form:     forms[i],
 			Distance: m.distance,
 			Label:    "hma content " + strconv.FormatInt(m.contentID, 10),
 			Source:   "hma:" + m.bank,
@@ -257,6 +277,47 @@ func (h *HMA) Match(ctx context.Context, q Query) (Verdict, error) {
 	v.Reason = fmt.Sprintf("HMA bank %s (%s) matched %s at distance %d", best.Bank, best.Label, best.HashType, best.Distance)
 	v.Evidence = ev
 	return v, nil
+}
+
+// maxHMAForms bounds the PDQ hashes of one media asked of HMA (the
+// stored picture and its forms: frames, orientation, composites); local
+// banks match every form.
+const maxHMAForms = 64
+
+// lookupAll looks every hash up, a few at a time (HMA closes the
+// connection after each answer, so each costs a new connection), and
+// returns the matches in the order of hs; the first error wins.
+func (h *HMA) lookupAll(ctx context.Context, hs []pdq.Form) ([][]hmaMatch, error) {
+	out := make([][]hmaMatch, len(hs))
+	if len(hs) == 1 {
+		m, err := h.lookup(ctx, "pdq", hs[0].Hash.String())
+		out[0] = m
+		return out, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	sem := make(chan struct{}, 4)
+	for i := range hs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			m, err := h.lookup(ctx, "pdq", hs[i].Hash.String())
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && first == nil {
+				first = err
+				cancel()
+			}
+			out[i] = m
+		}()
+	}
+	wg.Wait()
+	return out, first
 }
 
 // lookup performs GET /m/lookup for one signal and returns every match.

@@ -380,3 +380,29 @@ func TestHMAProbe(t *testing.T) {
 		})
 	}
 }
+
+// HMA is asked about every form of the media (frames, orientation,
+// composites), not only the picture as stored; a form's match names it.
+func TestHMAMatchesForms(t *testing.T) {
+	f := newFakeHMA(t)
+	f.setContents(fakeHMAContent{bank: "A_BANK", id: 7, signalType: "pdq", signal: hmaBase})
+	h := newTestHMA(t, HMAConfig{URL: f.URL})
+	other, _ := pdq.ParseHex(strings.Repeat("0f", 32))
+	listed, _ := pdq.ParseHex(hmaNear8)
+	q := Query{Has: HasPDQ, PDQ: other, PDQQuality: 90, Kind: KindImage, Forms: []pdq.Form{
+		{Name: "frame 2", Hash: other, Quality: 90},
+		{Name: "frame 3", Hash: listed, Quality: 90},
+		{Name: "on white", Hash: listed, Quality: 10}, // below the minimum: not asked
+	}}
+	v, err := h.Match(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Match || v.Distance != 8 || len(v.Evidence) != 1 || v.Evidence[0].Form != "frame 3" || v.MatchedHash != hmaNear8 {
+		t.Fatalf("verdict %+v", v)
+	}
+	q.Forms = q.Forms[:1]
+	if v, err := h.Match(context.Background(), q); err != nil || v.Match {
+		t.Fatalf("no listed form: %+v %v", v, err)
+	}
+}
