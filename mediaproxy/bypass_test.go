@@ -2,7 +2,11 @@ package mediaproxy
 
 import (
 	"bytes"
+	"image"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -217,5 +221,39 @@ func TestThumbnailFollowsItsOriginal(t *testing.T) {
 	}
 	if resp, _ := e.do(t, "GET", "/_matrix/media/v3/thumbnail/hs.example/missing?width=64&height=64", "", nil); resp.StatusCode != 404 {
 		t.Fatalf("thumbnail of missing media: %d", resp.StatusCode)
+	}
+}
+
+// TestVideoFirstFrame: clients show a video's first frame, so a video
+// whose still is the listed picture is refused; one of a clean picture
+// passes.
+func TestVideoFirstFrame(t *testing.T) {
+	ffmpeg, err := exec.LookPath("ffmpeg")
+	if err != nil || !VideoDecoding() {
+		if os.Getenv("MEDIAGUARD_REQUIRE_E2E") != "" {
+			t.Fatal("ffmpeg is not installed but MEDIAGUARD_REQUIRE_E2E is set")
+		}
+		t.Skip("SKIPPED: ffmpeg not installed (apt-get install ffmpeg): videos are judged by exact hashes only")
+	}
+	photo := testPhoto(82, 320, 240)
+	e := newEnv(t, []string{"pdq " + pdqOf(t, encodePNG(photo)).String()}, nil)
+	video := func(img image.Image) []byte {
+		dir := t.TempDir()
+		in, out := filepath.Join(dir, "in.png"), filepath.Join(dir, "out.mp4")
+		os.WriteFile(in, encodePNG(img), 0o600)
+		cmd := exec.Command(ffmpeg, "-nostdin", "-loglevel", "error", "-loop", "1", "-t", "2", "-framerate", "5", "-i", in, "-c:v", "libx264", "-pix_fmt", "yuv420p", out)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ffmpeg: %v %s", err, b)
+		}
+		b, _ := os.ReadFile(out)
+		return b
+	}
+	for _, ct := range []string{"video/mp4", "application/octet-stream"} {
+		if resp, code := e.upload(t, ct, video(photo)); resp.StatusCode != 403 {
+			t.Fatalf("listed still as %s: %d %s", ct, resp.StatusCode, code)
+		}
+		if resp, _ := e.upload(t, ct, video(testPhoto(83, 320, 240))); resp.StatusCode != 200 {
+			t.Fatalf("clean video as %s: %d", ct, resp.StatusCode)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mediaguard/mediaguard/hashing"
+	"github.com/mediaguard/mediaguard/hashing/external"
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/hashing/picture"
 	"github.com/mediaguard/mediaguard/hashing/worker"
@@ -48,6 +49,9 @@ func (p *Proxy) scan(ctx context.Context, r io.ReadSeeker, contentType string, d
 	// told apart before queueing for a decoding slot.
 	format := imageByBytes(r)
 	if format == "" {
+		if video := worker.VideoByBytes(r); video != "" && VideoDecoding() {
+			return p.scanVideo(ctx, r, q, video)
+		}
 		// No image by its bytes (ciphertext, video, documents): exact
 		// hashes are all that can apply. Encrypted attachments arrive as
 		// opaque octet-streams and can never be on a list.
@@ -127,6 +131,41 @@ func imageByBytes(r io.ReadSeeker) string {
 		return format
 	}
 	return ""
+}
+
+// VideoDecoding reports whether videos are decoded (ffmpeg installed):
+// their first frame and frames sampled along them are PDQ-hashed, since a
+// client shows a video's first frame. Without it videos are judged by
+// their exact hashes only.
+func VideoDecoding() bool { return external.Available("ffmpeg") }
+
+// scanVideo hashes a video's first frame and sampled frames in a big
+// hashing slot; a video that does not decode keeps its exact hashes.
+func (p *Proxy) scanVideo(ctx context.Context, r io.ReadSeeker, q matcher.Query, container string) scanned {
+	var s scanned
+	q.Kind = matcher.KindVideo
+	if !p.acquireHashSlot(ctx, true) {
+		s.query = q
+		return s
+	}
+	res, err := p.hashImage(ctx, r)
+	p.releaseHashSlot(true)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.Info("video not decodable; judged by its exact hashes", zap.String("container", container), zap.Error(err))
+		}
+		s.query = q
+		return s
+	}
+	q.Has |= matcher.HasPDQ
+	q.PDQ, q.PDQQuality = res.Hash, res.Quality
+	if res.Dihedral != nil {
+		q.Dihedral = res.Dihedral[:]
+	}
+	q.Forms = res.Forms
+	s.pdq = &res
+	s.query = q
+	return s
 }
 
 // smallImagePixels is the largest image (by its header) that may use the
