@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mediaguard/mediaguard/audit"
+	"github.com/mediaguard/mediaguard/hashing/external"
 	"github.com/mediaguard/mediaguard/homeserver"
 	"github.com/mediaguard/mediaguard/matcher"
 	"github.com/mediaguard/mediaguard/mediaproxy"
@@ -219,6 +220,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("mediaguard: %w", err)
+	}
+	for prog, what := range map[string]string{"ffmpeg": "videos are judged by their exact hashes only, not by their frames", "djxl": "JPEG XL images are refused as undecodable (on_undecodable_image) or let through unscanned"} {
+		if !external.Available(prog) {
+			a.log.Warn("decoder program not installed: "+what, zap.String("program", prog))
+		}
 	}
 	a.local = local
 	var remotes []matcher.Remote

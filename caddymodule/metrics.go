@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mediaguard/mediaguard/hashing/external"
 	"github.com/mediaguard/mediaguard/mediaproxy"
 )
 
@@ -48,6 +49,22 @@ var (
 		}
 		return 0
 	})
+	// Decoders that run as programs: without ffmpeg videos are judged by
+	// exact hashes only, without djxl JPEG XL is refused as undecodable.
+	decoderAvailable = func() prometheus.Collector {
+		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "caddy", Subsystem: "mediaguard", Name: "decoder_available",
+			Help: "1 when the external decoder program is installed: ffmpeg (video frames), djxl (JPEG XL).",
+		}, []string{"program"})
+		for _, p := range []string{"ffmpeg", "djxl"} {
+			v := 0.0
+			if external.Available(p) {
+				v = 1
+			}
+			g.WithLabelValues(p).Set(v)
+		}
+		return g
+	}()
 	hashWaiting = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "hashing_waiting",
 		Help: "Bodies waiting for a decode-and-PDQ slot (max_concurrent_hashing).",
@@ -113,7 +130,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{scanned, bytesHashed, hashSeconds, matchSeconds, blocks, spoolBytes, downloadBuffered, hashWaiting, hashWorkersStarted, hashWorkersDiscarded, breakerState, breakerTransitions, backendFailures, backendBanksMissing, banks, cacheHits, cacheMisses} {
+	for _, c := range []prometheus.Collector{scanned, bytesHashed, hashSeconds, matchSeconds, blocks, spoolBytes, downloadBuffered, hashWaiting, decoderAvailable, hashWorkersStarted, hashWorkersDiscarded, breakerState, breakerTransitions, backendFailures, backendBanksMissing, banks, cacheHits, cacheMisses} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

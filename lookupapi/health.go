@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/mediaguard/mediaguard/matcher"
+
+	"github.com/mediaguard/mediaguard/hashing/external"
 )
 
 // Health states.
@@ -31,6 +33,10 @@ type HealthDoc struct {
 	// configured banks (HMA's banks A B) to their names: lookups in them
 	// match nothing, and HMA itself never says so.
 	MissingBanks map[string][]string `json:"missing_banks,omitempty"`
+	// Decoders says which external decoder programs the hashing workers
+	// can run: "ffmpeg" (video frames; without it videos are judged by
+	// their exact hashes only) and "djxl" (JPEG XL).
+	Decoders map[string]bool `json:"decoders"`
 }
 
 // BankHealth is one local bank in the health document. It leaves out the
@@ -56,7 +62,9 @@ type BankHealth struct {
 // breakers; either may be nil.
 func NewHealth(local *matcher.Local, guard *matcher.Guard) func(context.Context) any {
 	return func(context.Context) any {
-		doc := HealthDoc{Status: HealthOK, Banks: []BankHealth{}}
+		doc := HealthDoc{Status: HealthOK, Banks: []BankHealth{}, Decoders: map[string]bool{
+			"ffmpeg": external.Available("ffmpeg"), "djxl": external.Available("djxl"),
+		}}
 		if local != nil {
 			for _, s := range local.Status() {
 				doc.Banks = append(doc.Banks, BankHealth{
