@@ -10,6 +10,7 @@ import (
 	"image"
 	"io"
 	"sync"
+	"time"
 	_ "unsafe" // go:linkname
 
 	"github.com/tetratelabs/wazero"
@@ -52,11 +53,16 @@ var (
 	avifCodec = &wasmCodec{gz: &avifWasmGz}
 )
 
+// wasmTimeout bounds one WebAssembly decode: a safety net so no input can
+// keep a worker busy indefinitely (a 50 MP HEIC takes a few seconds).
+const wasmTimeout = 60 * time.Second
+
 // instance compiles the module on first use (about a second for libheif)
 // and returns a fresh instance: each decode gets its own linear memory,
 // released when the instance is closed.
 func (c *wasmCodec) instance(ctx context.Context) (api.Module, error) {
 	c.once.Do(func() {
+		ctx := context.Background() // the runtime outlives this call
 		if len(*c.gz) == 0 {
 			c.err = errors.New("WebAssembly decoder not linked in")
 			return
@@ -71,7 +77,11 @@ func (c *wasmCodec) instance(ctx context.Context) (api.Module, error) {
 			c.err = err
 			return
 		}
-		c.rt = wazero.NewRuntime(ctx)
+		// 2 GiB of linear memory at most per decode (the pixel limits are
+		// checked before decoding; this bounds what a hostile file can make
+		// the decoder allocate besides), and calls abort when their context
+		// ends.
+		c.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithMemoryLimitPages(32768).WithCloseOnContextDone(true))
 		wasi_snapshot_preview1.MustInstantiate(ctx, c.rt)
 		c.cm, c.err = c.rt.CompileModule(ctx, bin)
 	})
@@ -161,7 +171,8 @@ const (
 // image's size (after transformations). check vets the size before any
 // pixel memory is allocated.
 func heifDecode(data []byte, configOnly bool, check func(w, h int) error) (image.Image, int, int, error) {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), wasmTimeout)
+	defer cancel()
 	mod, err := heifCodec.instance(ctx)
 	if err != nil {
 		return nil, 0, 0, err
@@ -267,7 +278,8 @@ func heifDecode(data []byte, configOnly bool, check func(w, h int) error) (image
 // frame of a sequence. Pixels come back premultiplied RGBA, 8 or 16 bits.
 // check vets size and frame count before any pixel memory is allocated.
 func avifDecode(data []byte, configOnly, all bool, check func(w, h, frames int) error) ([]image.Image, int, int, error) {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), wasmTimeout)
+	defer cancel()
 	mod, err := avifCodec.instance(ctx)
 	if err != nil {
 		return nil, 0, 0, err
