@@ -49,3 +49,22 @@ func BenchmarkPNG(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHEIF measures a steady-state AVIF and HEIC decode (the
+// WebAssembly compile, about a second per decoder, happens once per
+// process, before the timer).
+func BenchmarkHEIF(b *testing.B) {
+	for _, name := range []string{"still.avif", "still.heic", "p130x66.heic"} {
+		data := readTestdata(b, name)
+		if _, err := Decode(bytes.NewReader(data), Options{}); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Decode(bytes.NewReader(data), Options{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"image"
 	"io"
 	"sync"
-	"time"
 	_ "unsafe" // go:linkname
 
 	"github.com/tetratelabs/wazero"
@@ -53,10 +52,6 @@ var (
 	avifCodec = &wasmCodec{gz: &avifWasmGz}
 )
 
-// wasmTimeout bounds one WebAssembly decode: a safety net so no input can
-// keep a worker busy indefinitely (a 50 MP HEIC takes a few seconds).
-const wasmTimeout = 60 * time.Second
-
 // instance compiles the module on first use (about a second for libheif)
 // and returns a fresh instance: each decode gets its own linear memory,
 // released when the instance is closed.
@@ -77,11 +72,13 @@ func (c *wasmCodec) instance(ctx context.Context) (api.Module, error) {
 			c.err = err
 			return
 		}
-		// 2 GiB of linear memory at most per decode (the pixel limits are
+		// 2 GiB of linear memory at most per decode: the pixel limits are
 		// checked before decoding; this bounds what a hostile file can make
-		// the decoder allocate besides), and calls abort when their context
-		// ends.
-		c.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithMemoryLimitPages(32768).WithCloseOnContextDone(true))
+		// the decoder allocate besides. (No deadline: wazero's
+		// WithCloseOnContextDone made libheif ten times slower. Time is
+		// bounded by the codecs' work per input byte and pixel, and the
+		// proxy's hashing workers are killed past their CPU budget.)
+		c.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithMemoryLimitPages(32768))
 		wasi_snapshot_preview1.MustInstantiate(ctx, c.rt)
 		c.cm, c.err = c.rt.CompileModule(ctx, bin)
 	})
@@ -171,8 +168,7 @@ const (
 // image's size (after transformations). check vets the size before any
 // pixel memory is allocated.
 func heifDecode(data []byte, configOnly bool, check func(w, h int) error) (image.Image, int, int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), wasmTimeout)
-	defer cancel()
+	ctx := context.Background()
 	mod, err := heifCodec.instance(ctx)
 	if err != nil {
 		return nil, 0, 0, err
@@ -278,8 +274,7 @@ func heifDecode(data []byte, configOnly bool, check func(w, h int) error) (image
 // frame of a sequence. Pixels come back premultiplied RGBA, 8 or 16 bits.
 // check vets size and frame count before any pixel memory is allocated.
 func avifDecode(data []byte, configOnly, all bool, check func(w, h, frames int) error) ([]image.Image, int, int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), wasmTimeout)
-	defer cancel()
+	ctx := context.Background()
 	mod, err := avifCodec.instance(ctx)
 	if err != nil {
 		return nil, 0, 0, err
