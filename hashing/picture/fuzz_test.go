@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/image/tiff"
 )
 
 // fuzzSeeds are small files of every format and variant the tests build.
@@ -43,6 +45,9 @@ func fuzzSeeds(f *testing.F) [][]byte {
 		d, _ := buildBMP(s, src)
 		add(d)
 	}
+	b.Reset()
+	tiff.Encode(&b, src, &tiff.Options{Compression: tiff.Deflate, Predictor: true})
+	add(b.Bytes())
 	bmp8, _ := buildBMP(bmpSpec{hdr: 40, bpp: 8}, photo(16, 16))
 	add(ico(icoDIB(bmp8, 16, 16, func(x, y int) bool { return x < y })))
 	entries, _ := os.ReadDir("testdata")

@@ -300,7 +300,11 @@ func decodeBytes(data []byte, format string, l *limits) (pic *Picture, err error
 	defer func() {
 		if p := recover(); p != nil {
 			pic = nil
-			err = fmt.Errorf("%w: %s decoder panic: %v\n%s", ErrCorrupt, format, p, debug.Stack())
+			stack := debug.Stack()
+			if len(stack) > 2048 {
+				stack = stack[:2048]
+			}
+			err = fmt.Errorf("%w: %s decoder panic: %v\n%s", ErrCorrupt, format, p, stack)
 		}
 	}()
 	switch format {
