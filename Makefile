@@ -8,8 +8,10 @@ FUZZTIME ?= 10s
 .PHONY: build run test test-short bench load fuzz vet fmt clean
 
 ## build: compile Caddy with mediaguard into bin/caddy (incremental)
+# nodynamic: the AVIF/HEIC decoders (hashing/picture) run only their built-in
+# WebAssembly, never a system libavif/libheif, and the binary stays static.
 build:
-	$(GO) build -o $(CADDY) ./xcaddy
+	$(GO) build -tags nodynamic -o $(CADDY) ./xcaddy
 
 ## run: build, then serve Caddyfile.example (in front of a homeserver on 127.0.0.1:8008)
 run: build
@@ -34,6 +36,7 @@ load: build
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
 	$(GO) test ./hashing/pdq -run '^$$' -fuzz '^FuzzHashBytes$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./hashing/picture -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./matcher -run '^$$' -fuzz '^FuzzParseBank$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./lookupapi -run '^$$' -fuzz '^FuzzLookupRequest$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./mediaproxy -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME)

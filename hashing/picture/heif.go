@@ -1,20 +1,18 @@
 package picture
 
 import (
-	"bytes"
+	"errors"
 	"image"
 	"io"
-
-	"github.com/gen2brain/avif"
-	"github.com/gen2brain/heic"
 )
 
-// AVIF and HEIC/HEIF through github.com/gen2brain/avif and
-// github.com/gen2brain/heic: libavif+dav1d and libheif+libde265 compiled to
-// WebAssembly and run by wazero, pure Go, no cgo. (Built without the
-// "nodynamic" tag they first try a system libavif.so/libheif.so through
-// purego, which also makes a CGO_ENABLED=0 binary dynamically linked: build
-// the server with -tags nodynamic.)
+// AVIF and HEIC/HEIF with libavif+dav1d and libheif+libde265 compiled to
+// WebAssembly (shipped by github.com/gen2brain/avif and
+// github.com/gen2brain/heic) and run by wazero: pure Go, no cgo, no system
+// libraries (see wasm.go for why their Go wrappers are bypassed). Their
+// packages are still linked in, and, built without the "nodynamic" tag,
+// import purego, which makes even a CGO_ENABLED=0 binary dynamically linked
+// against libc: build the server with -tags nodynamic to keep it static.
 //
 // The container is read here too: the primary item's size (ispe) is checked
 // against MaxPixels before the decoder allocates anything, and the
@@ -23,9 +21,11 @@ import (
 // libavif does not, so for AVIF they are reported as Orientation.
 
 type heifInfo struct {
-	w, h    int // primary item's ispe
-	orient  int // from irot/imir, EXIF numbering
-	samples int // largest track sample count (AVIF sequences)
+	w, h      int // primary item's ispe
+	orient    int // from irot/imir, EXIF numbering
+	nclx      bool
+	matrix    int
+	fullRange bool
 }
 
 type box struct {
@@ -124,6 +124,12 @@ func parseHEIF(data []byte) heifInfo {
 					if len(p.body) >= 12 && info.w == 0 {
 						info.w, info.h = int(be32(p.body[4:])), int(be32(p.body[8:]))
 					}
+				case "colr":
+					if len(p.body) >= 11 && string(p.body[:4]) == "nclx" && !info.nclx {
+						info.nclx = true
+						info.matrix = int(be16(p.body[8:]))
+						info.fullRange = p.body[10]&0x80 != 0
+					}
 				case "irot":
 					if len(p.body) >= 1 {
 						for k := 0; k < int(p.body[0]&3); k++ {
@@ -144,19 +150,6 @@ func parseHEIF(data []byte) heifInfo {
 				}
 			}
 			info.orient = matrixOrientation(m)
-		}
-	}
-	if moov := findBox(top, "moov"); moov != nil {
-		for _, t := range boxes(moov) {
-			if t.typ != "trak" {
-				continue
-			}
-			mdia := findBox(boxes(t.body), "mdia")
-			minf := findBox(boxes(mdia), "minf")
-			st := findBox(boxes(minf), "stbl")
-			if sz := findBox(boxes(st), "stsz"); len(sz) >= 12 {
-				info.samples = max(info.samples, int(min(be32(sz[8:]), 1<<30)))
-			}
 		}
 	}
 	return info
@@ -222,77 +215,110 @@ func configHEIF(r io.ReadSeeker, format string) (int, int, error) {
 	}
 	info := parseHEIF(head)
 	if info.w > 0 && info.h > 0 {
-		if format == "heic" && (info.orient >= 5) {
+		if format == "heic" && info.orient >= 5 {
 			return info.h, info.w, nil
 		}
 		return info.w, info.h, nil
 	}
-	var cfg image.Config
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return 0, 0, err
+	}
+	var w, h int
 	if format == "avif" {
-		cfg, err = avif.DecodeConfig(r)
+		_, w, h, err = avifDecode(data, true, false, nil)
 	} else {
-		cfg, err = heic.DecodeConfig(r)
+		_, w, h, err = heifDecode(data, true, nil)
 	}
 	if err != nil {
 		return 0, 0, corruptf(format, "header: %v", err)
 	}
-	return cfg.Width, cfg.Height, nil
+	return w, h, nil
 }
 
 func decodeHEIF(data []byte, format string, l *limits) (*Picture, error) {
 	info := parseHEIF(data)
-	w, h := info.w, info.h
-	if w <= 0 || h <= 0 {
-		var cfg image.Config
-		var err error
-		if format == "avif" {
-			cfg, err = avif.DecodeConfig(bytes.NewReader(data))
-		} else {
-			cfg, err = heic.DecodeConfig(bytes.NewReader(data))
-		}
-		if err != nil {
-			return nil, corruptf(format, "header: %v", err)
-		}
-		w, h = cfg.Width, cfg.Height
-	}
-	if err := l.fits(format, w, h); err != nil {
-		return nil, err
-	}
-	l.spend(int64(w) * int64(h))
-	if format == "heic" {
-		img, err := heic.Decode(bytes.NewReader(data))
-		if err != nil {
-			return nil, corruptf(format, "%v", err)
-		}
-		if err := l.fits(format, img.Bounds().Dx(), img.Bounds().Dy()); err != nil {
+	if info.w > 0 && info.h > 0 {
+		// The container's size, before the decoder parses anything.
+		if err := l.fits(format, info.w, info.h); err != nil {
 			return nil, err
 		}
+	}
+	if format == "heic" {
+		img, _, _, err := heifDecode(data, false, func(w, h int) error {
+			if err := l.fits(format, w, h); err != nil {
+				return err
+			}
+			l.spend(int64(w) * int64(h))
+			return nil
+		})
+		if err != nil {
+			if errors.Is(err, ErrTooManyPixels) {
+				return nil, err
+			}
+			return nil, corruptf(format, "%v", err)
+		}
+		if y, ok := img.(*image.YCbCr); ok && info.nclx {
+			img = info.convert(y)
+		}
+		// libheif has applied irot/imir already.
 		return still(img, 1, false), nil
 	}
-	// An AVIF sequence: decode every frame when they fit the budget,
-	// otherwise the first only.
-	if info.samples > 1 && int64(info.samples)*int64(w)*int64(h) <= l.maxTotal && l.spend(int64(info.samples-1)*int64(w)*int64(h)) {
-		all, err := avif.DecodeAll(bytes.NewReader(data))
-		if err == nil && len(all.Image) > 0 {
-			pic := &Picture{Scale: 1, Orientation: info.orient}
-			keep := sampleFrames(len(all.Image), l.frameQuota(int64(w)*int64(h)))
-			for i, img := range all.Image {
-				if keep[i] {
-					pic.Frames = append(pic.Frames, img)
-					pic.FrameIndex = append(pic.FrameIndex, i)
-				}
-			}
-			return pic, nil
+	// AVIF: a sequence's frames all, when they fit the budgets; else the
+	// first (marked Truncated).
+	truncated := false
+	frames, _, _, err := avifDecode(data, false, true, func(w, h, n int) error {
+		if err := l.fits(format, w, h); err != nil {
+			return err
 		}
+		px := int64(w) * int64(h)
+		if n > 1 && (int64(n)*px > l.maxTotal || !l.spend(int64(n)*px)) {
+			return errAllFrames
+		}
+		if n == 1 {
+			l.spend(px)
+		}
+		return nil
+	})
+	if errors.Is(err, errAllFrames) {
+		truncated = true
+		frames, _, _, err = avifDecode(data, false, false, func(w, h, n int) error { return nil })
 	}
-	img, err := avif.Decode(bytes.NewReader(data))
 	if err != nil {
+		if errors.Is(err, ErrTooManyPixels) {
+			return nil, err
+		}
 		return nil, corruptf(format, "%v", err)
 	}
-	if err := l.fits(format, img.Bounds().Dx(), img.Bounds().Dy()); err != nil {
-		return nil, err
+	if len(frames) == 0 {
+		return nil, corruptf(format, "no frame decoded")
 	}
-	pic := still(img, 1, info.samples > 1)
-	pic.Orientation = info.orient
+	b := frames[0].Bounds()
+	pic := &Picture{Scale: 1, Orientation: info.orient, Truncated: truncated}
+	keep := sampleFrames(len(frames), l.frameQuota(int64(b.Dx())*int64(b.Dy())))
+	for i, img := range frames {
+		if keep[i] {
+			pic.Frames = append(pic.Frames, img)
+			pic.FrameIndex = append(pic.FrameIndex, i)
+		}
+	}
 	return pic, nil
+}
+
+var errAllFrames = errors.New("all frames do not fit")
+
+// convert applies the container's colour description (nclx) where it
+// differs from image.YCbCr's JFIF assumption (full range, BT.601).
+func (info heifInfo) convert(y *image.YCbCr) image.Image {
+	kr, kb := 0.299, 0.114
+	switch info.matrix {
+	case 1:
+		kr, kb = 0.2126, 0.0722
+	case 9, 10:
+		kr, kb = 0.2627, 0.0593
+	}
+	if info.fullRange && kr == 0.299 {
+		return y
+	}
+	return yuvToNRGBA(y, info.fullRange, kr, kb)
 }

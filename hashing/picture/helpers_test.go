@@ -135,3 +135,5 @@ func mustErr(t *testing.T, data []byte, opt Options, want error) {
 func at(img image.Image, x, y int) color.NRGBA {
 	return color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA)
 }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

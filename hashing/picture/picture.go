@@ -193,7 +193,13 @@ func Sniff(head []byte) string {
 	case len(b) >= 12 && hasPrefix(b, "RIFF") && string(b[8:12]) == "WEBP":
 		return "webp"
 	case hasPrefix(b, "BM") && len(b) >= 18:
-		return "bmp"
+		// "BM" alone would claim one in 65536 random files: require a
+		// DIB header size that exists.
+		switch le32(b[14:]) {
+		case 12, 16, 40, 52, 56, 64, 108, 124:
+			return "bmp"
+		}
+		return ""
 	case hasPrefix(b, "II*\x00"), hasPrefix(b, "MM\x00*"):
 		return "tiff"
 	case len(b) >= 6 && b[0] == 0 && b[1] == 0 && (b[2] == 1 || b[2] == 2) && b[3] == 0 && (b[4] != 0 || b[5] != 0):
@@ -294,7 +300,11 @@ func decodeBytes(data []byte, format string, l *limits) (pic *Picture, err error
 	defer func() {
 		if p := recover(); p != nil {
 			pic = nil
-			err = fmt.Errorf("%w: %s decoder panic: %v\n%s", ErrCorrupt, format, p, debug.Stack())
+			stack := debug.Stack()
+			if len(stack) > 2048 {
+				stack = stack[:2048]
+			}
+			err = fmt.Errorf("%w: %s decoder panic: %v\n%s", ErrCorrupt, format, p, stack)
 		}
 	}()
 	switch format {

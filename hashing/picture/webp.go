@@ -131,7 +131,9 @@ func decodeWebPImage(chunks []riffChunk, l *limits) (image.Image, error) {
 			if err != nil {
 				return nil, corruptf("webp", "%v", err)
 			}
-			return img, nil
+			// x/image/webp hands VP8's limited-range Y'CbCr out as a
+			// full-range image.YCbCr: convert as libwebp does.
+			return vp8ToNRGBA(img), nil
 		}
 	}
 	return nil, corruptf("webp", "no image data")
