@@ -2,16 +2,18 @@
 GO      ?= go
 CADDY   := bin/caddy
 PKGS    := ./...
+# nodynamic: the AVIF/HEIC decoders (hashing/picture) run only their built-in
+# WebAssembly, never a system libavif/libheif, and the binary stays static.
+# Tests build with the same tags as bin/caddy.
+TAGS    := nodynamic
 # The fuzz targets and how long each runs in `make fuzz` (CI runs it bounded).
 FUZZTIME ?= 10s
 
 .PHONY: build run test test-short bench load fuzz vet fmt clean
 
 ## build: compile Caddy with mediaguard into bin/caddy (incremental)
-# nodynamic: the AVIF/HEIC decoders (hashing/picture) run only their built-in
-# WebAssembly, never a system libavif/libheif, and the binary stays static.
 build:
-	$(GO) build -tags nodynamic -o $(CADDY) ./xcaddy
+	$(GO) build -tags $(TAGS) -o $(CADDY) ./xcaddy
 
 ## run: build, then serve Caddyfile.example (in front of a homeserver on 127.0.0.1:8008)
 run: build
@@ -19,11 +21,11 @@ run: build
 
 ## test: every test, with the race detector
 test: vet
-	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -tags $(TAGS) -race -count=1 $(PKGS)
 
 ## test-short: the quick subset while editing
 test-short:
-	$(GO) test -short $(PKGS)
+	$(GO) test -tags $(TAGS) -short $(PKGS)
 
 ## bench: the benchmarks behind BENCHMARKS.md (compare runs with benchstat)
 bench:
@@ -35,16 +37,16 @@ load: build
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
-	$(GO) test ./hashing/pdq -run '^$$' -fuzz '^FuzzHashBytes$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./hashing/picture -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./matcher -run '^$$' -fuzz '^FuzzParseBank$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./lookupapi -run '^$$' -fuzz '^FuzzLookupRequest$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./mediaproxy -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./mediaproxy -run '^$$' -fuzz '^FuzzFederationMedia$$' -fuzztime $(FUZZTIME)
+	$(GO) test -tags $(TAGS) ./hashing/pdq -run '^$$' -fuzz '^FuzzHashBytes$$' -fuzztime $(FUZZTIME)
+	$(GO) test -tags $(TAGS) ./hashing/picture -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test -tags $(TAGS) ./matcher -run '^$$' -fuzz '^FuzzParseBank$$' -fuzztime $(FUZZTIME)
+	$(GO) test -tags $(TAGS) ./lookupapi -run '^$$' -fuzz '^FuzzLookupRequest$$' -fuzztime $(FUZZTIME)
+	$(GO) test -tags $(TAGS) ./mediaproxy -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME)
+	$(GO) test -tags $(TAGS) ./mediaproxy -run '^$$' -fuzz '^FuzzFederationMedia$$' -fuzztime $(FUZZTIME)
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
-	$(GO) vet $(PKGS)
+	$(GO) vet -tags $(TAGS) $(PKGS)
 
 fmt:
 	gofmt -w .
