@@ -33,7 +33,7 @@ func init() {
 }
 
 func hashCommand() *cobra.Command {
-	var asJSON, dihedral, resize512 bool
+	var asJSON, dihedral, resize512, reference bool
 	var maxPixels int
 	c := &cobra.Command{
 		Use:   "hash [--json] [--dihedral] [--resize512] FILE...",
@@ -41,14 +41,19 @@ func hashCommand() *cobra.Command {
 		Long: `Prints md5, sha1, sha256, pdq (64 hex) and pdq_quality for each FILE.
 A file that is not a decodable image gets its exact digests, an empty pdq and
 an error. With --json, one JSON object per line with the keys file, md5, sha1,
-sha256, pdq, pdq_quality, dihedral (with --dihedral) and error. PDQ is computed
-at full resolution like HMA; --resize512 uses the reference command-line
-tool's 512×512 pre-resize instead. Exits 1 if any file could not be read.`,
+sha256, pdq, pdq_quality, dihedral (with --dihedral), forms and error. Files
+are decoded as the proxy decodes them (every format, frame and form a viewer
+sees: forms lists the frames, the displayed orientation and transparency
+composited); pdq is the picture as stored. --reference decodes with Go's
+standard decoders only, the convention of the PDQ test vectors. PDQ is
+computed at full resolution like HMA; --resize512 uses the reference
+command-line tool's 512×512 pre-resize instead. Exits 1 if any file could not
+be read.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opt := hashing.FileOptions{
 				PDQ:    pdq.Options{Dihedral: dihedral, Resize512: resize512},
-				Decode: pdq.DecodeOptions{MaxPixels: maxPixels},
+				Decode: pdq.DecodeOptions{MaxPixels: maxPixels, Viewed: !reference},
 			}
 			if failed := runHash(cmd.OutOrStdout(), cmd.ErrOrStderr(), args, opt, asJSON); failed > 0 {
 				cmd.SilenceUsage = true
@@ -58,6 +63,7 @@ tool's 512×512 pre-resize instead. Exits 1 if any file could not be read.`,
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line")
+	c.Flags().BoolVar(&reference, "reference", false, "decode with Go's standard decoders only (the PDQ test vectors' convention)")
 	c.Flags().BoolVar(&dihedral, "dihedral", false, "also print the 8 dihedral PDQ hashes (original, rotate90, rotate180, rotate270, flipX, flipY, flipPlus1, flipMinus1)")
 	c.Flags().BoolVar(&resize512, "resize512", false, "pre-resize images larger than 512 px to 512×512 like the reference CLI")
 	c.Flags().IntVar(&maxPixels, "max-pixels", pdq.DefaultMaxPixels, "refuse images with more pixels than this")
@@ -86,6 +92,9 @@ func runHash(stdout, stderr io.Writer, files []string, opt hashing.FileOptions, 
 		fmt.Fprintf(stdout, "  pdq          %s\n  pdq_quality  %d\n", rep.PDQ, rep.PDQQuality)
 		for i, h := range rep.Dihedral {
 			fmt.Fprintf(stdout, "  %-12s %s\n", pdq.DihedralNames[i], h)
+		}
+		for _, f := range rep.Forms {
+			fmt.Fprintf(stdout, "  form         %s q%d (%s)\n", f.PDQ, f.PDQQuality, f.Name)
 		}
 	}
 	return failed

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/hashing/worker"
 )
 
 // Report is everything mediaguard computes for one file, with the JSON keys
@@ -19,8 +20,18 @@ type Report struct {
 	PDQ        string   `json:"pdq"`
 	PDQQuality int      `json:"pdq_quality"`
 	Dihedral   []string `json:"dihedral,omitempty"`
+	// Forms are the other ways the picture is shown (frames, orientation
+	// applied, transparency composited, video frames), each matched.
+	Forms []FormReport `json:"forms,omitempty"`
 	// Error says why there is no PDQ (not an image, corrupt, too large).
 	Error string `json:"error,omitempty"`
+}
+
+// FormReport is one further form of the media and its PDQ hash.
+type FormReport struct {
+	Name       string `json:"name"`
+	PDQ        string `json:"pdq"`
+	PDQQuality int    `json:"pdq_quality"`
 }
 
 // FileOptions choose the PDQ convention and limits for HashFile.
@@ -57,7 +68,12 @@ func HashReadSeeker(name string, r io.ReadSeeker, opt FileOptions) (Report, erro
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		return rep, err
 	}
-	res, _, err := pdq.HashReader(r, opt.Decode, opt.PDQ)
+	hash := pdq.HashReader
+	if opt.Decode.Viewed {
+		// As the proxy does: every format and form a viewer sees.
+		hash = worker.HashViewed
+	}
+	res, _, err := hash(r, opt.Decode, opt.PDQ)
 	if err != nil {
 		if !errors.Is(err, pdq.ErrNotImage) && !errors.Is(err, pdq.ErrCorrupt) && !errors.Is(err, pdq.ErrTooManyPixels) {
 			return rep, err
@@ -72,6 +88,9 @@ func HashReadSeeker(name string, r io.ReadSeeker, opt FileOptions) (Report, erro
 		for i, h := range res.Dihedral {
 			rep.Dihedral[i] = h.String()
 		}
+	}
+	for _, f := range res.Forms {
+		rep.Forms = append(rep.Forms, FormReport{Name: f.Name, PDQ: f.Hash.String(), PDQQuality: f.Quality})
 	}
 	return rep, nil
 }
