@@ -96,8 +96,10 @@ type App struct {
 	// this long, answering 408 (default 60s, like nginx's
 	// client_body_timeout); a negative value disables it.
 	UploadIdleTimeout caddy.Duration `json:"upload_idle_timeout,omitempty"`
-	// MaxPixels refuses to decode images above this many pixels (default
-	// 50 million), so decompression bombs cost nothing.
+	// MaxPixels is the most pixels an image is decoded at in full
+	// (default 16 million); larger ones (big phone photos, decompression
+	// bombs) are decoded at a reduced scale that fits, which PDQ barely
+	// notices, so a bomb costs bounded memory and time.
 	MaxPixels int `json:"max_pixels,omitempty"`
 	// ServerName is the homeserver's server name, used to key federation
 	// media requests; learned from the first upload when empty.

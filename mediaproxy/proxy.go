@@ -28,6 +28,9 @@ const (
 	DefaultMemoryBuffer      = 4 << 20
 	DefaultMaxDownloadBuffer = 16 << 20
 	DefaultMaxBufferedTotal  = 32 << 20
+	// DefaultMaxPixels bounds full-resolution decoding: a 7000×7000 PNG
+	// bomb then costs a quarter of the PDQ work and none of its 196 MB.
+	DefaultMaxPixels = 16_000_000
 	// DefaultUploadIdleTimeout is nginx's client_body_timeout: an upload
 	// that sends nothing for this long is dead or a slow-loris.
 	DefaultUploadIdleTimeout = 60 * time.Second
@@ -82,7 +85,10 @@ type Config struct {
 	// none. A trickle keeps it alive, but each trickling upload holds
 	// memory only within MaxBufferedTotal.
 	UploadIdleTimeout time.Duration
-	// MaxPixels refuses to decode larger images (decompression bombs).
+	// MaxPixels is the most pixels an image is decoded at in full; a
+	// larger one (a 48 MP phone photo, a decompression bomb) is decoded
+	// at a reduced scale that fits, which PDQ, a 64×64 low-pass, barely
+	// notices. Default DefaultMaxPixels.
 	MaxPixels int
 	// OnUndecodableImage is the policy for bodies that are images by
 	// their bytes but that no decoder here can read: UndecodableBlock
@@ -227,6 +233,9 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.MaxBufferedTotal <= 0 {
 		cfg.MaxBufferedTotal = DefaultMaxBufferedTotal
+	}
+	if cfg.MaxPixels <= 0 {
+		cfg.MaxPixels = DefaultMaxPixels
 	}
 	if cfg.MaxConcurrentHashing <= 0 {
 		cfg.MaxConcurrentHashing = max(1, runtime.GOMAXPROCS(0)-1)
