@@ -2,6 +2,7 @@ package picture
 
 import (
 	"bytes"
+	"fmt"
 	"image/jpeg"
 	"io"
 )
@@ -54,9 +55,15 @@ func configJPEG(r io.Reader) (int, int, error) {
 // or for images too large to decode at full size.
 func decodeJPEG(data []byte, l *limits) (*Picture, error) {
 	orient := jpegOrientation(data)
+	if jpegFallback != nil && jpegWantsFallback(data) {
+		return jpegViaFallback(data, l, orient, corruptf("jpeg", "decoded as libjpeg-turbo does"))
+	}
 	cfg, err := jpeg.DecodeConfig(bytes.NewReader(data))
 	if err == nil {
-		if ferr := l.fits("jpeg", cfg.Width, cfg.Height); ferr != nil {
+		if int64(cfg.Width)*int64(cfg.Height) > l.maxPixels {
+			// Too big to decode in full: DCT scaling is both exact
+			// enough for PDQ and far cheaper.
+			ferr := fmt.Errorf("%w: jpeg is %dx%d, limit %d pixels", ErrTooManyPixels, cfg.Width, cfg.Height, l.maxPixels)
 			if jpegFallback == nil {
 				return nil, ferr
 			}

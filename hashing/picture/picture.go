@@ -152,13 +152,16 @@ func (l *limits) scaleFor(format string, w, h int) (int, error) {
 	return n, nil
 }
 
-// fits refuses a full-size-only decode over the pixel limit.
+// fits refuses a full-size-only decode over the pixel limit. Formats with
+// no reduced-scale decoder (WebP, TIFF, AVIF, HEIC) may use the whole
+// frame budget, MaxTotalPixels: refusing a big phone HEIC outright would
+// refuse ordinary photos, while the budget still bounds a bomb.
 func (l *limits) fits(format string, w, h int) error {
 	if w <= 0 || h <= 0 {
 		return corruptf(format, "declares %dx%d", w, h)
 	}
-	if int64(w)*int64(h) > l.maxPixels {
-		return fmt.Errorf("%w: %s is %dx%d, limit %d pixels", ErrTooManyPixels, format, w, h, l.maxPixels)
+	if int64(w)*int64(h) > l.maxTotal {
+		return fmt.Errorf("%w: %s is %dx%d, limit %d pixels", ErrTooManyPixels, format, w, h, l.maxTotal)
 	}
 	return nil
 }

@@ -1,0 +1,64 @@
+package picture
+
+import "bytes"
+
+// maxGoScans is the most scans a JPEG may have for image/jpeg to decode
+// it: a crafted progressive file with thousands of scans kept it busy for
+// a minute, while the fallback decoder bounds its work by the pixels.
+const maxGoScans = 64
+
+// jpegWantsFallback reports whether a JPEG should skip image/jpeg and go
+// to the tolerant decoder, which follows libjpeg-turbo (and so browsers)
+// where image/jpeg differs or costs too much:
+//   - an Adobe APP14 marker, which libjpeg-turbo lets decide the colour
+//     transform (image/jpeg reads components 'R','G','B' as RGB even when
+//     the marker says YCbCr);
+//   - four components (CMYK/YCCK) and 'R','G','B' component IDs;
+//   - more than maxGoScans scans.
+//
+// A plain baseline or progressive YCbCr or greyscale JPEG stays with
+// image/jpeg, whose pixels the reference PDQ hashes are pinned to.
+func jpegWantsFallback(data []byte) bool {
+	if bytes.Count(data, []byte{0xff, 0xda}) > maxGoScans {
+		return true
+	}
+	i := 2
+	for i+4 <= len(data) {
+		if data[i] != 0xff {
+			return false // not at a marker: let image/jpeg report it
+		}
+		m := data[i+1]
+		if m == 0xff {
+			i++
+			continue
+		}
+		if m == 0xd8 || (m >= 0xd0 && m <= 0xd7) || m == 0x01 {
+			i += 2
+			continue
+		}
+		n := int(data[i+2])<<8 | int(data[i+3])
+		if n < 2 || i+2+n > len(data) {
+			return false
+		}
+		seg := data[i+4 : i+2+n]
+		switch {
+		case m == 0xee && bytes.HasPrefix(seg, []byte("Adobe")):
+			return true
+		case m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc:
+			if len(seg) < 6 {
+				return false
+			}
+			nc := int(seg[5])
+			if nc == 4 {
+				return true
+			}
+			if nc == 3 && len(seg) >= 6+9 && seg[6] == 'R' && seg[9] == 'G' && seg[12] == 'B' {
+				return true
+			}
+		case m == 0xda:
+			return false
+		}
+		i += 2 + n
+	}
+	return false
+}
