@@ -227,6 +227,13 @@ type tcase struct {
 }
 
 func TestDecodeTable(t *testing.T) {
+	for _, c := range tableCases() {
+		t.Run(c.name, func(t *testing.T) { c.run(t) })
+	}
+}
+
+// tableCases builds every input of the table test.
+func tableCases() []tcase {
 	pic := synthPicture(tw, th, 1)
 	gray := grayOf(pic)
 	goBase := goJPEG(pic, 92)
@@ -429,6 +436,21 @@ func TestDecodeTable(t *testing.T) {
 		add(tcase{name: "restart-missing-and-renumbered", data: b, want: pic, meanTol: 8, anyTrunc: true})
 	}
 
+	// Arithmetic coding (SOF9/SOF10, DAC).
+	add(tcase{name: "arith-seq-420", data: enc(with(func(o *encOpts) { o.arith = true })), want: pic})
+	add(tcase{name: "arith-seq-444-dac", data: enc(with(func(o *encOpts) {
+		o.arith, o.comps, o.dac, o.dacL, o.dacU, o.dacK = true, ycc(1, 1, 1, 1, 1, 1, 1), true, 1, 4, 12
+	})), want: pic})
+	add(tcase{name: "arith-prog", data: enc(with(func(o *encOpts) { o.arith, o.progressive = true, true })), want: pic})
+	add(tcase{name: "arith-prog-restart", data: enc(with(func(o *encOpts) { o.arith, o.progressive, o.restart = true, true, 3 })), want: pic})
+	add(tcase{name: "arith-seq-restart-gray", data: enc(encOpts{comps: ycc(1, 1, 1), color: "gray", adobe: -1, arith: true, restart: 4}), want: gray})
+	{
+		b := enc(with(func(o *encOpts) { o.arith = true }))
+		s := firstSeg(b, 0xDA)
+		b = b[:s.end+(s.dataEnd-s.end)/2]
+		add(tcase{name: "arith-truncated", data: b, want: pic, trunc: true, rows: [2]int{0, 2}, greyFrom: 4})
+	}
+
 	// DCT scaling.
 	big := synthPicture(320, 240, 2)
 	bigGo := goJPEG(big, 90)
@@ -440,55 +462,57 @@ func TestDecodeTable(t *testing.T) {
 		add(tcase{name: fmt.Sprintf("scale-1/%d-prog-gray", s), data: encodeJPEG(big, encOpts{comps: ycc(1, 1, 1), color: "gray", progressive: true, adobe: -1}),
 			want: grayOf(big), maxPixels: mp, scale: s})
 	}
+	add(tcase{name: "scale-1/4-arith-prog", data: encodeJPEG(big, encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1), color: "ycbcr", adobe: -1, progressive: true, arith: true}),
+		want: big, maxPixels: 80 * 60, scale: 4})
 	add(tcase{name: "scale-1/4-truncated", data: bigGo[:len(bigGo)/2], want: big, maxPixels: 80 * 60, scale: 4, trunc: true, rows: [2]int{0, 2}, greyFrom: 4})
 
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			res, err := DecodeBytes(c.data, c.maxPixels)
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantScale := max(c.scale, 1)
-			if res.Scale != wantScale {
-				t.Errorf("scale %d, want %d", res.Scale, wantScale)
-			}
-			if res.Truncated != c.trunc && !c.anyTrunc {
-				t.Errorf("truncated %v, want %v", res.Truncated, c.trunc)
-			}
-			wb := c.want.Bounds()
-			if want := image.Rect(0, 0, (wb.Dx()+wantScale-1)/wantScale, (wb.Dy()+wantScale-1)/wantScale); res.Image.Bounds() != want {
-				t.Fatalf("bounds %v, want %v", res.Image.Bounds(), want)
-			}
-			rows := c.rows
-			if rows == [2]int{} {
-				rows = [2]int{0, gridH}
-			}
-			tol := c.meanTol
-			if tol == 0 {
-				tol = 3
-			}
-			if rows[1] > rows[0] {
-				// A 1/8 picture's cells straddle sharp edges differently.
-				compareLuma(t, res.Image, c.want, rows[0], rows[1], tol, 4*tol*float64(wantScale+1)/2)
-			}
-			if c.greyFrom > 0 {
-				checkGrey(t, res.Image, c.greyFrom, gridH)
-			}
-			ref := c.goRef
-			if c.goSame {
-				ref = c.data
-			}
-			if ref != nil {
-				w, err := jpeg.Decode(bytes.NewReader(ref))
-				if err != nil {
-					t.Fatalf("image/jpeg: %v", err)
-				}
-				compareExact(t, res.Image, w, 2)
-			}
-			if c.check != nil {
-				c.check(t, res)
-			}
-		})
+	return cases
+}
+
+func (c tcase) run(t *testing.T) {
+	res, err := DecodeBytes(c.data, c.maxPixels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantScale := max(c.scale, 1)
+	if res.Scale != wantScale {
+		t.Errorf("scale %d, want %d", res.Scale, wantScale)
+	}
+	if res.Truncated != c.trunc && !c.anyTrunc {
+		t.Errorf("truncated %v, want %v", res.Truncated, c.trunc)
+	}
+	wb := c.want.Bounds()
+	if want := image.Rect(0, 0, (wb.Dx()+wantScale-1)/wantScale, (wb.Dy()+wantScale-1)/wantScale); res.Image.Bounds() != want {
+		t.Fatalf("bounds %v, want %v", res.Image.Bounds(), want)
+	}
+	rows := c.rows
+	if rows == [2]int{} {
+		rows = [2]int{0, gridH}
+	}
+	tol := c.meanTol
+	if tol == 0 {
+		tol = 3
+	}
+	if rows[1] > rows[0] {
+		// A 1/8 picture's cells straddle sharp edges differently.
+		compareLuma(t, res.Image, c.want, rows[0], rows[1], tol, 4*tol*float64(wantScale+1)/2)
+	}
+	if c.greyFrom > 0 {
+		checkGrey(t, res.Image, c.greyFrom, gridH)
+	}
+	ref := c.goRef
+	if c.goSame {
+		ref = c.data
+	}
+	if ref != nil {
+		w, err := jpeg.Decode(bytes.NewReader(ref))
+		if err != nil {
+			t.Fatalf("image/jpeg: %v", err)
+		}
+		compareExact(t, res.Image, w, 2)
+	}
+	if c.check != nil {
+		c.check(t, res)
 	}
 }
 

@@ -122,6 +122,7 @@ type decoder struct {
 
 	br     bitReader
 	ar     arithDecoder
+	as     *arithState
 	eobrun int
 	// rstRenumbered: this scan's restart markers have not followed
 	// their numbering, so the numbers are no guide.

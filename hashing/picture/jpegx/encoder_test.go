@@ -77,6 +77,10 @@ type encOpts struct {
 	adobe       int // -1: no APP14
 	stdTables   bool
 	omitDHT     bool
+	arith       bool // arithmetic coding (SOF9/SOF10)
+	dac         bool // emit a DAC with these conditioning values
+	dacL, dacU  int
+	dacK        int
 }
 
 // planesFor converts the picture into full-resolution component planes.
@@ -333,6 +337,16 @@ func encodeJPEG(img *image.RGBA, o encOpts) []byte {
 	if o.progressive {
 		sofM = 0xC2
 	}
+	if o.arith {
+		sofM = 0xC9
+		if o.progressive {
+			sofM = 0xCA
+		}
+		o.omitDHT = true
+		if o.dac {
+			segment(&out, 0xCC, []byte{0x00, byte(o.dacU<<4 | o.dacL), 0x10, byte(o.dacK)})
+		}
+	}
 	segment(&out, sofM, sof)
 	tables := func(i int) (*encTable, *encTable) {
 		if o.stdTables {
@@ -384,6 +398,10 @@ func encodeJPEG(img *image.RGBA, o encOpts) []byte {
 		}
 		hdr = append(hdr, byte(sc.ss), byte(sc.se), byte(sc.ah<<4|sc.al))
 		segment(&out, 0xDA, hdr)
+		if o.arith {
+			out.Write(encodeArithScan(comps, sc, o, mcusX, mcusY))
+			continue
+		}
 		out.Write(encodeScan(comps, sc, o, mcusX, mcusY, tables))
 	}
 	out.Write([]byte{0xFF, 0xD9})
@@ -670,4 +688,58 @@ func (e *scanEnc) acRefine(b *[64]int) {
 			e.flushEOB()
 		}
 	}
+}
+
+type blkRef struct {
+	ci int
+	b  *[64]int
+}
+
+// scanMCUs lists a scan's MCUs in coding order (T.81 A.2).
+func scanMCUs(comps []encBlockComp, sc encScan, mcusX, mcusY int) [][]blkRef {
+	var mcus [][]blkRef
+	if len(sc.comps) == 1 {
+		c := &comps[sc.comps[0]]
+		for by := range c.cbh {
+			for bx := range c.cbw {
+				mcus = append(mcus, []blkRef{{sc.comps[0], &c.coef[by*c.bw+bx]}})
+			}
+		}
+		return mcus
+	}
+	for my := range mcusY {
+		for mx := range mcusX {
+			var m []blkRef
+			for _, ci := range sc.comps {
+				c := &comps[ci]
+				for y := range c.v {
+					for x := range c.h {
+						m = append(m, blkRef{ci, &c.coef[(my*c.v+y)*c.bw+mx*c.h+x]})
+					}
+				}
+			}
+			mcus = append(mcus, m)
+		}
+	}
+	return mcus
+}
+
+func encodeArithScan(comps []encBlockComp, sc encScan, o encOpts, mcusX, mcusY int) []byte {
+	var out []byte
+	e := newArithScanEnc(o)
+	preds := make([]int, len(comps))
+	rst := 0
+	for mi, m := range scanMCUs(comps, sc, mcusX, mcusY) {
+		if o.restart > 0 && mi > 0 && mi%o.restart == 0 {
+			out = append(out, e.qm.flush()...)
+			out = append(out, 0xFF, byte(0xD0+rst))
+			rst = (rst + 1) & 7
+			e = newArithScanEnc(o)
+			clear(preds)
+		}
+		for _, br := range m {
+			e.block(br.ci, br.b, sc, o.progressive, preds)
+		}
+	}
+	return append(out, e.qm.flush()...)
 }

@@ -19,9 +19,6 @@ func (d *decoder) processScan(seg []byte) error {
 	if d.lossless {
 		return d.losslessScan(&sc)
 	}
-	if d.arithmetic {
-		return unsupported("arithmetic coding")
-	}
 	if d.progressive {
 		bad := sc.ss > sc.se || sc.se > 63 || sc.al > 13 || sc.ah > 13 ||
 			(sc.ss == 0 && sc.se != 0) || (sc.ss > 0 && len(sc.comps) != 1) ||
@@ -50,6 +47,9 @@ func (d *decoder) processScan(seg []byte) error {
 			c.latched = true
 		}
 		if d.arithmetic {
+			if sc.td[i] > 3 || sc.ta[i] > 3 {
+				return corrupt("arithmetic conditioning table id")
+			}
 			continue
 		}
 		needDC := !d.progressive || (sc.ss == 0 && sc.ah == 0)
