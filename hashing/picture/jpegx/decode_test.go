@@ -451,6 +451,11 @@ func tableCases() []tcase {
 		add(tcase{name: "arith-truncated", data: b, want: pic, trunc: true, rows: [2]int{0, 2}, greyFrom: 4})
 	}
 
+	// 12-bit samples, brought to 8 bits.
+	add(tcase{name: "12bit-seq", data: enc(with(func(o *encOpts) { o.precision = 12 })), want: pic})
+	add(tcase{name: "12bit-prog", data: enc(with(func(o *encOpts) { o.precision, o.progressive = 12, true })), want: pic})
+	add(tcase{name: "12bit-arith-gray", data: enc(encOpts{comps: ycc(1, 1, 1), color: "gray", adobe: -1, arith: true, precision: 12}), want: gray})
+
 	// DCT scaling.
 	big := synthPicture(320, 240, 2)
 	bigGo := goJPEG(big, 90)
@@ -459,6 +464,8 @@ func tableCases() []tcase {
 		mp := (320 / s) * (240 / s)
 		add(tcase{name: fmt.Sprintf("scale-1/%d", s), data: bigGo, want: big, maxPixels: mp, scale: s})
 		add(tcase{name: fmt.Sprintf("scale-1/%d-prog", s), data: bigProg, want: big, maxPixels: mp, scale: s})
+		add(tcase{name: fmt.Sprintf("scale-1/%d-12bit", s), data: encodeJPEG(big, encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1), color: "ycbcr", adobe: -1, precision: 12}),
+			want: big, maxPixels: mp, scale: s})
 		add(tcase{name: fmt.Sprintf("scale-1/%d-prog-gray", s), data: encodeJPEG(big, encOpts{comps: ycc(1, 1, 1), color: "gray", progressive: true, adobe: -1}),
 			want: grayOf(big), maxPixels: mp, scale: s})
 	}
@@ -578,7 +585,7 @@ func TestIDCTMatchesDefinition(t *testing.T) {
 	for i := range q {
 		q[i] = 1
 	}
-	tab := makeIDCTTables(&q)
+	tab := makeIDCTTables(&q, 8)
 	for trial := range 50 {
 		var blk [64]int16
 		for z := range 64 {

@@ -127,6 +127,8 @@ type decoder struct {
 	// rstRenumbered: this scan's restart markers have not followed
 	// their numbering, so the numbers are no guide.
 	rstRenumbered bool
+	mkPos         int  // position of the next marker found by restart, -1 if unknown
+	mk            byte // and its code
 	truncated     bool
 	stopped       bool // work budget spent
 	work          int64

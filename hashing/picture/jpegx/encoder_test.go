@@ -78,6 +78,7 @@ type encOpts struct {
 	stdTables   bool
 	omitDHT     bool
 	arith       bool // arithmetic coding (SOF9/SOF10)
+	precision   int  // 12 for 12-bit samples; 0 means 8
 	dac         bool // emit a DAC with these conditioning values
 	dacL, dacU  int
 	dacK        int
@@ -219,8 +220,8 @@ func makeEncTable(counts [17]int, vals []byte) *encTable {
 // valid for progressive scans (EOBn symbols) and easy to get right.
 var flatDC = func() *encTable {
 	var c [17]int
-	c[4] = 12
-	v := make([]byte, 12)
+	c[5] = 16 // categories up to 15 for 12-bit data
+	v := make([]byte, 16)
 	for i := range v {
 		v[i] = byte(i)
 	}
@@ -270,6 +271,16 @@ func segment(out *bytes.Buffer, m byte, payload []byte) {
 func encodeJPEG(img *image.RGBA, o encOpts) []byte {
 	W, H := img.Bounds().Dx(), img.Bounds().Dy()
 	full := planesFor(img, o.color)
+	level := 128.0
+	if o.precision == 12 {
+		// 12-bit samples: the picture spread over 0..4095.
+		level = 2048
+		for _, p := range full {
+			for i := range p {
+				p[i] = p[i]*16 + 8
+			}
+		}
+	}
 	hmax, vmax := 1, 1
 	for _, c := range o.comps {
 		hmax, vmax = max(hmax, c.h), max(vmax, c.v)
@@ -303,7 +314,7 @@ func encodeJPEG(img *image.RGBA, o encOpts) []byte {
 				var blk [64]float64
 				for y := range 8 {
 					for x := range 8 {
-						blk[y*8+x] = plane[(by*8+y)*pw+bx*8+x] - 128
+						blk[y*8+x] = plane[(by*8+y)*pw+bx*8+x] - level
 					}
 				}
 				f := fdct(&blk)
@@ -329,11 +340,14 @@ func encodeJPEG(img *image.RGBA, o encOpts) []byte {
 		}
 		segment(&out, 0xDB, p)
 	}
-	sof := []byte{8, byte(H >> 8), byte(H), byte(W >> 8), byte(W), byte(len(comps))}
+	sof := []byte{byte(max(o.precision, 8)), byte(H >> 8), byte(H), byte(W >> 8), byte(W), byte(len(comps))}
 	for _, c := range comps {
 		sof = append(sof, c.id, byte(c.h<<4|c.v), byte(c.tq))
 	}
 	sofM := byte(0xC0)
+	if o.precision == 12 {
+		sofM = 0xC1
+	}
 	if o.progressive {
 		sofM = 0xC2
 	}

@@ -48,15 +48,25 @@ type idctTables struct {
 	aan   [64]float32 // by natural index: q * aanScale[row] * aanScale[col] / 8
 	plain [64]float32 // by zig-zag index: q
 	q0    int32
+	// dcShift: a flat block's value is (dc*q0 + round) >> dcShift.
+	dcShift uint
 }
 
-func makeIDCTTables(q *[64]uint16) *idctTables {
-	t := &idctTables{q0: int32(q[0])}
+// makeIDCTTables builds the tables for quantisation table q. 12-bit data
+// is brought to 8 bits by folding the /16 into the tables: the IDCT is
+// linear and the level shift 2048/16 is the 8-bit 128.
+func makeIDCTTables(q *[64]uint16, precision int) *idctTables {
+	t := &idctTables{q0: int32(q[0]), dcShift: 3}
+	scale := 1.0
+	if precision == 12 {
+		scale = 1.0 / 16
+		t.dcShift = 7
+	}
 	for z := range 64 {
 		n := unzig[z]
 		r, c := n/8, n%8
-		t.aan[n] = float32(float64(q[z]) * aanScale[r] * aanScale[c] / 8)
-		t.plain[z] = float32(q[z])
+		t.aan[n] = float32(float64(q[z]) * scale * aanScale[r] * aanScale[c] / 8)
+		t.plain[z] = float32(float64(q[z]) * scale)
 	}
 	return t
 }
@@ -203,7 +213,7 @@ func idct2(blk []int16, t *idctTables, dst []byte, stride int) {
 }
 
 func dcPixel(dc int16, t *idctTables) byte {
-	v := (int32(dc)*t.q0 + 4) >> 3
+	v := (int32(dc)*t.q0 + 1<<(t.dcShift-1)) >> t.dcShift
 	v += 128
 	if v < 0 {
 		return 0
@@ -221,7 +231,7 @@ func (d *decoder) idctTablesFor(c *component) *idctTables {
 	if !c.latched && c.tq < 4 {
 		q = d.qt[c.tq]
 	}
-	return makeIDCTTables(&q)
+	return makeIDCTTables(&q, d.precision)
 }
 
 // newPlane allocates a component's sample plane at the decoder's scale:

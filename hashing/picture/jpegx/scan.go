@@ -133,6 +133,7 @@ func (d *decoder) decodeScan(sc *scanInfo, dcT, acT []*huffTable) {
 	}
 	d.eobrun = 0
 	d.rstRenumbered = false
+	d.mkPos = -1
 	ri := d.restartInterval
 	left := ri
 	expect := 0 // number of the RST marker due at the next restart
@@ -252,7 +253,13 @@ func (d *decoder) restart(expect *int, sc *scanInfo) {
 		}
 	}
 	if p < len(data) {
-		mpos, m := findMarker(data, p)
+		// The scan for the next marker is remembered: markers do not
+		// move, and rescanning the same gap at every restart of a
+		// broken file would cost intervals × gap.
+		if d.mkPos < p {
+			d.mkPos, d.mk = findMarker(data, p)
+		}
+		mpos, m := d.mkPos, d.mk
 		isRST := m >= mRST0 && m <= mRST7
 		// Which is it, garbage before the expected marker or a dropped
 		// marker? While the file numbers its markers properly the number
