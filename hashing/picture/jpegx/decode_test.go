@@ -456,6 +456,33 @@ func tableCases() []tcase {
 	add(tcase{name: "12bit-prog", data: enc(with(func(o *encOpts) { o.precision, o.progressive = 12, true })), want: pic})
 	add(tcase{name: "12bit-arith-gray", data: enc(encOpts{comps: ycc(1, 1, 1), color: "gray", adobe: -1, arith: true, precision: 12}), want: gray})
 
+	// Lossless (SOF3).
+	for pr := 1; pr <= 7; pr++ {
+		add(tcase{name: fmt.Sprintf("lossless-gray-pred%d", pr), data: enc(encOpts{comps: ycc(1, 1, 1), color: "gray", adobe: -1, lossless: true, predictor: pr}), want: gray,
+			check: func(t *testing.T, r Result) {
+				// Lossless: exactly the 8-bit samples that were coded.
+				g := r.Image.(*image.Gray)
+				want := planesFor(pic, "gray")[0]
+				for i, v := range want {
+					if got := g.Pix[(i/tw)*g.Stride+i%tw]; got != clampF(v) {
+						t.Fatalf("sample %d: %d, want %d", i, got, clampF(v))
+					}
+				}
+			}})
+	}
+	add(tcase{name: "lossless-ycc-420-pt2", data: enc(with(func(o *encOpts) { o.lossless, o.predictor, o.pt = true, 4, 2 })), want: pic})
+	add(tcase{name: "lossless-rgb-restart", data: enc(encOpts{comps: ycc(1, 1, 1, 1, 1, 1, 1), color: "rgb", adobe: 0, lossless: true, predictor: 6, restart: 50}), want: pic})
+	add(tcase{name: "lossless-noninterleaved", data: enc(with(func(o *encOpts) {
+		o.lossless, o.predictor = true, 7
+		o.scans = []encScan{{comps: []int{0}}, {comps: []int{1}}, {comps: []int{2}}}
+	})), want: pic})
+	{
+		b := enc(with(func(o *encOpts) { o.lossless, o.predictor = true, 1 }))
+		s := firstSeg(b, 0xDA)
+		b = b[:s.end+(s.dataEnd-s.end)/2]
+		add(tcase{name: "lossless-truncated", data: b, want: pic, trunc: true, rows: [2]int{0, 2}, greyFrom: 4})
+	}
+
 	// DCT scaling.
 	big := synthPicture(320, 240, 2)
 	bigGo := goJPEG(big, 90)
@@ -469,6 +496,8 @@ func tableCases() []tcase {
 		add(tcase{name: fmt.Sprintf("scale-1/%d-prog-gray", s), data: encodeJPEG(big, encOpts{comps: ycc(1, 1, 1), color: "gray", progressive: true, adobe: -1}),
 			want: grayOf(big), maxPixels: mp, scale: s})
 	}
+	add(tcase{name: "scale-1/4-lossless", data: encodeJPEG(big, encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1), color: "ycbcr", adobe: -1, lossless: true, predictor: 5}),
+		want: big, maxPixels: 80 * 60, scale: 4})
 	add(tcase{name: "scale-1/4-arith-prog", data: encodeJPEG(big, encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1), color: "ycbcr", adobe: -1, progressive: true, arith: true}),
 		want: big, maxPixels: 80 * 60, scale: 4})
 	add(tcase{name: "scale-1/4-truncated", data: bigGo[:len(bigGo)/2], want: big, maxPixels: 80 * 60, scale: 4, trunc: true, rows: [2]int{0, 2}, greyFrom: 4})

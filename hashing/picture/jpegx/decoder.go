@@ -123,6 +123,7 @@ type decoder struct {
 	br     bitReader
 	ar     arithDecoder
 	as     *arithState
+	ll     []llComp // lossless state
 	eobrun int
 	// rstRenumbered: this scan's restart markers have not followed
 	// their numbering, so the numbers are no guide.
@@ -527,9 +528,6 @@ func (d *decoder) setupFrame() error {
 	w, h := d.width, d.height
 	d.scale = 0
 	for _, s := range []int{1, 2, 4, 8} {
-		if d.lossless && s > 1 {
-			break // no DCT to scale
-		}
 		ow, oh := (w+s-1)/s, (h+s-1)/s
 		if int64(ow)*int64(oh) <= int64(d.maxPixels) {
 			d.scale = s
@@ -550,7 +548,12 @@ func (d *decoder) setupFrame() error {
 		d.kstore = 1
 	}
 	if d.lossless {
-		d.kstore = 64
+		// One sample per data unit; reduced scales are box averages.
+		d.mcusX = (w + d.hmax - 1) / d.hmax
+		d.mcusY = (h + d.vmax - 1) / d.vmax
+		d.decideColorSpace()
+		d.setupLossless()
+		return nil
 	}
 	d.mcusX = (w + 8*d.hmax - 1) / (8 * d.hmax)
 	d.mcusY = (h + 8*d.vmax - 1) / (8 * d.vmax)
@@ -579,10 +582,10 @@ func (d *decoder) setupFrame() error {
 	d.decideColorSpace()
 	d.planMasks()
 	d.zmap = &identity64
-	if d.kstore == 64 && !d.lossless {
+	if d.kstore == 64 {
 		d.zmap = &unzig
 	}
-	d.streaming = !d.progressive && !d.lossless && len(d.scansPlan) == 1 && len(d.scansPlan[0].comps) == len(d.comps)
+	d.streaming = !d.progressive && len(d.scansPlan) == 1 && len(d.scansPlan[0].comps) == len(d.comps)
 	if d.streaming {
 		d.planes = make([][]byte, len(d.comps))
 		d.strides = make([]int, len(d.comps))

@@ -79,6 +79,9 @@ type encOpts struct {
 	omitDHT     bool
 	arith       bool // arithmetic coding (SOF9/SOF10)
 	precision   int  // 12 for 12-bit samples; 0 means 8
+	lossless    bool // SOF3, predictor and point transform below
+	predictor   int
+	pt          int
 	dac         bool // emit a DAC with these conditioning values
 	dacL, dacU  int
 	dacK        int
@@ -284,6 +287,9 @@ func encodeJPEG(img *image.RGBA, o encOpts) []byte {
 	hmax, vmax := 1, 1
 	for _, c := range o.comps {
 		hmax, vmax = max(hmax, c.h), max(vmax, c.v)
+	}
+	if o.lossless {
+		return encodeLossless(full, W, H, hmax, vmax, o)
 	}
 	mcusX := (W + 8*hmax - 1) / (8 * hmax)
 	mcusY := (H + 8*vmax - 1) / (8 * vmax)
@@ -756,4 +762,153 @@ func encodeArithScan(comps []encBlockComp, sc encScan, o encOpts, mcusX, mcusY i
 		}
 	}
 	return append(out, e.qm.flush()...)
+}
+
+var flatLL = func() *encTable {
+	var c [17]int
+	c[5] = 17 // difference categories 0..16
+	v := make([]byte, 17)
+	for i := range v {
+		v[i] = byte(i)
+	}
+	return makeEncTable(c, v)
+}()
+
+// encodeLossless writes an 8-bit SOF3 file (T.81 Annex H).
+func encodeLossless(full [][]float64, W, H, hmax, vmax int, o encOpts) []byte {
+	var out bytes.Buffer
+	out.Write([]byte{0xFF, 0xD8})
+	if o.adobe >= 0 {
+		segment(&out, 0xEE, []byte{'A', 'd', 'o', 'b', 'e', 0, 100, 0, 0, 0, 0, byte(o.adobe)})
+	}
+	sof := []byte{8, byte(H >> 8), byte(H), byte(W >> 8), byte(W), byte(len(o.comps))}
+	for _, c := range o.comps {
+		sof = append(sof, c.id, byte(c.h<<4|c.v), 0)
+	}
+	segment(&out, 0xC3, sof)
+	p := append([]byte{0}, flatLL.counts[:]...)
+	segment(&out, 0xC4, append(p, flatLL.vals...))
+	if o.restart > 0 {
+		segment(&out, 0xDD, []byte{byte(o.restart >> 8), byte(o.restart)})
+	}
+	mcusX, mcusY := (W+hmax-1)/hmax, (H+vmax-1)/vmax
+	// Component sample grids, padded to whole MCUs by edge replication.
+	type grid struct {
+		w, h, cw, ch int
+		s            []int
+	}
+	grids := make([]grid, len(o.comps))
+	for i, c := range o.comps {
+		g := grid{w: mcusX * c.h, h: mcusY * c.v, cw: (W*c.h + hmax - 1) / hmax, ch: (H*c.v + vmax - 1) / vmax}
+		g.s = make([]int, g.w*g.h)
+		for y := range g.h {
+			sy := min(min(y, g.ch-1)*vmax/c.v, H-1)
+			for x := range g.w {
+				sx := min(min(x, g.cw-1)*hmax/c.h, W-1)
+				g.s[y*g.w+x] = int(clampF(full[i][sy*W+sx])) >> uint(o.pt)
+			}
+		}
+		grids[i] = g
+	}
+	scans := o.scans
+	if scans == nil {
+		all := make([]int, len(o.comps))
+		for i := range all {
+			all[i] = i
+		}
+		scans = []encScan{{comps: all}}
+	}
+	for _, sc := range scans {
+		hdr := []byte{byte(len(sc.comps))}
+		for _, ci := range sc.comps {
+			hdr = append(hdr, o.comps[ci].id, 0)
+		}
+		hdr = append(hdr, byte(o.predictor), 0, byte(o.pt))
+		segment(&out, 0xDA, hdr)
+		var w bitWriter
+		ns := len(sc.comps)
+		mw, mh := mcusX, mcusY
+		if ns == 1 {
+			g := grids[sc.comps[0]]
+			mw, mh = g.cw, g.ch
+		}
+		fresh := make([]bool, len(o.comps))
+		firstLine := make([]int, len(o.comps))
+		for _, ci := range sc.comps {
+			fresh[ci] = true
+		}
+		def := 1 << uint(8-o.pt-1)
+		n, rst := 0, 0
+		for my := range mh {
+			for mx := range mw {
+				if o.restart > 0 && n > 0 && n%o.restart == 0 {
+					w.flush()
+					w.buf.Write([]byte{0xFF, byte(0xD0 + rst)})
+					rst = (rst + 1) & 7
+					for _, ci := range sc.comps {
+						fresh[ci] = true
+					}
+				}
+				n++
+				for _, ci := range sc.comps {
+					g := grids[ci]
+					h, v := 1, 1
+					if ns > 1 {
+						h, v = o.comps[ci].h, o.comps[ci].v
+					}
+					for y := range v {
+						for x := range h {
+							sx, sy := mx*h+x, my*v+y
+							at := func(x, y int) int { return g.s[y*g.w+x] }
+							var pr int
+							switch {
+							case fresh[ci]:
+								pr = def
+								fresh[ci] = false
+								firstLine[ci] = sy
+							case sy == firstLine[ci] && sx > 0:
+								pr = at(sx-1, sy)
+							case sx == 0:
+								pr = at(0, sy-1)
+							default:
+								ra, rb, rc := at(sx-1, sy), at(sx, sy-1), at(sx-1, sy-1)
+								switch o.predictor {
+								case 1:
+									pr = ra
+								case 2:
+									pr = rb
+								case 3:
+									pr = rc
+								case 4:
+									pr = ra + rb - rc
+								case 5:
+									pr = ra + (rb-rc)>>1
+								case 6:
+									pr = rb + (ra-rc)>>1
+								case 7:
+									pr = (ra + rb) >> 1
+								}
+							}
+							diff := (at(sx, sy) - pr) & 0xFFFF
+							if diff >= 32768 {
+								diff -= 65536
+							}
+							cat := category(diff)
+							if diff == -32768 {
+								cat = 16
+							}
+							w.put(flatLL.code[cat], flatLL.size[cat])
+							if cat < 16 {
+								w.put(magBits(diff, cat), cat)
+							}
+						}
+					}
+				}
+			}
+		}
+		w.flush()
+		out.Write(w.buf.Bytes())
+	}
+	out.Write([]byte{0xFF, 0xD9})
+	return out.Bytes()
 }

@@ -33,6 +33,12 @@ func fuzzSeeds() [][]byte {
 	o = base
 	o.arith = true
 	seeds = append(seeds, encodeJPEG(pic, o))
+	o = base
+	o.lossless, o.predictor, o.restart = true, 4, 7
+	seeds = append(seeds, encodeJPEG(pic, o))
+	o = base
+	o.precision, o.progressive = 12, true
+	seeds = append(seeds, encodeJPEG(pic, o))
 	g := goJPEG(pic, 80)
 	seeds = append(seeds, g[:len(g)/2])
 	return seeds
