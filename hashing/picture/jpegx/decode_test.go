@@ -687,3 +687,45 @@ func TestStdTablesMatchImageJPEG(t *testing.T) {
 		t.Errorf("found %d tables", len(got))
 	}
 }
+
+// TestReducedIDCTs: the 4x4 and 2x2 reductions are the N-point IDCTs of
+// the low-frequency corner (the 8-point IDCT sampled at group centres).
+func TestReducedIDCTs(t *testing.T) {
+	var q [64]uint16
+	for i := range q {
+		q[i] = uint16(1 + i%7)
+	}
+	tab := makeIDCTTables(&q, 8)
+	for trial := range 40 {
+		var blk [25]int16
+		for z := range blk {
+			if (z*5+trial)%3 == 0 || z == 0 {
+				blk[z] = int16((z*29+trial*13)%41 - 20)
+			}
+		}
+		for _, n := range []int{4, 2} {
+			m := reducedMatrix(n)
+			got := make([]byte, n*n)
+			if n == 4 {
+				idct4(blk[:], tab, got, 4)
+			} else {
+				idct2(blk[:], tab, got, 2)
+			}
+			for y := range n {
+				for x := range n {
+					s := 0.0
+					for v := range n {
+						for u := range n {
+							z := zigOf[v*8+u]
+							s += float64(m[y][v]) * float64(m[x][u]) * float64(blk[z]) * float64(q[z])
+						}
+					}
+					want := math.Max(0, math.Min(255, math.Round(s+128)))
+					if math.Abs(float64(got[y*n+x])-want) > 1 {
+						t.Fatalf("%dx%d trial %d (%d,%d): %d, want %.0f", n, n, trial, x, y, got[y*n+x], want)
+					}
+				}
+			}
+		}
+	}
+}
