@@ -328,6 +328,16 @@ func tableCases() []tcase {
 	add(tcase{name: "cmyk-adobe0", data: enc(encOpts{comps: ycc(1, 1, 1, 1, 1, 1, 1, 1, 1), color: "cmyk", adobe: 0}), want: pic, goSame: true})
 	add(tcase{name: "cmyk-adobe0-prog-sub", data: enc(encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1, 2, 2), color: "cmyk", adobe: 0, progressive: true}), want: pic})
 	add(tcase{name: "cmyk-no-adobe", data: enc(encOpts{comps: ycc(1, 1, 1, 1, 1, 1, 1, 1, 1), color: "cmyk", adobe: -1}), want: pic})
+	{
+		// The Adobe marker may come after the frame header: it still
+		// counts, as it is read before the first scan.
+		b := enc(encOpts{comps: ycc(1, 1, 1, 1, 1, 1, 1), color: "rgb", adobe: 0})
+		a := firstSeg(b, 0xEE)
+		app := append([]byte{}, b[a.off:a.end]...)
+		b = cut(b, a.off, a.end)
+		b = insert(b, firstSeg(b, 0xC0).end, app)
+		add(tcase{name: "rgb-adobe0-after-sof", data: b, want: pic, goSame: true})
+	}
 	add(tcase{name: "ycck-adobe2", data: enc(encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1, 2, 2), color: "ycck", adobe: 2}), want: pic, goSame: true})
 
 	// No DHT at all (Motion-JPEG): image/jpeg's writer uses the Annex K

@@ -551,7 +551,6 @@ func (d *decoder) setupFrame() error {
 		// One sample per data unit; reduced scales are box averages.
 		d.mcusX = (w + d.hmax - 1) / d.hmax
 		d.mcusY = (h + d.vmax - 1) / d.vmax
-		d.decideColorSpace()
 		d.setupLossless()
 		return nil
 	}
@@ -579,7 +578,6 @@ func (d *decoder) setupFrame() error {
 	// by a multiple of the frame's blocks: a progressive file of thousands
 	// of near-empty scans stops there and is reported truncated.
 	d.budget = 64*blocks + 1<<16
-	d.decideColorSpace()
 	d.planMasks()
 	d.zmap = &identity64
 	if d.kstore == 64 {
@@ -618,6 +616,9 @@ func (d *decoder) streamRows(c *component) int {
 	return c.v
 }
 
+// decideColorSpace follows libjpeg-turbo's default_decompress_parms, on
+// the JFIF and Adobe markers seen before the first scan (wherever they
+// stand relative to the frame header).
 func (d *decoder) decideColorSpace() {
 	switch len(d.comps) {
 	case 1:
