@@ -739,3 +739,27 @@ func TestReducedIDCTs(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeReaderAndConfig(t *testing.T) {
+	pic := synthPicture(tw, th, 6)
+	b := goJPEG(pic, 90)
+	res, err := Decode(bytes.NewReader(b), 0)
+	if err != nil || res.Scale != 1 || res.Truncated || res.Image.Bounds() != pic.Bounds() {
+		t.Fatalf("Decode: %v %+v", err, res)
+	}
+	w, h, n, err := DecodeConfig(b)
+	if err != nil || w != tw || h != th || n != 3 {
+		t.Fatalf("DecodeConfig: %d %d %d %v", w, h, n, err)
+	}
+	// A DNL file's height comes from the DNL segment.
+	sof := firstSeg(b, 0xC0)
+	d := append([]byte{}, b...)
+	d[sof.off+5], d[sof.off+6] = 0, 0
+	d = insert(d, firstSeg(d, 0xDA).dataEnd, []byte{0xFF, 0xDC, 0, 4, 0, th})
+	if _, h, _, err := DecodeConfig(d); err != nil || h != th {
+		t.Fatalf("DecodeConfig with DNL: %d %v", h, err)
+	}
+	if _, _, _, err := DecodeConfig([]byte{0xFF, 0xD8, 0xFF}); err == nil {
+		t.Fatal("DecodeConfig without a frame succeeded")
+	}
+}
