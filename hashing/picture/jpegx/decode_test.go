@@ -444,6 +444,15 @@ func tableCases() []tcase {
 			b[p+1] = 0xD7
 		}
 		add(tcase{name: "restart-missing-and-renumbered", data: b, want: pic, meanTol: 8, anyTrunc: true})
+		add(tcase{name: "restart-truncated", data: restartFile[:len(restartFile)/2], want: pic, trunc: true, rows: [2]int{0, 2}, greyFrom: 4})
+		// One interval's data is missing (MCUs 12-14: the end of the
+		// second MCU row and the start of the third). Like libjpeg-turbo,
+		// the first MCU decodes the zero fill, the others are grey, and
+		// decoding carries on in step after the next marker.
+		r3 := enc(with(func(o *encOpts) { o.restart = 3; o.stdTables = true }))
+		ps3 := rstPositions(r3)
+		b = cut(r3, ps3[3]+2, ps3[4])
+		add(tcase{name: "restart-gap", data: b, want: pic, trunc: true, meanTol: 5})
 	}
 
 	// Arithmetic coding (SOF9/SOF10, DAC).

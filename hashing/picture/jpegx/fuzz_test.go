@@ -20,6 +20,9 @@ func fuzzSeeds() [][]byte {
 	o.restart = 2
 	seeds = append(seeds, encodeJPEG(pic, o))
 	o = base
+	o.restart = 3
+	seeds = append(seeds, encodeJPEG(pic, o))
+	o = base
 	o.restart = 1
 	o.stdTables = true
 	o.omitDHT = true

@@ -154,13 +154,12 @@ func (d *decoder) decodeScan(sc *scanInfo, dcT, acT []*huffTable) {
 				break
 			}
 			// Nothing more until the next restart marker: those MCUs stay
-			// zero (mid-grey), as libjpeg-turbo leaves them.
-			skip := min(left, total-1-m)
+			// zero (mid-grey), as libjpeg-turbo leaves them. The skip
+			// stops at the end of the MCU row, which may need flushing.
+			skip := min(left, total-1-m, mw-1-mx)
 			m += skip
 			left -= skip
 			mx += skip
-			my += mx / mw
-			mx %= mw
 		} else {
 			d.work += int64(perMCU)
 			if ns == 1 {
