@@ -13,6 +13,7 @@ func (d *decoder) outSize() (int, int) {
 }
 
 func (d *decoder) assemble() image.Image {
+	d.decideColorSpace()
 	ow, oh := d.outSize()
 	rect := image.Rect(0, 0, ow, oh)
 	planes := make([][]byte, len(d.comps))

@@ -227,6 +227,13 @@ type tcase struct {
 }
 
 func TestDecodeTable(t *testing.T) {
+	for _, c := range tableCases() {
+		t.Run(c.name, func(t *testing.T) { c.run(t) })
+	}
+}
+
+// tableCases builds every input of the table test.
+func tableCases() []tcase {
 	pic := synthPicture(tw, th, 1)
 	gray := grayOf(pic)
 	goBase := goJPEG(pic, 92)
@@ -321,6 +328,16 @@ func TestDecodeTable(t *testing.T) {
 	add(tcase{name: "cmyk-adobe0", data: enc(encOpts{comps: ycc(1, 1, 1, 1, 1, 1, 1, 1, 1), color: "cmyk", adobe: 0}), want: pic, goSame: true})
 	add(tcase{name: "cmyk-adobe0-prog-sub", data: enc(encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1, 2, 2), color: "cmyk", adobe: 0, progressive: true}), want: pic})
 	add(tcase{name: "cmyk-no-adobe", data: enc(encOpts{comps: ycc(1, 1, 1, 1, 1, 1, 1, 1, 1), color: "cmyk", adobe: -1}), want: pic})
+	{
+		// The Adobe marker may come after the frame header: it still
+		// counts, as it is read before the first scan.
+		b := enc(encOpts{comps: ycc(1, 1, 1, 1, 1, 1, 1), color: "rgb", adobe: 0})
+		a := firstSeg(b, 0xEE)
+		app := append([]byte{}, b[a.off:a.end]...)
+		b = cut(b, a.off, a.end)
+		b = insert(b, firstSeg(b, 0xC0).end, app)
+		add(tcase{name: "rgb-adobe0-after-sof", data: b, want: pic, goSame: true})
+	}
 	add(tcase{name: "ycck-adobe2", data: enc(encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1, 2, 2), color: "ycck", adobe: 2}), want: pic, goSame: true})
 
 	// No DHT at all (Motion-JPEG): image/jpeg's writer uses the Annex K
@@ -427,6 +444,62 @@ func TestDecodeTable(t *testing.T) {
 			b[p+1] = 0xD7
 		}
 		add(tcase{name: "restart-missing-and-renumbered", data: b, want: pic, meanTol: 8, anyTrunc: true})
+		add(tcase{name: "restart-truncated", data: restartFile[:len(restartFile)/2], want: pic, trunc: true, rows: [2]int{0, 2}, greyFrom: 4})
+		// One interval's data is missing (MCUs 12-14: the end of the
+		// second MCU row and the start of the third). Like libjpeg-turbo,
+		// the first MCU decodes the zero fill, the others are grey, and
+		// decoding carries on in step after the next marker.
+		r3 := enc(with(func(o *encOpts) { o.restart = 3; o.stdTables = true }))
+		ps3 := rstPositions(r3)
+		b = cut(r3, ps3[3]+2, ps3[4])
+		add(tcase{name: "restart-gap", data: b, want: pic, trunc: true, meanTol: 5})
+	}
+
+	// Arithmetic coding (SOF9/SOF10, DAC).
+	add(tcase{name: "arith-seq-420", data: enc(with(func(o *encOpts) { o.arith = true })), want: pic})
+	add(tcase{name: "arith-seq-444-dac", data: enc(with(func(o *encOpts) {
+		o.arith, o.comps, o.dac, o.dacL, o.dacU, o.dacK = true, ycc(1, 1, 1, 1, 1, 1, 1), true, 1, 4, 12
+	})), want: pic})
+	add(tcase{name: "arith-prog", data: enc(with(func(o *encOpts) { o.arith, o.progressive = true, true })), want: pic})
+	add(tcase{name: "arith-prog-restart", data: enc(with(func(o *encOpts) { o.arith, o.progressive, o.restart = true, true, 3 })), want: pic})
+	add(tcase{name: "arith-seq-restart-gray", data: enc(encOpts{comps: ycc(1, 1, 1), color: "gray", adobe: -1, arith: true, restart: 4}), want: gray})
+	{
+		b := enc(with(func(o *encOpts) { o.arith = true }))
+		s := firstSeg(b, 0xDA)
+		b = b[:s.end+(s.dataEnd-s.end)/2]
+		add(tcase{name: "arith-truncated", data: b, want: pic, trunc: true, rows: [2]int{0, 2}, greyFrom: 4})
+	}
+
+	// 12-bit samples, brought to 8 bits.
+	add(tcase{name: "12bit-seq", data: enc(with(func(o *encOpts) { o.precision = 12 })), want: pic})
+	add(tcase{name: "12bit-prog", data: enc(with(func(o *encOpts) { o.precision, o.progressive = 12, true })), want: pic})
+	add(tcase{name: "12bit-arith-gray", data: enc(encOpts{comps: ycc(1, 1, 1), color: "gray", adobe: -1, arith: true, precision: 12}), want: gray})
+
+	// Lossless (SOF3).
+	for pr := 1; pr <= 7; pr++ {
+		add(tcase{name: fmt.Sprintf("lossless-gray-pred%d", pr), data: enc(encOpts{comps: ycc(1, 1, 1), color: "gray", adobe: -1, lossless: true, predictor: pr}), want: gray,
+			check: func(t *testing.T, r Result) {
+				// Lossless: exactly the 8-bit samples that were coded.
+				g := r.Image.(*image.Gray)
+				want := planesFor(pic, "gray")[0]
+				for i, v := range want {
+					if got := g.Pix[(i/tw)*g.Stride+i%tw]; got != clampF(v) {
+						t.Fatalf("sample %d: %d, want %d", i, got, clampF(v))
+					}
+				}
+			}})
+	}
+	add(tcase{name: "lossless-ycc-420-pt2", data: enc(with(func(o *encOpts) { o.lossless, o.predictor, o.pt = true, 4, 2 })), want: pic})
+	add(tcase{name: "lossless-rgb-restart", data: enc(encOpts{comps: ycc(1, 1, 1, 1, 1, 1, 1), color: "rgb", adobe: 0, lossless: true, predictor: 6, restart: 50}), want: pic})
+	add(tcase{name: "lossless-noninterleaved", data: enc(with(func(o *encOpts) {
+		o.lossless, o.predictor = true, 7
+		o.scans = []encScan{{comps: []int{0}}, {comps: []int{1}}, {comps: []int{2}}}
+	})), want: pic})
+	{
+		b := enc(with(func(o *encOpts) { o.lossless, o.predictor = true, 1 }))
+		s := firstSeg(b, 0xDA)
+		b = b[:s.end+(s.dataEnd-s.end)/2]
+		add(tcase{name: "lossless-truncated", data: b, want: pic, trunc: true, rows: [2]int{0, 2}, greyFrom: 4})
 	}
 
 	// DCT scaling.
@@ -437,58 +510,64 @@ func TestDecodeTable(t *testing.T) {
 		mp := (320 / s) * (240 / s)
 		add(tcase{name: fmt.Sprintf("scale-1/%d", s), data: bigGo, want: big, maxPixels: mp, scale: s})
 		add(tcase{name: fmt.Sprintf("scale-1/%d-prog", s), data: bigProg, want: big, maxPixels: mp, scale: s})
+		add(tcase{name: fmt.Sprintf("scale-1/%d-12bit", s), data: encodeJPEG(big, encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1), color: "ycbcr", adobe: -1, precision: 12}),
+			want: big, maxPixels: mp, scale: s})
 		add(tcase{name: fmt.Sprintf("scale-1/%d-prog-gray", s), data: encodeJPEG(big, encOpts{comps: ycc(1, 1, 1), color: "gray", progressive: true, adobe: -1}),
 			want: grayOf(big), maxPixels: mp, scale: s})
 	}
+	add(tcase{name: "scale-1/4-lossless", data: encodeJPEG(big, encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1), color: "ycbcr", adobe: -1, lossless: true, predictor: 5}),
+		want: big, maxPixels: 80 * 60, scale: 4})
+	add(tcase{name: "scale-1/4-arith-prog", data: encodeJPEG(big, encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1), color: "ycbcr", adobe: -1, progressive: true, arith: true}),
+		want: big, maxPixels: 80 * 60, scale: 4})
 	add(tcase{name: "scale-1/4-truncated", data: bigGo[:len(bigGo)/2], want: big, maxPixels: 80 * 60, scale: 4, trunc: true, rows: [2]int{0, 2}, greyFrom: 4})
 
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			res, err := DecodeBytes(c.data, c.maxPixels)
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantScale := max(c.scale, 1)
-			if res.Scale != wantScale {
-				t.Errorf("scale %d, want %d", res.Scale, wantScale)
-			}
-			if res.Truncated != c.trunc && !c.anyTrunc {
-				t.Errorf("truncated %v, want %v", res.Truncated, c.trunc)
-			}
-			wb := c.want.Bounds()
-			if want := image.Rect(0, 0, (wb.Dx()+wantScale-1)/wantScale, (wb.Dy()+wantScale-1)/wantScale); res.Image.Bounds() != want {
-				t.Fatalf("bounds %v, want %v", res.Image.Bounds(), want)
-			}
-			rows := c.rows
-			if rows == [2]int{} {
-				rows = [2]int{0, gridH}
-			}
-			tol := c.meanTol
-			if tol == 0 {
-				tol = 3
-			}
-			if rows[1] > rows[0] {
-				// A 1/8 picture's cells straddle sharp edges differently.
-				compareLuma(t, res.Image, c.want, rows[0], rows[1], tol, 4*tol*float64(wantScale+1)/2)
-			}
-			if c.greyFrom > 0 {
-				checkGrey(t, res.Image, c.greyFrom, gridH)
-			}
-			ref := c.goRef
-			if c.goSame {
-				ref = c.data
-			}
-			if ref != nil {
-				w, err := jpeg.Decode(bytes.NewReader(ref))
-				if err != nil {
-					t.Fatalf("image/jpeg: %v", err)
-				}
-				compareExact(t, res.Image, w, 2)
-			}
-			if c.check != nil {
-				c.check(t, res)
-			}
-		})
+	return cases
+}
+
+func (c tcase) run(t *testing.T) {
+	res, err := DecodeBytes(c.data, c.maxPixels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantScale := max(c.scale, 1)
+	if res.Scale != wantScale {
+		t.Errorf("scale %d, want %d", res.Scale, wantScale)
+	}
+	if res.Truncated != c.trunc && !c.anyTrunc {
+		t.Errorf("truncated %v, want %v", res.Truncated, c.trunc)
+	}
+	wb := c.want.Bounds()
+	if want := image.Rect(0, 0, (wb.Dx()+wantScale-1)/wantScale, (wb.Dy()+wantScale-1)/wantScale); res.Image.Bounds() != want {
+		t.Fatalf("bounds %v, want %v", res.Image.Bounds(), want)
+	}
+	rows := c.rows
+	if rows == [2]int{} {
+		rows = [2]int{0, gridH}
+	}
+	tol := c.meanTol
+	if tol == 0 {
+		tol = 3
+	}
+	if rows[1] > rows[0] {
+		// A 1/8 picture's cells straddle sharp edges differently.
+		compareLuma(t, res.Image, c.want, rows[0], rows[1], tol, 4*tol*float64(wantScale+1)/2)
+	}
+	if c.greyFrom > 0 {
+		checkGrey(t, res.Image, c.greyFrom, gridH)
+	}
+	ref := c.goRef
+	if c.goSame {
+		ref = c.data
+	}
+	if ref != nil {
+		w, err := jpeg.Decode(bytes.NewReader(ref))
+		if err != nil {
+			t.Fatalf("image/jpeg: %v", err)
+		}
+		compareExact(t, res.Image, w, 2)
+	}
+	if c.check != nil {
+		c.check(t, res)
 	}
 }
 
@@ -554,7 +633,7 @@ func TestIDCTMatchesDefinition(t *testing.T) {
 	for i := range q {
 		q[i] = 1
 	}
-	tab := makeIDCTTables(&q)
+	tab := makeIDCTTables(&q, 8)
 	for trial := range 50 {
 		var blk [64]int16
 		for z := range 64 {
@@ -625,5 +704,71 @@ func TestStdTablesMatchImageJPEG(t *testing.T) {
 	}
 	if len(got) != 4 {
 		t.Errorf("found %d tables", len(got))
+	}
+}
+
+// TestReducedIDCTs: the 4x4 and 2x2 reductions are the N-point IDCTs of
+// the low-frequency corner (the 8-point IDCT sampled at group centres).
+func TestReducedIDCTs(t *testing.T) {
+	var q [64]uint16
+	for i := range q {
+		q[i] = uint16(1 + i%7)
+	}
+	tab := makeIDCTTables(&q, 8)
+	for trial := range 40 {
+		var blk [25]int16
+		for z := range blk {
+			if (z*5+trial)%3 == 0 || z == 0 {
+				blk[z] = int16((z*29+trial*13)%41 - 20)
+			}
+		}
+		for _, n := range []int{4, 2} {
+			m := reducedMatrix(n)
+			got := make([]byte, n*n)
+			if n == 4 {
+				idct4(blk[:], tab, got, 4)
+			} else {
+				idct2(blk[:], tab, got, 2)
+			}
+			for y := range n {
+				for x := range n {
+					s := 0.0
+					for v := range n {
+						for u := range n {
+							z := zigOf[v*8+u]
+							s += float64(m[y][v]) * float64(m[x][u]) * float64(blk[z]) * float64(q[z])
+						}
+					}
+					want := math.Max(0, math.Min(255, math.Round(s+128)))
+					if math.Abs(float64(got[y*n+x])-want) > 1 {
+						t.Fatalf("%dx%d trial %d (%d,%d): %d, want %.0f", n, n, trial, x, y, got[y*n+x], want)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestDecodeReaderAndConfig(t *testing.T) {
+	pic := synthPicture(tw, th, 6)
+	b := goJPEG(pic, 90)
+	res, err := Decode(bytes.NewReader(b), 0)
+	if err != nil || res.Scale != 1 || res.Truncated || res.Image.Bounds() != pic.Bounds() {
+		t.Fatalf("Decode: %v %+v", err, res)
+	}
+	w, h, n, err := DecodeConfig(b)
+	if err != nil || w != tw || h != th || n != 3 {
+		t.Fatalf("DecodeConfig: %d %d %d %v", w, h, n, err)
+	}
+	// A DNL file's height comes from the DNL segment.
+	sof := firstSeg(b, 0xC0)
+	d := append([]byte{}, b...)
+	d[sof.off+5], d[sof.off+6] = 0, 0
+	d = insert(d, firstSeg(d, 0xDA).dataEnd, []byte{0xFF, 0xDC, 0, 4, 0, th})
+	if _, h, _, err := DecodeConfig(d); err != nil || h != th {
+		t.Fatalf("DecodeConfig with DNL: %d %v", h, err)
+	}
+	if _, _, _, err := DecodeConfig([]byte{0xFF, 0xD8, 0xFF}); err == nil {
+		t.Fatal("DecodeConfig without a frame succeeded")
 	}
 }

@@ -122,10 +122,14 @@ type decoder struct {
 
 	br     bitReader
 	ar     arithDecoder
+	as     *arithState
+	ll     []llComp // lossless state
 	eobrun int
 	// rstRenumbered: this scan's restart markers have not followed
 	// their numbering, so the numbers are no guide.
 	rstRenumbered bool
+	mkPos         int  // position of the next marker found by restart, -1 if unknown
+	mk            byte // and its code
 	truncated     bool
 	stopped       bool // work budget spent
 	work          int64
@@ -524,9 +528,6 @@ func (d *decoder) setupFrame() error {
 	w, h := d.width, d.height
 	d.scale = 0
 	for _, s := range []int{1, 2, 4, 8} {
-		if d.lossless && s > 1 {
-			break // no DCT to scale
-		}
 		ow, oh := (w+s-1)/s, (h+s-1)/s
 		if int64(ow)*int64(oh) <= int64(d.maxPixels) {
 			d.scale = s
@@ -547,7 +548,11 @@ func (d *decoder) setupFrame() error {
 		d.kstore = 1
 	}
 	if d.lossless {
-		d.kstore = 64
+		// One sample per data unit; reduced scales are box averages.
+		d.mcusX = (w + d.hmax - 1) / d.hmax
+		d.mcusY = (h + d.vmax - 1) / d.vmax
+		d.setupLossless()
+		return nil
 	}
 	d.mcusX = (w + 8*d.hmax - 1) / (8 * d.hmax)
 	d.mcusY = (h + 8*d.vmax - 1) / (8 * d.vmax)
@@ -573,13 +578,12 @@ func (d *decoder) setupFrame() error {
 	// by a multiple of the frame's blocks: a progressive file of thousands
 	// of near-empty scans stops there and is reported truncated.
 	d.budget = 64*blocks + 1<<16
-	d.decideColorSpace()
 	d.planMasks()
 	d.zmap = &identity64
-	if d.kstore == 64 && !d.lossless {
+	if d.kstore == 64 {
 		d.zmap = &unzig
 	}
-	d.streaming = !d.progressive && !d.lossless && len(d.scansPlan) == 1 && len(d.scansPlan[0].comps) == len(d.comps)
+	d.streaming = !d.progressive && len(d.scansPlan) == 1 && len(d.scansPlan[0].comps) == len(d.comps)
 	if d.streaming {
 		d.planes = make([][]byte, len(d.comps))
 		d.strides = make([]int, len(d.comps))
@@ -612,6 +616,9 @@ func (d *decoder) streamRows(c *component) int {
 	return c.v
 }
 
+// decideColorSpace follows libjpeg-turbo's default_decompress_parms, on
+// the JFIF and Adobe markers seen before the first scan (wherever they
+// stand relative to the frame header).
 func (d *decoder) decideColorSpace() {
 	switch len(d.comps) {
 	case 1:

@@ -77,6 +77,14 @@ type encOpts struct {
 	adobe       int // -1: no APP14
 	stdTables   bool
 	omitDHT     bool
+	arith       bool // arithmetic coding (SOF9/SOF10)
+	precision   int  // 12 for 12-bit samples; 0 means 8
+	lossless    bool // SOF3, predictor and point transform below
+	predictor   int
+	pt          int
+	dac         bool // emit a DAC with these conditioning values
+	dacL, dacU  int
+	dacK        int
 }
 
 // planesFor converts the picture into full-resolution component planes.
@@ -215,8 +223,8 @@ func makeEncTable(counts [17]int, vals []byte) *encTable {
 // valid for progressive scans (EOBn symbols) and easy to get right.
 var flatDC = func() *encTable {
 	var c [17]int
-	c[4] = 12
-	v := make([]byte, 12)
+	c[5] = 16 // categories up to 15 for 12-bit data
+	v := make([]byte, 16)
 	for i := range v {
 		v[i] = byte(i)
 	}
@@ -266,9 +274,22 @@ func segment(out *bytes.Buffer, m byte, payload []byte) {
 func encodeJPEG(img *image.RGBA, o encOpts) []byte {
 	W, H := img.Bounds().Dx(), img.Bounds().Dy()
 	full := planesFor(img, o.color)
+	level := 128.0
+	if o.precision == 12 {
+		// 12-bit samples: the picture spread over 0..4095.
+		level = 2048
+		for _, p := range full {
+			for i := range p {
+				p[i] = p[i]*16 + 8
+			}
+		}
+	}
 	hmax, vmax := 1, 1
 	for _, c := range o.comps {
 		hmax, vmax = max(hmax, c.h), max(vmax, c.v)
+	}
+	if o.lossless {
+		return encodeLossless(full, W, H, hmax, vmax, o)
 	}
 	mcusX := (W + 8*hmax - 1) / (8 * hmax)
 	mcusY := (H + 8*vmax - 1) / (8 * vmax)
@@ -299,7 +320,7 @@ func encodeJPEG(img *image.RGBA, o encOpts) []byte {
 				var blk [64]float64
 				for y := range 8 {
 					for x := range 8 {
-						blk[y*8+x] = plane[(by*8+y)*pw+bx*8+x] - 128
+						blk[y*8+x] = plane[(by*8+y)*pw+bx*8+x] - level
 					}
 				}
 				f := fdct(&blk)
@@ -325,13 +346,26 @@ func encodeJPEG(img *image.RGBA, o encOpts) []byte {
 		}
 		segment(&out, 0xDB, p)
 	}
-	sof := []byte{8, byte(H >> 8), byte(H), byte(W >> 8), byte(W), byte(len(comps))}
+	sof := []byte{byte(max(o.precision, 8)), byte(H >> 8), byte(H), byte(W >> 8), byte(W), byte(len(comps))}
 	for _, c := range comps {
 		sof = append(sof, c.id, byte(c.h<<4|c.v), byte(c.tq))
 	}
 	sofM := byte(0xC0)
+	if o.precision == 12 {
+		sofM = 0xC1
+	}
 	if o.progressive {
 		sofM = 0xC2
+	}
+	if o.arith {
+		sofM = 0xC9
+		if o.progressive {
+			sofM = 0xCA
+		}
+		o.omitDHT = true
+		if o.dac {
+			segment(&out, 0xCC, []byte{0x00, byte(o.dacU<<4 | o.dacL), 0x10, byte(o.dacK)})
+		}
 	}
 	segment(&out, sofM, sof)
 	tables := func(i int) (*encTable, *encTable) {
@@ -384,6 +418,10 @@ func encodeJPEG(img *image.RGBA, o encOpts) []byte {
 		}
 		hdr = append(hdr, byte(sc.ss), byte(sc.se), byte(sc.ah<<4|sc.al))
 		segment(&out, 0xDA, hdr)
+		if o.arith {
+			out.Write(encodeArithScan(comps, sc, o, mcusX, mcusY))
+			continue
+		}
 		out.Write(encodeScan(comps, sc, o, mcusX, mcusY, tables))
 	}
 	out.Write([]byte{0xFF, 0xD9})
@@ -670,4 +708,207 @@ func (e *scanEnc) acRefine(b *[64]int) {
 			e.flushEOB()
 		}
 	}
+}
+
+type blkRef struct {
+	ci int
+	b  *[64]int
+}
+
+// scanMCUs lists a scan's MCUs in coding order (T.81 A.2).
+func scanMCUs(comps []encBlockComp, sc encScan, mcusX, mcusY int) [][]blkRef {
+	var mcus [][]blkRef
+	if len(sc.comps) == 1 {
+		c := &comps[sc.comps[0]]
+		for by := range c.cbh {
+			for bx := range c.cbw {
+				mcus = append(mcus, []blkRef{{sc.comps[0], &c.coef[by*c.bw+bx]}})
+			}
+		}
+		return mcus
+	}
+	for my := range mcusY {
+		for mx := range mcusX {
+			var m []blkRef
+			for _, ci := range sc.comps {
+				c := &comps[ci]
+				for y := range c.v {
+					for x := range c.h {
+						m = append(m, blkRef{ci, &c.coef[(my*c.v+y)*c.bw+mx*c.h+x]})
+					}
+				}
+			}
+			mcus = append(mcus, m)
+		}
+	}
+	return mcus
+}
+
+func encodeArithScan(comps []encBlockComp, sc encScan, o encOpts, mcusX, mcusY int) []byte {
+	var out []byte
+	e := newArithScanEnc(o)
+	preds := make([]int, len(comps))
+	rst := 0
+	for mi, m := range scanMCUs(comps, sc, mcusX, mcusY) {
+		if o.restart > 0 && mi > 0 && mi%o.restart == 0 {
+			out = append(out, e.qm.flush()...)
+			out = append(out, 0xFF, byte(0xD0+rst))
+			rst = (rst + 1) & 7
+			e = newArithScanEnc(o)
+			clear(preds)
+		}
+		for _, br := range m {
+			e.block(br.ci, br.b, sc, o.progressive, preds)
+		}
+	}
+	return append(out, e.qm.flush()...)
+}
+
+var flatLL = func() *encTable {
+	var c [17]int
+	c[5] = 17 // difference categories 0..16
+	v := make([]byte, 17)
+	for i := range v {
+		v[i] = byte(i)
+	}
+	return makeEncTable(c, v)
+}()
+
+// encodeLossless writes an 8-bit SOF3 file (T.81 Annex H).
+func encodeLossless(full [][]float64, W, H, hmax, vmax int, o encOpts) []byte {
+	var out bytes.Buffer
+	out.Write([]byte{0xFF, 0xD8})
+	if o.adobe >= 0 {
+		segment(&out, 0xEE, []byte{'A', 'd', 'o', 'b', 'e', 0, 100, 0, 0, 0, 0, byte(o.adobe)})
+	}
+	sof := []byte{8, byte(H >> 8), byte(H), byte(W >> 8), byte(W), byte(len(o.comps))}
+	for _, c := range o.comps {
+		sof = append(sof, c.id, byte(c.h<<4|c.v), 0)
+	}
+	segment(&out, 0xC3, sof)
+	p := append([]byte{0}, flatLL.counts[:]...)
+	segment(&out, 0xC4, append(p, flatLL.vals...))
+	if o.restart > 0 {
+		segment(&out, 0xDD, []byte{byte(o.restart >> 8), byte(o.restart)})
+	}
+	mcusX, mcusY := (W+hmax-1)/hmax, (H+vmax-1)/vmax
+	// Component sample grids, padded to whole MCUs by edge replication.
+	type grid struct {
+		w, h, cw, ch int
+		s            []int
+	}
+	grids := make([]grid, len(o.comps))
+	for i, c := range o.comps {
+		g := grid{w: mcusX * c.h, h: mcusY * c.v, cw: (W*c.h + hmax - 1) / hmax, ch: (H*c.v + vmax - 1) / vmax}
+		g.s = make([]int, g.w*g.h)
+		for y := range g.h {
+			sy := min(min(y, g.ch-1)*vmax/c.v, H-1)
+			for x := range g.w {
+				sx := min(min(x, g.cw-1)*hmax/c.h, W-1)
+				g.s[y*g.w+x] = int(clampF(full[i][sy*W+sx])) >> uint(o.pt)
+			}
+		}
+		grids[i] = g
+	}
+	scans := o.scans
+	if scans == nil {
+		all := make([]int, len(o.comps))
+		for i := range all {
+			all[i] = i
+		}
+		scans = []encScan{{comps: all}}
+	}
+	for _, sc := range scans {
+		hdr := []byte{byte(len(sc.comps))}
+		for _, ci := range sc.comps {
+			hdr = append(hdr, o.comps[ci].id, 0)
+		}
+		hdr = append(hdr, byte(o.predictor), 0, byte(o.pt))
+		segment(&out, 0xDA, hdr)
+		var w bitWriter
+		ns := len(sc.comps)
+		mw, mh := mcusX, mcusY
+		if ns == 1 {
+			g := grids[sc.comps[0]]
+			mw, mh = g.cw, g.ch
+		}
+		fresh := make([]bool, len(o.comps))
+		firstLine := make([]int, len(o.comps))
+		for _, ci := range sc.comps {
+			fresh[ci] = true
+		}
+		def := 1 << uint(8-o.pt-1)
+		n, rst := 0, 0
+		for my := range mh {
+			for mx := range mw {
+				if o.restart > 0 && n > 0 && n%o.restart == 0 {
+					w.flush()
+					w.buf.Write([]byte{0xFF, byte(0xD0 + rst)})
+					rst = (rst + 1) & 7
+					for _, ci := range sc.comps {
+						fresh[ci] = true
+					}
+				}
+				n++
+				for _, ci := range sc.comps {
+					g := grids[ci]
+					h, v := 1, 1
+					if ns > 1 {
+						h, v = o.comps[ci].h, o.comps[ci].v
+					}
+					for y := range v {
+						for x := range h {
+							sx, sy := mx*h+x, my*v+y
+							at := func(x, y int) int { return g.s[y*g.w+x] }
+							var pr int
+							switch {
+							case fresh[ci]:
+								pr = def
+								fresh[ci] = false
+								firstLine[ci] = sy
+							case sy == firstLine[ci] && sx > 0:
+								pr = at(sx-1, sy)
+							case sx == 0:
+								pr = at(0, sy-1)
+							default:
+								ra, rb, rc := at(sx-1, sy), at(sx, sy-1), at(sx-1, sy-1)
+								switch o.predictor {
+								case 1:
+									pr = ra
+								case 2:
+									pr = rb
+								case 3:
+									pr = rc
+								case 4:
+									pr = ra + rb - rc
+								case 5:
+									pr = ra + (rb-rc)>>1
+								case 6:
+									pr = rb + (ra-rc)>>1
+								case 7:
+									pr = (ra + rb) >> 1
+								}
+							}
+							diff := (at(sx, sy) - pr) & 0xFFFF
+							if diff >= 32768 {
+								diff -= 65536
+							}
+							cat := category(diff)
+							if diff == -32768 {
+								cat = 16
+							}
+							w.put(flatLL.code[cat], flatLL.size[cat])
+							if cat < 16 {
+								w.put(magBits(diff, cat), cat)
+							}
+						}
+					}
+				}
+			}
+		}
+		w.flush()
+		out.Write(w.buf.Bytes())
+	}
+	out.Write([]byte{0xFF, 0xD9})
+	return out.Bytes()
 }

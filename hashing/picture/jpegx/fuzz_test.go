@@ -20,6 +20,9 @@ func fuzzSeeds() [][]byte {
 	o.restart = 2
 	seeds = append(seeds, encodeJPEG(pic, o))
 	o = base
+	o.restart = 3
+	seeds = append(seeds, encodeJPEG(pic, o))
+	o = base
 	o.restart = 1
 	o.stdTables = true
 	o.omitDHT = true
@@ -27,6 +30,18 @@ func fuzzSeeds() [][]byte {
 	seeds = append(seeds, encodeJPEG(pic, encOpts{comps: ycc(1, 1, 1, 1, 1, 1, 1, 1, 1), color: "cmyk", adobe: 0, progressive: true}))
 	seeds = append(seeds, encodeJPEG(pic, encOpts{comps: ycc(1, 3, 1, 1, 2, 2, 1), color: "ycbcr", adobe: -1}))
 	seeds = append(seeds, encodeJPEG(pic, encOpts{comps: ycc(1, 1, 1), color: "gray", adobe: -1, progressive: true}))
+	o = base
+	o.arith, o.progressive, o.restart = true, true, 3
+	seeds = append(seeds, encodeJPEG(pic, o))
+	o = base
+	o.arith = true
+	seeds = append(seeds, encodeJPEG(pic, o))
+	o = base
+	o.lossless, o.predictor, o.restart = true, 4, 7
+	seeds = append(seeds, encodeJPEG(pic, o))
+	o = base
+	o.precision, o.progressive = 12, true
+	seeds = append(seeds, encodeJPEG(pic, o))
 	g := goJPEG(pic, 80)
 	seeds = append(seeds, g[:len(g)/2])
 	return seeds

@@ -4,7 +4,17 @@ package jpegx
 
 const lutBits = 9
 
+// fastBits is the look-ahead of the combined tables, which decode a
+// symbol and its value bits in one step when both fit.
+const fastBits = 10
+
+// Combined entry: bits 0-4 total length (0: not in the table), 5-8 run,
+// bit 9 end of block, bits 16-31 the extended value.
+const fastEOB = 1 << 9
+
 type huffTable struct {
+	acFast [1 << fastBits]int32 // read as an AC table
+	dcFast [1 << fastBits]int32 // read as a DC table
 	// lut maps the next lutBits bits to length<<8|symbol; 0 means the code
 	// is longer than lutBits.
 	lut     [1 << lutBits]uint16
@@ -48,7 +58,44 @@ func buildHuff(counts [17]int, vals []byte) (*huffTable, error) {
 		code <<= 1
 	}
 	t.maxcode[17] = 1 << 30
+	t.buildFast()
 	return t, nil
+}
+
+func (t *huffTable) buildFast() {
+	for i := range 1 << fastBits {
+		e := t.lut[i>>(fastBits-lutBits)]
+		if e == 0 {
+			continue
+		}
+		l := int(e >> 8)
+		rs := int(e & 0xFF)
+		bits := uint32(i) << (32 - fastBits) << uint(l) // the bits after the code, MSB-aligned
+		// AC reading.
+		r, sz := rs>>4, rs&15
+		switch {
+		case sz == 0 && r != 15:
+			t.acFast[i] = int32(l) | fastEOB
+		case sz == 0: // ZRL: fifteen zeros and a zero
+			t.acFast[i] = int32(l) | 15<<5
+		case l+sz <= fastBits:
+			t.acFast[i] = int32(l+sz) | int32(r)<<5 | extend(int32(bits>>(32-uint(sz))), sz)<<16
+		}
+		// DC reading: the symbol is the size.
+		switch {
+		case rs == 0:
+			t.dcFast[i] = int32(l)
+		case rs <= 16 && l+rs <= fastBits:
+			t.dcFast[i] = int32(l+rs) | extend(int32(bits>>(32-uint(rs))), rs)<<16
+		}
+	}
+}
+
+func extend(v int32, s int) int32 {
+	if v < 1<<(uint(s)-1) {
+		v += -1<<uint(s) + 1
+	}
+	return v
 }
 
 // bitReader reads entropy-coded bits: it removes the 0x00 after a 0xFF and

@@ -18,7 +18,7 @@ var aanScale = func() (s [8]float64) {
 }()
 
 // reducedMatrix[N][x][u] = C(u)/2 * cos((2x+1)u*pi/(2N)), C(0) = 1/sqrt2.
-var reduced4, reduced2 = reducedMatrix(4), reducedMatrix(2)
+var reduced2 = reducedMatrix(2)
 
 func reducedMatrix(n int) [][]float32 {
 	m := make([][]float32, n)
@@ -47,16 +47,34 @@ var zigOf = func() (z [64]int) {
 type idctTables struct {
 	aan   [64]float32 // by natural index: q * aanScale[row] * aanScale[col] / 8
 	plain [64]float32 // by zig-zag index: q
+	q4    [16]float32 // 4x4 corner by v*4+u: q * s(v) * s(u)
 	q0    int32
+	// dcShift: a flat block's value is (dc*q0 + round) >> dcShift.
+	dcShift uint
 }
 
-func makeIDCTTables(q *[64]uint16) *idctTables {
-	t := &idctTables{q0: int32(q[0])}
+// makeIDCTTables builds the tables for quantisation table q. 12-bit data
+// is brought to 8 bits by folding the /16 into the tables: the IDCT is
+// linear and the level shift 2048/16 is the 8-bit 128.
+func makeIDCTTables(q *[64]uint16, precision int) *idctTables {
+	t := &idctTables{q0: int32(q[0]), dcShift: 3}
+	scale := 1.0
+	if precision == 12 {
+		scale = 1.0 / 16
+		t.dcShift = 7
+	}
 	for z := range 64 {
 		n := unzig[z]
 		r, c := n/8, n%8
-		t.aan[n] = float32(float64(q[z]) * aanScale[r] * aanScale[c] / 8)
-		t.plain[z] = float32(q[z])
+		t.aan[n] = float32(float64(q[z]) * scale * aanScale[r] * aanScale[c] / 8)
+		t.plain[z] = float32(float64(q[z]) * scale)
+	}
+	// 4-point IDCT factors: C(u)/2, times cos(pi/4) for u=2.
+	s4 := [4]float64{0.5 / math.Sqrt2, 0.5, 0.5 / math.Sqrt2, 0.5}
+	for v := range 4 {
+		for u := range 4 {
+			t.q4[v*4+u] = float32(float64(q[zigOf[v*8+u]]) * scale * s4[v] * s4[u])
+		}
 	}
 	return t
 }
@@ -146,20 +164,24 @@ func aan1D(i0, i1, i2, i3, i4, i5, i6, i7 float32) (o0, o1, o2, o3, o4, o5, o6, 
 	return e0 + t7, e1 + t6, e2 + t5, e3 - t4, e3 + t4, e2 - t5, e1 - t6, e0 - t7
 }
 
-// idct4 writes the 4x4 reduction of blk (at least 25 zig-zag coefficients).
+// idct4 writes the 4x4 reduction of blk (at least 25 zig-zag
+// coefficients): the 4-point IDCT of the 4x4 corner, a butterfly of six
+// multiplies per line, with C(u)/2 and the u=2 cosine folded into the
+// dequantisation table q4.
 func idct4(blk []int16, t *idctTables, dst []byte, stride int) {
-	var f [4][4]float32
-	any := false
-	for v := range 4 {
-		for u := range 4 {
-			z := zigOf[v*8+u]
-			if c := blk[z]; c != 0 {
-				f[v][u] = float32(c) * t.plain[z]
-				any = any || z != 0
+	blk = blk[:25]
+	q := &t.q4
+	var f [16]float32
+	ac := int16(0)
+	for i, z := range zig4 {
+		if c := blk[z]; c != 0 {
+			f[i] = float32(c) * q[i]
+			if i != 0 {
+				ac |= c
 			}
 		}
 	}
-	if !any {
+	if ac == 0 {
 		b := dcPixel(blk[0], t)
 		for y := range 4 {
 			row := dst[y*stride : y*stride+4]
@@ -167,22 +189,42 @@ func idct4(blk []int16, t *idctTables, dst []byte, stride int) {
 		}
 		return
 	}
-	m := reduced4
-	var tmp [4][4]float32 // tmp[v][x]
+	// Rows (u across), in place.
 	for v := range 4 {
-		for x := range 4 {
-			mx := m[x]
-			tmp[v][x] = mx[0]*f[v][0] + mx[1]*f[v][1] + mx[2]*f[v][2] + mx[3]*f[v][3]
-		}
+		r := f[v*4 : v*4+4]
+		r[0], r[1], r[2], r[3] = idct4Line(r[0], r[1], r[2], r[3])
 	}
-	for y := range 4 {
-		my := m[y]
-		row := dst[y*stride : y*stride+4]
-		for x := range 4 {
-			row[x] = clampByte(my[0]*tmp[0][x] + my[1]*tmp[1][x] + my[2]*tmp[2][x] + my[3]*tmp[3][x])
-		}
+	// Columns, out to pixels.
+	for x := range 4 {
+		o0, o1, o2, o3 := idct4Line(f[x], f[4+x], f[8+x], f[12+x])
+		dst[x] = clampByte(o0)
+		dst[stride+x] = clampByte(o1)
+		dst[2*stride+x] = clampByte(o2)
+		dst[3*stride+x] = clampByte(o3)
 	}
 }
+
+const (
+	cos1_8 = 0.9238795325112867 // cos(pi/8)
+	cos3_8 = 0.3826834323650898 // cos(3pi/8)
+)
+
+func idct4Line(f0, f1, f2, f3 float32) (float32, float32, float32, float32) {
+	e0, e1 := f0+f2, f0-f2
+	o0 := cos1_8*f1 + cos3_8*f3
+	o1 := cos3_8*f1 - cos1_8*f3
+	return e0 + o0, e1 + o1, e1 - o1, e0 - o0
+}
+
+// zig4[v*4+u] is the zig-zag index of coefficient (v, u) of the 4x4 corner.
+var zig4 = func() (z [16]int) {
+	for v := range 4 {
+		for u := range 4 {
+			z[v*4+u] = zigOf[v*8+u]
+		}
+	}
+	return z
+}()
 
 // idct2 writes the 2x2 reduction of blk (at least 5 zig-zag coefficients).
 func idct2(blk []int16, t *idctTables, dst []byte, stride int) {
@@ -203,7 +245,7 @@ func idct2(blk []int16, t *idctTables, dst []byte, stride int) {
 }
 
 func dcPixel(dc int16, t *idctTables) byte {
-	v := (int32(dc)*t.q0 + 4) >> 3
+	v := (int32(dc)*t.q0 + 1<<(t.dcShift-1)) >> t.dcShift
 	v += 128
 	if v < 0 {
 		return 0
@@ -221,7 +263,7 @@ func (d *decoder) idctTablesFor(c *component) *idctTables {
 	if !c.latched && c.tq < 4 {
 		q = d.qt[c.tq]
 	}
-	return makeIDCTTables(&q)
+	return makeIDCTTables(&q, d.precision)
 }
 
 // newPlane allocates a component's sample plane at the decoder's scale:

@@ -12,6 +12,57 @@
 //
 // It also decodes at 1/2, 1/4 or 1/8 scale straight from the DCT
 // coefficients, which is how a big photo gets hashed cheaply.
+//
+// # What it decodes
+//
+//   - Huffman baseline, extended and progressive (spectral selection and
+//     successive approximation); arithmetic sequential and progressive
+//     (SOF9, SOF10, DAC); lossless Huffman (SOF3, all predictors).
+//   - 8- and 12-bit samples (12-bit is brought to 8); lossless 2..16 bits.
+//   - 1, 3 or 4 components, sampling factors 1..4 in any combination,
+//     including ones libjpeg-turbo refuses (fractional ratios, more than
+//     10 blocks per MCU): components are replicated to full resolution.
+//   - Colour as libjpeg-turbo decides it: JFIF → YCbCr; else Adobe APP14
+//     transform 0 → RGB/CMYK, 1 → YCbCr, 2 → YCCK; else IDs 'R','G','B'
+//     → RGB, otherwise YCbCr; 4 components without Adobe → CMYK. CMYK and
+//     YCCK become RGB the way Chromium and Firefox show libjpeg-turbo's
+//     output: as Adobe-inverted CMYK (R = C·K/255), with or without the
+//     marker.
+//
+// # Recovery
+//
+//   - Data that ends (or hits an unexpected marker) mid-scan: what is
+//     there is decoded and the rest of the scan left at zero coefficients,
+//     mid-grey, with Result.Truncated set; a missing EOI is no error.
+//   - Restart markers: any RSTn found where an interval ends is taken as
+//     the restart, whatever its number; garbage before an RSTn is skipped;
+//     a dropped RSTn is recognised (data carries on and the next marker is
+//     the one after) and the interval decoded in place rather than lost.
+//   - No DHT: tables 0 and 1 default to T.81 Annex K.3, as for MJPEG.
+//   - Height 0 in the frame header: the DNL segment's height is used.
+//   - Duplicate component IDs are renamed as libjpeg-turbo does (largest
+//     so far + 1, in the frame and within each scan), which matches
+//     components to scans by order.
+//
+// Where libjpeg-turbo does worse, jpegx decodes more: renumbered or
+// dropped restart markers (libjpeg-turbo loses the intervals), DNL
+// (libjpeg-turbo refuses), truncated arithmetic data (libjpeg-turbo turns
+// the zero fill into noise; here it is grey). Not done: libjpeg-turbo's
+// inter-block smoothing of progressive files whose AC data is missing, so
+// such a file looks blockier here; and arithmetic lossless (SOF11) and
+// hierarchical (SOF5-7, 13-15) JPEG, which are refused.
+//
+// # Bounds
+//
+// Frames over maxPixels even at 1/8, with over 4 components, or whose
+// coefficient store would be absurd for the output size are refused
+// before any allocation. Entropy decoding stops (Truncated) once the
+// blocks visited across all scans reach 64 times the frame's blocks, so a
+// file of thousands of empty progressive scans costs work proportional to
+// its pixels. A progressive decode at 1/8 skips AC scans entirely; at 1/4
+// and 1/2 only coefficients it uses are stored. Single-scan sequential
+// files stream through the IDCT one MCU row at a time. Panics are
+// recovered and returned as ErrCorrupt.
 package jpegx
 
 import (

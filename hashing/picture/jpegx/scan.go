@@ -1,5 +1,7 @@
 package jpegx
 
+import "math/bits"
+
 // Scan decoding: the MCU walk, restart handling and the Huffman block
 // decoders for sequential (T.81 F.2) and progressive (G.1.2) scans.
 
@@ -18,9 +20,6 @@ func (d *decoder) processScan(seg []byte) error {
 	}
 	if d.lossless {
 		return d.losslessScan(&sc)
-	}
-	if d.arithmetic {
-		return unsupported("arithmetic coding")
 	}
 	if d.progressive {
 		bad := sc.ss > sc.se || sc.se > 63 || sc.al > 13 || sc.ah > 13 ||
@@ -50,6 +49,9 @@ func (d *decoder) processScan(seg []byte) error {
 			c.latched = true
 		}
 		if d.arithmetic {
+			if sc.td[i] > 3 || sc.ta[i] > 3 {
+				return corrupt("arithmetic conditioning table id")
+			}
 			continue
 		}
 		needDC := !d.progressive || (sc.ss == 0 && sc.ah == 0)
@@ -72,7 +74,9 @@ func (d *decoder) processScan(seg []byte) error {
 		if sc.ss == 0 {
 			c.dcSeen = true
 		}
-		if d.progressive && sc.ss > 0 && sc.se >= d.kstore && c.needMask && c.mask == nil {
+		if d.progressive && sc.ss > 0 && c.mask == nil {
+			// Every coefficient's nonzero history, as bits: refinement
+			// scans walk it instead of testing 63 coefficients a block.
 			c.mask = make([]uint64, c.bw*c.bh)
 		}
 	}
@@ -133,6 +137,7 @@ func (d *decoder) decodeScan(sc *scanInfo, dcT, acT []*huffTable) {
 	}
 	d.eobrun = 0
 	d.rstRenumbered = false
+	d.mkPos = -1
 	ri := d.restartInterval
 	left := ri
 	expect := 0 // number of the RST marker due at the next restart
@@ -149,13 +154,12 @@ func (d *decoder) decodeScan(sc *scanInfo, dcT, acT []*huffTable) {
 				break
 			}
 			// Nothing more until the next restart marker: those MCUs stay
-			// zero (mid-grey), as libjpeg-turbo leaves them.
-			skip := min(left, total-1-m)
+			// zero (mid-grey), as libjpeg-turbo leaves them. The skip
+			// stops at the end of the MCU row, which may need flushing.
+			skip := min(left, total-1-m, mw-1-mx)
 			m += skip
 			left -= skip
 			mx += skip
-			my += mx / mw
-			mx %= mw
 		} else {
 			d.work += int64(perMCU)
 			if ns == 1 {
@@ -252,7 +256,13 @@ func (d *decoder) restart(expect *int, sc *scanInfo) {
 		}
 	}
 	if p < len(data) {
-		mpos, m := findMarker(data, p)
+		// The scan for the next marker is remembered: markers do not
+		// move, and rescanning the same gap at every restart of a
+		// broken file would cost intervals × gap.
+		if d.mkPos < p {
+			d.mkPos, d.mk = findMarker(data, p)
+		}
+		mpos, m := d.mkPos, d.mk
 		isRST := m >= mRST0 && m <= mRST7
 		// Which is it, garbage before the expected marker or a dropped
 		// marker? While the file numbers its markers properly the number
@@ -351,26 +361,30 @@ func (d *decoder) decodeSequential(blk []int16, c *component, dc, ac *huffTable)
 		br.fill()
 		acc, n = br.acc, br.n
 	}
-	var s int
-	if e := dc.lut[acc>>(64-lutBits)]; e != 0 {
-		l := uint(e >> 8)
+	if e := dc.dcFast[acc>>(64-fastBits)]; e != 0 {
+		l := uint(e & 31)
 		acc <<= l
 		n -= int(l)
-		s = int(e & 0xFF)
+		c.pred += e >> 16
 	} else {
-		br.acc, br.n = acc, n
-		s = br.decodeSlow(dc)
-		acc, n = br.acc, br.n
-	}
-	if s != 0 {
-		s = min(s, 16)
-		v := int32(acc >> (64 - uint(s)))
-		acc <<= uint(s)
-		n -= s
-		if v < 1<<(uint(s)-1) {
-			v += -1<<uint(s) + 1
+		var s int
+		if e := dc.lut[acc>>(64-lutBits)]; e != 0 {
+			l := uint(e >> 8)
+			acc <<= l
+			n -= int(l)
+			s = int(e & 0xFF)
+		} else {
+			br.acc, br.n = acc, n
+			s = br.decodeSlow(dc)
+			acc, n = br.acc, br.n
 		}
-		c.pred += v
+		if s != 0 {
+			s = min(s, 16)
+			v := int32(acc >> (64 - uint(s)))
+			acc <<= uint(s)
+			n -= s
+			c.pred += extend(v, s)
+		}
 	}
 	blk[0] = int16(c.pred)
 	for k := 1; k < 64; {
@@ -378,6 +392,20 @@ func (d *decoder) decodeSequential(blk []int16, c *component, dc, ac *huffTable)
 			br.acc, br.n = acc, n
 			br.fill()
 			acc, n = br.acc, br.n
+		}
+		if e := ac.acFast[acc>>(64-fastBits)]; e != 0 {
+			l := uint(e & 31)
+			acc <<= l
+			n -= int(l)
+			if e&fastEOB != 0 {
+				break
+			}
+			k += int(e >> 5 & 15)
+			if k < K {
+				blk[zm[k]] = int16(e >> 16)
+			}
+			k++
+			continue
 		}
 		var rs int
 		if e := ac.lut[acc>>(64-lutBits)]; e != 0 {
@@ -402,11 +430,8 @@ func (d *decoder) decodeSequential(blk []int16, c *component, dc, ac *huffTable)
 		v := int32(acc >> (64 - uint(s)))
 		acc <<= uint(s)
 		n -= s
-		if v < 1<<(uint(s)-1) {
-			v += -1<<uint(s) + 1
-		}
 		if k < K {
-			blk[zm[k]] = int16(v)
+			blk[zm[k]] = int16(extend(v, s))
 		}
 		k++
 	}
@@ -421,7 +446,29 @@ func (d *decoder) acFirst(blk []int16, mask *uint64, ac *huffTable, ss, se, al i
 	}
 	br := &d.br
 	K := len(blk)
+	zm := d.zmap
 	for k := ss; k <= se; {
+		if br.n < 32 {
+			br.fill()
+		}
+		// Combined symbol+value, unless it is an EOB run (which has
+		// run-length bits of its own in a progressive scan).
+		if e := ac.acFast[br.acc>>(64-fastBits)]; e != 0 && e&fastEOB == 0 {
+			l := uint(e & 31)
+			br.acc <<= l
+			br.n -= int(l)
+			k += int(e >> 5 & 15)
+			if e>>16 != 0 && k <= 63 {
+				if k < K {
+					blk[zm[k]] = int16(e>>16) << uint(al)
+				}
+				if mask != nil {
+					*mask |= 1 << uint(k)
+				}
+			}
+			k++
+			continue
+		}
 		rs := br.decode(ac)
 		r, s := rs>>4, rs&15
 		if s == 0 {
@@ -441,7 +488,7 @@ func (d *decoder) acFirst(blk []int16, mask *uint64, ac *huffTable, ss, se, al i
 		}
 		v := br.receiveExtend(s) << uint(al)
 		if k < K {
-			blk[d.zmap[k]] = int16(v)
+			blk[zm[k]] = int16(v)
 		}
 		if mask != nil {
 			*mask |= 1 << uint(k)
@@ -452,26 +499,40 @@ func (d *decoder) acFirst(blk []int16, mask *uint64, ac *huffTable, ss, se, al i
 
 // acRefine decodes a successive-approximation refinement of a band
 // (G.1.2.3): newly nonzero coefficients of magnitude 1<<al, and one
-// correction bit for each coefficient already nonzero.
+// correction bit for each coefficient already nonzero. Coefficients past
+// the stored prefix (reduced scale) only keep their nonzero history, in
+// mask.
 func (d *decoder) acRefine(blk []int16, mask *uint64, ac *huffTable, ss, se, al int) {
 	br := &d.br
 	K := len(blk)
+	zm := d.zmap
 	p1 := int16(1) << uint(al)
 	m1 := int16(-1) << uint(al)
-	zm := d.zmap
-	nonzero := func(k int) bool {
-		if k < K {
-			return blk[zm[k]] != 0
+	var msk uint64
+	if mask != nil {
+		msk = *mask
+	} else {
+		for k := 1; k < K; k++ {
+			if blk[zm[k]] != 0 {
+				msk |= 1 << uint(k)
+			}
 		}
-		return mask != nil && *mask>>uint(k)&1 != 0
 	}
-	refine := func(k int) {
-		if br.bit() && k < K {
-			if c := blk[zm[k]]; c&p1 == 0 {
+	// correct applies a correction bit to nonzero coefficient k.
+	correct := func(k int) {
+		if br.n < 1 {
+			br.fill()
+		}
+		bit := br.acc>>63 != 0
+		br.acc <<= 1
+		br.n--
+		if bit && k < K {
+			i := zm[k]
+			if c := blk[i]; c&p1 == 0 {
 				if c >= 0 {
-					blk[zm[k]] = c + p1
+					blk[i] = c + p1
 				} else {
-					blk[zm[k]] = c + m1
+					blk[i] = c + m1
 				}
 			}
 		}
@@ -496,32 +557,35 @@ func (d *decoder) acRefine(blk []int16, mask *uint64, ac *huffTable, ss, se, al 
 				break
 			}
 			for ; k <= se; k++ {
-				if nonzero(k) {
-					refine(k)
-				} else {
-					if r == 0 {
-						if val != 0 {
-							if k < K {
-								blk[zm[k]] = val
-							}
-							if mask != nil {
-								*mask |= 1 << uint(k)
-							}
-						}
-						break
-					}
-					r--
+				if msk>>uint(k)&1 != 0 {
+					correct(k)
+					continue
 				}
+				if r == 0 {
+					if val != 0 {
+						if k < K {
+							blk[zm[k]] = val
+						}
+						msk |= 1 << uint(k)
+					}
+					break
+				}
+				r--
 			}
 		}
 	}
 	if d.eobrun > 0 {
-		for ; k <= se; k++ {
-			if nonzero(k) {
-				refine(k)
+		if k <= se {
+			// Correction bits for the nonzero coefficients left in the
+			// band, lowest first.
+			for m := msk &^ (1<<uint(k) - 1) & (2<<uint(se) - 1); m != 0; m &= m - 1 {
+				correct(bits.TrailingZeros64(m))
 			}
 		}
 		d.eobrun--
+	}
+	if mask != nil {
+		*mask = msk
 	}
 }
 
