@@ -13,6 +13,9 @@ import (
 	"image/draw"
 	"image/gif"
 
+	"github.com/gen2brain/avif"
+	"golang.org/x/image/bmp"
+
 	"github.com/mediaguard/mediaguard/internal/testimg"
 )
 
@@ -64,6 +67,41 @@ var Images = []Form{
 	{"listed jpeg with megabytes appended", "image/jpeg", func(img *image.NRGBA) []byte {
 		return append(testimg.JPEG(img, 90), bytes.Repeat([]byte{0x42}, 1<<20)...)
 	}},
+	{"png with broken chunk CRCs and Adler-32", "image/png", func(img *image.NRGBA) []byte {
+		return breakPNGChecksums(testimg.PNG(img))
+	}},
+	{"png with bytes after IEND", "image/png", func(img *image.NRGBA) []byte {
+		return append(testimg.PNG(img), bytes.Repeat([]byte("trailing"), 1000)...)
+	}},
+	{"gif with a 0x0 logical screen", "image/gif", func(img *image.NRGBA) []byte {
+		var b bytes.Buffer
+		if err := gif.Encode(&b, paletted(img), nil); err != nil {
+			panic(err)
+		}
+		g := b.Bytes()
+		g[6], g[7], g[8], g[9] = 0, 0, 0, 0
+		return g
+	}},
+	{"bmp with junk reserved bytes and a gap before the pixels", "image/bmp", func(img *image.NRGBA) []byte {
+		var b bytes.Buffer
+		if err := bmp.Encode(&b, img); err != nil {
+			panic(err)
+		}
+		return gapBMP(b.Bytes())
+	}},
+	{"ico holding the png", "image/x-icon", func(img *image.NRGBA) []byte {
+		return icoOf(testimg.PNG(img), img.Bounds().Dx(), img.Bounds().Dy())
+	}},
+	{"avif", "image/avif", func(img *image.NRGBA) []byte {
+		var b bytes.Buffer
+		if err := avif.Encode(&b, img, avif.Options{Quality: 80, Speed: 10}); err != nil {
+			panic(err)
+		}
+		return b.Bytes()
+	}},
+	{"jpeg with Adobe marker saying YCbCr and components named R G B", "image/jpeg", func(img *image.NRGBA) []byte {
+		return rgbNamedYCbCr(testimg.JPEG(img, 90))
+	}},
 }
 
 func paletted(img image.Image) *image.Paletted {
@@ -102,4 +140,85 @@ func withEXIFOrientation(jpg []byte, o uint16) []byte {
 	out = append(out, app1...)
 	out = append(out, seg...)
 	return append(out, jpg[2:]...)
+}
+
+// breakPNGChecksums corrupts every chunk CRC and the zlib Adler-32, which
+// browsers ignore.
+func breakPNGChecksums(p []byte) []byte {
+	p = append([]byte(nil), p...)
+	for i := 8; i+12 <= len(p); {
+		n := int(binary.BigEndian.Uint32(p[i:]))
+		end := i + 8 + n
+		if end+4 > len(p) {
+			break
+		}
+		if string(p[i+4:i+8]) == "IDAT" && n >= 4 {
+			p[end-1] ^= 0xff // the Adler-32's last byte, if this IDAT ends the stream
+		}
+		p[end] ^= 0x5a
+		i = end + 4
+	}
+	return p
+}
+
+// gapBMP sets the reserved header bytes and moves the pixels 64 bytes
+// further, honouring the offset field, as browsers do.
+func gapBMP(b []byte) []byte {
+	off := binary.LittleEndian.Uint32(b[10:])
+	out := append([]byte(nil), b[:off]...)
+	out = append(out, make([]byte, 64)...)
+	out = append(out, b[off:]...)
+	binary.LittleEndian.PutUint32(out[2:], uint32(len(out)))
+	binary.LittleEndian.PutUint32(out[6:], 0xdeadbeef)
+	binary.LittleEndian.PutUint32(out[10:], off+64)
+	return out
+}
+
+// icoOf wraps a PNG in a one-entry ICO directory.
+func icoOf(png []byte, w, h int) []byte {
+	var b bytes.Buffer
+	b.Write([]byte{0, 0, 1, 0, 1, 0})
+	dim := func(v int) byte {
+		if v >= 256 {
+			return 0
+		}
+		return byte(v)
+	}
+	b.Write([]byte{dim(w), dim(h), 0, 0, 1, 0, 32, 0})
+	binary.Write(&b, binary.LittleEndian, uint32(len(png)))
+	binary.Write(&b, binary.LittleEndian, uint32(22))
+	b.Write(png)
+	return b.Bytes()
+}
+
+// rgbNamedYCbCr renames a YCbCr JPEG's components 'R','G','B' and adds an
+// Adobe APP14 marker whose transform says YCbCr: libjpeg-turbo (browsers)
+// follows the marker, image/jpeg followed the names.
+func rgbNamedYCbCr(j []byte) []byte {
+	out := append([]byte(nil), j[:2]...)
+	adobe := []byte{0xff, 0xee, 0, 14, 'A', 'd', 'o', 'b', 'e', 0, 100, 0, 0, 0, 0, 1}
+	out = append(out, adobe...)
+	rest := append([]byte(nil), j[2:]...)
+	for i := 0; i+4 < len(rest); {
+		if rest[i] != 0xff {
+			break
+		}
+		m := rest[i+1]
+		n := int(rest[i+2])<<8 | int(rest[i+3])
+		seg := rest[i+4 : i+2+n]
+		switch {
+		case m == 0xc0 || m == 0xc2:
+			for c := 0; c < int(seg[5]) && c < 3; c++ {
+				seg[6+3*c] = "RGB"[c]
+			}
+		case m == 0xc4 || m == 0xdb || (m >= 0xe0 && m <= 0xef):
+		case m == 0xda:
+			for c := 0; c < int(seg[0]) && c < 3; c++ {
+				seg[1+2*c] = "RGB"[c]
+			}
+			return append(out, rest...)
+		}
+		i += 2 + n
+	}
+	return append(out, rest...)
 }
