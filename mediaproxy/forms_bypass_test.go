@@ -11,7 +11,8 @@ func TestImageBypassCorpus(t *testing.T) {
 	listedImg := testPhoto(80, 240, 180)
 	cleanImg := testPhoto(81, 240, 180)
 	e := newEnv(t, []string{"pdq " + pdqOf(t, encodePNG(listedImg)).String()}, func(c *Config) { c.MaxDownloadBuffer = 512 << 10 })
-	for i, f := range bypass.Images {
+	forms := bypass.All(t)
+	for i, f := range forms {
 		t.Run(f.Name, func(t *testing.T) {
 			ct := f.ContentType
 			listed, clean := f.Make(listedImg), f.Make(cleanImg)

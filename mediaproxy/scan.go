@@ -47,7 +47,7 @@ func (p *Proxy) scan(ctx context.Context, r io.ReadSeeker, contentType string, d
 	var s scanned
 	// The signature is cheap: encrypted attachments and non-images are
 	// told apart before queueing for a decoding slot.
-	format := imageByBytes(r)
+	format, weak := imageByBytes(r)
 	if format == "" {
 		if video := worker.VideoByBytes(r); video != "" && VideoDecoding() {
 			return p.scanVideo(ctx, r, q, video)
@@ -77,6 +77,14 @@ func (p *Proxy) scan(ctx context.Context, r io.ReadSeeker, contentType string, d
 		s.query = q
 		return s
 	}
+	if err != nil && weak {
+		// Only a short signature said "image", and nothing could read
+		// it: as likely random bytes as an image, so it is judged like
+		// any opaque body.
+		s.unscannable = format + " signature only, not decodable: " + err.Error()
+		s.query = q
+		return s
+	}
 	q.Kind = matcher.KindImage
 	if err != nil {
 		// An image by its bytes that no decoder here could read: a
@@ -97,40 +105,39 @@ func (p *Proxy) scan(ctx context.Context, r io.ReadSeeker, contentType string, d
 }
 
 // imageByBytes returns the image format r's bytes are, or "" when they are
-// not convincingly an image. A short signature ("BM", a JPEG's three
-// bytes, a bare JPEG XL codestream's two) also starts one random file in
-// a few thousand or million: an encrypted attachment must never be judged
-// an undecodable image, so those count only with a header that parses or
-// a longer structure. r is left at its start.
-func imageByBytes(r io.ReadSeeker) string {
+// not an image. A short signature ("BM", a JPEG's three bytes, a bare JPEG
+// XL codestream's two) also starts one random file in a few thousand or
+// million: an encrypted attachment must never be judged an undecodable
+// image, so those count only with a header that parses or a longer
+// structure, except a bare JPEG XL codestream, which has no header to
+// check: it is decoded, but weak says a failure means "not an image".
+// r is left at its start.
+func imageByBytes(r io.ReadSeeker) (format string, weak bool) {
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
-		return ""
+		return "", false
 	}
 	head := make([]byte, 4096)
 	n, _ := io.ReadFull(r, head)
 	head = head[:n]
 	defer r.Seek(0, io.SeekStart)
-	format := picture.Sniff(head)
+	format = picture.Sniff(head)
 	switch format {
 	case "":
-		return ""
+		return "", false
 	case "jxl":
-		if bytes.HasPrefix(head, []byte("\x00\x00\x00\x0cJXL \r\n\x87\n")) {
-			return format
-		}
-		return ""
+		return format, !bytes.HasPrefix(head, []byte("\x00\x00\x00\x0cJXL \r\n\x87\n"))
 	case "png", "gif", "webp", "tiff", "avif", "heic", "ico":
-		return format
+		return format, false
 	case "jpeg":
 		if plausibleJPEG(head) {
-			return format
+			return format, false
 		}
 	}
 	r.Seek(0, io.SeekStart)
 	if _, _, _, err := picture.DecodeConfig(r); err == nil {
-		return format
+		return format, false
 	}
-	return ""
+	return "", false
 }
 
 // VideoDecoding reports whether videos are decoded (ffmpeg installed):

@@ -1,0 +1,118 @@
+package bypass
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/mediaguard/mediaguard/internal/testimg"
+)
+
+// Encoded are forms made with the field's own encoders (Debian's webp,
+// libheif-examples, libjxl-tools, libjpeg-turbo-progs), which Go lacks.
+// Needs names the program; a test skips a form loudly where it is not
+// installed (.ci/run installs them all).
+var Encoded = []Form{
+	{"webp lossy", "image/webp", program("cwebp", ".png", ".webp", func(in, out string) []string { return []string{"-quiet", "-q", "90", in, "-o", out} })},
+	{"webp lossless", "image/webp", program("cwebp", ".png", ".webp", func(in, out string) []string { return []string{"-quiet", "-lossless", in, "-o", out} })},
+	{"animated webp, the picture as frame 2 behind a decoy", "image/webp", func(img *image.NRGBA) []byte {
+		return run("img2webp", img, ".png", ".webp", func(in, out string) []string {
+			decoy := filepath.Join(filepath.Dir(in), "decoy.png")
+			os.WriteFile(decoy, testimg.PNG(testimg.Photo(999, img.Bounds().Dx(), img.Bounds().Dy())), 0o600)
+			return []string{"-loop", "0", "-lossy", "-q", "90", "-d", "500", decoy, in, "-o", out}
+		})
+	}},
+	{"heic", "image/heic", program("heif-enc", ".png", ".heic", func(in, out string) []string { return []string{"-q", "90", in, "-o", out} })},
+	{"jpeg xl", "image/jxl", program("cjxl", ".png", ".jxl", func(in, out string) []string { return []string{in, out, "-q", "90", "--quiet"} })},
+	{"arithmetic-coded jpeg", "image/jpeg", program("cjpeg", ".ppm", ".jpg", func(in, out string) []string { return []string{"-arithmetic", "-quality", "90", "-outfile", out, in} })},
+	{"progressive jpeg with a restart marker every row", "image/jpeg", program("cjpeg", ".ppm", ".jpg", func(in, out string) []string {
+		return []string{"-progressive", "-restart", "1", "-quality", "90", "-outfile", out, in}
+	})},
+}
+
+// Needs is the program a form of Encoded is made with.
+func Needs(f Form) string { return needs[f.Name] }
+
+var needs = map[string]string{}
+
+func program(name, inExt, outExt string, args func(in, out string) []string) func(*image.NRGBA) []byte {
+	return func(img *image.NRGBA) []byte { return run(name, img, inExt, outExt, args) }
+}
+
+func run(name string, img *image.NRGBA, inExt, outExt string, args func(in, out string) []string) []byte {
+	dir, err := os.MkdirTemp("", "bypass-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	in, out := filepath.Join(dir, "in"+inExt), filepath.Join(dir, "out"+outExt)
+	data := testimg.PNG(img)
+	if inExt == ".ppm" {
+		data = ppm(img)
+	}
+	if err := os.WriteFile(in, data, 0o600); err != nil {
+		panic(err)
+	}
+	if b, err := exec.Command(name, args(in, out)...).CombinedOutput(); err != nil {
+		panic(fmt.Sprintf("%s: %v: %s", name, err, b))
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// ppm is the input cjpeg reads.
+func ppm(img *image.NRGBA) []byte {
+	b := img.Bounds()
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "P6\n%d %d\n255\n", b.Dx(), b.Dy())
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			c := img.NRGBAAt(x, y)
+			out.Write([]byte{c.R, c.G, c.B})
+		}
+	}
+	return out.Bytes()
+}
+
+func init() {
+	for _, f := range Encoded {
+		switch f.Name {
+		case "webp lossy", "webp lossless":
+			needs[f.Name] = "cwebp"
+		case "animated webp, the picture as frame 2 behind a decoy":
+			needs[f.Name] = "img2webp"
+		case "heic":
+			needs[f.Name] = "heif-enc"
+		case "jpeg xl":
+			needs[f.Name] = "cjxl"
+		default:
+			needs[f.Name] = "cjpeg"
+		}
+	}
+}
+
+// All is Images plus the Encoded forms whose encoder is installed; a
+// missing one is logged as SKIPPED, or fails the test where the end-to-end
+// requirement is set (CI).
+func All(t testing.TB) []Form {
+	t.Helper()
+	forms := append([]Form(nil), Images...)
+	for _, f := range Encoded {
+		if _, err := exec.LookPath(Needs(f)); err != nil {
+			if os.Getenv("MEDIAGUARD_REQUIRE_E2E") != "" {
+				t.Fatalf("bypass form %q needs %s, which is not installed, but MEDIAGUARD_REQUIRE_E2E is set", f.Name, Needs(f))
+			}
+			t.Logf("SKIPPED bypass form %q: %s is not installed (apt-get install webp libheif-examples libjxl-tools libjpeg-turbo-progs)", f.Name, Needs(f))
+			continue
+		}
+		forms = append(forms, f)
+	}
+	return forms
+}
