@@ -114,6 +114,7 @@ type auditVerdict struct {
 	Distance    int      `json:"distance,omitempty"`
 	Confidence  float64  `json:"confidence,omitempty"`
 	Source      string   `json:"source,omitempty"`
+	Form        string   `json:"form,omitempty"`
 	Reason      string   `json:"reason,omitempty"`
 	Notes       []string `json:"notes,omitempty"`
 	Unscannable string   `json:"unscannable,omitempty"`
@@ -133,7 +134,7 @@ func detection(id string, d *mediaproxy.Decision, dir string) notify.Detection {
 		ID: id, Time: time.Now(), Direction: dir, Endpoint: d.Endpoint.Name, User: d.User,
 		MXC: media, HashType: string(v.HashType), MatchedHash: v.MatchedHash,
 		Bank: v.Bank, Source: v.Source, Distance: v.Distance, Confidence: v.Confidence,
-		Action: actionTaken(d),
+		Form: v.Form, Action: actionTaken(d),
 	}
 }
 
@@ -147,7 +148,7 @@ func detectionFromRecord(r audit.Record) notify.Detection {
 	return notify.Detection{
 		ID: r.ID, Time: r.Time, Direction: r.Direction, Endpoint: r.Endpoint, User: user,
 		MXC: mxc(r.Media), HashType: v.HashType, MatchedHash: v.MatchedHash, Bank: v.Bank,
-		Source: v.Source, Distance: v.Distance, Confidence: v.Confidence, Action: v.Action,
+		Source: v.Source, Distance: v.Distance, Confidence: v.Confidence, Form: v.Form, Action: v.Action,
 	}
 }
 

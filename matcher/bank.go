@@ -503,7 +503,7 @@ func (l *Local) Match(ctx context.Context, q Query) (Verdict, error) {
 	if len(v.Evidence) > 0 {
 		best := &v.Evidence[0]
 		v.Match = true
-		v.Bank, v.HashType, v.MatchedHash, v.Distance, v.Source = best.Bank, best.HashType, best.Hash, best.Distance, best.Source
+		v.Bank, v.HashType, v.MatchedHash, v.Distance, v.Source, v.Form = best.Bank, best.HashType, best.Hash, best.Distance, best.Source, best.Form
 		if best.HashType == PDQ {
 			v.Confidence = PDQConfidence(best.Distance)
 		} else {

@@ -274,6 +274,7 @@ func (h *HMA) Match(ctx context.Context, q Query) (Verdict, error) {
 		v.Confidence = PDQConfidence(best.Distance)
 	}
 	v.Source = best.Source
+	v.Form = best.Form
 	v.Reason = fmt.Sprintf("HMA bank %s (%s) matched %s at distance %d", best.Bank, best.Label, best.HashType, best.Distance)
 	v.Evidence = ev
 	return v, nil

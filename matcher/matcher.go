@@ -106,6 +106,10 @@ type Verdict struct {
 	// Confidence is in [0,1]: 1 for exact hashes, falling with PDQ distance.
 	Confidence float64 `json:"confidence"`
 	Source     string  `json:"source,omitempty"`
+	// Form names the form of the media that matched ("frame 3",
+	// "displayed", "on white", "video frame at 4.0s"), "" for the
+	// picture as stored.
+	Form string `json:"form,omitempty"`
 	// Reason is a human sentence for logs, notices and the lookup API.
 	Reason string `json:"reason,omitempty"`
 	// Unscanned is set by the Guard under the fail-open policy when a

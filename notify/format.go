@@ -43,6 +43,9 @@ type Detection struct {
 	Source string
 	// Distance is the PDQ Hamming distance (0 for exact hashes).
 	Distance int
+	// Form names the form of the media that matched when it was not the
+	// picture as stored ("frame 3", "displayed", "on white", ...).
+	Form string
 	// Confidence is the match confidence in [0,1].
 	Confidence float64
 	// Action is what was done, e.g. "upload refused (403)".
@@ -133,6 +136,9 @@ func format(d Detection, more int, window time.Duration) (string, string) {
 	if isPDQ(d.HashType) {
 		match = fmt.Sprintf("PDQ distance %d", d.Distance)
 	}
+	if f := clean(d.Form); f != "" {
+		match += " (" + f + ")"
+	}
 
 	type line struct {
 		label, text string
@@ -205,6 +211,7 @@ func machine(d Detection, more int) map[string]any {
 		"bank":                clean(d.Bank),
 		"source":              clean(d.Source),
 		"distance":            d.Distance,
+		"form":                clean(d.Form),
 		// A string, not a number: event content must be canonical JSON,
 		// which allows only integers; Dendrite rejects a float with
 		// 400 M_BAD_JSON "value is outside of safe range".
