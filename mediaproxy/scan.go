@@ -69,7 +69,7 @@ func (p *Proxy) scan(ctx context.Context, r io.ReadSeeker, contentType string, d
 		s.query = q
 		return s
 	}
-	res, err := p.hashImage(worker.WithCPUBudget(ctx, cpuBudget(pixels)), r)
+	res, err := p.hashImage(worker.WithCPUBudget(ctx, cpuBudget(format, pixels)), r)
 	p.releaseHashSlot(big)
 	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		// The client left mid-hash: nothing is judged (and nothing
@@ -198,11 +198,19 @@ func declaredPixels(r io.ReadSeeker) int64 {
 // PDQ cost about 30 ns a pixel here). An image over it is a crafted one
 // (thousands of progressive scans, a bomb): it is cut off and judged
 // undecodable, having cost a bounded share of the hashing capacity.
-func cpuBudget(pixels int64) time.Duration {
+//
+// AVIF and HEIC are decoded by WebAssembly builds of libavif and libheif,
+// which a worker compiles on its first such image (about a second, far
+// more under the race detector): they get a larger fixed allowance.
+func cpuBudget(format string, pixels int64) time.Duration {
 	if pixels <= 0 {
 		return 0 // the pool's own limit
 	}
-	return 2*time.Second + time.Duration(pixels)*300*time.Nanosecond
+	base := 2 * time.Second
+	if format == "avif" || format == "heic" {
+		base = 20 * time.Second
+	}
+	return base + time.Duration(pixels)*300*time.Nanosecond
 }
 
 // plausibleJPEG: SOI, a marker that can follow it, a sane segment length,
