@@ -171,14 +171,12 @@ func (d *decoder) decode() (Result, error) {
 		}
 		end := d.pos + n
 		if end > len(data) {
-			if !d.frame || m != mSOS {
-				if d.frame && d.anyScan {
-					d.truncated = true
-					break
-				}
-				return Result{}, corrupt("segment runs past the end of the data")
+			if d.frame && (d.anyScan || m == mSOS) {
+				// The data ends inside a segment: what was decoded stands.
+				d.truncated = true
+				break
 			}
-			end = len(data)
+			return Result{}, corrupt("segment runs past the end of the data")
 		}
 		seg := data[d.pos+2 : end]
 		d.pos = end
@@ -239,7 +237,12 @@ func (d *decoder) decode() (Result, error) {
 		return Result{}, nil
 	}
 	if !d.anyScan {
-		return Result{}, corrupt("no scan data")
+		if d.sawEOI || d.comps[0].coef == nil && d.planes == nil && d.ll == nil {
+			return Result{}, corrupt("no scan data")
+		}
+		// The data ended before the first scan: libjpeg-turbo shows an
+		// all-grey picture, and so do we.
+		d.truncated = true
 	}
 	if !d.sawEOI && d.progressive {
 		// Later refinement scans may be missing; nothing says they are not.

@@ -230,7 +230,7 @@ func (r *bitReader) decode(t *huffTable) int {
 
 // decodeSlow decodes a code longer than the lookup table covers.
 func (r *bitReader) decodeSlow(t *huffTable) int {
-	if r.n < 16 {
+	if r.n < 17 {
 		r.fill()
 	}
 	for l := lutBits + 1; l <= 16; l++ {
@@ -241,9 +241,11 @@ func (r *bitReader) decodeSlow(t *huffTable) int {
 			return int(t.vals[(t.valptr[l]+code-t.mincode[l])&0xFF])
 		}
 	}
-	// No code matches: corrupt data. libjpeg-turbo warns and yields 0.
-	r.acc <<= 16
-	r.n -= 16
+	// No code matches: corrupt data. libjpeg-turbo reads on until its
+	// code is 17 bits long, then yields symbol 0 (EOB for AC); so do we,
+	// so that what follows stays in step with what a browser shows.
+	r.acc <<= 17
+	r.n -= 17
 	return 0
 }
 
