@@ -795,6 +795,28 @@ func TestBadCodeLikeLibjpeg(t *testing.T) {
 
 // TestNoScanYet: data that ends inside the first scan header shows as
 // grey, as libjpeg-turbo shows it, rather than failing.
+// TestSecondFrame: a second frame header after the first frame's scans
+// ends the picture there; before any scan it is an error.
+func TestSecondFrame(t *testing.T) {
+	pic := synthPicture(tw, th, 9)
+	b := goJPEG(pic, 90)
+	sof := firstSeg(b, 0xC0)
+	sos := firstSeg(b, 0xDA)
+	second := append([]byte{}, b[sof.off:sos.dataEnd]...) // SOF, DHT..., SOS and data again
+	withSecond := insert(b, sos.dataEnd, second)
+	res, err := DecodeBytes(withSecond, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Truncated {
+		t.Error("not reported truncated")
+	}
+	compareLuma(t, res.Image, pic, 0, gridH, 3, 12)
+	if _, err := DecodeBytes(insert(b, sof.end, b[sof.off:sof.end]), 0); err == nil {
+		t.Error("two frame headers before any scan accepted")
+	}
+}
+
 func TestNoScanYet(t *testing.T) {
 	pic := synthPicture(tw, th, 8)
 	b := goJPEG(pic, 90)

@@ -147,6 +147,7 @@ func (d *decoder) decode() (Result, error) {
 	for i := range d.arithL {
 		d.arithL[i], d.arithU[i], d.arithK[i] = 0, 1, 5
 	}
+markers:
 	for !d.stopped {
 		m, ok := d.nextMarker()
 		if !ok {
@@ -164,9 +165,10 @@ func (d *decoder) decode() (Result, error) {
 		}
 		n := int(data[d.pos])<<8 | int(data[d.pos+1])
 		if n < 2 {
-			if !d.frame {
+			if !d.anyScan {
 				return Result{}, corrupt("bad segment length")
 			}
+			d.truncated = true
 			break
 		}
 		end := d.pos + n
@@ -194,10 +196,8 @@ func (d *decoder) decode() (Result, error) {
 			d.parseDAC(seg)
 		case mAPP0:
 			// libjpeg wants the full 14-byte JFIF header.
-			if !d.frame || !d.anyScan {
-				if len(seg) >= 14 && bytes.HasPrefix(seg, []byte("JFIF\x00")) {
-					d.jfif = true
-				}
+			if !d.anyScan && len(seg) >= 14 && bytes.HasPrefix(seg, []byte("JFIF\x00")) {
+				d.jfif = true
 			}
 		case mAPP14:
 			if !d.anyScan && len(seg) >= 12 && bytes.HasPrefix(seg, []byte("Adobe")) {
@@ -206,6 +206,10 @@ func (d *decoder) decode() (Result, error) {
 			}
 		case mSOF0, mSOF1, mSOF2, mSOF3, mSOF9, mSOF10, mSOF11:
 			if d.frame {
+				if d.anyScan {
+					d.truncated = true // libjpeg-turbo stops here too
+					break markers
+				}
 				return Result{}, corrupt("second frame header")
 			}
 			err = d.parseSOF(m, seg)
