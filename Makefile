@@ -34,6 +34,7 @@ load: build
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
 	$(GO) test ./hashing/pdq -run '^$$' -fuzz '^FuzzHashBytes$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./hashing/picture/jpegx -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./matcher -run '^$$' -fuzz '^FuzzParseBank$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./lookupapi -run '^$$' -fuzz '^FuzzLookupRequest$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./mediaproxy -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME)
