@@ -54,7 +54,12 @@ type component struct {
 	// non-interleaved scan (T.81 A.2.2).
 	cbw, cbh int
 	coef     []int16  // bw*bh blocks of K zig-zag coefficients
-	mask     []uint64 // per block: which zig-zag coefficients are nonzero (progressive, K<64, when needed)
+	// mask: per block, which zig-zag coefficients are nonzero
+	// (progressive AC scans): refinement walks it, and at a reduced
+	// scale it is the only record of coefficients not stored.
+	mask []uint64
+	// needMask: a reduced-scale decode must keep decoding AC scans past
+	// the stored prefix, because a refinement scan straddles it.
 	needMask bool
 	q        [64]uint16 // quantisation table latched at the component's first scan
 	latched  bool
@@ -655,9 +660,9 @@ func (d *decoder) decideColorSpace() {
 }
 
 // planMasks decides, per component, whether a reduced-scale progressive
-// decode must track which unstored coefficients are nonzero: only when
-// some AC refinement scan straddles the stored prefix, since refinement
-// decoding depends on that history.
+// decode may skip AC scans that lie wholly past the stored prefix: not
+// when some AC refinement scan straddles the prefix, since refinement
+// decoding depends on the nonzero history those scans build.
 func (d *decoder) planMasks() {
 	if !d.progressive || d.kstore == 64 {
 		return
