@@ -53,7 +53,7 @@ type component struct {
 	// cbw, cbh: blocks that cover the component itself, the extent of a
 	// non-interleaved scan (T.81 A.2.2).
 	cbw, cbh int
-	coef     []int16  // bw*bh blocks of K zig-zag coefficients
+	coef     []int16 // bw*bh blocks of K zig-zag coefficients
 	// mask: per block, which zig-zag coefficients are nonzero
 	// (progressive AC scans): refinement walks it, and at a reduced
 	// scale it is the only record of coefficients not stored.
