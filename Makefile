@@ -39,6 +39,7 @@ load: build
 fuzz:
 	$(GO) test -tags $(TAGS) ./hashing/pdq -run '^$$' -fuzz '^FuzzHashBytes$$' -fuzztime $(FUZZTIME)
 	$(GO) test -tags $(TAGS) ./hashing/picture -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test -tags $(TAGS) ./hashing/picture/jpegx -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test -tags $(TAGS) ./matcher -run '^$$' -fuzz '^FuzzParseBank$$' -fuzztime $(FUZZTIME)
 	$(GO) test -tags $(TAGS) ./lookupapi -run '^$$' -fuzz '^FuzzLookupRequest$$' -fuzztime $(FUZZTIME)
 	$(GO) test -tags $(TAGS) ./mediaproxy -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME)

@@ -772,3 +772,65 @@ func TestDecodeReaderAndConfig(t *testing.T) {
 		t.Fatal("DecodeConfig without a frame succeeded")
 	}
 }
+
+// TestBadCodeLikeLibjpeg: a bit pattern no code matches costs 17 bits and
+// yields symbol 0, as in libjpeg-turbo, so decoding after it stays in
+// step with what a browser shows.
+func TestBadCodeLikeLibjpeg(t *testing.T) {
+	var counts [17]int
+	counts[1] = 1 // the one code "0" is symbol 5
+	tab, err := buildHuff(counts, []byte{5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var br bitReader
+	br.reset([]byte{0xFF, 0x00, 0xFF, 0x00, 0x80, 0x00}, 0) // seventeen 1s, then 0
+	if s := br.decode(tab); s != 0 {
+		t.Fatalf("bad code gave %d", s)
+	}
+	if s := br.decode(tab); s != 5 {
+		t.Fatalf("next symbol %d, want 5: the bad code did not take 17 bits", s)
+	}
+}
+
+// TestNoScanYet: data that ends inside the first scan header shows as
+// grey, as libjpeg-turbo shows it, rather than failing.
+// TestSecondFrame: a second frame header after the first frame's scans
+// ends the picture there; before any scan it is an error.
+func TestSecondFrame(t *testing.T) {
+	pic := synthPicture(tw, th, 9)
+	b := goJPEG(pic, 90)
+	sof := firstSeg(b, 0xC0)
+	sos := firstSeg(b, 0xDA)
+	second := append([]byte{}, b[sof.off:sos.dataEnd]...) // SOF, DHT..., SOS and data again
+	withSecond := insert(b, sos.dataEnd, second)
+	res, err := DecodeBytes(withSecond, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Truncated {
+		t.Error("not reported truncated")
+	}
+	compareLuma(t, res.Image, pic, 0, gridH, 3, 12)
+	if _, err := DecodeBytes(insert(b, sof.end, b[sof.off:sof.end]), 0); err == nil {
+		t.Error("two frame headers before any scan accepted")
+	}
+}
+
+func TestNoScanYet(t *testing.T) {
+	pic := synthPicture(tw, th, 8)
+	b := goJPEG(pic, 90)
+	s := firstSeg(b, 0xDA)
+	res, err := DecodeBytes(b[:s.off+7], 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Truncated || res.Image.Bounds() != pic.Bounds() {
+		t.Fatalf("truncated %v bounds %v", res.Truncated, res.Image.Bounds())
+	}
+	checkGrey(t, res.Image, 0, gridH)
+	// With an EOI and no scan there is no picture at all.
+	if _, err := DecodeBytes(append(b[:s.off:s.off], 0xFF, 0xD9), 0); err == nil {
+		t.Fatal("frame without scans before EOI accepted")
+	}
+}

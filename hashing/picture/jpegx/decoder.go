@@ -53,8 +53,13 @@ type component struct {
 	// cbw, cbh: blocks that cover the component itself, the extent of a
 	// non-interleaved scan (T.81 A.2.2).
 	cbw, cbh int
-	coef     []int16  // bw*bh blocks of K zig-zag coefficients
-	mask     []uint64 // per block: which zig-zag coefficients are nonzero (progressive, K<64, when needed)
+	coef     []int16 // bw*bh blocks of K zig-zag coefficients
+	// mask: per block, which zig-zag coefficients are nonzero
+	// (progressive AC scans): refinement walks it, and at a reduced
+	// scale it is the only record of coefficients not stored.
+	mask []uint64
+	// needMask: a reduced-scale decode must keep decoding AC scans past
+	// the stored prefix, because a refinement scan straddles it.
 	needMask bool
 	q        [64]uint16 // quantisation table latched at the component's first scan
 	latched  bool
@@ -147,6 +152,7 @@ func (d *decoder) decode() (Result, error) {
 	for i := range d.arithL {
 		d.arithL[i], d.arithU[i], d.arithK[i] = 0, 1, 5
 	}
+markers:
 	for !d.stopped {
 		m, ok := d.nextMarker()
 		if !ok {
@@ -164,21 +170,20 @@ func (d *decoder) decode() (Result, error) {
 		}
 		n := int(data[d.pos])<<8 | int(data[d.pos+1])
 		if n < 2 {
-			if !d.frame {
+			if !d.anyScan {
 				return Result{}, corrupt("bad segment length")
 			}
+			d.truncated = true
 			break
 		}
 		end := d.pos + n
 		if end > len(data) {
-			if !d.frame || m != mSOS {
-				if d.frame && d.anyScan {
-					d.truncated = true
-					break
-				}
-				return Result{}, corrupt("segment runs past the end of the data")
+			if d.frame && (d.anyScan || m == mSOS) {
+				// The data ends inside a segment: what was decoded stands.
+				d.truncated = true
+				break
 			}
-			end = len(data)
+			return Result{}, corrupt("segment runs past the end of the data")
 		}
 		seg := data[d.pos+2 : end]
 		d.pos = end
@@ -196,10 +201,8 @@ func (d *decoder) decode() (Result, error) {
 			d.parseDAC(seg)
 		case mAPP0:
 			// libjpeg wants the full 14-byte JFIF header.
-			if !d.frame || !d.anyScan {
-				if len(seg) >= 14 && bytes.HasPrefix(seg, []byte("JFIF\x00")) {
-					d.jfif = true
-				}
+			if !d.anyScan && len(seg) >= 14 && bytes.HasPrefix(seg, []byte("JFIF\x00")) {
+				d.jfif = true
 			}
 		case mAPP14:
 			if !d.anyScan && len(seg) >= 12 && bytes.HasPrefix(seg, []byte("Adobe")) {
@@ -208,6 +211,10 @@ func (d *decoder) decode() (Result, error) {
 			}
 		case mSOF0, mSOF1, mSOF2, mSOF3, mSOF9, mSOF10, mSOF11:
 			if d.frame {
+				if d.anyScan {
+					d.truncated = true // libjpeg-turbo stops here too
+					break markers
+				}
 				return Result{}, corrupt("second frame header")
 			}
 			err = d.parseSOF(m, seg)
@@ -239,7 +246,12 @@ func (d *decoder) decode() (Result, error) {
 		return Result{}, nil
 	}
 	if !d.anyScan {
-		return Result{}, corrupt("no scan data")
+		if d.sawEOI || d.comps[0].coef == nil && d.planes == nil && d.ll == nil {
+			return Result{}, corrupt("no scan data")
+		}
+		// The data ended before the first scan: libjpeg-turbo shows an
+		// all-grey picture, and so do we.
+		d.truncated = true
 	}
 	if !d.sawEOI && d.progressive {
 		// Later refinement scans may be missing; nothing says they are not.
@@ -648,9 +660,9 @@ func (d *decoder) decideColorSpace() {
 }
 
 // planMasks decides, per component, whether a reduced-scale progressive
-// decode must track which unstored coefficients are nonzero: only when
-// some AC refinement scan straddles the stored prefix, since refinement
-// decoding depends on that history.
+// decode may skip AC scans that lie wholly past the stored prefix: not
+// when some AC refinement scan straddles the prefix, since refinement
+// decoding depends on the nonzero history those scans build.
 func (d *decoder) planMasks() {
 	if !d.progressive || d.kstore == 64 {
 		return

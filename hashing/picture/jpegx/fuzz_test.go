@@ -75,7 +75,7 @@ func FuzzDecode(f *testing.F) {
 			}
 			_ = res.Image.At(b.Dx()-1, b.Dy()-1)
 		}
-		if el := time.Since(start); el > 2*time.Second {
+		if el := time.Since(start); el > 5*time.Second { // generous: CI machines are shared
 			t.Fatalf("took %v on %d bytes", el, len(data))
 		}
 	})

@@ -1,5 +1,7 @@
 package jpegx
 
+import "encoding/binary"
+
 // Huffman entropy decoding (T.81 Annex C and F.2.2).
 
 const lutBits = 9
@@ -120,7 +122,19 @@ func (r *bitReader) exhausted() bool { return r.n < r.pad }
 
 func (r *bitReader) fill() {
 	data := r.data
-	// Fast path: eight plain bytes.
+	// Fast path: the next eight bytes hold no 0xFF, so as many whole
+	// bytes as fit go in at once.
+	if p := r.pos; !r.stop && p+8 <= len(data) {
+		v := binary.BigEndian.Uint64(data[p:])
+		x := ^v // a 0xFF byte of v is a zero byte of x
+		if (x-0x0101010101010101)&^x&0x8080808080808080 == 0 {
+			nb := (64 - r.n) / 8
+			r.acc |= v >> uint(64-8*nb) << uint(64-r.n-8*nb)
+			r.n += 8 * nb
+			r.pos = p + nb
+			return
+		}
+	}
 	for r.n <= 56 {
 		if r.stop {
 			r.n += 8
@@ -230,7 +244,7 @@ func (r *bitReader) decode(t *huffTable) int {
 
 // decodeSlow decodes a code longer than the lookup table covers.
 func (r *bitReader) decodeSlow(t *huffTable) int {
-	if r.n < 16 {
+	if r.n < 17 {
 		r.fill()
 	}
 	for l := lutBits + 1; l <= 16; l++ {
@@ -241,9 +255,11 @@ func (r *bitReader) decodeSlow(t *huffTable) int {
 			return int(t.vals[(t.valptr[l]+code-t.mincode[l])&0xFF])
 		}
 	}
-	// No code matches: corrupt data. libjpeg-turbo warns and yields 0.
-	r.acc <<= 16
-	r.n -= 16
+	// No code matches: corrupt data. libjpeg-turbo reads on until its
+	// code is 17 bits long, then yields symbol 0 (EOB for AC); so do we,
+	// so that what follows stays in step with what a browser shows.
+	r.acc <<= 17
+	r.n -= 17
 	return 0
 }
 

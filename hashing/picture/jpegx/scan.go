@@ -49,9 +49,10 @@ func (d *decoder) processScan(seg []byte) error {
 			c.latched = true
 		}
 		if d.arithmetic {
-			if sc.td[i] > 3 || sc.ta[i] > 3 {
-				return corrupt("arithmetic conditioning table id")
-			}
+			// Selectors past 3 name no conditioning table; libjpeg-turbo
+			// still decodes such files, so they are folded into 0..3.
+			sc.td[i] &= 3
+			sc.ta[i] &= 3
 			continue
 		}
 		needDC := !d.progressive || (sc.ss == 0 && sc.ah == 0)
@@ -403,6 +404,8 @@ func (d *decoder) decodeSequential(blk []int16, c *component, dc, ac *huffTable)
 			k += int(e >> 5 & 15)
 			if k < K {
 				blk[zm[k]] = int16(e >> 16)
+			} else if k > 63 && K == 64 && e>>16 != 0 {
+				blk[63] = int16(e >> 16) // see below
 			}
 			k++
 			continue
@@ -432,6 +435,10 @@ func (d *decoder) decodeSequential(blk []int16, c *component, dc, ac *huffTable)
 		n -= s
 		if k < K {
 			blk[zm[k]] = int16(extend(v, s))
+		} else if k > 63 && K == 64 {
+			// A run past the end (corrupt data): libjpeg-turbo's
+			// natural-order table sends it to coefficient 63.
+			blk[63] = int16(extend(v, s))
 		}
 		k++
 	}
@@ -458,12 +465,14 @@ func (d *decoder) acFirst(blk []int16, mask *uint64, ac *huffTable, ss, se, al i
 			br.acc <<= l
 			br.n -= int(l)
 			k += int(e >> 5 & 15)
-			if e>>16 != 0 && k <= 63 {
-				if k < K {
-					blk[zm[k]] = int16(e>>16) << uint(al)
+			if e>>16 != 0 {
+				// Past 63 (corrupt data) lands on 63, as in libjpeg-turbo.
+				kk := min(k, 63)
+				if kk < K {
+					blk[zm[kk]] = int16(e>>16) << uint(al)
 				}
 				if mask != nil {
-					*mask |= 1 << uint(k)
+					*mask |= 1 << uint(kk)
 				}
 			}
 			k++
@@ -483,15 +492,13 @@ func (d *decoder) acFirst(blk []int16, mask *uint64, ac *huffTable, ss, se, al i
 			continue
 		}
 		k += r
-		if k > 63 {
-			break
-		}
 		v := br.receiveExtend(s) << uint(al)
-		if k < K {
-			blk[zm[k]] = int16(v)
+		kk := min(k, 63) // past 63 (corrupt data) lands on 63, as in libjpeg-turbo
+		if kk < K {
+			blk[zm[kk]] = int16(v)
 		}
 		if mask != nil {
-			*mask |= 1 << uint(k)
+			*mask |= 1 << uint(kk)
 		}
 		k++
 	}
