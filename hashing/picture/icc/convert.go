@@ -213,44 +213,85 @@ func unpremultiply(dst, src []uint8) {
 func readYCbCr(src *image.YCbCr, a *image.NYCbCrA, dst *image.NRGBA) {
 	r := src.Bounds()
 	w := r.Dx()
-	// Chroma column of each pixel column, from the image's own indexing.
-	c0 := src.COffset(r.Min.X, r.Min.Y)
-	cx := make([]int, w)
-	for i := range cx {
-		cx[i] = src.COffset(r.Min.X+i, r.Min.Y) - c0
+	// Chroma column of each pixel column, from the image's own indexing,
+	// unless chroma is full width or shared by aligned pairs of pixels.
+	hdiv := 0
+	switch src.SubsampleRatio {
+	case image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio440:
+		hdiv = 1
+	case image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420:
+		if r.Min.X >= 0 && r.Min.X%2 == 0 {
+			hdiv = 2
+		}
+	}
+	var cx []int
+	if hdiv == 0 {
+		c0 := src.COffset(r.Min.X, r.Min.Y)
+		cx = make([]int, w)
+		for i := range cx {
+			cx[i] = src.COffset(r.Min.X+i, r.Min.Y) - c0
+		}
 	}
 	for y := r.Min.Y; y < r.Max.Y; y++ {
 		yrow := src.Y[src.YOffset(r.Min.X, y):][:w]
 		ci := src.COffset(r.Min.X, y)
-		cb, cr := src.Cb[ci:], src.Cr[ci:]
 		out := dst.Pix[(y-r.Min.Y)*dst.Stride:][:4*w]
-		var arow []uint8
-		if a != nil {
-			arow = a.A[a.AOffset(r.Min.X, y):][:w]
+		switch hdiv {
+		case 1:
+			ycbcrRow(out, yrow, src.Cb[ci:][:w], src.Cr[ci:][:w])
+		case 2:
+			n := (w + 1) / 2
+			ycbcrRow2(out, yrow, src.Cb[ci:][:n], src.Cr[ci:][:n])
+		default:
+			cb, cr := src.Cb[ci:], src.Cr[ci:]
+			for i, yv := range yrow {
+				px := out[4*i : 4*i+4 : 4*i+4]
+				px[0], px[1], px[2] = ycc(int32(yv), int32(cb[cx[i]])-128, int32(cr[cx[i]])-128)
+				px[3] = 255
+			}
 		}
-		for i, yv := range yrow {
-			yy := int32(yv) * 0x10101
-			b1 := int32(cb[cx[i]]) - 128
-			r1 := int32(cr[cx[i]]) - 128
-			px := out[4*i : 4*i+4 : 4*i+4]
-			px[0] = clampShift(yy + 91881*r1)
-			px[1] = clampShift(yy - 22554*b1 - 46802*r1)
-			px[2] = clampShift(yy + 116130*b1)
-			px[3] = 255
-			if arow != nil {
-				px[3] = arow[i]
+		if a != nil {
+			arow := a.A[a.AOffset(r.Min.X, y):][:w]
+			for i, v := range arow {
+				out[4*i+3] = v
 			}
 		}
 	}
 }
 
+func ycc(y, cb, cr int32) (uint8, uint8, uint8) {
+	yy := y * 0x10101
+	return clampShift(yy + 91881*cr), clampShift(yy - 22554*cb - 46802*cr), clampShift(yy + 116130*cb)
+}
+
+// ycbcrRow converts a row with one chroma sample per pixel.
+func ycbcrRow(out, yrow, cb, cr []uint8) {
+	for i := 0; i < len(yrow) && i < len(cb) && i < len(cr); i++ {
+		px := out[4*i : 4*i+4 : 4*i+4]
+		px[0], px[1], px[2] = ycc(int32(yrow[i]), int32(cb[i])-128, int32(cr[i])-128)
+		px[3] = 255
+	}
+}
+
+// ycbcrRow2 converts a row whose pixel pairs share a chroma sample,
+// working out the chroma terms once per pair.
+func ycbcrRow2(out, yrow, cb, cr []uint8) {
+	for j := 0; j < len(cb) && j < len(cr); j++ {
+		b1, r1 := int32(cb[j])-128, int32(cr[j])-128
+		rc, gc, bc := 91881*r1, -22554*b1-46802*r1, 116130*b1
+		for i := 2 * j; i < 2*j+2 && i < len(yrow); i++ {
+			yy := int32(yrow[i]) * 0x10101
+			px := out[4*i : 4*i+4 : 4*i+4]
+			px[0], px[1], px[2], px[3] = clampShift(yy+rc), clampShift(yy+gc), clampShift(yy+bc), 255
+		}
+	}
+}
+
+// clampShift takes a 16.16 value to 0..255 without branches: noisy or
+// saturated pictures would mispredict them.
 func clampShift(v int32) uint8 {
 	v >>= 16
-	if v < 0 {
-		return 0
-	}
-	if v > 255 {
-		return 255
-	}
+	v &^= v >> 31        // negative: 0
+	v |= (255 - v) >> 31 // above 255: all ones
 	return uint8(v)
 }

@@ -111,8 +111,28 @@ func (lp *lutPipeline) xyzFrom(from int, v [4]float64) [3]float64 {
 // xyzToSRGB8 gives encoded sRGB scaled to 0..255 (not rounded), clamped.
 func xyzToSRGB8(xyz [3]float64) [3]float64 {
 	l := apply3(xyzToLinearSRGB, xyz)
-	return [3]float64{255 * srgbEncode(l[0]), 255 * srgbEncode(l[1]), 255 * srgbEncode(l[2])}
+	return [3]float64{255 * encodeFine(l[0]), 255 * encodeFine(l[1]), 255 * encodeFine(l[2])}
 }
+
+// encodeFine is srgbEncode by linear interpolation in a 4097-entry table:
+// grids of up to 83521 nodes need three of them per node, and math.Pow was
+// most of the cost. The error is below 1/50 of an 8-bit level.
+func encodeFine(x float64) float64 {
+	const n = len(encFine) - 1
+	pos := clamp01(x) * float64(n)
+	i := int(pos)
+	if i >= n {
+		return encFine[n]
+	}
+	return encFine[i] + (pos-float64(i))*(encFine[i+1]-encFine[i])
+}
+
+var encFine = func() (t [4097]float64) {
+	for i := range t {
+		t[i] = srgbEncode(float64(i) / float64(len(t)-1))
+	}
+	return t
+}()
 
 func (p *Profile) build() *transform {
 	t := &transform{}
@@ -171,13 +191,15 @@ func (p *Profile) build() *transform {
 }
 
 // setMatrix sets the matrix path's linear → linear sRGB affine map,
-// clamping garbage so that no sum can overflow or be NaN.
+// clamping garbage so that no sum is NaN or overflows encIndex: inputs are
+// in [0,1], so |sum| ≤ 4·1e4, times encMax < 2^31. Real coefficients are
+// below 10.
 func (t *transform) setMatrix(m [9]float64, off [3]float64) {
 	fix := func(x float64) float32 {
 		if math.IsNaN(x) {
 			return 0
 		}
-		return float32(math.Max(-1e6, math.Min(1e6, x)))
+		return float32(math.Max(-1e4, math.Min(1e4, x)))
 	}
 	for i := range m {
 		t.m[i] = fix(m[i])
@@ -304,16 +326,13 @@ func (t *transform) matrixRow(row []uint8) {
 	}
 }
 
-// encIndex maps linear light to an index of encTable, clamping.
+// encIndex maps linear light to an index of encTable, clamping without
+// branches. setMatrix bounds the coefficients so that |x·encMax| < 2^31.
 func encIndex(x float32) int {
-	x = x*encMax + 0.5
-	if !(x > 0) {
-		return 0
-	}
-	if x >= encMax {
-		return encMax
-	}
-	return int(x) & encMax
+	i := int32(x*encMax + 0.5)
+	i &^= i >> 31           // negative: 0
+	i |= (encMax - i) >> 31 // above encMax: all ones
+	return int(i & encMax)
 }
 
 func (t *transform) clut3Row(row []uint8) {
@@ -357,33 +376,51 @@ func to8(v int) uint8 {
 	return uint8(v)
 }
 
-// tetra interpolates the grid inside the cube at c0 with strides sx, sy,
-// sz and fractions fx, fy, fz (0..1<<16): the cube is cut into six
-// tetrahedra along its main diagonal and the one holding the point is
-// interpolated linearly, four nodes read instead of eight.
+// tetraOrder lists, for each outcome of the comparisons fx≥fy, fy≥fz,
+// fx≥fz (bits 2, 1, 0), the axes from largest fraction to smallest. With
+// ties any of the tied orders is right. Outcomes 1 (x<y<z but x≥z) and 6
+// (x≥y≥z but x<z) cannot happen.
+var tetraOrder = [8][3]uint8{
+	0: {2, 1, 0},
+	1: {2, 1, 0},
+	2: {1, 2, 0},
+	3: {1, 0, 2},
+	4: {2, 0, 1},
+	5: {0, 2, 1},
+	6: {0, 1, 2},
+	7: {0, 1, 2},
+}
+
+// tetra interpolates the grid inside the cube at c0 with strides s and
+// fractions f (0..1<<16): the cube is cut into six tetrahedra along its
+// main diagonal and the one holding the point is interpolated linearly,
+// four nodes read instead of eight. The tetrahedron is picked by table,
+// not by branches, which photographs' texture would mispredict.
 func (t *transform) tetra(c0, fx, fy, fz, sx, sy, sz int) (int, int, int) {
-	var c1, c2, w1, w2, w3 int
-	switch {
-	case fx >= fy && fy >= fz:
-		c1, c2, w1, w2, w3 = c0+sx, c0+sx+sy, fx, fy, fz
-	case fx >= fz && fz >= fy:
-		c1, c2, w1, w2, w3 = c0+sx, c0+sx+sz, fx, fz, fy
-	case fz >= fx && fx >= fy:
-		c1, c2, w1, w2, w3 = c0+sz, c0+sz+sx, fz, fx, fy
-	case fy >= fx && fx >= fz:
-		c1, c2, w1, w2, w3 = c0+sy, c0+sy+sx, fy, fx, fz
-	case fy >= fz && fz >= fx:
-		c1, c2, w1, w2, w3 = c0+sy, c0+sy+sz, fy, fz, fx
-	default: // fz >= fy >= fx
-		c1, c2, w1, w2, w3 = c0+sz, c0+sz+sy, fz, fy, fx
+	f := [4]int{fx, fy, fz}
+	s := [4]int{sx, sy, sz}
+	k := 0
+	if fx >= fy {
+		k |= 4
 	}
-	c3 := c0 + sx + sy + sz
+	if fy >= fz {
+		k |= 2
+	}
+	if fx >= fz {
+		k |= 1
+	}
+	o := &tetraOrder[k]
+	a, b, c := o[0]&3, o[1]&3, o[2]&3
+	c1 := c0 + s[a]
+	c2 := c1 + s[b]
+	c3 := c2 + s[c]
+	w1, w2, w3 := f[a], f[b], f[c]
 	g := t.grid
 	v0, v1, v2, v3 := g[c0:c0+3:c0+3], g[c1:c1+3:c1+3], g[c2:c2+3:c2+3], g[c3:c3+3:c3+3]
 	r := int(v0[0])<<16 + (int(v1[0])-int(v0[0]))*w1 + (int(v2[0])-int(v1[0]))*w2 + (int(v3[0])-int(v2[0]))*w3
 	gg := int(v0[1])<<16 + (int(v1[1])-int(v0[1]))*w1 + (int(v2[1])-int(v1[1]))*w2 + (int(v3[1])-int(v2[1]))*w3
-	b := int(v0[2])<<16 + (int(v1[2])-int(v0[2]))*w1 + (int(v2[2])-int(v1[2]))*w2 + (int(v3[2])-int(v2[2]))*w3
-	return r, gg, b
+	bb := int(v0[2])<<16 + (int(v1[2])-int(v0[2]))*w1 + (int(v2[2])-int(v1[2]))*w2 + (int(v3[2])-int(v2[2]))*w3
+	return r, gg, bb
 }
 
 // grayRow maps gray bytes in place.
