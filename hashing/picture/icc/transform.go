@@ -181,6 +181,9 @@ func (p *Profile) build() *transform {
 		}
 		t.buildGrid(p)
 	}
+	if p.space != sigRGB {
+		return t
+	}
 	for i := range t.gray3 {
 		v := uint8(i)
 		px := [4]uint8{v, v, v, 255}
