@@ -18,6 +18,11 @@ type Viewed struct {
 	// Orientation is the EXIF orientation (1..8) a viewer applies; 0 or 1
 	// means none.
 	Orientation int
+	// Managed are the frames with the embedded ICC profile applied, as
+	// colour-managed viewers (browsers, phones) show them; nil without a
+	// profile that changes anything. A profile can turn a stored negative
+	// back into the picture.
+	Managed []image.Image
 }
 
 // HashViewed hashes every form a viewer may be shown. Hash and Quality
@@ -63,6 +68,15 @@ func HashViewed(v Viewed, opt Options) Result {
 		}
 		if orient {
 			add(join(prefix, "displayed"), Result{Hash: stored.Dihedral[orientationVariant[v.Orientation]], Quality: stored.Quality})
+		}
+		if i < len(v.Managed) && v.Managed[i] != nil {
+			mo := opt
+			mo.Dihedral = orient
+			r := FromImage(v.Managed[i], mo)
+			add(join(prefix, "colour-managed"), r)
+			if orient {
+				add(join(prefix, "displayed colour-managed"), Result{Hash: r.Dihedral[orientationVariant[v.Orientation]], Quality: r.Quality})
+			}
 		}
 		if !hasAlpha(f) {
 			continue

@@ -3,15 +3,18 @@ package worker
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"image"
 	"io"
 	"strconv"
+	"sync"
 
 	"github.com/mediaguard/mediaguard/hashing/external"
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/hashing/picture"
+	"github.com/mediaguard/mediaguard/hashing/picture/icc"
 )
 
 // HashViewed decodes r as a viewer sees it (every format clients send,
@@ -47,8 +50,72 @@ func HashViewed(r io.ReadSeeker, dopt pdq.DecodeOptions, opt pdq.Options) (pdq.R
 	if len(pic.Frames) == 0 {
 		return pdq.Result{}, pic.Format, fmt.Errorf("%w: %s: no frame decoded", pdq.ErrCorrupt, pic.Format)
 	}
-	res := pdq.HashViewed(pdq.Viewed{Frames: pic.Frames, FrameIndex: pic.FrameIndex, Orientation: pic.Orientation}, opt)
+	v := pdq.Viewed{Frames: pic.Frames, FrameIndex: pic.FrameIndex, Orientation: pic.Orientation}
+	if prof := embeddedProfile(r, pic.Format); prof != nil {
+		v.Managed = make([]image.Image, len(pic.Frames))
+		for i, f := range pic.Frames {
+			v.Managed[i] = prof.ToSRGB(f)
+		}
+	}
+	res := pdq.HashViewed(v, opt)
 	return res, pic.Format, nil
+}
+
+// embeddedProfile returns the ICC profile embedded in a JPEG, PNG or WebP,
+// parsed, when it is one that changes what a viewer sees (not sRGB);
+// unreadable profiles are ignored, as browsers ignore them.
+func embeddedProfile(r io.ReadSeeker, format string) *icc.Profile {
+	var extract func([]byte) []byte
+	switch format {
+	case "jpeg":
+		extract = icc.FromJPEG
+	case "png":
+		extract = icc.FromPNG
+	case "webp":
+		extract = icc.FromWebP
+	default:
+		return nil
+	}
+	data, err := readAll(r)
+	if err != nil {
+		return nil
+	}
+	raw := extract(data)
+	if raw == nil {
+		return nil
+	}
+	return profiles.get(raw)
+}
+
+// profiles caches parsed profiles by their bytes' hash: a LUT profile
+// takes milliseconds to build, and one camera or app embeds the same
+// profile in every picture.
+var profiles = profileCache{m: map[[32]byte]*icc.Profile{}}
+
+type profileCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]*icc.Profile
+}
+
+func (c *profileCache) get(raw []byte) *icc.Profile {
+	key := sha256.Sum256(raw)
+	c.mu.Lock()
+	p, ok := c.m[key]
+	c.mu.Unlock()
+	if ok {
+		return p
+	}
+	p, err := icc.Parse(raw)
+	if err != nil || p.IsIdentity() {
+		p = nil
+	}
+	c.mu.Lock()
+	if len(c.m) >= 64 {
+		clear(c.m)
+	}
+	c.m[key] = p
+	c.mu.Unlock()
+	return p
 }
 
 func readHead(r io.ReadSeeker, n int) []byte {

@@ -102,6 +102,8 @@ var Images = []Form{
 	{"jpeg with Adobe marker saying YCbCr and components named R G B", "image/jpeg", func(img *image.NRGBA) []byte {
 		return rgbNamedYCbCr(testimg.JPEG(img, 90))
 	}},
+	{"negative in a JPEG whose ICC profile inverts it back", "image/jpeg", jpegWithICC},
+	{"negative in a PNG whose ICC profile inverts it back", "image/png", pngWithICC},
 }
 
 func paletted(img image.Image) *image.Paletted {

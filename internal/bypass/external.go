@@ -26,6 +26,11 @@ var Encoded = []Form{
 			return []string{"-loop", "0", "-lossy", "-q", "90", "-d", "500", decoy, in, "-o", out}
 		})
 	}},
+	{"negative in a WebP whose ICC profile inverts it back", "image/webp", func(img *image.NRGBA) []byte {
+		return runOn("cwebp", pngWithICC(img), ".png", ".webp", func(in, out string) []string {
+			return []string{"-quiet", "-metadata", "icc", "-q", "92", in, "-o", out}
+		})
+	}},
 	{"heic", "image/heic", program("heif-enc", ".png", ".heic", func(in, out string) []string { return []string{"-q", "90", in, "-o", out} })},
 	{"jpeg xl", "image/jxl", program("cjxl", ".png", ".jxl", func(in, out string) []string { return []string{in, out, "-q", "90", "--quiet"} })},
 	{"arithmetic-coded jpeg", "image/jpeg", program("cjpeg", ".ppm", ".jpg", func(in, out string) []string { return []string{"-arithmetic", "-quality", "90", "-outfile", out, in} })},
@@ -44,16 +49,21 @@ func program(name, inExt, outExt string, args func(in, out string) []string) fun
 }
 
 func run(name string, img *image.NRGBA, inExt, outExt string, args func(in, out string) []string) []byte {
+	data := testimg.PNG(img)
+	if inExt == ".ppm" {
+		data = ppm(img)
+	}
+	return runOn(name, data, inExt, outExt, args)
+}
+
+// runOn runs an encoder on data, already in its input format.
+func runOn(name string, data []byte, inExt, outExt string, args func(in, out string) []string) []byte {
 	dir, err := os.MkdirTemp("", "bypass-")
 	if err != nil {
 		panic(err)
 	}
 	defer os.RemoveAll(dir)
 	in, out := filepath.Join(dir, "in"+inExt), filepath.Join(dir, "out"+outExt)
-	data := testimg.PNG(img)
-	if inExt == ".ppm" {
-		data = ppm(img)
-	}
 	if err := os.WriteFile(in, data, 0o600); err != nil {
 		panic(err)
 	}
@@ -84,7 +94,7 @@ func ppm(img *image.NRGBA) []byte {
 func init() {
 	for _, f := range Encoded {
 		switch f.Name {
-		case "webp lossy", "webp lossless":
+		case "webp lossy", "webp lossless", "negative in a WebP whose ICC profile inverts it back":
 			needs[f.Name] = "cwebp"
 		case "animated webp, the picture as frame 2 behind a decoy":
 			needs[f.Name] = "img2webp"
