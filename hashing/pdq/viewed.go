@@ -53,9 +53,7 @@ func HashViewed(v Viewed, opt Options) Result {
 			prefix = "frame " + strconv.Itoa(n+1)
 		}
 		fo := opt
-		// The displayed orientation is one of the eight dihedral variants,
-		// which PDQ derives from the same DCT almost for free.
-		fo.Dihedral = (i == 0 && opt.Dihedral) || orient
+		fo.Dihedral = i == 0 && opt.Dihedral
 		stored := FromImage(f, fo)
 		if i == 0 {
 			res.Hash, res.Quality = stored.Hash, stored.Quality
@@ -67,15 +65,13 @@ func HashViewed(v Viewed, opt Options) Result {
 			add(prefix, Result{Hash: stored.Hash, Quality: stored.Quality})
 		}
 		if orient {
-			add(join(prefix, "displayed"), Result{Hash: stored.Dihedral[orientationVariant[v.Orientation]], Quality: stored.Quality})
+			add(join(prefix, "displayed"), fromImageOriented(f, v.Orientation, opt))
 		}
 		if i < len(v.Managed) && v.Managed[i] != nil {
-			mo := opt
-			mo.Dihedral = orient
-			r := FromImage(v.Managed[i], mo)
-			add(join(prefix, "colour-managed"), r)
 			if orient {
-				add(join(prefix, "displayed colour-managed"), Result{Hash: r.Dihedral[orientationVariant[v.Orientation]], Quality: r.Quality})
+				add(join(prefix, "displayed colour-managed"), fromImageOriented(v.Managed[i], v.Orientation, opt))
+			} else {
+				add(join(prefix, "colour-managed"), FromImage(v.Managed[i], opt))
 			}
 		}
 		if !hasAlpha(f) {
@@ -86,24 +82,65 @@ func HashViewed(v Viewed, opt Options) Result {
 			v    uint8
 		}{{"on white", 0xff}, {"on black", 0}} {
 			c := composite(f, bg.v)
-			co := opt
-			co.Dihedral = orient
-			r := FromImage(c, co)
 			if orient {
-				r.Hash = r.Dihedral[orientationVariant[v.Orientation]]
-				add(join(prefix, "displayed "+bg.name), r)
+				add(join(prefix, "displayed "+bg.name), fromImageOriented(c, v.Orientation, opt))
 			} else {
-				add(join(prefix, bg.name), r)
+				add(join(prefix, bg.name), FromImage(c, opt))
 			}
 		}
 	}
 	return res
 }
 
-// orientationVariant maps an EXIF orientation to the dihedral variant
-// (DihedralNames order) that is the picture as displayed. It is checked
-// against hashing physically re-oriented pixels in the tests.
-var orientationVariant = [9]int{0, 0, 5, 2, 4, 6, 3, 7, 1}
+// fromImageOriented hashes img as displayed under EXIF orientation o:
+// exactly the hash of the re-oriented pixels (the dihedral variants PDQ
+// derives from the DCT are not, for non-square pictures, since its filter
+// windows follow the sides), at the cost of re-orienting the luma plane
+// rather than the pixels.
+func fromImageOriented(img image.Image, o int, opt Options) Result {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	if w < MinDim || h < MinDim {
+		return hashLuma(nil, nil, h, w, false, 1)
+	}
+	s := getScratch()
+	s.grow(w * h)
+	workers := opt.workers(h, w)
+	fillLuma(img, s.a, h, w, min(workers, 2))
+	ow, oh := w, h
+	if o >= 5 {
+		ow, oh = h, w
+	}
+	src, dst := s.a, s.b
+	for y := 0; y < h; y++ {
+		row := src[y*w : (y+1)*w]
+		for x, v := range row {
+			var dx, dy int
+			switch o {
+			case 2:
+				dx, dy = w-1-x, y
+			case 3:
+				dx, dy = w-1-x, h-1-y
+			case 4:
+				dx, dy = x, h-1-y
+			case 5:
+				dx, dy = y, x
+			case 6:
+				dx, dy = h-1-y, x
+			case 7:
+				dx, dy = h-1-y, w-1-x
+			case 8:
+				dx, dy = y, w-1-x
+			default:
+				dx, dy = x, y
+			}
+			dst[dy*ow+dx] = v
+		}
+	}
+	res := hashLuma(dst, src, oh, ow, false, workers)
+	putScratch(s)
+	return res
+}
 
 func join(prefix, s string) string {
 	if prefix == "" {

@@ -48,7 +48,12 @@ func orientImage(img image.Image, o int) *image.NRGBA {
 // The "displayed" form of a picture stored with EXIF orientation o is
 // the hash of its pixels re-oriented as a viewer shows them.
 func TestDisplayedOrientation(t *testing.T) {
-	photo := testimg.Photo(3, 96, 64)
+	for _, size := range [][2]int{{96, 64}, {240, 180}, {61, 117}} {
+		testDisplayedOrientation(t, testimg.Photo(3, size[0], size[1]))
+	}
+}
+
+func testDisplayedOrientation(t *testing.T, photo image.Image) {
 	for o := 2; o <= 8; o++ {
 		want := FromImage(orientImage(photo, o), Options{}).Hash
 		res := HashViewed(Viewed{Frames: []image.Image{photo}, Orientation: o}, Options{})
@@ -65,7 +70,7 @@ func TestDisplayedOrientation(t *testing.T) {
 			t.Fatalf("orientation %d: no displayed form in %+v", o, res.Forms)
 		}
 		if d := Distance(got.Hash, want); d != 0 {
-			t.Errorf("orientation %d: displayed form is %d bits from the re-oriented picture", o, d)
+			t.Errorf("%v orientation %d: displayed form is %d bits from the re-oriented picture", photo.Bounds().Size(), o, d)
 		}
 	}
 }

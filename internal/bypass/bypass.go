@@ -104,6 +104,8 @@ var Images = []Form{
 	}},
 	{"negative in a JPEG whose ICC profile inverts it back", "image/jpeg", jpegWithICC},
 	{"negative in a PNG whose ICC profile inverts it back", "image/png", pngWithICC},
+	{"apng whose animation is the picture behind a decoy default image", "image/png", apngBehindDecoy},
+	{"png with pixels rotated behind an eXIf orientation", "image/png", pngWithEXIFOrientation},
 }
 
 func paletted(img image.Image) *image.Paletted {

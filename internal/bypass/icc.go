@@ -110,3 +110,72 @@ func pngWithICC(img *image.NRGBA) []byte {
 	out = append(out, chunk...)
 	return append(out, p[ihdrEnd:]...)
 }
+
+// pngChunks splits a PNG into its chunks (type, data).
+func pngChunks(p []byte) (types []string, datas [][]byte) {
+	for i := 8; i+12 <= len(p); {
+		n := int(binary.BigEndian.Uint32(p[i:]))
+		types = append(types, string(p[i+4:i+8]))
+		datas = append(datas, p[i+8:i+8+n])
+		i += 12 + n
+	}
+	return types, datas
+}
+
+func appendChunk(out []byte, typ string, data []byte) []byte {
+	start := len(out)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(data)))
+	out = append(out, typ...)
+	out = append(out, data...)
+	return binary.BigEndian.AppendUint32(out, crc32.ChecksumIEEE(out[start+4:]))
+}
+
+// apngBehindDecoy is an APNG whose default image (what viewers without
+// APNG support, and Go's image/png, show) is a decoy, and whose only
+// animation frame (what browsers show) is the picture.
+func apngBehindDecoy(img *image.NRGBA) []byte {
+	b := img.Bounds()
+	decoy := testimg.PNG(testimg.Photo(998, b.Dx(), b.Dy()))
+	dt, dd := pngChunks(decoy)
+	pt, pd := pngChunks(testimg.PNG(img))
+	out := []byte("\x89PNG\r\n\x1a\n")
+	out = appendChunk(out, "IHDR", dd[0])
+	out = appendChunk(out, "acTL", binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 1), 0))
+	for i, t := range dt {
+		if t == "IDAT" {
+			out = appendChunk(out, "IDAT", dd[i])
+		}
+	}
+	fc := binary.BigEndian.AppendUint32(nil, 0)
+	fc = binary.BigEndian.AppendUint32(fc, uint32(b.Dx()))
+	fc = binary.BigEndian.AppendUint32(fc, uint32(b.Dy()))
+	fc = binary.BigEndian.AppendUint32(fc, 0)
+	fc = binary.BigEndian.AppendUint32(fc, 0)
+	fc = append(fc, 0, 1, 0, 10, 0, 0) // delay 1/10 s, dispose none, blend source
+	out = appendChunk(out, "fcTL", fc)
+	seq := uint32(1)
+	for i, t := range pt {
+		if t == "IDAT" {
+			out = appendChunk(out, "fdAT", append(binary.BigEndian.AppendUint32(nil, seq), pd[i]...))
+			seq++
+		}
+	}
+	return appendChunk(out, "IEND", nil)
+}
+
+// pngWithEXIFOrientation stores the pixels turned a quarter
+// counter-clockwise with an eXIf chunk saying "rotate 90 clockwise".
+func pngWithEXIFOrientation(img *image.NRGBA) []byte {
+	p := testimg.PNG(rotateCCW(img))
+	var tiff bytes.Buffer
+	tiff.WriteString("II\x2a\x00")
+	binary.Write(&tiff, binary.LittleEndian, uint32(8))
+	binary.Write(&tiff, binary.LittleEndian, uint16(1))
+	binary.Write(&tiff, binary.LittleEndian, [4]uint16{0x0112, 3, 1, 0})
+	binary.Write(&tiff, binary.LittleEndian, [2]uint16{6, 0})
+	binary.Write(&tiff, binary.LittleEndian, uint32(0))
+	ihdrEnd := 8 + 8 + 13 + 4
+	out := append([]byte{}, p[:ihdrEnd]...)
+	out = appendChunk(out, "eXIf", tiff.Bytes())
+	return append(out, p[ihdrEnd:]...)
+}
