@@ -38,6 +38,7 @@ import (
 
 	"github.com/mediaguard/mediaguard/hashing"
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/hashing/worker"
 	"github.com/mediaguard/mediaguard/internal/testimg"
 )
 
@@ -236,7 +237,8 @@ func benchUpload(pURL, gURL string) {
 		d := hashing.NewDigester()
 		d.Write(img)
 		d.Sum()
-		pdq.HashBytes(img, pdq.DecodeOptions{}, pdq.Options{})
+		// What the proxy runs: decoded as viewed, every form.
+		worker.HashViewed(bytes.NewReader(img), pdq.DecodeOptions{Viewed: true}, pdq.Options{Workers: 1})
 		hashTimes = append(hashTimes, time.Since(t))
 	}
 	h := median(hashTimes)
