@@ -2,6 +2,7 @@ package mediaproxy
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 
 	"github.com/mediaguard/mediaguard/internal/bypass"
@@ -29,7 +30,7 @@ func TestImageBypassCorpus(t *testing.T) {
 			if resp, _ := e.upload(t, ct, clean); resp.StatusCode != 200 {
 				t.Fatalf("clean twin upload: %d (%s: %s)", resp.StatusCode, e.obs.last().Outcome, e.obs.last().UnscannableReason)
 			}
-			bad, good := "fb"+string(rune('a'+i)), "fg"+string(rune('a'+i))
+			bad, good := fmt.Sprintf("fb%d", i), fmt.Sprintf("fg%d", i)
 			e.up.put(bad, listed, ct)
 			e.up.put(good, clean, ct)
 			if resp, _ := e.do(t, "GET", "/_matrix/client/v1/media/download/hs.example/"+bad, "", nil); resp.StatusCode != 404 {

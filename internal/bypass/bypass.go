@@ -74,14 +74,16 @@ var Images = []Form{
 		return append(testimg.PNG(img), bytes.Repeat([]byte("trailing"), 1000)...)
 	}},
 	{"gif with a 0x0 logical screen", "image/gif", func(img *image.NRGBA) []byte {
-		var b bytes.Buffer
-		if err := gif.Encode(&b, paletted(img), nil); err != nil {
-			panic(err)
-		}
-		g := b.Bytes()
+		g := gifOf(img)
 		g[6], g[7], g[8], g[9] = 0, 0, 0, 0
 		return g
 	}},
+	{"gif with a 1x1 logical screen", "image/gif", gif1x1Screen},
+	{"png missing its last 3 %", "image/png", pngTruncated},
+	{"palette png with PLTE after the image data", "image/png", pngPLTEAfterIDAT},
+	{"jpeg without Huffman tables (Motion-JPEG)", "image/jpeg", jpegWithoutDHT},
+	{"jpeg whose components all have ID 1", "image/jpeg", jpegDuplicateComponentIDs},
+	{"jpeg whose height comes in a DNL segment", "image/jpeg", jpegWithDNL},
 	{"bmp with junk reserved bytes and a gap before the pixels", "image/bmp", func(img *image.NRGBA) []byte {
 		var b bytes.Buffer
 		if err := bmp.Encode(&b, img); err != nil {
@@ -106,6 +108,14 @@ var Images = []Form{
 	{"negative in a PNG whose ICC profile inverts it back", "image/png", pngWithICC},
 	{"apng whose animation is the picture behind a decoy default image", "image/png", apngBehindDecoy},
 	{"png with pixels rotated behind an eXIf orientation", "image/png", pngWithEXIFOrientation},
+}
+
+func gifOf(img image.Image) []byte {
+	var b bytes.Buffer
+	if err := gif.Encode(&b, paletted(img), nil); err != nil {
+		panic(err)
+	}
+	return b.Bytes()
 }
 
 func paletted(img image.Image) *image.Paletted {

@@ -34,6 +34,11 @@ var Encoded = []Form{
 	{"heic", "image/heic", program("heif-enc", ".png", ".heic", func(in, out string) []string { return []string{"-q", "90", in, "-o", out} })},
 	{"jpeg xl", "image/jxl", program("cjxl", ".png", ".jxl", func(in, out string) []string { return []string{in, out, "-q", "90", "--quiet"} })},
 	{"arithmetic-coded jpeg", "image/jpeg", program("cjpeg", ".ppm", ".jpg", func(in, out string) []string { return []string{"-arithmetic", "-quality", "90", "-outfile", out, in} })},
+	{"jpeg with every restart marker numbered 0", "image/jpeg", func(img *image.NRGBA) []byte {
+		return renumberRestarts(run("cjpeg", img, ".ppm", ".jpg", func(in, out string) []string {
+			return []string{"-restart", "1", "-quality", "90", "-outfile", out, in}
+		}))
+	}},
 	{"progressive jpeg with a restart marker every row", "image/jpeg", program("cjpeg", ".ppm", ".jpg", func(in, out string) []string {
 		return []string{"-progressive", "-restart", "1", "-quality", "90", "-outfile", out, in}
 	})},
