@@ -483,6 +483,23 @@ func (l *Local) Match(ctx context.Context, q Query) (Verdict, error) {
 			}
 		}
 	}
+	for _, e := range q.Embedded {
+		for _, b := range st.active {
+			n := len(v.Evidence)
+			if r, ok := b.md5[e.MD5]; ok {
+				v.Evidence = appendExact(v.Evidence, b, MD5, e.MD5[:], r)
+			}
+			if r, ok := b.sha1[e.SHA1]; ok {
+				v.Evidence = appendExact(v.Evidence, b, SHA1, e.SHA1[:], r)
+			}
+			if r, ok := b.sha256[e.SHA256]; ok {
+				v.Evidence = appendExact(v.Evidence, b, SHA256, e.SHA256[:], r)
+			}
+			for i := n; i < len(v.Evidence); i++ {
+				v.Evidence[i].Form = e.Where
+			}
+		}
+	}
 	if len(v.Evidence) > maxEvidence {
 		v.Evidence = v.Evidence[:maxEvidence]
 	}
@@ -642,7 +659,11 @@ func (l *Local) matchPDQ(ev []Evidence, st *localState, h pdq.Hash, dihedral []p
 
 func reason(e *Evidence) string {
 	if e.HashType != PDQ {
-		s := string(e.HashType) + " matches bank " + e.Bank
+		s := string(e.HashType)
+		if e.Form != "" {
+			s += " of the file embedded as " + e.Form
+		}
+		s += " matches bank " + e.Bank
 		if e.Label != "" {
 			s += " (" + e.Label + ")"
 		}

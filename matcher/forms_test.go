@@ -2,8 +2,11 @@ package matcher
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
@@ -62,5 +65,36 @@ func TestFormsMatch(t *testing.T) {
 	b.Forms = []pdq.Form{{Name: "frame 2", Hash: listed, Quality: 90}}
 	if cacheKey(&a) == cacheKey(&b) {
 		t.Fatal("forms not in the cache key")
+	}
+}
+
+// A listed file carved out of a container matches by its exact digests,
+// and the evidence says where it was found.
+func TestEmbeddedDigestsMatch(t *testing.T) {
+	listed := sha256.Sum256([]byte("the listed file"))
+	dir := t.TempDir()
+	bank := filepath.Join(dir, "b.bank")
+	os.WriteFile(bank, []byte("sha256 "+hex.EncodeToString(listed[:])+"\n"), 0o600)
+	l, err := NewLocal(LocalConfig{Banks: []BankConfig{{Name: "B", Path: bank}}, ReloadInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	q := Query{Has: HasSHA256, SHA256: sha256.Sum256([]byte("the pdf")), Embedded: []EmbeddedDigests{
+		{Where: "pdf image object 3", SHA256: sha256.Sum256([]byte("another image"))},
+		{Where: "pdf image object 7", SHA256: listed},
+	}}
+	v, err := l.Match(context.Background(), q)
+	if err != nil || !v.Match || v.Form != "pdf image object 7" || v.HashType != SHA256 || !strings.Contains(v.Reason, "embedded as pdf image object 7") {
+		t.Fatalf("%+v %v", v, err)
+	}
+	q.Embedded = q.Embedded[:1]
+	if v, _ := l.Match(context.Background(), q); v.Match {
+		t.Fatalf("clean container matched: %+v", v)
+	}
+	a, b := q, q
+	b.Embedded = nil
+	if cacheKey(&a) == cacheKey(&b) {
+		t.Fatal("embedded digests not in the cache key")
 	}
 }

@@ -760,6 +760,12 @@ func cacheKey(q *Query) string {
 		buf = append(buf, byte(min(max(f.Quality, 0), 255)))
 	}
 	buf = append(buf, byte(len(q.Forms)))
+	for _, e := range q.Embedded {
+		buf = append(buf, e.MD5[:]...)
+		buf = append(buf, e.SHA1[:]...)
+		buf = append(buf, e.SHA256[:]...)
+	}
+	buf = append(buf, byte(len(q.Embedded)))
 	buf = append(buf, q.Kind...) // last, so its variable length is unambiguous
 	sum := sha256.Sum256(buf)
 	return string(sum[:])

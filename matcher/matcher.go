@@ -71,7 +71,20 @@ type Query struct {
 	// Each is matched like PDQ, with its own quality; a match of any is
 	// a match.
 	Forms []pdq.Form
-	Kind  MediaKind
+	// Embedded are the exact digests of files carved out of the media (a
+	// JPEG inside a PDF, an MP3's cover art, an image after the end of
+	// another): a listed file hidden in a container is still that file.
+	Embedded []EmbeddedDigests
+	Kind     MediaKind
+}
+
+// EmbeddedDigests are the exact digests of one embedded file.
+type EmbeddedDigests struct {
+	// Where says where it was found, e.g. "pdf image object 12".
+	Where  string
+	MD5    [16]byte
+	SHA1   [20]byte
+	SHA256 [32]byte
 }
 
 // Evidence is one banked hash that matched.
