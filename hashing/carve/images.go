@@ -281,34 +281,41 @@ func isPadding(b []byte) bool {
 // format). Only strong signatures are considered and a candidate is only
 // reported when it parses to its end, so random data yields nothing.
 func (c *carver) scanEmbedded(data []byte, depth int, prefix string) {
+	// The four searches advance together window by window, so that each
+	// window is read from the cache rather than from memory four times.
+	const window = 32 << 10
 	type sig struct {
-		k    kind
-		pat  []byte
-		next int // offset of the next occurrence, -1 when none is left
+		k        kind
+		pat      []byte
+		next     int // the next occurrence, or -1 when not known yet
+		searched int // occurrences starting before this offset are known
 	}
 	sigs := [...]sig{{k: kJPEG, pat: sigJPEG}, {k: kPNG, pat: sigPNG}, {k: kGIF, pat: sigGIF}, {k: kWebP, pat: sigRIFF}}
-	find := func(s *sig, from int) {
-		s.next = -1
-		if from >= len(data) {
-			return
-		}
-		if i := bytes.Index(data[from:], s.pat); i >= 0 {
-			s.next = from + i
-		}
-	}
 	for i := range sigs {
-		find(&sigs[i], 1)
+		sigs[i].next, sigs[i].searched = -1, 1
 	}
 	work, maxWork := 0, 4*len(data)+1<<20
-	for !c.full() && work < maxWork {
+	for we := min(len(data), window); !c.full() && work < maxWork; {
 		var s *sig
 		for i := range sigs {
-			if sigs[i].next >= 0 && (s == nil || sigs[i].next < s.next) {
-				s = &sigs[i]
+			x := &sigs[i]
+			if x.next < 0 && x.searched < we {
+				end := min(len(data), we+len(x.pat)-1)
+				if j := bytes.Index(data[x.searched:end], x.pat); j >= 0 && x.searched+j < we {
+					x.next = x.searched + j
+				}
+				x.searched = we
+			}
+			if x.next >= 0 && (s == nil || x.next < s.next) {
+				s = x
 			}
 		}
 		if s == nil {
-			return
+			if we == len(data) {
+				return
+			}
+			we = min(len(data), we+window)
+			continue
 		}
 		at := s.next
 		b := data[at:]
@@ -318,20 +325,20 @@ func (c *carver) scanEmbedded(data []byte, depth int, prefix string) {
 			if jpegCandidate(b) {
 				end = jpegEnd(b, true, &work)
 			}
-		case kGIF:
-			end = gifEnd(b, &work)
 		default:
 			end = imageEnd(s.k, b, true, &work)
 		}
 		if end < 0 {
-			find(s, at+1)
+			s.next, s.searched = -1, at+1
 			continue
 		}
 		c.add(depth, prefix, s.k.String()+" at offset "+itoa(at), b[:end])
+		// Nothing starts inside the image just carved.
 		for i := range sigs {
-			if sigs[i].next >= 0 && sigs[i].next < at+end {
-				find(&sigs[i], at+end)
+			if sigs[i].next >= 0 && sigs[i].next < at+end || sigs[i].searched < at+end {
+				sigs[i].next, sigs[i].searched = -1, at+end
 			}
 		}
+		we = max(we, min(len(data), at+end))
 	}
 }
