@@ -246,10 +246,11 @@ func (c *carver) carve(data []byte, depth int, prefix string) {
 	k := sniff(data)
 	switch k {
 	case kJPEG, kPNG, kGIF, kWebP:
-		c.image(k, data, depth, prefix)
+		end := c.image(k, data, depth, prefix)
 		// A PDF reader opens a file whose %PDF- header is anywhere in its
-		// first kilobyte: the JPEG/PDF polyglot is also a PDF.
-		if isPDF(data) {
+		// first kilobyte: the JPEG/PDF polyglot is also a PDF. (A PDF
+		// appended after the image's end is carved as what follows it.)
+		if at := bytes.Index(data[:min(len(data), 1024)], sigPDF); at >= 0 && (end < 0 || at < end || depth >= c.maxDepth) {
 			c.pdf(data, depth, prefix+"pdf polyglot > ")
 		}
 	case kPDF:

@@ -158,6 +158,17 @@ func cases(t testing.TB) []carveCase {
 	add("junk + png", append(bytes.Clone(junk), pngb...), true, want{"png at offset 260", pngb})
 	add("junk + jpeg + junk + gif", append(append(append(bytes.Clone(junk), jpg...), junk...), gifb...), true,
 		want{"jpeg at offset 260", jpg}, want{fmt.Sprintf("gif at offset %d", 520+len(jpg)), gifb})
+	{
+		// A JPEG whose comment segment opens a PDF: image viewers show the
+		// JPEG, PDF readers the PDF and its picture.
+		p := newPDF()
+		p.stream(10, "/Subtype /Image /Filter /DCTDecode", jpg2, "")
+		doc := p.bytes()
+		poly := append([]byte{0xff, 0xd8, 0xff, 0xfe, 0, 20}, "%PDF-1.7 polyglot\n"...)
+		poly = append(poly, jpg[2:]...)
+		poly = append(poly, doc[bytes.IndexByte(doc, '\n'):]...)
+		add("jpeg/pdf polyglot", poly, false, want{"pdf polyglot > pdf image object 10", jpg2})
+	}
 	add("plain jpeg", jpg, true)
 	add("plain png", pngb, true)
 	return cs

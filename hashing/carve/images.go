@@ -251,18 +251,21 @@ func imageEnd(k kind, b []byte, strict bool, work *int) int {
 // image carves what was appended to an image: the bytes after its end and
 // the image without them (whose exact digests are the listed picture's when
 // the bytes were appended to change them).
-func (c *carver) image(k kind, data []byte, depth int, prefix string) {
+//
+// It returns the end of the image, -1 if it does not parse to its end.
+func (c *carver) image(k kind, data []byte, depth int, prefix string) int {
 	work := 0
 	end := imageEnd(k, data, false, &work)
 	if end < 0 {
-		return
+		return -1
 	}
 	tail := data[end:]
 	if len(tail) < 16 || isPadding(tail) {
-		return
+		return end
 	}
 	c.add(depth, prefix, "the "+k.String()+" before the "+itoa(len(tail))+" bytes after its end", data[:end])
 	c.add(depth, prefix, "after the end of the "+k.String(), tail)
+	return end
 }
 
 // isPadding reports whether b repeats one byte (zeros or 0xFF after a
