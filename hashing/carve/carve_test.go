@@ -301,6 +301,18 @@ func TestPDFPixels(t *testing.T) {
 	}
 }
 
+// TestPDFPixelsBudget: a picture of more than half the budget still fits,
+// its pixels being replaced by the PNG rather than counted twice.
+func TestPDFPixelsBudget(t *testing.T) {
+	rgb := rawRGB(photo(8, 400, 300)) // 360,000 bytes
+	p := newPDF()
+	p.stream(10, "/Subtype /Image /Width 400 /Height 300 /ColorSpace /DeviceRGB /BitsPerComponent 8 /Filter /FlateDecode", zlibOf(rgb), "")
+	parts := checkLimits(t, p.bytes(), Limits{MaxBytes: 500_000})
+	if len(parts) != 1 {
+		t.Fatalf("%d parts, want the picture", len(parts))
+	}
+}
+
 func absDiff(a, b [3]byte) int {
 	d := 0
 	for i := range a {

@@ -145,6 +145,7 @@ func (c *carver) pdfPixels(d *pdfDoc, s pdfStream, chain []string, parms []pdfDi
 	if int64(len(pix)) < rowBytes {
 		return // not even one row
 	}
+	charged := len(pix)
 	// Rows a truncated stream lacks are shown blank by readers.
 	if int64(len(pix)) < size {
 		pix = append(pix, make([]byte, size-int64(len(pix)))...)
@@ -163,6 +164,9 @@ func (c *carver) pdfPixels(d *pdfDoc, s pdfStream, chain []string, parms []pdfDi
 	}
 	png := buildPNG(int(w), int(h), int(bpc), cs, pix, int(rowBytes))
 	if png != nil {
+		// The PNG, charged when added, replaces the pixels: give them back
+		// so that a picture as large as half the budget still fits.
+		c.budget += int64(charged)
 		c.add(depth, prefix, where+" (pixels as png)", png)
 	}
 }
