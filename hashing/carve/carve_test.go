@@ -149,11 +149,12 @@ func cases(t testing.TB) []carveCase {
 	}
 
 	// Appended and prepended bytes.
-	add("jpeg + png", append(bytes.Clone(jpg), pngb...), true, want{"the jpeg before", jpg}, want{"after the end of the jpeg", pngb})
-	add("png + jpeg", append(bytes.Clone(pngb), jpg...), true, want{"the png before", pngb}, want{"after the end of the png", jpg})
+	add("jpeg + png", append(bytes.Clone(jpg), pngb...), true, want{"the jpeg without", jpg}, want{"after the end of the jpeg", pngb})
+	add("png + jpeg", append(bytes.Clone(pngb), jpg...), true, want{"the png without", pngb}, want{"after the end of the png", jpg})
 	add("gif + zip", append(bytes.Clone(gifb), z...), false, want{"after the end of the gif", z}, want{"after the end of the gif > zip entry a/b.jpg", jpg})
-	add("webp + jpeg", append(bytes.Clone(webp), jpg...), true, want{"the webp before", webp}, want{"after the end of the webp", jpg})
-	add("jpeg padded", append(bytes.Clone(jpg), make([]byte, 4096)...), true)
+	add("webp + jpeg", append(bytes.Clone(webp), jpg...), true, want{"the webp without", webp}, want{"after the end of the webp", jpg})
+	add("jpeg padded", append(bytes.Clone(jpg), make([]byte, 4096)...), true, want{"the jpeg without the 4096 bytes after its end", jpg})
+	add("jpeg + 1 byte", append(bytes.Clone(jpg), 0), true, want{"the jpeg without the 1 bytes after its end", jpg})
 	junk := bytes.Repeat([]byte("not an image "), 20)
 	add("junk + png", append(bytes.Clone(junk), pngb...), true, want{"png at offset 260", pngb})
 	add("junk + jpeg + junk + gif", append(append(append(bytes.Clone(junk), jpg...), junk...), gifb...), true,

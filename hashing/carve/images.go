@@ -248,23 +248,25 @@ func imageEnd(k kind, b []byte, strict bool, work *int) int {
 	return -1
 }
 
-// image carves what was appended to an image: the bytes after its end and
-// the image without them (whose exact digests are the listed picture's when
-// the bytes were appended to change them).
+// image carves what was appended to an image: the image without it, whose
+// exact digests are the listed picture's when bytes were appended to change
+// them (even one zero byte: decoders ignore it, digests do not), and the
+// bytes after its end, where another file may hide, when there is room for
+// one. The first part decodes to the same picture as data: the caller only
+// needs its exact digests.
 //
 // It returns the end of the image, -1 if it does not parse to its end.
 func (c *carver) image(k kind, data []byte, depth int, prefix string) int {
 	work := 0
 	end := imageEnd(k, data, false, &work)
-	if end < 0 {
-		return -1
-	}
-	tail := data[end:]
-	if len(tail) < 16 || isPadding(tail) {
+	if end < 0 || end == len(data) {
 		return end
 	}
-	c.add(depth, prefix, "the "+k.String()+" before the "+itoa(len(tail))+" bytes after its end", data[:end])
-	c.add(depth, prefix, "after the end of the "+k.String(), tail)
+	tail := data[end:]
+	c.add(depth, prefix, "the "+k.String()+" without the "+itoa(len(tail))+" bytes after its end", data[:end])
+	if len(tail) >= 16 && !isPadding(tail) {
+		c.add(depth, prefix, "after the end of the "+k.String(), tail)
+	}
 	return end
 }
 
