@@ -82,6 +82,7 @@ func carveNoRecover(data []byte, lim Limits) []Part {
 type carver struct {
 	maxParts int
 	maxDepth int
+	maxBytes int64
 	// budget is what is left of Limits.MaxBytes: every part's length and
 	// every byte inflated (even when the result is thrown away) is taken
 	// from it, so a zip bomb costs at most MaxBytes of inflation.
@@ -100,6 +101,7 @@ func newCarver(lim Limits) *carver {
 	if c.budget <= 0 {
 		c.budget = defaultMaxBytes
 	}
+	c.maxBytes = c.budget
 	return c
 }
 

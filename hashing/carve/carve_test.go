@@ -69,6 +69,21 @@ func cases(t testing.TB) []carveCase {
 		add("pdf broken length", b.Bytes(), true, want{"pdf image object 1", jpg})
 	}
 
+	{
+		// Inline images in a page's content, as Ghostscript writes small
+		// pictures: a JPEG, and raw pixels deflated with a PNG predictor.
+		rgb := rawRGB(photo(3, 40, 30))
+		var content bytes.Buffer
+		content.WriteString("q 40 0 0 30 0 0 cm\nBI /W 48 /H 32 /BPC 8 /CS /RGB /F /DCT ID ")
+		content.Write(jpg)
+		content.WriteString("\nEI Q\nq BI\n/CS/RGB\n/W 40\n/H 30\n/BPC 8\n/F/Fl\n/DP<</Predictor 15\n/Columns 40\n/Colors 3>>\nID\n")
+		content.Write(zlibOf(pngPredict(rgb, 120)))
+		content.WriteString("\nEI Q\n(BI) Tj")
+		p := newPDF()
+		p.stream(5, "/Filter /FlateDecode", zlibOf(content.Bytes()), "")
+		add("pdf inline images", p.bytes(), false, want{"pdf inline image 1 in object 5", jpg})
+	}
+
 	// SVG.
 	{
 		svg := `<?xml version="1.0"?>
@@ -297,6 +312,34 @@ func TestPDFPixels(t *testing.T) {
 				if w := f(x, y); absDiff(got, w) > 1 {
 					t.Fatalf("%s: pixel %d,%d = %v, want %v", part.Where, x, y, got, w)
 				}
+			}
+		}
+	}
+}
+
+// TestPDFInlinePixels checks the PNG rebuilt from an inline image.
+func TestPDFInlinePixels(t *testing.T) {
+	var tc carveCase
+	for _, c := range cases(t) {
+		if c.name == "pdf inline images" {
+			tc = c
+		}
+	}
+	img := photo(3, 40, 30)
+	parts := Carve(tc.in, Limits{})
+	if len(parts) != 2 || parts[1].Where != "pdf inline image 2 in object 5 (pixels as png)" {
+		t.Fatalf("parts %v", parts)
+	}
+	m, err := png.Decode(bytes.NewReader(parts[1].Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for y := 0; y < 30; y++ {
+		for x := 0; x < 40; x++ {
+			r, g, b, _ := m.At(x, y).RGBA()
+			c := img.RGBAAt(x, y)
+			if got, want := [3]byte{byte(r >> 8), byte(g >> 8), byte(b >> 8)}, [3]byte{c.R, c.G, c.B}; got != want {
+				t.Fatalf("pixel %d,%d = %v, want %v", x, y, got, want)
 			}
 		}
 	}

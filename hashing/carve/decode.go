@@ -39,6 +39,13 @@ func (c *carver) readAll(r io.Reader, hint int64) (out []byte, complete bool) {
 	return buf, err == io.EOF
 }
 
+// readUpTo reads at most limit bytes of r, outside the parts' budget.
+func readUpTo(r io.Reader, limit int64) ([]byte, bool) {
+	c := carver{budget: limit}
+	out, complete := c.readAll(r, 0)
+	return out, complete
+}
+
 // errReader stands for a stream that cannot be decoded.
 var errReader = errors.New("carve: unsupported stream")
 

@@ -252,16 +252,55 @@ func (c *carver) pdf(data []byte, depth int, prefix string) {
 	sort.SliceStable(others, func(i, j int) bool {
 		return d.resolveName(others[i].dict["Type"]) == "EmbeddedFile" && d.resolveName(others[j].dict["Type"]) != "EmbeddedFile"
 	})
+	var contents []pdfStream
 	for _, s := range others {
 		if c.full() || n >= maxPDFProbes {
 			break
 		}
 		n++
-		c.pdfOther(d, s, depth, prefix)
+		if !c.pdfOther(d, s, depth, prefix) && d.mayBeContent(s.dict) {
+			contents = append(contents, s)
+		}
+	}
+	// Inline images (BI ... ID ... EI) in page and form contents:
+	// Ghostscript writes small pictures that way, and nothing stops a big
+	// one. Decoding contents is bounded apart from the parts' budget, so
+	// that a heavy page does not crowd the pictures out.
+	left := c.maxBytes
+	inline := 0
+	for _, s := range contents {
+		if c.full() || left <= 0 {
+			break
+		}
+		names, parms := d.filters(s.dict)
+		content, _ := readUpTo(d.decoder(s.raw, names, parms), left)
+		left -= int64(len(content))
+		c.pdfInline(d, content, s.num, &inline, &left, depth, prefix)
 	}
 	for _, s := range masks {
 		c.pdfImage(d, s, depth, prefix)
 	}
+}
+
+// mayBeContent reports whether a stream may be a content stream (a page's,
+// a form's, a pattern's...) rather than a font, a profile, metadata...
+func (d *pdfDoc) mayBeContent(dict pdfDict) bool {
+	switch d.resolveName(dict["Type"]) {
+	case "", "XObject", "Pattern":
+	default:
+		return false
+	}
+	switch d.resolveName(dict["Subtype"]) {
+	case "", "Form":
+	default:
+		return false
+	}
+	for _, k := range []pdfName{"Length1", "N", "FunctionType", "ShadingType"} {
+		if _, ok := dict[k]; ok {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *pdfDoc) resolveName(v any) string {
@@ -311,10 +350,13 @@ func splitFilters(names []string) (chain []string, codec string) {
 }
 
 func (c *carver) pdfImage(d *pdfDoc, s pdfStream, depth int, prefix string) {
+	c.pdfImageAs(d, s, depth, prefix, "pdf image object "+itoa(s.num))
+}
+
+func (c *carver) pdfImageAs(d *pdfDoc, s pdfStream, depth int, prefix, where string) {
 	if c.full() {
 		return
 	}
-	where := "pdf image object " + itoa(s.num)
 	names, parms := d.filters(s.dict)
 	chain, codec := splitFilters(names)
 	if codec != "" {
@@ -334,8 +376,9 @@ func (c *carver) pdfImage(d *pdfDoc, s pdfStream, depth int, prefix string) {
 }
 
 // pdfOther carves a stream that is not declared as an image when its
-// decoded bytes start with a recognised signature.
-func (c *carver) pdfOther(d *pdfDoc, s pdfStream, depth int, prefix string) {
+// decoded bytes start with a recognised signature. It reports whether the
+// stream was recognised (carved, or beyond the budget).
+func (c *carver) pdfOther(d *pdfDoc, s pdfStream, depth int, prefix string) bool {
 	names, parms := d.filters(s.dict)
 	chain, codec := splitFilters(names)
 	where := "pdf stream object " + itoa(s.num)
@@ -348,15 +391,17 @@ func (c *carver) pdfOther(d *pdfDoc, s pdfStream, depth int, prefix string) {
 	if len(chain) == 0 {
 		if codec != "" || sniff(s.raw) != kUnknown {
 			c.add(depth, prefix, where, s.raw)
+			return true
 		}
-		return
+		return false
 	}
 	var head [64]byte
 	n, _ := io.ReadFull(d.decoder(s.raw, chain, parms), head[:])
 	if n == 0 || (codec == "" && sniff(head[:n]) == kUnknown) {
-		return
+		return false
 	}
 	if out, _ := c.readAll(d.decoder(s.raw, chain, parms), 0); len(out) > 0 {
 		c.addDecoded(depth, prefix, where, out)
 	}
+	return true
 }
