@@ -120,14 +120,22 @@ func (c *carver) fits(n int) bool {
 	return !c.full() && int64(n) <= c.budget
 }
 
-// add yields a part and, when the depth allows, carves inside it too (a zip
-// inside a pdf, an image appended to a cover picture...).
+// add yields data as a part when it may be a picture (or a container of
+// some) and, when the depth allows, carves inside it too (a zip inside a
+// pdf, an image appended to a cover picture, a JPEG after junk in a zip
+// entry...). Parts are charged to the budget.
 func (c *carver) add(depth int, prefix, where string, data []byte) {
-	if len(data) == 0 || !c.fits(len(data)) {
+	if len(data) == 0 {
 		return
 	}
-	c.spend(len(data))
-	c.yield(depth, prefix, where, data)
+	if plausible(data) {
+		if !c.fits(len(data)) {
+			return
+		}
+		c.spend(len(data))
+		c.parts = append(c.parts, Part{Where: prefix + where, Data: data})
+	}
+	c.carveInto(depth, prefix, where, data)
 }
 
 // addDecoded is add for bytes that readAll already charged to the budget.
@@ -135,15 +143,44 @@ func (c *carver) addDecoded(depth int, prefix, where string, data []byte) {
 	if len(data) == 0 || len(c.parts) >= c.maxParts {
 		return
 	}
-	c.yield(depth, prefix, where, data)
+	if plausible(data) {
+		c.parts = append(c.parts, Part{Where: prefix + where, Data: data})
+	}
+	c.carveInto(depth, prefix, where, data)
 }
 
-func (c *carver) yield(depth int, prefix, where string, data []byte) {
-	where = prefix + where
-	c.parts = append(c.parts, Part{Where: where, Data: data})
+func (c *carver) carveInto(depth int, prefix, where string, data []byte) {
 	if depth < c.maxDepth && !c.full() {
-		c.carve(data, depth+1, where+" > ")
+		c.carve(data, depth+1, prefix+where+" > ")
 	}
+}
+
+// plausible reports whether b may be a picture or hold some: it starts
+// with the signature of an image format or of a binary container (whose
+// exact digests may be listed too: a video in a zip). The fonts attached to
+// a film, the source files of a zip, XML text (SVG included: it is carved
+// into, but the caller cannot decode it) are not parts: MaxParts is kept for
+// what could match.
+func plausible(b []byte) bool {
+	if k := sniff(b); k != kUnknown {
+		return k != kSVG
+	}
+	switch {
+	case len(b) >= 18 && b[0] == 'B' && b[1] == 'M': // BMP: a known DIB header size
+		switch le32(b[14:]) {
+		case 12, 16, 40, 52, 56, 64, 108, 124:
+			return true
+		}
+	case bytes.HasPrefix(b, []byte("II*\x00")), bytes.HasPrefix(b, []byte("MM\x00*")): // TIFF
+		return true
+	case len(b) >= 6 && b[0] == 0 && b[1] == 0 && (b[2] == 1 || b[2] == 2) && b[3] == 0 && le16(b[4:]) > 0: // ICO, CUR
+		return true
+	case bytes.HasPrefix(b, []byte("\x00\x00\x00\x0cjP  \r\n\x87\n")), bytes.HasPrefix(b, []byte("\xff\x4f\xff\x51")): // JPEG 2000
+		return true
+	case bytes.HasPrefix(b, []byte("\xff\x0a")), bytes.HasPrefix(b, []byte("\x00\x00\x00\x0cJXL \r\n\x87\n")): // JPEG XL
+		return true
+	}
+	return false
 }
 
 // kind is a format recognised by its magic bytes.

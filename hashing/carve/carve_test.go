@@ -95,10 +95,10 @@ func cases(t testing.TB) []carveCase {
   <a href="https://example.org/data:x">link</a>
 </svg>`
 		add("svg", []byte(svg), true, want{"svg data uri 1", pngb}, want{"svg data uri 2", jpg}, want{"svg data uri 3", gifb}, want{"svg data uri 4", jpg2})
-		inner := `<svg xmlns="http://www.w3.org/2000/svg"><rect width="1" height="1"/></svg>`
+		inner := `<svg xmlns="http://www.w3.org/2000/svg"><image href="data:image/png;base64,` + b64(pngb) + `"/></svg>`
 		enc := strings.NewReplacer("<", "%3C", ">", "%3E", `"`, "%22", " ", "%20").Replace(inner)
-		add("svg percent-encoded", []byte(`<svg xmlns="http://www.w3.org/2000/svg"><image href='data:image/svg+xml,`+enc+`'/></svg>`), true,
-			want{"svg data uri 1", []byte(inner)})
+		add("svg in a percent-encoded svg", []byte(`<svg xmlns="http://www.w3.org/2000/svg"><image href='data:image/svg+xml,`+enc+`'/></svg>`), true,
+			want{"svg data uri 1 > svg data uri 1", pngb})
 	}
 
 	// ID3v2.
@@ -705,6 +705,35 @@ func TestLimits(t *testing.T) {
 	if !hasPart(Carve(outer, Limits{MaxDepth: 3}), want{deep, jpg}) {
 		t.Errorf("depth 3 not carved with MaxDepth 3")
 	}
+}
+
+// TestOnlyPlausibleParts: source files in a zip, fonts attached to a film,
+// fonts in an SVG are not parts; they must not use up MaxParts before the
+// picture.
+func TestOnlyPlausibleParts(t *testing.T) {
+	jpg, pngb := jpegOf(t, 1), pngOf(t, 2)
+	var files []zipFile
+	for i := range 40 {
+		files = append(files, zipFile{fmt.Sprintf("src/%d.go", i), []byte(fmt.Sprintf("package x // %d\n", i)), 8})
+	}
+	files = append(files, zipFile{"late.jpg", jpg, 8})
+	files = append(files, zipFile{"junk-then.png", append([]byte("some header bytes "), pngb...), 8})
+	parts := Carve(zipOf(t, files...), Limits{})
+	checkWanted(t, parts, carveCase{exact: true, want: []want{{"zip entry late.jpg", jpg}, {"zip entry junk-then.png > png at offset 18", pngb}}})
+
+	fonts := map[string][]byte{"cover.jpg": jpg}
+	var names []string
+	for i := range 20 {
+		n := fmt.Sprintf("font%d.ttf", i)
+		fonts[n] = append([]byte("\x00\x01\x00\x00\x00\x0f\x00\x80"), bytes.Repeat([]byte{byte(i)}, 500)...)
+		names = append(names, n)
+	}
+	parts = Carve(mkvWith(false, fonts, append(names, "cover.jpg")...), Limits{})
+	checkWanted(t, parts, carveCase{exact: true, want: []want{{"mkv attachment cover.jpg", jpg}}})
+
+	svg := `<svg><style>@font-face { src: url(data:font/woff2;base64,d09GMgABAAAAAA==) }</style><image href="data:image/jpeg;base64,` + b64(jpg) + `"/></svg>`
+	parts = Carve([]byte(svg), Limits{})
+	checkWanted(t, parts, carveCase{exact: true, want: []want{{"svg data uri 2", jpg}}})
 }
 
 // TestNeverPanics feeds mutated containers to Carve.
