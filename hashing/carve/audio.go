@@ -115,7 +115,7 @@ func (c *carver) id3Tag(ver, flags byte, body []byte, n, depth int, prefix strin
 		if id != "APIC" && id != "PIC" {
 			continue
 		}
-		frame, ok := c.id3FrameData(ver, fflags, tagUnsync, frame)
+		frame, decoded, ok := c.id3FrameData(ver, fflags, tagUnsync, frame)
 		if !ok {
 			continue
 		}
@@ -125,7 +125,11 @@ func (c *carver) id3Tag(ver, flags byte, body []byte, n, depth int, prefix strin
 			if mime != "" {
 				where += " " + clean(mime)
 			}
-			c.add(depth, prefix, where, pic)
+			if decoded {
+				c.addDecoded(depth, prefix, where, pic)
+			} else {
+				c.add(depth, prefix, where, pic)
+			}
 		}
 	}
 	return n
@@ -152,41 +156,41 @@ func id3FrameAt(body []byte, p int) bool {
 }
 
 // id3FrameData undoes the frame-level encodings: grouping, data length
-// indicator, unsynchronisation and compression. Encrypted frames are
-// skipped.
-func (c *carver) id3FrameData(ver byte, flags int, tagUnsync bool, f []byte) ([]byte, bool) {
+// indicator, unsynchronisation and compression (decoded reports that the
+// budget was charged for inflating). Encrypted frames are skipped.
+func (c *carver) id3FrameData(ver byte, flags int, tagUnsync bool, f []byte) (out []byte, decoded, ok bool) {
 	var compressed bool
 	switch ver {
 	case 3:
 		if flags&0x40 != 0 {
-			return nil, false // encrypted
+			return nil, false, false // encrypted
 		}
 		if flags&0x80 != 0 { // decompressed size first
 			compressed = true
 			if len(f) < 4 {
-				return nil, false
+				return nil, false, false
 			}
 			f = f[4:]
 		}
 		if flags&0x20 != 0 { // group identifier
 			if len(f) < 1 {
-				return nil, false
+				return nil, false, false
 			}
 			f = f[1:]
 		}
 	case 4:
 		if flags&0x04 != 0 {
-			return nil, false // encrypted
+			return nil, false, false // encrypted
 		}
 		if flags&0x40 != 0 {
 			if len(f) < 1 {
-				return nil, false
+				return nil, false, false
 			}
 			f = f[1:]
 		}
 		if flags&0x01 != 0 { // data length indicator
 			if len(f) < 4 {
-				return nil, false
+				return nil, false, false
 			}
 			f = f[4:]
 		}
@@ -196,19 +200,14 @@ func (c *carver) id3FrameData(ver byte, flags int, tagUnsync bool, f []byte) ([]
 		compressed = flags&0x08 != 0
 	}
 	if !compressed {
-		return f, true
+		return f, false, true
 	}
 	r, err := zlib.NewReader(bytes.NewReader(f))
 	if err != nil {
-		return nil, false
+		return nil, false, false
 	}
 	out, complete := c.readAll(r, 0)
-	if !complete {
-		return nil, false
-	}
-	// The picture is charged again when added: give back what readAll took.
-	c.budget += int64(len(out))
-	return out, true
+	return out, true, complete
 }
 
 // apic parses an APIC (v2.3/v2.4) or PIC (v2.2) frame body.

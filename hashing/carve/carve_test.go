@@ -678,6 +678,28 @@ func TestZipBomb(t *testing.T) {
 	}
 }
 
+// zlibZeros is a zlib stream of n zero bytes.
+func zlibZeros(t testing.TB, n int) []byte {
+	b := append([]byte{0x78, 0x01}, deflateZeros(t, n)...)
+	return binary.BigEndian.AppendUint32(b, uint32(n%65521)<<16|1) // Adler-32 of zeros
+}
+
+// TestInflationCharged: what is inflated and thrown away (not a picture)
+// is charged too, or a file of many small bombs would inflate each one.
+func TestInflationCharged(t *testing.T) {
+	bomb := zlibZeros(t, 2<<20)
+	var frames []byte
+	for range 100 {
+		body := append(syncsafeBytes(2<<20), bomb...)
+		frames = append(frames, id3Frame(4, "APIC", body, 0x0009)...)
+	}
+	c := newCarver(Limits{MaxBytes: 16 << 20})
+	c.carve(id3Tag(4, 0, frames), 1, "")
+	if c.budget > 0 || len(c.parts) != 0 {
+		t.Errorf("budget left %d, %d parts", c.budget, len(c.parts))
+	}
+}
+
 func TestLimits(t *testing.T) {
 	jpg := jpegOf(t, 1)
 	var files []zipFile

@@ -167,6 +167,10 @@ func (c *carver) pdfPixels(d *pdfDoc, s pdfStream, chain []string, parms []pdfDi
 		// The PNG, charged when added, replaces the pixels: give them back
 		// so that a picture as large as half the budget still fits.
 		c.budget += int64(charged)
+		if !c.fits(len(png)) {
+			c.budget -= int64(charged)
+			return
+		}
 		c.add(depth, prefix, where+" (pixels as png)", png)
 	}
 }
