@@ -84,6 +84,18 @@ func cases(t testing.TB) []carveCase {
 		add("pdf inline images", p.bytes(), false, want{"pdf inline image 1 in object 5", jpg})
 	}
 
+	{
+		// Syntax a reader tolerates: a stray token in the dictionary, and
+		// a misspelt keyword that only a repairing reader gets past.
+		var b bytes.Buffer
+		b.WriteString("%PDF-1.4\n1 0 obj << /Subtype /Image } /Filter /DCTDecode /Length ")
+		fmt.Fprintf(&b, "%d >>\nstream\n%s\nendstream\nendobj\n", len(jpg), jpg)
+		b.WriteString("2 0 obj << /Subtype /Image /Filter /DCTDecode >>\nstrem\n")
+		at := b.Len()
+		fmt.Fprintf(&b, "%s\nendstream\nendobj\n%%%%EOF\n", jpg2)
+		add("pdf with broken syntax", b.Bytes(), true, want{"pdf image object 1", jpg}, want{fmt.Sprintf("pdf jpeg at offset %d", at), jpg2})
+	}
+
 	// SVG.
 	{
 		svg := `<?xml version="1.0"?>

@@ -286,6 +286,12 @@ func isPadding(b []byte) bool {
 // format). Only strong signatures are considered and a candidate is only
 // reported when it parses to its end, so random data yields nothing.
 func (c *carver) scanEmbedded(data []byte, depth int, prefix string) {
+	c.scanImages(data, depth, prefix, nil)
+}
+
+// scanImages carves the images found at offsets > 0 of data, except those
+// at offsets for which skip (if not nil) is true.
+func (c *carver) scanImages(data []byte, depth int, prefix string, skip func(int) bool) {
 	// The four searches advance together window by window, so that each
 	// window is read from the cache rather than from memory four times.
 	const window = 32 << 10
@@ -333,7 +339,7 @@ func (c *carver) scanEmbedded(data []byte, depth int, prefix string) {
 		default:
 			end = imageEnd(s.k, b, true, &work)
 		}
-		if end < 0 {
+		if end < 0 || (skip != nil && skip(at)) {
 			s.next, s.searched = -1, at+1
 			continue
 		}

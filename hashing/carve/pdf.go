@@ -18,9 +18,11 @@ type pdfObjLoc struct {
 }
 
 type pdfDoc struct {
-	b     []byte
-	objs  []pdfObjLoc
-	byNum map[int]int // object number -> index in objs of its last definition
+	b []byte
+	// carved are the extents of the streams carved as stored.
+	carved [][2]int
+	objs   []pdfObjLoc
+	byNum  map[int]int // object number -> index in objs of its last definition
 	// work counts the bytes parsed. Broken objects make parses overlap
 	// (an unterminated string swallows the objects after it, each of which
 	// is parsed again): past maxWork, parsing stops.
@@ -137,6 +139,7 @@ type pdfStream struct {
 	num  int
 	dict pdfDict
 	raw  []byte
+	off  int // offset of raw in the file, -1 for inline images
 }
 
 // stream reads the stream of the object whose body (after "obj") starts at
@@ -171,10 +174,10 @@ func (d *pdfDoc) stream(p int) (s pdfStream, next int, ok bool) {
 		end := start + int(l)
 		after := pdfSkipSpace(b, end)
 		if bytes.HasPrefix(b[after:], []byte("endstream")) {
-			return pdfStream{dict: dict, raw: b[start:end]}, after + 9, true
+			return pdfStream{dict: dict, raw: b[start:end], off: start}, after + 9, true
 		}
 		if after == len(b) {
-			return pdfStream{dict: dict, raw: b[start:end]}, len(b), true
+			return pdfStream{dict: dict, raw: b[start:end], off: start}, len(b), true
 		}
 	}
 	end := d.endstream(start)
@@ -188,7 +191,7 @@ func (d *pdfDoc) stream(p int) (s pdfStream, next int, ok bool) {
 	if end > start && b[end-1] == '\r' {
 		end--
 	}
-	return pdfStream{dict: dict, raw: b[start:end]}, next, true
+	return pdfStream{dict: dict, raw: b[start:end], off: start}, next, true
 }
 
 // endstream returns the offset of the first "endstream" at or after p.
@@ -280,6 +283,25 @@ func (c *carver) pdf(data []byte, depth int, prefix string) {
 	for _, s := range masks {
 		c.pdfImage(d, s, depth, prefix)
 	}
+	// Readers repair broken files: a JPEG stored as it is in an object
+	// that did not parse is still a picture they may show. Images found
+	// inside the file, other than the streams already carved, are carved.
+	c.scanImages(data, depth, prefix+"pdf ", func(at int) bool {
+		for _, e := range d.carved {
+			if at >= e[0] && at < e[1] {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// addRaw adds a stream as it is stored, and remembers where it is.
+func (c *carver) addRaw(d *pdfDoc, s pdfStream, depth int, prefix, where string) {
+	if s.off >= 0 {
+		d.carved = append(d.carved, [2]int{s.off, s.off + len(s.raw)})
+	}
+	c.add(depth, prefix, where, s.raw)
 }
 
 // mayBeContent reports whether a stream may be a content stream (a page's,
@@ -361,7 +383,7 @@ func (c *carver) pdfImageAs(d *pdfDoc, s pdfStream, depth int, prefix, where str
 	chain, codec := splitFilters(names)
 	if codec != "" {
 		if len(chain) == 0 {
-			c.add(depth, prefix, where, s.raw)
+			c.addRaw(d, s, depth, prefix, where)
 			return
 		}
 		if out, _ := c.readAll(d.decoder(s.raw, chain, parms), 0); len(out) > 0 {
@@ -390,7 +412,7 @@ func (c *carver) pdfOther(d *pdfDoc, s pdfStream, depth int, prefix string) bool
 	}
 	if len(chain) == 0 {
 		if codec != "" || sniff(s.raw) != kUnknown {
-			c.add(depth, prefix, where, s.raw)
+			c.addRaw(d, s, depth, prefix, where)
 			return true
 		}
 		return false

@@ -45,7 +45,7 @@ func (c *carver) pdfInline(d *pdfDoc, content []byte, num int, n *int, left *int
 		if b, ok := dict["ImageMask"].(bool); ok && b {
 			continue
 		}
-		c.pdfImageAs(d, pdfStream{num: num, dict: dict, raw: content[start:end]}, depth, prefix, where)
+		c.pdfImageAs(d, pdfStream{num: num, dict: dict, raw: content[start:end], off: -1}, depth, prefix, where)
 	}
 }
 

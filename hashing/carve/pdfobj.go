@@ -9,11 +9,12 @@ import (
 // dictionaries and the few objects they refer to.
 
 type (
-	pdfName   string
-	pdfString []byte
-	pdfArray  []any
-	pdfDict   map[pdfName]any
-	pdfRef    struct{ num, gen int }
+	pdfName    string
+	pdfKeyword string // an operator or a stray token
+	pdfString  []byte
+	pdfArray   []any
+	pdfDict    map[pdfName]any
+	pdfRef     struct{ num, gen int }
 )
 
 func isPDFSpace(c byte) bool {
@@ -60,7 +61,20 @@ const (
 	pdfMaxNodes   = 1 << 16
 )
 
-// value parses one value; ok is false on a syntax error.
+// structural reports whether v is a keyword that cannot be inside a value:
+// the dictionary or array around it was never closed.
+func structural(v any) bool {
+	switch v {
+	case pdfKeyword("stream"), pdfKeyword("endstream"), pdfKeyword("obj"), pdfKeyword("endobj"):
+		return true
+	}
+	return false
+}
+
+// value parses one value; ok is false on a syntax error. Readers tolerate
+// stray tokens, so a stray token is a keyword and a dictionary key that is
+// not a name is skipped: a picture must not hide behind a "}" in its
+// dictionary.
 func (ps *pdfParser) value(nest int) (v any, ok bool) {
 	ps.nodes++
 	if nest > pdfMaxNesting || ps.nodes > pdfMaxNodes {
@@ -82,15 +96,19 @@ func (ps *pdfParser) value(nest int) (v any, ok bool) {
 				return d, true
 			}
 			k, ok := ps.value(nest + 1)
-			if !ok {
+			if !ok || structural(k) {
 				return nil, false
 			}
 			name, isName := k.(pdfName)
 			if !isName {
-				return nil, false
+				continue
+			}
+			ps.p = pdfSkipSpace(b, ps.p)
+			if ps.p+1 < len(b) && b[ps.p] == '>' && b[ps.p+1] == '>' {
+				continue // a key without a value
 			}
 			val, ok := ps.value(nest + 1)
-			if !ok {
+			if !ok || structural(val) {
 				return nil, false
 			}
 			d[name] = val
@@ -120,7 +138,7 @@ func (ps *pdfParser) value(nest int) (v any, ok bool) {
 				return a, true
 			}
 			v, ok := ps.value(nest + 1)
-			if !ok {
+			if !ok || structural(v) {
 				return nil, false
 			}
 			a = append(a, v)
@@ -139,15 +157,19 @@ func (ps *pdfParser) value(nest int) (v any, ok bool) {
 		for ps.p < len(b) && !isPDFSpace(b[ps.p]) && !isPDFDelim(b[ps.p]) {
 			ps.p++
 		}
-		switch string(b[s:ps.p]) {
+		if ps.p == s { // a stray delimiter: ")", ">", "]", "{", "}"
+			ps.p++
+		}
+		switch tok := string(b[s:ps.p]); tok {
 		case "true":
 			return true, true
 		case "false":
 			return false, true
 		case "null":
 			return nil, true
+		default:
+			return pdfKeyword(tok), true
 		}
-		return nil, false
 	}
 }
 
