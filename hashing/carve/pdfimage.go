@@ -2,8 +2,8 @@ package carve
 
 import (
 	"bytes"
-	"compress/zlib"
 	"encoding/binary"
+	"hash/adler32"
 	"hash/crc32"
 	"io"
 )
@@ -254,16 +254,37 @@ func buildPNG(w, h, bpc int, cs pdfColor, pix []byte, rowBytes int) []byte {
 	if colorType == 3 {
 		chunk("PLTE", cs.palette)
 	}
-	var idat bytes.Buffer
-	idat.Grow(len(pix) + h + len(pix)/65535*5 + 64)
-	zw, _ := zlib.NewWriterLevel(&idat, zlib.NoCompression)
-	none := []byte{0} // filter type None
-	for y := 0; y < h; y++ {
-		zw.Write(none)
-		zw.Write(pix[y*rowBytes : (y+1)*rowBytes])
+	// The rows, each after its filter type byte (None), in a zlib stream of
+	// stored deflate blocks: what compress/zlib writes at NoCompression,
+	// without its 600 KB compressor.
+	total := h * (rowBytes + 1)
+	idat := make([]byte, 0, 2+total+(total/65535+1)*5+4)
+	idat = append(idat, 0x78, 0x01)
+	left, block := total, 0
+	sum := adler32.New()
+	write := func(p []byte) {
+		sum.Write(p)
+		for len(p) > 0 {
+			if block == 0 {
+				block = min(left, 65535)
+				final := byte(0)
+				if block == left {
+					final = 1
+				}
+				idat = append(idat, final, byte(block), byte(block>>8), ^byte(block), ^byte(block>>8))
+			}
+			n := min(len(p), block)
+			idat = append(idat, p[:n]...)
+			p, block, left = p[n:], block-n, left-n
+		}
 	}
-	zw.Close()
-	chunk("IDAT", idat.Bytes())
+	none := []byte{0}
+	for y := 0; y < h; y++ {
+		write(none)
+		write(pix[y*rowBytes : (y+1)*rowBytes])
+	}
+	idat = binary.BigEndian.AppendUint32(idat, sum.Sum32())
+	chunk("IDAT", idat)
 	chunk("IEND", nil)
 	return out.Bytes()
 }
