@@ -15,6 +15,13 @@
 // is checked, decompression is bounded by Limits.MaxBytes, and nothing is
 // ever invented from random bytes: an embedded image found at an offset is
 // only reported when its structure parses to its end marker.
+//
+// Only what may be a picture is returned: data starting with an image
+// signature (JPEG, PNG, GIF, WebP, BMP, TIFF, ICO, JPEG 2000, JPEG XL,
+// HEIF/AVIF) or a binary container's (a video in a zip may be listed by its
+// exact digests). Everything carved is also carved into, up to
+// Limits.MaxDepth, so that a zip inside a PDF, or a picture after junk in a
+// zip entry, is found. Carve keeps no state: it is safe for concurrent use.
 package carve
 
 import (
@@ -24,10 +31,29 @@ import (
 
 // Part is an embedded file carved out of a recognised container.
 type Part struct {
-	// Where describes the part for audit logs, for example
-	// "pdf image object 12", "id3 APIC 1 image/jpeg", "mp4 covr 1",
-	// "zip entry a/b.jpg", "after the end of the png". A part carved out of a
-	// nested container is prefixed by its parent's description and " > ".
+	// Where describes the part for audit logs. The forms are:
+	//
+	//	pdf image object 12                  (a JPEG or JPEG 2000 as stored)
+	//	pdf image object 12 (pixels as png)  (raw pixels rebuilt as a PNG)
+	//	pdf inline image 1 in object 5 [(pixels as png)]
+	//	pdf embedded file object 9, pdf stream object 7 [(jpeg)]
+	//	pdf jpeg at offset 1234              (in a PDF too broken to parse)
+	//	svg data uri 1
+	//	id3 APIC 1 image/jpeg
+	//	mp4 covr 1
+	//	flac picture 1 image/png
+	//	mkv attachment cover.jpg (image/jpeg)
+	//	zip entry a/b.jpg
+	//	after the end of the png             (the bytes after the image)
+	//	the jpeg without the 12 bytes after its end
+	//	jpeg at offset 1234                  (after bytes that are no format)
+	//
+	// "the jpeg without..." decodes to the same picture as the file it was
+	// carved from: only its exact digests are new. A part carved out of a
+	// nested container is prefixed by its parent's description and " > "
+	// ("zip entry doc.pdf > pdf image object 12"); the PDF of a JPEG/PDF
+	// polyglot is "pdf polyglot > ...". Names read from the input
+	// are cleaned of control characters.
 	Where string
 	// Data holds the embedded bytes exactly as stored, decoded where the
 	// container encodes them (base64 in SVG data URIs, Deflate in ZIP entries
