@@ -40,7 +40,7 @@ type Part struct {
 	//	pdf jpeg at offset 1234              (in a PDF too broken to parse)
 	//	svg data uri 1
 	//	id3 APIC 1 image/jpeg
-	//	mp4 covr 1
+	//	mp4 covr 1, mp4 metadata item ????  (QuickTime keyed metadata)
 	//	flac picture 1 image/png
 	//	mkv attachment cover.jpg (image/jpeg)
 	//	zip entry a/b.jpg

@@ -144,6 +144,16 @@ func cases(t testing.TB) []carveCase {
 
 	// MP4 / HEIF.
 	add("mp4 covr", mp4With("M4A \x00\x00\x02\x00isomiso2", jpg, pngb), true, want{"mp4 covr 1", jpg}, want{"mp4 covr 2", pngb})
+	{
+		// QuickTime keyed metadata: the artwork is ilst item 2, named by
+		// its index in the keys box.
+		keys := box("keys", []byte{0, 0, 0, 0, 0, 0, 0, 2},
+			box("mdta", []byte("com.apple.quicktime.title")), box("mdta", []byte("com.apple.quicktime.artwork")))
+		ilst := box("ilst", box("\x00\x00\x00\x01", box("data", []byte{0, 0, 0, 1, 0, 0, 0, 0}, []byte("title"))),
+			box("\x00\x00\x00\x02", box("data", []byte{0, 0, 0, 13, 0, 0, 0, 0}, jpg)))
+		mov := append(box("ftyp", []byte("qt  \x00\x00\x02\x00qt  ")), box("moov", box("meta", box("hdlr", make([]byte, 24)), keys, ilst))...)
+		add("mov keyed artwork", mov, true, want{"mp4 metadata item ????", jpg})
+	}
 	heif := append(box("ftyp", []byte("heic\x00\x00\x00\x00mif1heic")), box("meta", make([]byte, 4), box("hdlr", make([]byte, 24)))...)
 	add("heif is not carved", heif, true)
 	add("heif brand on a movie", mp4With("mif1\x00\x00\x00\x00mif1isom", jpg), true, want{"mp4 covr 1", jpg})

@@ -1,5 +1,7 @@
 package carve
 
+import "strings"
+
 // ISO BMFF (MP4, MOV, 3GP, M4A): cover art in moov/udta/meta/ilst/covr/data.
 
 // heifBrands are the ftyp brands of HEIF and AVIF still images, which are
@@ -36,7 +38,7 @@ func (c *carver) mp4(data []byte, depth int, prefix string) {
 		return
 	}
 	n := 0
-	c.bmffWalk(data, 0, &n, depth, prefix)
+	c.bmffWalk(data, "", 0, &n, depth, prefix)
 }
 
 // bmffBox reads the box at p: its type, its body and the offset after it
@@ -92,10 +94,14 @@ func bmffSize(b []byte) int {
 
 var bmffContainers = map[string]bool{
 	"moov": true, "udta": true, "meta": true, "ilst": true, "trak": true,
-	"mdia": true, "minf": true, "covr": true, "moof": true,
+	"mdia": true, "minf": true, "moof": true,
 }
 
-func (c *carver) bmffWalk(b []byte, level int, n *int, depth int, prefix string) {
+// bmffWalk walks the boxes of b. parent is the type of the box b is the
+// body of; the items of an ilst (covr, but also the numbered items of
+// QuickTime's keyed metadata, com.apple.quicktime.artwork) hold data boxes
+// whose payloads are carved.
+func (c *carver) bmffWalk(b []byte, parent string, level int, n *int, depth int, prefix string) {
 	if level > 12 {
 		return
 	}
@@ -108,11 +114,17 @@ func (c *carver) bmffWalk(b []byte, level int, n *int, depth int, prefix string)
 		complete := next-p == bmffSize(b[p:])
 		p = next
 		switch {
-		case typ == "data" && level > 0:
-			// Inside an ilst item: type indicator, locale, payload.
+		case parent == "ilst":
+			c.bmffWalk(body, "ilst item "+typ, level+1, n, depth, prefix)
+		case typ == "data" && strings.HasPrefix(parent, "ilst item "):
+			// Type indicator, locale, payload.
 			if len(body) > 8 && complete {
-				*n++
-				c.add(depth, prefix, "mp4 covr "+itoa(*n), body[8:])
+				where := "mp4 metadata item " + clean(parent[len("ilst item "):])
+				if parent == "ilst item covr" {
+					*n++
+					where = "mp4 covr " + itoa(*n)
+				}
+				c.add(depth, prefix, where, body[8:])
 			}
 		case typ == "meta":
 			// ISO meta is a full box (version and flags first);
@@ -120,9 +132,9 @@ func (c *carver) bmffWalk(b []byte, level int, n *int, depth int, prefix string)
 			if len(body) >= 4 && be32(body) == 0 {
 				body = body[4:]
 			}
-			c.bmffWalk(body, level+1, n, depth, prefix)
+			c.bmffWalk(body, typ, level+1, n, depth, prefix)
 		case bmffContainers[typ]:
-			c.bmffWalk(body, level+1, n, depth, prefix)
+			c.bmffWalk(body, typ, level+1, n, depth, prefix)
 		}
 	}
 }
