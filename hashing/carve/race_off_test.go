@@ -1,0 +1,5 @@
+//go:build !race
+
+package carve
+
+const raceOn = false

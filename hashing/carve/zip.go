@@ -1,0 +1,303 @@
+package carve
+
+import (
+	"bytes"
+	"compress/bzip2"
+	"compress/flate"
+	"io"
+)
+
+// ZIP: the entries named by the central directory (what unzip tools
+// extract) and the local file headers found walking from the start (what is
+// left of a truncated zip, or entries the directory does not list).
+
+type zipEntry struct {
+	name         string
+	flags        int
+	method       int
+	csize, usize uint64
+	local        int // offset of the local file header in data
+}
+
+const maxZipEntries = 1 << 16
+
+// zipCentral reads the central directory found from the end-of-central-
+// directory record. Offsets are corrected for bytes prepended to the zip
+// (self-extracting archives, a zip appended to an image and carved out of
+// it) by comparing where the directory is with where it says it is.
+func zipCentral(data []byte) []zipEntry {
+	from := max(0, len(data)-(22+0xffff))
+	i := bytes.LastIndex(data[from:], []byte("PK\x05\x06"))
+	if i < 0 {
+		return nil
+	}
+	eocd := from + i
+	h, ok := span(data, eocd, 22)
+	if !ok {
+		return nil
+	}
+	count := uint64(le16(h[10:]))
+	cdSize := uint64(le32(h[12:]))
+	cdOff := uint64(le32(h[16:]))
+	end := eocd // the directory ends where the record (or zip64's) starts
+	if cdOff == 0xffffffff || cdSize == 0xffffffff || count == 0xffff {
+		// ZIP64: the locator just before the record points at the
+		// zip64 end record, which holds the real values.
+		if l, ok := span(data, eocd-20, 20); ok && string(l[:4]) == "PK\x06\x07" {
+			declared := le64(l[8:])
+			// The zip64 record is normally right before the locator.
+			at := eocd - 20 - 56
+			if r, ok := span(data, at, 56); ok && string(r[:4]) == "PK\x06\x06" {
+				count, cdSize, cdOff = le64(r[32:]), le64(r[40:]), le64(r[48:])
+				end = at
+			} else if r, ok := span64(data, 0, declared); ok && len(data)-len(r) >= 56 && string(data[len(r):len(r)+4]) == "PK\x06\x06" {
+				r = data[len(r):]
+				count, cdSize, cdOff = le64(r[32:]), le64(r[40:]), le64(r[48:])
+				end = int(declared)
+			}
+		}
+	}
+	if cdSize > uint64(end) {
+		return nil
+	}
+	start := end - int(cdSize)
+	shift := int64(start) - int64(cdOff)
+	if cdOff > uint64(len(data)) {
+		shift = 0
+	}
+	var out []zipEntry
+	p := start
+	for n := uint64(0); n < count && len(out) < maxZipEntries; n++ {
+		h, ok := span(data, p, 46)
+		if !ok || string(h[:4]) != "PK\x01\x02" {
+			break
+		}
+		e := zipEntry{
+			flags:  le16(h[8:]),
+			method: le16(h[10:]),
+			csize:  uint64(le32(h[20:])),
+			usize:  uint64(le32(h[24:])),
+		}
+		nl, el, cl := le16(h[28:]), le16(h[30:]), le16(h[32:])
+		local := uint64(le32(h[42:]))
+		name, _ := span(data, p+46, nl)
+		e.name = string(name)
+		if extra, ok := span(data, p+46+nl, el); ok {
+			e.usize, e.csize, local = zip64Extra(extra, e.usize, e.csize, local)
+		}
+		off := int64(local) + shift
+		if local <= uint64(len(data)) && off >= 0 && off < int64(len(data)) {
+			e.local = int(off)
+			out = append(out, e)
+		}
+		p += 46 + nl + el + cl
+	}
+	return out
+}
+
+// zip64Extra replaces the 32-bit fields saturated at 0xFFFFFFFF by the
+// values of the ZIP64 extended information extra field.
+func zip64Extra(extra []byte, usize, csize, local uint64) (uint64, uint64, uint64) {
+	for len(extra) >= 4 {
+		id, n := le16(extra), le16(extra[2:])
+		body, ok := span(extra, 4, n)
+		if !ok {
+			break
+		}
+		if id == 0x0001 {
+			for _, f := range []*uint64{&usize, &csize, &local} {
+				if *f != 0xffffffff {
+					continue
+				}
+				if len(body) < 8 {
+					break
+				}
+				*f = le64(body)
+				body = body[8:]
+			}
+		}
+		extra = extra[4+n:]
+	}
+	return usize, csize, local
+}
+
+func (c *carver) zip(data []byte, depth int, prefix string) {
+	cd := zipCentral(data)
+	byOff := make(map[int]*zipEntry, len(cd))
+	for i := range cd {
+		if byOff[cd[i].local] == nil {
+			byOff[cd[i].local] = &cd[i]
+		}
+	}
+	seen := make(map[int]bool)
+	p := 0
+	if bytes.HasPrefix(data, []byte("PK\x07\x08")) { // spanned archive marker
+		p = 4
+	}
+	for n := 0; n < maxZipEntries && p >= 0 && p < len(data) && !c.full(); n++ {
+		if !bytes.HasPrefix(data[p:], sigZIP) {
+			if len(cd) > 0 {
+				break
+			}
+			// No directory to rely on (a truncated zip): resynchronise on
+			// the next local header.
+			i := bytes.Index(data[p:], sigZIP)
+			if i < 0 {
+				break
+			}
+			p += i
+		}
+		if seen[p] {
+			break
+		}
+		seen[p] = true
+		p = c.zipLocal(data, p, byOff[p], depth, prefix)
+	}
+	c.zipListed(data, cd, seen, depth, prefix)
+}
+
+// zipFromEnd carves a zip recognised by its central directory at the end of
+// data rather than by its first bytes.
+func (c *carver) zipFromEnd(data []byte, depth int, prefix string) {
+	if c.full() {
+		return
+	}
+	c.zipListed(data, zipCentral(data), make(map[int]bool), depth, prefix)
+}
+
+func (c *carver) zipListed(data []byte, cd []zipEntry, seen map[int]bool, depth int, prefix string) {
+	for i := range cd {
+		if c.full() {
+			return
+		}
+		if seen[cd[i].local] {
+			continue // two names for one local entry: an overlapping bomb
+		}
+		seen[cd[i].local] = true
+		c.zipLocal(data, cd[i].local, &cd[i], depth, prefix)
+	}
+}
+
+// zipLocal carves the entry whose local header is at off, with the sizes and
+// name of its central directory entry e when there is one. It returns the
+// offset just after the entry, or -1 when that is unknown.
+func (c *carver) zipLocal(data []byte, off int, e *zipEntry, depth int, prefix string) int {
+	h, ok := span(data, off, 30)
+	if !ok || string(h[:4]) != string(sigZIP) {
+		return -1
+	}
+	flags, method := le16(h[6:]), le16(h[8:])
+	csize, usize := uint64(le32(h[18:])), uint64(le32(h[22:]))
+	nl, el := le16(h[26:]), le16(h[28:])
+	nameB, _ := span(data, off+30, nl)
+	name := string(nameB)
+	if extra, ok := span(data, off+30+nl, el); ok {
+		usize, csize, _ = zip64Extra(extra, usize, csize, 0)
+	}
+	start := off + 30 + nl + el
+	if start > len(data) {
+		return -1
+	}
+	known := flags&8 == 0
+	if e != nil {
+		flags, method, csize, usize, known = e.flags, e.method, e.csize, e.usize, true
+		if e.name != "" {
+			name = e.name
+		}
+	}
+	where := "zip entry " + clean(name)
+	skip := flags&1 != 0 || (method != 0 && method != 8 && method != 12) || (len(name) > 0 && name[len(name)-1] == '/' && csize == 0)
+
+	var comp []byte
+	next := -1
+	switch {
+	case known:
+		if comp, ok = span64(data, start, csize); !ok {
+			return -1 // truncated
+		}
+		next = start + len(comp)
+	case method == 8 && !skip:
+		// Sizes in a data descriptor after the data: inflate to find
+		// where the deflate stream ends.
+		br := bytes.NewReader(data[start:])
+		out, complete := c.readAll(flate.NewReader(br), 0)
+		if !complete {
+			return -1
+		}
+		c.addDecoded(depth, prefix, where, out)
+		return zipAfterDescriptor(data, start+len(data[start:])-br.Len())
+	case method == 0:
+		// A stored entry followed by a data descriptor: its signature
+		// and a compressed size matching the distance mark the end.
+		q := start
+		for tries := 0; tries < 1024; tries++ {
+			i := bytes.Index(data[q:], []byte("PK\x07\x08"))
+			if i < 0 {
+				return -1
+			}
+			q += i
+			if d, ok := span(data, q, 16); ok && int64(le32(d[8:])) == int64(q-start) {
+				comp = data[start:q]
+				next = q
+				break
+			}
+			q += 4
+		}
+		if comp == nil {
+			return -1
+		}
+	default:
+		return -1
+	}
+	if flags&8 != 0 {
+		next = zipAfterDescriptor(data, next)
+	}
+	if skip || len(comp) == 0 {
+		return next
+	}
+	switch method {
+	case 0:
+		c.add(depth, prefix, where, comp)
+	case 8, 12:
+		// Unzip tools reject an entry whose size is not the one the
+		// directory declares: one larger than the budget is skipped
+		// without inflating a byte, and inflating stops one byte past the
+		// declared size (a bomb lying about its size costs no more).
+		if usize == 0 || usize > uint64(c.budget) {
+			return next
+		}
+		var r io.Reader
+		if method == 8 {
+			r = flate.NewReader(bytes.NewReader(comp))
+		} else {
+			r = bzip2.NewReader(bytes.NewReader(comp))
+		}
+		out, complete := c.readAll(io.LimitReader(r, int64(usize)+1), int64(usize))
+		if complete && uint64(len(out)) == usize {
+			c.addDecoded(depth, prefix, where, out)
+		}
+	}
+	return next
+}
+
+// zipAfterDescriptor skips the data descriptor at p (with or without its
+// optional signature, 32- or 64-bit sizes).
+func zipAfterDescriptor(data []byte, p int) int {
+	if p < 0 || p > len(data) {
+		return -1
+	}
+	if bytes.HasPrefix(data[p:], []byte("PK\x07\x08")) {
+		for _, n := range []int{16, 24} {
+			if p+n <= len(data) && (p+n == len(data) || bytes.HasPrefix(data[p+n:], []byte("PK"))) {
+				return p + n
+			}
+		}
+		return p + 16
+	}
+	for _, n := range []int{12, 20} {
+		if p+n <= len(data) && bytes.HasPrefix(data[p+n:], []byte("PK")) {
+			return p + n
+		}
+	}
+	return p + 12
+}
