@@ -43,6 +43,17 @@ type scanned struct {
 // If ctx ends while waiting for a hashing slot, the query has the exact
 // digests only; the caller's match then sees ctx's error.
 func (p *Proxy) scan(ctx context.Context, r io.ReadSeeker, contentType string, d hashing.Digests) scanned {
+	s := p.scanBody(ctx, r, contentType, d)
+	if ctx.Err() == nil {
+		// Embedded pictures join the query as forms and digests; the
+		// body's own kind (a video keeps its video MD5 lookup) stays.
+		p.scanEmbedded(ctx, r, &s.query)
+	}
+	return s
+}
+
+// scanBody judges the body itself (see scan).
+func (p *Proxy) scanBody(ctx context.Context, r io.ReadSeeker, contentType string, d hashing.Digests) scanned {
 	q := exactQuery(d, contentType)
 	var s scanned
 	// The signature is cheap: encrypted attachments and non-images are
@@ -69,7 +80,7 @@ func (p *Proxy) scan(ctx context.Context, r io.ReadSeeker, contentType string, d
 		s.query = q
 		return s
 	}
-	res, err := p.hashImage(worker.WithCPUBudget(ctx, cpuBudget(format, pixels)), r)
+	res, err := p.hashImage(ctxBudget(ctx, format, pixels), r)
 	p.releaseHashSlot(big)
 	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		// The client left mid-hash: nothing is judged (and nothing
@@ -191,6 +202,10 @@ func declaredPixels(r io.ReadSeeker) int64 {
 		return 0
 	}
 	return int64(w) * int64(h)
+}
+
+func ctxBudget(ctx context.Context, format string, pixels int64) context.Context {
+	return worker.WithCPUBudget(ctx, cpuBudget(format, pixels))
 }
 
 // cpuBudget is the CPU time one image may take to decode and hash: a

@@ -31,6 +31,18 @@ var Encoded = []Form{
 			return []string{"-quiet", "-metadata", "icc", "-q", "92", in, "-o", out}
 		})
 	}},
+	{"matroska audio with the picture as an attachment", "video/x-matroska", func(img *image.NRGBA) []byte {
+		return runOn("ffmpeg", testimg.JPEG(img, 90), ".jpg", ".mkv", func(in, out string) []string {
+			return []string{"-nostdin", "-loglevel", "error", "-f", "lavfi", "-t", "1", "-i", "anullsrc=r=8000:cl=mono",
+				"-attach", in, "-metadata:s:t", "mimetype=image/jpeg", "-c:a", "pcm_s16le", out}
+		})
+	}},
+	{"m4a audio whose cover art is the picture", "audio/mp4", func(img *image.NRGBA) []byte {
+		return runOn("ffmpeg", testimg.JPEG(img, 90), ".jpg", ".m4a", func(in, out string) []string {
+			return []string{"-nostdin", "-loglevel", "error", "-f", "lavfi", "-t", "1", "-i", "anullsrc=r=8000:cl=mono", "-i", in,
+				"-map", "0", "-map", "1", "-c:a", "aac", "-c:v", "copy", "-disposition:v", "attached_pic", "-t", "1", out}
+		})
+	}},
 	{"heic", "image/heic", program("heif-enc", ".png", ".heic", func(in, out string) []string { return []string{"-q", "90", in, "-o", out} })},
 	{"jpeg xl", "image/jxl", program("cjxl", ".png", ".jxl", func(in, out string) []string { return []string{in, out, "-q", "90", "--quiet"} })},
 	{"arithmetic-coded jpeg", "image/jpeg", program("cjpeg", ".ppm", ".jpg", func(in, out string) []string { return []string{"-arithmetic", "-quality", "90", "-outfile", out, in} })},
@@ -107,18 +119,20 @@ func init() {
 			needs[f.Name] = "heif-enc"
 		case "jpeg xl":
 			needs[f.Name] = "cjxl"
+		case "matroska audio with the picture as an attachment", "m4a audio whose cover art is the picture":
+			needs[f.Name] = "ffmpeg"
 		default:
 			needs[f.Name] = "cjpeg"
 		}
 	}
 }
 
-// All is Images plus the Encoded forms whose encoder is installed; a
+// All is Images, Containers and the Encoded forms whose encoder is installed; a
 // missing one is logged as SKIPPED, or fails the test where the end-to-end
 // requirement is set (CI).
 func All(t testing.TB) []Form {
 	t.Helper()
-	forms := append([]Form(nil), Images...)
+	forms := append(append([]Form(nil), Images...), Containers...)
 	for _, f := range Encoded {
 		if _, err := exec.LookPath(Needs(f)); err != nil {
 			if os.Getenv("MEDIAGUARD_REQUIRE_E2E") != "" {

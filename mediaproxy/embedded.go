@@ -1,0 +1,76 @@
+package mediaproxy
+
+import (
+	"bytes"
+	"context"
+	"io"
+
+	"go.uber.org/zap"
+
+	"github.com/mediaguard/mediaguard/hashing/carve"
+	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/matcher"
+)
+
+// Carving bounds: a body is searched for embedded files only up to the
+// download memory buffer's size, and at most maxEmbeddedImages of the
+// files found are decoded (their exact digests are all matched).
+const (
+	maxEmbeddedImages = 8
+	carveMaxBytes     = 32 << 20
+)
+
+// scanEmbedded looks inside the body for files a viewer or player would
+// show (a JPEG inside a PDF, an SVG's data: URI, an MP3's cover art, a
+// Matroska attachment, a ZIP entry, an image after the end of another)
+// and adds their exact digests and, for images, their PDQ forms to q. A
+// carved candidate that does not decode is ignored: it only ever adds
+// evidence, so random bytes are never refused because of it.
+func (p *Proxy) scanEmbedded(ctx context.Context, r io.ReadSeeker, q *matcher.Query) {
+	size, err := r.Seek(0, io.SeekEnd)
+	if err != nil || size == 0 || size > p.cfg.MaxDownloadBuffer {
+		r.Seek(0, io.SeekStart)
+		return
+	}
+	data := make([]byte, size)
+	_, err = r.Seek(0, io.SeekStart)
+	if err == nil {
+		_, err = io.ReadFull(r, data)
+	}
+	r.Seek(0, io.SeekStart)
+	if err != nil {
+		return
+	}
+	parts := carve.Carve(data, carve.Limits{MaxBytes: carveMaxBytes})
+	decoded := 0
+	for _, part := range parts {
+		dg := digestBytes(part.Data)
+		q.Embedded = append(q.Embedded, matcher.EmbeddedDigests{Where: part.Where, MD5: dg.MD5, SHA1: dg.SHA1, SHA256: dg.SHA256})
+		if decoded >= maxEmbeddedImages || ctx.Err() != nil {
+			continue
+		}
+		pr := bytes.NewReader(part.Data)
+		format, weak := imageByBytes(pr)
+		if format == "" {
+			continue
+		}
+		decoded++
+		pixels := declaredPixels(pr)
+		big := pixels == 0 || pixels > smallImagePixels
+		if !p.acquireHashSlot(ctx, big) {
+			return
+		}
+		res, err := p.hashImage(ctxBudget(ctx, format, pixels), pr)
+		p.releaseHashSlot(big)
+		if err != nil {
+			if !weak && ctx.Err() == nil {
+				p.log.Debug("embedded image not decodable; its exact digests still count", zap.String("where", part.Where), zap.Error(err))
+			}
+			continue
+		}
+		q.Forms = append(q.Forms, pdq.Form{Name: part.Where, Hash: res.Hash, Quality: res.Quality})
+		for _, f := range res.Forms {
+			q.Forms = append(q.Forms, pdq.Form{Name: part.Where + " " + f.Name, Hash: f.Hash, Quality: f.Quality})
+		}
+	}
+}
