@@ -104,15 +104,19 @@ func (p *Proxy) scanBody(ctx context.Context, r io.ReadSeeker, contentType strin
 		s.query = q
 		return s
 	}
+	return hashed(q, res)
+}
+
+// hashed is the result of a body whose pictures were hashed: the stored
+// form as the query's PDQ, every other form beside it.
+func hashed(q matcher.Query, res pdq.Result) scanned {
 	q.Has |= matcher.HasPDQ
 	q.PDQ, q.PDQQuality = res.Hash, res.Quality
 	if res.Dihedral != nil {
 		q.Dihedral = res.Dihedral[:]
 	}
 	q.Forms = res.Forms
-	s.pdq = &res
-	s.query = q
-	return s
+	return scanned{query: q, pdq: &res}
 }
 
 // imageByBytes returns the image format r's bytes are, or "" when they are
@@ -175,15 +179,7 @@ func (p *Proxy) scanVideo(ctx context.Context, r io.ReadSeeker, q matcher.Query,
 		s.query = q
 		return s
 	}
-	q.Has |= matcher.HasPDQ
-	q.PDQ, q.PDQQuality = res.Hash, res.Quality
-	if res.Dihedral != nil {
-		q.Dihedral = res.Dihedral[:]
-	}
-	q.Forms = res.Forms
-	s.pdq = &res
-	s.query = q
-	return s
+	return hashed(q, res)
 }
 
 // smallImagePixels is the largest image (by its header) that may use the
