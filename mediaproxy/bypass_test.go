@@ -257,3 +257,25 @@ func TestVideoFirstFrame(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeFederationDownloadsJudgedWhole: a federation body (multipart)
+// too big for memory is spooled and its media part judged whole, PDQ
+// included, before the first byte, like any download.
+func TestLargeFederationDownloadsJudgedWhole(t *testing.T) {
+	photo := testPhoto(84, 200, 150)
+	listed := append(jpegBytes(photo, 90), bytes.Repeat([]byte{0}, 600<<10)...)
+	clean := append(jpegBytes(testPhoto(85, 200, 150), 90), bytes.Repeat([]byte{0}, 600<<10)...)
+	e := newEnv(t, []string{"pdq " + pdqOf(t, encodePNG(photo)).String()}, func(c *Config) {
+		c.ServerName, c.MaxDownloadBuffer = "hs.example", 256<<10
+	})
+	e.up.put("fedbig", listed, "image/jpeg")
+	e.up.put("fedclean", clean, "image/jpeg")
+	if resp, body := e.do(t, "GET", "/_matrix/federation/v1/media/download/fedbig", "", nil); resp.StatusCode != 404 || len(body) > 200 || e.obs.last().Outcome != Blocked {
+		t.Fatalf("listed: %d, %d bytes, %s", resp.StatusCode, len(body), e.obs.last().Outcome)
+	}
+	resp, body := e.do(t, "GET", "/_matrix/federation/v1/media/download/fedclean", "", nil)
+	if resp.StatusCode != 200 || !bytes.Contains(body, clean) || e.obs.last().Outcome != Clean || e.obs.last().Digests.SHA256Hex() != sha256Hex(clean) {
+		t.Fatalf("clean: %d, %s, digests of the part %v", resp.StatusCode, e.obs.last().Outcome, e.obs.last().Digests.SHA256Hex() == sha256Hex(clean))
+	}
+	eventually(t, "spool files removed", func() bool { ents, _ := os.ReadDir(e.tmp); return len(ents) == 0 })
+}

@@ -351,8 +351,19 @@ func (iw *inspectWriter) startStreaming() error {
 	iw.p.log.Debug("download larger than the buffer; streaming while hashing", zap.String("media", iw.mediaKey))
 	iw.sendHeader(http.StatusOK)
 	if iw.file != nil {
+		src := io.NewSectionReader(iw.file, 0, iw.fileSize)
+		if boundary := federationBoundary(iw.ep, iw.header); boundary != "" {
+			// The file's digests are the multipart body's: hash the
+			// media part as it goes out instead.
+			iw.digester.Close()
+			iw.digester = nil
+			iw.mp = newMultipartHasher(boundary)
+			_, err := io.Copy(streamWriter{iw}, src)
+			iw.closeFile()
+			return err
+		}
 		// Already hashed as it was spooled: only send it on.
-		_, err := io.Copy(sendWriter{iw}, io.NewSectionReader(iw.file, 0, iw.fileSize))
+		_, err := io.Copy(sendWriter{iw}, src)
 		iw.closeFile()
 		return err
 	}
@@ -369,6 +380,10 @@ func (iw *inspectWriter) startStreaming() error {
 
 type sendWriter struct{ iw *inspectWriter }
 
+type streamWriter struct{ iw *inspectWriter }
+
+func (s streamWriter) Write(b []byte) (int, error) { return s.iw.streamWrite(b) }
+
 func (s sendWriter) Write(b []byte) (int, error) { return s.iw.send(b) }
 
 // spill moves the body to a spool file when the memory budget is spent,
@@ -379,9 +394,6 @@ func (s sendWriter) Write(b []byte) (int, error) { return s.iw.send(b) }
 func (iw *inspectWriter) spill() bool {
 	if iw.file != nil {
 		return true
-	}
-	if federationBoundary(iw.ep, iw.header) != "" {
-		return false
 	}
 	f, err := createSpoolFile(iw.p.cfg.TempDir)
 	if err != nil {
@@ -525,6 +537,9 @@ func (iw *inspectWriter) finish() error {
 		writeError(iw.real, http.StatusBadGateway, "M_UNKNOWN", "The homeserver's answer could not be inspected")
 		return nil
 	}
+	if iw.file != nil && federationBoundary(iw.ep, iw.header) != "" {
+		return iw.judgeFederationFile()
+	}
 	if iw.file != nil {
 		return iw.judge(io.NewSectionReader(iw.file, 0, iw.fileSize), iw.contentType(), iw.digester.Sum(), func() error {
 			iw.sendHeader(iw.status)
@@ -548,6 +563,51 @@ func (iw *inspectWriter) finish() error {
 		media, ct = part, partCT
 	}
 	return iw.judge(bytes.NewReader(media), ct, digestBytes(media), func() error { return iw.release(body) })
+}
+
+// judgeFederationFile decides a spooled federation body: its media part is
+// copied to a second spool file (digested on the way) and judged whole
+// from there, like any large download.
+func (iw *inspectWriter) judgeFederationFile() error {
+	p := iw.p
+	release := func() error {
+		iw.sendHeader(iw.status)
+		_, err := io.Copy(iw.real, io.NewSectionReader(iw.file, 0, iw.fileSize))
+		return err
+	}
+	mr := multipart.NewReader(io.NewSectionReader(iw.file, 0, iw.fileSize), federationBoundary(iw.ep, iw.header))
+	_, err := mr.NextPart()
+	var part *multipart.Part
+	if err == nil {
+		part, err = mr.NextPart()
+	}
+	if err != nil || part.Header.Get("Location") != "" {
+		d := &Decision{Request: iw.r, Endpoint: iw.ep, MediaKey: iw.mediaKey, Outcome: Unscannable, UnscannableReason: "federation redirect or unparsable multipart"}
+		p.observe(d)
+		return release()
+	}
+	media, err := createSpoolFile(p.cfg.TempDir)
+	if err != nil {
+		p.log.Warn("cannot spool a federation media part; refused", zap.String("media", iw.mediaKey), zap.Error(err))
+		writeError(iw.real, http.StatusServiceUnavailable, "M_UNKNOWN", "Media scanning is temporarily unavailable")
+		return nil
+	}
+	defer func() {
+		name := media.Name()
+		media.Close()
+		os.Remove(name)
+	}()
+	dg := hashing.NewDigester()
+	n, err := io.Copy(io.MultiWriter(media, dg), part)
+	p.spooled(n)
+	defer p.spooled(-n)
+	if err != nil {
+		dg.Close()
+		p.log.Warn("cannot spool a federation media part; refused", zap.String("media", iw.mediaKey), zap.Error(err))
+		writeError(iw.real, http.StatusServiceUnavailable, "M_UNKNOWN", "Media scanning is temporarily unavailable")
+		return nil
+	}
+	return iw.judge(io.NewSectionReader(media, 0, n), part.Header.Get("Content-Type"), dg.Sum(), release)
 }
 
 // judge decides a whole buffered body (media is what gets hashed: the

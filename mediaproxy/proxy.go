@@ -59,15 +59,16 @@ type Config struct {
 	// OnSpool is told of bytes added to (positive) and removed from
 	// (negative) the spool directory, for a disk-usage gauge.
 	OnSpool func(delta int64)
-	// MaxDownloadBuffer is how much of an unknown download is buffered and
-	// decided before the first byte goes out; larger ones stream while
-	// hashing and are aborted on a late match.
+	// MaxDownloadBuffer is how much of an unknown download is buffered in
+	// memory; larger ones, up to MaxUploadSize, are spooled to disk and
+	// judged whole too. Only bodies larger than both stream while hashing
+	// and are aborted on a late match.
 	MaxDownloadBuffer int64
 	// MaxBufferedTotal bounds the bytes all concurrent uploads and
 	// downloads hold in memory while being judged (default 32 MiB).
 	// Beyond it bodies are spooled to disk and judged from there, PDQ
-	// included (federation downloads, parsed in memory, stream with exact
-	// hashes instead). Many parallel or deliberately slow clients cannot
+	// included (a federation body's media part is copied to a second
+	// spool file). Many parallel or deliberately slow clients cannot
 	// exhaust memory.
 	MaxBufferedTotal int64
 	// MaxConcurrentHashing bounds how many bodies are decoded and
