@@ -15,6 +15,7 @@ import (
 type pdfObjLoc struct {
 	num, gen int
 	body     int // offset just after "obj"
+	end      int // where the next object starts (its number), or the end
 }
 
 type pdfDoc struct {
@@ -23,30 +24,57 @@ type pdfDoc struct {
 	carved [][2]int
 	objs   []pdfObjLoc
 	byNum  map[int]int // object number -> index in objs of its last definition
-	// work counts the bytes parsed. Broken objects make parses overlap
-	// (an unterminated string swallows the objects after it, each of which
-	// is parsed again): past maxWork, parsing stops.
-	work, maxWork int
+	// values caches the value of each object (by index in objs) that was
+	// parsed, for the references to it.
+	values  map[int]any
+	lookups map[int][]byte // Indexed palettes by object number
+	// retry is what is left for parsing objects past the start of the next
+	// one. An object's value is first parsed within its own extent, which
+	// keeps the work linear however broken the file; only when that fails
+	// (a string quoting "1 0 obj") is it parsed again to the end of the
+	// file, and an unterminated string makes that cost the whole file.
+	retry int
 	// The last search for "endstream": from where, and what it found (-1:
 	// none up to the end), so that many streams lacking one stay linear.
 	endFrom, endAt int
 }
 
-// parse parses the value at p, within the document's work budget.
-func (d *pdfDoc) parse(p int) (v any, end int, ok bool) {
-	if d.work >= d.maxWork {
-		return nil, p, false
-	}
-	ps := pdfParser{b: d.b, p: p}
+// parse parses the value at p within b[:limit].
+func (d *pdfDoc) parse(p, limit int) (v any, end int, ok bool) {
+	ps := pdfParser{b: d.b[:limit], p: p}
 	v, ok = ps.value(0)
-	d.work += ps.p - p + 1
 	return v, ps.p, ok
+}
+
+// parseObject parses the value of object i, within its extent and, when
+// that fails and the budget allows, up to the end of the file.
+func (d *pdfDoc) parseObject(i int) (v any, end int, ok bool) {
+	o := d.objs[i]
+	v, end, ok = d.parse(o.body, o.end)
+	if !ok && o.end < len(d.b) && d.retry > 0 {
+		v, end, ok = d.parse(o.body, len(d.b))
+		d.retry -= end - o.body + 1
+	}
+	return v, end, ok
+}
+
+// object returns the value of object i, parsed once.
+func (d *pdfDoc) object(i int) any {
+	if v, ok := d.values[i]; ok {
+		return v
+	}
+	v, _, ok := d.parseObject(i)
+	if !ok {
+		v = nil
+	}
+	d.values[i] = v
+	return v
 }
 
 const maxPDFObjects = 1 << 20
 
 func pdfScan(b []byte) *pdfDoc {
-	d := &pdfDoc{b: b, byNum: make(map[int]int), maxWork: 4*len(b) + 1<<20, endFrom: -1}
+	d := &pdfDoc{b: b, byNum: make(map[int]int), values: make(map[int]any), retry: 4*len(b) + 1<<20, endFrom: -1}
 	p := 0
 	for len(d.objs) < maxPDFObjects {
 		i := bytes.Index(b[p:], []byte("obj"))
@@ -90,8 +118,11 @@ func pdfScan(b []byte) *pdfDoc {
 			continue
 		}
 		num := atoiDigits(b[j:nEnd])
+		if n := len(d.objs); n > 0 {
+			d.objs[n-1].end = j
+		}
 		d.byNum[num] = len(d.objs)
-		d.objs = append(d.objs, pdfObjLoc{num: num, gen: gen, body: p})
+		d.objs = append(d.objs, pdfObjLoc{num: num, gen: gen, body: p, end: len(b)})
 	}
 	return d
 }
@@ -115,9 +146,7 @@ func (d *pdfDoc) resolve(v any) any {
 		if !ok {
 			return nil
 		}
-		if v, _, ok = d.parse(d.objs[i].body); !ok {
-			return nil
-		}
+		v = d.object(i)
 	}
 	return nil
 }
@@ -147,9 +176,9 @@ type pdfStream struct {
 //
 // An object that is not a stream is returned with ok false and next just
 // after its value (-1 when it does not parse).
-func (d *pdfDoc) stream(p int) (s pdfStream, next int, ok bool) {
+func (d *pdfDoc) stream(i int) (s pdfStream, next int, ok bool) {
 	b := d.b
-	v, q, ok := d.parse(p)
+	v, q, ok := d.parseObject(i)
 	if !ok {
 		return s, -1, false
 	}
@@ -213,14 +242,11 @@ func (c *carver) pdf(data []byte, depth int, prefix string) {
 	var images, masks, others []pdfStream
 	maskNums := make(map[int]bool)
 	consumed := 0
-	for _, o := range d.objs {
+	for i, o := range d.objs {
 		if o.body < consumed {
 			continue // inside the data of the previous stream
 		}
-		if d.work >= d.maxWork {
-			break
-		}
-		s, next, ok := d.stream(o.body)
+		s, next, ok := d.stream(i)
 		if next > consumed {
 			// Objects that start inside this one's value or stream data
 			// are not objects ("(1 0 obj)" in a string, bytes of a JPEG).

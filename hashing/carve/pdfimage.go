@@ -53,8 +53,7 @@ func (d *pdfDoc) colorSpace(v any, nest int) (pdfColor, bool) {
 		var dict pdfDict
 		if r, ok := arr[1].(pdfRef); ok {
 			if i, ok := d.byNum[r.num]; ok {
-				v, _, _ := d.parse(d.objs[i].body)
-				dict, _ = v.(pdfDict)
+				dict, _ = d.object(i).(pdfDict)
 			}
 		}
 		n, _ := d.resolveInt(dict["N"])
@@ -84,12 +83,7 @@ func (d *pdfDoc) colorSpace(v any, nest int) (pdfColor, bool) {
 			lookup = l
 		case pdfDict: // a stream: read it
 			if r, ok := arr[3].(pdfRef); ok {
-				if i, ok := d.byNum[r.num]; ok {
-					if s, _, ok := d.stream(d.objs[i].body); ok {
-						names, parms := d.filters(s.dict)
-						lookup, _ = io.ReadAll(io.LimitReader(d.decoder(s.raw, names, parms), 4*256))
-					}
-				}
+				lookup = d.lookupTable(r.num)
 			}
 		}
 		entries := int(hival) + 1
@@ -103,6 +97,26 @@ func (d *pdfDoc) colorSpace(v any, nest int) (pdfColor, bool) {
 		return pdfColor{comps: 1, kind: "indexed", palette: pal}, true
 	}
 	return pdfColor{}, false
+}
+
+// lookupTable returns the decoded bytes (up to 1 KiB) of the stream of
+// object num, the palette of an Indexed colour space, read once.
+func (d *pdfDoc) lookupTable(num int) []byte {
+	if t, ok := d.lookups[num]; ok {
+		return t
+	}
+	var t []byte
+	if i, ok := d.byNum[num]; ok {
+		if s, _, ok := d.stream(i); ok {
+			names, parms := d.filters(s.dict)
+			t, _ = io.ReadAll(io.LimitReader(d.decoder(s.raw, names, parms), 4*256))
+		}
+	}
+	if d.lookups == nil {
+		d.lookups = make(map[int][]byte)
+	}
+	d.lookups[num] = t
+	return t
 }
 
 // appendRGB converts one 8-bit pixel to RGB.

@@ -21,7 +21,10 @@ var inlineKeys = map[pdfName]pdfName{
 // left bounds what finding the end of deflated data may inflate.
 func (c *carver) pdfInline(d *pdfDoc, content []byte, num int, n *int, left *int64, depth int, prefix string) {
 	p := 0
-	for tries := 0; tries < 1<<16 && !c.full(); tries++ {
+	// Fake BIs inside the data of an image, or one after another, must
+	// not make finding their ends quadratic: work bounds what is read.
+	in := inlineScan{b: content, eiFrom: -1, maxWork: 4*len(content) + 1<<20}
+	for tries := 0; tries < 1<<16 && !c.full() && in.work < in.maxWork; tries++ {
 		i := bytes.Index(content[p:], []byte("BI"))
 		if i < 0 {
 			return
@@ -35,7 +38,7 @@ func (c *carver) pdfInline(d *pdfDoc, content []byte, num int, n *int, left *int
 		if !ok {
 			continue
 		}
-		end := d.inlineEnd(dict, content, start, left)
+		end := d.inlineEnd(dict, &in, start, left)
 		if end < 0 {
 			continue
 		}
@@ -81,7 +84,39 @@ func inlineDict(b []byte, p int) (pdfDict, int, bool) {
 // start: from its length when it is known (/L, raw samples, the end of a
 // JPEG or a deflate stream), checked against the EI that must follow, or
 // else the first EI between white space.
-func (d *pdfDoc) inlineEnd(dict pdfDict, b []byte, start int, left *int64) int {
+type inlineScan struct {
+	b             []byte
+	work, maxWork int
+	// The last search for EI: from where, and what it found (-1: none).
+	eiFrom, eiAt int
+}
+
+// ei returns the offset of the first EI between white space at or after q
+// (-1 if none).
+func (in *inlineScan) ei(q int) int {
+	if in.eiFrom >= 0 && q >= in.eiFrom && (in.eiAt < 0 || q <= in.eiAt) {
+		return in.eiAt
+	}
+	b := in.b
+	in.eiFrom, in.eiAt = q, -1
+	for q < len(b) {
+		i := bytes.Index(b[q:], []byte("EI"))
+		if i < 0 {
+			break
+		}
+		e := q + i
+		q = e + 2
+		if e > 0 && isPDFSpace(b[e-1]) && (e+2 == len(b) || isPDFSpace(b[e+2])) {
+			in.eiAt = e
+			break
+		}
+	}
+	in.work += q - in.eiFrom
+	return in.eiAt
+}
+
+func (d *pdfDoc) inlineEnd(dict pdfDict, in *inlineScan, start int, left *int64) int {
+	b := in.b
 	followedByEI := func(end int) bool {
 		q := pdfSkipSpace(b, end)
 		return bytes.HasPrefix(b[q:], []byte("EI")) && (q+2 == len(b) || isPDFSpace(b[q+2]) || isPDFDelim(b[q+2]))
@@ -108,8 +143,7 @@ func (d *pdfDoc) inlineEnd(dict pdfDict, b []byte, start int, left *int64) int {
 	} else {
 		switch names[0] {
 		case "DCTDecode", "DCT":
-			work := 0
-			if e := jpegEnd(b[start:], false, &work); e > 0 {
+			if e := jpegEnd(b[start:], true, &in.work); e > 0 {
 				end = start + e
 			}
 		case "FlateDecode", "Fl":
@@ -123,6 +157,7 @@ func (d *pdfDoc) inlineEnd(dict pdfDict, b []byte, start int, left *int64) int {
 			}
 			n, err := io.Copy(io.Discard, io.LimitReader(r, max(*left, 0)))
 			*left -= n
+			in.work += len(b) - start - br.Len()
 			if err == nil && *left > 0 {
 				end = len(b) - br.Len()
 			}
@@ -140,16 +175,8 @@ func (d *pdfDoc) inlineEnd(dict pdfDict, b []byte, start int, left *int64) int {
 		return end
 	}
 	// The first EI between white space.
-	for q := start; q < len(b); {
-		i := bytes.Index(b[q:], []byte("EI"))
-		if i < 0 {
-			return -1
-		}
-		e := q + i
-		q = e + 2
-		if e > start && isPDFSpace(b[e-1]) && (e+2 == len(b) || isPDFSpace(b[e+2])) {
-			return e - 1
-		}
+	if e := in.ei(start); e > start {
+		return e - 1
 	}
 	return -1
 }

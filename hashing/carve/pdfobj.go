@@ -116,6 +116,7 @@ func (ps *pdfParser) value(nest int) (v any, ok bool) {
 	case c == '<':
 		end := bytes.IndexByte(b[ps.p:], '>')
 		if end < 0 {
+			ps.p = len(b) // examined
 			return nil, false
 		}
 		s := hexDecode(b[ps.p+1 : ps.p+end])
@@ -124,6 +125,7 @@ func (ps *pdfParser) value(nest int) (v any, ok bool) {
 	case c == '(':
 		s, n, ok := pdfLiteral(b[ps.p:])
 		if !ok {
+			ps.p = len(b) // examined
 			return nil, false
 		}
 		ps.p += n
