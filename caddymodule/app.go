@@ -257,7 +257,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return err
 		}
-		c, err := matcher.NewService(matcher.ServiceConfig{Name: name, URL: repl.ReplaceAll(s.URL, ""), APIKey: key, Timeout: time.Duration(s.Timeout)})
+		c, err := matcher.NewService(matcher.ServiceConfig{Name: name, URL: repl.ReplaceAll(s.URL, ""), APIKey: key, Timeout: time.Duration(s.Timeout), MinPDQQuality: a.MinPDQQuality})
 		if err != nil {
 			return fmt.Errorf("mediaguard: service %s: %w", s.URL, err)
 		}

@@ -184,6 +184,12 @@ func decodeDigest(field, s string, dst []byte) (bool, error) {
 // quality >= DefaultMinPDQQuality, since a third-party service cannot know
 // the quality) and the media type.
 func LookupRequestFromQuery(q *Query, timestampMillis int64) LookupRequest {
+	return lookupRequest(q, timestampMillis, DefaultMinPDQQuality)
+}
+
+// lookupRequest is LookupRequestFromQuery with the PDQ quality minimum the
+// operator configured.
+func lookupRequest(q *Query, timestampMillis int64, minQuality int) LookupRequest {
 	r := LookupRequest{
 		Hashes: LookupHashes{
 			MD5:    q.HexOf(MD5),
@@ -193,7 +199,7 @@ func LookupRequestFromQuery(q *Query, timestampMillis int64) LookupRequest {
 		MediaType: KindMediaType(q.Kind),
 		Timestamp: timestampMillis,
 	}
-	if usablePDQ(q) {
+	if usablePDQ(q, minQuality) {
 		r.Hashes.PDQ = q.PDQ.String()
 		quality := q.PDQQuality
 		r.PDQQuality = &quality
@@ -202,8 +208,8 @@ func LookupRequestFromQuery(q *Query, timestampMillis int64) LookupRequest {
 }
 
 // usablePDQ reports whether q's PDQ hash may be sent to a remote matcher.
-func usablePDQ(q *Query) bool {
-	return q.Has&HasPDQ != 0 && q.PDQQuality >= DefaultMinPDQQuality && !q.PDQ.IsZero()
+func usablePDQ(q *Query, minQuality int) bool {
+	return q.Has&HasPDQ != 0 && q.PDQQuality >= minQuality && !q.PDQ.IsZero()
 }
 
 // LookupResponseFromVerdict converts a verdict into the plugin's answer. A

@@ -22,6 +22,9 @@ type ServiceConfig struct {
 	APIKey string
 	// Timeout bounds each request; default DefaultRemoteTimeout.
 	Timeout time.Duration
+	// MinPDQQuality is the quality below which PDQ hashes are not sent
+	// (min_pdq_quality); nil means DefaultMinPDQQuality.
+	MinPDQQuality *int
 	// HTTPClient is used when set; otherwise a client with its own
 	// connection pool.
 	HTTPClient *http.Client
@@ -34,6 +37,7 @@ type Service struct {
 	apiKey  string
 	timeout time.Duration
 	client  *http.Client
+	minPDQ  int
 	now     func() time.Time
 }
 
@@ -50,7 +54,13 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("lookup service %s: negative timeout %s", cfg.Name, cfg.Timeout)
 	}
-	s := &Service{name: cfg.Name, url: u, apiKey: cfg.APIKey, timeout: cfg.Timeout, client: cfg.HTTPClient, now: time.Now}
+	s := &Service{name: cfg.Name, url: u, apiKey: cfg.APIKey, timeout: cfg.Timeout, client: cfg.HTTPClient, now: time.Now, minPDQ: DefaultMinPDQQuality}
+	if cfg.MinPDQQuality != nil {
+		if *cfg.MinPDQQuality < 0 || *cfg.MinPDQQuality > 100 {
+			return nil, fmt.Errorf("lookup service %s: minimum pdq quality %d out of range 0..100", cfg.Name, *cfg.MinPDQQuality)
+		}
+		s.minPDQ = *cfg.MinPDQQuality
+	}
 	if s.timeout == 0 {
 		s.timeout = DefaultRemoteTimeout
 	}
@@ -70,11 +80,47 @@ func (s *Service) Name() string { return s.name }
 // contract's JSON is ErrBadResponse, and the caller's own cancellation is
 // returned as ctx.Err().
 func (s *Service) Match(ctx context.Context, q Query) (Verdict, error) {
+	v, err := s.matchOne(ctx, q)
+	if err != nil || v.Match {
+		return v, err
+	}
+	// The contract carries one PDQ hash: the other forms of the media
+	// (frames, orientation, composites, embedded pictures) are asked one
+	// by one, after the stored picture, until one matches.
+	asked := 0
+	for _, f := range q.Forms {
+		if f.Hash.IsZero() || f.Quality < s.minPDQ {
+			continue
+		}
+		if asked == maxServiceForms {
+			v.Notes = append(v.Notes, fmt.Sprintf("service %s: only the first %d forms were asked", s.name, maxServiceForms))
+			break
+		}
+		asked++
+		fv, err := s.matchOne(ctx, Query{Has: HasPDQ, PDQ: f.Hash, PDQQuality: f.Quality, Kind: q.Kind})
+		if err != nil {
+			return Verdict{}, err
+		}
+		if fv.Match {
+			fv.Form = f.Name
+			for i := range fv.Evidence {
+				fv.Evidence[i].Form = f.Name
+			}
+			return fv, nil
+		}
+	}
+	return v, nil
+}
+
+// maxServiceForms bounds the extra requests one media costs a service.
+const maxServiceForms = 16
+
+func (s *Service) matchOne(ctx context.Context, q Query) (Verdict, error) {
 	var v Verdict
-	if q.Has&HasPDQ != 0 && !usablePDQ(&q) {
+	if q.Has&HasPDQ != 0 && !usablePDQ(&q, s.minPDQ) {
 		v.Notes = append(v.Notes, fmt.Sprintf("service %s: PDQ hash unusable (quality %d or all zero): not sent", s.name, q.PDQQuality))
 	}
-	lr := LookupRequestFromQuery(&q, s.now().UnixMilli())
+	lr := lookupRequest(&q, s.now().UnixMilli(), s.minPDQ)
 	if lr.Hashes == (LookupHashes{}) {
 		v.Notes = append(v.Notes, fmt.Sprintf("service %s: no digest to look up", s.name))
 		return v, nil

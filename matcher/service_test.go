@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mediaguard/mediaguard/hashing/pdq"
 )
 
 func newTestService(t testing.TB, cfg ServiceConfig) *Service {
@@ -378,5 +380,31 @@ func TestServiceProbe(t *testing.T) {
 				t.Fatalf("%d calls; want one lookup", f.calls.Load())
 			}
 		})
+	}
+}
+
+// A lookup service is asked about each form of the media after the stored
+// picture (its contract carries one PDQ), and min_pdq_quality decides what
+// is sent.
+func TestServiceFormsAndQuality(t *testing.T) {
+	f := newFakeLookupService(t)
+	listed, _ := pdq.ParseHex(hmaNear8)
+	other, _ := pdq.ParseHex(strings.Repeat("0f", 32))
+	f.block[listed.String()] = "pdq"
+	s := newTestService(t, ServiceConfig{URL: f.URL, MinPDQQuality: new(int(30))})
+	q := Query{Has: HasPDQ, PDQ: other, PDQQuality: 90, Kind: KindImage, Forms: []pdq.Form{
+		{Name: "frame 2", Hash: other, Quality: 90},
+		{Name: "frame 3", Hash: listed, Quality: 40}, // above the configured 30, below the default 50
+	}}
+	v, err := s.Match(context.Background(), q)
+	if err != nil || !v.Match || v.Form != "frame 3" || v.Evidence[0].Form != "frame 3" {
+		t.Fatalf("%+v %v", v, err)
+	}
+	if n := f.calls.Load(); n != 3 {
+		t.Fatalf("%d requests; want the stored picture and two forms", n)
+	}
+	q.Forms[1].Quality = 20
+	if v, err := s.Match(context.Background(), q); err != nil || v.Match {
+		t.Fatalf("low-quality form was sent: %+v %v", v, err)
 	}
 }
