@@ -122,10 +122,6 @@ http://127.0.0.1:%d {
 		// trick on a clean photo passes both ways.
 		cleanImg := testimg.Photo(43, 480, 360)
 		for _, f := range bypass.All(t) {
-			if raceOn && (f.Name == "avif" || f.Name == "heic") {
-				t.Logf("SKIPPED under the race detector: %s (WebAssembly decoding is ~20x slower; mediaproxy's TestImageBypassCorpus covers it)", f.Name)
-				continue
-			}
 			listed, clean := f.Make(listedImg), f.Make(cleanImg)
 			if status, body, _ := alice.Upload(t, front, f.ContentType, "x", listed); status != 403 {
 				t.Errorf("%s: listed upload answered %d %s", f.Name, status, body)
