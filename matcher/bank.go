@@ -362,6 +362,9 @@ func (l *Local) Reload() error {
 			}
 		}
 		l.state.Store(st)
+		// Only now that lookups see the new banks: a clean verdict
+		// reached against the old ones must carry the old generation.
+		generation.Add(1)
 		releaseLoadGarbage()
 	}
 	return errors.Join(errs...)
@@ -411,7 +414,6 @@ func (l *Local) check(s *bankSlot) *bankSlot {
 			"bank", name, "path", path)
 	}
 	ns.bank, ns.sig, ns.tried, ns.lastErr, ns.lastErrAt = bank, lsig, nil, "", time.Time{}
-	generation.Add(1)
 	l.logLoaded(bank, "bank reloaded")
 	return &ns
 }

@@ -3,6 +3,9 @@ package mediaproxy
 import (
 	"bytes"
 	"image"
+	"image/color/palette"
+	"image/draw"
+	"image/gif"
 	"net/http"
 	"os"
 	"os/exec"
@@ -278,4 +281,54 @@ func TestLargeFederationDownloadsJudgedWhole(t *testing.T) {
 		t.Fatalf("clean: %d, %s, digests of the part %v", resp.StatusCode, e.obs.last().Outcome, e.obs.last().Digests.SHA256Hex() == sha256Hex(clean))
 	}
 	eventually(t, "spool files removed", func() bool { ents, _ := os.ReadDir(e.tmp); return len(ents) == 0 })
+}
+
+// TestSignaturesThatLie: a GIF is never taken for an MPEG-TS video (whose
+// sync byte is 'G'), however it is padded; and random bytes that start
+// like a JPEG, a TIFF or a BMP (an encrypted attachment, one in millions)
+// are never refused as undecodable images.
+func TestSignaturesThatLie(t *testing.T) {
+	photo := testPhoto(86, 160, 120)
+	e := newEnv(t, []string{"pdq " + pdqOf(t, encodePNG(photo)).String()}, nil)
+	// A decoy first frame, the listed picture second, and a comment
+	// extension of 'G's so that every 188th byte is 0x47.
+	g := bypassGIF(t, testPhoto(87, 160, 120), photo)
+	padded := append([]byte(nil), g[:13]...)
+	comment := []byte{0x21, 0xfe}
+	for range 40 {
+		comment = append(comment, 255)
+		comment = append(comment, bytes.Repeat([]byte("G"), 255)...)
+	}
+	comment = append(comment, 0)
+	padded = append(padded, comment...)
+	padded = append(padded, g[13:]...)
+	if resp, _ := e.upload(t, "image/gif", padded); resp.StatusCode != 403 {
+		t.Fatalf("G-padded GIF: %d %s", resp.StatusCode, e.obs.last().Outcome)
+	}
+	random := make([]byte, 64<<10)
+	for i := range random {
+		random[i] = byte(i*2654435761>>13) ^ byte(i>>5)
+	}
+	for _, head := range [][]byte{{0xff, 0xd8, 0xff, 0xdb, 0x40, 0x00}, {0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10}, []byte("II*\x00"), []byte("MM\x00*"), []byte("BM")} {
+		body := append(append([]byte(nil), head...), random...)
+		if resp, _ := e.upload(t, "application/octet-stream", body); resp.StatusCode != 200 {
+			t.Fatalf("random bytes after %x: %d %s (%s)", head, resp.StatusCode, e.obs.last().Outcome, e.obs.last().UnscannableReason)
+		}
+	}
+}
+
+func bypassGIF(t *testing.T, frames ...image.Image) []byte {
+	t.Helper()
+	var g gif.GIF
+	for _, f := range frames {
+		pm := image.NewPaletted(f.Bounds(), palette.Plan9)
+		draw.Draw(pm, f.Bounds(), f, f.Bounds().Min, draw.Src)
+		g.Image = append(g.Image, pm)
+		g.Delay = append(g.Delay, 50)
+	}
+	var b bytes.Buffer
+	if err := gif.EncodeAll(&b, &g); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

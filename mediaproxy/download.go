@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -98,6 +99,12 @@ func callBuffered(iw *inspectWriter, r *http.Request, next Next) (err error) {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler && iw.mode == modeBuffer {
 				err = errUpstreamAborted
+				return
+			}
+			if v == http.ErrAbortHandler && iw.mode == modeDone {
+				// The proxy gave up on a body we refused to take
+				// (already answered, e.g. 503 unspoolable).
+				err = errUnspoolable
 				return
 			}
 			panic(v)
@@ -229,6 +236,8 @@ type inspectWriter struct {
 	// it as it is written, so it is not read back for the digests.
 	file     spoolFile
 	fileSize int64
+	// spillErr is why the last spill failed.
+	spillErr error
 }
 
 func (iw *inspectWriter) Header() http.Header { return iw.header }
@@ -299,13 +308,14 @@ func (iw *inspectWriter) Write(b []byte) (int, error) {
 	case modeBuffer:
 		if iw.file != nil {
 			if iw.fileSize+int64(len(b)) <= iw.limit {
-				if n, err := iw.file.Write(b); err == nil {
+				n, err := iw.file.Write(b)
+				if err == nil {
 					iw.digester.Write(b)
 					iw.fileSize += int64(n)
 					iw.p.spooled(int64(n))
 					return n, nil
 				}
-				iw.p.log.Warn("cannot spool download to disk; streaming it with exact hashes only", zap.String("media", iw.mediaKey))
+				return 0, iw.refuseUnspoolable(err)
 			}
 		} else if need := int64(iw.buf.Len() + len(b)); need <= iw.limit {
 			if need <= iw.memLimit {
@@ -317,6 +327,10 @@ func (iw *inspectWriter) Write(b []byte) (int, error) {
 			if iw.spill() {
 				return iw.Write(b)
 			}
+			// Nothing sent yet, and a body this size must be judged whole:
+			// streaming it with exact hashes only would let a padded
+			// listed picture out.
+			return 0, iw.refuseUnspoolable(iw.spillErr)
 		}
 		if err := iw.startStreaming(); err != nil {
 			return 0, err
@@ -397,7 +411,7 @@ func (iw *inspectWriter) spill() bool {
 	}
 	f, err := createSpoolFile(iw.p.cfg.TempDir)
 	if err != nil {
-		iw.p.log.Warn("cannot spool download to disk; streaming it with exact hashes only", zap.String("media", iw.mediaKey), zap.Error(err))
+		iw.spillErr = err
 		return false
 	}
 	n, err := f.Write(iw.buf.Bytes())
@@ -480,6 +494,25 @@ func (iw *inspectWriter) unreserve() {
 }
 
 var errEncoded = errors.New("mediaproxy: encoded upstream body refused")
+
+// errUnspoolable: a download that had to be judged from disk could not be
+// spooled; it was refused with 503.
+var errUnspoolable = errors.New("mediaproxy: download could not be spooled to be judged")
+
+// refuseUnspoolable answers 503 for a body that must be judged whole but
+// cannot be put on disk (full, or a tmp cleaner removed the spool
+// directory, which is made again for the next request).
+func (iw *inspectWriter) refuseUnspoolable(err error) error {
+	iw.mode = modeDone
+	iw.p.log.Error("cannot spool download to disk to judge it; refused", zap.String("media", iw.mediaKey), zap.Error(err))
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, err := PrivateSpoolDir(iw.p.spoolParent); err != nil {
+			iw.p.log.Error("cannot recreate the spool directory", zap.Error(err))
+		}
+	}
+	writeError(iw.real, http.StatusServiceUnavailable, "M_UNKNOWN", "Media scanning is temporarily unavailable")
+	return errUnspoolable
+}
 
 func (iw *inspectWriter) finish() error {
 	p := iw.p

@@ -120,13 +120,13 @@ func hashed(q matcher.Query, res pdq.Result) scanned {
 }
 
 // imageByBytes returns the image format r's bytes are, or "" when they are
-// not an image. A short signature ("BM", a JPEG's three bytes, a bare JPEG
-// XL codestream's two) also starts one random file in a few thousand or
-// million: an encrypted attachment must never be judged an undecodable
-// image, so those count only with a header that parses or a longer
-// structure, except a bare JPEG XL codestream, which has no header to
-// check: it is decoded, but weak says a failure means "not an image".
-// r is left at its start.
+// not an image. A short signature ("BM", a JPEG's three bytes, TIFF's
+// four, a bare JPEG XL codestream's two) also starts one random file in a
+// few thousand or million: an encrypted attachment must never be judged an
+// undecodable image, so such a file counts for the undecodable policy only
+// with a header that parses strictly or a sound marker chain; otherwise
+// weak says it is still decoded, and judged if it decodes, but a failure
+// means "not an image". r is left at its start.
 func imageByBytes(r io.ReadSeeker) (format string, weak bool) {
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		return "", false
@@ -141,10 +141,10 @@ func imageByBytes(r io.ReadSeeker) (format string, weak bool) {
 		return "", false
 	case "jxl":
 		return format, !bytes.HasPrefix(head, []byte("\x00\x00\x00\x0cJXL \r\n\x87\n"))
-	case "png", "gif", "webp", "tiff", "avif", "heic", "ico":
+	case "png", "gif", "webp", "avif", "heic", "ico":
 		return format, false
 	case "jpeg":
-		if plausibleJPEG(head) {
+		if plausibleJPEG(r) {
 			return format, false
 		}
 	}
@@ -152,7 +152,11 @@ func imageByBytes(r io.ReadSeeker) (format string, weak bool) {
 	if _, _, _, err := picture.DecodeConfig(r); err == nil {
 		return format, false
 	}
-	return "", false
+	// A short signature whose header does not parse strictly: browsers
+	// tolerate junk between JPEG segments and odd BMP headers, so it is
+	// still decoded, and judged if it decodes, but a failure then means
+	// "not an image".
+	return format, true
 }
 
 // VideoDecoding reports whether videos are decoded (ffmpeg installed):
@@ -224,24 +228,41 @@ func cpuBudget(format string, pixels int64) time.Duration {
 	return base + time.Duration(pixels)*300*time.Nanosecond
 }
 
-// plausibleJPEG: SOI, a marker that can follow it, a sane segment length,
-// and (where the head reaches) another marker after the segment.
-func plausibleJPEG(h []byte) bool {
-	if len(h) < 6 || h[0] != 0xff || h[1] != 0xd8 || h[2] != 0xff {
-		return false
+// plausibleJPEG follows a JPEG's marker chain from SOI to its frame
+// header: every segment must start with 0xFF and a marker that may stand
+// there and give a sane length. Random bytes that happen to start with
+// FFD8FF (one file in 16 million) fail within a segment or two, so an
+// encrypted attachment is never mistaken for an undecodable JPEG. r is
+// left at its start.
+func plausibleJPEG(r io.ReadSeeker) bool {
+	defer r.Seek(0, io.SeekStart)
+	off := int64(2)
+	var h [4]byte
+	for range 32 {
+		if _, err := r.Seek(off, io.SeekStart); err != nil {
+			return false
+		}
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			return false
+		}
+		m := h[1]
+		if h[0] != 0xff {
+			return false
+		}
+		switch {
+		case m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc:
+			return true // a frame header
+		case m == 0xc4 || m == 0xcc || m == 0xdb || m == 0xdd || m == 0xfe || m >= 0xe0 && m <= 0xef:
+		default:
+			return false
+		}
+		n := int64(h[2])<<8 | int64(h[3])
+		if n < 2 {
+			return false
+		}
+		off += 2 + n
 	}
-	m := h[3]
-	if !(m >= 0xc0 && m <= 0xcf && m != 0xc8 || m >= 0xdb && m <= 0xfe) {
-		return false
-	}
-	l := int(h[4])<<8 | int(h[5])
-	if l < 2 {
-		return false
-	}
-	if end := 4 + l; end < len(h) {
-		return h[end] == 0xff
-	}
-	return true
+	return false
 }
 
 // exactQuery is the query for the exact digests alone.

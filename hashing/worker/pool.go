@@ -285,7 +285,7 @@ func (p *Pool) watch(pr *proc, jobCPU time.Duration) (stop func()) {
 				case cpuOK && used > jobCPU:
 					pr.kill(killedCPU, fmt.Sprintf("used more than %v of CPU on one image", jobCPU))
 					return
-				case now.Sub(start) > p.opt.JobWall && cpuOK && used > jobCPU/10:
+				case now.Sub(start) > p.opt.JobWall && cpuOK && used > p.opt.JobCPU/10:
 					// Slow because the image is costly, not only because
 					// the machine is busy: hashing it in the proxy
 					// instead would undo the isolation.

@@ -190,11 +190,30 @@ func hashVideo(r io.ReadSeeker, kind string, opt pdq.Options) (pdq.Result, strin
 	return res, kind, nil
 }
 
+// mpegTS wants the sync byte at the start of every 188-byte packet in
+// the head (at least 8 of them).
+func mpegTS(h []byte) bool {
+	if len(h) < 8*188 {
+		return false
+	}
+	for i := 0; i+188 <= len(h); i += 188 {
+		if h[i] != 0x47 {
+			return false
+		}
+	}
+	return true
+}
+
 // VideoByBytes returns the container of a video by its signature ("mp4",
 // "matroska", "avi", "ogg", "flv", "mpegts"), or "" for anything else.
 // HEIF and AVIF stills share the MP4 box structure and are images.
 func VideoByBytes(r io.ReadSeeker) string {
 	h := readHead(r, 4096)
+	if picture.Sniff(h) != "" {
+		// An image by its signature is never a video: a GIF starts with
+		// 'G', MPEG-TS's sync byte, and could be padded to look like one.
+		return ""
+	}
 	switch {
 	case len(h) >= 12 && string(h[4:8]) == "ftyp":
 		if picture.Sniff(h) != "" {
@@ -209,7 +228,7 @@ func VideoByBytes(r io.ReadSeeker) string {
 		return "ogg"
 	case bytes.HasPrefix(h, []byte("FLV\x01")):
 		return "flv"
-	case len(h) >= 3*188 && h[0] == 0x47 && h[188] == 0x47 && h[376] == 0x47:
+	case mpegTS(h):
 		return "mpegts"
 	}
 	return ""
