@@ -281,11 +281,13 @@ func (h *HMA) Match(ctx context.Context, q Query) (Verdict, error) {
 }
 
 // maxHMAForms bounds the PDQ hashes of one media asked of HMA (the
-// stored picture and its forms: frames, orientation, composites); local
-// banks match every form.
-const maxHMAForms = 64
+// stored picture and its forms: frames, orientation, composites): every
+// one is a request, and all of them share the breaker's call timeout, so
+// too many would turn an animation into a timeout (fail-open: unscanned).
+// Local banks match every form.
+const maxHMAForms = 16
 
-// lookupAll looks every hash up, a few at a time (HMA closes the
+// lookupAll looks every hash up, eight at a time (HMA closes the
 // connection after each answer, so each costs a new connection), and
 // returns the matches in the order of hs; the first error wins.
 func (h *HMA) lookupAll(ctx context.Context, hs []pdq.Form) ([][]hmaMatch, error) {
@@ -300,7 +302,7 @@ func (h *HMA) lookupAll(ctx context.Context, hs []pdq.Form) ([][]hmaMatch, error
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var first error
-	sem := make(chan struct{}, 4)
+	sem := make(chan struct{}, 8)
 	for i := range hs {
 		wg.Add(1)
 		go func() {

@@ -1,7 +1,9 @@
 package mediaproxy
 
 import (
+	"archive/zip"
 	"bytes"
+	"fmt"
 	"image"
 	"image/color/palette"
 	"image/draw"
@@ -331,4 +333,23 @@ func bypassGIF(t *testing.T, frames ...image.Image) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+// TestEmbeddedDecoys: tiny decoy pictures in front of the listed one use
+// up neither the carving nor the decoding budget.
+func TestEmbeddedDecoys(t *testing.T) {
+	photo := testPhoto(88, 200, 150)
+	e := newEnv(t, []string{"pdq " + pdqOf(t, encodePNG(photo)).String()}, nil)
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	for i := range 40 {
+		w, _ := zw.Create(fmt.Sprintf("decoy%d.png", i))
+		w.Write(encodePNG(testPhoto(100+i, 8, 8)))
+	}
+	w, _ := zw.Create("z.jpg")
+	w.Write(jpegBytes(photo, 90))
+	zw.Close()
+	if resp, _ := e.upload(t, "application/zip", b.Bytes()); resp.StatusCode != 403 {
+		t.Fatalf("listed picture behind 40 decoys: %d %s", resp.StatusCode, e.obs.last().Outcome)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"sort"
 
 	"go.uber.org/zap"
 
@@ -41,12 +42,16 @@ func (p *Proxy) scanEmbedded(ctx context.Context, r io.ReadSeeker, q *matcher.Qu
 	if err != nil {
 		return
 	}
-	parts := carve.Carve(data, carve.Limits{MaxBytes: carveMaxBytes})
-	decoded := 0
+	parts := carve.Carve(data, carve.Limits{MaxBytes: carveMaxBytes, MaxParts: 256})
+	// Larger pictures first: a listed photo hides behind many tiny decoys
+	// more easily than behind large ones, and only pictures that decode
+	// count toward the bound.
+	sort.SliceStable(parts, func(i, j int) bool { return len(parts[i].Data) > len(parts[j].Data) })
+	decoded, tried := 0, 0
 	for _, part := range parts {
 		dg := digestBytes(part.Data)
 		q.Embedded = append(q.Embedded, matcher.EmbeddedDigests{Where: part.Where, MD5: dg.MD5, SHA1: dg.SHA1, SHA256: dg.SHA256})
-		if decoded >= maxEmbeddedImages || ctx.Err() != nil {
+		if decoded >= maxEmbeddedImages || tried >= 2*maxEmbeddedImages || ctx.Err() != nil {
 			continue
 		}
 		pr := bytes.NewReader(part.Data)
@@ -54,7 +59,7 @@ func (p *Proxy) scanEmbedded(ctx context.Context, r io.ReadSeeker, q *matcher.Qu
 		if format == "" {
 			continue
 		}
-		decoded++
+		tried++
 		pixels := declaredPixels(pr)
 		big := pixels == 0 || pixels > smallImagePixels
 		if !p.acquireHashSlot(ctx, big) {
@@ -68,6 +73,7 @@ func (p *Proxy) scanEmbedded(ctx context.Context, r io.ReadSeeker, q *matcher.Qu
 			}
 			continue
 		}
+		decoded++
 		q.Forms = append(q.Forms, pdq.Form{Name: part.Where, Hash: res.Hash, Quality: res.Quality})
 		for _, f := range res.Forms {
 			q.Forms = append(q.Forms, pdq.Form{Name: part.Where + " " + f.Name, Hash: f.Hash, Quality: f.Quality})
