@@ -20,6 +20,7 @@ type gifFrame struct {
 	pal        []byte // RGB triples; nil: no colour table at all
 	transp     int    // transparent index, -1 for none
 	disposal   byte
+	delay      int // centiseconds, from the graphic control extension
 	minCode    int
 	data       []byte // the sub-blocks, from the first length byte
 }
@@ -58,7 +59,7 @@ func parseGIF(data []byte) (*gifFile, error) {
 		gct = data[p:end]
 		p = end
 	}
-	transp, disposal := -1, byte(0)
+	transp, disposal, delay := -1, byte(0), 0
 	for p < len(data) {
 		switch data[p] {
 		case 0x21:
@@ -78,6 +79,7 @@ func parseGIF(data []byte) (*gifFile, error) {
 				if b[0]&1 != 0 {
 					transp = int(b[3])
 				}
+				delay = int(le16(b[1:]))
 			}
 			var ok bool
 			if p, ok = skipSubBlocks(data, p); !ok {
@@ -91,7 +93,7 @@ func parseGIF(data []byte) (*gifFile, error) {
 			}
 			d := data[p+1:]
 			f := gifFrame{x: int(le16(d)), y: int(le16(d[2:])), w: int(le16(d[4:])), h: int(le16(d[6:])),
-				interlaced: d[8]&0x40 != 0, pal: gct, transp: transp, disposal: disposal}
+				interlaced: d[8]&0x40 != 0, pal: gct, transp: transp, disposal: disposal, delay: delay}
 			p += 10
 			if d[8]&0x80 != 0 {
 				n := 3 << ((d[8] & 7) + 1)
@@ -99,7 +101,7 @@ func parseGIF(data []byte) (*gifFile, error) {
 				f.pal = data[p:end]
 				p = end
 			}
-			transp, disposal = -1, 0
+			transp, disposal, delay = -1, 0, 0
 			if p >= len(data) {
 				g.cut = true
 				return g, nil
@@ -209,7 +211,11 @@ func decodeGIF(data []byte, l *limits) (*Picture, error) {
 	if len(frames) == 0 {
 		return nil, fmt.Errorf("%w: gif: first frame is beyond the work budget", ErrTooManyPixels)
 	}
-	keep := sampleFrames(len(frames), l.frameQuota(int64(cw)*int64(ch)))
+	delays := make([]int, len(frames))
+	for i, f := range frames {
+		delays[i] = f.delay
+	}
+	keep := sampleFramesTimed(delays, l.frameQuota(int64(cw)*int64(ch)))
 	var saved *image.NRGBA
 	dec := &gifDecoder{canvas: canvas, scale: scale, fullW: fw, fullH: fh}
 	for i := range frames {

@@ -19,6 +19,7 @@ import (
 	"io"
 	"math"
 	"runtime/debug"
+	"sort"
 )
 
 // Typed errors; callers branch on them with errors.Is.
@@ -398,6 +399,49 @@ func DecodeConfig(r io.ReadSeeker) (format string, width, height int, err error)
 // still wraps one image as a Picture.
 func still(img image.Image, scale int, truncated bool) *Picture {
 	return &Picture{Frames: []image.Image{img}, FrameIndex: []int{0}, Orientation: 1, Scale: scale, Truncated: truncated}
+}
+
+// sampleFramesTimed picks at most k of the animation frames whose display
+// times (in any unit) are delays: half the picks are the frames shown
+// longest, the rest spread evenly with the first frame always kept. A
+// listed picture shown for seconds between hundreds of 20 ms decoys is
+// what a viewer sees, and picking by frame number alone would miss it.
+func sampleFramesTimed(delays []int, k int) []bool {
+	n := len(delays)
+	keep := sampleFrames(n, k)
+	if k >= n || k <= 1 {
+		return keep
+	}
+	for i := range keep {
+		keep[i] = false
+	}
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return delays[order[a]] > delays[order[b]] })
+	// Only frames shown longer than most count as "long": with equal
+	// delays the picks are simply spread out.
+	median := delays[order[n/2]]
+	keep[0] = true
+	picked := 1
+	for _, i := range order[:(k+1)/2] {
+		if delays[i] <= median {
+			break
+		}
+		if !keep[i] {
+			keep[i] = true
+			picked++
+		}
+	}
+	even := sampleFrames(n, k)
+	for i := 0; i < n && picked < k; i++ {
+		if even[i] && !keep[i] {
+			keep[i] = true
+			picked++
+		}
+	}
+	return keep
 }
 
 // sampleFrames picks which of n animation frames to keep: at most k, spread

@@ -32,11 +32,21 @@ const maxPNGRowBytes = 1 << 24
 
 type pngChunkData [][]byte
 
+// apngDelay is an fcTL delay in centiseconds (a zero denominator means
+// 1/100 s).
+func apngDelay(num, den uint16) int {
+	if den == 0 {
+		den = 100
+	}
+	return int(num) * 100 / int(den)
+}
+
 // pngFrame is one APNG frame (fcTL and its data).
 type pngFrame struct {
 	w, h, x, y int
 	dispose    byte // 0 none, 1 background, 2 previous
 	blend      byte // 0 source, 1 over
+	delay      int  // centiseconds
 	data       pngChunkData
 	isIDAT     bool
 }
@@ -142,7 +152,7 @@ func parsePNG(data []byte) (*pngFile, error) {
 			cur = &pngFrame{
 				w: int(min(be32(body[4:]), 1<<31-1)), h: int(min(be32(body[8:]), 1<<31-1)),
 				x: int(min(be32(body[12:]), 1<<31-1)), y: int(min(be32(body[16:]), 1<<31-1)),
-				dispose: body[24], blend: body[25],
+				dispose: body[24], blend: body[25], delay: apngDelay(be16(body[20:]), be16(body[22:])),
 			}
 			f.frames = append(f.frames, cur)
 		case "fdAT":
@@ -235,7 +245,11 @@ func decodeAPNG(f *pngFile, l *limits, scale int) (*Picture, error) {
 	if len(frames) == 0 && len(pic.Frames) == 0 {
 		return nil, fmt.Errorf("%w: png: first APNG frame is beyond the work budget", ErrTooManyPixels)
 	}
-	keep := sampleFrames(len(frames), quota)
+	delays := make([]int, len(frames))
+	for i, fr := range frames {
+		delays[i] = fr.delay
+	}
+	keep := sampleFramesTimed(delays, quota)
 	canvas := image.NewNRGBA(image.Rect(0, 0, cw, ch))
 	var saved *image.NRGBA
 	scratch := make([]byte, 0)

@@ -187,7 +187,13 @@ func decodeWebP(data []byte, l *limits) (*Picture, error) {
 	if len(anmf) == 0 {
 		return nil, fmt.Errorf("%w: webp: first frame is beyond the work budget", ErrTooManyPixels)
 	}
-	keep := sampleFrames(len(anmf), l.frameQuota(int64(cw)*int64(ch)))
+	delays := make([]int, len(anmf))
+	for i, c := range anmf {
+		if len(c.data) >= 15 {
+			delays[i] = int(le24(c.data[12:])) // milliseconds
+		}
+	}
+	keep := sampleFramesTimed(delays, l.frameQuota(int64(cw)*int64(ch)))
 	for i, c := range anmf {
 		b := c.data
 		if len(b) < 16 {

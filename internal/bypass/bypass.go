@@ -79,6 +79,7 @@ var Images = []Form{
 		return g
 	}},
 	{"gif with a 1x1 logical screen", "image/gif", gif1x1Screen},
+	{"gif showing the picture for 10 s among 99 brief decoy frames", "image/gif", longFrameAmongDecoys},
 	{"png missing its last 3 %", "image/png", pngTruncated},
 	{"palette png with PLTE after the image data", "image/png", pngPLTEAfterIDAT},
 	{"jpeg without Huffman tables (Motion-JPEG)", "image/jpeg", jpegWithoutDHT},
@@ -108,6 +109,32 @@ var Images = []Form{
 	{"negative in a PNG whose ICC profile inverts it back", "image/png", pngWithICC},
 	{"apng whose animation is the picture behind a decoy default image", "image/png", apngBehindDecoy},
 	{"png with pixels rotated behind an eXIf orientation", "image/png", pngWithEXIFOrientation},
+}
+
+// longFrameAmongDecoys is a 100-frame GIF: flat decoy frames shown for
+// 20 ms each, and the picture, as frame 51, shown for 10 s. Sampling by
+// frame number alone would never look at it.
+func longFrameAmongDecoys(img *image.NRGBA) []byte {
+	g := &gif.GIF{}
+	b := img.Bounds()
+	for i := range 100 {
+		if i == 50 {
+			g.Image = append(g.Image, paletted(img))
+			g.Delay = append(g.Delay, 1000)
+			continue
+		}
+		m := image.NewPaletted(b, palette.Plan9)
+		for j := range m.Pix {
+			m.Pix[j] = uint8(i * 2)
+		}
+		g.Image = append(g.Image, m)
+		g.Delay = append(g.Delay, 2)
+	}
+	var out bytes.Buffer
+	if err := gif.EncodeAll(&out, g); err != nil {
+		panic(err)
+	}
+	return out.Bytes()
 }
 
 func gifOf(img image.Image) []byte {
