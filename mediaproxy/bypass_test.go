@@ -227,6 +227,10 @@ func TestThumbnailFollowsItsOriginal(t *testing.T) {
 	if resp, _ := e.do(t, "GET", "/_matrix/media/v3/thumbnail/hs.example/missing?width=64&height=64", "", nil); resp.StatusCode != 404 {
 		t.Fatalf("thumbnail of missing media: %d", resp.StatusCode)
 	}
+	// The homeserver's own refusal of the original is its answer.
+	if resp, body := e.do(t, "GET", "/_matrix/media/v3/thumbnail/hs.example/ratelimited?width=64&height=64", "", nil); resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "7" || !strings.Contains(string(body), "M_LIMIT_EXCEEDED") {
+		t.Fatalf("rate-limited original: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
 }
 
 // TestVideoFirstFrame: clients show a video's first frame, so a video
@@ -351,5 +355,28 @@ func TestEmbeddedDecoys(t *testing.T) {
 	zw.Close()
 	if resp, _ := e.upload(t, "application/zip", b.Bytes()); resp.StatusCode != 403 {
 		t.Fatalf("listed picture behind 40 decoys: %d %s", resp.StatusCode, e.obs.last().Outcome)
+	}
+}
+
+// TestImageTooLargeToJudge: an image larger than anything judged whole
+// (only possible where the homeserver accepts bigger uploads than
+// mediaguard) is refused under the undecodable policy, not streamed with
+// exact hashes only.
+func TestImageTooLargeToJudge(t *testing.T) {
+	photo := testPhoto(89, 160, 120)
+	e := newEnv(t, []string{"pdq " + pdqOf(t, encodePNG(photo)).String()}, func(c *Config) {
+		c.MaxDownloadBuffer, c.MaxUploadSize = 64<<10, 128<<10
+	})
+	e.up.put("huge", append(jpegBytes(photo, 90), make([]byte, 300<<10)...), "image/jpeg")
+	if resp, body := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/huge", "", nil); resp.StatusCode != 404 || len(body) > 200 || e.obs.last().Outcome != Undecodable {
+		t.Fatalf("%d, %d bytes, %s", resp.StatusCode, len(body), e.obs.last().Outcome)
+	}
+	allow := newEnv(t, nil, func(c *Config) {
+		c.MaxDownloadBuffer, c.MaxUploadSize, c.OnUndecodableImage = 64<<10, 128<<10, UndecodableAllow
+	})
+	clean := append(jpegBytes(testPhoto(90, 160, 120), 90), make([]byte, 300<<10)...)
+	allow.up.put("huge", clean, "image/jpeg")
+	if resp, body := allow.do(t, "GET", "/_matrix/media/v3/download/hs.example/huge", "", nil); resp.StatusCode != 200 || !bytes.Equal(body, clean) {
+		t.Fatalf("allow policy: %d, %d bytes", resp.StatusCode, len(body))
 	}
 }

@@ -44,10 +44,18 @@ func (p *Proxy) serveDownload(w http.ResponseWriter, r *http.Request, ep Endpoin
 		// A thumbnail is a small rendition that PDQ may fail to tie to
 		// its listed original (crops, tiny sizes): it is served only once
 		// the original itself has been judged.
-		if blocked, ok := p.judgeOriginal(r, ep, mediaKey, next); blocked || !ok {
-			if blocked {
-				p.observe(&Decision{Request: r, Endpoint: ep, MediaKey: mediaKey, Outcome: KnownBlocked, User: p.startUser(r)(true)})
-			}
+		blocked, ok, refusal := p.judgeOriginal(r, ep, mediaKey, next)
+		switch {
+		case blocked:
+			p.observe(&Decision{Request: r, Endpoint: ep, MediaKey: mediaKey, Outcome: KnownBlocked, User: p.startUser(r)(true)})
+			writeError(w, http.StatusNotFound, "M_NOT_FOUND", "Not found")
+			return nil
+		case !ok && refusal != nil:
+			// The homeserver's own refusal (401, 403, 429, ...) of the
+			// original is its answer for the thumbnail too.
+			refusal.replay(w)
+			return nil
+		case !ok:
 			writeError(w, http.StatusNotFound, "M_NOT_FOUND", "Not found")
 			return nil
 		}
@@ -103,7 +111,7 @@ func callBuffered(iw *inspectWriter, r *http.Request, next Next) (err error) {
 			}
 			if v == http.ErrAbortHandler && iw.mode == modeDone {
 				// The proxy gave up on a body we refused to take
-				// (already answered, e.g. 503 unspoolable).
+				// (already answered: unspoolable, too big an image).
 				err = errUnspoolable
 				return
 			}
@@ -118,10 +126,10 @@ func callBuffered(iw *inspectWriter, r *http.Request, next Next) (err error) {
 // when it has not. It reports whether the media is blocked, and ok=false
 // when the original could not be judged (not found, homeserver error), in
 // which case the thumbnail is not served either.
-func (p *Proxy) judgeOriginal(r *http.Request, ep Endpoint, mediaKey string, next Next) (blocked, ok bool) {
+func (p *Proxy) judgeOriginal(r *http.Request, ep Endpoint, mediaKey string, next Next) (blocked, ok bool, refusal *discardWriter) {
 	orig := mediaKey + "|orig"
 	if j, known := p.mem.Get(mediaKey, orig); known {
-		return j.Blocked, true
+		return j.Blocked, true, nil
 	}
 	or := r.Clone(r.Context())
 	or.Method = http.MethodGet
@@ -141,21 +149,40 @@ func (p *Proxy) judgeOriginal(r *http.Request, ep Endpoint, mediaKey string, nex
 	dw := &discardWriter{header: make(http.Header)}
 	if err := p.serveDownload(dw, or, oep, next); err != nil {
 		p.log.Info("original of a thumbnail could not be fetched; thumbnail refused", zap.String("media", mediaKey), zap.Error(err))
-		return false, false
+		return false, false, nil
 	}
 	if j, known := p.mem.Get(mediaKey, orig); known {
-		return j.Blocked, true
+		return j.Blocked, true, nil
+	}
+	if dw.status >= 400 && dw.status != http.StatusNotFound {
+		return false, false, dw
 	}
 	// Judged but not remembered (allowed unscanned under fail-open, or
 	// too large to judge before streaming): the thumbnail is judged on
 	// its own, as the original was let through.
-	return false, dw.status == http.StatusOK
+	return false, dw.status == http.StatusOK, nil
 }
 
-// discardWriter receives an original fetched only to be judged.
+// discardWriter receives an original fetched only to be judged; of an
+// error answer it keeps the start, to be replayed for the thumbnail.
 type discardWriter struct {
 	header http.Header
 	status int
+	body   []byte
+}
+
+// replay sends the kept error answer.
+func (d *discardWriter) replay(w http.ResponseWriter) {
+	h := w.Header()
+	for _, k := range []string{"Content-Type", "Retry-After", "WWW-Authenticate"} {
+		if v := d.header.Get(k); v != "" {
+			h.Set(k, v)
+		}
+	}
+	setCORS(h)
+	h.Set("Content-Length", strconv.Itoa(len(d.body)))
+	w.WriteHeader(d.status)
+	w.Write(d.body)
 }
 
 func (d *discardWriter) Header() http.Header { return d.header }
@@ -167,6 +194,9 @@ func (d *discardWriter) WriteHeader(code int) {
 func (d *discardWriter) Write(b []byte) (int, error) {
 	if d.status == 0 {
 		d.status = http.StatusOK
+	}
+	if d.status >= 400 && len(d.body) < 64<<10 {
+		d.body = append(d.body, b[:min(len(b), 64<<10-len(d.body))]...)
 	}
 	return len(b), nil
 }
@@ -332,6 +362,9 @@ func (iw *inspectWriter) Write(b []byte) (int, error) {
 			// listed picture out.
 			return 0, iw.refuseUnspoolable(iw.spillErr)
 		}
+		if iw.tooBigImage(b) {
+			return 0, errTooBigImage
+		}
 		if err := iw.startStreaming(); err != nil {
 			return 0, err
 		}
@@ -494,6 +527,36 @@ func (iw *inspectWriter) unreserve() {
 }
 
 var errEncoded = errors.New("mediaproxy: encoded upstream body refused")
+
+// errTooBigImage: an image larger than anything judged whole was refused.
+var errTooBigImage = errors.New("mediaproxy: image too large to judge refused")
+
+// tooBigImage handles a body larger than the judge-whole limit that is an
+// image by its first bytes: streaming it with exact hashes only would let
+// a padded listed picture out, so it gets the undecodable-image policy
+// (refused by default). It reports whether the response was answered.
+// Such bodies exist only where the homeserver accepts larger uploads than
+// mediaguard's max_upload_size, or as remote media.
+func (iw *inspectWriter) tooBigImage(next []byte) bool {
+	head := iw.buf.Bytes()
+	if iw.file != nil {
+		h := make([]byte, 4096)
+		n, _ := iw.file.ReadAt(h, 0)
+		head = h[:n]
+	}
+	if len(head) == 0 {
+		head = next
+	}
+	format, weak := imageByBytes(bytes.NewReader(head))
+	if format == "" || weak || iw.p.cfg.OnUndecodableImage != UndecodableBlock {
+		return false
+	}
+	iw.p.observe(&Decision{Request: iw.r, Endpoint: iw.ep, MediaKey: iw.mediaKey, Outcome: Undecodable, User: iw.user(true),
+		UnscannableReason: format + " image larger than max_upload_size: too large to judge whole"})
+	iw.mode = modeDone
+	writeError(iw.real, http.StatusNotFound, "M_NOT_FOUND", "Not found")
+	return true
+}
 
 // errUnspoolable: a download that had to be judged from disk could not be
 // spooled; it was refused with 503.

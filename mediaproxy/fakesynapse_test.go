@@ -152,6 +152,12 @@ func (f *fakeSynapse) serve(w http.ResponseWriter, r *http.Request) {
 				id = segs[i+2]
 			}
 		}
+		if id == "ratelimited" {
+			// Synapse's rate limiter: 429 M_LIMIT_EXCEEDED.
+			w.Header().Set("Retry-After", "7")
+			jsonErr(w, 429, "M_LIMIT_EXCEEDED")
+			return
+		}
 		m, ok := f.get(id)
 		if !ok {
 			jsonErr(w, 404, "M_NOT_FOUND")

@@ -216,14 +216,21 @@ func ctxBudget(ctx context.Context, format string, pixels int64) context.Context
 //
 // AVIF and HEIC are decoded by WebAssembly builds of libavif and libheif,
 // which a worker compiles on its first such image (about a second, far
-// more under the race detector): they get a larger fixed allowance.
+// more under the race detector), and GIF, APNG and WebP may be long
+// animations: they get larger fixed allowances.
 func cpuBudget(format string, pixels int64) time.Duration {
 	if pixels <= 0 {
 		return 0 // the pool's own limit
 	}
 	base := 2 * time.Second
-	if format == "avif" || format == "heic" {
+	switch format {
+	case "avif", "heic":
 		base = 20 * time.Second
+	case "gif", "png", "webp":
+		// Animations: the header gives one frame's size, and hundreds of
+		// frames may all have to be decoded to composite the sampled ones
+		// (hashing/picture bounds that work at 16 × max_pixels).
+		base = 10 * time.Second
 	}
 	return base + time.Duration(pixels)*300*time.Nanosecond
 }
