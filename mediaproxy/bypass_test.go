@@ -380,3 +380,36 @@ func TestImageTooLargeToJudge(t *testing.T) {
 		t.Fatalf("allow policy: %d, %d bytes", resp.StatusCode, len(body))
 	}
 }
+
+// TestEmbeddedInLargeSpooledBodies: a container bigger than the memory
+// buffers (spooled to disk) is searched too, through a mapping of its
+// spool file: padding a ZIP past max_download_buffer does not hide the
+// listed picture in it.
+func TestEmbeddedInLargeSpooledBodies(t *testing.T) {
+	photo := testPhoto(91, 200, 150)
+	e := newEnv(t, []string{"pdq " + pdqOf(t, encodePNG(photo)).String()}, func(c *Config) {
+		c.MaxDownloadBuffer, c.MemoryBuffer = 128<<10, 64<<10
+	})
+	zipOf := func(img image.Image) []byte {
+		var b bytes.Buffer
+		zw := zip.NewWriter(&b)
+		w, _ := zw.CreateHeader(&zip.FileHeader{Name: "padding.bin", Method: zip.Store})
+		w.Write(make([]byte, 512<<10))
+		w, _ = zw.Create("photo.jpg")
+		w.Write(jpegBytes(img, 90))
+		zw.Close()
+		return b.Bytes()
+	}
+	if resp, _ := e.upload(t, "application/zip", zipOf(photo)); resp.StatusCode != 403 {
+		t.Fatalf("padded zip upload: %d %s", resp.StatusCode, e.obs.last().Outcome)
+	}
+	e.up.put("bigzip", zipOf(photo), "application/zip")
+	if resp, _ := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/bigzip", "", nil); resp.StatusCode != 404 {
+		t.Fatalf("padded zip download: %d %s", resp.StatusCode, e.obs.last().Outcome)
+	}
+	clean := zipOf(testPhoto(92, 200, 150))
+	if resp, _ := e.upload(t, "application/zip", clean); resp.StatusCode != 200 {
+		t.Fatalf("clean padded zip: %d", resp.StatusCode)
+	}
+	e.noTempFiles(t)
+}

@@ -13,9 +13,10 @@ import (
 	"github.com/mediaguard/mediaguard/matcher"
 )
 
-// Carving bounds: a body is searched for embedded files only up to the
-// download memory buffer's size, and at most maxEmbeddedImages of the
-// files found are decoded (their exact digests are all matched).
+// Carving bounds: a body in memory is searched as it is (within
+// max_download_buffer), a spooled one through a read-only mapping of its
+// file, so every body judged whole is searched; at most maxEmbeddedImages
+// of the files found are decoded (their exact digests are all matched).
 const (
 	maxEmbeddedImages = 8
 	carveMaxBytes     = 32 << 20
@@ -28,19 +29,24 @@ const (
 // carved candidate that does not decode is ignored: it only ever adds
 // evidence, so random bytes are never refused because of it.
 func (p *Proxy) scanEmbedded(ctx context.Context, r io.ReadSeeker, q *matcher.Query) {
-	size, err := r.Seek(0, io.SeekEnd)
-	if err != nil || size == 0 || size > p.cfg.MaxDownloadBuffer {
+	data, release, ok := mapSpooled(r)
+	if ok {
+		defer release()
+	} else {
+		size, err := r.Seek(0, io.SeekEnd)
+		if err != nil || size == 0 || size > p.cfg.MaxDownloadBuffer {
+			r.Seek(0, io.SeekStart)
+			return
+		}
+		data = make([]byte, size)
+		_, err = r.Seek(0, io.SeekStart)
+		if err == nil {
+			_, err = io.ReadFull(r, data)
+		}
 		r.Seek(0, io.SeekStart)
-		return
-	}
-	data := make([]byte, size)
-	_, err = r.Seek(0, io.SeekStart)
-	if err == nil {
-		_, err = io.ReadFull(r, data)
-	}
-	r.Seek(0, io.SeekStart)
-	if err != nil {
-		return
+		if err != nil {
+			return
+		}
 	}
 	parts := carve.Carve(data, carve.Limits{MaxBytes: carveMaxBytes, MaxParts: 256})
 	// Larger pictures first: a listed photo hides behind many tiny decoys
