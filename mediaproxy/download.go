@@ -658,7 +658,7 @@ func (iw *inspectWriter) finish() error {
 		}
 		media, ct = part, partCT
 	}
-	return iw.judge(bytes.NewReader(media), ct, digestBytes(media), func() error { return iw.release(body) })
+	return iw.judge(newMemBody(media), ct, digestBytes(media), func() error { return iw.release(body) })
 }
 
 // judgeFederationFile decides a spooled federation body: its media part is

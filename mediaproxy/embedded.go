@@ -13,14 +13,23 @@ import (
 	"github.com/mediaguard/mediaguard/matcher"
 )
 
-// Carving bounds: a body in memory is searched as it is (within
-// max_download_buffer), a spooled one through a read-only mapping of its
-// file, so every body judged whole is searched; at most maxEmbeddedImages
+// Carving bounds: a body in memory is searched as it is, a spooled one
+// through a read-only mapping of its file, so every body judged whole is
+// searched without a copy; at most maxEmbeddedImages
 // of the files found are decoded (their exact digests are all matched).
 const (
 	maxEmbeddedImages = 8
 	carveMaxBytes     = 32 << 20
 )
+
+// memBody is a body held in memory: a reader that also hands out its
+// bytes, so that searching it for embedded files needs no copy.
+type memBody struct {
+	*bytes.Reader
+	b []byte
+}
+
+func newMemBody(b []byte) memBody { return memBody{bytes.NewReader(b), b} }
 
 // scanEmbedded looks inside the body for files a viewer or player would
 // show (a JPEG inside a PDF, an SVG's data: URI, an MP3's cover art, a
@@ -29,8 +38,11 @@ const (
 // carved candidate that does not decode is ignored: it only ever adds
 // evidence, so random bytes are never refused because of it.
 func (p *Proxy) scanEmbedded(ctx context.Context, r io.ReadSeeker, q *matcher.Query) {
-	data, release, ok := mapSpooled(r)
-	if ok {
+	var data []byte
+	if m, inMemory := r.(memBody); inMemory {
+		data = m.b
+	} else if mapped, release, ok := mapSpooled(r); ok {
+		data = mapped
 		defer release()
 	} else {
 		size, err := r.Seek(0, io.SeekEnd)

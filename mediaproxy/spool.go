@@ -155,7 +155,7 @@ func (s *Spool) Reader() io.ReadSeeker {
 	if s.file != nil {
 		return io.NewSectionReader(s.file, 0, s.size)
 	}
-	return bytes.NewReader(s.mem)
+	return newMemBody(s.mem)
 }
 
 // Close removes the temp file, if any. Safe to call twice.

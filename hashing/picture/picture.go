@@ -299,6 +299,15 @@ func Decode(r io.ReadSeeker, opt Options) (pic *Picture, err error) {
 	return decodeBytes(data, format, newLimits(opt))
 }
 
+// DecodeBytes is Decode on a file already in memory, without copying it.
+func DecodeBytes(data []byte, opt Options) (*Picture, error) {
+	format := Sniff(data[:min(len(data), sniffLen)])
+	if format == "" {
+		return nil, ErrNotImage
+	}
+	return decodeBytes(data, format, newLimits(opt))
+}
+
 // decodeBytes runs one format's decoder under recover.
 func decodeBytes(data []byte, format string, l *limits) (pic *Picture, err error) {
 	defer func() {

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -81,7 +80,7 @@ func serve(r io.Reader, w io.Writer) error {
 		var res pdq.Result
 		var herr error
 		if q.dopt.Viewed {
-			res, _, herr = HashViewed(bytes.NewReader(body), q.dopt, q.opt)
+			res, _, herr = HashViewedBytes(body, q.dopt, q.opt)
 		} else {
 			res, _, herr = pdq.HashBytes(body, q.dopt, q.opt)
 		}

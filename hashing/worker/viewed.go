@@ -26,17 +26,28 @@ import (
 // is what worker processes run for a request marked Viewed, and what the
 // proxy runs in-process where no worker can.
 func HashViewed(r io.ReadSeeker, dopt pdq.DecodeOptions, opt pdq.Options) (pdq.Result, string, error) {
-	if kind := VideoByBytes(r); kind != "" {
-		return hashVideo(r, kind, opt)
+	data, err := readAll(r)
+	if err != nil {
+		return pdq.Result{}, "", err
 	}
-	pic, err := picture.Decode(r, picture.Options{MaxPixels: dopt.MaxPixels})
+	return HashViewedBytes(data, dopt, opt)
+}
+
+// HashViewedBytes is HashViewed on a body already in memory (a worker's
+// request): every decoder and the profile and container lookups read
+// data itself, with no copy.
+func HashViewedBytes(data []byte, dopt pdq.DecodeOptions, opt pdq.Options) (pdq.Result, string, error) {
+	if kind := videoKind(data); kind != "" {
+		return hashVideo(data, kind, opt)
+	}
+	pic, err := picture.DecodeBytes(data, picture.Options{MaxPixels: dopt.MaxPixels})
 	if err != nil {
 		format := ""
 		if pic != nil {
 			format = pic.Format
 		}
-		if head := readHead(r, 64); picture.Sniff(head) == "jxl" {
-			return hashJXL(r)
+		if picture.Sniff(data[:min(len(data), 64)]) == "jxl" {
+			return hashJXL(data)
 		}
 		kind := pdq.ErrCorrupt
 		switch {
@@ -51,7 +62,7 @@ func HashViewed(r io.ReadSeeker, dopt pdq.DecodeOptions, opt pdq.Options) (pdq.R
 		return pdq.Result{}, pic.Format, fmt.Errorf("%w: %s: no frame decoded", pdq.ErrCorrupt, pic.Format)
 	}
 	v := pdq.Viewed{Frames: pic.Frames, FrameIndex: pic.FrameIndex, Orientation: pic.Orientation}
-	if prof := embeddedProfile(r, pic.Format); prof != nil {
+	if prof := embeddedProfile(data, pic.Format); prof != nil {
 		v.Managed = make([]image.Image, len(pic.Frames))
 		for i, f := range pic.Frames {
 			v.Managed[i] = prof.ToSRGB(f)
@@ -64,7 +75,7 @@ func HashViewed(r io.ReadSeeker, dopt pdq.DecodeOptions, opt pdq.Options) (pdq.R
 // embeddedProfile returns the ICC profile embedded in a JPEG, PNG or WebP,
 // parsed, when it is one that changes what a viewer sees (not sRGB);
 // unreadable profiles are ignored, as browsers ignore them.
-func embeddedProfile(r io.ReadSeeker, format string) *icc.Profile {
+func embeddedProfile(data []byte, format string) *icc.Profile {
 	var extract func([]byte) []byte
 	switch format {
 	case "jpeg":
@@ -74,10 +85,6 @@ func embeddedProfile(r io.ReadSeeker, format string) *icc.Profile {
 	case "webp":
 		extract = icc.FromWebP
 	default:
-		return nil
-	}
-	data, err := readAll(r)
-	if err != nil {
 		return nil
 	}
 	raw := extract(data)
@@ -140,11 +147,7 @@ func readAll(r io.ReadSeeker) ([]byte, error) {
 	return io.ReadAll(r)
 }
 
-func hashJXL(r io.ReadSeeker) (pdq.Result, string, error) {
-	data, err := readAll(r)
-	if err != nil {
-		return pdq.Result{}, "jxl", err
-	}
+func hashJXL(data []byte) (pdq.Result, string, error) {
 	img, err := external.DecodeJXL(context.Background(), data, 0)
 	if err != nil {
 		if errors.Is(err, external.ErrUnavailable) {
@@ -159,11 +162,7 @@ func hashJXL(r io.ReadSeeker) (pdq.Result, string, error) {
 // sampled along it (forms named by their time). A video that cannot be
 // decoded is not an undecodable image: it is reported ErrNotImage, so it
 // stays judged by its exact hashes only.
-func hashVideo(r io.ReadSeeker, kind string, opt pdq.Options) (pdq.Result, string, error) {
-	data, err := readAll(r)
-	if err != nil {
-		return pdq.Result{}, kind, err
-	}
+func hashVideo(data []byte, kind string, opt pdq.Options) (pdq.Result, string, error) {
 	frames, times, err := external.VideoFrames(context.Background(), data, external.VideoOptions{})
 	if err != nil {
 		if errors.Is(err, external.ErrUnavailable) {
@@ -207,8 +206,11 @@ func mpegTS(h []byte) bool {
 // VideoByBytes returns the container of a video by its signature ("mp4",
 // "matroska", "avi", "ogg", "flv", "mpegts"), or "" for anything else.
 // HEIF and AVIF stills share the MP4 box structure and are images.
-func VideoByBytes(r io.ReadSeeker) string {
-	h := readHead(r, 4096)
+func VideoByBytes(r io.ReadSeeker) string { return videoKind(readHead(r, 4096)) }
+
+// videoKind is VideoByBytes on the first bytes of a body.
+func videoKind(h []byte) string {
+	h = h[:min(len(h), 4096)]
 	if picture.Sniff(h) != "" {
 		// An image by its signature is never a video: a GIF starts with
 		// 'G', MPEG-TS's sync byte, and could be padded to look like one.
