@@ -5,9 +5,6 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -29,21 +26,7 @@ func TestGuardHMAFaults(t *testing.T) {
 	}
 	errorsOnly := func(s RemoteStats) uint64 { return s.Failures - s.Timeouts - s.Malformed }
 	faults := []fault{
-		{"down", func(t *testing.T, f *fakeHMA) func() {
-			addr := f.Listener.Addr().String()
-			f.Close()
-			return func() {
-				l, err := net.Listen("tcp", addr)
-				if err != nil {
-					t.Fatalf("re-listening on %s: %v", addr, err)
-				}
-				s := httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
-				s.Listener.Close()
-				s.Listener = l
-				s.Start()
-				t.Cleanup(s.Close)
-			}
-		}, errorsOnly},
+		{"down", restartableHMA, errorsOnly},
 		{"slow", func(t *testing.T, f *fakeHMA) func() {
 			f.setDelay(2 * time.Second)
 			return func() { f.setDelay(0) }
