@@ -43,6 +43,11 @@ var Encoded = []Form{
 				"-map", "0", "-map", "1", "-c:a", "aac", "-c:v", "copy", "-disposition:v", "attached_pic", "-t", "1", out}
 		})
 	}},
+	{"webp with pixels rotated behind its EXIF orientation", "image/webp", func(img *image.NRGBA) []byte {
+		return runOn("cwebp", withEXIFOrientation(testimg.JPEG(rotateCCW(img), 92), 6), ".jpg", ".webp", func(in, out string) []string {
+			return []string{"-quiet", "-metadata", "exif", "-q", "92", in, "-o", out}
+		})
+	}},
 	{"heic", "image/heic", program("heif-enc", ".png", ".heic", func(in, out string) []string { return []string{"-q", "90", in, "-o", out} })},
 	{"jpeg xl", "image/jxl", program("cjxl", ".png", ".jxl", func(in, out string) []string { return []string{in, out, "-q", "90", "--quiet"} })},
 	{"arithmetic-coded jpeg", "image/jpeg", program("cjpeg", ".ppm", ".jpg", func(in, out string) []string { return []string{"-arithmetic", "-quality", "90", "-outfile", out, in} })},
@@ -111,7 +116,7 @@ func ppm(img *image.NRGBA) []byte {
 func init() {
 	for _, f := range Encoded {
 		switch f.Name {
-		case "webp lossy", "webp lossless", "negative in a WebP whose ICC profile inverts it back":
+		case "webp lossy", "webp lossless", "negative in a WebP whose ICC profile inverts it back", "webp with pixels rotated behind its EXIF orientation":
 			needs[f.Name] = "cwebp"
 		case "animated webp, the picture as frame 2 behind a decoy":
 			needs[f.Name] = "img2webp"
