@@ -57,7 +57,10 @@ type Result struct {
 type Form struct {
 	// Name says which form: "frame 3", "displayed" (orientation
 	// applied), "on white", "frame 3 on black", ...
-	Name    string
+	Name string
+	// Variant is the kind of form (VariantFrame, VariantTrimmed, ...):
+	// one of a closed set, unlike Name.
+	Variant string
 	Hash    Hash
 	Quality int
 }

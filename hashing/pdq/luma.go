@@ -21,6 +21,10 @@ type Options struct {
 	// lowered-priority thread wants 1: helper goroutines would run on
 	// ordinary threads at full priority. The hash is the same either way.
 	Workers int
+	// Search selects the variants HashViewed adds to the forms (trimmed,
+	// quadrants, negative, ...). The zero value, SearchOff, keeps the
+	// reference convention.
+	Search Search
 }
 
 // workers is how many goroutines hash a rows×cols image.

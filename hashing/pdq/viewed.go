@@ -35,12 +35,12 @@ type Viewed struct {
 func HashViewed(v Viewed, opt Options) Result {
 	var res Result
 	seen := map[Hash]bool{}
-	add := func(name string, r Result) {
+	add := func(name, variant string, r Result) {
 		if seen[r.Hash] {
 			return
 		}
 		seen[r.Hash] = true
-		res.Forms = append(res.Forms, Form{Name: name, Hash: r.Hash, Quality: r.Quality})
+		res.Forms = append(res.Forms, Form{Name: name, Variant: variant, Hash: r.Hash, Quality: r.Quality})
 	}
 	orient := v.Orientation > 1 && v.Orientation <= 8
 	for i, f := range v.Frames {
@@ -62,16 +62,16 @@ func HashViewed(v Viewed, opt Options) Result {
 				res.Dihedral = stored.Dihedral
 			}
 		} else {
-			add(prefix, Result{Hash: stored.Hash, Quality: stored.Quality})
+			add(prefix, VariantFrame, Result{Hash: stored.Hash, Quality: stored.Quality})
 		}
 		if orient {
-			add(join(prefix, "displayed"), fromImageOriented(f, v.Orientation, opt))
+			add(join(prefix, "displayed"), VariantDisplayed, fromImageOriented(f, v.Orientation, opt))
 		}
 		if i < len(v.Managed) && v.Managed[i] != nil {
 			if orient {
-				add(join(prefix, "displayed colour-managed"), fromImageOriented(v.Managed[i], v.Orientation, opt))
+				add(join(prefix, "displayed colour-managed"), VariantColourManaged, fromImageOriented(v.Managed[i], v.Orientation, opt))
 			} else {
-				add(join(prefix, "colour-managed"), FromImage(v.Managed[i], opt))
+				add(join(prefix, "colour-managed"), VariantColourManaged, FromImage(v.Managed[i], opt))
 			}
 		}
 		if !hasAlpha(f) {
@@ -83,9 +83,9 @@ func HashViewed(v Viewed, opt Options) Result {
 		}{{"on white", 0xff}, {"on black", 0}} {
 			c := composite(f, bg.v)
 			if orient {
-				add(join(prefix, "displayed "+bg.name), fromImageOriented(c, v.Orientation, opt))
+				add(join(prefix, "displayed "+bg.name), VariantComposited, fromImageOriented(c, v.Orientation, opt))
 			} else {
-				add(join(prefix, bg.name), FromImage(c, opt))
+				add(join(prefix, bg.name), VariantComposited, FromImage(c, opt))
 			}
 		}
 	}

@@ -184,7 +184,7 @@ func hashVideo(data []byte, kind string, opt pdq.Options) (pdq.Result, string, e
 		if times[i] >= 0 {
 			name = "video frame at " + strconv.FormatFloat(times[i], 'f', 1, 64) + "s"
 		}
-		res.Forms = append(res.Forms, pdq.Form{Name: name, Hash: f.Hash, Quality: f.Quality})
+		res.Forms = append(res.Forms, pdq.Form{Name: name, Variant: pdq.VariantFrame, Hash: f.Hash, Quality: f.Quality})
 	}
 	return res, kind, nil
 }
