@@ -16,6 +16,9 @@ const (
 	VariantComposited = "composited"
 	// VariantColourManaged is a picture with its ICC profile applied.
 	VariantColourManaged = "colour-managed"
+	// VariantEmbedded is a picture found inside another file (a PDF's
+	// image, a ZIP entry, cover art); set by the caller that carved it.
+	VariantEmbedded = "embedded"
 	// VariantTrimmed is the picture without its uniform borders.
 	VariantTrimmed = "trimmed"
 	// VariantPeeled is the picture without edge bars that are mostly one
