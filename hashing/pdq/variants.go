@@ -195,7 +195,9 @@ func newEdgeMap(p *plane, cols bool) *edgeMap {
 
 // support counts the edges at boundary i from a to b.
 func (m *edgeMap) support(i, a, b int) int {
-	if m.sum[i] == nil {
+	// Boundaries 0 and n are the picture's own edges: nothing is pasted
+	// across them.
+	if i <= 0 || i >= len(m.sum) || m.sum[i] == nil {
 		return 0
 	}
 	return int(m.sum[i][b] - m.sum[i][a])
