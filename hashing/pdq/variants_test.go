@@ -82,7 +82,7 @@ func TestVariantsUndoEdits(t *testing.T) {
 			if d, f := closest(plain, want, minQ); d <= threshold {
 				t.Fatalf("the edit does not defeat the plain hash: %s at distance %d", f.Name, d)
 			}
-			if tc.search == SearchDeep {
+			if tc.search == SearchDeep && !raceOn {
 				res := HashViewed(Viewed{Frames: []image.Image{edited}}, Options{Search: SearchDefault})
 				if d, f := closest(res, want, minQ); d <= threshold {
 					t.Logf("the default search already finds it: %s (%s) at %d", f.Name, f.Variant, d)
@@ -97,7 +97,14 @@ func TestVariantsUndoEdits(t *testing.T) {
 			if tc.variant != "" && f.Variant != tc.variant {
 				t.Errorf("found by %s (%q), want %s", f.Variant, f.Name, tc.variant)
 			}
-			for seed := 2; seed <= 4; seed++ {
+			// Three clean twins each; one under the race detector, which
+			// slows the deep search 20-fold and has nothing to find in it
+			// (FuzzVariants and the goroutine-free code are its guard).
+			twins := 4
+			if raceOn {
+				twins = 2
+			}
+			for seed := 2; seed <= twins; seed++ {
 				clean := tc.edit(testimg.Photo(seed, 400, 300))
 				cr := HashViewed(Viewed{Frames: []image.Image{clean}}, Options{Search: tc.search})
 				if d, f := closest(cr, want, minQ); d <= threshold {
