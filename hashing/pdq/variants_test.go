@@ -1,10 +1,15 @@
 package pdq
 
 import (
+	"bytes"
 	"image"
+	_ "image/jpeg"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/mediaguard/mediaguard/internal/edits"
+	"github.com/mediaguard/mediaguard/internal/sharedref"
 	"github.com/mediaguard/mediaguard/internal/testimg"
 )
 
@@ -154,4 +159,35 @@ func lumaOf(img image.Image) []float32 {
 	l := make([]float32, b.Dx()*b.Dy())
 	fillLuma(img, l, b.Dy(), b.Dx(), 1)
 	return l
+}
+
+// TestVariantsOnRealPhoto: the same edits of a real photo (the PDQ
+// vectors' bridge, from ../shared) and of the misc clean pictures, with
+// the distances logged: the table in the issue #13 resolution.
+func TestVariantsOnRealPhoto(t *testing.T) {
+	const threshold, minQ = 31, 50
+	dir := sharedref.PDQVectors(t)
+	data, err := os.ReadFile(filepath.Join(dir, "bridge-mods", "aaa-orig.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := FromImage(listed, Options{}).Hash
+	for _, tc := range editCases {
+		if raceOn && tc.search == SearchDeep {
+			continue
+		}
+		edited := tc.edit(listed)
+		plain := HashViewed(Viewed{Frames: []image.Image{edited}}, Options{})
+		pd, _ := closest(plain, want, 0)
+		res := HashViewed(Viewed{Frames: []image.Image{edited}}, Options{Search: tc.search})
+		d, f := closest(res, want, minQ)
+		t.Logf("%-52s plain %3d -> %3d by %s (%q, quality %d)", tc.name, pd, d, f.Variant, f.Name, f.Quality)
+		if d > threshold {
+			t.Errorf("%s: not found (closest %q at %d)", tc.name, f.Name, d)
+		}
+	}
 }
