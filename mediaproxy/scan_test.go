@@ -51,7 +51,7 @@ func TestClientLeavesMidHash(t *testing.T) {
 	// A worker that greets and never answers (the image fits in the
 	// pipe's buffer, so sending it completes).
 	p.workers = worker.NewPool(1, worker.Options{Command: func() *exec.Cmd {
-		return exec.Command("sh", "-c", "printf 'mediaguard-hash-worker 1\\n'; exec sleep 30")
+		return exec.Command("sh", "-c", "printf 'mediaguard-hash-worker 2\\n'; exec sleep 30")
 	}})
 	defer p.workers.Close()
 	img := jpegBytes(testPhoto(12, 320, 240), 90)
