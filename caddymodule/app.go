@@ -16,6 +16,7 @@ import (
 
 	"github.com/mediaguard/mediaguard/audit"
 	"github.com/mediaguard/mediaguard/hashing/external"
+	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/homeserver"
 	"github.com/mediaguard/mediaguard/matcher"
 	"github.com/mediaguard/mediaguard/mediaproxy"
@@ -42,6 +43,15 @@ type App struct {
 	// Dihedral also matches the 8 rotations and mirror images of every
 	// image against local banks.
 	Dihedral bool `json:"dihedral,omitempty"`
+	// PDQSearch selects the variants of every picture hashed and matched
+	// beside the forms a viewer is shown, each undoing a cheap edit made
+	// to slip a picture past hash lists: "default" (when empty) adds the
+	// picture with borders trimmed, caption bars peeled and gaps removed,
+	// the quadrants of a collage, the negative and the contrast
+	// stretched; "deep" adds half-size windows and small rotations, at
+	// several times the hashing cost; "off" hashes only what a viewer is
+	// shown.
+	PDQSearch string `json:"pdq_search,omitempty"`
 	// HMA lists ThreatExchange HMA 2.0 instances asked after local banks.
 	HMA []HMABackend `json:"hma,omitempty"`
 	// Services lists other JSON lookup services (the Mjolnir HMA plugin's
@@ -213,6 +223,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.PDQThreshold < 0 || a.PDQThreshold > matcher.MaxPDQThreshold {
 		return fmt.Errorf("mediaguard: pdq_threshold %d out of range 0..%d", a.PDQThreshold, matcher.MaxPDQThreshold)
 	}
+	search, err := pdqSearch(a.PDQSearch)
+	if err != nil {
+		return err
+	}
 	local, err := matcher.NewLocal(matcher.LocalConfig{
 		Banks:         a.Banks,
 		PDQThreshold:  a.PDQThreshold,
@@ -358,6 +372,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		MaxPixels:            a.MaxPixels,
 		OnUndecodableImage:   a.OnUndecodableImage,
 		Dihedral:             a.Dihedral,
+		PDQSearch:            search,
 		ServerName:           a.ServerName,
 		Memory:               mem,
 		Observer:             &observer{app: a, log: a.log},
@@ -365,6 +380,19 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Logger:               a.log.Named("proxy"),
 	})
 	return err
+}
+
+// pdqSearch reads pdq_search; empty is the default search, not pdq's
+// zero value (off): a config written before variants existed gets them.
+func pdqSearch(s string) (pdq.Search, error) {
+	if s == "" {
+		return pdq.SearchDefault, nil
+	}
+	search, err := pdq.ParseSearch(s)
+	if err != nil {
+		return 0, fmt.Errorf("mediaguard: pdq_search must be default, deep or off, not %q", s)
+	}
+	return search, nil
 }
 
 // Validate checks what Provision could not.

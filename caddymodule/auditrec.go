@@ -52,7 +52,7 @@ func (o *observer) record(d *mediaproxy.Decision, dir string) string {
 		}
 	}
 	ev := auditVerdict{Outcome: string(d.Outcome), Bank: d.Verdict.Bank, HashType: string(d.Verdict.HashType), MatchedHash: d.Verdict.MatchedHash,
-		Distance: d.Verdict.Distance, Confidence: d.Verdict.Confidence, Source: d.Verdict.Source, Form: d.Verdict.Form, Reason: d.Verdict.Reason,
+		Distance: d.Verdict.Distance, Confidence: d.Verdict.Confidence, Source: d.Verdict.Source, Form: d.Verdict.Form, Variant: d.Verdict.Variant, Reason: d.Verdict.Reason,
 		Notes: d.Verdict.Notes, Unscannable: d.UnscannableReason}
 	if d.Outcome == mediaproxy.Blocked || d.Outcome == mediaproxy.LateBlocked {
 		ev.Action = actionTaken(d)

@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/dustin/go-humanize"
 
+	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/matcher"
 	"github.com/mediaguard/mediaguard/mediaproxy"
 )
@@ -36,6 +37,7 @@ func init() {
 //		pdq_threshold N
 //		min_pdq_quality N
 //		dihedral [on|off]
+//		pdq_search default|deep|off
 //		on_matcher_error open|closed
 //		on_undecodable_image block|allow
 //		cache { match_ttl D; miss_ttl D; max_entries N }
@@ -174,6 +176,14 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					return d.Errf("dihedral: want on or off, not %q", d.Val())
 				}
 			}
+		case "pdq_search":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			if _, err := pdq.ParseSearch(d.Val()); err != nil || d.Val() == "" {
+				return d.Errf("pdq_search: want default, deep or off, not %q", d.Val())
+			}
+			a.PDQSearch = d.Val()
 		case "on_matcher_error":
 			if !d.NextArg() {
 				return d.ArgErr()

@@ -9,7 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/mediaguard/mediaguard/hashing/pdq"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden adapt files")
@@ -65,6 +68,7 @@ func TestCaddyfileErrorsNameTheDirective(t *testing.T) {
 		{"on_undecodable_image maybe", "on_undecodable_image"},
 		{"max_upload_size lots", "max_upload_size"},
 		{"dihedral sideways", "dihedral"},
+		{"pdq_search sideways", "pdq_search: want default, deep or off"},
 		{"hma http://h {\n colour blue\n }", "hma: unknown option"},
 		{"cache {\n match_ttl -1s\n }", "match_ttl"},
 		{"breaker {\n failure_ratio 2\n }", "failure_ratio"},
@@ -83,6 +87,31 @@ func TestCaddyfileErrorsNameTheDirective(t *testing.T) {
 	for _, src := range []string{":8080 {\n\tmediaguard extra\n}\n", ":8080 {\n\tmediaguard_lookup {\n\t\tnope\n\t}\n}\n"} {
 		if _, _, err := (caddyfile.Adapter{ServerType: serverType()}).Adapt([]byte(src), nil); err == nil {
 			t.Errorf("%q adapted without error", src)
+		}
+	}
+}
+
+// pdq_search takes default, deep or off; unset is the default search, not
+// pdq's zero value (off), and a bad value stops the config at provision.
+func TestPDQSearchOption(t *testing.T) {
+	for in, want := range map[string]pdq.Search{"": pdq.SearchDefault, "default": pdq.SearchDefault, "deep": pdq.SearchDeep, "off": pdq.SearchOff} {
+		if got, err := pdqSearch(in); err != nil || got != want {
+			t.Errorf("%q: %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"sideways", "Deep", "on"} {
+		if _, err := pdqSearch(in); err == nil || !strings.Contains(err.Error(), "pdq_search must be default, deep or off") {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+	err := caddy.Validate(&caddy.Config{AppsRaw: caddy.ModuleMap{"mediaguard": json.RawMessage(`{"pdq_search":"sideways"}`)}})
+	if err == nil || !strings.Contains(err.Error(), `pdq_search must be default, deep or off, not "sideways"`) {
+		t.Fatalf("provisioning a bad pdq_search: %v", err)
+	}
+	for _, src := range []string{"pdq_search", "pdq_search sideways", `pdq_search ""`, "pdq_search deep off"} {
+		in := "{\n\tmediaguard {\n\t\t" + src + "\n\t}\n}\n:8080 {\n\tmediaguard\n}\n"
+		if _, _, err := (caddyfile.Adapter{ServerType: serverType()}).Adapt([]byte(in), nil); err == nil || !strings.Contains(err.Error(), "pdq_search") {
+			t.Errorf("%q: %v", src, err)
 		}
 	}
 }

@@ -17,7 +17,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "mediaguard",
-		Usage: "hash [--json] [--dihedral] [--resize512] FILE...",
+		Usage: "hash [--json] [--dihedral] [--resize512] [--variants [--deep]] FILE...",
 		Short: "mediaguard tools: hash media the way the proxy does",
 		Long: `Tools for operators of mediaguard, the Matrix media scanner.
 
@@ -33,10 +33,10 @@ func init() {
 }
 
 func hashCommand() *cobra.Command {
-	var asJSON, dihedral, resize512, reference bool
+	var asJSON, dihedral, resize512, reference, variants, deep bool
 	var maxPixels int
 	c := &cobra.Command{
-		Use:   "hash [--json] [--dihedral] [--resize512] FILE...",
+		Use:   "hash [--json] [--dihedral] [--resize512] [--variants [--deep]] FILE...",
 		Short: "Print the digests and PDQ hash of each file",
 		Long: `Prints md5, sha1, sha256, pdq (64 hex) and pdq_quality for each FILE.
 A file that is not a decodable image gets its exact digests, an empty pdq and
@@ -47,15 +47,33 @@ sees: forms lists the frames, the displayed orientation and transparency
 composited); pdq is the picture as stored. --reference decodes with Go's
 standard decoders only, the convention of the PDQ test vectors. PDQ is
 computed at full resolution like HMA; --resize512 uses the reference
-command-line tool's 512×512 pre-resize instead. Exits 1 if any file could not
-be read.`,
+command-line tool's 512×512 pre-resize instead.
+
+--variants also hashes the variants the proxy searches by default
+(pdq_search default: borders trimmed, caption bars peeled, gaps removed,
+quadrants, negative, contrast stretched), --deep those of pdq_search deep too
+(windows, rotations), and prints one line per hash with its kind (stored,
+frame, quadrant, ...); with --json, one object per hash, the picture as stored
+first, with the keys file, name, variant, pdq and pdq_quality (and error for a
+file without one).
+
+Exits 1 if any file could not be read.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opt := hashing.FileOptions{
 				PDQ:    pdq.Options{Dihedral: dihedral, Resize512: resize512},
 				Decode: pdq.DecodeOptions{MaxPixels: maxPixels, Viewed: !reference},
 			}
-			if failed := runHash(cmd.OutOrStdout(), cmd.ErrOrStderr(), args, opt, asJSON); failed > 0 {
+			variants = variants || deep
+			if variants {
+				// The proxy's own default, so what is printed is what it
+				// matches unless pdq_search says otherwise.
+				opt.PDQ.Search = pdq.SearchDefault
+				if deep {
+					opt.PDQ.Search = pdq.SearchDeep
+				}
+			}
+			if failed := runHash(cmd.OutOrStdout(), cmd.ErrOrStderr(), args, opt, asJSON, variants); failed > 0 {
 				cmd.SilenceUsage = true
 				return fmt.Errorf("%d of %d files could not be read", failed, len(args))
 			}
@@ -67,17 +85,35 @@ be read.`,
 	c.Flags().BoolVar(&dihedral, "dihedral", false, "also print the 8 dihedral PDQ hashes (original, rotate90, rotate180, rotate270, flipX, flipY, flipPlus1, flipMinus1)")
 	c.Flags().BoolVar(&resize512, "resize512", false, "pre-resize images larger than 512 px to 512×512 like the reference CLI")
 	c.Flags().IntVar(&maxPixels, "max-pixels", pdq.DefaultMaxPixels, "refuse images with more pixels than this")
+	c.Flags().BoolVar(&variants, "variants", false, "also hash the variants pdq_search default adds and print every hash with its kind")
+	c.Flags().BoolVar(&deep, "deep", false, "with --variants, the variants of pdq_search deep (windows, rotations) too")
 	return c
 }
 
-// runHash writes one report per file and returns how many files failed.
-func runHash(stdout, stderr io.Writer, files []string, opt hashing.FileOptions, asJSON bool) (failed int) {
+// variantLine is a line of hash --variants --json.
+type variantLine struct {
+	hashing.VariantReport
+	Error string `json:"error,omitempty"`
+}
+
+// runHash writes one report per file (with variants, one line per hash)
+// and returns how many files failed.
+func runHash(stdout, stderr io.Writer, files []string, opt hashing.FileOptions, asJSON, variants bool) (failed int) {
 	enc := json.NewEncoder(stdout)
 	for _, f := range files {
 		rep, err := hashing.HashFile(f, opt)
 		if err != nil {
 			fmt.Fprintf(stderr, "mediaguard hash: %v\n", err)
 			failed++
+			continue
+		}
+		if asJSON && variants {
+			if rep.Error != "" {
+				enc.Encode(variantLine{VariantReport: hashing.VariantReport{File: rep.File}, Error: rep.Error})
+			}
+			for _, v := range rep.Variants() {
+				enc.Encode(variantLine{VariantReport: v})
+			}
 			continue
 		}
 		if asJSON {
@@ -92,6 +128,16 @@ func runHash(stdout, stderr io.Writer, files []string, opt hashing.FileOptions, 
 		fmt.Fprintf(stdout, "  pdq          %s\n  pdq_quality  %d\n", rep.PDQ, rep.PDQQuality)
 		for i, h := range rep.Dihedral {
 			fmt.Fprintf(stdout, "  %-12s %s\n", pdq.DihedralNames[i], h)
+		}
+		if variants {
+			for _, v := range rep.Variants() {
+				name := ""
+				if v.Name != "" {
+					name = " (" + v.Name + ")"
+				}
+				fmt.Fprintf(stdout, "  variant      %-14s %s q%d%s\n", v.Variant, v.PDQ, v.PDQQuality, name)
+			}
+			continue
 		}
 		for _, f := range rep.Forms {
 			fmt.Fprintf(stdout, "  form         %s q%d (%s)\n", f.PDQ, f.PDQQuality, f.Name)

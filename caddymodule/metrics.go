@@ -34,8 +34,8 @@ var (
 	}, []string{"direction"})
 	blocks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "blocks_total",
-		Help: "Media blocked after hashing, by direction and the hash type that matched.",
-	}, []string{"direction", "hash_type"})
+		Help: "Media blocked after hashing, by direction, the hash type that matched and the variant of the media it matched (stored, embedded, frame, displayed, composited, colour-managed, trimmed, peeled, degapped, quadrant, negative, stretched, window, rotated).",
+	}, []string{"direction", "hash_type", "variant"})
 	spoolBytes = prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "spool_bytes",
 		Help: "Bytes of uploads currently spooled to disk.",

@@ -115,6 +115,7 @@ type auditVerdict struct {
 	Confidence  float64  `json:"confidence,omitempty"`
 	Source      string   `json:"source,omitempty"`
 	Form        string   `json:"form,omitempty"`
+	Variant     string   `json:"variant,omitempty"`
 	Reason      string   `json:"reason,omitempty"`
 	Notes       []string `json:"notes,omitempty"`
 	Unscannable string   `json:"unscannable,omitempty"`
@@ -134,7 +135,7 @@ func detection(id string, d *mediaproxy.Decision, dir string) notify.Detection {
 		ID: id, Time: time.Now(), Direction: dir, Endpoint: d.Endpoint.Name, User: d.User,
 		MXC: media, HashType: string(v.HashType), MatchedHash: v.MatchedHash,
 		Bank: v.Bank, Source: v.Source, Distance: v.Distance, Confidence: v.Confidence,
-		Form: v.Form, Action: actionTaken(d),
+		Form: v.Form, Variant: v.Variant, Action: actionTaken(d),
 	}
 }
 
@@ -148,7 +149,7 @@ func detectionFromRecord(r audit.Record) notify.Detection {
 	return notify.Detection{
 		ID: r.ID, Time: r.Time, Direction: r.Direction, Endpoint: r.Endpoint, User: user,
 		MXC: mxc(r.Media), HashType: v.HashType, MatchedHash: v.MatchedHash, Bank: v.Bank,
-		Source: v.Source, Distance: v.Distance, Confidence: v.Confidence, Form: v.Form, Action: v.Action,
+		Source: v.Source, Distance: v.Distance, Confidence: v.Confidence, Form: v.Form, Variant: v.Variant, Action: v.Action,
 	}
 }
 

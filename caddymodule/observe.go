@@ -4,6 +4,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/mediaproxy"
 )
 
@@ -31,7 +32,7 @@ func (o *observer) Observe(d *mediaproxy.Decision) {
 	switch d.Outcome {
 	case mediaproxy.Blocked, mediaproxy.LateBlocked:
 		v := d.Verdict
-		blocks.WithLabelValues(dir, string(v.HashType)).Inc()
+		blocks.WithLabelValues(dir, string(v.HashType), variantLabel(v.Variant)).Inc()
 		matched := v.MatchedHash
 		if len(matched) > 16 {
 			matched = matched[:16]
@@ -40,7 +41,7 @@ func (o *observer) Observe(d *mediaproxy.Decision) {
 		o.log.Warn("media blocked",
 			zap.String("direction", dir), zap.String("endpoint", d.Endpoint.Name),
 			zap.String("verdict", string(d.Outcome)), zap.String("media", d.MediaKey),
-			zap.String("bank", v.Bank), zap.String("hash_type", string(v.HashType)),
+			zap.String("bank", v.Bank), zap.String("hash_type", string(v.HashType)), zap.String("variant", variantLabel(v.Variant)),
 			zap.String("matched_hash_prefix", matched), zap.Int("distance", v.Distance),
 			zap.String("source", v.Source), zap.String("sha256", d.Digests.SHA256Hex()), zap.String("user", d.User),
 			zap.String("remote_ip", d.Request.RemoteAddr))
@@ -85,8 +86,25 @@ func (o *observer) emit(d *mediaproxy.Decision, dir, matched string) {
 	v := d.Verdict
 	ev.Emit(o.app.ctx, "mediaguard.blocked", map[string]any{
 		"direction": dir, "endpoint": d.Endpoint.Name, "verdict": string(d.Outcome),
-		"media": d.MediaKey, "bank": v.Bank, "hash_type": string(v.HashType),
+		"media": d.MediaKey, "bank": v.Bank, "hash_type": string(v.HashType), "variant": variantLabel(v.Variant),
 		"matched_hash_prefix": matched, "distance": v.Distance, "source": v.Source,
 		"confidence": v.Confidence, "sha256": d.Digests.SHA256Hex(), "user": d.User,
 	})
+}
+
+// variantLabel is the variant label of a block: one of pdq's closed set
+// of kinds. A match with no kind is of the media as stored (evidence from
+// before kinds existed); anything outside the set is "other", so no value
+// that reached a verdict can grow the label's cardinality.
+func variantLabel(v string) string {
+	switch v {
+	case "":
+		return pdq.VariantStored
+	case pdq.VariantStored, pdq.VariantFrame, pdq.VariantDisplayed, pdq.VariantComposited,
+		pdq.VariantColourManaged, pdq.VariantEmbedded, pdq.VariantTrimmed, pdq.VariantPeeled,
+		pdq.VariantDegapped, pdq.VariantQuadrant, pdq.VariantNegative, pdq.VariantStretched,
+		pdq.VariantWindow, pdq.VariantRotated:
+		return v
+	}
+	return "other"
 }

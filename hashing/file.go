@@ -29,9 +29,40 @@ type Report struct {
 
 // FormReport is one further form of the media and its PDQ hash.
 type FormReport struct {
-	Name       string `json:"name"`
+	Name string `json:"name"`
+	// Variant is the form's kind, one of pdq's Variant kinds ("frame",
+	// "displayed", "quadrant", ...): what a match of it is reported as.
+	Variant    string `json:"variant"`
 	PDQ        string `json:"pdq"`
 	PDQQuality int    `json:"pdq_quality"`
+}
+
+// VariantReport is one PDQ hash of a file with its kind: a line of
+// `caddy mediaguard hash --variants --json`, flat so each hash can be
+// grepped and banked on its own.
+type VariantReport struct {
+	File string `json:"file"`
+	// Name says which form ("" for the picture as stored).
+	Name string `json:"name"`
+	// Variant is the kind: "stored" for the picture as stored, else one
+	// of pdq's Variant kinds.
+	Variant    string `json:"variant"`
+	PDQ        string `json:"pdq"`
+	PDQQuality int    `json:"pdq_quality"`
+}
+
+// Variants lists every PDQ hash of the report, the picture as stored
+// first; none when the file had no PDQ hash.
+func (r Report) Variants() []VariantReport {
+	if r.PDQ == "" {
+		return nil
+	}
+	out := make([]VariantReport, 0, 1+len(r.Forms))
+	out = append(out, VariantReport{File: r.File, Variant: pdq.VariantStored, PDQ: r.PDQ, PDQQuality: r.PDQQuality})
+	for _, f := range r.Forms {
+		out = append(out, VariantReport{File: r.File, Name: f.Name, Variant: f.Variant, PDQ: f.PDQ, PDQQuality: f.PDQQuality})
+	}
+	return out
 }
 
 // FileOptions choose the PDQ convention and limits for HashFile.
@@ -90,7 +121,7 @@ func HashReadSeeker(name string, r io.ReadSeeker, opt FileOptions) (Report, erro
 		}
 	}
 	for _, f := range res.Forms {
-		rep.Forms = append(rep.Forms, FormReport{Name: f.Name, PDQ: f.Hash.String(), PDQQuality: f.Quality})
+		rep.Forms = append(rep.Forms, FormReport{Name: f.Name, Variant: f.Variant, PDQ: f.Hash.String(), PDQQuality: f.Quality})
 	}
 	return rep, nil
 }

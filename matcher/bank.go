@@ -468,20 +468,20 @@ func (l *Local) Match(ctx context.Context, q Query) (Verdict, error) {
 	for _, b := range st.active {
 		if q.Has&HasMD5 != 0 {
 			if r, ok := b.md5[q.MD5]; ok {
-				v.Evidence = appendExact(v.Evidence, b, MD5, q.MD5[:], r)
+				v.Evidence = appendExact(v.Evidence, b, MD5, q.MD5[:], r, pdq.VariantStored)
 			}
 			if r, ok := b.videoMD5[q.MD5]; ok {
-				v.Evidence = appendExact(v.Evidence, b, VideoMD5, q.MD5[:], r)
+				v.Evidence = appendExact(v.Evidence, b, VideoMD5, q.MD5[:], r, pdq.VariantStored)
 			}
 		}
 		if q.Has&HasSHA1 != 0 {
 			if r, ok := b.sha1[q.SHA1]; ok {
-				v.Evidence = appendExact(v.Evidence, b, SHA1, q.SHA1[:], r)
+				v.Evidence = appendExact(v.Evidence, b, SHA1, q.SHA1[:], r, pdq.VariantStored)
 			}
 		}
 		if q.Has&HasSHA256 != 0 {
 			if r, ok := b.sha256[q.SHA256]; ok {
-				v.Evidence = appendExact(v.Evidence, b, SHA256, q.SHA256[:], r)
+				v.Evidence = appendExact(v.Evidence, b, SHA256, q.SHA256[:], r, pdq.VariantStored)
 			}
 		}
 	}
@@ -489,13 +489,13 @@ func (l *Local) Match(ctx context.Context, q Query) (Verdict, error) {
 		for _, b := range st.active {
 			n := len(v.Evidence)
 			if r, ok := b.md5[e.MD5]; ok {
-				v.Evidence = appendExact(v.Evidence, b, MD5, e.MD5[:], r)
+				v.Evidence = appendExact(v.Evidence, b, MD5, e.MD5[:], r, pdq.VariantEmbedded)
 			}
 			if r, ok := b.sha1[e.SHA1]; ok {
-				v.Evidence = appendExact(v.Evidence, b, SHA1, e.SHA1[:], r)
+				v.Evidence = appendExact(v.Evidence, b, SHA1, e.SHA1[:], r, pdq.VariantEmbedded)
 			}
 			if r, ok := b.sha256[e.SHA256]; ok {
-				v.Evidence = appendExact(v.Evidence, b, SHA256, e.SHA256[:], r)
+				v.Evidence = appendExact(v.Evidence, b, SHA256, e.SHA256[:], r, pdq.VariantEmbedded)
 			}
 			for i := n; i < len(v.Evidence); i++ {
 				v.Evidence[i].Form = e.Where
@@ -513,7 +513,7 @@ func (l *Local) Match(ctx context.Context, q Query) (Verdict, error) {
 			v.Notes = append(v.Notes, "pdq not matched: quality "+strconv.Itoa(q.PDQQuality)+
 				" is below the minimum "+strconv.Itoa(l.minQuality))
 		default:
-			v.Evidence = l.matchPDQ(v.Evidence, st, q.PDQ, q.Dihedral, "")
+			v.Evidence = l.matchPDQ(v.Evidence, st, q.PDQ, q.Dihedral, pdq.Form{Variant: pdq.VariantStored})
 		}
 	}
 	if len(q.Forms) > 0 {
@@ -522,7 +522,7 @@ func (l *Local) Match(ctx context.Context, q Query) (Verdict, error) {
 	if len(v.Evidence) > 0 {
 		best := &v.Evidence[0]
 		v.Match = true
-		v.Bank, v.HashType, v.MatchedHash, v.Distance, v.Source, v.Form = best.Bank, best.HashType, best.Hash, best.Distance, best.Source, best.Form
+		v.Bank, v.HashType, v.MatchedHash, v.Distance, v.Source, v.Form, v.Variant = best.Bank, best.HashType, best.Hash, best.Distance, best.Source, best.Form, best.Variant
 		if best.HashType == PDQ {
 			v.Confidence = PDQConfidence(best.Distance)
 		} else {
@@ -533,13 +533,13 @@ func (l *Local) Match(ctx context.Context, q Query) (Verdict, error) {
 	return v, nil
 }
 
-func appendExact(ev []Evidence, b *Bank, t HashType, digest []byte, r entryRef) []Evidence {
+func appendExact(ev []Evidence, b *Bank, t HashType, digest []byte, r entryRef, variant string) []Evidence {
 	if ev == nil {
 		ev = make([]Evidence, 0, 4)
 	}
 	return append(ev, Evidence{
 		Bank: b.name, HashType: t, Hash: hex.EncodeToString(digest),
-		Label: b.label(r), Source: b.source,
+		Label: b.label(r), Source: b.source, Variant: variant,
 	})
 }
 
@@ -556,7 +556,7 @@ func (l *Local) matchForms(ev []Evidence, st *localState, q *Query) []Evidence {
 		if f.Hash.IsZero() || f.Quality < l.minQuality {
 			continue
 		}
-		pdqEv = l.matchPDQ(pdqEv, st, f.Hash, nil, f.Name)
+		pdqEv = l.matchPDQ(pdqEv, st, f.Hash, nil, f)
 	}
 	slices.SortStableFunc(pdqEv, func(a, b Evidence) int { return a.Distance - b.Distance })
 	out := ev[:nExact]
@@ -574,9 +574,10 @@ func (l *Local) matchForms(ev []Evidence, st *localState, q *Query) []Evidence {
 
 // matchPDQ appends the best PDQ evidence for hash h (smallest distance
 // first, at most one per banked entry) after ev, up to maxEvidence; form
-// names the form of the media h was taken from ("" for the stored
-// picture). With dihedral matching on, dihedral holds h's 8 variants.
-func (l *Local) matchPDQ(ev []Evidence, st *localState, h pdq.Hash, dihedral []pdq.Hash, form string) []Evidence {
+// is the form of the media h was taken from, whose name (empty for the
+// stored picture) and kind the evidence carries. With dihedral matching
+// on, dihedral holds h's 8 variants.
+func (l *Local) matchPDQ(ev []Evidence, st *localState, h pdq.Hash, dihedral []pdq.Hash, form pdq.Form) []Evidence {
 	room := maxEvidence - len(ev)
 	if room <= 0 || len(st.active) == 0 {
 		return ev
@@ -642,7 +643,7 @@ func (l *Local) matchPDQ(ev []Evidence, st *localState, h pdq.Hash, dihedral []p
 			b := st.active[c.bank]
 			e := Evidence{
 				Bank: b.name, HashType: PDQ, Hash: b.pdq.Hash(c.id).String(),
-				Distance: int(c.dist), Label: b.pdqLabel(c.id), Source: b.source, Form: form,
+				Distance: int(c.dist), Label: b.pdqLabel(c.id), Source: b.source, Form: form.Name, Variant: form.Variant,
 			}
 			if c.variant > 0 {
 				e.Dihedral = DihedralNames[c.variant]

@@ -642,6 +642,8 @@ func (g *Guard) decide(local Verdict, rr remoteResult) (Verdict, error) {
 		out.Distance = rr.v.Distance
 		out.Confidence = rr.v.Confidence
 		out.Source = rr.v.Source
+		out.Form = rr.v.Form
+		out.Variant = rr.v.Variant
 		out.Reason = rr.v.Reason
 		return out, nil
 	}
@@ -733,7 +735,9 @@ func (g *Guard) warnFull() {
 // cacheKey is a fixed-size digest of everything a remote answer depends on:
 // the digests present, the PDQ quality (it decides whether PDQ is sent) and
 // the media kind (HMA looks up video MD5 only for videos). Dihedral variants
-// are left out: remotes do not use them.
+// are left out: remotes do not use them. So are the forms' names and
+// kinds: they follow from the picture, whose forms' hashes are in the key,
+// so a cached verdict's Form and Variant are the ones a fresh call gives.
 func cacheKey(q *Query) string {
 	const maxKey = 4 + 16 + 20 + 32 + 32 + 1 + 32
 	buf := make([]byte, 0, maxKey+len(q.Kind))

@@ -179,7 +179,7 @@ func (h *HMA) Match(ctx context.Context, q Query) (Verdict, error) {
 	var v Verdict
 	var found []hmaMatch
 	var types []HashType
-	var hashes, forms []string
+	var hashes, forms, variants []string
 	asked := false
 	var pdqs []pdq.Form
 	if q.Has&HasPDQ != 0 {
@@ -189,7 +189,7 @@ func (h *HMA) Match(ctx context.Context, q Query) (Verdict, error) {
 		case q.PDQQuality < h.minPDQ:
 			v.Notes = append(v.Notes, fmt.Sprintf("hma %s: PDQ quality %d < %d: not looked up", h.name, q.PDQQuality, h.minPDQ))
 		default:
-			pdqs = append(pdqs, pdq.Form{Hash: q.PDQ, Quality: q.PDQQuality})
+			pdqs = append(pdqs, pdq.Form{Variant: pdq.VariantStored, Hash: q.PDQ, Quality: q.PDQQuality})
 		}
 	}
 	for _, f := range q.Forms {
@@ -209,6 +209,7 @@ func (h *HMA) Match(ctx context.Context, q Query) (Verdict, error) {
 				types = append(types, PDQ)
 				hashes = append(hashes, pdqs[i].Hash.String())
 				forms = append(forms, pdqs[i].Name)
+				variants = append(variants, pdqs[i].Variant)
 			}
 		}
 	}
@@ -223,6 +224,7 @@ func (h *HMA) Match(ctx context.Context, q Query) (Verdict, error) {
 			types = append(types, VideoMD5)
 			hashes = append(hashes, q.HexOf(VideoMD5))
 			forms = append(forms, "")
+			variants = append(variants, pdq.VariantStored)
 		}
 	}
 	if !asked && len(v.Notes) == 0 {
@@ -239,6 +241,7 @@ func (h *HMA) Match(ctx context.Context, q Query) (Verdict, error) {
 			HashType: types[i],
 			Hash:     hashes[i],
 			Form:     forms[i],
+			Variant:  variants[i],
 			Distance: m.distance,
 			Label:    "hma content " + strconv.FormatInt(m.contentID, 10),
 			Source:   "hma:" + m.bank,
@@ -275,6 +278,7 @@ func (h *HMA) Match(ctx context.Context, q Query) (Verdict, error) {
 	}
 	v.Source = best.Source
 	v.Form = best.Form
+	v.Variant = best.Variant
 	v.Reason = fmt.Sprintf("HMA bank %s (%s) matched %s at distance %d", best.Bank, best.Label, best.HashType, best.Distance)
 	v.Evidence = ev
 	return v, nil

@@ -105,6 +105,13 @@ type Evidence struct {
 	// Form names the form of the media that matched when it was not the
 	// picture as stored (e.g. "frame 3", "displayed", "on white").
 	Form string `json:"form,omitempty"`
+	// Variant is the kind of what matched, one of pdq's closed set of
+	// Variant kinds: "stored" for the file or picture as stored (exact
+	// digests included), "embedded" for a file or picture found inside
+	// it, else the form's kind ("frame", "quadrant", "negative", ...).
+	// Unlike Form it names no input, so it may label metrics; "" when the
+	// form that matched had no kind.
+	Variant string `json:"variant,omitempty"`
 }
 
 // Verdict is a backend's or the Guard's answer.
@@ -123,6 +130,9 @@ type Verdict struct {
 	// "displayed", "on white", "video frame at 4.0s"), "" for the
 	// picture as stored.
 	Form string `json:"form,omitempty"`
+	// Variant is the best evidence's Variant: the kind of what matched
+	// ("stored", "embedded", "quadrant", ...), "" without a match.
+	Variant string `json:"variant,omitempty"`
 	// Reason is a human sentence for logs, notices and the lookup API.
 	Reason string `json:"reason,omitempty"`
 	// Unscanned is set by the Guard under the fail-open policy when a

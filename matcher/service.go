@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/mediaguard/mediaguard/hashing/pdq"
 )
 
 // ServiceConfig configures a JSON lookup service speaking the Mjolnir HMA
@@ -81,8 +83,14 @@ func (s *Service) Name() string { return s.name }
 // returned as ctx.Err().
 func (s *Service) Match(ctx context.Context, q Query) (Verdict, error) {
 	v, err := s.matchOne(ctx, q)
-	if err != nil || v.Match {
+	if err != nil {
 		return v, err
+	}
+	if v.Match {
+		// The contract's digests are the file's own and its stored
+		// picture's.
+		setVariant(&v, "", pdq.VariantStored)
+		return v, nil
 	}
 	// The contract carries one PDQ hash: the other forms of the media
 	// (frames, orientation, composites, embedded pictures) are asked one
@@ -102,14 +110,19 @@ func (s *Service) Match(ctx context.Context, q Query) (Verdict, error) {
 			return Verdict{}, err
 		}
 		if fv.Match {
-			fv.Form = f.Name
-			for i := range fv.Evidence {
-				fv.Evidence[i].Form = f.Name
-			}
+			setVariant(&fv, f.Name, f.Variant)
 			return fv, nil
 		}
 	}
 	return v, nil
+}
+
+// setVariant says which form of the media v's match is of.
+func setVariant(v *Verdict, form, variant string) {
+	v.Form, v.Variant = form, variant
+	for i := range v.Evidence {
+		v.Evidence[i].Form, v.Evidence[i].Variant = form, variant
+	}
 }
 
 // maxServiceForms bounds the extra requests one media costs a service.

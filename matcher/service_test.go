@@ -81,8 +81,8 @@ func TestServiceBlockAndRequestShape(t *testing.T) {
 	}
 	want := Verdict{
 		Match: true, Bank: "FAKE_BANK", HashType: SHA256, MatchedHash: q.HexOf(SHA256),
-		Confidence: 0.95, Source: "service:peer", Reason: "known CSAM hash",
-		Evidence: []Evidence{{Bank: "FAKE_BANK", HashType: SHA256, Hash: q.HexOf(SHA256), Source: "service:peer"}},
+		Confidence: 0.95, Source: "service:peer", Variant: "stored", Reason: "known CSAM hash",
+		Evidence: []Evidence{{Bank: "FAKE_BANK", HashType: SHA256, Hash: q.HexOf(SHA256), Source: "service:peer", Variant: "stored"}},
 	}
 	if !reflect.DeepEqual(v, want) {
 		t.Fatalf("verdict\n got %+v\nwant %+v", v, want)

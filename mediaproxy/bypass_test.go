@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mediaguard/mediaguard/hashing/pdq"
 )
 
 // TestNoMethodOrSpellingServesUnjudgedMedia is the request-shape half of
@@ -355,6 +357,9 @@ func TestEmbeddedDecoys(t *testing.T) {
 	zw.Close()
 	if resp, _ := e.upload(t, "application/zip", b.Bytes()); resp.StatusCode != 403 {
 		t.Fatalf("listed picture behind 40 decoys: %d %s", resp.StatusCode, e.obs.last().Outcome)
+	}
+	if v := e.obs.last().Verdict; v.Variant != pdq.VariantEmbedded || v.Form != "zip entry z.jpg" {
+		t.Fatalf("matched %q (%q); want the embedded picture", v.Form, v.Variant)
 	}
 }
 

@@ -92,9 +92,19 @@ func (p *Proxy) scanEmbedded(ctx context.Context, r io.ReadSeeker, q *matcher.Qu
 			continue
 		}
 		decoded++
-		q.Forms = append(q.Forms, pdq.Form{Name: part.Where, Hash: res.Hash, Quality: res.Quality})
-		for _, f := range res.Forms {
-			q.Forms = append(q.Forms, pdq.Form{Name: part.Where + " " + f.Name, Hash: f.Hash, Quality: f.Quality})
-		}
+		q.Forms = appendEmbeddedForms(q.Forms, part.Where, res)
+
 	}
+}
+
+// appendEmbeddedForms adds the forms of a picture found at where inside
+// the body: its stored hash is the embedded variant, and each of its own
+// forms keeps its kind (a quadrant of an embedded picture is a quadrant),
+// named after where it was found.
+func appendEmbeddedForms(forms []pdq.Form, where string, res pdq.Result) []pdq.Form {
+	forms = append(forms, pdq.Form{Name: where, Variant: pdq.VariantEmbedded, Hash: res.Hash, Quality: res.Quality})
+	for _, f := range res.Forms {
+		forms = append(forms, pdq.Form{Name: where + " " + f.Name, Variant: f.Variant, Hash: f.Hash, Quality: f.Quality})
+	}
+	return forms
 }

@@ -25,7 +25,10 @@ func TestImageBypassCorpus(t *testing.T) {
 				t.Fatal("a listed upload reached the homeserver")
 			}
 			if d := e.obs.last(); len(d.Verdict.Evidence) > 0 {
-				t.Logf("matched %s form %q at distance %d", d.Verdict.HashType, d.Verdict.Evidence[0].Form, d.Verdict.Distance)
+				t.Logf("matched %s form %q (%s) at distance %d", d.Verdict.HashType, d.Verdict.Evidence[0].Form, d.Verdict.Variant, d.Verdict.Distance)
+				if d.Verdict.Variant == "" {
+					t.Error("a block without the kind of what matched")
+				}
 			}
 			if resp, _ := e.upload(t, ct, clean); resp.StatusCode != 200 {
 				t.Fatalf("clean twin upload: %d (%s: %s)", resp.StatusCode, e.obs.last().Outcome, e.obs.last().UnscannableReason)

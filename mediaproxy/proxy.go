@@ -99,6 +99,11 @@ type Config struct {
 	OnUndecodableImage string
 	// Dihedral computes the 8 dihedral PDQ variants for the matcher.
 	Dihedral bool
+	// PDQSearch selects the variants of every picture hashed beside the
+	// forms a viewer is shown (trimmed, quadrants, negative, ...; see
+	// pdq.Search), for uploads, downloads and pictures embedded in other
+	// files alike. The zero value, pdq.SearchOff, hashes none.
+	PDQSearch pdq.Search
 	// ServerName is the homeserver's name, used to key federation
 	// requests (which carry only the media ID). Learned from the first
 	// upload response when empty.
@@ -247,6 +252,9 @@ func New(cfg Config) (*Proxy, error) {
 	case UndecodableBlock, UndecodableAllow:
 	default:
 		return nil, fmt.Errorf("mediaproxy: on_undecodable_image must be %q or %q, not %q", UndecodableBlock, UndecodableAllow, cfg.OnUndecodableImage)
+	}
+	if cfg.PDQSearch > pdq.SearchDeep {
+		return nil, fmt.Errorf("mediaproxy: unknown pdq search level %v", cfg.PDQSearch)
 	}
 	switch cfg.Hashing {
 	case "":

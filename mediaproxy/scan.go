@@ -324,19 +324,27 @@ const (
 // machine both want the same cores.
 func (p *Proxy) hashImage(ctx context.Context, r io.ReadSeeker) (res pdq.Result, err error) {
 	dopt := pdq.DecodeOptions{MaxPixels: p.cfg.MaxPixels, Viewed: true}
+	opt := p.pdqOptions()
 	if p.workers != nil {
-		res, err = p.workers.Hash(ctx, r, dopt, pdq.Options{Dihedral: p.cfg.Dihedral})
+		res, err = p.workers.Hash(ctx, r, dopt, opt)
 		if !errors.Is(err, worker.ErrUnavailable) {
 			return res, err
 		}
 		// The pool logged why; the image is still hashed.
 	}
-	return hashInline(r, dopt, p.cfg.Dihedral)
+	return hashInline(r, dopt, opt)
+}
+
+// pdqOptions are the options every picture judged is hashed with, on a
+// worker or inline: the two must give the same forms, or whether a
+// variant blocks would depend on where the picture was hashed.
+func (p *Proxy) pdqOptions() pdq.Options {
+	return pdq.Options{Dihedral: p.cfg.Dihedral, Search: p.cfg.PDQSearch}
 }
 
 // hashInline hashes on a niced thread of this process. PDQ gets one
 // worker so none of its passes run on ordinary, full-priority threads.
-func hashInline(r io.ReadSeeker, dopt pdq.DecodeOptions, dihedral bool) (res pdq.Result, err error) {
+func hashInline(r io.ReadSeeker, dopt pdq.DecodeOptions, opt pdq.Options) (res pdq.Result, err error) {
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		return pdq.Result{}, err
 	}
@@ -346,7 +354,8 @@ func hashInline(r io.ReadSeeker, dopt pdq.DecodeOptions, dihedral bool) (res pdq
 				err = fmt.Errorf("%w: hashing panicked: %v", pdq.ErrCorrupt, v)
 			}
 		}()
-		res, _, err = worker.HashViewed(r, dopt, pdq.Options{Dihedral: dihedral, Workers: 1})
+		opt.Workers = 1
+		res, _, err = worker.HashViewed(r, dopt, opt)
 	})
 	return res, err
 }

@@ -3,7 +3,9 @@ package mediaproxy
 import (
 	"bytes"
 	"context"
+	"image"
 	"os/exec"
+	"slices"
 	"testing"
 	"time"
 
@@ -51,7 +53,7 @@ func TestClientLeavesMidHash(t *testing.T) {
 	// A worker that greets and never answers (the image fits in the
 	// pipe's buffer, so sending it completes).
 	p.workers = worker.NewPool(1, worker.Options{Command: func() *exec.Cmd {
-		return exec.Command("sh", "-c", "printf 'mediaguard-hash-worker 1\\n'; exec sleep 30")
+		return exec.Command("sh", "-c", "printf 'mediaguard-hash-worker 2\\n'; exec sleep 30")
 	}})
 	defer p.workers.Close()
 	img := jpegBytes(testPhoto(12, 320, 240), 90)
@@ -69,5 +71,73 @@ func TestClientLeavesMidHash(t *testing.T) {
 	}
 	if s.query.Has&matcher.HasSHA256 == 0 {
 		t.Fatal("the exact digests were dropped")
+	}
+}
+
+// Every picture judged is hashed at the configured search level, on a
+// worker and inline alike: the same forms, with their kinds, as hashing
+// it directly at that level.
+func TestPDQSearchReachesTheHasher(t *testing.T) {
+	img := encodePNG(translucent(testPhoto(13, 96, 96)))
+	for _, hashing := range []string{HashingProcess, HashingInline} {
+		for _, search := range []pdq.Search{pdq.SearchOff, pdq.SearchDefault, pdq.SearchDeep} {
+			p, err := New(Config{Matcher: downMatcher{}, TempDir: t.TempDir(), Hashing: hashing, PDQSearch: search})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.pdqOptions().Search; got != search {
+				t.Fatalf("%s: options search %v, want %v", hashing, got, search)
+			}
+			want, _, err := worker.HashViewed(bytes.NewReader(img), pdq.DecodeOptions{Viewed: true}, pdq.Options{Workers: 1, Search: search})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := p.hashImage(context.Background(), bytes.NewReader(img))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Hash != want.Hash || !slices.Equal(got.Forms, want.Forms) {
+				t.Fatalf("%s, search %v: forms %+v, want %+v", hashing, search, got.Forms, want.Forms)
+			}
+			for _, f := range got.Forms {
+				if f.Variant == "" {
+					t.Errorf("%s, search %v: form %q has no kind", hashing, search, f.Name)
+				}
+			}
+		}
+	}
+	if _, err := New(Config{Matcher: downMatcher{}, TempDir: t.TempDir(), PDQSearch: pdq.SearchDeep + 1}); err == nil {
+		t.Fatal("an unknown search level was accepted")
+	}
+}
+
+// translucent is img with alpha varying across it, so it has composited
+// forms.
+func translucent(img *image.NRGBA) *image.NRGBA {
+	out := image.NewNRGBA(img.Bounds())
+	copy(out.Pix, img.Pix)
+	for i := 3; i < len(out.Pix); i += 4 {
+		out.Pix[i] = byte(i / 4 % 256)
+	}
+	return out
+}
+
+// An embedded picture's stored hash is the embedded kind; its own forms
+// keep theirs, named after where the picture was found.
+func TestEmbeddedFormsKeepTheirKind(t *testing.T) {
+	res := pdq.Result{Hash: pdq.Hash{1}, Quality: 90, Forms: []pdq.Form{
+		{Name: "frame 2", Variant: pdq.VariantFrame, Hash: pdq.Hash{2}, Quality: 80},
+		{Name: "quadrant 3", Variant: pdq.VariantQuadrant, Hash: pdq.Hash{3}, Quality: 70},
+	}}
+	prior := []pdq.Form{{Name: "on white", Variant: pdq.VariantComposited, Hash: pdq.Hash{9}}}
+	got := appendEmbeddedForms(prior, "zip entry a.png", res)
+	want := []pdq.Form{
+		prior[0],
+		{Name: "zip entry a.png", Variant: pdq.VariantEmbedded, Hash: pdq.Hash{1}, Quality: 90},
+		{Name: "zip entry a.png frame 2", Variant: pdq.VariantFrame, Hash: pdq.Hash{2}, Quality: 80},
+		{Name: "zip entry a.png quadrant 3", Variant: pdq.VariantQuadrant, Hash: pdq.Hash{3}, Quality: 70},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got  %+v\nwant %+v", got, want)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mediaguard/mediaguard/hashing/pdq"
 )
 
 // Detection describes one blocked media item. It carries only metadata:
@@ -46,6 +48,11 @@ type Detection struct {
 	// Form names the form of the media that matched when it was not the
 	// picture as stored ("frame 3", "displayed", "on white", ...).
 	Form string
+	// Variant is the kind of what matched, one of pdq's closed set
+	// ("stored", "embedded", "quadrant", "negative", ...; "" when not
+	// known): what the picture had been through, where Form says which
+	// part of the file it was.
+	Variant string
 	// Confidence is the match confidence in [0,1].
 	Confidence float64
 	// Action is what was done, e.g. "upload refused (403)".
@@ -139,6 +146,9 @@ func format(d Detection, more int, window time.Duration) (string, string) {
 	if f := clean(d.Form); f != "" {
 		match += " (" + f + ")"
 	}
+	if v := variantText[d.Variant]; v != "" {
+		match += ", " + v
+	}
 
 	type line struct {
 		label, text string
@@ -188,6 +198,26 @@ func format(d Detection, more int, window time.Duration) (string, string) {
 	return b.String(), h.String()
 }
 
+// variantText says in a notice what a match of each kind of the media
+// was of, so a moderator looks at the right thing: the quadrant of a
+// collage, not the whole. The picture as stored needs no words; a kind
+// not listed is left to the machine-readable field.
+var variantText = map[string]string{
+	pdq.VariantFrame:         "matched another of its frames",
+	pdq.VariantDisplayed:     "matched it as displayed (orientation applied)",
+	pdq.VariantComposited:    "matched it composited on a background",
+	pdq.VariantColourManaged: "matched it with its colour profile applied",
+	pdq.VariantEmbedded:      "matched a file embedded in it",
+	pdq.VariantTrimmed:       "matched it with its borders trimmed",
+	pdq.VariantPeeled:        "matched it with its caption bars peeled off",
+	pdq.VariantDegapped:      "matched it with a gap removed",
+	pdq.VariantQuadrant:      "matched its quadrant",
+	pdq.VariantNegative:      "matched its negative",
+	pdq.VariantStretched:     "matched it with its contrast stretched",
+	pdq.VariantWindow:        "matched a window of it",
+	pdq.VariantRotated:       "matched it rotated back",
+}
+
 // windowText says "minute" for the default window, so the summary reads
 // naturally ("in the last minute"), and the duration otherwise.
 func windowText(w time.Duration) string {
@@ -212,6 +242,7 @@ func machine(d Detection, more int) map[string]any {
 		"source":              clean(d.Source),
 		"distance":            d.Distance,
 		"form":                clean(d.Form),
+		"variant":             clean(d.Variant),
 		// A string, not a number: event content must be canonical JSON,
 		// which allows only integers; Dendrite rejects a float with
 		// 400 M_BAD_JSON "value is outside of safe range".

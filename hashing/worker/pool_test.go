@@ -196,7 +196,7 @@ func TestJobCPULimit(t *testing.T) {
 // slow machine never turns an image into "unscannable".
 func TestJobWallLimit(t *testing.T) {
 	p := NewPool(1, Options{JobWall: 100 * time.Millisecond, Command: func() *exec.Cmd {
-		return exec.Command("sh", "-c", "printf 'mediaguard-hash-worker 1\\n'; exec sleep 10")
+		return exec.Command("sh", "-c", "printf '"+greeting+"'; exec sleep 10")
 	}})
 	defer p.Close()
 	img := bytes.NewReader(testimg.PNG(testimg.Photo(6, 32, 32)))
@@ -266,7 +266,7 @@ func TestCallerGivesUp(t *testing.T) {
 // ErrUnavailable, so the caller hashes it elsewhere, never ErrCorrupt.
 func TestDeathsBeforeSendingSpareTheImage(t *testing.T) {
 	p := NewPool(1, Options{Command: func() *exec.Cmd {
-		return exec.Command("sh", "-c", "printf 'mediaguard-hash-worker 1\\n'; exit 0")
+		return exec.Command("sh", "-c", "printf '"+greeting+"'; exit 0")
 	}})
 	defer p.Close()
 	// Larger than a pipe's buffer, so sending meets the closed pipe.
@@ -281,7 +281,8 @@ func TestDeathsBeforeSendingSpareTheImage(t *testing.T) {
 }
 
 // Hashing as viewed in a worker gives exactly what it gives in-process,
-// forms included: an animation's frames and an image with transparency.
+// forms included: an animation's frames and an image with transparency,
+// and the variants of each search level with their kinds.
 func TestViewedFormsCrossThePipe(t *testing.T) {
 	p := NewPool(1, Options{})
 	defer p.Close()
@@ -299,20 +300,22 @@ func TestViewedFormsCrossThePipe(t *testing.T) {
 		}
 	}
 	for name, body := range map[string][]byte{"animated gif": gb.Bytes(), "alpha png": testimg.PNG(alpha)} {
-		dopt := pdq.DecodeOptions{Viewed: true}
-		want, _, err := HashViewed(bytes.NewReader(body), dopt, pdq.Options{Workers: 1})
-		if err != nil {
-			t.Fatal(name, err)
-		}
-		if len(want.Forms) == 0 {
-			t.Fatalf("%s: no forms", name)
-		}
-		got, err := p.Hash(context.Background(), bytes.NewReader(body), dopt, pdq.Options{})
-		if err != nil {
-			t.Fatal(name, err)
-		}
-		if got.Hash != want.Hash || !slices.Equal(got.Forms, want.Forms) {
-			t.Fatalf("%s: worker %+v, in-process %+v", name, got, want)
+		for _, search := range []pdq.Search{pdq.SearchOff, pdq.SearchDefault, pdq.SearchDeep} {
+			dopt := pdq.DecodeOptions{Viewed: true}
+			want, _, err := HashViewed(bytes.NewReader(body), dopt, pdq.Options{Workers: 1, Search: search})
+			if err != nil {
+				t.Fatal(name, err)
+			}
+			if len(want.Forms) == 0 {
+				t.Fatalf("%s: no forms", name)
+			}
+			got, err := p.Hash(context.Background(), bytes.NewReader(body), dopt, pdq.Options{Search: search})
+			if err != nil {
+				t.Fatal(name, err)
+			}
+			if got.Hash != want.Hash || !slices.Equal(got.Forms, want.Forms) {
+				t.Fatalf("%s, search %v: worker %+v, in-process %+v", name, search, got, want)
+			}
 		}
 	}
 }
@@ -337,3 +340,6 @@ func TestCPUBudget(t *testing.T) {
 		t.Fatalf("the next job, without a budget: %v", err)
 	}
 }
+
+// greeting is hello as a printf format, for fake workers.
+var greeting = strings.TrimSuffix(hello, "\n") + `\n`

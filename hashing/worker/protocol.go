@@ -28,13 +28,16 @@ import (
 
 // One request is a 12-byte header, then the body:
 //
-//	u32 body length | u32 max pixels | u8 flags | 3 bytes zero | body
+//	u32 body length | u32 max pixels | u8 flags | u8 search | 2 bytes zero | body
 //
 // and its answer a 4-byte header, the message, then (status ok) the hash:
 //
 //	u8 status | u8 0 | u16 message length | message |
 //	32 hash | u32 quality | u8 dihedral count (0 or 8) | count × 32 |
-//	u16 form count | count × (u8 name length | name | 32 hash | u8 quality)
+//	u16 form count | count × (u8 name length | name | u8 variant | 32 hash | u8 quality)
+//
+// search is the pdq.Search level; variant is the form's kind as its index
+// in variantCodes.
 //
 // Everything is big-endian. The worker reads the whole body before it
 // answers, so the parent can write then read without a second goroutine.
@@ -44,7 +47,9 @@ const (
 	flagDihedral  = 1 << 0
 	flagResize512 = 1 << 1
 	flagViewed    = 1 << 2
-	// maxForms bounds the forms of one answer (frames × forms per frame).
+	// maxForms bounds the forms of one answer (frames × forms per frame,
+	// variants included); an answer keeps the first ones, the stored
+	// picture's before later frames'.
 	maxForms = 1024
 	// maxMessage bounds an error message on the wire.
 	maxMessage = 1024
@@ -60,9 +65,47 @@ const (
 	statusCorrupt
 )
 
+// variantCodes are the form kinds an answer can carry, by their code on
+// the wire. Code 0 is a form without a kind. New kinds go at the end; a
+// kind missing here fails TestEveryVariantHasACode, not a request.
+var variantCodes = [...]string{
+	"",
+	pdq.VariantStored,
+	pdq.VariantFrame,
+	pdq.VariantDisplayed,
+	pdq.VariantComposited,
+	pdq.VariantColourManaged,
+	pdq.VariantEmbedded,
+	pdq.VariantTrimmed,
+	pdq.VariantPeeled,
+	pdq.VariantDegapped,
+	pdq.VariantQuadrant,
+	pdq.VariantNegative,
+	pdq.VariantStretched,
+	pdq.VariantWindow,
+	pdq.VariantRotated,
+}
+
+// variantCode is the wire code of a form's kind. The kinds are this
+// binary's own constants, so an unknown one is a bug the test catches;
+// should one slip through, the form still crosses, without a kind: its
+// hash is what blocks, and failing the answer would make the worker's
+// death look like a corrupt image.
+func variantCode(v string) byte {
+	for i, s := range variantCodes {
+		if s == v {
+			return byte(i)
+		}
+	}
+	return 0
+}
+
 func writeRequest(w io.Writer, body io.Reader, size int64, dopt pdq.DecodeOptions, opt pdq.Options) error {
 	if size < 0 || size > MaxBody {
 		return fmt.Errorf("worker: body of %d bytes", size)
+	}
+	if opt.Search > pdq.SearchDeep {
+		return fmt.Errorf("worker: unknown pdq search level %v", opt.Search)
 	}
 	var h [reqHeaderLen]byte
 	binary.BigEndian.PutUint32(h[0:], uint32(size))
@@ -76,6 +119,7 @@ func writeRequest(w io.Writer, body io.Reader, size int64, dopt pdq.DecodeOption
 	if dopt.Viewed {
 		h[8] |= flagViewed
 	}
+	h[9] = byte(opt.Search)
 	if _, err := w.Write(h[:]); err != nil {
 		return err
 	}
@@ -107,6 +151,10 @@ func readRequest(r io.Reader) (request, error) {
 	q.opt.Dihedral = h[8]&flagDihedral != 0
 	q.opt.Resize512 = h[8]&flagResize512 != 0
 	q.dopt.Viewed = h[8]&flagViewed != 0
+	if h[9] > byte(pdq.SearchDeep) || h[10] != 0 || h[11] != 0 {
+		return request{}, fmt.Errorf("malformed request header % x", h[8:])
+	}
+	q.opt.Search = pdq.Search(h[9])
 	// The worker hashes one image at a time on its one thread.
 	q.opt.Workers = 1
 	return q, nil
@@ -152,6 +200,7 @@ func writeResponse(w *bufio.Writer, res pdq.Result, err error) error {
 			name := f.Name[:min(len(f.Name), 255)]
 			b = append(b, byte(len(name)))
 			b = append(b, name...)
+			b = append(b, variantCode(f.Variant))
 			b = appendHash(b, f.Hash)
 			b = append(b, byte(min(max(f.Quality, 0), 100)))
 		}
@@ -228,13 +277,18 @@ func readResponse(r io.Reader) (pdq.Result, error) {
 		if _, err := io.ReadFull(r, l[:]); err != nil {
 			return pdq.Result{}, err
 		}
-		b := make([]byte, int(l[0])+hashLen+1)
+		b := make([]byte, int(l[0])+1+hashLen+1)
 		if _, err := io.ReadFull(r, b); err != nil {
 			return pdq.Result{}, err
 		}
 		f := &res.Forms[i]
 		f.Name = string(b[:l[0]])
-		f.Hash = getHash(b[l[0]:])
+		code := int(b[l[0]])
+		if code >= len(variantCodes) {
+			return pdq.Result{}, errProtocol
+		}
+		f.Variant = variantCodes[code]
+		f.Hash = getHash(b[l[0]+1:])
 		f.Quality = int(b[len(b)-1])
 		if f.Quality > 100 {
 			return pdq.Result{}, errProtocol

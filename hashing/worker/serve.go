@@ -14,7 +14,7 @@ import (
 // protocol version, so a worker of another build never takes requests.
 const (
 	envMarker = "MEDIAGUARD_HASH_WORKER"
-	version   = "1"
+	version   = "2"
 	// hello is what a worker writes once it is ready.
 	hello = "mediaguard-hash-worker " + version + "\n"
 )

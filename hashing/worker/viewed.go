@@ -47,7 +47,7 @@ func HashViewedBytes(data []byte, dopt pdq.DecodeOptions, opt pdq.Options) (pdq.
 			format = pic.Format
 		}
 		if picture.Sniff(data[:min(len(data), 64)]) == "jxl" {
-			return hashJXL(data)
+			return hashJXL(data, opt)
 		}
 		kind := pdq.ErrCorrupt
 		switch {
@@ -147,7 +147,7 @@ func readAll(r io.ReadSeeker) ([]byte, error) {
 	return io.ReadAll(r)
 }
 
-func hashJXL(data []byte) (pdq.Result, string, error) {
+func hashJXL(data []byte, opt pdq.Options) (pdq.Result, string, error) {
 	img, err := external.DecodeJXL(context.Background(), data, 0)
 	if err != nil {
 		if errors.Is(err, external.ErrUnavailable) {
@@ -155,7 +155,7 @@ func hashJXL(data []byte) (pdq.Result, string, error) {
 		}
 		return pdq.Result{}, "jxl", fmt.Errorf("%w: jxl: %v", pdq.ErrCorrupt, err)
 	}
-	return pdq.HashViewed(pdq.Viewed{Frames: []image.Image{img}}, pdq.Options{Workers: 1}), "jxl", nil
+	return pdq.HashViewed(pdq.Viewed{Frames: []image.Image{img}}, pdq.Options{Workers: 1, Search: opt.Search}), "jxl", nil
 }
 
 // hashVideo hashes a video's first frame (the stored hash) and frames
