@@ -13,7 +13,7 @@ TAGS    := nodynamic
 # 1-15 s per target here. FUZZTIME=5m works for a long local run (on Go 1.27+).
 FUZZTIME ?= 20000x
 
-.PHONY: build run test test-short bench load fuzz vet fmt clean
+.PHONY: build run test test-short bench load fpcorpus fuzz vet fmt clean
 
 ## build: compile Caddy with mediaguard into bin/caddy (incremental)
 build:
@@ -38,6 +38,10 @@ bench:
 ## load: build, then the mixed-traffic load test through Caddy (flags: make load LOADFLAGS="-duration 5s")
 load: build
 	$(GO) run ./bench/mgload $(LOADFLAGS)
+
+## fpcorpus: false positives of the PDQ search variants on the full clean corpus (fetches ~145 MB of Debian packages once; flags: make fpcorpus FPFLAGS="-search deep")
+fpcorpus:
+	$(GO) run -tags $(TAGS) ./bench/fpcorpus $(FPFLAGS)
 
 ## fuzz: run every fuzz target for FUZZTIME (inputs, or a duration) each
 fuzz:
