@@ -12,6 +12,8 @@ TAGS    := nodynamic
 # fixed only in Go 1.27); a count has no deadline to race. 20000 inputs take
 # 1-15 s per target here. FUZZTIME=5m works for a long local run (on Go 1.27+).
 FUZZTIME ?= 20000x
+# FuzzVariants runs every deep variant per input (~300 inputs/s here).
+VARIANTFUZZ ?= 3000x
 
 .PHONY: build run test test-short bench load fpcorpus fuzz vet fmt clean
 
@@ -46,6 +48,7 @@ fpcorpus:
 ## fuzz: run every fuzz target for FUZZTIME (inputs, or a duration) each
 fuzz:
 	$(GO) test -tags $(TAGS) ./hashing/pdq -run '^$$' -fuzz '^FuzzHashBytes$$' -fuzztime $(FUZZTIME)
+	$(GO) test -tags $(TAGS) ./hashing/pdq -run '^$$' -fuzz '^FuzzVariants$$' -fuzztime $(VARIANTFUZZ)
 	$(GO) test -tags $(TAGS) ./hashing/picture -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test -tags $(TAGS) ./hashing/picture/jpegx -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test -tags $(TAGS) ./matcher -run '^$$' -fuzz '^FuzzParseBank$$' -fuzztime $(FUZZTIME)

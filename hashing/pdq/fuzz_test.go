@@ -36,3 +36,32 @@ func FuzzHashBytes(f *testing.F) {
 		}
 	})
 }
+
+// FuzzVariants runs every variant, deep ones included, over arbitrary
+// luma: the edge, trim and peel searches index by positions they derive
+// from the pixels, and a crafted picture must not take them out of range.
+func FuzzVariants(f *testing.F) {
+	f.Add(uint16(40), uint16(30), []byte{0, 255, 7, 128})
+	f.Add(uint16(5), uint16(300), []byte{255})
+	f.Add(uint16(513), uint16(2), []byte{0, 0, 0, 255, 255, 255})
+	f.Fuzz(func(t *testing.T, w, h uint16, pix []byte) {
+		ww, hh := int(w%700)+1, int(h%700)+1
+		if len(pix) == 0 {
+			return
+		}
+		luma := make([]float32, ww*hh)
+		for i := range luma {
+			luma[i] = float32(pix[(i*7)%len(pix)] ^ byte(i/ww*int(pix[0])))
+		}
+		p := downscale(luma, hh, ww, workSide)
+		vs := variantSet{seen: map[Hash]int{}, budget: variantShare * ww * hh}
+		defaultVariants(&vs, p, Result{Hash: Hash{1}}, "")
+		vs.budget += deepAllowance
+		deepVariants(&vs, p, "")
+		for _, fm := range vs.forms {
+			if fm.Quality < 0 || fm.Quality > 100 || fm.Variant == "" {
+				t.Fatalf("bad form %+v", fm)
+			}
+		}
+	})
+}

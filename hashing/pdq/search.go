@@ -36,8 +36,8 @@ const (
 	// full range (a washed-out copy hashes the same but with a quality
 	// too low to be matched).
 	VariantStretched = "stretched"
-	// VariantWindow is a half-size window of the picture (a picture
-	// pasted on a busy canvas); deep search only.
+	// VariantWindow is a part of the picture bounded by straight edges
+	// (a picture pasted on a busy canvas); deep search only.
 	VariantWindow = "window"
 	// VariantRotated is the picture counter-rotated by a few degrees and
 	// trimmed; deep search only.
@@ -56,7 +56,7 @@ const (
 	// as the plain hash: trimmed, peeled, degapped, quadrants, negative,
 	// stretched.
 	SearchDefault
-	// SearchDeep adds the half-size windows and the rotation sweep.
+	// SearchDeep adds the pasted-picture windows and the rotation sweep.
 	SearchDeep
 )
 

@@ -32,17 +32,32 @@ type Viewed struct {
 // orientation applied ("displayed"), and frames with transparency
 // composited on white and on black, as a page or a dark-mode client
 // shows them. A form whose hash equals one already taken is left out.
+//
+// With opt.Search, each frame as displayed (oriented, colour-managed, on
+// white) also yields the variants that undo cheap edits: see Search. Their
+// pixels count against a budget of as many pixels as the plain forms
+// hashed, twice over (plus a fixed allowance for the deep search), frame
+// by frame, so variants at most double the hashing whatever the upload.
 func HashViewed(v Viewed, opt Options) Result {
 	var res Result
-	seen := map[Hash]bool{}
+	vs := variantSet{seen: map[Hash]int{}}
 	add := func(name, variant string, r Result) {
-		if seen[r.Hash] {
+		if _, ok := vs.seen[r.Hash]; ok {
 			return
 		}
-		seen[r.Hash] = true
+		vs.seen[r.Hash] = r.Quality
 		res.Forms = append(res.Forms, Form{Name: name, Variant: variant, Hash: r.Hash, Quality: r.Quality})
 	}
+	search := opt.Search
+	opt.Search = SearchOff
+	if search == SearchDeep {
+		vs.budget = deepAllowance
+	}
 	orient := v.Orientation > 1 && v.Orientation <= 8
+	o := 1
+	if orient {
+		o = v.Orientation
+	}
 	for i, f := range v.Frames {
 		prefix := ""
 		if i > 0 {
@@ -52,12 +67,29 @@ func HashViewed(v Viewed, opt Options) Result {
 			}
 			prefix = "frame " + strconv.Itoa(n+1)
 		}
+		var managed image.Image
+		if i < len(v.Managed) {
+			managed = v.Managed[i]
+		}
+		alpha := hasAlpha(f)
+		// The variants are cut from what a viewer sees of this frame: the
+		// last of stored, displayed, colour-managed, on white that applies.
+		wantPlane := search != SearchOff
+		var base *plane
+		var baseRes Result
+		keep := func(last bool, r Result, p *plane) {
+			if last && p != nil {
+				base, baseRes = p, r
+			}
+		}
 		fo := opt
 		fo.Dihedral = i == 0 && opt.Dihedral
-		stored := FromImage(f, fo)
+		stored, p := hashKeep(f, 1, fo, wantPlane && !orient && managed == nil && !alpha)
+		keep(true, stored, p)
+		vs.budget += variantShare * pixels(f)
 		if i == 0 {
 			res.Hash, res.Quality = stored.Hash, stored.Quality
-			seen[stored.Hash] = true
+			vs.seen[stored.Hash] = stored.Quality
 			if opt.Dihedral {
 				res.Dihedral = stored.Dihedral
 			}
@@ -65,31 +97,64 @@ func HashViewed(v Viewed, opt Options) Result {
 			add(prefix, VariantFrame, Result{Hash: stored.Hash, Quality: stored.Quality})
 		}
 		if orient {
-			add(join(prefix, "displayed"), VariantDisplayed, fromImageOriented(f, v.Orientation, opt))
+			r, p := hashKeep(f, o, opt, wantPlane && managed == nil && !alpha)
+			keep(true, r, p)
+			add(join(prefix, "displayed"), VariantDisplayed, r)
+			vs.budget += variantShare * pixels(f)
 		}
-		if i < len(v.Managed) && v.Managed[i] != nil {
+		if managed != nil {
+			name := "colour-managed"
 			if orient {
-				add(join(prefix, "displayed colour-managed"), VariantColourManaged, fromImageOriented(v.Managed[i], v.Orientation, opt))
-			} else {
-				add(join(prefix, "colour-managed"), VariantColourManaged, FromImage(v.Managed[i], opt))
+				name = "displayed colour-managed"
+			}
+			r, p := hashKeep(managed, o, opt, wantPlane && !alpha)
+			keep(true, r, p)
+			add(join(prefix, name), VariantColourManaged, r)
+			vs.budget += variantShare * pixels(f)
+		}
+		if alpha {
+			for _, bg := range [...]struct {
+				name string
+				v    uint8
+			}{{"on white", 0xff}, {"on black", 0}} {
+				c := composite(f, bg.v)
+				name := bg.name
+				if orient {
+					name = "displayed " + name
+				}
+				r, p := hashKeep(c, o, opt, wantPlane && bg.v == 0xff)
+				keep(true, r, p)
+				add(join(prefix, name), VariantComposited, r)
+				vs.budget += variantShare * pixels(f)
 			}
 		}
-		if !hasAlpha(f) {
+		if base == nil {
 			continue
 		}
-		for _, bg := range [...]struct {
-			name string
-			v    uint8
-		}{{"on white", 0xff}, {"on black", 0}} {
-			c := composite(f, bg.v)
-			if orient {
-				add(join(prefix, "displayed "+bg.name), VariantComposited, fromImageOriented(c, v.Orientation, opt))
-			} else {
-				add(join(prefix, bg.name), VariantComposited, FromImage(c, opt))
-			}
+		vs.forms = vs.forms[:0]
+		defaultVariants(&vs, base, baseRes, prefix)
+		if search == SearchDeep {
+			deepVariants(&vs, base, prefix)
 		}
+		res.Forms = append(res.Forms, vs.forms...)
 	}
 	return res
+}
+
+// variantShare is how many pixels of variants each plain pixel hashed
+// pays for. A variant pixel costs less than a plain one (no decoding, no
+// colour conversion; see BenchmarkHashViewedSearch), so twice the pixels
+// keeps a picture with every variant under twice the plain hash.
+const variantShare = 2
+
+// deepAllowance is the pixels the deep search may hash beyond the plain
+// forms' own: its 49 windows and 30 turns of one deepSide picture, with
+// room to spare.
+const deepAllowance = 96 * deepSide * deepSide
+
+func pixels(img image.Image) int {
+	b := img.Bounds()
+	return b.Dx() * b.Dy()
 }
 
 // fromImageOriented hashes img as displayed under EXIF orientation o:
@@ -98,20 +163,61 @@ func HashViewed(v Viewed, opt Options) Result {
 // windows follow the sides), at the cost of re-orienting the luma plane
 // rather than the pixels.
 func fromImageOriented(img image.Image, o int, opt Options) Result {
+	opt.Dihedral = false
+	res, _ := hashKeep(img, o, opt, false)
+	return res
+}
+
+// hashKeep hashes img as shown under EXIF orientation o (1 or 0: as
+// stored) and, with keep, also returns the displayed luma downscaled to
+// workSide for the variants: taken from the luma the hash computes, so
+// the picture's pixels are converted once.
+func hashKeep(img image.Image, o int, opt Options, keep bool) (Result, *plane) {
+	if o < 1 || o > 8 {
+		o = 1
+	}
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
 	if w < MinDim || h < MinDim {
-		return hashLuma(nil, nil, h, w, false, 1)
+		return hashLuma(nil, nil, h, w, opt.Dihedral && o == 1, 1), nil
+	}
+	if o == 1 && (!keep || opt.Resize512) {
+		res := FromImage(img, opt)
+		if !keep {
+			return res, nil
+		}
+		// The reference CLI's pre-resize samples pixels; the variants
+		// want the picture averaged, as a viewer's scaler does.
+		opt.Resize512 = false
+		_, p := hashKeep(img, 1, Options{Workers: opt.Workers}, true)
+		return res, p
 	}
 	s := getScratch()
 	s.grow(w * h)
 	workers := opt.workers(h, w)
 	fillLuma(img, s.a, h, w, min(workers, 2))
-	ow, oh := w, h
+	var p *plane
+	if keep {
+		p = downscale(s.a, h, w, workSide).orient(o)
+	}
+	var res Result
+	if o == 1 {
+		res = hashLuma(s.a, s.b, h, w, opt.Dihedral, workers)
+	} else {
+		ow, oh := orientLuma(s.a, s.b, w, h, o)
+		res = hashLuma(s.b, s.a, oh, ow, false, workers)
+	}
+	putScratch(s)
+	return res, p
+}
+
+// orientLuma writes the w×h luma src into dst as shown under EXIF
+// orientation o (2..8) and returns the shown size.
+func orientLuma(src, dst []float32, w, h, o int) (ow, oh int) {
+	ow, oh = w, h
 	if o >= 5 {
 		ow, oh = h, w
 	}
-	src, dst := s.a, s.b
 	for y := 0; y < h; y++ {
 		row := src[y*w : (y+1)*w]
 		for x, v := range row {
@@ -137,9 +243,7 @@ func fromImageOriented(img image.Image, o int, opt Options) Result {
 			dst[dy*ow+dx] = v
 		}
 	}
-	res := hashLuma(dst, src, oh, ow, false, workers)
-	putScratch(s)
-	return res
+	return ow, oh
 }
 
 func join(prefix, s string) string {

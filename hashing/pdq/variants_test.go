@@ -1,0 +1,150 @@
+package pdq
+
+import (
+	"image"
+	"testing"
+
+	"github.com/mediaguard/mediaguard/internal/edits"
+	"github.com/mediaguard/mediaguard/internal/testimg"
+)
+
+// editCase is one cheap edit of issue #13's table, the search level that
+// must undo it and the variant kind that does ("" for any).
+type editCase struct {
+	name    string
+	search  Search
+	variant string
+	edit    func(img image.Image) image.Image
+}
+
+var editCases = []editCase{
+	{"white border 10%", SearchDefault, VariantTrimmed, func(img image.Image) image.Image { return edits.Border(img, 0.10, edits.White) }},
+	{"black border 25%", SearchDefault, VariantTrimmed, func(img image.Image) image.Image { return edits.Border(img, 0.25, edits.Black) }},
+	{"white border 50%", SearchDefault, VariantTrimmed, func(img image.Image) image.Image { return edits.Border(img, 0.50, edits.White) }},
+	{"letterboxed to a square", SearchDefault, VariantTrimmed, func(img image.Image) image.Image { return edits.Letterbox(img) }},
+	{"half size on a blank canvas", SearchDefault, VariantTrimmed, func(img image.Image) image.Image {
+		return edits.OnCanvas(img, edits.White, nil, 0.3, 0.7)
+	}},
+	{"caption bars above and below", SearchDefault, VariantPeeled, func(img image.Image) image.Image {
+		return edits.Caption(img, "WHEN THE HASH LIST", "DOESN'T SEE IT")
+	}},
+	{"two halves with a gap", SearchDefault, VariantDegapped, func(img image.Image) image.Image { return edits.Gap(img, 0.08) }},
+	{"one quarter of a 2x2 collage", SearchDefault, VariantQuadrant, func(img image.Image) image.Image {
+		b := img.Bounds()
+		return edits.Collage([4]image.Image{testimg.Photo(31, 200, 150), testimg.Photo(32, 200, 150), img, testimg.Photo(33, 200, 150)}, b.Dx(), b.Dy(), 6)
+	}},
+	{"2x2 tiling", SearchDefault, VariantQuadrant, func(img image.Image) image.Image { return edits.Tile(img) }},
+	{"colour negative", SearchDefault, VariantNegative, func(img image.Image) image.Image { return edits.Negative(img) }},
+	{"contrast squeezed to 44-56%", SearchDefault, VariantStretched, func(img image.Image) image.Image { return edits.Squeeze(img, 0.44, 0.56) }},
+	{"half size on a busy canvas", SearchDeep, VariantWindow, func(img image.Image) image.Image {
+		return edits.OnCanvas(img, nil, testimg.Photo(77, 300, 200), 0.6, 0.2)
+	}},
+	{"black-framed, half size on a busy canvas, bottom left", SearchDeep, VariantWindow, func(img image.Image) image.Image {
+		b := img.Bounds()
+		return edits.OnCanvas(edits.Border(img, 0.25, edits.Black), nil, edits.Scale(testimg.Photo(78, 300, 200), b.Dx(), b.Dy()), 0.05, 0.93)
+	}},
+	// A 1° turn is small enough that peeling the white corners also
+	// finds it; either variant will do.
+	{"rotated 1° on white", SearchDeep, "", func(img image.Image) image.Image { return edits.Rotate(img, 1, edits.White) }},
+	{"rotated 3° on white", SearchDeep, VariantRotated, func(img image.Image) image.Image { return edits.Rotate(img, 3, edits.White) }},
+	{"rotated 10° on white", SearchDeep, VariantRotated, func(img image.Image) image.Image { return edits.Rotate(img, -10, edits.White) }},
+}
+
+// closest returns the best (distance, form) of r against h among forms
+// with quality of at least minQ: the stored hash counts as "stored".
+func closest(r Result, h Hash, minQ int) (int, Form) {
+	best, bf := 257, Form{}
+	if r.Quality >= minQ {
+		best, bf = Distance(r.Hash, h), Form{Name: "stored", Variant: VariantStored, Hash: r.Hash, Quality: r.Quality}
+	}
+	for _, f := range r.Forms {
+		if f.Quality < minQ {
+			continue
+		}
+		if d := Distance(f.Hash, h); d < best {
+			best, bf = d, f
+		}
+	}
+	return best, bf
+}
+
+// TestVariantsUndoEdits: each edit of the table defeats the plain hash,
+// is found again by the variant named, and the same edit of a clean
+// picture is not matched by any variant.
+func TestVariantsUndoEdits(t *testing.T) {
+	const threshold, minQ = 31, 50
+	listed := testimg.Photo(1, 400, 300)
+	want := FromImage(listed, Options{}).Hash
+	for _, tc := range editCases {
+		t.Run(tc.name, func(t *testing.T) {
+			edited := tc.edit(listed)
+			plain := HashViewed(Viewed{Frames: []image.Image{edited}}, Options{})
+			if d, f := closest(plain, want, minQ); d <= threshold {
+				t.Fatalf("the edit does not defeat the plain hash: %s at distance %d", f.Name, d)
+			}
+			if tc.search == SearchDeep {
+				res := HashViewed(Viewed{Frames: []image.Image{edited}}, Options{Search: SearchDefault})
+				if d, f := closest(res, want, minQ); d <= threshold {
+					t.Logf("the default search already finds it: %s (%s) at %d", f.Name, f.Variant, d)
+				}
+			}
+			res := HashViewed(Viewed{Frames: []image.Image{edited}}, Options{Search: tc.search})
+			d, f := closest(res, want, minQ)
+			t.Logf("%d forms; closest %q (%s) at distance %d, quality %d", len(res.Forms), f.Name, f.Variant, d, f.Quality)
+			if d > threshold {
+				t.Fatalf("not found: closest form %q at distance %d > %d", f.Name, d, threshold)
+			}
+			if tc.variant != "" && f.Variant != tc.variant {
+				t.Errorf("found by %s (%q), want %s", f.Variant, f.Name, tc.variant)
+			}
+			for seed := 2; seed <= 4; seed++ {
+				clean := tc.edit(testimg.Photo(seed, 400, 300))
+				cr := HashViewed(Viewed{Frames: []image.Image{clean}}, Options{Search: tc.search})
+				if d, f := closest(cr, want, minQ); d <= threshold {
+					t.Errorf("clean twin %d matches the listed picture: %q at distance %d", seed, f.Name, d)
+				}
+			}
+		})
+	}
+}
+
+// TestVariantsOffByDefault: the zero Options keep the reference
+// convention: no variant forms.
+func TestVariantsOffByDefault(t *testing.T) {
+	res := HashViewed(Viewed{Frames: []image.Image{edits.Border(testimg.Photo(1, 200, 150), 0.2, edits.White)}}, Options{})
+	for _, f := range res.Forms {
+		t.Errorf("form %q (%s) with the search off", f.Name, f.Variant)
+	}
+}
+
+// TestVariantsWithinBudget: a small picture's variants hash at most as
+// many pixels as the plain forms did, however many edges it offers.
+func TestVariantsWithinBudget(t *testing.T) {
+	img := edits.Caption(edits.Border(edits.Gap(testimg.Photo(5, 120, 90), 0.1), 0.2, edits.White), "A", "B")
+	res := HashViewed(Viewed{Frames: []image.Image{img}}, Options{Search: SearchDefault})
+	b := img.Bounds()
+	budget := b.Dx() * b.Dy()
+	spent := 0
+	for _, f := range res.Forms {
+		if f.Variant == VariantNegative {
+			continue // no pixels
+		}
+		spent++
+	}
+	if spent == 0 {
+		t.Fatal("no variant hashed")
+	}
+	vs := variantSet{seen: map[Hash]int{}, budget: budget}
+	p := downscale(lumaOf(img), b.Dy(), b.Dx(), workSide)
+	defaultVariants(&vs, p, Result{}, "")
+	if vs.budget < 0 {
+		t.Fatalf("budget overspent by %d", -vs.budget)
+	}
+}
+
+func lumaOf(img image.Image) []float32 {
+	b := img.Bounds()
+	l := make([]float32, b.Dx()*b.Dy())
+	fillLuma(img, l, b.Dy(), b.Dx(), 1)
+	return l
+}
