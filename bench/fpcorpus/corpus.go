@@ -24,6 +24,27 @@ import (
 //go:embed packages.txt
 var packagesTxt string
 
+// relatedTxt groups corpus files that are one picture although PDQ
+// cannot tell (see dedup).
+//
+//go:embed related.txt
+var relatedTxt string
+
+// parseRelated reads related.txt: on each line the SOURCE:PATH of files
+// that are one picture; "#" starts a comment. It maps each to its line.
+func parseRelated(s string) map[string]int {
+	m := map[string]int{}
+	for i, line := range strings.Split(s, "\n") {
+		if j := strings.IndexByte(line, '#'); j >= 0 {
+			line = line[:j]
+		}
+		for _, f := range strings.Fields(line) {
+			m[f] = i
+		}
+	}
+	return m
+}
+
 // candidate is one file of the corpus before decoding.
 type candidate struct {
 	// Source is the Debian package, "go" or "synthetic".

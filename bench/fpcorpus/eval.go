@@ -79,11 +79,15 @@ func hashStored(cands []candidate, maxPixels, workers int) (out []hashed, undeco
 // of any viewed hash of a picture kept before it, so no two kept
 // pictures would match each other before any editing: the same emblem
 // at two sizes differs as stored (the colour under transparent pixels)
-// but not as shown. Identical files are one picture.
-func dedup(in []hashed, threshold int) []hashed {
+// but not as shown. Identical files are one picture, and so are the
+// files that same groups (related.txt) as one picture: the same artwork
+// with another margin is an edit PDQ cannot see through, which a person
+// judged. It returns the kept pictures and how many were dropped by
+// same alone.
+func dedup(in []hashed, threshold int, same map[string]int) (kept []hashed, related int) {
 	in = slices.Clone(in)
 	slices.SortFunc(in, func(a, b hashed) int { return bytes.Compare(a.Sum[:], b.Sum[:]) })
-	var kept []hashed
+	groupKept := map[int]bool{}
 	for i, h := range in {
 		if i > 0 && h.Sum == in[i-1].Sum {
 			continue
@@ -95,11 +99,19 @@ func dedup(in []hashed, threshold int) []hashed {
 				break
 			}
 		}
-		if !near {
-			kept = append(kept, h)
+		if near {
+			continue
 		}
+		if g, ok := same[h.id()]; ok {
+			if groupKept[g] {
+				related++
+				continue
+			}
+			groupKept[g] = true
+		}
+		kept = append(kept, h)
 	}
-	return kept
+	return kept, related
 }
 
 func nearAny(a, b *hashed, threshold int) bool {

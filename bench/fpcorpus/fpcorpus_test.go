@@ -14,6 +14,7 @@ import (
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/hashing/picture"
 	"github.com/mediaguard/mediaguard/matcher"
+	"github.com/mediaguard/mediaguard/mediaproxy"
 )
 
 // defaultKinds are the variant kinds SearchDefault adds.
@@ -27,7 +28,7 @@ func quickConfig(t *testing.T) config {
 	return config{
 		Quick: true, Synthetic: n, SynthSides: [2]int{96, 320}, Seed: 13,
 		Search: pdq.SearchDefault, Threshold: matcher.DefaultPDQThreshold, MinQuality: matcher.DefaultMinPDQQuality,
-		MaxPixels: 4_000_000, Workers: runtime.GOMAXPROCS(0), Log: testLog{t},
+		MaxPixels: mediaproxy.DefaultMaxPixels, Workers: runtime.GOMAXPROCS(0), Log: testLog{t},
 	}
 }
 
@@ -128,6 +129,7 @@ func TestQuickCorpus(t *testing.T) {
 		stored := 0
 		var trimmed bool
 		for _, m := range ev.Matches {
+			t.Logf("planted match: %s form %q (%s) is %d from banked %s", m.Query, m.Form, m.Kind, m.Distance, m.Bank)
 			if m.Kind == pdq.VariantStored {
 				stored++
 			}

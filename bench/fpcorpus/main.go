@@ -33,6 +33,7 @@ import (
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/matcher"
+	"github.com/mediaguard/mediaguard/mediaproxy"
 )
 
 // config is one run's settings.
@@ -68,6 +69,7 @@ type result struct {
 	Tiny        int
 	Decoded     int
 	Kept        []hashed
+	Related     int // dropped as one picture with a kept one (related.txt)
 	LowQuality  int // kept pictures of stored quality under the minimum
 	A, B        []hashed
 	Eval        *evaluation
@@ -117,7 +119,7 @@ func run(cfg config) (*result, error) {
 	for _, u := range bad {
 		fmt.Fprintln(cfg.Log, "fpcorpus: undecodable:", u)
 	}
-	r.Kept = dedup(all, cfg.Threshold)
+	r.Kept, r.Related = dedup(all, cfg.Threshold, parseRelated(relatedTxt))
 	if cfg.Max > 0 && len(r.Kept) > cfg.Max {
 		r.Kept = r.Kept[:cfg.Max]
 	}
@@ -162,8 +164,8 @@ func (r *result) report(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "corpus: %d Debian packages (%.1f MB of .deb), ", len(cfg.Packages), float64(r.DebBytes)/1e6)
 	}
-	fmt.Fprintf(w, "%d picture files, %d undecodable, %d under %d px, %d decoded, %d kept after de-duplication (%d of stored quality < %d); bank %d, queries %d\n\n",
-		r.Candidates, len(r.Undecodable), r.Tiny, minSide, r.Decoded, len(r.Kept), r.LowQuality, cfg.MinQuality, len(r.A), len(r.B))
+	fmt.Fprintf(w, "%d picture files, %d undecodable, %d under %d px, %d decoded, %d kept after de-duplication (and %d more dropped as one picture with a kept one, related.txt; %d kept of stored quality < %d); bank %d, queries %d\n\n",
+		r.Candidates, len(r.Undecodable), r.Tiny, minSide, r.Decoded, len(r.Kept), r.Related, r.LowQuality, cfg.MinQuality, len(r.A), len(r.B))
 	fmt.Fprintf(w, "| source | files | kept |\n|---|---:|---:|\n")
 	for _, s := range r.Sources {
 		fmt.Fprintf(w, "| %s | %d | %d |\n", s.Source, s.Files, s.Kept)
@@ -219,7 +221,7 @@ func main() {
 	search := flag.String("search", "default", "search variants: off, default or deep")
 	flag.IntVar(&cfg.Threshold, "threshold", matcher.DefaultPDQThreshold, "largest PDQ distance that matches")
 	flag.IntVar(&cfg.MinQuality, "min-quality", matcher.DefaultMinPDQQuality, "PDQ quality under which a form is not matched")
-	flag.IntVar(&cfg.MaxPixels, "max-pixels", 4_000_000, "decode larger pictures at a reduced scale where the format allows")
+	flag.IntVar(&cfg.MaxPixels, "max-pixels", mediaproxy.DefaultMaxPixels, "decode larger pictures at a reduced scale where the format allows (the proxy's default)")
 	flag.IntVar(&cfg.Workers, "workers", runtime.GOMAXPROCS(0), "pictures hashed at once")
 	reportOnly := flag.Bool("report-only", false, "exit 0 even if something matched")
 	pkgs := flag.String("packages", "", "comma-separated packages of packages.txt to use (default all)")
