@@ -204,20 +204,21 @@ func (m *edgeMap) support(i, a, b int) int {
 }
 
 // lines are the boundaries most likely to be a paste's sides: those with
-// the longest straight runs (longer than their neighbours'), plus where
-// the other direction's runs end.
+// the longest straight runs, plus where the other direction's runs end.
 func (m *edgeMap) lines(other *edgeMap) []int {
 	type l struct{ at, n int }
 	var ls []l
 	for i, n := range m.best {
-		if n < m.along/8 || (i > 0 && m.best[i-1] > n) || (i+1 < len(m.best) && m.best[i+1] >= n) {
-			continue
+		// No suppression of neighbours: a paste between two rows of the
+		// working plane splits its edge over both, and which one carries
+		// the longer run is chance; the rectangles' support decides.
+		if n >= m.along/8 {
+			ls = append(ls, l{i, n})
 		}
-		ls = append(ls, l{i, n})
 	}
-	slices.SortFunc(ls, func(a, b l) int { return b.n - a.n })
+	slices.SortStableFunc(ls, func(a, b l) int { return b.n - a.n })
 	var out []int
-	for _, x := range ls[:min(len(ls), 12)] {
+	for _, x := range ls[:min(len(ls), 20)] {
 		out = append(out, x.at)
 	}
 	type o struct{ at, n int }
@@ -237,34 +238,72 @@ func (m *edgeMap) lines(other *edgeMap) []int {
 
 // pastedRects returns up to n rectangles whose perimeter is mostly
 // straight edge, best supported first: pictures pasted onto a canvas.
+// Each pair of candidate columns is checked against every row boundary
+// (and each pair of candidate rows against every column boundary), so
+// one side found is enough to find the other exactly.
 func pastedRects(p *plane, n int) []image.Rectangle {
 	rows, cols := newEdgeMap(p, false), newEdgeMap(p, true)
-	ys, xs := rows.lines(cols), cols.lines(rows)
 	type cand struct {
 		r       image.Rectangle
 		support float64
 	}
 	var cands []cand
+	try := func(x0, y0, x1, y1 int) {
+		if x1-x0 < minVariantSide || y1-y0 < minVariantSide || (x1-x0)*(y1-y0) > p.w*p.h*9/10 {
+			return
+		}
+		top, bottom := rows.support(y0, x0, x1), rows.support(y1, x0, x1)
+		left, right := cols.support(x0, y0, y1), cols.support(x1, y0, y1)
+		w, h := float64(x1-x0), float64(y1-y0)
+		// Every side must carry edge, not just two long ones.
+		if float64(min(top, bottom)) < 0.3*w || float64(min(left, right)) < 0.3*h {
+			return
+		}
+		if s := float64(top+bottom+left+right) / (2 * (w + h)); s >= minSupport {
+			cands = append(cands, cand{image.Rect(x0, y0, x1, y1), s})
+		}
+	}
+	// across returns the boundaries of m carrying edge along at least
+	// half of [a,b), best first, at most 12.
+	across := func(m *edgeMap, a, b int) []int {
+		type l struct{ at, n int }
+		var ls []l
+		for i := 1; i < len(m.sum); i++ {
+			if k := m.support(i, a, b); 2*k >= b-a {
+				ls = append(ls, l{i, k})
+			}
+		}
+		slices.SortStableFunc(ls, func(x, y l) int { return y.n - x.n })
+		out := make([]int, 0, 12)
+		for _, x := range ls[:min(len(ls), 12)] {
+			out = append(out, x.at)
+		}
+		slices.Sort(out)
+		return out
+	}
+	xs, ys := cols.lines(rows), rows.lines(cols)
+	for i, x0 := range xs {
+		for _, x1 := range xs[i+1:] {
+			if x1-x0 < minVariantSide {
+				continue
+			}
+			found := across(rows, x0, x1)
+			for j, y0 := range found {
+				for _, y1 := range found[j+1:] {
+					try(x0, y0, x1, y1)
+				}
+			}
+		}
+	}
 	for i, y0 := range ys {
 		for _, y1 := range ys[i+1:] {
 			if y1-y0 < minVariantSide {
 				continue
 			}
-			for j, x0 := range xs {
-				for _, x1 := range xs[j+1:] {
-					if x1-x0 < minVariantSide || (x1-x0)*(y1-y0) > p.w*p.h*9/10 {
-						continue
-					}
-					top, bottom := rows.support(y0, x0, x1), rows.support(y1, x0, x1)
-					left, right := cols.support(x0, y0, y1), cols.support(x1, y0, y1)
-					w, h := float64(x1-x0), float64(y1-y0)
-					// Every side must carry edge, not just two long ones.
-					if float64(min(top, bottom)) < 0.3*w || float64(min(left, right)) < 0.3*h {
-						continue
-					}
-					if s := float64(top+bottom+left+right) / (2 * (w + h)); s >= minSupport {
-						cands = append(cands, cand{image.Rect(x0, y0, x1, y1), s})
-					}
+			found := across(cols, y0, y1)
+			for j, x0 := range found {
+				for _, x1 := range found[j+1:] {
+					try(x0, y0, x1, y1)
 				}
 			}
 		}
@@ -283,7 +322,9 @@ func pastedRects(p *plane, n int) []image.Rectangle {
 		if len(out) == n {
 			break
 		}
-		out = append(out, c.r)
+		if !slices.Contains(out, c.r) {
+			out = append(out, c.r)
+		}
 	}
 	return out
 }
