@@ -15,7 +15,7 @@ FUZZTIME ?= 20000x
 # FuzzVariants runs every deep variant per input (~300 inputs/s here).
 VARIANTFUZZ ?= 3000x
 
-.PHONY: build run test test-short bench load fuzz vet fmt clean
+.PHONY: build run test test-short bench load fpcorpus fuzz vet fmt clean
 
 ## build: compile Caddy with mediaguard into bin/caddy (incremental)
 build:
@@ -40,6 +40,10 @@ bench:
 ## load: build, then the mixed-traffic load test through Caddy (flags: make load LOADFLAGS="-duration 5s")
 load: build
 	$(GO) run ./bench/mgload $(LOADFLAGS)
+
+## fpcorpus: false positives of the PDQ search variants on the full clean corpus (fetches ~145 MB of Debian packages once; flags: make fpcorpus FPFLAGS="-search deep")
+fpcorpus:
+	$(GO) run -tags $(TAGS) ./bench/fpcorpus $(FPFLAGS)
 
 ## fuzz: run every fuzz target for FUZZTIME (inputs, or a duration) each
 fuzz:
