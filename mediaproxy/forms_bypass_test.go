@@ -5,14 +5,30 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/internal/bypass"
 )
 
+// TestImageBypassCorpus runs the whole corpus (bypass.All: tricks of
+// format and display, containers, and the edits of #13) at the search
+// level caddymodule defaults to.
 func TestImageBypassCorpus(t *testing.T) {
+	runBypassCorpus(t, bypass.All(t), pdq.SearchDefault)
+}
+
+// TestDeepEditBypassCorpus: the edits only the deep search undoes (a
+// busy canvas, small rotations) are refused with pdq_search deep.
+func TestDeepEditBypassCorpus(t *testing.T) {
+	runBypassCorpus(t, bypass.DeepEdits, pdq.SearchDeep)
+}
+
+func runBypassCorpus(t *testing.T, forms []bypass.Form, search pdq.Search) {
 	listedImg := testPhoto(80, 240, 180)
 	cleanImg := testPhoto(81, 240, 180)
-	e := newEnv(t, []string{"pdq " + pdqOf(t, encodePNG(listedImg)).String()}, func(c *Config) { c.MaxDownloadBuffer = 512 << 10 })
-	forms := bypass.All(t)
+	e := newEnv(t, []string{"pdq " + pdqOf(t, encodePNG(listedImg)).String()}, func(c *Config) {
+		c.MaxDownloadBuffer = 512 << 10
+		c.PDQSearch = search
+	})
 	for i, f := range forms {
 		t.Run(f.Name, func(t *testing.T) {
 			ct := f.ContentType

@@ -132,12 +132,12 @@ func init() {
 	}
 }
 
-// All is Images, Containers and the Encoded forms whose encoder is installed; a
+// All is Images, Containers, Edits and the Encoded forms whose encoder is installed; a
 // missing one is logged as SKIPPED, or fails the test where the end-to-end
 // requirement is set (CI).
 func All(t testing.TB) []Form {
 	t.Helper()
-	forms := append(append([]Form(nil), Images...), Containers...)
+	forms := append(append(append([]Form(nil), Images...), Containers...), Edits...)
 	for _, f := range Encoded {
 		if _, err := exec.LookPath(Needs(f)); err != nil {
 			if os.Getenv("MEDIAGUARD_REQUIRE_E2E") != "" {
