@@ -15,6 +15,9 @@ type Viewed struct {
 	// FrameIndex is each frame's number in the animation (0-based);
 	// nil means 0, 1, 2, ...
 	FrameIndex []int
+	// FrameNames, where set, name the frames instead ("video frame at
+	// 3.0s"): what a moderator can find the frame by.
+	FrameNames []string
 	// Orientation is the EXIF orientation (1..8) a viewer applies; 0 or 1
 	// means none.
 	Orientation int
@@ -66,6 +69,9 @@ func HashViewed(v Viewed, opt Options) Result {
 				n = v.FrameIndex[i]
 			}
 			prefix = "frame " + strconv.Itoa(n+1)
+			if i < len(v.FrameNames) && v.FrameNames[i] != "" {
+				prefix = v.FrameNames[i]
+			}
 		}
 		var managed image.Image
 		if i < len(v.Managed) {

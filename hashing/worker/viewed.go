@@ -170,23 +170,18 @@ func hashVideo(data []byte, kind string, opt pdq.Options) (pdq.Result, string, e
 		}
 		return pdq.Result{}, kind, fmt.Errorf("%w: %s video: %v", pdq.ErrNotImage, kind, err)
 	}
-	first := pdq.FromImage(frames[0], pdq.Options{Workers: 1, Dihedral: opt.Dihedral})
-	res := pdq.Result{Hash: first.Hash, Quality: first.Quality, Dihedral: first.Dihedral}
-	seen := map[pdq.Hash]bool{first.Hash: true}
+	// Every sampled frame is judged as a picture is, variants included:
+	// a listed picture letterboxed into a video is the commonest edit.
+	names := make([]string, len(frames))
 	for i := 1; i < len(frames); i++ {
-		f := pdq.FromImage(frames[i], pdq.Options{Workers: 1})
-		if seen[f.Hash] {
-			continue
-		}
-		seen[f.Hash] = true
 		// The time, not a frame number, is what a moderator can look at.
-		name := "video frame " + strconv.Itoa(i+1)
+		names[i] = "video frame " + strconv.Itoa(i+1)
 		if times[i] >= 0 {
-			name = "video frame at " + strconv.FormatFloat(times[i], 'f', 1, 64) + "s"
+			names[i] = "video frame at " + strconv.FormatFloat(times[i], 'f', 1, 64) + "s"
 		}
-		res.Forms = append(res.Forms, pdq.Form{Name: name, Variant: pdq.VariantFrame, Hash: f.Hash, Quality: f.Quality})
 	}
-	return res, kind, nil
+	opt.Workers = 1
+	return pdq.HashViewed(pdq.Viewed{Frames: frames, FrameNames: names}, opt), kind, nil
 }
 
 // mpegTS wants the sync byte at the start of every 188-byte packet in

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/mediaguard/mediaguard/internal/edits"
 	"github.com/mediaguard/mediaguard/internal/testimg"
 )
 
@@ -41,6 +42,12 @@ var Encoded = []Form{
 		return runOn("ffmpeg", testimg.JPEG(img, 90), ".jpg", ".m4a", func(in, out string) []string {
 			return []string{"-nostdin", "-loglevel", "error", "-f", "lavfi", "-t", "1", "-i", "anullsrc=r=8000:cl=mono", "-i", in,
 				"-map", "0", "-map", "1", "-c:a", "aac", "-c:v", "copy", "-disposition:v", "attached_pic", "-t", "1", out}
+		})
+	}},
+	{"video of the picture letterboxed with black bars", "video/mp4", func(img *image.NRGBA) []byte {
+		return runOn("ffmpeg", testimg.PNG(edits.Letterbox(img)), ".png", ".mp4", func(in, out string) []string {
+			return []string{"-nostdin", "-loglevel", "error", "-loop", "1", "-i", in, "-t", "2", "-r", "5",
+				"-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-crf", "18", out}
 		})
 	}},
 	{"webp with pixels rotated behind its EXIF orientation", "image/webp", func(img *image.NRGBA) []byte {
@@ -124,7 +131,7 @@ func init() {
 			needs[f.Name] = "heif-enc"
 		case "jpeg xl":
 			needs[f.Name] = "cjxl"
-		case "matroska audio with the picture as an attachment", "m4a audio whose cover art is the picture":
+		case "matroska audio with the picture as an attachment", "m4a audio whose cover art is the picture", "video of the picture letterboxed with black bars":
 			needs[f.Name] = "ffmpeg"
 		default:
 			needs[f.Name] = "cjpeg"
