@@ -26,6 +26,9 @@ const (
 	// peelShare is the share of a row or column in the bar colour that
 	// makes it caption bar rather than picture (text covers the rest).
 	peelShare = 0.4
+	// barEdgeShare is the share of a side's outermost line that must be
+	// one colour for the side to be a bar at all.
+	barEdgeShare = 0.9
 	// minVariantSide is the smallest side, at working resolution, a
 	// trimmed or cut-out part must keep to be hashed: smaller parts
 	// hash to noise and only add chances of an accidental match.
@@ -96,7 +99,7 @@ func defaultVariants(vs *variantSet, p *plane, base Result, prefix string) {
 	if trimmed != full {
 		vs.hashPart(p, trimmed, join(prefix, "trimmed"), VariantTrimmed)
 	}
-	if peeled := peel(p, trimmed); peeled != trimmed {
+	if peeled := peel(p, full); peeled != trimmed && peeled != full {
 		vs.hashPart(p, peeled, join(prefix, "peeled"), VariantPeeled)
 	}
 	if g, ok := degap(p); ok {
@@ -372,36 +375,42 @@ func trim(p *plane, r image.Rectangle) image.Rectangle {
 }
 
 // peel shrinks r past edge bars that are mostly one colour: caption bars
-// whose text keeps them from being uniform. A side is peeled at most to
-// 40% of the picture, so a picture that is mostly sky keeps its middle.
+// whose text keeps them from being uniform. A side is a bar only if its
+// outermost line is nearly all one colour (a bar's padding; a picture's
+// own edge seldom is), and it is peeled while at least peelShare of a
+// line is that colour, at most to 40% of the picture, so a picture that
+// is mostly sky keeps its middle.
 func peel(p *plane, r image.Rectangle) image.Rectangle {
 	buf := make([]float32, 0, p.h)
-	share := func(vals []float32, c float32) bool {
+	share := func(vals []float32, c float32) float32 {
 		n := 0
 		for _, v := range vals {
 			if v-c <= peelTolerance && c-v <= peelTolerance {
 				n++
 			}
 		}
-		return float32(n) >= peelShare*float32(len(vals))
+		return float32(n) / float32(len(vals))
+	}
+	// side peels lines line(0), line(1), ... while they are bar.
+	side := func(limit int, line func(k int) []float32) int {
+		first := line(0)
+		c := median32(first)
+		if share(first, c) < barEdgeShare {
+			return 0
+		}
+		k := 0
+		for k < limit && share(line(k), c) >= peelShare {
+			k++
+		}
+		return k
 	}
 	maxY, maxX := r.Dy()*2/5, r.Dx()*2/5
-	top := median32(p.row(r.Min.Y)[r.Min.X:r.Max.X])
-	for n := 0; n < maxY && share(p.row(r.Min.Y)[r.Min.X:r.Max.X], top); n++ {
-		r.Min.Y++
-	}
-	bottom := median32(p.row(r.Max.Y - 1)[r.Min.X:r.Max.X])
-	for n := 0; n < maxY && share(p.row(r.Max.Y - 1)[r.Min.X:r.Max.X], bottom); n++ {
-		r.Max.Y--
-	}
-	left := median32(p.col(r.Min.X, r.Min.Y, r.Max.Y, buf))
-	for n := 0; n < maxX && share(p.col(r.Min.X, r.Min.Y, r.Max.Y, buf), left); n++ {
-		r.Min.X++
-	}
-	right := median32(p.col(r.Max.X-1, r.Min.Y, r.Max.Y, buf))
-	for n := 0; n < maxX && share(p.col(r.Max.X-1, r.Min.Y, r.Max.Y, buf), right); n++ {
-		r.Max.X--
-	}
+	r0 := r
+	r.Min.Y += side(maxY, func(k int) []float32 { return p.row(r0.Min.Y + k)[r0.Min.X:r0.Max.X] })
+	r.Max.Y -= side(maxY, func(k int) []float32 { return p.row(r0.Max.Y - 1 - k)[r0.Min.X:r0.Max.X] })
+	r1 := r
+	r.Min.X += side(maxX, func(k int) []float32 { return p.col(r1.Min.X+k, r1.Min.Y, r1.Max.Y, buf) })
+	r.Max.X -= side(maxX, func(k int) []float32 { return p.col(r1.Max.X-1-k, r1.Min.Y, r1.Max.Y, buf) })
 	return r
 }
 
