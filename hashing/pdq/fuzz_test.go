@@ -54,7 +54,7 @@ func FuzzVariants(f *testing.F) {
 			luma[i] = float32(pix[(i*7)%len(pix)] ^ byte(i/ww*int(pix[0])))
 		}
 		p := downscale(luma, hh, ww, workSide)
-		vs := variantSet{seen: map[Hash]int{}, budget: variantShare * ww * hh}
+		vs := variantSet{seen: map[Hash]int{}, budget: variantBudget(ww * hh)}
 		defaultVariants(&vs, p, Result{Hash: Hash{1}}, "")
 		vs.budget += deepAllowance
 		deepVariants(&vs, p, "")

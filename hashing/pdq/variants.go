@@ -95,20 +95,28 @@ func defaultVariants(vs *variantSet, p *plane, base Result, prefix string) {
 			vs.add(Form{Name: join(prefix, "stretched"), Variant: VariantStretched, Hash: res.Hash, Quality: res.Quality})
 		}
 	}
-	trimmed := trim(p, full)
-	if trimmed != full {
+	trimmed, peeled := trim(p, full), peel(p, full)
+	cut := trimmed // what the quadrants are cut from
+	if peeled != trimmed && peeled.In(trimmed) && 10*area(trimmed) >= 9*area(full) {
+		// Peeling went on past a thin uniform edge (a caption bar's
+		// padding): the trimmed picture is half-way, still captioned,
+		// and a tenth of the budget better spent on the quadrants.
+		cut = peeled
+	} else if trimmed != full {
 		vs.hashPart(p, trimmed, join(prefix, "trimmed"), VariantTrimmed)
 	}
-	if peeled := peel(p, full); peeled != trimmed && peeled != full {
+	if peeled != trimmed && peeled != full {
 		vs.hashPart(p, peeled, join(prefix, "peeled"), VariantPeeled)
 	}
 	if g, ok := degap(p); ok {
 		vs.hashPart(g, g.bounds(), join(prefix, "degapped"), VariantDegapped)
 	}
-	for i, q := range quadrants(trimmed) {
+	for i, q := range quadrants(cut) {
 		vs.hashPart(p, trim(p, q), join(prefix, "quadrant "+strconv.Itoa(i+1)), VariantQuadrant)
 	}
 }
+
+func area(r image.Rectangle) int { return r.Dx() * r.Dy() }
 
 // deepVariants adds the pasted-picture windows and the rotation sweep.
 func deepVariants(vs *variantSet, p *plane, prefix string) {
@@ -415,29 +423,30 @@ func peel(p *plane, r image.Rectangle) image.Rectangle {
 }
 
 // degap returns p without any uniform row or column, when some of them
-// lie inside the picture (between picture rows or columns) rather than
-// only at its edges, which trim handles.
+// split the picture one way into parts of at least a fifth each (the gap
+// between two halves; not the blank line between two lines of a caption,
+// nor a border, which trim handles).
 func degap(p *plane) (*plane, bool) {
 	var rows, cols []int
-	interior := false
+	lo := slices.Clone(p.row(0))
+	hi := slices.Clone(lo)
 	for y := range p.h {
-		if !uniform(p.row(y)) {
-			if n := len(rows); n > 0 && rows[n-1] != y-1 {
-				interior = true
-			}
+		row := p.row(y)
+		if !uniform(row) {
 			rows = append(rows, y)
 		}
+		for x, v := range row {
+			lo[x], hi[x] = min(lo[x], v), max(hi[x], v)
+		}
 	}
-	buf := make([]float32, 0, p.h)
 	for x := range p.w {
-		if !uniform(p.col(x, 0, p.h, buf)) {
-			if n := len(cols); n > 0 && cols[n-1] != x-1 {
-				interior = true
-			}
+		if hi[x]-lo[x] > uniformRange {
 			cols = append(cols, x)
 		}
 	}
-	if !interior || len(rows) < minVariantSide || len(cols) < minVariantSide {
+	// Gaps both ways are a grid of tiles, which the quadrants cut apart;
+	// closing the gaps would only spend their budget.
+	if len(rows) < minVariantSide || len(cols) < minVariantSide || splits(rows) == splits(cols) {
 		return nil, false
 	}
 	q := &plane{w: len(cols), h: len(rows), pix: make([]float32, 0, len(cols)*len(rows))}
@@ -448,6 +457,18 @@ func degap(p *plane) (*plane, bool) {
 		}
 	}
 	return q, true
+}
+
+// splits reports whether the kept indices have a gap with at least a
+// fifth of them on each side.
+func splits(kept []int) bool {
+	n := len(kept)
+	for k := max(1, n/5); k <= n-n/5 && k < n; k++ {
+		if kept[k] != kept[k-1]+1 {
+			return true
+		}
+	}
+	return false
 }
 
 // quadrants splits r at its middle.

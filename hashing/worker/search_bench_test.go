@@ -13,8 +13,8 @@ import (
 // BenchmarkHashViewedSearch: bytes to every form, per search level, for
 // the pictures uploads are made of: a real photo (the PDQ vectors' bridge,
 // read from ../shared where present), a phone-sized and a chat-sized
-// synthetic photo, and a meme and a bordered copy (which give the default
-// search the most to do). default/off is the cost of the default
+// synthetic photo, a meme and a bordered copy (which give the default
+// search the most to do), and a picture made to set off every variant. default/off is the cost of the default
 // variants (issue #13: at most 2×); deep/off the deep search's.
 func BenchmarkHashViewedSearch(b *testing.B) {
 	photo := testimg.Photo(5, 1600, 1000)
@@ -27,6 +27,9 @@ func BenchmarkHashViewedSearch(b *testing.B) {
 		{"photo-640x480", testimg.JPEG(small, 90)},
 		{"meme-640x672", testimg.JPEG(edits.Caption(small, "TOP TEXT", "BOTTOM TEXT"), 90)},
 		{"bordered-800x600", testimg.JPEG(edits.Border(small, 0.125, edits.White), 90)},
+		// Made to give every default variant work at once (a stretched,
+		// gapped, bordered meme): the budget's worst case.
+		{"every-edit-640x480", testimg.JPEG(edits.Caption(edits.Border(edits.Gap(edits.Squeeze(testimg.Photo(7, 400, 300), 0.3, 0.7), 0.1), 0.1, edits.White), "A", "B"), 90)},
 	}
 	if data, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "pdq-vectors", "bridge-mods", "aaa-orig.jpg")); err == nil {
 		cases = append(cases, struct {
