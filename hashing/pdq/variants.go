@@ -77,7 +77,10 @@ func (vs *variantSet) hashPart(p *plane, r image.Rectangle, name, variant string
 // defaultVariants adds the default variants of the displayed picture p
 // (whose hash is base) to vs; prefix names the frame ("" for the first).
 func defaultVariants(vs *variantSet, p *plane, base Result, prefix string) {
-	full := p.bounds()
+	if p.w < minVariantSide || p.h < minVariantSide {
+		// No part of it could be hashed; only the negative is free.
+		p = nil
+	}
 	if !base.Hash.IsZero() {
 		// PDQ thresholds its DCT at the median, and a negative negates
 		// every coefficient, so its hash is the complement (but for the
@@ -88,6 +91,10 @@ func defaultVariants(vs *variantSet, p *plane, base Result, prefix string) {
 		}
 		vs.add(Form{Name: join(prefix, "negative"), Variant: VariantNegative, Hash: neg, Quality: base.Quality})
 	}
+	if p == nil {
+		return
+	}
+	full := p.bounds()
 	if lo, hi := percentiles(p); hi-lo < squeezedRange && hi-lo >= 4 {
 		if vs.spend(p.w * p.h) {
 			q := stretch(p, lo, hi)
@@ -120,6 +127,9 @@ func area(r image.Rectangle) int { return r.Dx() * r.Dy() }
 
 // deepVariants adds the pasted-picture windows and the rotation sweep.
 func deepVariants(vs *variantSet, p *plane, prefix string) {
+	if p.w < minVariantSide || p.h < minVariantSide {
+		return
+	}
 	// A picture pasted on a busy canvas: PDQ does not survive a window
 	// that is off by even 2% of its side (measured: 38 bits at 1.6%), so
 	// a grid of windows only finds pictures pasted where the grid happens
@@ -342,6 +352,9 @@ func pastedRects(p *plane, n int) []image.Rectangle {
 
 // uniform reports whether vals spread over at most uniformRange.
 func uniform(vals []float32) bool {
+	if len(vals) == 0 {
+		return true
+	}
 	lo, hi := vals[0], vals[0]
 	for _, v := range vals[1:] {
 		lo, hi = min(lo, v), max(hi, v)
