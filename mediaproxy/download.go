@@ -2,7 +2,6 @@ package mediaproxy
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"io/fs"
@@ -600,15 +599,20 @@ func (iw *inspectWriter) finish() error {
 		}
 		sc := p.scanExactOnly(dg, iw.contentType())
 		v, err := p.match(iw.r.Context(), d, sc)
-		if err != nil && !(errors.Is(err, context.Canceled) && iw.r.Context().Err() != nil) {
+		o, reason, gone := p.outcomeOf(iw.r.Context(), v, err, sc, true)
+		d.Outcome, d.UnscannableReason = o, reason
+		switch {
+		case gone:
+			// The client left: what went out went out.
+			d.Outcome, d.Err = Unscanned, err
+		case o == Refused:
 			// Fail closed: the bytes went out, but not the held-back
 			// tail, so the client is left without a complete file.
-			d.Outcome, d.Err, d.User = Refused, err, iw.user(true)
+			d.Err, d.User = err, iw.user(true)
 			p.observe(d)
 			panic(http.ErrAbortHandler)
-		}
-		if err == nil && v.Match {
-			d.Outcome, d.User = LateBlocked, iw.user(true)
+		case o == LateBlocked:
+			d.User = iw.user(true)
 			p.mem.Block(iw.mediaKey, v.Reason)
 			p.observe(d)
 			p.log.Warn("late match on a streamed download; aborting the connection", zap.String("media", iw.mediaKey), zap.String("bank", v.Bank))
@@ -616,7 +620,7 @@ func (iw *inspectWriter) finish() error {
 			// (and so a complete file) from the client.
 			panic(http.ErrAbortHandler)
 		}
-		p.recordAllowed(d, err)
+		p.observe(d)
 		_, werr := iw.real.Write(iw.tail)
 		return werr
 	case modeBuffer:
@@ -715,31 +719,32 @@ func (iw *inspectWriter) judge(media io.ReadSeeker, ct string, dg hashing.Digest
 	sc := p.scan(iw.r.Context(), media, ct, dg)
 	d := &Decision{Request: iw.r, Endpoint: iw.ep, MediaKey: iw.mediaKey, Digests: dg, PDQ: sc.pdq, UnscannableReason: sc.unscannable, HashTime: time.Since(iw.start)}
 	v, err := p.match(iw.r.Context(), d, sc)
-	switch {
-	case err != nil && errors.Is(err, context.Canceled) && iw.r.Context().Err() != nil:
+	o, reason, gone := p.outcomeOf(iw.r.Context(), v, err, sc, false)
+	if gone {
 		return nil
-	case err != nil:
-		d.Outcome, d.Err, d.User = Refused, err, iw.user(true)
+	}
+	d.Outcome, d.UnscannableReason = o, reason
+	switch o {
+	case Refused:
+		d.Err, d.User = err, iw.user(true)
 		p.observe(d)
 		writeError(iw.real, http.StatusServiceUnavailable, "M_UNKNOWN", "Media scanning is temporarily unavailable")
 		return nil
-	case v.Match:
-		d.Outcome, d.User = Blocked, iw.user(true)
+	case Blocked:
+		d.User = iw.user(true)
 		p.mem.Block(iw.mediaKey, v.Reason)
 		p.observe(d)
 		writeError(iw.real, http.StatusNotFound, "M_NOT_FOUND", "Not found")
 		return nil
-	case sc.undecodable != "" && p.cfg.OnUndecodableImage == UndecodableBlock:
+	case Undecodable:
 		// Not remembered as blocked: a better decoder after an upgrade
 		// must get to judge it again.
-		d.Outcome, d.User, d.UnscannableReason = Undecodable, iw.user(true), sc.undecodable
+		d.User = iw.user(true)
 		p.observe(d)
 		writeError(iw.real, http.StatusNotFound, "M_NOT_FOUND", "Not found")
 		return nil
-	case sc.undecodable != "":
-		d.UnscannableReason = sc.undecodable
 	}
-	p.recordAllowed(d, nil)
+	p.observe(d)
 	if d.Outcome == Clean || d.Outcome == Unscannable {
 		// Unscannable media (an encrypted attachment, most media in
 		// encrypted rooms) had every check that can ever apply to its
@@ -747,22 +752,6 @@ func (iw *inspectWriter) judge(media io.ReadSeeker, ct string, dg hashing.Digest
 		p.mem.CleanAsOf(iw.variant, gen)
 	}
 	return release()
-}
-
-// recordAllowed sets the outcome of a response that is being let through.
-func (p *Proxy) recordAllowed(d *Decision, err error) {
-	switch {
-	case err != nil:
-		// Streaming: the bytes are already out; a refusal is impossible.
-		d.Outcome, d.Err = Unscanned, err
-	case d.Verdict.Unscanned:
-		d.Outcome = Unscanned
-	case d.UnscannableReason != "":
-		d.Outcome = Unscannable
-	default:
-		d.Outcome = Clean
-	}
-	p.observe(d)
 }
 
 func (iw *inspectWriter) release(body []byte) error {

@@ -2,7 +2,6 @@ package mediaproxy
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -85,37 +84,32 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 		d.MediaKey = ep.Server + "/" + ep.MediaID
 	}
 	v, err := p.match(r.Context(), d, sc)
-	switch {
-	case err != nil && errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+	o, reason, gone := p.outcomeOf(r.Context(), v, err, sc, false)
+	if gone {
 		return nil // the client left while we asked; nothing forwarded
-	case err != nil:
-		d.Outcome, d.Err, d.User = Refused, err, user(true)
+	}
+	d.Outcome, d.UnscannableReason = o, reason
+	switch o {
+	case Refused:
+		d.Err, d.User = err, user(true)
 		p.observe(d)
 		p.log.Warn("matcher unavailable; upload refused (fail closed)", zap.String("endpoint", ep.Name), zap.Error(err))
 		writeError(w, http.StatusServiceUnavailable, "M_UNKNOWN", "Media scanning is temporarily unavailable")
 		return nil
-	case v.Match:
+	case Blocked:
 		// Nothing was stored, and the media ID of a PUT comes from the
 		// client's path before the homeserver checked it owns that ID:
 		// remembering it as blocked would let anyone blank out anyone's
 		// media. Identical bytes are caught by their hashes anyway.
-		d.Outcome, d.User = Blocked, user(true)
+		d.User = user(true)
 		p.observe(d)
 		writeError(w, http.StatusForbidden, "M_FORBIDDEN", "This media cannot be uploaded")
 		return nil
-	case sc.undecodable != "" && p.cfg.OnUndecodableImage == UndecodableBlock:
-		d.Outcome, d.User, d.UnscannableReason = Undecodable, user(true), sc.undecodable
+	case Undecodable:
+		d.User = user(true)
 		p.observe(d)
 		writeError(w, http.StatusForbidden, "M_FORBIDDEN", "This media cannot be uploaded: the image could not be read")
 		return nil
-	case v.Unscanned:
-		d.Outcome = Unscanned
-	case sc.undecodable != "":
-		d.Outcome, d.UnscannableReason = Unscannable, sc.undecodable
-	case sc.unscannable != "":
-		d.Outcome = Unscannable
-	default:
-		d.Outcome = Clean
 	}
 
 	// Forward the spooled bytes.
