@@ -358,6 +358,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 	mem := mediaproxy.NewMemory(a.MemoryEntries, time.Hour)
+	hashRunner().SetLogger(a.log.Named("hashing"))
 	a.proxy, err = mediaproxy.New(mediaproxy.Config{
 		Matcher:              a.guard,
 		MaxUploadSize:        a.MaxUploadSize,
@@ -369,6 +370,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		UploadIdleTimeout:    time.Duration(a.UploadIdleTimeout),
 		MaxConcurrentHashing: a.MaxConcurrentHashing,
 		Hashing:              a.Hashing,
+		Runner:               hashRunner(),
 		MaxPixels:            a.MaxPixels,
 		OnUndecodableImage:   a.OnUndecodableImage,
 		Dihedral:             a.Dihedral,

@@ -7,7 +7,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mediaguard/mediaguard/hashing/external"
-	"github.com/mediaguard/mediaguard/mediaproxy"
 )
 
 // Collectors are created once per process and registered into each config
@@ -77,11 +76,11 @@ var (
 	hashWorkersStarted = prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "hash_workers_started_total",
 		Help: "Hashing worker processes started (hashing process).",
-	}, func() float64 { s, _ := mediaproxy.HashWorkerStats(); return float64(s) })
+	}, func() float64 { s, _ := hashRunner().Stats(); return float64(s) })
 	hashWorkersDiscarded = prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "hash_workers_failed_total",
 		Help: "Hashing worker processes that crashed, timed out on an image, answered garbage or failed to start; each is replaced.",
-	}, func() float64 { _, d := mediaproxy.HashWorkerStats(); return float64(d) })
+	}, func() float64 { _, d := hashRunner().Stats(); return float64(d) })
 	breakerState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "breaker_state",
 		Help: "Circuit breaker state per remote backend: 0 closed, 1 half-open, 2 open.",

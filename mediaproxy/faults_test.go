@@ -42,7 +42,7 @@ func (m downMatcher) Match(ctx context.Context, q matcher.Query) (matcher.Verdic
 func envWithMatcher(t *testing.T, m matcher.Matcher) *env {
 	t.Helper()
 	e := newEnv(t, []string{"md5 " + strings.Repeat("0", 31) + "1"}, nil)
-	p, err := New(Config{Matcher: m, Observer: e.obs, TempDir: e.tmp, MemoryBuffer: 1024})
+	p, err := New(Config{Runner: testRunner, Matcher: m, Observer: e.obs, TempDir: e.tmp, MemoryBuffer: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -549,14 +549,16 @@ func mustLastKey(t *testing.T, e *env) string {
 // waiting frees its place without anything reaching the homeserver.
 func TestHashingSlots(t *testing.T) {
 	e := newEnv(t, []string{"md5 " + strings.Repeat("0", 31) + "1"}, func(c *Config) { c.MaxConcurrentHashing = 1 })
-	busy := func() { // every slot, the small-image lane's included
-		for range cap(e.proxy.hashSlots) {
-			e.proxy.hashSlots <- struct{}{}
+	busy := func() { // both lanes, the small-image lane's included
+		for range 2 {
+			if !e.proxy.acquireHashSlot(context.Background(), false) {
+				t.Fatal("no lane")
+			}
 		}
 	}
 	free := func() {
-		for range cap(e.proxy.hashSlots) {
-			<-e.proxy.hashSlots
+		for range 2 {
+			e.proxy.releaseHashSlot(false)
 		}
 	}
 	busy()

@@ -16,7 +16,7 @@ import (
 
 	"github.com/mediaguard/mediaguard/hashing"
 	"github.com/mediaguard/mediaguard/hashing/pdq"
-	"github.com/mediaguard/mediaguard/hashing/worker"
+	"github.com/mediaguard/mediaguard/hashing/sched"
 	"github.com/mediaguard/mediaguard/matcher"
 )
 
@@ -81,6 +81,11 @@ type Config struct {
 	// HashingInline on niced threads of this process. Where no worker can
 	// be started, images are hashed inline.
 	Hashing string
+	// Runner runs the hashing (hashing/sched). Its threads and worker
+	// processes live as long as the process, so a caller that builds more
+	// than one Proxy (a server reloading its configuration) passes the
+	// same Runner to each; nil gives this Proxy a Runner of its own.
+	Runner *sched.Runner
 	// UploadIdleTimeout abandons an upload whose client sends no byte for
 	// this long (408); default DefaultUploadIdleTimeout, negative for
 	// none. A trickle keeps it alive, but each trickling upload holds
@@ -192,14 +197,10 @@ type Proxy struct {
 	// spoolParent is the configured temp dir, to recreate the private
 	// spool directory under if it disappears.
 	spoolParent string
-	// hashSlots holds a token per body being decoded and PDQ-hashed
-	// (MaxConcurrentHashing+1); bigSlots one per big image among them
-	// (MaxConcurrentHashing), so one slot is always left to small ones.
-	hashSlots   chan struct{}
-	bigSlots    chan struct{}
-	hashWaiting atomic.Int64
-	// workers decode and hash in child processes (nil: inline).
-	workers *worker.Pool
+	// lanes bound the pictures decoded and hashed at once
+	// (MaxConcurrentHashing, and one more for small ones); hasher does it.
+	lanes  *sched.Lanes
+	hasher sched.Hasher
 }
 
 // reserve takes n bytes of the shared in-memory budget.
@@ -276,13 +277,14 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mediaproxy: %w", err)
 	}
-	ensureNicedWorkers(cfg.MaxConcurrentHashing + 1)
+	if cfg.Runner == nil {
+		cfg.Runner = sched.NewRunner(cfg.Logger)
+	}
+	cfg.Runner.Grow(cfg.MaxConcurrentHashing+1, cfg.Hashing == HashingProcess)
 	parent := cfg.TempDir
 	cfg.TempDir = dir
-	p := &Proxy{cfg: cfg, log: cfg.Logger, mem: cfg.Memory, spoolParent: parent, hashSlots: make(chan struct{}, cfg.MaxConcurrentHashing+1), bigSlots: make(chan struct{}, cfg.MaxConcurrentHashing)}
-	if cfg.Hashing == HashingProcess {
-		p.workers = sharedHashWorkers(cfg.MaxConcurrentHashing+1, cfg.Logger)
-	}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, mem: cfg.Memory, spoolParent: parent,
+		lanes: sched.NewLanes(cfg.MaxConcurrentHashing), hasher: cfg.Runner.Hasher(cfg.Hashing == HashingProcess)}
 	if cfg.ServerName != "" {
 		s := cfg.ServerName
 		p.serverName.Store(&s)

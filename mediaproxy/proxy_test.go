@@ -21,11 +21,17 @@ import (
 	"time"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/hashing/sched"
 	"github.com/mediaguard/mediaguard/internal/testimg"
 	"github.com/mediaguard/mediaguard/matcher"
 )
 
 var zeroTime time.Time
+
+// testRunner is the one hashing Runner of the tests' proxies: a Runner's
+// threads and worker processes last as long as the test binary, so the
+// tests share one as a server shares one across reloads.
+var testRunner = sched.NewRunner(nil)
 
 func testPhoto(seed, w, h int) *image.NRGBA { return testimg.Photo(seed, w, h) }
 
@@ -95,7 +101,7 @@ func newEnv(t *testing.T, bankLines []string, tune func(*Config)) *env {
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.ErrorLog = nil
 	obs := &recorder{}
-	cfg := Config{Matcher: local, Observer: obs, TempDir: dir, MemoryBuffer: 64 << 10, MaxUploadSize: 8 << 20}
+	cfg := Config{Matcher: local, Observer: obs, TempDir: dir, MemoryBuffer: 64 << 10, MaxUploadSize: 8 << 20, Runner: testRunner}
 	if tune != nil {
 		tune(&cfg)
 	}

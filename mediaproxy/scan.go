@@ -4,13 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
-	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -309,9 +305,6 @@ func (p *Proxy) match(ctx context.Context, d *Decision, sc scanned) (v matcher.V
 	return v, err
 }
 
-// hashingNice is the nice value decoding and PDQ run at.
-const hashingNice = 10
-
 // Hashing modes (Config.Hashing).
 const (
 	HashingProcess = "process"
@@ -319,20 +312,11 @@ const (
 )
 
 // hashImage decodes and PDQ-hashes r on a worker process, or where none
-// can run, on one of the niced hashing threads. Hashing is throughput
-// work; passing known media through is latency work, and on a small
-// machine both want the same cores.
+// can run, on one of the niced hashing threads (hashing/sched). Hashing is
+// throughput work; passing known media through is latency work, and on a
+// small machine both want the same cores.
 func (p *Proxy) hashImage(ctx context.Context, r io.ReadSeeker) (res pdq.Result, err error) {
-	dopt := pdq.DecodeOptions{MaxPixels: p.cfg.MaxPixels, Viewed: true}
-	opt := p.pdqOptions()
-	if p.workers != nil {
-		res, err = p.workers.Hash(ctx, r, dopt, opt)
-		if !errors.Is(err, worker.ErrUnavailable) {
-			return res, err
-		}
-		// The pool logged why; the image is still hashed.
-	}
-	return hashInline(r, dopt, opt)
+	return p.hasher.Hash(ctx, r, pdq.DecodeOptions{MaxPixels: p.cfg.MaxPixels, Viewed: true}, p.pdqOptions())
 }
 
 // pdqOptions are the options every picture judged is hashed with, on a
@@ -342,143 +326,9 @@ func (p *Proxy) pdqOptions() pdq.Options {
 	return pdq.Options{Dihedral: p.cfg.Dihedral, Search: p.cfg.PDQSearch}
 }
 
-// hashInline hashes on a niced thread of this process. PDQ gets one
-// worker so none of its passes run on ordinary, full-priority threads.
-func hashInline(r io.ReadSeeker, dopt pdq.DecodeOptions, opt pdq.Options) (res pdq.Result, err error) {
-	if _, err := r.Seek(0, io.SeekStart); err != nil {
-		return pdq.Result{}, err
-	}
-	runNiced(func() {
-		defer func() {
-			if v := recover(); v != nil {
-				err = fmt.Errorf("%w: hashing panicked: %v", pdq.ErrCorrupt, v)
-			}
-		}()
-		opt.Workers = 1
-		res, _, err = worker.HashViewed(r, dopt, opt)
-	})
-	return res, err
-}
+func (p *Proxy) acquireHashSlot(ctx context.Context, big bool) bool { return p.lanes.Acquire(ctx, big) }
 
-// hashWorkers is the process-wide pool of hashing processes: like the
-// niced threads, it outlives configuration reloads and only grows.
-var hashWorkers struct {
-	once sync.Once
-	pool atomic.Pointer[worker.Pool]
-	log  atomic.Pointer[zap.Logger]
-}
-
-func sharedHashWorkers(n int, log *zap.Logger) *worker.Pool {
-	w := &hashWorkers
-	w.log.Store(log)
-	w.once.Do(func() {
-		w.pool.Store(worker.NewPool(n, worker.Options{OnExit: func(reason, stderr string) {
-			w.log.Load().Warn("hashing worker process ended; the next image gets a new one (or is hashed in-process while none can start)",
-				zap.String("reason", reason), zap.String("stderr", stderr))
-		}}))
-	})
-	pool := w.pool.Load()
-	pool.Grow(n)
-	return pool
-}
-
-// HashWorkerStats counts hashing processes started and discarded
-// (crashed, timed out, or failed to start) in this process (metrics).
-func HashWorkerStats() (started, discarded int64) {
-	pool := hashWorkers.pool.Load()
-	if pool == nil {
-		return 0, 0
-	}
-	return pool.Stats()
-}
-
-// nicedWorkers run jobs on OS threads locked and lowered to hashingNice
-// once, for the life of the process. They never exit: a goroutine that
-// exits locked makes the runtime terminate its thread, and a thread's
-// death sends PR_SET_PDEATHSIG to any child process it once started (Go
-// issue 27505), which killed test homeservers. Nor can a thread be handed
-// back, as an unprivileged process cannot raise its priority again. The
-// pool only grows, to the largest max_concurrent_hashing configured.
-var nicedWorkers struct {
-	mu   sync.Mutex
-	n    int
-	jobs chan func()
-}
-
-// ensureNicedWorkers starts workers until there are at least n.
-func ensureNicedWorkers(n int) {
-	w := &nicedWorkers
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.jobs == nil {
-		w.jobs = make(chan func())
-	}
-	for ; w.n < n; w.n++ {
-		go func(jobs <-chan func()) {
-			runtime.LockOSThread()
-			lowerThreadPriority()
-			for job := range jobs {
-				job()
-			}
-		}(w.jobs)
-	}
-}
-
-// runNiced runs f on a niced worker and waits for it.
-func runNiced(f func()) {
-	done := make(chan struct{})
-	nicedWorkers.jobs <- func() { defer close(done); f() }
-	<-done
-}
-
-// acquireHashSlot waits for a hashing slot. Decoding and PDQ are the only
-// heavy work on the request path: a decoded 12 MP photo and PDQ's buffers
-// take tens of megabytes, and every core they occupy is taken from
-// proxying. Bounding them bounds memory under any load and leaves a core
-// for the downloads that need no hashing.
-//
-// There are MaxConcurrentHashing slots for any image and one more that
-// only images of at most smallImagePixels may take: a flood of huge
-// images (bombs) can hold every general slot, never that one, so ordinary
-// photos keep being judged within about the time one of them takes.
-func (p *Proxy) acquireHashSlot(ctx context.Context, big bool) bool {
-	if big {
-		select {
-		case p.bigSlots <- struct{}{}:
-		default:
-			p.hashWaiting.Add(1)
-			defer p.hashWaiting.Add(-1)
-			select {
-			case p.bigSlots <- struct{}{}:
-			case <-ctx.Done():
-				return false
-			}
-		}
-	}
-	select {
-	case p.hashSlots <- struct{}{}:
-		return true
-	default:
-	}
-	p.hashWaiting.Add(1)
-	defer p.hashWaiting.Add(-1)
-	select {
-	case p.hashSlots <- struct{}{}:
-		return true
-	case <-ctx.Done():
-		if big {
-			<-p.bigSlots
-		}
-		return false
-	}
-}
-
-func (p *Proxy) releaseHashSlot(big bool) {
-	<-p.hashSlots
-	if big {
-		<-p.bigSlots
-	}
-}
+func (p *Proxy) releaseHashSlot(big bool) { p.lanes.Release(big) }
 
 // HashWaiting is the number of bodies waiting for a hashing slot (metrics).
-func (p *Proxy) HashWaiting() int64 { return p.hashWaiting.Load() }
+func (p *Proxy) HashWaiting() int64 { return p.lanes.Waiting() }

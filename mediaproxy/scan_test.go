@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/hashing/sched"
 	"github.com/mediaguard/mediaguard/hashing/worker"
 	"github.com/mediaguard/mediaguard/matcher"
 )
@@ -17,15 +18,12 @@ import (
 // Where no hashing process can start (exec forbidden, a broken binary),
 // images are still hashed, in-process, with the same result.
 func TestHashingFallsBackInline(t *testing.T) {
-	p, err := New(Config{Matcher: downMatcher{}, TempDir: t.TempDir(), Dihedral: true})
+	pool := worker.NewPool(1, worker.Options{Command: func() *exec.Cmd { return exec.Command("/nonexistent/mediaguard") }})
+	defer pool.Close()
+	p, err := New(Config{Runner: sched.NewRunnerFor(pool, nil), Matcher: downMatcher{}, TempDir: t.TempDir(), Dihedral: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.workers == nil {
-		t.Fatal("hashing process is the default, but the proxy has no worker pool")
-	}
-	p.workers = worker.NewPool(1, worker.Options{Command: func() *exec.Cmd { return exec.Command("/nonexistent/mediaguard") }})
-	defer p.workers.Close()
 	img := jpegBytes(testPhoto(11, 320, 240), 90)
 	want, _, err := pdq.HashBytes(img, pdq.DecodeOptions{}, pdq.Options{Dihedral: true})
 	if err != nil {
@@ -37,7 +35,7 @@ func TestHashingFallsBackInline(t *testing.T) {
 			t.Fatalf("got %v, %v; want the in-process hash %v", got.Hash, err, want.Hash)
 		}
 	}
-	if started, failed := p.workers.Stats(); started != 0 || failed != 1 {
+	if started, failed := pool.Stats(); started != 0 || failed != 1 {
 		t.Errorf("started %d, failed %d; want one failed start, then no retry", started, failed)
 	}
 }
@@ -46,16 +44,16 @@ func TestHashingFallsBackInline(t *testing.T) {
 // no perceptual hash, and not "unscannable" (which would be remembered
 // and let later downloads skip hashing).
 func TestClientLeavesMidHash(t *testing.T) {
-	p, err := New(Config{Matcher: downMatcher{}, TempDir: t.TempDir()})
+	// A worker that greets and never answers (the image fits in the
+	// pipe's buffer, so sending it completes).
+	pool := worker.NewPool(1, worker.Options{Command: func() *exec.Cmd {
+		return exec.Command("sh", "-c", "printf 'mediaguard-hash-worker 2\\n'; exec sleep 30")
+	}})
+	defer pool.Close()
+	p, err := New(Config{Runner: sched.NewRunnerFor(pool, nil), Matcher: downMatcher{}, TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A worker that greets and never answers (the image fits in the
-	// pipe's buffer, so sending it completes).
-	p.workers = worker.NewPool(1, worker.Options{Command: func() *exec.Cmd {
-		return exec.Command("sh", "-c", "printf 'mediaguard-hash-worker 2\\n'; exec sleep 30")
-	}})
-	defer p.workers.Close()
 	img := jpegBytes(testPhoto(12, 320, 240), 90)
 	if len(img) > 60<<10 {
 		t.Fatalf("a %d-byte image would not fit in the pipe", len(img))
@@ -81,7 +79,7 @@ func TestPDQSearchReachesTheHasher(t *testing.T) {
 	img := encodePNG(translucent(testPhoto(13, 96, 96)))
 	for _, hashing := range []string{HashingProcess, HashingInline} {
 		for _, search := range []pdq.Search{pdq.SearchOff, pdq.SearchDefault, pdq.SearchDeep} {
-			p, err := New(Config{Matcher: downMatcher{}, TempDir: t.TempDir(), Hashing: hashing, PDQSearch: search})
+			p, err := New(Config{Runner: testRunner, Matcher: downMatcher{}, TempDir: t.TempDir(), Hashing: hashing, PDQSearch: search})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -106,7 +104,7 @@ func TestPDQSearchReachesTheHasher(t *testing.T) {
 			}
 		}
 	}
-	if _, err := New(Config{Matcher: downMatcher{}, TempDir: t.TempDir(), PDQSearch: pdq.SearchDeep + 1}); err == nil {
+	if _, err := New(Config{Runner: testRunner, Matcher: downMatcher{}, TempDir: t.TempDir(), PDQSearch: pdq.SearchDeep + 1}); err == nil {
 		t.Fatal("an unknown search level was accepted")
 	}
 }

@@ -1,4 +1,4 @@
-package mediaproxy
+package sched
 
 import "syscall"
 
@@ -6,5 +6,5 @@ import "syscall"
 // is per thread, so only the hashing thread yields: proxying, and the
 // homeserver on the same machine, keep the CPU when both want it.
 func lowerThreadPriority() {
-	_ = syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), hashingNice)
+	_ = syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), Nice)
 }

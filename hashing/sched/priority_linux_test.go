@@ -1,4 +1,4 @@
-package mediaproxy
+package sched
 
 import (
 	"bytes"
@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/internal/testimg"
 )
 
 // threadNice reads the calling thread's nice value (field 19 of
@@ -40,16 +43,14 @@ func TestHashingRunsNiced(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	before := threadNice(t)
-	p, err := New(Config{Matcher: downMatcher{}, TempDir: t.TempDir(), Hashing: HashingInline})
-	if err != nil {
+	r := NewRunner(nil)
+	r.Grow(1, false)
+	probe := &niceProbe{ReadSeeker: bytes.NewReader(testimg.PNG(testimg.Photo(3, 64, 64))), t: t}
+	if _, err := r.Hasher(false).Hash(context.Background(), probe, pdq.DecodeOptions{Viewed: true}, pdq.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	probe := &niceProbe{ReadSeeker: bytes.NewReader(encodePNG(testPhoto(3, 64, 64))), t: t}
-	if _, err := p.hashImage(context.Background(), probe); err != nil {
-		t.Fatal(err)
-	}
-	if len(probe.seen) == 0 || probe.seen[0] != max(before, hashingNice) {
-		t.Fatalf("decoder read at nice %v; want %d", probe.seen, hashingNice)
+	if len(probe.seen) == 0 || probe.seen[0] != max(before, Nice) {
+		t.Fatalf("decoder read at nice %v; want %d", probe.seen, Nice)
 	}
 	if after := threadNice(t); after != before {
 		t.Fatalf("the caller's thread went from nice %d to %d", before, after)

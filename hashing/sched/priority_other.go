@@ -1,6 +1,6 @@
 //go:build !linux
 
-package mediaproxy
+package sched
 
 // lowerThreadPriority is a no-op where nice is not per thread.
 func lowerThreadPriority() {}
