@@ -1,6 +1,11 @@
 // Package hashing computes the digests mediaguard matches on, in one pass
 // over a stream: MD5, SHA-1 and SHA-256 (exact hash lists such as NCMEC's),
 // with the perceptual PDQ hash in the pdq subpackage.
+//
+// It is the hash stage: hashing and its subpackages (pdq, picture,
+// carve, worker, external, sched) turn bytes into digests and perceptual
+// hashes and know nothing of matching, HTTP serving or Caddy; they must
+// not import matcher, mediaproxy or caddymodule.
 package hashing
 
 import (

@@ -1,6 +1,7 @@
 // Package homeserver talks to the homeserver behind mediaguard: who an
 // access token belongs to (so a block names its uploader) and Synapse's
-// admin API (quarantine, suspend). It is plain net/http.
+// admin API (quarantine, suspend). It is plain net/http, part of the act
+// stage, and must not import the proxy, the matcher or Caddy.
 package homeserver
 
 import (

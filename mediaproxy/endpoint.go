@@ -4,6 +4,10 @@
 // asks the matcher, and refuses matches with Matrix errors. It is plain
 // net/http (no Caddy import) so it can be tested with httptest and reused;
 // the Caddy adapter only hands it the next handler.
+//
+// It is the intercept stage: it calls hashing (hash) and matcher (match)
+// and hands every decision to an Observer (the act stage, package
+// actions); it must not import the actions, the lookup API or Caddy.
 package mediaproxy
 
 import (

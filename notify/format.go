@@ -5,6 +5,9 @@
 // Notices are sent as m.notice because Mjolnir never parses m.notice as a
 // command, so nothing a user controls (user IDs, labels) can be turned into
 // a "!mjolnir ..." command by appearing in a notice.
+//
+// It is part of the act stage and must not import the proxy, the matcher
+// or Caddy: callers hand it a Detection.
 package notify
 
 import (

@@ -1,0 +1,64 @@
+package layout
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// adapters may import Caddy; nothing else may, so every stage can be
+// tested and reused without a server.
+var adapters = map[string]bool{
+	"github.com/mediaguard/mediaguard/caddymodule": true,
+	"github.com/mediaguard/mediaguard/xcaddy":      true,
+}
+
+// mustNotImport names, per stage, the stages it must not reach (directly
+// or not): the flow is hash -> match -> intercept -> act, and serve.
+var mustNotImport = map[string][]string{
+	"github.com/mediaguard/mediaguard/hashing":    {"matcher", "mediaproxy", "lookupapi", "notify", "homeserver", "audit"},
+	"github.com/mediaguard/mediaguard/matcher":    {"mediaproxy", "lookupapi", "notify", "homeserver"},
+	"github.com/mediaguard/mediaguard/mediaproxy": {"lookupapi", "notify", "homeserver", "audit"},
+	"github.com/mediaguard/mediaguard/notify":     {"mediaproxy", "matcher"},
+	"github.com/mediaguard/mediaguard/homeserver": {"mediaproxy", "matcher"},
+}
+
+func TestOnlyTheAdapterImportsCaddy(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skipf("SKIPPED: no go command to list packages: %v", err)
+	}
+	out, err := exec.Command("go", "list", "-tags", "nodynamic", "-deps", "-f", `{{.ImportPath}} {{join .Deps " "}}`, "github.com/mediaguard/mediaguard/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	checked := 0
+	for line := range strings.SplitSeq(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg, deps := fields[0], fields[1:]
+		if !strings.HasPrefix(pkg, "github.com/mediaguard/mediaguard") || strings.Contains(pkg, "/bench/") || strings.HasSuffix(pkg, "/internal/e2e") {
+			continue
+		}
+		checked++
+		for _, d := range deps {
+			if strings.HasPrefix(d, "github.com/caddyserver/caddy") && !adapters[pkg] {
+				t.Errorf("%s imports Caddy (through %s); only the adapter may", pkg, d)
+				break
+			}
+		}
+		for stage, banned := range mustNotImport {
+			if pkg != stage && !strings.HasPrefix(pkg, stage+"/") {
+				continue
+			}
+			for _, d := range deps {
+				for _, b := range banned {
+					if d == "github.com/mediaguard/mediaguard/"+b || strings.HasPrefix(d, "github.com/mediaguard/mediaguard/"+b+"/") {
+						t.Errorf("%s imports %s: the %s stage must not", pkg, d, stage)
+					}
+				}
+			}
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("only %d of our packages listed", checked)
+	}
+}
