@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/internal/testkit"
 )
 
 // PDQ hashes recorded in hma-api-transcript.txt, with the distances HMA
@@ -476,17 +477,9 @@ func remoteMatch(src string) Verdict {
 	}
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
+// eventually is the shared testkit.Eventually (5 s) under the name these
+// tests use.
+var eventually = testkit.Eventually
 
 // delayOrRaw applies a fake's configured delay and canned answer; it
 // reports whether the request has been answered (or abandoned).

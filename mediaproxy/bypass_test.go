@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/internal/testkit"
 )
 
 // TestNoMethodOrSpellingServesUnjudgedMedia is the request-shape half of
@@ -288,7 +289,7 @@ func TestLargeFederationDownloadsJudgedWhole(t *testing.T) {
 	if resp.StatusCode != 200 || !bytes.Contains(body, clean) || e.obs.last().Outcome != Clean || e.obs.last().Digests.SHA256Hex() != sha256Hex(clean) {
 		t.Fatalf("clean: %d, %s, digests of the part %v", resp.StatusCode, e.obs.last().Outcome, e.obs.last().Digests.SHA256Hex() == sha256Hex(clean))
 	}
-	eventually(t, "spool files removed", func() bool { ents, _ := os.ReadDir(e.tmp); return len(ents) == 0 })
+	testkit.Eventually(t, "spool files removed", func() bool { ents, _ := os.ReadDir(e.tmp); return len(ents) == 0 })
 }
 
 // TestSignaturesThatLie: a GIF is never taken for an MPEG-TS video (whose

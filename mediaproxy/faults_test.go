@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/mediaguard/mediaguard/internal/testkit"
 	"github.com/mediaguard/mediaguard/matcher"
 )
 
@@ -246,7 +247,7 @@ func TestBufferBudget(t *testing.T) {
 	}
 	// The handler removes its spool file after the last byte went out,
 	// which the client may see first.
-	eventually(t, "the spool files removed", func() bool { return onDisk.Load() == 0 })
+	testkit.Eventually(t, "the spool files removed", func() bool { return onDisk.Load() == 0 })
 	if peak.Load() == 0 {
 		t.Fatalf("disk accounting: peak %d, now %d", peak.Load(), onDisk.Load())
 	}
@@ -432,18 +433,6 @@ func readStatus(t *testing.T, conn net.Conn, within time.Duration) int {
 	return resp.StatusCode
 }
 
-// eventually polls cond for up to 5 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // A slow-loris uploader: one that stops sending is cut off after the idle
 // timeout (408, nothing forwarded, nothing left on disk); one that trickles
 // is served, but the memory all stalled uploads hold stays within the
@@ -474,7 +463,7 @@ func TestSlowUploads(t *testing.T) {
 	for range 20 {
 		conns = append(conns, rawUpload(t, e, 60_000, make([]byte, 30_000)))
 	}
-	eventually(t, "stalled uploads spooled", func() bool {
+	testkit.Eventually(t, "stalled uploads spooled", func() bool {
 		ents, _ := os.ReadDir(e.tmp)
 		return len(ents) >= 20-budget/60_000
 	})
@@ -508,14 +497,14 @@ func TestSlowUploads(t *testing.T) {
 	if n := e.up.uploads.Load(); n != 2 {
 		t.Fatalf("%d uploads reached the homeserver; want the 2 complete ones", n)
 	}
-	eventually(t, "budget returned", func() bool { return e.proxy.Buffered() == 0 })
+	testkit.Eventually(t, "budget returned", func() bool { return e.proxy.Buffered() == 0 })
 	e.noTempFiles(t)
 	for _, c := range conns {
 		c.Close()
 	}
 	conn.Close()
 	http.DefaultClient.CloseIdleConnections()
-	eventually(t, "goroutines back", func() bool { return runtime.NumGoroutine() <= before+2 })
+	testkit.Eventually(t, "goroutines back", func() bool { return runtime.NumGoroutine() <= before+2 })
 }
 
 // A Content-Length smaller than what the client sends: HTTP ends the body
@@ -571,7 +560,7 @@ func TestHashingSlots(t *testing.T) {
 		resp.Body.Close()
 		done <- resp.StatusCode
 	}()
-	eventually(t, "the upload waiting for a slot", func() bool { return e.proxy.HashWaiting() == 1 })
+	testkit.Eventually(t, "the upload waiting for a slot", func() bool { return e.proxy.HashWaiting() == 1 })
 	if e.up.uploads.Load() != 0 {
 		t.Fatal("forwarded before it was hashed")
 	}
@@ -595,10 +584,10 @@ func TestHashingSlots(t *testing.T) {
 		}
 		close(done)
 	}()
-	eventually(t, "the second upload waiting", func() bool { return e.proxy.HashWaiting() == 1 })
+	testkit.Eventually(t, "the second upload waiting", func() bool { return e.proxy.HashWaiting() == 1 })
 	cancel()
 	<-done
-	eventually(t, "the waiter gone", func() bool { return e.proxy.HashWaiting() == 0 })
+	testkit.Eventually(t, "the waiter gone", func() bool { return e.proxy.HashWaiting() == 0 })
 	free()
 	if n := e.up.uploads.Load(); n != 2 {
 		t.Fatalf("%d uploads reached the homeserver; want the encrypted one and the first image", n)
@@ -622,7 +611,7 @@ func TestSmallImagesOvertakeBombs(t *testing.T) {
 			e.proxy.releaseHashSlot(true)
 		}
 	}()
-	eventually(t, "the second bomb waiting", func() bool { return e.proxy.HashWaiting() == 1 })
+	testkit.Eventually(t, "the second bomb waiting", func() bool { return e.proxy.HashWaiting() == 1 })
 	// ...while a photo is judged at once.
 	if resp, _ := e.upload(t, "image/png", encodePNG(testPhoto(42, 320, 240))); resp.StatusCode != 200 || e.obs.last().PDQ == nil {
 		t.Fatalf("photo beside bombs: %d", resp.StatusCode)

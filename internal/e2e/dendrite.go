@@ -27,7 +27,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -38,6 +37,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mediaguard/mediaguard/internal/testkit"
 )
 
 // DendriteVersion is the release scripts/install-dendrite.sh installs and
@@ -205,7 +206,7 @@ func StartDendrite(t testing.TB) *Dendrite {
 	// process grabbed it in between.
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
-		err := d.launch(t, filepath.Join(bin, "dendrite"), cfgPath, freePort(t))
+		err := d.launch(t, filepath.Join(bin, "dendrite"), cfgPath, testkit.FreePort(t))
 		if err == nil {
 			break
 		}
@@ -561,16 +562,6 @@ func send(t testing.TB, req *http.Request) (int, []byte, http.Header) {
 		t.Fatalf("e2e: %s %s: reading body: %v", req.Method, req.URL, err)
 	}
 	return resp.StatusCode, body, resp.Header
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("e2e: finding a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func randomHex(t testing.TB, n int) string {
