@@ -63,13 +63,13 @@ func TestMatcherDownFailClosed(t *testing.T) {
 	if resp.StatusCode != 503 || code != "M_UNKNOWN" || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("fail closed upload: %d %s", resp.StatusCode, code)
 	}
-	if e.up.uploads.Load() != 0 {
+	if e.up.Uploads.Load() != 0 {
 		t.Fatal("a refused upload reached the homeserver")
 	}
 	if d := e.obs.last(); d.Outcome != Refused || !errors.Is(d.Err, matcher.ErrUnavailable) {
 		t.Fatalf("decision %s %v", d.Outcome, d.Err)
 	}
-	e.up.put("dl", img, "image/png")
+	e.up.Put("dl", img, "image/png")
 	if resp, _ := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/dl", "", nil); resp.StatusCode != 503 {
 		t.Fatalf("fail closed download: %d", resp.StatusCode)
 	}
@@ -119,7 +119,7 @@ func TestTruncatedUploadNotForwarded(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	e.noTempFiles(t)
-	if e.up.uploads.Load() != 0 {
+	if e.up.Uploads.Load() != 0 {
 		t.Fatal("half a body reached the homeserver")
 	}
 }
@@ -223,14 +223,14 @@ func TestBufferBudget(t *testing.T) {
 			}
 		}
 	})
-	e.up.put("big", big, "video/mp4")
+	e.up.Put("big", big, "video/mp4")
 	if resp, _ := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/big", "", nil); resp.StatusCode != 404 || e.obs.last().Outcome != Blocked {
 		t.Fatalf("listed, over budget: %d %s; want 404 blocked before the first byte", resp.StatusCode, e.obs.last().Outcome)
 	}
 	// A re-encoded copy is caught by PDQ from disk too.
-	e.up.put("copy", jpegBytes(halve(decodePNG(t, listedImg)), 80), "image/jpeg")
+	e.up.Put("copy", jpegBytes(halve(decodePNG(t, listedImg)), 80), "image/jpeg")
 	clean := bytes.Repeat([]byte("clean bytes "), 20000)
-	e.up.put("clean", clean, "video/mp4")
+	e.up.Put("clean", clean, "video/mp4")
 	// Hold the whole budget so every download spills.
 	if !e.proxy.reserve(100 << 10) {
 		t.Fatal("budget not free")
@@ -323,7 +323,7 @@ func TestSpoolDiskFaults(t *testing.T) {
 			if resp.StatusCode != 503 || code != "M_UNKNOWN" {
 				t.Fatalf("upload answered %d %s; want 503 M_UNKNOWN", resp.StatusCode, code)
 			}
-			if e.up.uploads.Load() != 0 {
+			if e.up.Uploads.Load() != 0 {
 				t.Fatal("a truncated upload reached the homeserver")
 			}
 			got := logs.FilterMessageSnippet("cannot spool upload to disk").All()
@@ -494,7 +494,7 @@ func TestSlowUploads(t *testing.T) {
 	if d := e.obs.last(); d.Digests.SHA256Hex() != sha256Hex(body) {
 		t.Fatal("the trickled upload was not hashed whole")
 	}
-	if n := e.up.uploads.Load(); n != 2 {
+	if n := e.up.Uploads.Load(); n != 2 {
 		t.Fatalf("%d uploads reached the homeserver; want the 2 complete ones", n)
 	}
 	testkit.Eventually(t, "budget returned", func() bool { return e.proxy.Buffered() == 0 })
@@ -518,9 +518,9 @@ func TestContentLengthSmallerThanBody(t *testing.T) {
 	if st := readStatus(t, conn, 3*time.Second); st != 200 {
 		t.Fatalf("answered %d", st)
 	}
-	stored, ok := e.up.get(strings.TrimPrefix(mustLastKey(t, e), "hs.example/"))
-	if !ok || len(stored.data) != 5_000 || sha256Hex(stored.data) != e.obs.last().Digests.SHA256Hex() {
-		t.Fatalf("stored %d bytes (ok %v); want the 5000 declared and hashed", len(stored.data), ok)
+	stored, ok := e.up.Get(strings.TrimPrefix(mustLastKey(t, e), "hs.example/"))
+	if !ok || len(stored.Data) != 5_000 || sha256Hex(stored.Data) != e.obs.last().Digests.SHA256Hex() {
+		t.Fatalf("stored %d bytes (ok %v); want the 5000 declared and hashed", len(stored.Data), ok)
 	}
 }
 
@@ -561,7 +561,7 @@ func TestHashingSlots(t *testing.T) {
 		done <- resp.StatusCode
 	}()
 	testkit.Eventually(t, "the upload waiting for a slot", func() bool { return e.proxy.HashWaiting() == 1 })
-	if e.up.uploads.Load() != 0 {
+	if e.up.Uploads.Load() != 0 {
 		t.Fatal("forwarded before it was hashed")
 	}
 	// An encrypted attachment is no image: its header says so, and it
@@ -589,7 +589,7 @@ func TestHashingSlots(t *testing.T) {
 	<-done
 	testkit.Eventually(t, "the waiter gone", func() bool { return e.proxy.HashWaiting() == 0 })
 	free()
-	if n := e.up.uploads.Load(); n != 2 {
+	if n := e.up.Uploads.Load(); n != 2 {
 		t.Fatalf("%d uploads reached the homeserver; want the encrypted one and the first image", n)
 	}
 	e.noTempFiles(t)
@@ -631,7 +631,7 @@ func TestSpooledDownloadOutgrowsLimit(t *testing.T) {
 		body[i] = byte(i * 31 >> 7)
 	}
 	// Chunked, so the length is unknown until the end.
-	e.up.put("grow", body, "video/mp4")
+	e.up.Put("grow", body, "video/mp4")
 	e.proxy.reserve(64 << 10)
 	resp, got := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/grow", "", nil)
 	e.proxy.buffered.Add(-64 << 10)
@@ -651,8 +651,8 @@ func TestDownloadSpillFails(t *testing.T) {
 	orig := createSpoolFile
 	createSpoolFile = func(string) (spoolFile, error) { return nil, syscall.ENOSPC }
 	clean := bytes.Repeat([]byte("clean "), 30000)
-	e.up.put("clean", clean, "video/mp4")
-	e.up.put("listed", listed, "video/mp4")
+	e.up.Put("clean", clean, "video/mp4")
+	e.up.Put("listed", listed, "video/mp4")
 	e.proxy.reserve(64 << 10)
 	defer e.proxy.buffered.Add(-64 << 10)
 	for _, id := range []string{"clean", "listed"} {

@@ -13,7 +13,7 @@
 //
 // What Dendrite lacks compared with Synapse (async upload, preview_url, the
 // media admin API, HEAD and Range on downloads) has to be tested against an
-// httptest fake instead; see the reference notes in shared/reference/matrix.md.
+// httptest fake instead: internal/fakes.Synapse.
 package e2e
 
 import (
