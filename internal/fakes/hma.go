@@ -221,22 +221,10 @@ func (f *HMA) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case r.Method == http.MethodGet && r.URL.Path == "/status":
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if !f.Loaded.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "INDEX-NOT-LOADED")
-			return
-		}
-		_, _ = io.WriteString(w, "I-AM-ALIVE")
+		f.health(w, "I-AM-ALIVE")
 	case r.Method == http.MethodGet && r.URL.Path == "/readyz" && !f.NoReadyz.Load():
 		f.ReadyChecks.Add(1)
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if !f.Loaded.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "INDEX-NOT-LOADED")
-			return
-		}
-		_, _ = io.WriteString(w, "READY")
+		f.health(w, "READY")
 	case strings.HasPrefix(r.URL.Path, "/c/") && f.NoCurator.Load():
 		HMAError(w, http.StatusNotFound, "not found")
 	case r.Method == http.MethodGet && r.URL.Path == "/c/banks":
@@ -257,6 +245,18 @@ func (f *HMA) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		HMAError(w, http.StatusNotFound, "not found")
 	}
+}
+
+// health answers /status and /readyz: ok as text/html, or 503
+// INDEX-NOT-LOADED until the index is loaded.
+func (f *HMA) health(w http.ResponseWriter, ok string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if !f.Loaded.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "INDEX-NOT-LOADED")
+		return
+	}
+	_, _ = io.WriteString(w, ok)
 }
 
 func (f *HMA) lookup(w http.ResponseWriter, r *http.Request) {
