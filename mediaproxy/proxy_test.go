@@ -25,6 +25,8 @@ import (
 	"github.com/mediaguard/mediaguard/matcher"
 )
 
+var zeroTime time.Time
+
 func testPhoto(seed, w, h int) *image.NRGBA { return testimg.Photo(seed, w, h) }
 
 func jpegBytes(img image.Image, q int) []byte { return testimg.JPEG(img, q) }
