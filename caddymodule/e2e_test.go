@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,17 +19,11 @@ import (
 	"github.com/mediaguard/mediaguard/internal/bypass"
 	"github.com/mediaguard/mediaguard/internal/e2e"
 	"github.com/mediaguard/mediaguard/internal/testimg"
+	"github.com/mediaguard/mediaguard/internal/testkit"
 )
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// freePort is the shared testkit.FreePort under the name these tests use.
+var freePort = testkit.FreePort
 
 func reportOf(t *testing.T, b []byte) hashing.Report {
 	t.Helper()

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,85 +17,38 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
+	"github.com/mediaguard/mediaguard/internal/fakes"
 	"github.com/mediaguard/mediaguard/internal/testimg"
 )
 
-// fakeHMA follows HMA 2.0's lookup endpoint (reference/hma.md):
-// GET /m/lookup?signal_type=pdq&signal=HEX answers 200 with a JSON object
-// of bank name → list of {"bank_content_id": N, "distance": "D"}; an empty
-// object is no match. It holds nothing, so a healthy fake says "no match";
-// mode makes it fail the ways a real deployment does.
-type fakeHMA struct {
-	*httptest.Server
-	mode    atomic.Value // string: "", "500", "malformed", "wrong-shape", "slow"
-	lookups atomic.Int64
-}
+// newFakeHMA starts the shared fake HMA (internal/fakes.HMA, which says
+// what each answer follows) holding nothing, so a healthy fake says "no
+// match"; setMode below makes it fail the ways a real deployment does.
+func newFakeHMA(t *testing.T) *fakes.HMA { return fakes.NewHMA(t) }
 
-func newFakeHMA(t *testing.T) *fakeHMA {
-	f := &fakeHMA{}
-	f.mode.Store("")
-	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.Close)
-	return f
-}
-
-func (f *fakeHMA) serve(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/m/lookup" || r.URL.Query().Get("signal_type") == "" {
-		http.NotFound(w, r)
-		return
-	}
-	f.lookups.Add(1)
-	w.Header().Set("Content-Type", "application/json")
-	switch f.mode.Load().(string) {
-	case "500":
-		w.Header().Set("Content-Type", "text/html")
-		w.WriteHeader(500)
-		io.WriteString(w, "<h1>Internal Server Error</h1>")
-	case "malformed":
-		io.WriteString(w, `{"NCMEC":[{"bank_content_id":1,`)
-	case "wrong-shape":
-		io.WriteString(w, `{"matches":[{"bank_content_id":1,"distance":"0"}]}`)
-	case "slow":
-		select {
-		case <-time.After(3 * time.Second):
-		case <-r.Context().Done():
-		}
-	default:
-		io.WriteString(w, `{}`)
-	}
-}
-
-// down closes the fake's listener (connections are refused) and returns
-// the function that brings it back on the same address.
-func (f *fakeHMA) down(t *testing.T) (up func()) {
-	addr := f.Listener.Addr().String()
-	f.Close()
-	return func() {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			t.Fatalf("re-listening on %s: %v", addr, err)
-		}
-		s := httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
-		s.Listener.Close()
-		s.Listener = l
-		s.Start()
-		f.Server = s
-		t.Cleanup(s.Close)
-	}
+// hmaModes are the faults setMode plays: "500" (an HTML error page),
+// "malformed" (cut-off JSON), "wrong-shape" (JSON of another endpoint's
+// shape) and "slow" (3 s before answering); "" heals.
+var hmaModes = map[string]func(f *fakes.HMA){
+	"": func(f *fakes.HMA) { f.SetRaw(nil); f.SetDelay(0) },
+	"500": func(f *fakes.HMA) {
+		f.SetRaw(&fakes.Raw{Status: 500, ContentType: "text/html", Body: "<h1>Internal Server Error</h1>"})
+	},
+	"malformed": func(f *fakes.HMA) {
+		f.SetRaw(&fakes.Raw{Status: 200, ContentType: "application/json", Body: `{"NCMEC":[{"bank_content_id":1,`})
+	},
+	"wrong-shape": func(f *fakes.HMA) {
+		f.SetRaw(&fakes.Raw{Status: 200, ContentType: "application/json", Body: `{"matches":[{"bank_content_id":1,"distance":"0"}]}`})
+	},
+	"slow": func(f *fakes.HMA) { f.SetDelay(3 * time.Second) },
 }
 
 // fakeUploadRepo answers POST /_matrix/media/v3/upload like a media
-// repository (200 {"content_uri": "mxc://…"}) and counts what reached it.
+// repository (the shared fake Synapse: 200 {"content_uri": "mxc://…"}) and
+// counts what reached it.
 func fakeUploadRepo(t *testing.T) (*httptest.Server, *atomic.Int64) {
-	var n atomic.Int64
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		id := n.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"content_uri":"mxc://hs.example/m%d"}`, id)
-	}))
-	t.Cleanup(s.Close)
-	return s, &n
+	f := fakes.NewSynapse(t)
+	return f.Server, &f.Uploads
 }
 
 // TestMatcherFaultsThroughCaddy drives uploads through a real Caddy while
@@ -159,10 +111,10 @@ http://127.0.0.1:%d {
 		start func() (heal func())
 	}
 	setMode := func(m string) func() func() {
-		return func() func() { hma.mode.Store(m); return func() { hma.mode.Store("") } }
+		return func() func() { hmaModes[m](hma); return func() { hmaModes[""](hma) } }
 	}
 	faults := []fault{
-		{"down", func() func() { return hma.down(t) }},
+		{"down", func() func() { return hma.Down(t) }},
 		{"slow", setMode("slow")},
 		{"500s", setMode("500")},
 		{"malformed JSON", setMode("malformed")},

@@ -2,65 +2,39 @@ package caddymodule
 
 import (
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	"github.com/mediaguard/mediaguard/audit"
+	"github.com/mediaguard/mediaguard/internal/fakes"
 	"github.com/mediaguard/mediaguard/internal/testimg"
 )
 
-// fakeSynapseMedia serves one stored media item on the legacy download
-// endpoint and the Synapse admin quarantine endpoint as documented
-// (reference/matrix.md: POST /_synapse/admin/v1/media/quarantine/{server}/{mediaId},
-// admin token as Bearer, body {} → 200 {}). Dendrite has no admin API, so
-// this is a fake; it can fail the first N quarantine calls with 503.
-type fakeSynapseMedia struct {
-	*httptest.Server
-	media     []byte
-	failFirst atomic.Int32
-	mu        sync.Mutex
-	calls     []string
-}
-
-func newFakeSynapseMedia(t *testing.T, media []byte) *fakeSynapseMedia {
-	f := &fakeSynapseMedia{media: media}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.Method == "GET" && strings.HasPrefix(r.URL.Path, "/_matrix/media/v3/download/"):
-			w.Header().Set("Content-Type", "image/jpeg")
-			w.Write(f.media)
-		case r.Method == "POST" && strings.HasPrefix(r.URL.Path, "/_synapse/admin/v1/media/quarantine/"):
-			body, _ := io.ReadAll(r.Body)
-			f.mu.Lock()
-			f.calls = append(f.calls, r.URL.Path+" "+r.Header.Get("Authorization")+" "+string(body))
-			f.mu.Unlock()
-			if f.failFirst.Add(-1) >= 0 {
-				w.WriteHeader(503)
-				return
-			}
-			io.WriteString(w, "{}")
-		default:
-			w.WriteHeader(404)
-		}
-	}))
-	t.Cleanup(f.Close)
+// newFakeSynapseMedia starts the shared fake Synapse (internal/fakes.Synapse,
+// which says what each answer follows: Dendrite has no admin API) storing
+// media as hs.example/Bad123, with admin token admin-secret.
+func newFakeSynapseMedia(t *testing.T, media []byte) *fakes.Synapse {
+	f := fakes.NewSynapse(t)
+	f.AdminToken = "admin-secret"
+	f.Put("Bad123", media, "image/jpeg")
 	return f
 }
 
-func (f *fakeSynapseMedia) quarantineCalls() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.calls...)
+// quarantineCalls lists the fake's quarantine calls as "path auth body".
+func quarantineCalls(f *fakes.Synapse) []string {
+	var out []string
+	for _, c := range f.Calls() {
+		if c.Method == "POST" && strings.HasPrefix(c.Path, "/_synapse/admin/v1/media/quarantine/") {
+			out = append(out, c.Path+" "+c.Auth+" "+c.Body)
+		}
+	}
+	return out
 }
 
 // TestQuarantineBlockedDownload: a blocked download of stored media is
@@ -70,7 +44,7 @@ func TestQuarantineBlockedDownload(t *testing.T) {
 	listed := testimg.JPEG(testimg.Photo(91, 200, 150), 90)
 	rep := reportOf(t, listed)
 	f := newFakeSynapseMedia(t, listed)
-	f.failFirst.Store(1)
+	f.FailAdmin(1, 503)
 	dir := t.TempDir()
 	bank := filepath.Join(dir, "b.bank")
 	os.WriteFile(bank, []byte("sha256 "+rep.SHA256+"\n"), 0o600)
@@ -113,7 +87,7 @@ http://127.0.0.1:%d {
 		})
 		time.Sleep(50 * time.Millisecond)
 	}
-	calls := f.quarantineCalls()
+	calls := quarantineCalls(f)
 	if outcome != audit.OutcomeOK || len(calls) != 2 {
 		t.Fatalf("quarantine outcome %q after %d calls", outcome, len(calls))
 	}

@@ -2,99 +2,31 @@ package homeserver
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mediaguard/mediaguard/internal/fakes"
 )
 
-// fakeSynapseAdmin implements the Synapse admin endpoints mediaguard uses,
-// as documented (reference/matrix.md, Synapse admin API): a Bearer admin
-// token; POST /_synapse/admin/v1/media/quarantine/{server}/{mediaId} with
-// body {} → 200 {}; POST /_synapse/admin/v1/user/{userId}/media/quarantine
-// → 200 {"num_quarantined":N}; PUT /_synapse/admin/v1/suspend/{userId}
-// with {"suspend":true} → 200 {}; a non-admin token → 403 M_FORBIDDEN;
-// unknown media → 404 M_NOT_FOUND. It can fail the next N calls with 502
-// to exercise retries, and serves whoami for user tokens.
-type fakeSynapseAdmin struct {
-	*httptest.Server
-	token    string
-	failNext atomic.Int32
-	mu       sync.Mutex
-	calls    []string
-}
+// newFakeSynapseAdmin starts the shared fake Synapse (internal/fakes.Synapse,
+// which says what each answer of the admin API and whoami follows): admin
+// token "admin-secret-token", user token "user-token" for
+// @uploader:example.org.
+func newFakeSynapseAdmin(t *testing.T) *fakes.Synapse { return fakes.NewSynapse(t) }
 
-func newFakeSynapseAdmin(t *testing.T) *fakeSynapseAdmin {
-	f := &fakeSynapseAdmin{token: "admin-secret-token"}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		f.calls = append(f.calls, r.Method+" "+r.URL.EscapedPath())
-		f.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		if r.URL.Path == "/_matrix/client/v3/account/whoami" {
-			if r.Header.Get("Authorization") == "Bearer user-token" {
-				io.WriteString(w, `{"user_id":"@uploader:example.org","device_id":"D"}`)
-				return
-			}
-			w.WriteHeader(401)
-			io.WriteString(w, `{"errcode":"M_UNKNOWN_TOKEN","error":"Unknown token"}`)
-			return
-		}
-		if f.failNext.Add(-1) >= 0 {
-			w.WriteHeader(502)
-			return
-		}
-		if r.Header.Get("Authorization") != "Bearer "+f.token {
-			w.WriteHeader(403)
-			io.WriteString(w, `{"errcode":"M_FORBIDDEN","error":"You are not a server admin"}`)
-			return
-		}
-		body, _ := io.ReadAll(r.Body)
-		switch {
-		case r.Method == "POST" && strings.HasPrefix(r.URL.Path, "/_synapse/admin/v1/media/quarantine/"):
-			if string(body) != "{}" {
-				w.WriteHeader(400)
-				return
-			}
-			if strings.HasSuffix(r.URL.Path, "/missing") {
-				w.WriteHeader(404)
-				io.WriteString(w, `{"errcode":"M_NOT_FOUND","error":"Unknown media"}`)
-				return
-			}
-			io.WriteString(w, "{}")
-		case r.Method == "POST" && strings.HasSuffix(r.URL.Path, "/media/quarantine") && strings.HasPrefix(r.URL.Path, "/_synapse/admin/v1/user/"):
-			io.WriteString(w, `{"num_quarantined":3}`)
-		case r.Method == "PUT" && strings.HasPrefix(r.URL.Path, "/_synapse/admin/v1/suspend/"):
-			var b struct{ Suspend bool }
-			if json.Unmarshal(body, &b) != nil || !b.Suspend {
-				w.WriteHeader(400)
-				return
-			}
-			io.WriteString(w, "{}")
-		default:
-			w.WriteHeader(404)
-			io.WriteString(w, `{"errcode":"M_UNRECOGNIZED","error":"Unrecognized request"}`)
-		}
-	}))
-	t.Cleanup(f.Close)
-	return f
-}
-
-func (f *fakeSynapseAdmin) lastCall() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[len(f.calls)-1]
+// lastCall is the method and escaped path of the fake's last request.
+func lastCall(f *fakes.Synapse) string {
+	calls := f.Calls()
+	c := calls[len(calls)-1]
+	return c.Method + " " + c.Path
 }
 
 func TestAdminCalls(t *testing.T) {
 	f := newFakeSynapseAdmin(t)
-	a, err := NewAdmin(AdminConfig{Homeserver: f.URL, AccessToken: f.token, RetryDelay: time.Millisecond})
+	a, err := NewAdmin(AdminConfig{Homeserver: f.URL, AccessToken: f.AdminToken, RetryDelay: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,14 +34,14 @@ func TestAdminCalls(t *testing.T) {
 	if err := a.QuarantineMedia(ctx, "example.org", "abcDEF123"); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.lastCall(); got != "POST /_synapse/admin/v1/media/quarantine/example.org/abcDEF123" {
+	if got := lastCall(f); got != "POST /_synapse/admin/v1/media/quarantine/example.org/abcDEF123" {
 		t.Fatalf("path %q", got)
 	}
 	n, err := a.QuarantineUserMedia(ctx, "@bad:example.org")
 	if err != nil || n != 3 {
 		t.Fatalf("user quarantine: %d %v", n, err)
 	}
-	if got := f.lastCall(); got != "POST /_synapse/admin/v1/user/@bad:example.org/media/quarantine" {
+	if got := lastCall(f); got != "POST /_synapse/admin/v1/user/@bad:example.org/media/quarantine" {
 		t.Fatalf("path %q", got)
 	}
 	if err := a.SuspendUser(ctx, "@bad:example.org"); err != nil {
@@ -119,22 +51,22 @@ func TestAdminCalls(t *testing.T) {
 
 func TestAdminRetriesAndFailures(t *testing.T) {
 	f := newFakeSynapseAdmin(t)
-	a, _ := NewAdmin(AdminConfig{Homeserver: f.URL, AccessToken: f.token, RetryDelay: time.Millisecond, Attempts: 3})
+	a, _ := NewAdmin(AdminConfig{Homeserver: f.URL, AccessToken: f.AdminToken, RetryDelay: time.Millisecond, Attempts: 3})
 	ctx := context.Background()
-	f.failNext.Store(2)
+	f.FailAdmin(2, 502)
 	if err := a.QuarantineMedia(ctx, "example.org", "x"); err != nil {
 		t.Fatalf("two 502s then success must succeed: %v", err)
 	}
-	f.failNext.Store(5)
+	f.FailAdmin(5, 502)
 	err := a.QuarantineMedia(ctx, "example.org", "x")
 	if !errors.Is(err, ErrAdmin) || !strings.Contains(err.Error(), "502") {
 		t.Fatalf("persistent 502: %v", err)
 	}
-	f.failNext.Store(0)
-	before := len(f.calls)
+	f.FailAdmin(0, 502)
+	before := len(f.Calls())
 	err = a.QuarantineMedia(ctx, "example.org", "missing")
-	if err == nil || !strings.Contains(err.Error(), "M_NOT_FOUND") || len(f.calls)-before != 1 {
-		t.Fatalf("404 must fail at once without retries: %v (%d calls)", err, len(f.calls)-before)
+	if err == nil || !strings.Contains(err.Error(), "M_NOT_FOUND") || len(f.Calls())-before != 1 {
+		t.Fatalf("404 must fail at once without retries: %v (%d calls)", err, len(f.Calls())-before)
 	}
 	bad, _ := NewAdmin(AdminConfig{Homeserver: f.URL, AccessToken: "not-admin", RetryDelay: time.Millisecond})
 	if err := bad.SuspendUser(ctx, "@u:example.org"); err == nil || !strings.Contains(err.Error(), "403") || strings.Contains(err.Error(), "not-admin") {
@@ -163,9 +95,9 @@ func TestWhoami(t *testing.T) {
 	if u, why := w.User(ctx, "user-token"); u != "@uploader:example.org" || why != "" {
 		t.Fatalf("got %q %q", u, why)
 	}
-	calls := len(f.calls)
+	calls := len(f.Calls())
 	w.User(ctx, "user-token")
-	if len(f.calls) != calls {
+	if len(f.Calls()) != calls {
 		t.Fatal("second lookup was not cached")
 	}
 	if u, why := w.User(ctx, "bad-token"); u != Unknown || !strings.Contains(why, "401") {
@@ -183,7 +115,7 @@ func TestWhoami(t *testing.T) {
 	// TTL expiry.
 	w.now = func() time.Time { return time.Now().Add(2 * time.Minute) }
 	w.User(ctx, "user-token")
-	if len(f.calls) == calls {
+	if len(f.Calls()) == calls {
 		t.Fatal("expired entry was served")
 	}
 }

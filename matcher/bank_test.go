@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/internal/testkit"
 )
 
 // flip returns h with its first n bits inverted: a hash at distance n.
@@ -432,19 +433,9 @@ func rewrite(t testing.TB, path, content string) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for time.Since(start) < within {
-		if cond() {
-			return time.Since(start)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("%s not seen within %v", what, within)
-	return 0
-}
+// waitFor is the shared testkit.EventuallyWithin under the name these tests
+// use; it returns how long cond took to hold.
+var waitFor = testkit.EventuallyWithin
 
 func TestLocalHotReload(t *testing.T) {
 	if testing.Short() {

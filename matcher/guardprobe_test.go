@@ -3,9 +3,6 @@ package matcher
 import (
 	"context"
 	"errors"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync"
@@ -134,19 +131,7 @@ func TestGuardNoProbe(t *testing.T) {
 // restartableHMA closes a fake HMA's listener and returns the function that
 // serves it again on the same address.
 func restartableHMA(t *testing.T, f *fakeHMA) (up func()) {
-	addr := f.Listener.Addr().String()
-	f.Close()
-	return func() {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			t.Fatalf("re-listening on %s: %v", addr, err)
-		}
-		s := httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
-		s.Listener.Close()
-		s.Listener = l
-		s.Start()
-		t.Cleanup(s.Close)
-	}
+	return f.Down(t)
 }
 
 // With the default open_timeout of 30 s, an HMA that goes away (or

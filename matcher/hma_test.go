@@ -107,7 +107,7 @@ func TestHMAMatchPicksSmallestDistance(t *testing.T) {
 
 func TestHMARequestFollowsProtocol(t *testing.T) {
 	f := newFakeHMA(t)
-	f.token = "s3cret"
+	f.Token = "s3cret"
 	h := newTestHMA(t, HMAConfig{URL: f.URL + "/", APIKey: "s3cret", Banks: []string{"TEST_BANK", "OTHER_BANK"}})
 	v, err := h.Match(context.Background(), pdqQuery(t, hmaBase, 100))
 	if err != nil || !v.Match || v.Distance != 0 || v.Confidence != 1 {
@@ -270,8 +270,8 @@ func TestHMAErrors(t *testing.T) {
 		{"rejected as bad request", func(f *fakeHMA, _ *HMAConfig) {
 			f.setRaw(&fakeRaw{400, "application/json", `{"message":"invalid signal: invalid PDQ hash"}`})
 		}, ErrUnavailable, "invalid PDQ hash"},
-		{"wrong token", func(f *fakeHMA, c *HMAConfig) { f.token = "right"; c.APIKey = "wrong" }, ErrUnavailable, "HTTP 401"},
-		{"no token", func(f *fakeHMA, _ *HMAConfig) { f.token = "right" }, ErrUnavailable, "HTTP 401"},
+		{"wrong token", func(f *fakeHMA, c *HMAConfig) { f.Token = "right"; c.APIKey = "wrong" }, ErrUnavailable, "HTTP 401"},
+		{"no token", func(f *fakeHMA, _ *HMAConfig) { f.Token = "right" }, ErrUnavailable, "HTTP 401"},
 		{"malformed JSON", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(jsonRaw(`{"TEST_BANK":[{"bank_content_id":1,`)) }, ErrBadResponse, ""},
 		{"raw_lookup shape", func(f *fakeHMA, _ *HMAConfig) {
 			f.setRaw(jsonRaw(`{"matches":[{"bank_content_id":17,"distance":"3"}]}`))
@@ -358,7 +358,7 @@ func TestHMAProbe(t *testing.T) {
 		{"before 1.1.5, loading", func(f *fakeHMA) { f.noReadyz.Store(true); f.loaded.Store(false) }, ErrUnavailable, "index not yet ready", 1},
 		{"lookups broken", func(f *fakeHMA) { f.setRaw(&fakeRaw{500, "text/html", "oops"}) }, ErrUnavailable, "HTTP 500", 1},
 		{"lookups wrong shape", func(f *fakeHMA) { f.setRaw(&fakeRaw{200, "application/json", `{"matches":[]}`}) }, ErrBadResponse, "", 1},
-		{"wrong token", func(f *fakeHMA) { f.token = "right" }, ErrUnavailable, "HTTP 401", 0},
+		{"wrong token", func(f *fakeHMA) { f.Token = "right" }, ErrUnavailable, "HTTP 401", 0},
 		{"down", func(f *fakeHMA) { f.Close() }, ErrUnavailable, "", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

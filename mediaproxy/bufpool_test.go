@@ -97,7 +97,7 @@ func TestRecycledBuffersKeepBodiesApart(t *testing.T) {
 		var wg sync.WaitGroup
 		for i, want := range bodies {
 			id := fmt.Sprintf("m%d-%d", round, i)
-			e.up.put(id, want, "application/octet-stream")
+			e.up.Put(id, want, "application/octet-stream")
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

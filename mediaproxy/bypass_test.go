@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/internal/testkit"
 )
 
 // TestNoMethodOrSpellingServesUnjudgedMedia is the request-shape half of
@@ -54,8 +55,8 @@ func TestNoMethodOrSpellingServesUnjudgedMedia(t *testing.T) {
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			bad, good := "lst"+string(rune('a'+i)), "cln"+string(rune('a'+i))
-			e.up.put(bad, listed, "image/png")
-			e.up.put(good, clean, "image/png")
+			e.up.Put(bad, listed, "image/png")
+			e.up.Put(good, clean, "image/png")
 			resp, body := e.do(t, c.method, strings.Replace(c.path, "%s", bad, 1), "", nil)
 			if bytes.Contains(body, listed[:64]) || bytes.Contains(body, listed[len(listed)-64:]) {
 				t.Fatalf("%s: listed bytes served (%d)", c.name, resp.StatusCode)
@@ -92,7 +93,7 @@ func TestUploadPathMethods(t *testing.T) {
 	if resp, body := e.do(t, "OPTIONS", "/_matrix/media/v3/upload", "", nil); resp.StatusCode != 204 || len(body) != 0 {
 		t.Fatalf("OPTIONS upload: %d", resp.StatusCode)
 	}
-	if n := e.up.uploads.Load(); n != 0 {
+	if n := e.up.Uploads.Load(); n != 0 {
 		t.Fatalf("%d bodies reached the homeserver", n)
 	}
 }
@@ -142,11 +143,11 @@ func TestUndecodableImagePolicy(t *testing.T) {
 			t.Fatalf("opaque bytes: %d %s", resp.StatusCode, e.obs.last().Outcome)
 		}
 	}
-	if n := e.up.uploads.Load(); n != 2 {
+	if n := e.up.Uploads.Load(); n != 2 {
 		t.Fatalf("%d uploads reached the homeserver, want the 2 opaque ones", n)
 	}
 	// Downloads of the same stored bytes are refused as well.
-	e.up.put("brk", broken, "image/png")
+	e.up.Put("brk", broken, "image/png")
 	if resp, _ := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/brk", "", nil); resp.StatusCode != 404 || e.obs.last().Outcome != Undecodable {
 		t.Fatalf("undecodable download: %d %s", resp.StatusCode, e.obs.last().Outcome)
 	}
@@ -163,7 +164,7 @@ func TestUndecodableImagePolicy(t *testing.T) {
 func TestBankChangeReachesRememberedCleanMedia(t *testing.T) {
 	img := encodePNG(testPhoto(67, 120, 120))
 	e := newEnv(t, []string{"md5 " + strings.Repeat("0", 32)}, nil)
-	e.up.put("later", img, "image/png")
+	e.up.Put("later", img, "image/png")
 	path := "/_matrix/media/v3/download/hs.example/later"
 	if resp, _ := e.do(t, "GET", path, "", nil); resp.StatusCode != 200 || e.obs.last().Outcome != Clean {
 		t.Fatalf("first download: %d %s", resp.StatusCode, e.obs.last().Outcome)
@@ -190,8 +191,8 @@ func TestLargeDownloadsJudgedWhole(t *testing.T) {
 	e := newEnv(t, []string{"pdq " + pdqOf(t, listedPNG).String(), "sha256 " + sha256Hex(exact)}, func(c *Config) {
 		c.MaxDownloadBuffer = 256 << 10
 	})
-	e.up.put("padded", padded, "image/jpeg")
-	e.up.put("exact", exact, "application/octet-stream")
+	e.up.Put("padded", padded, "image/jpeg")
+	e.up.Put("exact", exact, "application/octet-stream")
 	for _, id := range []string{"padded", "exact"} {
 		resp, body := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/"+id, "", nil)
 		if resp.StatusCode != 404 || len(body) > 200 || e.obs.last().Outcome != Blocked {
@@ -199,7 +200,7 @@ func TestLargeDownloadsJudgedWhole(t *testing.T) {
 		}
 	}
 	clean := append(jpegBytes(testPhoto(69, 160, 160), 90), padding...)
-	e.up.put("cleanpadded", clean, "image/jpeg")
+	e.up.Put("cleanpadded", clean, "image/jpeg")
 	if resp, body := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/cleanpadded", "", nil); resp.StatusCode != 200 || !bytes.Equal(body, clean) {
 		t.Fatalf("clean twin: %d %d", resp.StatusCode, len(body))
 	}
@@ -214,8 +215,8 @@ func TestThumbnailFollowsItsOriginal(t *testing.T) {
 	listed := encodePNG(testPhoto(70, 128, 128))
 	clean := encodePNG(testPhoto(71, 128, 128))
 	e := newEnv(t, []string{"sha256 " + sha256Hex(listed)}, nil)
-	e.up.put("tbad", listed, "image/png")
-	e.up.put("tgood", clean, "image/png")
+	e.up.Put("tbad", listed, "image/png")
+	e.up.Put("tgood", clean, "image/png")
 	for _, fam := range []string{"/_matrix/media/v3", "/_matrix/client/v1/media"} {
 		resp, body := e.do(t, "GET", fam+"/thumbnail/hs.example/tbad?width=64&height=64&method=crop", "", nil)
 		if resp.StatusCode != 404 || bytes.HasPrefix(body, []byte("\x89PNG")) {
@@ -279,8 +280,8 @@ func TestLargeFederationDownloadsJudgedWhole(t *testing.T) {
 	e := newEnv(t, []string{"pdq " + pdqOf(t, encodePNG(photo)).String()}, func(c *Config) {
 		c.ServerName, c.MaxDownloadBuffer = "hs.example", 256<<10
 	})
-	e.up.put("fedbig", listed, "image/jpeg")
-	e.up.put("fedclean", clean, "image/jpeg")
+	e.up.Put("fedbig", listed, "image/jpeg")
+	e.up.Put("fedclean", clean, "image/jpeg")
 	if resp, body := e.do(t, "GET", "/_matrix/federation/v1/media/download/fedbig", "", nil); resp.StatusCode != 404 || len(body) > 200 || e.obs.last().Outcome != Blocked {
 		t.Fatalf("listed: %d, %d bytes, %s", resp.StatusCode, len(body), e.obs.last().Outcome)
 	}
@@ -288,7 +289,7 @@ func TestLargeFederationDownloadsJudgedWhole(t *testing.T) {
 	if resp.StatusCode != 200 || !bytes.Contains(body, clean) || e.obs.last().Outcome != Clean || e.obs.last().Digests.SHA256Hex() != sha256Hex(clean) {
 		t.Fatalf("clean: %d, %s, digests of the part %v", resp.StatusCode, e.obs.last().Outcome, e.obs.last().Digests.SHA256Hex() == sha256Hex(clean))
 	}
-	eventually(t, "spool files removed", func() bool { ents, _ := os.ReadDir(e.tmp); return len(ents) == 0 })
+	testkit.Eventually(t, "spool files removed", func() bool { ents, _ := os.ReadDir(e.tmp); return len(ents) == 0 })
 }
 
 // TestSignaturesThatLie: a GIF is never taken for an MPEG-TS video (whose
@@ -372,7 +373,7 @@ func TestImageTooLargeToJudge(t *testing.T) {
 	e := newEnv(t, []string{"pdq " + pdqOf(t, encodePNG(photo)).String()}, func(c *Config) {
 		c.MaxDownloadBuffer, c.MaxUploadSize = 64<<10, 128<<10
 	})
-	e.up.put("huge", append(jpegBytes(photo, 90), make([]byte, 300<<10)...), "image/jpeg")
+	e.up.Put("huge", append(jpegBytes(photo, 90), make([]byte, 300<<10)...), "image/jpeg")
 	if resp, body := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/huge", "", nil); resp.StatusCode != 404 || len(body) > 200 || e.obs.last().Outcome != Undecodable {
 		t.Fatalf("%d, %d bytes, %s", resp.StatusCode, len(body), e.obs.last().Outcome)
 	}
@@ -380,7 +381,7 @@ func TestImageTooLargeToJudge(t *testing.T) {
 		c.MaxDownloadBuffer, c.MaxUploadSize, c.OnUndecodableImage = 64<<10, 128<<10, UndecodableAllow
 	})
 	clean := append(jpegBytes(testPhoto(90, 160, 120), 90), make([]byte, 300<<10)...)
-	allow.up.put("huge", clean, "image/jpeg")
+	allow.up.Put("huge", clean, "image/jpeg")
 	if resp, body := allow.do(t, "GET", "/_matrix/media/v3/download/hs.example/huge", "", nil); resp.StatusCode != 200 || !bytes.Equal(body, clean) {
 		t.Fatalf("allow policy: %d, %d bytes", resp.StatusCode, len(body))
 	}
@@ -408,7 +409,7 @@ func TestEmbeddedInLargeSpooledBodies(t *testing.T) {
 	if resp, _ := e.upload(t, "application/zip", zipOf(photo)); resp.StatusCode != 403 {
 		t.Fatalf("padded zip upload: %d %s", resp.StatusCode, e.obs.last().Outcome)
 	}
-	e.up.put("bigzip", zipOf(photo), "application/zip")
+	e.up.Put("bigzip", zipOf(photo), "application/zip")
 	if resp, _ := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/bigzip", "", nil); resp.StatusCode != 404 {
 		t.Fatalf("padded zip download: %d %s", resp.StatusCode, e.obs.last().Outcome)
 	}

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/mediaguard/mediaguard/internal/testkit"
 	"github.com/mediaguard/mediaguard/matcher"
 )
 
@@ -62,13 +63,13 @@ func TestMatcherDownFailClosed(t *testing.T) {
 	if resp.StatusCode != 503 || code != "M_UNKNOWN" || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("fail closed upload: %d %s", resp.StatusCode, code)
 	}
-	if e.up.uploads.Load() != 0 {
+	if e.up.Uploads.Load() != 0 {
 		t.Fatal("a refused upload reached the homeserver")
 	}
 	if d := e.obs.last(); d.Outcome != Refused || !errors.Is(d.Err, matcher.ErrUnavailable) {
 		t.Fatalf("decision %s %v", d.Outcome, d.Err)
 	}
-	e.up.put("dl", img, "image/png")
+	e.up.Put("dl", img, "image/png")
 	if resp, _ := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/dl", "", nil); resp.StatusCode != 503 {
 		t.Fatalf("fail closed download: %d", resp.StatusCode)
 	}
@@ -118,7 +119,7 @@ func TestTruncatedUploadNotForwarded(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	e.noTempFiles(t)
-	if e.up.uploads.Load() != 0 {
+	if e.up.Uploads.Load() != 0 {
 		t.Fatal("half a body reached the homeserver")
 	}
 }
@@ -222,14 +223,14 @@ func TestBufferBudget(t *testing.T) {
 			}
 		}
 	})
-	e.up.put("big", big, "video/mp4")
+	e.up.Put("big", big, "video/mp4")
 	if resp, _ := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/big", "", nil); resp.StatusCode != 404 || e.obs.last().Outcome != Blocked {
 		t.Fatalf("listed, over budget: %d %s; want 404 blocked before the first byte", resp.StatusCode, e.obs.last().Outcome)
 	}
 	// A re-encoded copy is caught by PDQ from disk too.
-	e.up.put("copy", jpegBytes(halve(decodePNG(t, listedImg)), 80), "image/jpeg")
+	e.up.Put("copy", jpegBytes(halve(decodePNG(t, listedImg)), 80), "image/jpeg")
 	clean := bytes.Repeat([]byte("clean bytes "), 20000)
-	e.up.put("clean", clean, "video/mp4")
+	e.up.Put("clean", clean, "video/mp4")
 	// Hold the whole budget so every download spills.
 	if !e.proxy.reserve(100 << 10) {
 		t.Fatal("budget not free")
@@ -246,7 +247,7 @@ func TestBufferBudget(t *testing.T) {
 	}
 	// The handler removes its spool file after the last byte went out,
 	// which the client may see first.
-	eventually(t, "the spool files removed", func() bool { return onDisk.Load() == 0 })
+	testkit.Eventually(t, "the spool files removed", func() bool { return onDisk.Load() == 0 })
 	if peak.Load() == 0 {
 		t.Fatalf("disk accounting: peak %d, now %d", peak.Load(), onDisk.Load())
 	}
@@ -322,7 +323,7 @@ func TestSpoolDiskFaults(t *testing.T) {
 			if resp.StatusCode != 503 || code != "M_UNKNOWN" {
 				t.Fatalf("upload answered %d %s; want 503 M_UNKNOWN", resp.StatusCode, code)
 			}
-			if e.up.uploads.Load() != 0 {
+			if e.up.Uploads.Load() != 0 {
 				t.Fatal("a truncated upload reached the homeserver")
 			}
 			got := logs.FilterMessageSnippet("cannot spool upload to disk").All()
@@ -432,18 +433,6 @@ func readStatus(t *testing.T, conn net.Conn, within time.Duration) int {
 	return resp.StatusCode
 }
 
-// eventually polls cond for up to 5 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // A slow-loris uploader: one that stops sending is cut off after the idle
 // timeout (408, nothing forwarded, nothing left on disk); one that trickles
 // is served, but the memory all stalled uploads hold stays within the
@@ -474,7 +463,7 @@ func TestSlowUploads(t *testing.T) {
 	for range 20 {
 		conns = append(conns, rawUpload(t, e, 60_000, make([]byte, 30_000)))
 	}
-	eventually(t, "stalled uploads spooled", func() bool {
+	testkit.Eventually(t, "stalled uploads spooled", func() bool {
 		ents, _ := os.ReadDir(e.tmp)
 		return len(ents) >= 20-budget/60_000
 	})
@@ -505,17 +494,17 @@ func TestSlowUploads(t *testing.T) {
 	if d := e.obs.last(); d.Digests.SHA256Hex() != sha256Hex(body) {
 		t.Fatal("the trickled upload was not hashed whole")
 	}
-	if n := e.up.uploads.Load(); n != 2 {
+	if n := e.up.Uploads.Load(); n != 2 {
 		t.Fatalf("%d uploads reached the homeserver; want the 2 complete ones", n)
 	}
-	eventually(t, "budget returned", func() bool { return e.proxy.Buffered() == 0 })
+	testkit.Eventually(t, "budget returned", func() bool { return e.proxy.Buffered() == 0 })
 	e.noTempFiles(t)
 	for _, c := range conns {
 		c.Close()
 	}
 	conn.Close()
 	http.DefaultClient.CloseIdleConnections()
-	eventually(t, "goroutines back", func() bool { return runtime.NumGoroutine() <= before+2 })
+	testkit.Eventually(t, "goroutines back", func() bool { return runtime.NumGoroutine() <= before+2 })
 }
 
 // A Content-Length smaller than what the client sends: HTTP ends the body
@@ -529,9 +518,9 @@ func TestContentLengthSmallerThanBody(t *testing.T) {
 	if st := readStatus(t, conn, 3*time.Second); st != 200 {
 		t.Fatalf("answered %d", st)
 	}
-	stored, ok := e.up.get(strings.TrimPrefix(mustLastKey(t, e), "hs.example/"))
-	if !ok || len(stored.data) != 5_000 || sha256Hex(stored.data) != e.obs.last().Digests.SHA256Hex() {
-		t.Fatalf("stored %d bytes (ok %v); want the 5000 declared and hashed", len(stored.data), ok)
+	stored, ok := e.up.Get(strings.TrimPrefix(mustLastKey(t, e), "hs.example/"))
+	if !ok || len(stored.Data) != 5_000 || sha256Hex(stored.Data) != e.obs.last().Digests.SHA256Hex() {
+		t.Fatalf("stored %d bytes (ok %v); want the 5000 declared and hashed", len(stored.Data), ok)
 	}
 }
 
@@ -573,8 +562,8 @@ func TestHashingSlots(t *testing.T) {
 		resp.Body.Close()
 		done <- resp.StatusCode
 	}()
-	eventually(t, "the upload waiting for a slot", func() bool { return e.proxy.HashWaiting() == 1 })
-	if e.up.uploads.Load() != 0 {
+	testkit.Eventually(t, "the upload waiting for a slot", func() bool { return e.proxy.HashWaiting() == 1 })
+	if e.up.Uploads.Load() != 0 {
 		t.Fatal("forwarded before it was hashed")
 	}
 	// An encrypted attachment is no image: its header says so, and it
@@ -597,12 +586,12 @@ func TestHashingSlots(t *testing.T) {
 		}
 		close(done)
 	}()
-	eventually(t, "the second upload waiting", func() bool { return e.proxy.HashWaiting() == 1 })
+	testkit.Eventually(t, "the second upload waiting", func() bool { return e.proxy.HashWaiting() == 1 })
 	cancel()
 	<-done
-	eventually(t, "the waiter gone", func() bool { return e.proxy.HashWaiting() == 0 })
+	testkit.Eventually(t, "the waiter gone", func() bool { return e.proxy.HashWaiting() == 0 })
 	free()
-	if n := e.up.uploads.Load(); n != 2 {
+	if n := e.up.Uploads.Load(); n != 2 {
 		t.Fatalf("%d uploads reached the homeserver; want the encrypted one and the first image", n)
 	}
 	e.noTempFiles(t)
@@ -624,7 +613,7 @@ func TestSmallImagesOvertakeBombs(t *testing.T) {
 			e.proxy.releaseHashSlot(true)
 		}
 	}()
-	eventually(t, "the second bomb waiting", func() bool { return e.proxy.HashWaiting() == 1 })
+	testkit.Eventually(t, "the second bomb waiting", func() bool { return e.proxy.HashWaiting() == 1 })
 	// ...while a photo is judged at once.
 	if resp, _ := e.upload(t, "image/png", encodePNG(testPhoto(42, 320, 240))); resp.StatusCode != 200 || e.obs.last().PDQ == nil {
 		t.Fatalf("photo beside bombs: %d", resp.StatusCode)
@@ -644,7 +633,7 @@ func TestSpooledDownloadOutgrowsLimit(t *testing.T) {
 		body[i] = byte(i * 31 >> 7)
 	}
 	// Chunked, so the length is unknown until the end.
-	e.up.put("grow", body, "video/mp4")
+	e.up.Put("grow", body, "video/mp4")
 	e.proxy.reserve(64 << 10)
 	resp, got := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/grow", "", nil)
 	e.proxy.buffered.Add(-64 << 10)
@@ -664,8 +653,8 @@ func TestDownloadSpillFails(t *testing.T) {
 	orig := createSpoolFile
 	createSpoolFile = func(string) (spoolFile, error) { return nil, syscall.ENOSPC }
 	clean := bytes.Repeat([]byte("clean "), 30000)
-	e.up.put("clean", clean, "video/mp4")
-	e.up.put("listed", listed, "video/mp4")
+	e.up.Put("clean", clean, "video/mp4")
+	e.up.Put("listed", listed, "video/mp4")
 	e.proxy.reserve(64 << 10)
 	defer e.proxy.buffered.Add(-64 << 10)
 	for _, id := range []string{"clean", "listed"} {

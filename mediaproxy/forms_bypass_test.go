@@ -33,11 +33,11 @@ func runBypassCorpus(t *testing.T, forms []bypass.Form, search pdq.Search) {
 		t.Run(f.Name, func(t *testing.T) {
 			ct := f.ContentType
 			listed, clean := f.Make(listedImg), f.Make(cleanImg)
-			before := e.up.uploads.Load()
+			before := e.up.Uploads.Load()
 			if resp, code := e.upload(t, ct, listed); resp.StatusCode != 403 || code != "M_FORBIDDEN" {
 				t.Fatalf("listed upload: %d %s (%s)", resp.StatusCode, code, e.obs.last().Outcome)
 			}
-			if e.up.uploads.Load() != before {
+			if e.up.Uploads.Load() != before {
 				t.Fatal("a listed upload reached the homeserver")
 			}
 			if d := e.obs.last(); len(d.Verdict.Evidence) > 0 {
@@ -50,8 +50,8 @@ func runBypassCorpus(t *testing.T, forms []bypass.Form, search pdq.Search) {
 				t.Fatalf("clean twin upload: %d (%s: %s)", resp.StatusCode, e.obs.last().Outcome, e.obs.last().UnscannableReason)
 			}
 			bad, good := fmt.Sprintf("fb%d", i), fmt.Sprintf("fg%d", i)
-			e.up.put(bad, listed, ct)
-			e.up.put(good, clean, ct)
+			e.up.Put(bad, listed, ct)
+			e.up.Put(good, clean, ct)
 			if resp, _ := e.do(t, "GET", "/_matrix/client/v1/media/download/hs.example/"+bad, "", nil); resp.StatusCode != 404 {
 				t.Fatalf("listed download: %d", resp.StatusCode)
 			}

@@ -197,8 +197,8 @@ func TestCleanUploadForwardedIdentical(t *testing.T) {
 	if d := e.obs.last(); d.Outcome != Clean || d.PDQ == nil || d.MediaKey != id {
 		t.Fatalf("decision %+v", d)
 	}
-	stored, _ := e.up.get(strings.Split(id, "/")[1])
-	if !bytes.Equal(stored.data, img) {
+	stored, _ := e.up.Get(strings.Split(id, "/")[1])
+	if !bytes.Equal(stored.Data, img) {
 		t.Fatal("upstream stored different bytes")
 	}
 	for _, p := range []string{"/_matrix/media/v3/download/" + id, "/_matrix/client/v1/media/download/" + id + "/x.png", "/_matrix/media/r0/download/" + id} {
@@ -222,7 +222,7 @@ func TestListedUploadRefusedNothingForwarded(t *testing.T) {
 	if resp.Header.Get("Access-Control-Allow-Origin") != "*" {
 		t.Fatal("refusal lacks CORS headers")
 	}
-	if n := e.up.uploads.Load(); n != 0 {
+	if n := e.up.Uploads.Load(); n != 0 {
 		t.Fatalf("%d bodies reached the homeserver", n)
 	}
 	if d := e.obs.last(); d.Outcome != Blocked || d.Verdict.HashType != matcher.SHA256 || d.Verdict.Bank != "TEST" {
@@ -257,8 +257,8 @@ func TestAsyncUploadPUT(t *testing.T) {
 		t.Fatalf("create passes through: %d %s", resp.StatusCode, body)
 	}
 	resp, _ = e.do(t, "PUT", "/_matrix/media/v3/upload/"+id, "image/png", img)
-	if resp.StatusCode != 403 || e.up.uploads.Load() != 0 {
-		t.Fatalf("listed PUT: %d, %d forwarded", resp.StatusCode, e.up.uploads.Load())
+	if resp.StatusCode != 403 || e.up.Uploads.Load() != 0 {
+		t.Fatalf("listed PUT: %d, %d forwarded", resp.StatusCode, e.up.Uploads.Load())
 	}
 	// Nothing was stored under the ID (and it is not remembered as blocked:
 	// a PUT's ID is the client's claim until the homeserver checks it).
@@ -289,8 +289,8 @@ func md5Hex(b []byte) string {
 func TestUnknownDownloadsDecidedBeforeFirstByte(t *testing.T) {
 	listed := encodePNG(testPhoto(6, 256, 256))
 	e := newEnv(t, []string{"pdq " + pdqOf(t, listed).String()}, nil)
-	e.up.put("bad", listed, "image/png")
-	e.up.put("good", encodePNG(testPhoto(7, 256, 256)), "image/png")
+	e.up.Put("bad", listed, "image/png")
+	e.up.Put("good", encodePNG(testPhoto(7, 256, 256)), "image/png")
 
 	// The thumbnail is different bytes; PDQ still catches it.
 	resp, body := e.do(t, "GET", "/_matrix/media/v3/thumbnail/hs.example/bad?width=128&height=128&method=scale", "", nil)
@@ -316,9 +316,9 @@ func TestUnknownDownloadsDecidedBeforeFirstByte(t *testing.T) {
 func TestFederationMultipart(t *testing.T) {
 	listed := encodePNG(testPhoto(8, 128, 128))
 	e := newEnv(t, []string{"sha1 " + digestBytes(listed).SHA1Hex()}, func(c *Config) { c.ServerName = "hs.example" })
-	e.up.put("fbad", listed, "image/png")
+	e.up.Put("fbad", listed, "image/png")
 	good := encodePNG(testPhoto(9, 128, 128))
-	e.up.put("fgood", good, "image/png")
+	e.up.Put("fgood", good, "image/png")
 	if resp, _ := e.do(t, "GET", "/_matrix/federation/v1/media/download/fbad", "", nil); resp.StatusCode != 404 {
 		t.Fatalf("listed federation media: %d", resp.StatusCode)
 	}
@@ -330,8 +330,8 @@ func TestFederationMultipart(t *testing.T) {
 	if resp, _ := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/fbad", "", nil); resp.StatusCode != 404 || e.obs.last().Outcome != KnownBlocked {
 		t.Fatalf("legacy download of federation-blocked media: %d", resp.StatusCode)
 	}
-	e.up.redirect = true
-	e.up.put("fredirect", listed, "image/png")
+	e.up.Redirect.Store(true)
+	e.up.Put("fredirect", listed, "image/png")
 	if resp, _ := e.do(t, "GET", "/_matrix/federation/v1/media/download/fredirect", "", nil); resp.StatusCode != 200 || e.obs.last().Outcome != Unscannable {
 		t.Fatalf("redirect part: %d %s", resp.StatusCode, e.obs.last().Outcome)
 	}
@@ -354,7 +354,7 @@ func TestPassThroughHeadRange304(t *testing.T) {
 		t.Fatalf("conditional: %d", resp.StatusCode)
 	}
 	// For unknown media a Range is dropped so the whole body is judged.
-	e.up.put("unk", img, "image/png")
+	e.up.Put("unk", img, "image/png")
 	if resp, body := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/unk", "", nil, "Range", "bytes=0-9"); resp.StatusCode != 200 || len(body) != len(img) {
 		t.Fatalf("Range on unknown media: %d %d", resp.StatusCode, len(body))
 	}
@@ -369,7 +369,7 @@ func TestLateMatchOnStreamedDownloadAborts(t *testing.T) {
 	// Larger than anything that could be uploaded: only then does a
 	// download stream before it is judged.
 	e := newEnv(t, []string{"sha256 " + sha256Hex(big)}, func(c *Config) { c.MaxDownloadBuffer, c.MaxUploadSize = 128<<10, 256<<10 })
-	e.up.put("huge", big, "video/mp4")
+	e.up.Put("huge", big, "video/mp4")
 	req, _ := http.NewRequest("GET", e.front.URL+"/_matrix/media/v3/download/hs.example/huge", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err == nil {
@@ -390,7 +390,7 @@ func TestLateMatchOnStreamedDownloadAborts(t *testing.T) {
 	}
 	// A large clean download streams complete.
 	clean := bytes.Repeat([]byte("clean!"), 300_000)
-	e.up.put("bigclean", clean, "video/mp4")
+	e.up.Put("bigclean", clean, "video/mp4")
 	if resp, body := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/bigclean", "", nil); resp.StatusCode != 200 || !bytes.Equal(body, clean) {
 		t.Fatalf("large clean download: %d %d", resp.StatusCode, len(body))
 	}
@@ -480,7 +480,7 @@ func TestQueryTokenMovedToHeader(t *testing.T) {
 func TestUnscannableRemembered(t *testing.T) {
 	e := newEnv(t, []string{"md5 " + strings.Repeat("0", 31) + "1"}, nil)
 	opaque := bytes.Repeat([]byte{0x9c, 0x41, 0x07}, 20000)
-	e.up.put("enc", opaque, "application/octet-stream")
+	e.up.Put("enc", opaque, "application/octet-stream")
 	for i, want := range []Outcome{Unscannable, KnownClean} {
 		resp, body := e.do(t, "GET", "/_matrix/media/v3/download/hs.example/enc", "", nil)
 		if resp.StatusCode != 200 || !bytes.Equal(body, opaque) || e.obs.last().Outcome != want {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mediaguard/mediaguard/internal/e2e"
+	"github.com/mediaguard/mediaguard/internal/testkit"
 )
 
 const fullHash = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -25,19 +26,6 @@ func sample(id, user string) Detection {
 		Direction: "upload", Endpoint: "upload", User: user, MXC: "mxc://localhost/abc123",
 		HashType: "pdq", MatchedHash: fullHash, Bank: "ncmec", Source: "hma",
 		Distance: 12, Confidence: 0.95, Action: "upload refused (403)",
-	}
-}
-
-// waitUntil polls cond for up to d; tests use it instead of fixed sleeps so
-// they are fast when things work and still bounded when they do not.
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -73,12 +61,12 @@ func TestDendrite(t *testing.T) {
 	if !m.Notify(d) {
 		t.Fatal("Notify refused")
 	}
-	waitUntil(t, 10*time.Second, "first delivery", func() bool { return m.Stats().Delivered == 1 })
+	testkit.EventuallyWithin(t, 10*time.Second, "first delivery", func() bool { return m.Stats().Delivered == 1 })
 	// The same detection again (an audit-log redelivery): same txnId.
 	if !m.Notify(d) {
 		t.Fatal("Notify refused")
 	}
-	waitUntil(t, 10*time.Second, "second delivery", func() bool { return m.Stats().Delivered == 2 })
+	testkit.EventuallyWithin(t, 10*time.Second, "second delivery", func() bool { return m.Stats().Delivered == 2 })
 	mu.Lock()
 	if fmt.Sprint(delivered) != "[det-dendrite-1 det-dendrite-1]" {
 		t.Errorf("OnDelivered calls = %v", delivered)
@@ -289,7 +277,7 @@ func TestRetryUntilRecovered(t *testing.T) {
 			t.Fatal("Notify refused")
 		}
 	}
-	waitUntil(t, 5*time.Second, "3 deliveries", func() bool { return m.Stats().Delivered == 3 })
+	testkit.EventuallyWithin(t, 5*time.Second, "3 deliveries", func() bool { return m.Stats().Delivered == 3 })
 	if got := fmt.Sprint(f.ids()); got != "[a b c]" {
 		t.Errorf("stored events = %s, want [a b c] exactly once each, in order", got)
 	}
@@ -334,7 +322,7 @@ func TestHomeserverDownAtStart(t *testing.T) {
 	}
 	f.srv.Listener = l
 	f.srv.Start()
-	waitUntil(t, 5*time.Second, "2 deliveries", func() bool { return m.Stats().Delivered == 2 })
+	testkit.EventuallyWithin(t, 5*time.Second, "2 deliveries", func() bool { return m.Stats().Delivered == 2 })
 	if got := fmt.Sprint(f.ids()); got != "[a b]" {
 		t.Errorf("stored events = %s, want [a b]", got)
 	}
@@ -352,7 +340,7 @@ func TestStatusHandling(t *testing.T) {
 	for _, id := range []string{"a", "b", "c"} {
 		m.Notify(sample(id, "@u"+id+":fake"))
 	}
-	waitUntil(t, 5*time.Second, "2 deliveries", func() bool { return m.Stats().Delivered == 2 })
+	testkit.EventuallyWithin(t, 5*time.Second, "2 deliveries", func() bool { return m.Stats().Delivered == 2 })
 	if el := time.Since(start); el < 150*time.Millisecond {
 		t.Errorf("delivered after %v; retry_after_ms=150 not honoured", el)
 	}
@@ -384,7 +372,7 @@ func TestBurst(t *testing.T) {
 		}
 	}
 	m.Notify(sample("other", "@someone-else:fake")) // another user: not part of the burst
-	waitUntil(t, 5*time.Second, "12 posts", func() bool { return m.Stats().Delivered == 12 })
+	testkit.EventuallyWithin(t, 5*time.Second, "12 posts", func() bool { return m.Stats().Delivered == 12 })
 	time.Sleep(400 * time.Millisecond) // a further window: nothing else may arrive
 	f.mu.Lock()
 	events := append([]map[string]any(nil), f.events...)
@@ -421,7 +409,7 @@ func TestQueueFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Notify(sample("first", "@u:fake"))
-	waitUntil(t, 5*time.Second, "the first send to hang", func() bool {
+	testkit.EventuallyWithin(t, 5*time.Second, "the first send to hang", func() bool {
 		return len(m.queue) == 0
 	})
 	ok, refused := 0, 0

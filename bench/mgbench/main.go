@@ -24,10 +24,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -36,6 +34,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mediaguard/mediaguard/bench/internal/harness"
 	"github.com/mediaguard/mediaguard/hashing"
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/hashing/worker"
@@ -56,7 +55,7 @@ func main() {
 	defer os.RemoveAll(dir)
 
 	up := startUpstream()
-	fmt.Printf("machine: %d CPUs; upstream %s\n", nproc(), up)
+	fmt.Printf("machine: %d CPUs; upstream %s\n", harness.NProc(), up)
 
 	bank := filepath.Join(dir, "bench.bank")
 	t0 := time.Now()
@@ -64,38 +63,19 @@ func main() {
 	fmt.Printf("bank: %d PDQ hashes written in %v\n", *bankSize, time.Since(t0).Round(time.Millisecond))
 
 	plain, guarded, lookup := freePort(), freePort(), freePort()
-	cf := filepath.Join(dir, "Caddyfile")
 	spool := filepath.Join(dir, "spool")
 	check(os.Mkdir(spool, 0o700))
-	check(os.WriteFile(cf, []byte(fmt.Sprintf(`{
-	admin off
-	mediaguard {
-		bank BENCH %s
-		max_upload_size 64MB
-		temp_dir %s
-	}
-}
-http://127.0.0.1:%d {
-	reverse_proxy %s
-}
-http://127.0.0.1:%d {
-	mediaguard
-	reverse_proxy %s
-}
-http://127.0.0.1:%d {
-	mediaguard_lookup
-}
-`, bank, spool, plain, up, guarded, up, lookup)), 0o600))
 	t0 = time.Now()
-	cmd := exec.Command(*caddyBin, "run", "--config", cf, "--adapter", "caddyfile")
-	logf, err := os.Create(filepath.Join(os.TempDir(), "mgbench-caddy.log"))
+	caddy, err := harness.StartCaddy(*caddyBin, dir, harness.Caddyfile{
+		Admin:      "off",
+		Mediaguard: []string{"bank BENCH " + bank, "max_upload_size 64MB", "temp_dir " + spool},
+		Plain:      plain, Guarded: guarded, Upstream: up,
+		Extra: fmt.Sprintf("http://127.0.0.1:%d {\n\tmediaguard_lookup\n}\n", lookup),
+	}, filepath.Join(os.TempDir(), "mgbench-caddy.log"))
 	check(err)
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	check(cmd.Start())
-	defer cmd.Process.Kill()
-	waitHealthy(fmt.Sprintf("http://127.0.0.1:%d/", lookup), 120*time.Second)
-	fmt.Printf("caddy: started and loaded the bank in %v; RSS %s\n", time.Since(t0).Round(time.Millisecond), rss(cmd.Process.Pid))
+	defer caddy.Stop()
+	check(harness.WaitHealthy(context.Background(), http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/", lookup), 120*time.Second, caddy.Exited))
+	fmt.Printf("caddy: started and loaded the bank in %v; RSS %s\n", time.Since(t0).Round(time.Millisecond), rss(caddy.PID))
 	pURL := fmt.Sprintf("http://127.0.0.1:%d", plain)
 	gURL := fmt.Sprintf("http://127.0.0.1:%d", guarded)
 
@@ -107,10 +87,10 @@ http://127.0.0.1:%d {
 		benchUpload(pURL, gURL)
 	}
 	if !skipped("lookup") {
-		benchLookup(fmt.Sprintf("http://127.0.0.1:%d/", lookup), queries, cmd.Process.Pid)
+		benchLookup(fmt.Sprintf("http://127.0.0.1:%d/", lookup), queries, caddy.PID)
 	}
 	if !skipped("memory") {
-		benchMemory(gURL, cmd.Process.Pid, spool)
+		benchMemory(gURL, caddy.PID, spool)
 	}
 }
 
@@ -123,9 +103,7 @@ var (
 )
 
 func startUpstream() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	check(err)
-	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr, err := harness.Serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/upload"):
 			n, err := io.Copy(io.Discard, r.Body)
@@ -150,7 +128,8 @@ func startUpstream() string {
 			http.NotFound(w, r)
 		}
 	}))
-	return l.Addr().String()
+	check(err)
+	return addr
 }
 
 // --- scenarios ---
@@ -346,9 +325,12 @@ func randomBytes(n int, seed uint64) []byte {
 }
 
 func writeBank(path string, n int) []string {
-	f, err := os.Create(path)
-	check(err)
-	w := bufio.NewWriterSize(f, 1<<20)
+	var queries []string
+	check(harness.WriteBank(path, func(w *bufio.Writer) { queries = fillBank(w, n) }))
+	return queries
+}
+
+func fillBank(w *bufio.Writer, n int) []string {
 	rng := rand.New(rand.NewPCG(3, 3))
 	var queries []string
 	for i := range n {
@@ -369,8 +351,6 @@ func writeBank(path string, n int) []string {
 		}
 		queries = append(queries, h.String())
 	}
-	check(w.Flush())
-	check(f.Close())
 	return queries
 }
 
@@ -386,33 +366,13 @@ func get(url string) []byte {
 	return b
 }
 
-func waitHealthy(url string, limit time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	for ctx.Err() == nil {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	fatalf("caddy did not become healthy in %v", limit)
-}
-
+// procStatus formats a kB field of /proc/PID/status, "?" if unreadable.
 func procStatus(pid int, key string) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
+	kb, ok := harness.ProcKB(pid, key)
+	if !ok {
 		return "?"
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, key+":"); ok {
-			kb, _ := strconv.Atoi(strings.Fields(v)[0])
-			return fmt.Sprintf("%.0f MB", float64(kb)/1024)
-		}
-	}
-	return "?"
+	return harness.MB(kb)
 }
 
 func rss(pid int) string { return procStatus(pid, "VmRSS") }
@@ -425,15 +385,9 @@ func median(d []time.Duration) time.Duration {
 }
 
 func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := harness.FreePort()
 	check(err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func nproc() int {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	return strings.Count(string(b), "processor\t:")
+	return p
 }
 
 func check(err error) {

@@ -50,7 +50,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
@@ -63,6 +62,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mediaguard/mediaguard/bench/internal/harness"
 	"github.com/mediaguard/mediaguard/internal/testimg"
 )
 
@@ -276,11 +276,9 @@ const keepUploads = 256
 
 func startUpstream() (string, *upstream) {
 	u := &upstream{stored: map[string][]byte{}}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := harness.Serve(u)
 	check(err)
-	srv := &http.Server{Handler: u, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(l)
-	return l.Addr().String(), u
+	return addr, u
 }
 
 func matrixError(w http.ResponseWriter, status int, code string) {
@@ -385,9 +383,10 @@ func bearer(r *http.Request) string {
 // --- bank ---
 
 func writeBank(path string) {
-	f, err := os.Create(path)
-	check(err)
-	w := bufio.NewWriter(f)
+	check(harness.WriteBank(path, fillBank))
+}
+
+func fillBank(w *bufio.Writer) {
 	fmt.Fprintln(w, "# mgload: the listed media by SHA-256, then random filler entries")
 	for i, it := range listedMedia {
 		sum := sha256.Sum256(it.body)
@@ -411,8 +410,6 @@ func writeBank(path string) {
 		}
 		fmt.Fprintf(w, "pdq %s filler\n", hex.EncodeToString(b[:]))
 	}
-	check(w.Flush())
-	check(f.Close())
 }
 
 // --- the load ---
@@ -567,9 +564,9 @@ func do(req *http.Request, keep bool) (status int, n int64, body []byte, err err
 
 // run drives s with conc connections for d and samples Caddy meanwhile.
 func run(ctx context.Context, s site, conc int, d time.Duration, up *upstream, seed uint64) result {
-	resetHWM(caddyPID)
-	for _, pid := range children(caddyPID) {
-		resetHWM(pid)
+	harness.ResetHWM(caddyPID)
+	for _, pid := range harness.Children(caddyPID) {
+		harness.ResetHWM(pid)
 	}
 	before := scrapeVerdicts()
 	who0 := up.whoami.Load()
@@ -585,7 +582,7 @@ func run(ctx context.Context, s site, conc int, d time.Duration, up *upstream, s
 		for {
 			res.rssPeak = max(res.rssPeak, procKB(caddyPID, "VmRSS"))
 			res.workersPeak = max(res.workersPeak, childrenKB("VmRSS"))
-			res.fdMax = max(res.fdMax, fds(caddyPID))
+			res.fdMax = max(res.fdMax, harness.FDs(caddyPID))
 			select {
 			case <-stopSampling:
 				return
@@ -668,7 +665,7 @@ func run(ctx context.Context, s site, conc int, d time.Duration, up *upstream, s
 	res.rssEnd = procKB(caddyPID, "VmRSS")
 	res.rssPeak = max(res.rssPeak, res.rssEnd, procKB(caddyPID, "VmHWM"))
 	res.workersPeak = max(res.workersPeak, childrenKB("VmHWM"))
-	res.fdEnd = fds(caddyPID)
+	res.fdEnd = harness.FDs(caddyPID)
 	res.fdMax = max(res.fdMax, res.fdEnd)
 	res.whoami = up.whoami.Load() - who0
 	after := scrapeVerdicts()
@@ -705,9 +702,9 @@ func (r result) print() {
 	}
 	nl := len(r.s.lat[listedUp]) + len(r.s.lat[listedDown])
 	fmt.Printf("    listed   n=%-6d refused %d, missed %d; errors %d; whoami calls %d\n", nl, r.s.refused, r.s.missed, r.s.errors, r.whoami)
-	fmt.Printf("    caddy: VmRSS %s at the end, VmHWM %s; open FDs %d at the end, %d max\n", mb(r.rssEnd), mb(r.rssPeak), r.fdEnd, r.fdMax)
+	fmt.Printf("    caddy: VmRSS %s at the end, VmHWM %s; open FDs %d at the end, %d max\n", harness.MB(r.rssEnd), harness.MB(r.rssPeak), r.fdEnd, r.fdMax)
 	if r.workersPeak > 0 {
-		fmt.Printf("    hashing workers: peak RSS %s\n", mb(r.workersPeak))
+		fmt.Printf("    hashing workers: peak RSS %s\n", harness.MB(r.workersPeak))
 	}
 	if len(r.verdicts) > 0 {
 		keys := slices.Sorted(maps.Keys(r.verdicts))
@@ -726,8 +723,6 @@ func (r result) print() {
 		fmt.Printf("    error: %dx %s\n", r.s.reasons[k], k)
 	}
 }
-
-func mb(kb int) string { return fmt.Sprintf("%.0f MB", float64(kb)/1024) }
 
 // --- main ---
 
@@ -751,7 +746,7 @@ func main() {
 	t0 := time.Now()
 	makeMedia()
 	stopIfInterrupted(ctx)
-	fmt.Printf("machine: %d CPUs, %s\n", nproc(), strings.TrimSpace(cpuModel()))
+	fmt.Printf("machine: %d CPUs, %s\n", harness.NProc(), strings.TrimSpace(harness.CPUModel()))
 	fmt.Printf("media generated in %v:\n  known   %s\n  unknown %s (a fresh ID per download)\n  uploads %s\n  listed  %s\n",
 		time.Since(t0).Round(time.Millisecond), describe(knownMedia), describe(unknownMedia), describe(uploadPool), describe(listedMedia))
 
@@ -761,59 +756,31 @@ func main() {
 	spool := filepath.Join(dir, "spool")
 	check(os.Mkdir(spool, 0o700))
 	plain, guarded, metrics := freePort(), freePort(), freePort()
-	cf := filepath.Join(dir, "Caddyfile")
-	check(os.WriteFile(cf, []byte(fmt.Sprintf(`{
-	admin %s
-	mediaguard {
-		bank LOAD %s
-		homeserver http://%s
-		audit_log %s
-		temp_dir %s
-		%s
-	}
-}
-http://127.0.0.1:%d {
-	reverse_proxy %s
-}
-http://127.0.0.1:%d {
-	mediaguard
-	reverse_proxy %s
-}
-http://127.0.0.1:%d {
-	metrics
-}
-`, *admin, bank, upAddr, filepath.Join(dir, "audit.log"), spool, strings.ReplaceAll(*mgOptions, ";", "\n\t\t"), plain, upAddr, guarded, upAddr, metrics)), 0o600))
-
-	logPath := filepath.Join(os.TempDir(), "mgload-caddy.log")
-	logf, err := os.Create(logPath)
-	check(err)
-	cmd := exec.Command(*caddyBin, "run", "--config", cf, "--adapter", "caddyfile")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// Caddy's autosave and storage go to the temp dir, not the user's.
-	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	var env []string
 	if *memLimit != "" {
-		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+*memLimit)
+		env = append(env, "GOMEMLIMIT="+*memLimit)
 	}
 	if *goGC != "" {
-		cmd.Env = append(cmd.Env, "GOGC="+*goGC)
+		env = append(env, "GOGC="+*goGC)
 	}
 	if *maxProcs > 0 {
-		cmd.Env = append(cmd.Env, fmt.Sprintf("GOMAXPROCS=%d", *maxProcs))
+		env = append(env, fmt.Sprintf("GOMAXPROCS=%d", *maxProcs))
 	}
-	check(cmd.Start())
-	caddyPID = cmd.Process.Pid
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	atCleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		logf.Close()
-	})
+	mgLines := []string{"bank LOAD " + bank, "homeserver http://" + upAddr, "audit_log " + filepath.Join(dir, "audit.log"), "temp_dir " + spool}
+	if *mgOptions != "" {
+		mgLines = append(mgLines, strings.Split(*mgOptions, ";")...)
+	}
+	logPath := filepath.Join(os.TempDir(), "mgload-caddy.log")
+	caddy, err := harness.StartCaddy(*caddyBin, dir, harness.Caddyfile{
+		Admin:      *admin,
+		Mediaguard: mgLines,
+		Plain:      plain, Guarded: guarded, Upstream: upAddr,
+		Extra: fmt.Sprintf("http://127.0.0.1:%d {\n\tmetrics\n}\n", metrics),
+	}, logPath, env...)
+	check(err)
+	caddyPID = caddy.PID
+	exited := caddy.Exited
+	atCleanup(caddy.Stop)
 
 	maxConc := slices.Max(levels)
 	transport = &http.Transport{
@@ -828,9 +795,10 @@ http://127.0.0.1:%d {
 		{"mediaguard", fmt.Sprintf("http://127.0.0.1:%d", guarded), true},
 		{"plain", fmt.Sprintf("http://127.0.0.1:%d", plain), false},
 	}
-	waitHealthy(ctx, sites[1].base+"/_matrix/media/v3/download/"+serverName+"/k0", 60*time.Second, exited)
+	err = harness.WaitHealthy(ctx, client, sites[1].base+"/_matrix/media/v3/download/"+serverName+"/k0", 60*time.Second, exited)
 	stopIfInterrupted(ctx)
-	fmt.Printf("caddy: pid %d, log %s; RSS %s, open FDs %d\n", caddyPID, logPath, mb(procKB(caddyPID, "VmRSS")), fds(caddyPID))
+	check(err)
+	fmt.Printf("caddy: pid %d, log %s; RSS %s, open FDs %d\n", caddyPID, logPath, harness.MB(procKB(caddyPID, "VmRSS")), harness.FDs(caddyPID))
 
 	prepare(ctx, sites, up)
 	// A short unmeasured run per site: connections, heap and caches settle.
@@ -838,7 +806,7 @@ http://127.0.0.1:%d {
 		run(ctx, s, 10, time.Second, up, 99)
 	}
 	idleFD, idleRSS := settle()
-	fmt.Printf("after warm-up: caddy RSS %s, open FDs %d (idle)\n", mb(idleRSS), idleFD)
+	fmt.Printf("after warm-up: caddy RSS %s, open FDs %d (idle)\n", harness.MB(idleRSS), idleFD)
 	mode := "closed loop: each connection sends its next request when the last is answered"
 	if *rate > 0 {
 		mode = fmt.Sprintf("open loop at %.0f requests/s, at most LEVEL in flight", *rate)
@@ -873,7 +841,7 @@ http://127.0.0.1:%d {
 	}
 	stopIfInterrupted(ctx)
 	endFD, endRSS := settle()
-	fmt.Printf("\nafter all levels (idle): caddy RSS %s, open FDs %d (after warm-up: %d), spool files left %d\n", mb(endRSS), endFD, idleFD, countFiles(spool))
+	fmt.Printf("\nafter all levels (idle): caddy RSS %s, open FDs %d (after warm-up: %d), spool files left %d\n", harness.MB(endRSS), endFD, idleFD, harness.CountFiles(spool))
 	ok := summary(results)
 	logSummary(logPath)
 	if !ok && *strict {
@@ -930,7 +898,7 @@ func prepare(ctx context.Context, sites [2]site, up *upstream) {
 func settle() (int, int) {
 	transport.CloseIdleConnections()
 	time.Sleep(time.Second)
-	return fds(caddyPID), procKB(caddyPID, "VmRSS")
+	return harness.FDs(caddyPID), procKB(caddyPID, "VmRSS")
 }
 
 // summary prints the table of all levels and the goals; it reports whether
@@ -999,7 +967,7 @@ func summary(results [][2]result) bool {
 	fmt.Printf("        (all levels, both sites: %d errors, %d missed)\n", errs, missed)
 	okRSS := float64(peak)/1024 < *rssLimit
 	all = all && okRSS
-	fmt.Printf("  %s  peak RSS of Caddy and its hashing workers below %.0f MB: %s\n", verdict(okRSS), *rssLimit, mb(peak))
+	fmt.Printf("  %s  peak RSS of Caddy and its hashing workers below %.0f MB: %s\n", verdict(okRSS), *rssLimit, harness.MB(peak))
 	if sameLoad {
 		fmt.Printf("  %s  known-download p99 within %.2f× of plain at the same load, every level (above)\n", verdict(allRatios(results)), *ratioLimit)
 	} else {
@@ -1126,119 +1094,27 @@ func label(labels, name string) string {
 	return v
 }
 
-func waitHealthy(ctx context.Context, url string, limit time.Duration, exited <-chan struct{}) {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		select {
-		case <-exited:
-			fatalf("caddy exited at start; see its log")
-		default:
-		}
-		if resp, err := client.Get(url); err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	stopIfInterrupted(ctx)
-	fatalf("caddy did not become healthy in %v", limit)
-}
-
-// procKB reads a kB field (VmRSS, VmHWM) of /proc/PID/status.
+// procKB reads a kB field (VmRSS, VmHWM) of /proc/PID/status, 0 if
+// unreadable.
 func procKB(pid int, key string) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, key+":"); ok {
-			if f := strings.Fields(v); len(f) > 0 {
-				kb, _ := strconv.Atoi(f[0])
-				return kb
-			}
-		}
-	}
-	return 0
+	kb, _ := harness.ProcKB(pid, key)
+	return kb
 }
 
-// children are the process IDs of pid's children: mediaguard's hashing
+// childrenKB sums a kB field over Caddy's children: mediaguard's hashing
 // workers.
-func children(pid int) []int {
-	var pids []int
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, t := range tasks {
-		b, _ := os.ReadFile(t)
-		for _, f := range strings.Fields(string(b)) {
-			if n, err := strconv.Atoi(f); err == nil {
-				pids = append(pids, n)
-			}
-		}
-	}
-	return pids
-}
-
-// childrenKB sums a kB field over Caddy's children.
 func childrenKB(key string) int {
 	sum := 0
-	for _, pid := range children(caddyPID) {
+	for _, pid := range harness.Children(caddyPID) {
 		sum += procKB(pid, key)
 	}
 	return sum
 }
 
-// resetHWM restarts VmHWM (the peak RSS) at the current RSS, so each run's
-// peak is its own. Failing that, the run's peak also covers earlier ones.
-func resetHWM(pid int) {
-	os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
-}
-
-func fds(pid int) int {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	names, _ := f.Readdirnames(-1)
-	return len(names)
-}
-
-// countFiles counts the files under dir (mediaguard spools into a private
-// subdirectory of temp_dir).
-func countFiles(dir string) int {
-	n := 0
-	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			n++
-		}
-		return nil
-	})
-	return n
-}
-
 func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := harness.FreePort()
 	check(err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func nproc() int {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	return strings.Count(string(b), "processor\t:")
-}
-
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "model name"); ok {
-			_, m, _ := strings.Cut(v, ":")
-			return m
-		}
-	}
-	return "unknown CPU"
+	return p
 }
 
 var (

@@ -1,0 +1,12 @@
+// Package fakes holds the httptest servers mediaguard's tests use in place
+// of the services it talks to: HMA (ThreatExchange's
+// hasher-matcher-actioner) and Synapse (its media repository, its admin API
+// and whoami). Each fake answers as the real service does, for the part
+// mediaguard uses; each fact it relies on is written next to the code that
+// plays it, with the public source it comes from. Behaviours a real service
+// only shows when it is broken (canned answers, delays, failing the next
+// calls, going down) are options a test turns on.
+//
+// It is for tests and test tools only; nothing in the shipped module
+// imports it.
+package fakes
