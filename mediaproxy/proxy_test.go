@@ -26,8 +26,6 @@ import (
 	"github.com/mediaguard/mediaguard/matcher"
 )
 
-var zeroTime time.Time
-
 // testRunner is the one hashing Runner of the tests' proxies: a Runner's
 // threads and worker processes last as long as the test binary, so the
 // tests share one as a server shares one across reloads.
