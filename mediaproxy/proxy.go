@@ -427,7 +427,8 @@ func setCORS(h http.Header) {
 
 // tokenToHeader moves an ?access_token= query parameter into the
 // Authorization header, where the Matrix spec accepts it equally
-// (reference/matrix.md): URLs end up in logs (reverse_proxy's, the
+// (https://spec.matrix.org/v1.11/client-server-api/#using-access-tokens;
+// the query form is deprecated): URLs end up in logs (reverse_proxy's, the
 // homeserver's, any proxy's after this one), headers are redacted. When the
 // request carries both, it is left alone: Synapse refuses that mix, and
 // mediaguard must not change the answer.

@@ -1,4 +1,4 @@
-// Command mgload is the load test of the hardening issue: it drives mixed
+// Command mgload is mediaguard's load test: it drives mixed
 // Matrix media traffic through a real Caddy for a bounded time at
 // increasing concurrency, once against a mediaguard + reverse_proxy site
 // and once against a plain reverse_proxy site to the same in-process
