@@ -177,6 +177,9 @@ func validLine(b []byte) bool {
 // Recovery reports what Open found in the existing file.
 func (l *Log) Recovery() Recovery { return l.rec }
 
+// Path is the live log file, as Read and Pending take it.
+func (l *Log) Path() string { return l.opt.Path }
+
 // Append writes r as one JSON line and returns only after it is fsynced,
 // so a caller may answer a request knowing the decision is on disk. It
 // sets Time and ID when they are empty and strips Endpoint's query string.

@@ -46,6 +46,13 @@ const (
 	// KindRefused is media refused for policy reasons other than a match
 	// (fail-closed, size limits).
 	KindRefused = "refused"
+	// KindKnownBlock is a repeat request for media already blocked. It
+	// is on record, but the first request was the detection and was
+	// notified, so Pending never returns it.
+	KindKnownBlock = "known_block"
+	// KindClean is a clean decision, recorded only when the operator
+	// asked for clean scans to be logged.
+	KindClean = "clean"
 	// KindAction is the outcome of a follow-up action on a detection.
 	KindAction = "action"
 )
@@ -89,6 +96,24 @@ type Record struct {
 	Outcome string `json:"outcome,omitempty"`
 	// Ref is the ID of the detection a KindAction record belongs to.
 	Ref string `json:"ref,omitempty"`
+}
+
+// Evidence is the verdict evidence stored, as JSON, in Record.Verdict.
+type Evidence struct {
+	Outcome     string   `json:"outcome"`
+	Bank        string   `json:"bank,omitempty"`
+	HashType    string   `json:"hash_type,omitempty"`
+	MatchedHash string   `json:"matched_hash,omitempty"`
+	Distance    int      `json:"distance,omitempty"`
+	Confidence  float64  `json:"confidence,omitempty"`
+	Source      string   `json:"source,omitempty"`
+	Form        string   `json:"form,omitempty"`
+	Variant     string   `json:"variant,omitempty"`
+	Reason      string   `json:"reason,omitempty"`
+	Notes       []string `json:"notes,omitempty"`
+	Unscannable string   `json:"unscannable,omitempty"`
+	Error       string   `json:"error,omitempty"`
+	Action      string   `json:"action,omitempty"`
 }
 
 // NewID returns a fresh detection ID: 32 hex digits, the first 16 the

@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"go.uber.org/zap"
 
+	"github.com/mediaguard/mediaguard/actions"
 	"github.com/mediaguard/mediaguard/audit"
 	"github.com/mediaguard/mediaguard/hashing/external"
 	"github.com/mediaguard/mediaguard/hashing/pdq"
@@ -150,6 +151,7 @@ type App struct {
 	notifier *notify.Matrix
 	webhook  *notify.Webhook
 	admin    *homeserver.Admin
+	acts     *actions.Actions
 
 	auditHeld   bool
 	releaseOnce *sync.Once
@@ -339,6 +341,19 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("mediaguard: synapse_admin: %w", err)
 		}
 	}
+	ac := actions.Config{Audit: a.audit, LogCleanScans: a.LogCleanScans, Logger: a.log}
+	// Interfaces hold only what exists: a nil pointer in one is not nil.
+	if a.notifier != nil {
+		ac.Matrix = a.notifier
+	}
+	if a.webhook != nil {
+		ac.Webhook = a.webhook
+	}
+	if a.admin != nil {
+		ac.Admin = a.admin
+		ac.QuarantineUserMedia, ac.SuspendUser = a.SynapseAdmin.QuarantineUserMedia, a.SynapseAdmin.SuspendUser
+	}
+	a.acts = actions.New(ac)
 	var userOf func(context.Context, *http.Request) string
 	if a.Homeserver != "" {
 		who, err := homeserver.NewWhoami(homeserver.WhoamiConfig{Homeserver: repl.ReplaceAll(a.Homeserver, "")})
@@ -377,7 +392,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		PDQSearch:            search,
 		ServerName:           a.ServerName,
 		Memory:               mem,
-		Observer:             &observer{app: a, log: a.log},
+		Observer:             &observer{app: a, acts: a.acts},
 		UserOf:               userOf,
 		Logger:               a.log.Named("proxy"),
 	})
@@ -436,7 +451,7 @@ func (a *App) Start() error {
 		if err := a.notifier.Start(a.ctx); err != nil {
 			return fmt.Errorf("mediaguard: notify: %w", err)
 		}
-		a.redeliverPending()
+		a.acts.RedeliverPending()
 	}
 	return nil
 }
@@ -459,6 +474,9 @@ func (a *App) Stop() error {
 	}
 	if a.webhook != nil {
 		a.webhook.Close()
+	}
+	if a.acts != nil {
+		a.acts.Close()
 	}
 	if a.releaseOnce != nil {
 		a.releaseOnce.Do(func() {

@@ -1,15 +1,8 @@
 package caddymodule
 
 import (
-	"encoding/json"
 	"fmt"
-	"strings"
-	"time"
 
-	"go.uber.org/zap"
-
-	"github.com/mediaguard/mediaguard/audit"
-	"github.com/mediaguard/mediaguard/mediaproxy"
 	"github.com/mediaguard/mediaguard/notify"
 )
 
@@ -67,7 +60,8 @@ func (a *App) provisionNotify(repl replacer) error {
 		Room:        repl.ReplaceAll(m.Room, ""),
 		QueueSize:   m.QueueSize,
 		Commands:    m.Commands,
-		OnDelivered: a.noticeDelivered,
+		// a.acts exists before any delivery: the notifier starts in Start.
+		OnDelivered: func(id string) { a.acts.Delivered(id) },
 		Logger:      zapLogger{a.log.Named("notify")},
 	})
 	if err != nil {
@@ -76,97 +70,15 @@ func (a *App) provisionNotify(repl replacer) error {
 	return nil
 }
 
-// noticeDelivered records the delivery, so a restart does not post it again.
-func (a *App) noticeDelivered(id string) {
-	if a.audit == nil {
-		return
-	}
-	if err := a.audit.Append(audit.Record{Kind: audit.KindAction, Action: audit.ActionNotify, Outcome: audit.OutcomeOK, Ref: id}); err != nil {
-		a.log.Error("audit: cannot record a notice's delivery", zap.String("detection", id), zap.Error(err))
-	}
-}
-
-// redeliverPending queues notices for blocks whose delivery was never
-// recorded (the process stopped first): nothing is lost across restarts.
-func (a *App) redeliverPending() {
-	if a.notifier == nil || a.audit == nil {
-		return
-	}
-	pending, err := audit.Pending(a.AuditLog)
-	if err != nil {
-		a.log.Error("audit: cannot read undelivered notices", zap.Error(err))
-		return
-	}
-	for _, r := range pending {
-		a.notifier.Notify(detectionFromRecord(r))
-	}
-	if len(pending) > 0 {
-		a.log.Info("redelivering notices recorded but not delivered before the last stop", zap.Int("count", len(pending)))
-	}
-}
-
-// auditVerdict is the verdict evidence stored in audit records.
-type auditVerdict struct {
-	Outcome     string   `json:"outcome"`
-	Bank        string   `json:"bank,omitempty"`
-	HashType    string   `json:"hash_type,omitempty"`
-	MatchedHash string   `json:"matched_hash,omitempty"`
-	Distance    int      `json:"distance,omitempty"`
-	Confidence  float64  `json:"confidence,omitempty"`
-	Source      string   `json:"source,omitempty"`
-	Form        string   `json:"form,omitempty"`
-	Variant     string   `json:"variant,omitempty"`
-	Reason      string   `json:"reason,omitempty"`
-	Notes       []string `json:"notes,omitempty"`
-	Unscannable string   `json:"unscannable,omitempty"`
-	Error       string   `json:"error,omitempty"`
-	Action      string   `json:"action,omitempty"`
-}
-
-func detection(id string, d *mediaproxy.Decision, dir string) notify.Detection {
-	v := d.Verdict
-	media := mxc(d.MediaKey)
-	if d.Upload {
-		// A refused upload stored nothing, and a PUT's media ID is the
-		// client's unverified claim: never hand it to a command.
-		media = ""
-	}
-	return notify.Detection{
-		ID: id, Time: time.Now(), Direction: dir, Endpoint: d.Endpoint.Name, User: d.User,
-		MXC: media, HashType: string(v.HashType), MatchedHash: v.MatchedHash,
-		Bank: v.Bank, Source: v.Source, Distance: v.Distance, Confidence: v.Confidence,
-		Form: v.Form, Variant: v.Variant, Action: actionTaken(d),
-	}
-}
-
-func detectionFromRecord(r audit.Record) notify.Detection {
-	var v auditVerdict
-	json.Unmarshal(r.Verdict, &v)
-	user := r.User
-	if user == "unknown" {
-		user = ""
-	}
-	return notify.Detection{
-		ID: r.ID, Time: r.Time, Direction: r.Direction, Endpoint: r.Endpoint, User: user,
-		MXC: mxc(r.Media), HashType: v.HashType, MatchedHash: v.MatchedHash, Bank: v.Bank,
-		Source: v.Source, Distance: v.Distance, Confidence: v.Confidence, Form: v.Form, Variant: v.Variant, Action: v.Action,
-	}
-}
-
-func mxc(mediaKey string) string {
-	if mediaKey == "" || strings.HasPrefix(mediaKey, "/") {
-		return ""
-	}
-	return "mxc://" + mediaKey
-}
-
-func actionTaken(d *mediaproxy.Decision) string {
-	switch {
-	case d.Outcome == mediaproxy.LateBlocked:
-		return "connection aborted before the end of the download; media ID blocked"
-	case d.Upload:
-		return "upload refused (403), nothing stored"
-	default:
-		return "download refused (404); media ID blocked"
-	}
+// SynapseAdmin configures removal through Synapse's admin API.
+type SynapseAdmin struct {
+	// Homeserver is Synapse's base URL for the admin API.
+	Homeserver string `json:"homeserver"`
+	// AccessToken is a Synapse admin's token; use {env.X}.
+	AccessToken string `json:"access_token"`
+	// QuarantineUserMedia also quarantines all of the uploader's media
+	// when their upload or download is blocked (off by default).
+	QuarantineUserMedia bool `json:"quarantine_user_media,omitempty"`
+	// SuspendUser also suspends the uploader (off by default).
+	SuspendUser bool `json:"suspend_user,omitempty"`
 }

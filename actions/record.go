@@ -1,4 +1,4 @@
-package caddymodule
+package actions
 
 import (
 	"encoding/json"
@@ -15,7 +15,7 @@ import (
 // awaiting a notice (audit.Pending).
 var auditKinds = map[mediaproxy.Outcome]string{
 	mediaproxy.Blocked:      audit.KindBlock,
-	mediaproxy.KnownBlocked: "known_block",
+	mediaproxy.KnownBlocked: audit.KindKnownBlock,
 	mediaproxy.LateBlocked:  audit.KindLateBlock,
 	mediaproxy.Unscannable:  audit.KindUnscannable,
 	mediaproxy.Unscanned:    audit.KindUnscanned,
@@ -26,18 +26,18 @@ var auditKinds = map[mediaproxy.Outcome]string{
 // record appends the decision to the audit log before the response goes
 // out (Observe runs synchronously) and returns its detection ID. A failed
 // write is logged loudly; the decision itself stands: a block is a block.
-func (o *observer) record(d *mediaproxy.Decision, dir string) string {
+func (a *Actions) record(d *mediaproxy.Decision, dir string) string {
 	id := audit.NewID()
-	log := o.app.audit
+	log := a.cfg.Audit
 	if log == nil {
 		return id
 	}
 	kind, ok := auditKinds[d.Outcome]
 	if !ok {
-		if !o.app.LogCleanScans || d.Outcome != mediaproxy.Clean {
+		if !a.cfg.LogCleanScans || d.Outcome != mediaproxy.Clean {
 			return id
 		}
-		kind = "clean"
+		kind = audit.KindClean
 	}
 	r := audit.Record{
 		ID: id, Kind: kind, Direction: dir, Endpoint: d.Endpoint.Name, Media: d.MediaKey, User: d.User,
@@ -51,7 +51,7 @@ func (o *observer) record(d *mediaproxy.Decision, dir string) string {
 			r.Digests["pdq"] = d.PDQ.Hash.String()
 		}
 	}
-	ev := auditVerdict{Outcome: string(d.Outcome), Bank: d.Verdict.Bank, HashType: string(d.Verdict.HashType), MatchedHash: d.Verdict.MatchedHash,
+	ev := audit.Evidence{Outcome: string(d.Outcome), Bank: d.Verdict.Bank, HashType: string(d.Verdict.HashType), MatchedHash: d.Verdict.MatchedHash,
 		Distance: d.Verdict.Distance, Confidence: d.Verdict.Confidence, Source: d.Verdict.Source, Form: d.Verdict.Form, Variant: d.Verdict.Variant, Reason: d.Verdict.Reason,
 		Notes: d.Verdict.Notes, Unscannable: d.UnscannableReason}
 	if d.Outcome == mediaproxy.Blocked || d.Outcome == mediaproxy.LateBlocked {
@@ -62,7 +62,7 @@ func (o *observer) record(d *mediaproxy.Decision, dir string) string {
 	}
 	r.Verdict, _ = json.Marshal(ev)
 	if err := log.Append(r); err != nil {
-		o.log.Error("AUDIT RECORD NOT WRITTEN", zap.String("kind", kind), zap.String("media", d.MediaKey), zap.Error(err))
+		a.log.Error("AUDIT RECORD NOT WRITTEN", zap.String("kind", kind), zap.String("media", d.MediaKey), zap.Error(err))
 	}
 	return id
 }

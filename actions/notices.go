@@ -1,0 +1,92 @@
+package actions
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/mediaguard/mediaguard/audit"
+	"github.com/mediaguard/mediaguard/mediaproxy"
+	"github.com/mediaguard/mediaguard/notify"
+)
+
+// Delivered records a notice's delivery, so a restart does not post it
+// again. It is the Matrix notifier's OnDelivered.
+func (a *Actions) Delivered(id string) {
+	if a.cfg.Audit == nil {
+		return
+	}
+	if err := a.cfg.Audit.Append(audit.Record{Kind: audit.KindAction, Action: audit.ActionNotify, Outcome: audit.OutcomeOK, Ref: id}); err != nil {
+		a.log.Error("audit: cannot record a notice's delivery", zap.String("detection", id), zap.Error(err))
+	}
+}
+
+// RedeliverPending queues notices for blocks whose delivery was never
+// recorded (the process stopped first): nothing is lost across restarts.
+// Call it once the Matrix notifier has started.
+func (a *Actions) RedeliverPending() {
+	if a.cfg.Matrix == nil || a.cfg.Audit == nil {
+		return
+	}
+	pending, err := audit.Pending(a.cfg.Audit.Path())
+	if err != nil {
+		a.log.Error("audit: cannot read undelivered notices", zap.Error(err))
+		return
+	}
+	for _, r := range pending {
+		a.cfg.Matrix.Notify(detectionFromRecord(r))
+	}
+	if len(pending) > 0 {
+		a.log.Info("redelivering notices recorded but not delivered before the last stop", zap.Int("count", len(pending)))
+	}
+}
+
+func detection(id string, d *mediaproxy.Decision, dir string) notify.Detection {
+	v := d.Verdict
+	media := mxc(d.MediaKey)
+	if d.Upload {
+		// A refused upload stored nothing, and a PUT's media ID is the
+		// client's unverified claim: never hand it to a command.
+		media = ""
+	}
+	return notify.Detection{
+		ID: id, Time: time.Now(), Direction: dir, Endpoint: d.Endpoint.Name, User: d.User,
+		MXC: media, HashType: string(v.HashType), MatchedHash: v.MatchedHash,
+		Bank: v.Bank, Source: v.Source, Distance: v.Distance, Confidence: v.Confidence,
+		Form: v.Form, Variant: v.Variant, Action: actionTaken(d),
+	}
+}
+
+func detectionFromRecord(r audit.Record) notify.Detection {
+	var v audit.Evidence
+	json.Unmarshal(r.Verdict, &v)
+	user := r.User
+	if user == "unknown" {
+		user = ""
+	}
+	return notify.Detection{
+		ID: r.ID, Time: r.Time, Direction: r.Direction, Endpoint: r.Endpoint, User: user,
+		MXC: mxc(r.Media), HashType: v.HashType, MatchedHash: v.MatchedHash, Bank: v.Bank,
+		Source: v.Source, Distance: v.Distance, Confidence: v.Confidence, Form: v.Form, Variant: v.Variant, Action: v.Action,
+	}
+}
+
+func mxc(mediaKey string) string {
+	if mediaKey == "" || strings.HasPrefix(mediaKey, "/") {
+		return ""
+	}
+	return "mxc://" + mediaKey
+}
+
+func actionTaken(d *mediaproxy.Decision) string {
+	switch {
+	case d.Outcome == mediaproxy.LateBlocked:
+		return "connection aborted before the end of the download; media ID blocked"
+	case d.Upload:
+		return "upload refused (403), nothing stored"
+	default:
+		return "download refused (404); media ID blocked"
+	}
+}
