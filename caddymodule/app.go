@@ -1,11 +1,8 @@
 package caddymodule
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
 	"os"
 	"sync"
 	"time"
@@ -14,14 +11,12 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"go.uber.org/zap"
 
-	"github.com/mediaguard/mediaguard/actions"
 	"github.com/mediaguard/mediaguard/audit"
-	"github.com/mediaguard/mediaguard/hashing/external"
-	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/homeserver"
 	"github.com/mediaguard/mediaguard/matcher"
 	"github.com/mediaguard/mediaguard/mediaproxy"
 	"github.com/mediaguard/mediaguard/notify"
+	"github.com/mediaguard/mediaguard/service"
 )
 
 func init() {
@@ -141,17 +136,10 @@ type App struct {
 	// users' privacy, like the Mjolnir plugin's setting).
 	LogCleanScans bool `json:"log_clean_scans,omitempty"`
 
-	ctx      caddy.Context
-	log      *zap.Logger
-	local    *matcher.Local
-	guard    *matcher.Guard
-	proxy    *mediaproxy.Proxy
-	events   *caddyevents.App
-	audit    *audit.Log
-	notifier *notify.Matrix
-	webhook  *notify.Webhook
-	admin    *homeserver.Admin
-	acts     *actions.Actions
+	ctx    caddy.Context
+	log    *zap.Logger
+	svc    *service.Service
+	events *caddyevents.App
 
 	auditHeld   bool
 	releaseOnce *sync.Once
@@ -216,7 +204,8 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{ID: "mediaguard", New: func() caddy.Module { return new(App) }}
 }
 
-// Provision builds the matcher chain and the proxy.
+// Provision maps the config onto a service.Config, resolving
+// placeholders and secrets, and builds the service.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
 	a.log = ctx.Logger()
@@ -225,88 +214,65 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.PDQThreshold < 0 || a.PDQThreshold > matcher.MaxPDQThreshold {
 		return fmt.Errorf("mediaguard: pdq_threshold %d out of range 0..%d", a.PDQThreshold, matcher.MaxPDQThreshold)
 	}
-	search, err := pdqSearch(a.PDQSearch)
-	if err != nil {
-		return err
+	cfg := service.Config{
+		Local: matcher.LocalConfig{Banks: a.Banks, PDQThreshold: a.PDQThreshold, MinPDQQuality: a.MinPDQQuality, Dihedral: a.Dihedral},
+		Proxy: mediaproxy.Config{
+			MaxUploadSize:        a.MaxUploadSize,
+			MemoryBuffer:         a.MemoryBuffer,
+			TempDir:              a.TempDir,
+			OnSpool:              func(d int64) { spoolBytes.Add(float64(d)) },
+			MaxDownloadBuffer:    a.MaxDownloadBuffer,
+			MaxBufferedTotal:     a.MaxBufferedTotal,
+			UploadIdleTimeout:    time.Duration(a.UploadIdleTimeout),
+			MaxConcurrentHashing: a.MaxConcurrentHashing,
+			Runner:               hashRunner(),
+			MaxPixels:            a.MaxPixels,
+			Dihedral:             a.Dihedral,
+			ServerName:           a.ServerName,
+		},
+		MemoryEntries: a.MemoryEntries,
+		LogCleanScans: a.LogCleanScans,
+		Observer:      &observer{app: a},
+		OnBreakerChange: func(name, from, to string) {
+			// The Guard logs each transition once; here it is only counted.
+			breakerState.WithLabelValues(name).Set(breakerStateValue(to))
+			breakerTransitions.WithLabelValues(name, to).Inc()
+		},
+		Logger: a.log,
 	}
-	local, err := matcher.NewLocal(matcher.LocalConfig{
-		Banks:         a.Banks,
-		PDQThreshold:  a.PDQThreshold,
-		MinPDQQuality: a.MinPDQQuality,
-		Dihedral:      a.Dihedral,
-		Logger:        zapLogger{a.log.Named("banks")},
-	})
-	if err != nil {
+	var err error
+	if cfg.Proxy.PDQSearch, err = service.ParsePDQSearch(a.PDQSearch); err != nil {
 		return fmt.Errorf("mediaguard: %w", err)
 	}
-	for prog, what := range map[string]string{"ffmpeg": "videos are judged by their exact hashes only, not by their frames", "djxl": "JPEG XL images are refused as undecodable (on_undecodable_image) or let through unscanned"} {
-		if !external.Available(prog) {
-			a.log.Warn("decoder program not installed: "+what, zap.String("program", prog))
-		}
+	if cfg.FailPolicy, err = service.ParseFailPolicy(a.OnMatcherError); err != nil {
+		return fmt.Errorf("mediaguard: %w", err)
 	}
-	a.local = local
-	var remotes []matcher.Remote
-	for i, h := range a.HMA {
+	if cfg.Proxy.OnUndecodableImage, err = service.ParseUndecodable(a.OnUndecodableImage); err != nil {
+		return fmt.Errorf("mediaguard: %w", err)
+	}
+	if cfg.Proxy.Hashing, err = service.ParseHashing(a.Hashing); err != nil {
+		return fmt.Errorf("mediaguard: %w", err)
+	}
+	for _, h := range a.HMA {
 		key, err := secret(repl, "mediaguard: hma "+h.URL+" api_key", h.APIKey)
 		if err != nil {
 			return err
 		}
-		c, err := matcher.NewHMA(matcher.HMAConfig{
-			Name: hostName(h.URL, fmt.Sprintf("hma%d", i)), URL: repl.ReplaceAll(h.URL, ""),
-			APIKey: key, Banks: h.Banks, Timeout: time.Duration(h.Timeout),
-			// One min_pdq_quality for every PDQ lookup, local or HMA.
-			MinPDQQuality: a.MinPDQQuality,
-			// A configured bank HMA lacks is logged as an error.
-			Logger: zapLogger{a.log.Named("hma")},
-		})
-		if err != nil {
-			return fmt.Errorf("mediaguard: hma %s: %w", h.URL, err)
-		}
-		remotes = append(remotes, matcher.Remote{Name: "hma:" + hostName(h.URL, ""), Matcher: c})
+		cfg.HMA = append(cfg.HMA, matcher.HMAConfig{URL: repl.ReplaceAll(h.URL, ""), APIKey: key, Banks: h.Banks, Timeout: time.Duration(h.Timeout)})
 	}
-	for _, s := range a.Services {
-		name := s.Name
-		if name == "" {
-			name = hostName(s.URL, "service")
-		}
-		key, err := secret(repl, "mediaguard: service "+s.URL+" api_key", s.APIKey)
+	for _, sv := range a.Services {
+		key, err := secret(repl, "mediaguard: service "+sv.URL+" api_key", sv.APIKey)
 		if err != nil {
 			return err
 		}
-		c, err := matcher.NewService(matcher.ServiceConfig{Name: name, URL: repl.ReplaceAll(s.URL, ""), APIKey: key, Timeout: time.Duration(s.Timeout), MinPDQQuality: a.MinPDQQuality})
-		if err != nil {
-			return fmt.Errorf("mediaguard: service %s: %w", s.URL, err)
-		}
-		remotes = append(remotes, matcher.Remote{Name: "service:" + name, Matcher: c})
-	}
-	gc := matcher.GuardConfig{Local: local, Remotes: remotes, Logger: zapLogger{a.log.Named("matcher")}}
-	if a.OnMatcherError == "closed" {
-		gc.FailPolicy = matcher.FailClosed
+		cfg.Services = append(cfg.Services, matcher.ServiceConfig{Name: sv.Name, URL: repl.ReplaceAll(sv.URL, ""), APIKey: key, Timeout: time.Duration(sv.Timeout)})
 	}
 	if c := a.Cache; c != nil {
-		gc.Cache = matcher.CacheConfig{MatchTTL: time.Duration(c.MatchTTL), MissTTL: time.Duration(c.MissTTL), MaxEntries: c.MaxEntries}
+		cfg.Cache = matcher.CacheConfig{MatchTTL: time.Duration(c.MatchTTL), MissTTL: time.Duration(c.MissTTL), MaxEntries: c.MaxEntries}
 	}
 	if b := a.Breaker; b != nil {
-		gc.Breaker = matcher.BreakerConfig{ConsecutiveFailures: b.ConsecutiveFailures, FailureRatio: b.FailureRatio, MinRequests: b.MinRequests, OpenTimeout: time.Duration(b.OpenTimeout), CallTimeout: time.Duration(b.CallTimeout)}
+		cfg.Breaker = matcher.BreakerConfig{ConsecutiveFailures: b.ConsecutiveFailures, FailureRatio: b.FailureRatio, MinRequests: b.MinRequests, OpenTimeout: time.Duration(b.OpenTimeout), CallTimeout: time.Duration(b.CallTimeout)}
 	}
-	gc.OnBreakerChange = func(name, from, to string) {
-		// The Guard logs each transition once; here it is only counted.
-		breakerState.WithLabelValues(name).Set(breakerStateValue(to))
-		breakerTransitions.WithLabelValues(name, to).Inc()
-	}
-	a.guard, err = matcher.NewGuard(gc)
-	if err != nil {
-		return fmt.Errorf("mediaguard: %w", err)
-	}
-	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
-		return err
-	}
-	for _, r := range remotes {
-		breakerState.WithLabelValues(r.Name).Set(0)
-	}
-	// The newest config's app feeds the scrape-time metrics; an old one
-	// being cleaned up after a reload no longer does.
-	currentApp.Store(a)
 	if ev, err := ctx.App("events"); err == nil {
 		a.events, _ = ev.(*caddyevents.App)
 	}
@@ -321,114 +287,52 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return fmt.Errorf("mediaguard: audit_log: %w", err)
 		}
-		a.audit = val.(sharedAudit).Log
+		cfg.Audit = val.(sharedAudit).Log
 		a.auditHeld = true
-		if rec := a.audit.Recovery(); !loaded && (rec.TornBytes > 0 || rec.Invalid > 0) {
+		if rec := cfg.Audit.Recovery(); !loaded && (rec.TornBytes > 0 || rec.Invalid > 0) {
 			a.log.Warn("audit log recovered after an unclean stop", zap.String("path", a.AuditLog),
 				zap.Int64("torn_bytes_dropped", rec.TornBytes), zap.Int("invalid_lines", rec.Invalid))
 		}
 	}
-	if err := a.provisionNotify(repl); err != nil {
-		return err
+	if n := a.Notify; n != nil {
+		if cfg.Webhook = repl.ReplaceAll(n.Webhook, ""); n.Webhook != "" && cfg.Webhook == "" {
+			return errors.New("mediaguard: notify webhook: notify: webhook URL is required")
+		}
+		if m := n.Matrix; m != nil {
+			tok, err := secret(repl, "mediaguard: notify matrix access_token", m.AccessToken)
+			if err != nil {
+				return err
+			}
+			cfg.Matrix = &notify.MatrixConfig{Homeserver: repl.ReplaceAll(m.Homeserver, ""), AccessToken: tok, Room: repl.ReplaceAll(m.Room, ""), QueueSize: m.QueueSize, Commands: m.Commands}
+		}
 	}
 	if sa := a.SynapseAdmin; sa != nil {
 		tok, err := secret(repl, "mediaguard: synapse_admin access_token", sa.AccessToken)
 		if err != nil {
 			return err
 		}
-		a.admin, err = homeserver.NewAdmin(homeserver.AdminConfig{Homeserver: repl.ReplaceAll(sa.Homeserver, ""), AccessToken: tok})
-		if err != nil {
-			return fmt.Errorf("mediaguard: synapse_admin: %w", err)
-		}
+		cfg.SynapseAdmin = &homeserver.AdminConfig{Homeserver: repl.ReplaceAll(sa.Homeserver, ""), AccessToken: tok}
+		cfg.QuarantineUserMedia, cfg.SuspendUser = sa.QuarantineUserMedia, sa.SuspendUser
 	}
-	ac := actions.Config{Audit: a.audit, LogCleanScans: a.LogCleanScans, Logger: a.log}
-	// Interfaces hold only what exists: a nil pointer in one is not nil.
-	if a.notifier != nil {
-		ac.Matrix = a.notifier
-	}
-	if a.webhook != nil {
-		ac.Webhook = a.webhook
-	}
-	if a.admin != nil {
-		ac.Admin = a.admin
-		ac.QuarantineUserMedia, ac.SuspendUser = a.SynapseAdmin.QuarantineUserMedia, a.SynapseAdmin.SuspendUser
-	}
-	a.acts = actions.New(ac)
-	var userOf func(context.Context, *http.Request) string
-	if a.Homeserver != "" {
-		who, err := homeserver.NewWhoami(homeserver.WhoamiConfig{Homeserver: repl.ReplaceAll(a.Homeserver, "")})
-		if err != nil {
-			return fmt.Errorf("mediaguard: homeserver: %w", err)
-		}
-		whoLog := a.log.Named("whoami")
-		userOf = func(ctx context.Context, r *http.Request) string {
-			u, why := who.User(ctx, homeserver.TokenFrom(r))
-			if u == homeserver.Unknown {
-				if ce := whoLog.Check(zap.DebugLevel, "requester not resolved"); ce != nil {
-					ce.Write(zap.String("reason", why))
-				}
-				return ""
-			}
-			return u
-		}
-	}
-	mem := mediaproxy.NewMemory(a.MemoryEntries, time.Hour)
+	cfg.Homeserver = repl.ReplaceAll(a.Homeserver, "")
 	hashRunner().SetLogger(a.log.Named("hashing"))
-	a.proxy, err = mediaproxy.New(mediaproxy.Config{
-		Matcher:              a.guard,
-		MaxUploadSize:        a.MaxUploadSize,
-		MemoryBuffer:         a.MemoryBuffer,
-		TempDir:              a.TempDir,
-		OnSpool:              func(d int64) { spoolBytes.Add(float64(d)) },
-		MaxDownloadBuffer:    a.MaxDownloadBuffer,
-		MaxBufferedTotal:     a.MaxBufferedTotal,
-		UploadIdleTimeout:    time.Duration(a.UploadIdleTimeout),
-		MaxConcurrentHashing: a.MaxConcurrentHashing,
-		Hashing:              a.Hashing,
-		Runner:               hashRunner(),
-		MaxPixels:            a.MaxPixels,
-		OnUndecodableImage:   a.OnUndecodableImage,
-		Dihedral:             a.Dihedral,
-		PDQSearch:            search,
-		ServerName:           a.ServerName,
-		Memory:               mem,
-		Observer:             &observer{app: a, acts: a.acts},
-		UserOf:               userOf,
-		Logger:               a.log.Named("proxy"),
-	})
-	return err
-}
-
-// pdqSearch reads pdq_search; empty is the default search, not pdq's
-// zero value (off): a config written before variants existed gets them.
-func pdqSearch(s string) (pdq.Search, error) {
-	if s == "" {
-		return pdq.SearchDefault, nil
+	if a.svc, err = service.New(cfg); err != nil {
+		return fmt.Errorf("mediaguard: %w", err)
 	}
-	search, err := pdq.ParseSearch(s)
-	if err != nil {
-		return 0, fmt.Errorf("mediaguard: pdq_search must be default, deep or off, not %q", s)
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
 	}
-	return search, nil
+	for _, name := range a.svc.Remotes() {
+		breakerState.WithLabelValues(name).Set(0)
+	}
+	// The newest config's app feeds the scrape-time metrics; an old one
+	// being cleaned up after a reload no longer does.
+	currentApp.Store(a)
+	return nil
 }
 
 // Validate checks what Provision could not.
 func (a *App) Validate() error {
-	switch a.OnMatcherError {
-	case "", "open", "closed":
-	default:
-		return fmt.Errorf("mediaguard: on_matcher_error must be open or closed, not %q", a.OnMatcherError)
-	}
-	switch a.OnUndecodableImage {
-	case "", mediaproxy.UndecodableBlock, mediaproxy.UndecodableAllow:
-	default:
-		return fmt.Errorf("mediaguard: on_undecodable_image must be block or allow, not %q", a.OnUndecodableImage)
-	}
-	switch a.Hashing {
-	case "", mediaproxy.HashingProcess, mediaproxy.HashingInline:
-	default:
-		return fmt.Errorf("mediaguard: hashing must be process or inline, not %q", a.Hashing)
-	}
 	if a.MaxUploadSize < 0 || a.MemoryBuffer < 0 || a.MaxDownloadBuffer < 0 || a.MaxBufferedTotal < 0 || a.MaxPixels < 0 || a.MaxConcurrentHashing < 0 {
 		return errors.New("mediaguard: sizes must not be negative")
 	}
@@ -446,12 +350,8 @@ func (a *App) Validate() error {
 // Start begins hot-reloading the bank files and delivering notices
 // (including those a previous run recorded but never delivered).
 func (a *App) Start() error {
-	a.local.Start(a.ctx)
-	if a.notifier != nil {
-		if err := a.notifier.Start(a.ctx); err != nil {
-			return fmt.Errorf("mediaguard: notify: %w", err)
-		}
-		a.acts.RedeliverPending()
+	if err := a.svc.Start(a.ctx); err != nil {
+		return fmt.Errorf("mediaguard: %w", err)
 	}
 	return nil
 }
@@ -463,20 +363,8 @@ func (a *App) Cleanup() error { return a.Stop() }
 
 // Stop ends background work.
 func (a *App) Stop() error {
-	if a.local != nil {
-		a.local.Close()
-	}
-	if a.guard != nil {
-		a.guard.Close()
-	}
-	if a.notifier != nil {
-		a.notifier.Close()
-	}
-	if a.webhook != nil {
-		a.webhook.Close()
-	}
-	if a.acts != nil {
-		a.acts.Close()
+	if a.svc != nil {
+		a.svc.Close()
 	}
 	if a.releaseOnce != nil {
 		a.releaseOnce.Do(func() {
@@ -494,20 +382,6 @@ var auditPool = caddy.NewUsagePool()
 type sharedAudit struct{ *audit.Log }
 
 func (s sharedAudit) Destruct() error { return s.Close() }
-
-func hostName(raw, fallback string) string {
-	if u, err := url.Parse(raw); err == nil && u.Host != "" {
-		return u.Host
-	}
-	return fallback
-}
-
-// zapLogger adapts zap to the matcher's small logging interface.
-type zapLogger struct{ l *zap.Logger }
-
-func (z zapLogger) Info(msg string, kv ...any)  { z.l.Sugar().Infow(msg, kv...) }
-func (z zapLogger) Warn(msg string, kv ...any)  { z.l.Sugar().Warnw(msg, kv...) }
-func (z zapLogger) Error(msg string, kv ...any) { z.l.Sugar().Errorw(msg, kv...) }
 
 // Interface guards.
 var (

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -11,9 +12,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/dustin/go-humanize"
 
-	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/matcher"
-	"github.com/mediaguard/mediaguard/mediaproxy"
+	"github.com/mediaguard/mediaguard/service"
 )
 
 func init() {
@@ -180,24 +180,27 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.NextArg() {
 				return d.ArgErr()
 			}
-			if _, err := pdq.ParseSearch(d.Val()); err != nil || d.Val() == "" {
+			if d.Val() == "" {
 				return d.Errf("pdq_search: want default, deep or off, not %q", d.Val())
+			}
+			if _, err := service.ParsePDQSearch(d.Val()); err != nil {
+				return optionErr(d, dir, err)
 			}
 			a.PDQSearch = d.Val()
 		case "on_matcher_error":
 			if !d.NextArg() {
 				return d.ArgErr()
 			}
-			if v := d.Val(); v != "open" && v != "closed" {
-				return d.Errf("on_matcher_error: want open or closed, not %q", v)
+			if _, err := service.ParseFailPolicy(d.Val()); err != nil || d.Val() == "" {
+				return optionErr(d, dir, err)
 			}
 			a.OnMatcherError = d.Val()
 		case "on_undecodable_image":
 			if !d.NextArg() {
 				return d.ArgErr()
 			}
-			if v := d.Val(); v != mediaproxy.UndecodableBlock && v != mediaproxy.UndecodableAllow {
-				return d.Errf("on_undecodable_image: want block or allow, not %q", v)
+			if _, err := service.ParseUndecodable(d.Val()); err != nil || d.Val() == "" {
+				return optionErr(d, dir, err)
 			}
 			a.OnUndecodableImage = d.Val()
 		case "cache":
@@ -293,8 +296,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.Args(&a.Hashing) {
 				return d.ArgErr()
 			}
-			if a.Hashing != mediaproxy.HashingProcess && a.Hashing != mediaproxy.HashingInline {
-				return d.Errf("hashing must be process or inline, not %q", a.Hashing)
+			if _, err := service.ParseHashing(a.Hashing); err != nil || a.Hashing == "" {
+				return optionErr(d, dir, err)
 			}
 		case "max_pixels":
 			n, err := intArg(d, 1, 1<<31-1)
@@ -416,6 +419,20 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// optionErr phrases a closed-set option's error the Caddyfile's way. An
+// empty value (err == nil), which the JSON reads as the default, is an
+// error here.
+func optionErr(d *caddyfile.Dispenser, dir string, err error) error {
+	var oe *service.OptionError
+	if errors.As(err, &oe) {
+		return d.Errf("%s: want %s, not %q", oe.Option, oe.Want, oe.Got)
+	}
+	if err != nil {
+		return d.Errf("%s: %v", dir, err)
+	}
+	return d.Errf("%s: want a value, not \"\"", dir)
 }
 
 func intArg(d *caddyfile.Dispenser, lo, hi int) (int, error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/service"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden adapt files")
@@ -95,12 +96,12 @@ func TestCaddyfileErrorsNameTheDirective(t *testing.T) {
 // pdq's zero value (off), and a bad value stops the config at provision.
 func TestPDQSearchOption(t *testing.T) {
 	for in, want := range map[string]pdq.Search{"": pdq.SearchDefault, "default": pdq.SearchDefault, "deep": pdq.SearchDeep, "off": pdq.SearchOff} {
-		if got, err := pdqSearch(in); err != nil || got != want {
+		if got, err := service.ParsePDQSearch(in); err != nil || got != want {
 			t.Errorf("%q: %v, %v; want %v", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"sideways", "Deep", "on"} {
-		if _, err := pdqSearch(in); err == nil || !strings.Contains(err.Error(), "pdq_search must be default, deep or off") {
+		if _, err := service.ParsePDQSearch(in); err == nil || !strings.Contains(err.Error(), "pdq_search must be default, deep or off") {
 			t.Errorf("%q: %v", in, err)
 		}
 	}

@@ -43,7 +43,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	return h.app.proxy.ServeHTTP(w, r, next.ServeHTTP)
+	return h.app.svc.Proxy().ServeHTTP(w, r, next.ServeHTTP)
 }
 
 // UnmarshalCaddyfile takes no arguments: `mediaguard`.

@@ -11,6 +11,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/mediaguard/mediaguard/lookupapi"
+	"github.com/mediaguard/mediaguard/service"
 )
 
 func init() {
@@ -53,14 +54,12 @@ func (l *Lookup) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	l.h, err = lookupapi.New(lookupapi.Config{
-		Matcher:      app.guard,
+	l.h, err = app.svc.Lookup(service.LookupConfig{
 		APIKey:       key,
 		MaxBodyBytes: l.MaxBodyBytes,
 		RateLimit:    l.RateLimit,
 		RateBurst:    l.RateBurst,
-		Health:       lookupapi.NewHealth(app.local, app.guard),
-		Logger:       zapLogger{ctx.Logger()},
+		Logger:       ctx.Logger(),
 	})
 	return err
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mediaguard/mediaguard/hashing/external"
+	"github.com/mediaguard/mediaguard/service"
 )
 
 // Collectors are created once per process and registered into each config
@@ -43,8 +44,8 @@ var (
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "buffered_bytes",
 		Help: "Bytes of media held in memory while being judged: uploads being spooled and downloads being buffered (bounded by max_buffered_total).",
 	}, func() float64 {
-		if a := currentApp.Load(); a != nil && a.proxy != nil {
-			return float64(a.proxy.Buffered())
+		if s := live(); s != nil {
+			return float64(s.Proxy().Buffered())
 		}
 		return 0
 	})
@@ -68,8 +69,8 @@ var (
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "hashing_waiting",
 		Help: "Bodies waiting for a decode-and-PDQ slot (max_concurrent_hashing).",
 	}, func() float64 {
-		if a := currentApp.Load(); a != nil && a.proxy != nil {
-			return float64(a.proxy.HashWaiting())
+		if s := live(); s != nil {
+			return float64(s.Proxy().HashWaiting())
 		}
 		return 0
 	})
@@ -113,15 +114,23 @@ var (
 	}, func() float64 { return guardStat(func(_, m uint64) uint64 { return m }) })
 )
 
-// currentApp lets the cache counters read the live app's guard.
+// currentApp lets the scrape-time metrics read the live app's service.
 var currentApp atomic.Pointer[App]
 
+// live is the live app's service, nil when there is none.
+func live() *service.Service {
+	if a := currentApp.Load(); a != nil {
+		return a.svc
+	}
+	return nil
+}
+
 func guardStat(pick func(hits, misses uint64) uint64) float64 {
-	a := currentApp.Load()
-	if a == nil || a.guard == nil {
+	svc := live()
+	if svc == nil {
 		return 0
 	}
-	s := a.guard.Stats()
+	s := svc.Guard().Stats()
 	return float64(pick(s.CacheHits, s.CacheMisses))
 }
 
@@ -157,11 +166,11 @@ type backendFailureCollector struct{ desc *prometheus.Desc }
 func (c backendFailureCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c backendFailureCollector) Collect(ch chan<- prometheus.Metric) {
-	a := currentApp.Load()
-	if a == nil || a.guard == nil {
+	s := live()
+	if s == nil {
 		return
 	}
-	for name, r := range a.guard.Stats().Remotes {
+	for name, r := range s.Guard().Stats().Remotes {
 		for _, kv := range []struct {
 			kind string
 			n    uint64
@@ -183,12 +192,12 @@ type backendBanksMissingCollector struct{ desc *prometheus.Desc }
 func (c backendBanksMissingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c backendBanksMissingCollector) Collect(ch chan<- prometheus.Metric) {
-	a := currentApp.Load()
-	if a == nil || a.guard == nil {
+	s := live()
+	if s == nil {
 		return
 	}
-	missing := a.guard.MissingBanks()
-	for name := range a.guard.Stats().Remotes {
+	missing := s.Guard().MissingBanks()
+	for name := range s.Guard().Stats().Remotes {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(len(missing[name])), name)
 	}
 }
@@ -199,11 +208,11 @@ type bankCollector struct{ entries, failing *prometheus.Desc }
 func (c bankCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.entries; ch <- c.failing }
 
 func (c bankCollector) Collect(ch chan<- prometheus.Metric) {
-	a := currentApp.Load()
-	if a == nil || a.local == nil {
+	s := live()
+	if s == nil {
 		return
 	}
-	for _, b := range a.local.Status() {
+	for _, b := range s.Local().Status() {
 		if !b.Enabled {
 			continue
 		}

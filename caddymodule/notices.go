@@ -1,11 +1,5 @@
 package caddymodule
 
-import (
-	"fmt"
-
-	"github.com/mediaguard/mediaguard/notify"
-)
-
 // NotifySettings configure where moderators are told of blocks.
 type NotifySettings struct {
 	// Matrix posts an m.notice to a management room (Mjolnir's) per block.
@@ -33,41 +27,6 @@ type MatrixNotify struct {
 	// "!mjolnir redact {user} --quarantine". This gives mediaguard
 	// Mjolnir's moderator powers over the room's members: off by default.
 	Commands []string `json:"commands,omitempty"`
-}
-
-func (a *App) provisionNotify(repl replacer) error {
-	if a.Notify == nil {
-		return nil
-	}
-	var err error
-	if a.Notify.Webhook != "" {
-		a.webhook, err = notify.NewWebhook(notify.WebhookConfig{URL: repl.ReplaceAll(a.Notify.Webhook, ""), Logger: zapLogger{a.log.Named("webhook")}})
-		if err != nil {
-			return fmt.Errorf("mediaguard: notify webhook: %w", err)
-		}
-	}
-	m := a.Notify.Matrix
-	if m == nil {
-		return nil
-	}
-	tok, err := secret(repl, "mediaguard: notify matrix access_token", m.AccessToken)
-	if err != nil {
-		return err
-	}
-	a.notifier, err = notify.NewMatrix(notify.MatrixConfig{
-		Homeserver:  repl.ReplaceAll(m.Homeserver, ""),
-		AccessToken: tok,
-		Room:        repl.ReplaceAll(m.Room, ""),
-		QueueSize:   m.QueueSize,
-		Commands:    m.Commands,
-		// a.acts exists before any delivery: the notifier starts in Start.
-		OnDelivered: func(id string) { a.acts.Delivered(id) },
-		Logger:      zapLogger{a.log.Named("notify")},
-	})
-	if err != nil {
-		return fmt.Errorf("mediaguard: notify matrix: %w", err)
-	}
-	return nil
 }
 
 // SynapseAdmin configures removal through Synapse's admin API.

@@ -7,17 +7,16 @@ import (
 	"github.com/mediaguard/mediaguard/mediaproxy"
 )
 
-// observer adds to the actions what belongs to Caddy: the
-// {http.vars.mediaguard_verdict} placeholder, metrics and the
-// mediaguard.blocked event. It runs before the response goes out.
+// observer adds to the actions (which the service runs first) what
+// belongs to Caddy: the {http.vars.mediaguard_verdict} placeholder,
+// metrics and the mediaguard.blocked event. It runs before the response
+// goes out.
 type observer struct {
-	app  *App
-	acts mediaproxy.Observer
+	app *App
 }
 
 func (o *observer) Observe(d *mediaproxy.Decision) {
 	caddyhttp.SetVar(d.Request.Context(), "mediaguard_verdict", string(d.Outcome))
-	o.acts.Observe(d)
 	count(d)
 	if d.Outcome == mediaproxy.Blocked || d.Outcome == mediaproxy.LateBlocked {
 		o.emit(d)

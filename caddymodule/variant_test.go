@@ -6,7 +6,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/mediaguard/mediaguard/actions"
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/matcher"
 	"github.com/mediaguard/mediaguard/mediaproxy"
@@ -15,7 +14,7 @@ import (
 // A block is counted under the kind of what matched (the label is
 // actions.VariantLabel, tested with the audit record and notice there).
 func TestBlockCarriesVariant(t *testing.T) {
-	o := &observer{app: &App{}, acts: actions.New(actions.Config{})}
+	o := &observer{app: &App{}}
 	d := &mediaproxy.Decision{
 		Request: httptest.NewRequest("POST", "/_matrix/media/v3/upload", nil), Upload: true, Outcome: mediaproxy.Blocked,
 		Verdict: matcher.Verdict{Match: true, Bank: "B", HashType: matcher.PDQ, MatchedHash: "ab", Distance: 3,

@@ -1,0 +1,315 @@
+// Package service wires mediaguard's plain-Go stages into one running
+// instance from a plain Config: the local banks and remote lookup clients
+// behind the matcher guard, the media proxy with the actions (audit,
+// notices, quarantine) as its observer, and the lookup API over the same
+// guard. The Config holds resolved values: no placeholders, no JSON. The
+// Caddy adapter maps its JSON and Caddyfile onto it, shares state across
+// config reloads and registers metrics; this package knows none of that.
+//
+// It must not import Caddy.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/mediaguard/mediaguard/actions"
+	"github.com/mediaguard/mediaguard/audit"
+	"github.com/mediaguard/mediaguard/hashing/external"
+	"github.com/mediaguard/mediaguard/homeserver"
+	"github.com/mediaguard/mediaguard/lookupapi"
+	"github.com/mediaguard/mediaguard/matcher"
+	"github.com/mediaguard/mediaguard/mediaproxy"
+	"github.com/mediaguard/mediaguard/notify"
+)
+
+// Config configures a Service. Zero values take each stage's defaults.
+type Config struct {
+	// Local configures the local banks (its Logger is set by New).
+	Local matcher.LocalConfig
+	// HMA lists ThreatExchange HMA 2.0 instances asked after the local
+	// banks. An empty Name is the URL's host; MinPDQQuality is
+	// Local.MinPDQQuality and Logger is set by New.
+	HMA []matcher.HMAConfig
+	// Services lists other JSON lookup services, asked after HMA. An
+	// empty Name is the URL's host; MinPDQQuality is Local.MinPDQQuality.
+	Services []matcher.ServiceConfig
+	// FailPolicy applies when a remote cannot answer.
+	FailPolicy matcher.FailPolicy
+	// Cache and Breaker tune the guard in front of the remotes.
+	Cache   matcher.CacheConfig
+	Breaker matcher.BreakerConfig
+	// OnBreakerChange is told of every breaker transition (metrics).
+	OnBreakerChange func(name, from, to string)
+
+	// Proxy configures the media proxy. Matcher, Memory, Observer, UserOf
+	// and Logger are set by New.
+	Proxy mediaproxy.Config
+	// MemoryEntries bounds the per-media-ID verdict memory (default
+	// 100000).
+	MemoryEntries int
+	// Homeserver is the client API base URL used to resolve the requester
+	// of blocked and unscanned requests (whoami with the request's own
+	// token); empty records every requester as unknown.
+	Homeserver string
+
+	// Audit is the durable decision record; nil records nothing. It is
+	// the caller's: Close leaves it open.
+	Audit *audit.Log
+	// LogCleanScans also records clean decisions.
+	LogCleanScans bool
+	// Matrix, when set, posts a notice per block to a management room
+	// (OnDelivered and Logger are set by New).
+	Matrix *notify.MatrixConfig
+	// Webhook, when set, POSTs a notice per block to this URL.
+	Webhook string
+	// SynapseAdmin, when set, quarantines blocked media the homeserver
+	// stores.
+	SynapseAdmin *homeserver.AdminConfig
+	// QuarantineUserMedia and SuspendUser also act on the requester of a
+	// block (with SynapseAdmin).
+	QuarantineUserMedia, SuspendUser bool
+	// Observer, when set, is told of every decision after the actions
+	// (the adapter's metrics, variables and events).
+	Observer mediaproxy.Observer
+
+	// Logger receives structured logs; nil discards them.
+	Logger *zap.Logger
+}
+
+// Service is one running mediaguard.
+type Service struct {
+	log      *zap.Logger
+	local    *matcher.Local
+	guard    *matcher.Guard
+	remotes  []string
+	proxy    *mediaproxy.Proxy
+	acts     *actions.Actions
+	notifier *notify.Matrix
+	webhook  *notify.Webhook
+}
+
+// New builds a Service; nothing runs in the background until Start. On
+// error, what was built is closed again.
+func New(cfg Config) (_ *Service, err error) {
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &Service{log: log}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	lc := cfg.Local
+	lc.Logger = zapLogger{log.Named("banks")}
+	if s.local, err = matcher.NewLocal(lc); err != nil {
+		return nil, err
+	}
+	for prog, what := range map[string]string{"ffmpeg": "videos are judged by their exact hashes only, not by their frames", "djxl": "JPEG XL images are refused as undecodable (on_undecodable_image) or let through unscanned"} {
+		if !external.Available(prog) {
+			log.Warn("decoder program not installed: "+what, zap.String("program", prog))
+		}
+	}
+	var remotes []matcher.Remote
+	for i, h := range cfg.HMA {
+		if h.Name == "" {
+			h.Name = hostName(h.URL, fmt.Sprintf("hma%d", i))
+		}
+		// One min_pdq_quality for every PDQ lookup, local or HMA.
+		h.MinPDQQuality = cfg.Local.MinPDQQuality
+		// A configured bank HMA lacks is logged as an error.
+		h.Logger = zapLogger{log.Named("hma")}
+		c, err := matcher.NewHMA(h)
+		if err != nil {
+			return nil, fmt.Errorf("hma %s: %w", h.URL, err)
+		}
+		remotes = append(remotes, matcher.Remote{Name: "hma:" + hostName(h.URL, ""), Matcher: c})
+	}
+	for _, sc := range cfg.Services {
+		if sc.Name == "" {
+			sc.Name = hostName(sc.URL, "service")
+		}
+		sc.MinPDQQuality = cfg.Local.MinPDQQuality
+		c, err := matcher.NewService(sc)
+		if err != nil {
+			return nil, fmt.Errorf("service %s: %w", sc.URL, err)
+		}
+		remotes = append(remotes, matcher.Remote{Name: "service:" + sc.Name, Matcher: c})
+	}
+	for _, r := range remotes {
+		s.remotes = append(s.remotes, r.Name)
+	}
+	s.guard, err = matcher.NewGuard(matcher.GuardConfig{
+		Local: s.local, Remotes: remotes, FailPolicy: cfg.FailPolicy, Cache: cfg.Cache, Breaker: cfg.Breaker,
+		OnBreakerChange: cfg.OnBreakerChange, Logger: zapLogger{log.Named("matcher")},
+	})
+	if err != nil {
+		return nil, err
+	}
+	ac := actions.Config{Audit: cfg.Audit, LogCleanScans: cfg.LogCleanScans, Logger: log}
+	if cfg.Webhook != "" {
+		s.webhook, err = notify.NewWebhook(notify.WebhookConfig{URL: cfg.Webhook, Logger: zapLogger{log.Named("webhook")}})
+		if err != nil {
+			return nil, fmt.Errorf("notify webhook: %w", err)
+		}
+		ac.Webhook = s.webhook
+	}
+	if cfg.Matrix != nil {
+		mc := *cfg.Matrix
+		// s.acts exists before any delivery: the notifier starts in Start.
+		mc.OnDelivered = func(id string) { s.acts.Delivered(id) }
+		mc.Logger = zapLogger{log.Named("notify")}
+		s.notifier, err = notify.NewMatrix(mc)
+		if err != nil {
+			return nil, fmt.Errorf("notify matrix: %w", err)
+		}
+		ac.Matrix = s.notifier
+	}
+	if cfg.SynapseAdmin != nil {
+		admin, err := homeserver.NewAdmin(*cfg.SynapseAdmin)
+		if err != nil {
+			return nil, fmt.Errorf("synapse_admin: %w", err)
+		}
+		ac.Admin, ac.QuarantineUserMedia, ac.SuspendUser = admin, cfg.QuarantineUserMedia, cfg.SuspendUser
+	}
+	s.acts = actions.New(ac)
+	pc := cfg.Proxy
+	if cfg.Homeserver != "" {
+		who, err := homeserver.NewWhoami(homeserver.WhoamiConfig{Homeserver: cfg.Homeserver})
+		if err != nil {
+			return nil, fmt.Errorf("homeserver: %w", err)
+		}
+		pc.UserOf = userOf(who, log.Named("whoami"))
+	}
+	pc.Matcher = s.guard
+	pc.Memory = mediaproxy.NewMemory(cfg.MemoryEntries, time.Hour)
+	pc.Observer = s.acts
+	if cfg.Observer != nil {
+		pc.Observer = observers{s.acts, cfg.Observer}
+	}
+	pc.Logger = log.Named("proxy")
+	if s.proxy, err = mediaproxy.New(pc); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// userOf resolves the requester with whoami, "" when unknown.
+func userOf(who *homeserver.Whoami, log *zap.Logger) func(context.Context, *http.Request) string {
+	return func(ctx context.Context, r *http.Request) string {
+		u, why := who.User(ctx, homeserver.TokenFrom(r))
+		if u == homeserver.Unknown {
+			if ce := log.Check(zap.DebugLevel, "requester not resolved"); ce != nil {
+				ce.Write(zap.String("reason", why))
+			}
+			return ""
+		}
+		return u
+	}
+}
+
+// observers tells each observer in turn.
+type observers []mediaproxy.Observer
+
+func (o observers) Observe(d *mediaproxy.Decision) {
+	for _, ob := range o {
+		ob.Observe(d)
+	}
+}
+
+// Start begins hot-reloading the bank files and delivering notices
+// (including those a previous run recorded but never delivered). ctx ends
+// the bank reloads and the notifier.
+func (s *Service) Start(ctx context.Context) error {
+	s.local.Start(ctx)
+	if s.notifier != nil {
+		if err := s.notifier.Start(ctx); err != nil {
+			return fmt.Errorf("notify: %w", err)
+		}
+		s.acts.RedeliverPending()
+	}
+	return nil
+}
+
+// Close ends background work. It may be called more than once, and on a
+// Service that was never started.
+func (s *Service) Close() {
+	if s.local != nil {
+		s.local.Close()
+	}
+	if s.guard != nil {
+		s.guard.Close()
+	}
+	if s.notifier != nil {
+		s.notifier.Close()
+	}
+	if s.webhook != nil {
+		s.webhook.Close()
+	}
+	if s.acts != nil {
+		s.acts.Close()
+	}
+}
+
+// Proxy is the media proxy.
+func (s *Service) Proxy() *mediaproxy.Proxy { return s.proxy }
+
+// Guard is the matcher the proxy and the lookup API share.
+func (s *Service) Guard() *matcher.Guard { return s.guard }
+
+// Local is the local banks.
+func (s *Service) Local() *matcher.Local { return s.local }
+
+// Remotes names the remote backends, as the guard's stats and breaker
+// changes name them.
+func (s *Service) Remotes() []string { return s.remotes }
+
+// LookupConfig configures a lookup API handler.
+type LookupConfig struct {
+	// APIKey, MaxBodyBytes, RateLimit and RateBurst: see lookupapi.Config.
+	APIKey       string
+	MaxBodyBytes int64
+	RateLimit    float64
+	RateBurst    int
+	// Logger receives the handler's logs; nil discards them.
+	Logger *zap.Logger
+}
+
+// Lookup returns a lookup API handler answered by the proxy's own guard,
+// with a health document of the same banks and remotes.
+func (s *Service) Lookup(cfg LookupConfig) (*lookupapi.Handler, error) {
+	if s == nil || s.guard == nil {
+		return nil, errors.New("service: lookup API of a service not built")
+	}
+	lc := lookupapi.Config{
+		Matcher: s.guard, APIKey: cfg.APIKey, MaxBodyBytes: cfg.MaxBodyBytes, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
+		Health: lookupapi.NewHealth(s.local, s.guard),
+	}
+	if cfg.Logger != nil {
+		lc.Logger = zapLogger{cfg.Logger}
+	}
+	return lookupapi.New(lc)
+}
+
+func hostName(raw, fallback string) string {
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return fallback
+}
+
+// zapLogger adapts zap to the small key-value logging interface of the
+// matcher, notify and lookupapi packages.
+type zapLogger struct{ l *zap.Logger }
+
+func (z zapLogger) Info(msg string, kv ...any)  { z.l.Sugar().Infow(msg, kv...) }
+func (z zapLogger) Warn(msg string, kv ...any)  { z.l.Sugar().Warnw(msg, kv...) }
+func (z zapLogger) Error(msg string, kv ...any) { z.l.Sugar().Errorw(msg, kv...) }
