@@ -325,9 +325,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 	for _, name := range a.svc.Remotes() {
 		breakerState.WithLabelValues(name).Set(0)
 	}
-	// The newest config's app feeds the scrape-time metrics; an old one
-	// being cleaned up after a reload no longer does.
-	currentApp.Store(a)
 	return nil
 }
 
@@ -353,6 +350,10 @@ func (a *App) Start() error {
 	if err := a.svc.Start(a.ctx); err != nil {
 		return fmt.Errorf("mediaguard: %w", err)
 	}
+	// The running config's app feeds the scrape-time metrics. Not from
+	// Provision: when another module fails to provision, Caddy discards
+	// this app and keeps running the old one.
+	currentApp.Store(a)
 	return nil
 }
 
@@ -363,6 +364,9 @@ func (a *App) Cleanup() error { return a.Stop() }
 
 // Stop ends background work.
 func (a *App) Stop() error {
+	// Only if it is still this app: on a reload the new app has started
+	// before the old one stops.
+	currentApp.CompareAndSwap(a, nil)
 	if a.svc != nil {
 		a.svc.Close()
 	}
