@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -129,9 +131,10 @@ type App struct {
 	// and fsynced before the response is sent. Read it with
 	// `caddy mediaguard audit --log PATH`. Empty disables it.
 	AuditLog string `json:"audit_log,omitempty"`
-	// AuditMaxBytes rotates the audit log at this size (default 64 MiB;
-	// 5 old files are kept).
-	AuditMaxBytes int64 `json:"audit_max_bytes,omitempty"`
+	// AuditMaxSize rotates the audit log at this size in bytes (default
+	// 64 MiB; 5 old files are kept). The Caddyfile's name; the old JSON
+	// name audit_max_bytes is still read.
+	AuditMaxSize int64 `json:"audit_max_size,omitempty"`
 	// LogCleanScans also records clean decisions (off by default, for the
 	// users' privacy, like the Mjolnir plugin's setting).
 	LogCleanScans bool `json:"log_clean_scans,omitempty"`
@@ -197,6 +200,38 @@ type BreakerSettings struct {
 	OpenTimeout caddy.Duration `json:"open_timeout,omitempty"`
 	// CallTimeout bounds each call inside the breaker (default 2s).
 	CallTimeout caddy.Duration `json:"call_timeout,omitempty"`
+}
+
+// UnmarshalJSON reads the app's JSON as strictly as Caddy does (an
+// unknown field is an error), taking audit_max_bytes, the old name of
+// audit_max_size, when the new one is absent.
+func (a *App) UnmarshalJSON(b []byte) error {
+	type plain App
+	aux := struct {
+		*plain
+		AuditMaxBytes int64 `json:"audit_max_bytes,omitempty"`
+	}{plain: (*plain)(a)}
+	if err := strictUnmarshal(b, &aux); err != nil {
+		return err
+	}
+	if a.AuditMaxSize == 0 {
+		a.AuditMaxSize = aux.AuditMaxBytes
+	}
+	return nil
+}
+
+// strictUnmarshal is json.Unmarshal refusing unknown fields, as Caddy
+// decodes module configs.
+func strictUnmarshal(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("unexpected data after the JSON object")
+	}
+	return nil
 }
 
 // CaddyModule returns the Caddy module information.
@@ -281,7 +316,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		// reload the old and new apps overlap, and a second Open would
 		// "repair" a line the old app is still writing.
 		val, loaded, err := auditPool.LoadOrNew(a.AuditLog, func() (caddy.Destructor, error) {
-			l, err := audit.Open(audit.Options{Path: a.AuditLog, MaxBytes: a.AuditMaxBytes})
+			l, err := audit.Open(audit.Options{Path: a.AuditLog, MaxBytes: a.AuditMaxSize})
 			return sharedAudit{l}, err
 		})
 		if err != nil {

@@ -402,7 +402,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return err
 			}
-			a.AuditMaxBytes = n
+			a.AuditMaxSize = n
 		case "log_clean_scans":
 			a.LogCleanScans = true
 		case "memory_entries":

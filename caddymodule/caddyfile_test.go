@@ -116,3 +116,49 @@ func TestPDQSearchOption(t *testing.T) {
 		}
 	}
 }
+
+// The JSON names are the Caddyfile's (audit_max_size, max_body_size); the
+// old JSON names are still read, the new one winning, and an unknown
+// field is still an error, as Caddy decodes module configs.
+func TestJSONSizeAliases(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+	}{
+		{`{"audit_max_size":1000}`, 1000},
+		{`{"audit_max_bytes":2000}`, 2000},
+		{`{"audit_max_size":1000,"audit_max_bytes":2000}`, 1000},
+		{`{}`, 0},
+	} {
+		var a App
+		if err := caddy.StrictUnmarshalJSON([]byte(tc.in), &a); err != nil || a.AuditMaxSize != tc.want {
+			t.Errorf("app %s: audit_max_size %d, %v; want %d", tc.in, a.AuditMaxSize, err, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		in   string
+		want int64
+	}{
+		{`{"max_body_size":1000}`, 1000},
+		{`{"max_body_bytes":2000,"rate_limit":3}`, 2000},
+		{`{"max_body_size":1000,"max_body_bytes":2000}`, 1000},
+	} {
+		var l Lookup
+		if err := caddy.StrictUnmarshalJSON([]byte(tc.in), &l); err != nil || l.MaxBodySize != tc.want {
+			t.Errorf("lookup %s: max_body_size %d, %v; want %d", tc.in, l.MaxBodySize, err, tc.want)
+		}
+	}
+	var a App
+	if err := caddy.StrictUnmarshalJSON([]byte(`{"audit_max_sise":1000}`), &a); err == nil {
+		t.Error("an unknown app field was accepted")
+	}
+	var l Lookup
+	if err := caddy.StrictUnmarshalJSON([]byte(`{"max_body":1000}`), &l); err == nil {
+		t.Error("an unknown lookup field was accepted")
+	}
+	// Configs are written in the new names.
+	b, err := json.Marshal(App{AuditMaxSize: 5})
+	if err != nil || !strings.Contains(string(b), `"audit_max_size":5`) {
+		t.Errorf("marshalled %s, %v", b, err)
+	}
+}

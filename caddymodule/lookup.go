@@ -28,14 +28,33 @@ type Lookup struct {
 	// as the Basic-auth password, or as ?api_key= (the plugin can only
 	// carry a credential inside its configured URL). Use {env.X}.
 	APIKey string `json:"api_key,omitempty"`
-	// MaxBodyBytes bounds a request body (default 64 KiB).
-	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
+	// MaxBodySize bounds a request body, in bytes (default 64 KiB). The
+	// Caddyfile's name; the old JSON name max_body_bytes is still read.
+	MaxBodySize int64 `json:"max_body_size,omitempty"`
 	// RateLimit is requests per second allowed per client IP (0 = off).
 	RateLimit float64 `json:"rate_limit,omitempty"`
 	// RateBurst is the burst allowed above RateLimit.
 	RateBurst int `json:"rate_burst,omitempty"`
 
 	h *lookupapi.Handler
+}
+
+// UnmarshalJSON reads the handler's JSON as strictly as Caddy does,
+// taking max_body_bytes, the old name of max_body_size, when the new one
+// is absent.
+func (l *Lookup) UnmarshalJSON(b []byte) error {
+	type plain Lookup
+	aux := struct {
+		*plain
+		MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
+	}{plain: (*plain)(l)}
+	if err := strictUnmarshal(b, &aux); err != nil {
+		return err
+	}
+	if l.MaxBodySize == 0 {
+		l.MaxBodySize = aux.MaxBodyBytes
+	}
+	return nil
 }
 
 // CaddyModule returns the Caddy module information.
@@ -56,7 +75,7 @@ func (l *Lookup) Provision(ctx caddy.Context) error {
 	}
 	l.h, err = app.svc.Lookup(service.LookupConfig{
 		APIKey:       key,
-		MaxBodyBytes: l.MaxBodyBytes,
+		MaxBodyBytes: l.MaxBodySize,
 		RateLimit:    l.RateLimit,
 		RateBurst:    l.RateBurst,
 		Logger:       ctx.Logger(),
@@ -96,7 +115,7 @@ func (l *Lookup) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil || n == 0 {
 				return d.Errf("max_body_size: want a size such as 64KB, not %q", d.Val())
 			}
-			l.MaxBodyBytes = int64(n)
+			l.MaxBodySize = int64(n)
 		case "rate_limit":
 			args := d.RemainingArgs()
 			if len(args) < 1 || len(args) > 2 {
