@@ -16,7 +16,7 @@ import (
 var (
 	scanned = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "requests_total",
-		Help: "Media requests decided, by direction (upload, download) and verdict.",
+		Help: "Media requests decided, by direction (upload, download) and verdict (not_stored: a clean upload the homeserver did not accept).",
 	}, []string{"direction", "verdict"})
 	bytesHashed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "hashed_bytes_total",
@@ -38,7 +38,7 @@ var (
 	}, []string{"direction", "hash_type", "variant"})
 	spoolBytes = prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "spool_bytes",
-		Help: "Bytes of uploads currently spooled to disk.",
+		Help: "Bytes of uploads and downloads currently spooled to disk while being judged.",
 	})
 	downloadBuffered = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "buffered_bytes",
@@ -78,7 +78,7 @@ var (
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "hash_workers_started_total",
 		Help: "Hashing worker processes started (hashing process).",
 	}, func() float64 { s, _ := hashRunner().Stats(); return float64(s) })
-	hashWorkersDiscarded = prometheus.NewCounterFunc(prometheus.CounterOpts{
+	hashWorkersFailed = prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "hash_workers_failed_total",
 		Help: "Hashing worker processes that crashed, timed out on an image, answered garbage or failed to start; each is replaced.",
 	}, func() float64 { _, d := hashRunner().Stats(); return float64(d) })
@@ -138,7 +138,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{scanned, bytesHashed, hashSeconds, matchSeconds, blocks, spoolBytes, downloadBuffered, hashWaiting, decoderAvailable, hashWorkersStarted, hashWorkersDiscarded, breakerState, breakerTransitions, backendFailures, backendBanksMissing, banks, cacheHits, cacheMisses} {
+	for _, c := range []prometheus.Collector{scanned, bytesHashed, hashSeconds, matchSeconds, blocks, spoolBytes, downloadBuffered, hashWaiting, decoderAvailable, hashWorkersStarted, hashWorkersFailed, breakerState, breakerTransitions, backendFailures, backendBanksMissing, banks, cacheHits, cacheMisses} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

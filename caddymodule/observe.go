@@ -26,7 +26,7 @@ func (o *observer) Observe(d *mediaproxy.Decision) {
 // count updates the per-decision metrics.
 func count(d *mediaproxy.Decision) {
 	dir := actions.Direction(d)
-	scanned.WithLabelValues(dir, string(d.Outcome)).Inc()
+	scanned.WithLabelValues(dir, verdictLabel(d)).Inc()
 	if d.Digests.Size > 0 {
 		bytesHashed.WithLabelValues(dir).Add(float64(d.Digests.Size))
 		hashSeconds.WithLabelValues(dir).Observe(d.HashTime.Seconds())
@@ -36,6 +36,19 @@ func count(d *mediaproxy.Decision) {
 		blocks.WithLabelValues(dir, string(d.Verdict.HashType), actions.VariantLabel(d.Verdict.Variant)).Inc()
 	}
 }
+
+// verdictLabel is the requests_total verdict: the outcome, except that a
+// clean upload the homeserver did not accept (an error status, or no
+// answer at all) was never stored, so it is not counted as clean.
+func verdictLabel(d *mediaproxy.Decision) string {
+	if d.Upload && d.Outcome == mediaproxy.Clean && (d.UpstreamStatus < 200 || d.UpstreamStatus > 299) {
+		return notStored
+	}
+	return string(d.Outcome)
+}
+
+// notStored is the verdict label of a clean upload the homeserver refused.
+const notStored = "not_stored"
 
 func (o *observer) emit(d *mediaproxy.Decision) {
 	ev := o.app.events

@@ -58,3 +58,50 @@ func blocksWithVariant(t *testing.T, reg *prometheus.Registry, v string) float64
 	}
 	return 0
 }
+
+// A clean upload counts as clean only once the homeserver accepted it:
+// one it refused or never answered was not stored.
+func TestUnstoredUploadNotCountedClean(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(scanned); err != nil {
+		t.Fatal(err)
+	}
+	value := func(verdict string) float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["direction"] == "upload" && labels["verdict"] == verdict {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		return 0
+	}
+	o := &observer{app: &App{}}
+	for _, tc := range []struct {
+		status int
+		want   string
+	}{{200, "clean"}, {201, "clean"}, {500, "not_stored"}, {413, "not_stored"}, {0, "not_stored"}} {
+		clean, unstored := value("clean"), value("not_stored")
+		o.Observe(&mediaproxy.Decision{Request: httptest.NewRequest("POST", "/_matrix/media/v3/upload", nil),
+			Upload: true, Outcome: mediaproxy.Clean, UpstreamStatus: tc.status})
+		dc, du := value("clean")-clean, value("not_stored")-unstored
+		if (tc.want == "clean") != (dc == 1 && du == 0) || (tc.want == "not_stored") != (du == 1 && dc == 0) {
+			t.Errorf("status %d: clean +%v, not_stored +%v; want %s", tc.status, dc, du, tc.want)
+		}
+	}
+	// Other verdicts keep their own label whatever the homeserver said.
+	before := value("unscannable")
+	o.Observe(&mediaproxy.Decision{Request: httptest.NewRequest("POST", "/_matrix/media/v3/upload", nil),
+		Upload: true, Outcome: mediaproxy.Unscannable, UpstreamStatus: 500})
+	if value("unscannable") != before+1 {
+		t.Error("an unscannable upload was not counted as such")
+	}
+}

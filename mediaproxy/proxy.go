@@ -178,6 +178,10 @@ type Decision struct {
 	Err error
 	// User is the requester's Matrix user ID, "" when unknown.
 	User string
+	// UpstreamStatus is the homeserver's answer to a forwarded upload: 0
+	// when it never answered (or nothing was forwarded). A clean upload
+	// it did not answer 2xx was never stored.
+	UpstreamStatus int
 }
 
 // Observer hears decisions synchronously, before the response goes out, so

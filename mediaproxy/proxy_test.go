@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"io"
@@ -491,5 +492,43 @@ func TestUnscannableRemembered(t *testing.T) {
 	}
 	if e.do(t, "GET", "/_matrix/media/v3/download/"+uri, "", nil); e.obs.last().Outcome != KnownClean {
 		t.Fatalf("download of an uploaded encrypted attachment: %s", e.obs.last().Outcome)
+	}
+}
+
+// A forwarded upload's decision carries the homeserver's answer, so an
+// upload it never accepted is not taken for one stored.
+func TestUploadDecisionCarriesUpstreamStatus(t *testing.T) {
+	local, err := matcher.NewLocal(matcher.LocalConfig{ReloadInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	obs := &recorder{}
+	p, err := New(Config{Matcher: local, Observer: obs, TempDir: t.TempDir(), Hashing: HashingInline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		next Next
+		want int
+	}{
+		{"stored", func(w http.ResponseWriter, _ *http.Request) error {
+			_, err := io.WriteString(w, `{"content_uri":"mxc://hs.example/abc"}`)
+			return err
+		}, 200},
+		{"refused by the homeserver", func(w http.ResponseWriter, _ *http.Request) error {
+			w.WriteHeader(http.StatusInternalServerError)
+			return nil
+		}, 500},
+		{"homeserver unreachable", func(http.ResponseWriter, *http.Request) error {
+			return errors.New("dial tcp: connection refused")
+		}, 0},
+	} {
+		r := httptest.NewRequest("POST", "/_matrix/media/v3/upload", strings.NewReader("some bytes"))
+		p.ServeHTTP(httptest.NewRecorder(), r, tc.next)
+		if d := obs.last(); !d.Upload || d.UpstreamStatus != tc.want {
+			t.Errorf("%s: upstream status %d, want %d", tc.name, d.UpstreamStatus, tc.want)
+		}
 	}
 }

@@ -131,6 +131,7 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 		return nil
 	}
 	d.User = user(d.Outcome != Clean)
+	d.UpstreamStatus = cw.status
 	if err == nil && cw.status == http.StatusOK {
 		if d.MediaKey == "" {
 			d.MediaKey = p.mediaKeyFromUploadResponse(cw.body.Bytes())
