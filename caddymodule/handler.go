@@ -21,6 +21,22 @@ func init() {
 // Handler is the `mediaguard` HTTP handler: it inspects every Matrix media
 // upload and download passing to the next handler (reverse_proxy) and
 // refuses listed media. Its settings live in the global `mediaguard` app.
+//
+// For every media request it decides, it sets the placeholder
+// {http.vars.mediaguard_verdict} (for access logs and later handlers) to
+// the verdict: clean, blocked, late_blocked, known_clean, known_blocked,
+// unscannable, unscanned (a backend was down, fail open), refused (a
+// backend was down, fail closed) or undecodable. Requests that are not
+// media leave it unset.
+//
+// For every block (blocked, late_blocked) it emits the Caddy event
+// `mediaguard.blocked`, before the response goes out, with the data
+// direction (upload or download), endpoint, verdict, media (server/id,
+// when known), bank, hash_type, variant (what matched: stored, frame,
+// quadrant, ...), matched_hash_prefix (at most 16 characters), distance,
+// source, confidence, sha256 (of the bytes) and user (the requester's
+// Matrix ID, "" when unknown). Event handlers run synchronously: keep
+// them quick.
 type Handler struct {
 	app *App
 }
