@@ -21,6 +21,9 @@ var mustNotImport = map[string][]string{
 	"github.com/mediaguard/mediaguard/mediaproxy": {"lookupapi", "notify", "homeserver", "audit"},
 	"github.com/mediaguard/mediaguard/notify":     {"mediaproxy", "matcher"},
 	"github.com/mediaguard/mediaguard/homeserver": {"mediaproxy", "matcher"},
+	// The act stage turns decisions into actions; the wiring above it
+	// (service) and the serve stage are none of its business.
+	"github.com/mediaguard/mediaguard/actions": {"lookupapi", "service"},
 }
 
 func TestOnlyTheAdapterImportsCaddy(t *testing.T) {
