@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/matcher/pdqindex"
 )
 
 // Bank is one loaded hash list. It is immutable once built, so any number of
@@ -25,7 +26,7 @@ type Bank struct {
 	md5, videoMD5 map[[16]byte]entryRef
 	sha1          map[[20]byte]entryRef
 	sha256        map[[32]byte]entryRef
-	pdq           *PDQIndex
+	pdq           *pdqindex.Index
 	pdqRefs       []entryRef // parallel to pdq's ids; nil when no PDQ label
 	labels        []byte
 
@@ -453,7 +454,7 @@ type pdqCand struct {
 }
 
 type pdqScratch struct {
-	hits  []PDQHit
+	hits  []pdqindex.Hit
 	cands []pdqCand
 }
 

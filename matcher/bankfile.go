@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/matcher/pdqindex"
 )
 
 // Format is the syntax of a bank file.
@@ -863,13 +864,13 @@ func (b *bankBuilder) build(name, path string) *Bank {
 	}
 	if refs != nil && cap(refs)-len(refs) > len(refs)/8+1024 {
 		// reserve guessed high (a mixed file): refs live as long as the
-		// bank, so return the slack now. NewPDQIndex does the same for
+		// bank, so return the slack now. pdqindex.Build does the same for
 		// the hashes where it keeps them on the heap; big indexes copy
 		// them, so a clone here would be a wasted copy.
 		refs = slices.Clip(slices.Clone(refs))
 	}
 	bk.pdqRefs = refs
-	bk.pdq = NewPDQIndex(hashes)
+	bk.pdq = pdqindex.Build(hashes)
 	bk.counts = Counts{
 		MD5: len(bk.md5), VideoMD5: len(bk.videoMD5), SHA1: len(bk.sha1),
 		SHA256: len(bk.sha256), PDQ: bk.pdq.Len(),

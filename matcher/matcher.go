@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/matcher/pdqindex"
 )
 
 // HashType names a kind of hash, spelt as in bank files and the lookup API.
@@ -180,8 +181,9 @@ func (e *timeoutError) Is(target error) bool {
 // as in HMA and the PDQ paper.
 const DefaultMinPDQQuality = 50
 
-// DefaultPDQThreshold is the largest PDQ distance that matches.
-const DefaultPDQThreshold = 31
+// DefaultPDQThreshold is the largest PDQ distance that matches. The PDQ
+// index's layout is tuned for it, so it is defined there.
+const DefaultPDQThreshold = pdqindex.DefaultThreshold
 
 // MaxPDQThreshold bounds the configurable threshold.
 const MaxPDQThreshold = 63
