@@ -2,6 +2,15 @@ package matcher
 
 // The Guard's cache of remote verdicts: its configuration, bound, janitor
 // and key.
+//
+// Cache design: a TTL cache (go-cache) with a size bound enforced here.
+// Each verdict has its own lifetime (a match an hour, a miss 30 s, so a
+// hash newly added to a remote list starts blocking soon), which is what
+// go-cache keeps; it has no size bound of its own, so store counts entries
+// under setMu and refuses new ones at MaxEntries, and the janitor purges
+// expired ones (see store for why refusing beats evicting here). The
+// bounded LRUs elsewhere (mediaproxy.Memory, homeserver.Whoami) serve
+// caches that must forget the oldest entry instead.
 
 import (
 	"crypto/sha256"
