@@ -70,7 +70,9 @@ func (b *Bank) pdqLabel(id int32) string {
 
 // ValidBankName reports whether name is a bank name as HMA spells them:
 // [A-Z_][A-Z0-9_]*. Sharing HMA's rule lets a bank move between a local
-// file and HMA without renaming it in notices and audit records.
+// file and HMA without renaming it in notices and audit records. It is the
+// one bank-name rule: local banks, the banks an HMA backend is asked about
+// and the bank names in HMA's answers are all checked with it.
 func ValidBankName(name string) bool {
 	if name == "" {
 		return false
