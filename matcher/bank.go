@@ -649,7 +649,7 @@ func (l *Local) matchPDQ(ev []Evidence, st *localState, h pdq.Hash, dihedral []p
 				Distance: int(c.dist), Label: b.pdqLabel(c.id), Source: b.source, Form: form.Name, Variant: form.Variant,
 			}
 			if c.variant > 0 {
-				e.Dihedral = DihedralNames[c.variant]
+				e.Dihedral = pdq.DihedralNames[c.variant]
 			}
 			ev = append(ev, e)
 		}

@@ -101,7 +101,7 @@ type Evidence struct {
 	// Source is "local:BANK", "hma:BANK" or "service:NAME".
 	Source string `json:"source"`
 	// Dihedral names the query variant that matched when it was not the
-	// original (e.g. "rotate90").
+	// original (e.g. "rotate90", as in pdq.DihedralNames).
 	Dihedral string `json:"dihedral,omitempty"`
 	// Form names the form of the media that matched when it was not the
 	// picture as stored (e.g. "frame 3", "displayed", "on white").
@@ -219,6 +219,3 @@ func (q *Query) HexOf(t HashType) string {
 	}
 	return ""
 }
-
-// DihedralNames are the reference's names of the 8 variants, in its order.
-var DihedralNames = [8]string{"original", "rotate90", "rotate180", "rotate270", "flipX", "flipY", "flipPlus1", "flipMinus1"}
