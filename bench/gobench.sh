@@ -16,13 +16,14 @@ export PATH="$(go env GOPATH)/bin:$PATH"
 echo "== $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(go version | cut -d' ' -f3)"
 go test ./hashing -run '^$' -bench 'MD5|SHA1|SHA256|Serial3|Digester' -benchmem -count "$count" | tee "$out/digests.txt"
 go test ./hashing/pdq -run '^$' -bench . -benchmem -count "$count" | tee "$out/pdq.txt"
-go test ./matcher -run '^$' -bench 'PDQ(Index|Linear|IndexVsLinear)1M$|PDQIndexBuild1M|BankLoad1M' -benchmem -count "$count" | tee "$out/matcher.txt"
+go test ./matcher/pdqindex -run '^$' -bench '(Index|Linear|IndexVsLinear)1M$|Build1M' -benchmem -count "$count" | tee "$out/pdqindex.txt"
+go test ./matcher -run '^$' -bench 'BankLoad1M' -benchmem -count "$count" | tee "$out/matcher.txt"
 if [[ "${MEDIAGUARD_BENCH_10M:-}" == 1 ]]; then
 	# Each command builds its own 10M bank (~10 s). The interleaved one is
 	# the speed-up figure: index and scan alternate within one run.
-	go test ./matcher -run '^$' -bench 'PDQ(Index|Linear)10M$' -benchtime 300x -count 3 -timeout 30m | tee "$out/matcher10m.txt"
-	go test ./matcher -run '^$' -bench 'PDQIndexVsLinear10M$' -benchtime 1600x -count 5 -timeout 30m | tee -a "$out/matcher10m.txt"
+	go test ./matcher/pdqindex -run '^$' -bench '(Index|Linear)10M$' -benchtime 300x -count 3 -timeout 30m | tee "$out/matcher10m.txt"
+	go test ./matcher/pdqindex -run '^$' -bench 'IndexVsLinear10M$' -benchtime 1600x -count 5 -timeout 30m | tee -a "$out/matcher10m.txt"
 	go test ./matcher -run '^$' -bench 'BankLoad10M$' -benchtime 3x -count 1 -timeout 30m | tee -a "$out/matcher10m.txt"
 fi
 go test ./lookupapi -run '^$' -bench . -benchmem -count "$count" | tee "$out/lookupapi.txt"
-benchstat "$out"/digests.txt "$out"/pdq.txt "$out"/matcher.txt "$out"/lookupapi.txt
+benchstat "$out"/digests.txt "$out"/pdq.txt "$out"/pdqindex.txt "$out"/matcher.txt "$out"/lookupapi.txt

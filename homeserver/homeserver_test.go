@@ -107,7 +107,7 @@ func TestWhoami(t *testing.T) {
 		t.Fatal("empty token resolved")
 	}
 	// The cache holds hashes of tokens, never tokens.
-	for k := range w.idx {
+	for _, k := range w.cache.Keys() {
 		if strings.Contains(string(k[:]), "user-token") {
 			t.Fatal("token stored in the cache")
 		}

@@ -5,7 +5,6 @@
 package homeserver
 
 import (
-	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // Unknown is the user recorded when the uploader cannot be resolved.
@@ -33,6 +34,14 @@ func TokenFrom(r *http.Request) string {
 // Whoami resolves access tokens to Matrix user IDs with
 // GET /_matrix/client/v3/account/whoami, caching answers under a SHA-256
 // of the token (never the token itself) for a short TTL in a bounded LRU.
+//
+// Cache design: a bounded LRU (golang-lru's simplelru) whose entries carry
+// the time they were stored, checked against the TTL on read with w.now.
+// Tokens come from clients, so a full cache must forget the least recently
+// used answer rather than refuse new ones (go-cache, the Guard's design,
+// can only refuse); the expirable LRU of the same module would keep a
+// goroutine per Whoami running forever (its v2 never stops it), one more
+// at every config reload. w.mu serialises it.
 type Whoami struct {
 	base    string
 	client  *http.Client
@@ -40,14 +49,12 @@ type Whoami struct {
 	timeout time.Duration
 	max     int
 
-	mu  sync.Mutex
-	ll  *list.List
-	idx map[[32]byte]*list.Element
-	now func() time.Time
+	mu    sync.Mutex
+	cache *simplelru.LRU[[32]byte, whoEntry]
+	now   func() time.Time
 }
 
 type whoEntry struct {
-	key  [32]byte
 	user string
 	at   time.Time
 }
@@ -74,7 +81,7 @@ func NewWhoami(cfg WhoamiConfig) (*Whoami, error) {
 		return nil, fmt.Errorf("homeserver: %q is not an http(s) URL", cfg.Homeserver)
 	}
 	w := &Whoami{base: strings.TrimRight(cfg.Homeserver, "/"), client: cfg.HTTPClient, ttl: cfg.TTL, timeout: cfg.Timeout, max: cfg.MaxEntries,
-		ll: list.New(), idx: map[[32]byte]*list.Element{}, now: time.Now}
+		now: time.Now}
 	if w.client == nil {
 		w.client = http.DefaultClient
 	}
@@ -86,6 +93,9 @@ func NewWhoami(cfg WhoamiConfig) (*Whoami, error) {
 	}
 	if w.max <= 0 {
 		w.max = 10000
+	}
+	if w.cache, err = simplelru.NewLRU[[32]byte, whoEntry](w.max, nil); err != nil {
+		return nil, err // cannot happen: w.max > 0
 	}
 	return w, nil
 }
@@ -129,34 +139,21 @@ func (w *Whoami) User(ctx context.Context, token string) (user string, why strin
 func (w *Whoami) cached(key [32]byte) (string, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	e, ok := w.idx[key]
+	ent, ok := w.cache.Get(key)
 	if !ok {
 		return "", false
 	}
-	ent := e.Value.(*whoEntry)
 	if w.now().Sub(ent.at) > w.ttl {
-		w.ll.Remove(e)
-		delete(w.idx, key)
+		w.cache.Remove(key)
 		return "", false
 	}
-	w.ll.MoveToFront(e)
 	return ent.user, true
 }
 
 func (w *Whoami) store(key [32]byte, user string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if e, ok := w.idx[key]; ok {
-		e.Value.(*whoEntry).user, e.Value.(*whoEntry).at = user, w.now()
-		w.ll.MoveToFront(e)
-		return
-	}
-	w.idx[key] = w.ll.PushFront(&whoEntry{key: key, user: user, at: w.now()})
-	if w.ll.Len() > w.max {
-		old := w.ll.Back()
-		w.ll.Remove(old)
-		delete(w.idx, old.Value.(*whoEntry).key)
-	}
+	w.cache.Add(key, whoEntry{user: user, at: w.now()})
 }
 
 // redact removes a token from an error string (net/url errors quote URLs).

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/mediaguard/mediaguard/lookupwire"
 	"github.com/mediaguard/mediaguard/matcher"
 )
 
@@ -185,7 +186,7 @@ func (h *Handler) serveLookup(w http.ResponseWriter, r *http.Request, client str
 		writeError(w, herr.status, herr.code, herr.msg)
 		return
 	}
-	q, err := req.Query()
+	q, err := matcher.QueryFromLookup(&req)
 	if err == nil && q.Has == 0 {
 		err = errNoHashes
 	}
@@ -210,7 +211,7 @@ func (h *Handler) serveLookup(w http.ResponseWriter, r *http.Request, client str
 		return
 	}
 	resp := matcher.LookupResponseFromVerdict(v)
-	if resp.Action == matcher.ActionBlock {
+	if resp.Action == lookupwire.ActionBlock {
 		h.stats.blocks.Add(1)
 		h.log.Info("lookup blocked media",
 			"user_id", clip(req.UserID), "room_id", clip(req.RoomID), "event_id", clip(req.EventID),
@@ -225,7 +226,7 @@ func (h *Handler) serveLookup(w http.ResponseWriter, r *http.Request, client str
 			h.stats.unscanned.Add(1)
 		}
 	}
-	_ = writeJSON(w, http.StatusOK, resp) // a LookupResponse always encodes
+	_ = writeJSON(w, http.StatusOK, resp) // a lookupwire.Response always encodes
 }
 
 // serveHealth answers GET and HEAD.

@@ -9,8 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"sync"
-	"unicode/utf8"
 
+	"github.com/mediaguard/mediaguard/lookupwire"
 	"github.com/mediaguard/mediaguard/matcher"
 )
 
@@ -25,52 +25,14 @@ type requestError struct {
 	msg    string
 }
 
-// wireRequest is matcher.LookupRequest as decoded off the wire. A 400 is an
-// allow to the plugin, so only what decides the verdict (the hashes and the
-// quality) must have the right JSON type; the fields kept for logs and the
-// media type are taken when they are strings and ignored otherwise, so that
-// a plugin version that changes, say, timestamp to a string is still
-// scanned. Unknown fields are ignored for the same reason.
-type wireRequest struct {
-	Hashes     *matcher.LookupHashes `json:"hashes"`
-	EventID    looseString           `json:"eventId"`
-	RoomID     looseString           `json:"roomId"`
-	UserID     looseString           `json:"userId"`
-	MediaType  looseString           `json:"mediaType"`
-	PDQQuality *int                  `json:"pdqQuality"`
-	// Timestamp is informational only and never used.
-}
-
-// looseString takes a JSON string and ignores any other value.
-type looseString string
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (s *looseString) UnmarshalJSON(b []byte) error {
-	if len(b) < 2 || b[0] != '"' {
-		return nil
-	}
-	// Unmarshal has validated the document: a literal without escapes is
-	// its own content, which saves a second decoder on the hot path.
-	if inner := b[1 : len(b)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-		*s = looseString(inner)
-		return nil
-	}
-	var v string
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*s = looseString(v)
-	return nil
-}
-
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// readRequest reads and decodes the body. Any Content-Type is accepted,
-// since callers label JSON inconsistently, but the body is only ever parsed
-// as JSON. Error messages describe the problem and never quote the body.
-func (h *Handler) readRequest(w http.ResponseWriter, r *http.Request) (matcher.LookupRequest, *requestError) {
+// readRequest reads and decodes the body (leniently, see
+// lookupwire.DecodeRequest). Any Content-Type is accepted, since callers
+// label JSON inconsistently, but the body is only ever parsed as JSON. Error messages describe the problem and never quote the body.
+func (h *Handler) readRequest(w http.ResponseWriter, r *http.Request) (lookupwire.Request, *requestError) {
 	if r.ContentLength > h.maxBody {
-		return matcher.LookupRequest{}, h.tooLarge()
+		return lookupwire.Request{}, h.tooLarge()
 	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	defer func() {
@@ -84,32 +46,25 @@ func (h *Handler) readRequest(w http.ResponseWriter, r *http.Request) (matcher.L
 	if r.Body != nil {
 		if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, h.maxBody)); err != nil {
 			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-				return matcher.LookupRequest{}, h.tooLarge()
+				return lookupwire.Request{}, h.tooLarge()
 			}
-			return matcher.LookupRequest{}, &requestError{http.StatusBadRequest, codeBadJSON, "could not read the request body"}
+			return lookupwire.Request{}, &requestError{http.StatusBadRequest, codeBadJSON, "could not read the request body"}
 		}
 	}
 	body := buf.Bytes()
 	if len(bytes.TrimSpace(body)) == 0 {
-		return matcher.LookupRequest{}, &requestError{http.StatusBadRequest, codeNotJSON, "empty request body: expected a JSON object"}
+		return lookupwire.Request{}, &requestError{http.StatusBadRequest, codeNotJSON, "empty request body: expected a JSON object"}
 	}
-	var wr wireRequest
-	if err := json.Unmarshal(body, &wr); err != nil {
-		return matcher.LookupRequest{}, decodeError(err)
-	}
-	if wr.Hashes == nil {
+	req, err := lookupwire.DecodeRequest(body)
+	if errors.Is(err, lookupwire.ErrNoHashes) {
 		// null, {}, or an object without "hashes": nothing to look up.
-		return matcher.LookupRequest{}, &requestError{http.StatusBadRequest, codeBadJSON,
+		return lookupwire.Request{}, &requestError{http.StatusBadRequest, codeBadJSON,
 			"the request has no \"hashes\" object"}
 	}
-	return matcher.LookupRequest{
-		Hashes:     *wr.Hashes,
-		EventID:    string(wr.EventID),
-		RoomID:     string(wr.RoomID),
-		UserID:     string(wr.UserID),
-		MediaType:  string(wr.MediaType),
-		PDQQuality: wr.PDQQuality,
-	}, nil
+	if err != nil {
+		return lookupwire.Request{}, decodeError(err)
+	}
+	return req, nil
 }
 
 // tooLarge is the answer to a body over the limit.

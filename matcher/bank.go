@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/matcher/pdqindex"
 )
 
 // Bank is one loaded hash list. It is immutable once built, so any number of
@@ -25,7 +26,7 @@ type Bank struct {
 	md5, videoMD5 map[[16]byte]entryRef
 	sha1          map[[20]byte]entryRef
 	sha256        map[[32]byte]entryRef
-	pdq           *PDQIndex
+	pdq           *pdqindex.Index
 	pdqRefs       []entryRef // parallel to pdq's ids; nil when no PDQ label
 	labels        []byte
 
@@ -69,7 +70,9 @@ func (b *Bank) pdqLabel(id int32) string {
 
 // ValidBankName reports whether name is a bank name as HMA spells them:
 // [A-Z_][A-Z0-9_]*. Sharing HMA's rule lets a bank move between a local
-// file and HMA without renaming it in notices and audit records.
+// file and HMA without renaming it in notices and audit records. It is the
+// one bank-name rule: local banks, the banks an HMA backend is asked about
+// and the bank names in HMA's answers are all checked with it.
 func ValidBankName(name string) bool {
 	if name == "" {
 		return false
@@ -453,7 +456,7 @@ type pdqCand struct {
 }
 
 type pdqScratch struct {
-	hits  []PDQHit
+	hits  []pdqindex.Hit
 	cands []pdqCand
 }
 
@@ -646,7 +649,7 @@ func (l *Local) matchPDQ(ev []Evidence, st *localState, h pdq.Hash, dihedral []p
 				Distance: int(c.dist), Label: b.pdqLabel(c.id), Source: b.source, Form: form.Name, Variant: form.Variant,
 			}
 			if c.variant > 0 {
-				e.Dihedral = DihedralNames[c.variant]
+				e.Dihedral = pdq.DihedralNames[c.variant]
 			}
 			ev = append(ev, e)
 		}

@@ -120,7 +120,7 @@ func (f *fakeHMA) lastQuery() url.Values              { return f.LastQuery() }
 //     key as a bearer token, which the fake checks when token is set (401
 //     otherwise).
 //
-// It decodes the request into a generic map, not LookupRequest, so the test
+// It decodes the request into a generic map, not lookupwire.Request, so the test
 // sees the JSON keys actually sent. Canned answers and delays are test-only.
 type fakeLookupService struct {
 	*httptest.Server

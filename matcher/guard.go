@@ -2,8 +2,6 @@ package matcher
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -59,72 +57,6 @@ type Remote struct {
 	Name string
 	// Matcher is the backend (an *HMA, a *Service, ...).
 	Matcher Matcher
-}
-
-// Breaker defaults.
-const (
-	DefaultBreakerConsecutiveFailures = 5
-	DefaultBreakerFailureRatio        = 0.5
-	DefaultBreakerMinRequests         = 20
-	DefaultBreakerInterval            = time.Minute
-	DefaultBreakerOpenTimeout         = 30 * time.Second
-	DefaultBreakerHalfOpenMaxRequests = 1
-	DefaultBreakerCallTimeout         = 2 * time.Second
-)
-
-// BreakerConfig configures the circuit breaker each remote backend sits
-// behind. Zero values take the defaults above.
-type BreakerConfig struct {
-	// ConsecutiveFailures trips the breaker after this many failures in a
-	// row (default 5).
-	ConsecutiveFailures uint32
-	// FailureRatio trips the breaker when at least this fraction (0..1] of
-	// the calls in the current window failed (default 0.5) ...
-	FailureRatio float64
-	// MinRequests ... once the window holds at least this many calls
-	// (default 20), so a few early failures do not trip it.
-	MinRequests uint32
-	// Interval is the closed-state window after which the counts behind
-	// FailureRatio start afresh (default 1 min); without it an old burst of
-	// failures would weigh on the ratio forever.
-	Interval time.Duration
-	// OpenTimeout is how long an open breaker refuses calls before letting
-	// probes through (half-open); default 30 s. Remotes that implement
-	// Prober are probed in the background meanwhile, from 1 s after the
-	// breaker opens and at most 3 s apart, and their breaker closes as soon
-	// as the probes succeed: a short outage does not cost OpenTimeout of
-	// refusals.
-	OpenTimeout time.Duration
-	// HalfOpenMaxRequests is how many probes a half-open breaker lets
-	// through; that many successes close it, one failure reopens it
-	// (default 1).
-	HalfOpenMaxRequests uint32
-	// CallTimeout bounds each call to a backend, inside the breaker so a
-	// slow backend counts as failing (default 2 s).
-	CallTimeout time.Duration
-}
-
-// Cache defaults.
-const (
-	DefaultCacheMatchTTL   = time.Hour
-	DefaultCacheMissTTL    = 30 * time.Second
-	DefaultCacheMaxEntries = 100000
-)
-
-// CacheConfig configures the cache of remote verdicts. Only what remote
-// backends answered is cached: local banks are consulted on every query, so
-// a bank reload takes effect at once.
-type CacheConfig struct {
-	// MatchTTL is how long a remote match is remembered (default 1 h); a
-	// negative value does not cache matches.
-	MatchTTL time.Duration
-	// MissTTL is how long a remote "no match" is remembered (default
-	// 30 s), kept short so a hash newly added to a remote list starts
-	// blocking soon; a negative value does not cache misses.
-	MissTTL time.Duration
-	// MaxEntries caps the number of cached verdicts (default 100000); a
-	// negative value disables the cache.
-	MaxEntries int
 }
 
 // GuardConfig configures a Guard.
@@ -220,8 +152,6 @@ type guardRemote struct {
 	// one log line per breaker transition rather than one per request.
 	failureLogged atomic.Bool
 }
-
-type breakerEvent struct{ name, from, to string }
 
 // NewGuard checks the config, applies defaults and starts the Guard's
 // background goroutines (cache janitor, breaker-change dispatcher, the
@@ -330,130 +260,6 @@ func pos(d time.Duration) time.Duration {
 		return time.Duration(1<<63 - 1)
 	}
 	return d
-}
-
-// newBreaker returns a closed breaker for r, configured from g.breaker.
-func (g *Guard) newBreaker(r *guardRemote) *gobreaker.CircuitBreaker[Verdict] {
-	b := g.breaker
-	st := gobreaker.Settings{
-		Name:        r.name,
-		MaxRequests: b.HalfOpenMaxRequests,
-		Interval:    b.Interval,
-		Timeout:     b.OpenTimeout,
-		ReadyToTrip: func(c gobreaker.Counts) bool {
-			if c.ConsecutiveFailures >= b.ConsecutiveFailures {
-				return true
-			}
-			// Requests counts abandoned calls too; they say nothing
-			// about the backend.
-			valid := c.Requests - min(c.TotalExclusions, c.Requests)
-			return valid >= b.MinRequests && float64(c.TotalFailures)/float64(valid) >= b.FailureRatio
-		},
-		// A call abandoned because every caller went away is neither a
-		// success nor a failure of the backend. The CallTimeout expiring
-		// is not excluded: a backend that slow is failing.
-		IsExcluded: func(err error) bool {
-			var a *abandonedError
-			return errors.As(err, &a)
-		},
-	}
-	var cb *gobreaker.CircuitBreaker[Verdict]
-	// gobreaker calls this under the breaker's lock: calling State() here
-	// would deadlock and a slow listener would stall every lookup, so only
-	// hand the event over, never blocking. r.mu is never held across I/O
-	// or a breaker call.
-	st.OnStateChange = func(_ string, from, to gobreaker.State) {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if r.cb.Load() != cb {
-			return // replaced by the recovery prober: history
-		}
-		g.report(r, from.String(), to.String())
-	}
-	cb = gobreaker.NewCircuitBreaker[Verdict](st)
-	return cb
-}
-
-// report records a breaker state change of r, wakes the recovery prober when
-// the breaker opens and hands the event to the dispatcher. r.mu is held.
-func (g *Guard) report(r *guardRemote, from, to string) {
-	r.reported = to
-	if to != gobreaker.StateOpen.String() {
-		// Half-open and closed each get the next failure logged: it says
-		// why a probe failed, or that a healed backend failed again.
-		// Cleared here, not when the event is logged, or a probe that
-		// fails before the event is delivered would go unlogged.
-		r.failureLogged.Store(false)
-	} else if r.opened != nil {
-		select {
-		case r.opened <- struct{}{}:
-		default: // already woken
-		}
-	}
-	if g.events != nil {
-		select {
-		case g.events <- breakerEvent{r.name, from, to}:
-		default:
-			g.droppedEvents.Add(1)
-		}
-	}
-}
-
-// abandonedError marks a remote call whose callers all went away.
-type abandonedError struct{ err error }
-
-func (e *abandonedError) Error() string { return "abandoned by every caller: " + e.err.Error() }
-func (e *abandonedError) Unwrap() error { return e.err }
-
-// dispatch delivers breaker events outside the breakers' locks, in order.
-func (g *Guard) dispatch() {
-	defer g.wg.Done()
-	for {
-		select {
-		case ev := <-g.events:
-			g.emit(ev)
-		case <-g.stop:
-			for {
-				select {
-				case ev := <-g.events:
-					g.emit(ev)
-				default:
-					return
-				}
-			}
-		}
-	}
-}
-
-func (g *Guard) emit(ev breakerEvent) {
-	if g.log != nil {
-		msg := "remote backend circuit breaker changed"
-		kv := []any{"backend", ev.name, "from", ev.from, "to", ev.to}
-		if ev.to == gobreaker.StateOpen.String() {
-			g.log.Warn(msg+": not consulting it until a probe succeeds", kv...)
-		} else {
-			g.log.Info(msg, kv...)
-		}
-	}
-	if g.onChange != nil {
-		g.onChange(ev.name, ev.from, ev.to)
-	}
-}
-
-// janitor purges expired cache entries, which go-cache would otherwise
-// keep (and count towards the cap) until overwritten.
-func (g *Guard) janitor(interval time.Duration) {
-	defer g.wg.Done()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			g.cache.DeleteExpired()
-		case <-g.stop:
-			return
-		}
-	}
 }
 
 // Close stops the Guard's goroutines and empties the cache. Match keeps
@@ -575,59 +381,6 @@ func (g *Guard) consultRemotes(fctx context.Context, q *Query) (rr remoteResult)
 	return rr
 }
 
-// call runs one remote through its breaker with the call timeout inside the
-// breaker, so a slow backend counts against it.
-func (g *Guard) call(fctx context.Context, r *guardRemote, q *Query) (_ Verdict, err error) {
-	defer func() {
-		// gobreaker counts a panic as a failure and re-panics; it must not
-		// take the process down from the shared call's goroutine, where no
-		// HTTP server would recover it.
-		if p := recover(); p != nil {
-			r.failures.Add(1)
-			err = fmt.Errorf("%w: %s: backend panicked: %v", ErrUnavailable, r.name, p)
-		}
-	}()
-	v, err := r.cb.Load().Execute(func() (Verdict, error) {
-		r.calls.Add(1)
-		cctx, cancel := context.WithTimeout(fctx, g.callTimeout)
-		defer cancel()
-		v, err := r.m.Match(cctx, *q)
-		if err != nil && fctx.Err() != nil {
-			return Verdict{}, &abandonedError{err}
-		}
-		return v, err
-	})
-	var ab *abandonedError
-	switch {
-	case err == nil:
-		return v, nil
-	case errors.As(err, &ab):
-		r.abandoned.Add(1)
-		return Verdict{}, err
-	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
-		r.rejected.Add(1)
-		return Verdict{}, fmt.Errorf("%w: %s: circuit breaker open (backend failing, not consulted)", ErrUnavailable, r.name)
-	}
-	r.failures.Add(1)
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		r.timeouts.Add(1)
-		if !errors.Is(err, ErrUnavailable) { // the backend's own timeout already says which
-			err = &timeoutError{r.name, g.callTimeout}
-		}
-	case errors.Is(err, ErrBadResponse):
-		r.malformed.Add(1)
-	case errors.Is(err, ErrUnavailable):
-	default:
-		err = fmt.Errorf("%w: %s: %w", ErrUnavailable, r.name, err)
-	}
-	if g.log != nil && r.failureLogged.CompareAndSwap(false, true) {
-		g.log.Warn("remote backend failed; further failures are counted in metrics and logged again after its circuit breaker changes state",
-			"backend", r.name, "error", err.Error())
-	}
-	return Verdict{}, err
-}
-
 // decide merges the local and remote answers and applies the fail policy.
 func (g *Guard) decide(local Verdict, rr remoteResult) (Verdict, error) {
 	out := local
@@ -690,99 +443,6 @@ func concat[T any](a, b []T) []T {
 	}
 	out := make([]T, 0, len(a)+len(b))
 	return append(append(out, a...), b...)
-}
-
-// store caches a complete remote answer. At the cap new entries are simply
-// not cached (rather than evicting): go-cache has no cheap eviction (it
-// would mean copying the whole map under its lock), the hashes are chosen by
-// whoever uploads, and expired entries are purged by the janitor, so the
-// cache refills within MissTTL once a flood stops. Callers pay an uncached
-// remote lookup meanwhile, never a wrong answer.
-func (g *Guard) store(key string, v Verdict) {
-	ttl := g.missTTL
-	if v.Match {
-		ttl = g.matchTTL
-	}
-	if g.cache == nil || ttl <= 0 {
-		return
-	}
-	g.setMu.Lock()
-	defer g.setMu.Unlock()
-	if g.closed.Load() {
-		return
-	}
-	if g.cache.ItemCount() >= g.maxEntries {
-		g.cacheFull.Add(1)
-		g.warnFull()
-		return
-	}
-	g.cache.Set(key, v, ttl)
-}
-
-// warnFull logs a full cache at most once a minute.
-func (g *Guard) warnFull() {
-	if g.log == nil {
-		return
-	}
-	now := time.Now().UnixNano()
-	last := g.lastFullWarn.Load()
-	if now-last < int64(time.Minute) || !g.lastFullWarn.CompareAndSwap(last, now) {
-		return
-	}
-	g.log.Warn("remote verdict cache full: new verdicts not cached", "max_entries", g.maxEntries)
-}
-
-// cacheKey is a fixed-size digest of everything a remote answer depends on:
-// the digests present, the PDQ quality (it decides whether PDQ is sent) and
-// the media kind (HMA looks up video MD5 only for videos). Dihedral variants
-// are left out: remotes do not use them. So are the forms' names and
-// kinds: they follow from the picture, whose forms' hashes are in the key,
-// so a cached verdict's Form and Variant are the ones a fresh call gives.
-func cacheKey(q *Query) string {
-	const maxKey = 4 + 16 + 20 + 32 + 32 + 1 + 32
-	buf := make([]byte, 0, maxKey+len(q.Kind))
-	buf = append(buf, 1, byte(q.Has&(HasMD5|HasSHA1|HasSHA256|HasPDQ)))
-	if q.Has&HasMD5 != 0 {
-		buf = append(buf, q.MD5[:]...)
-	}
-	if q.Has&HasSHA1 != 0 {
-		buf = append(buf, q.SHA1[:]...)
-	}
-	if q.Has&HasSHA256 != 0 {
-		buf = append(buf, q.SHA256[:]...)
-	}
-	if q.Has&HasPDQ != 0 {
-		for _, w := range q.PDQ {
-			buf = binary.BigEndian.AppendUint64(buf, w)
-		}
-		buf = append(buf, byte(min(max(q.PDQQuality, 0), 255)))
-	}
-	for _, f := range q.Forms {
-		for _, w := range f.Hash {
-			buf = binary.BigEndian.AppendUint64(buf, w)
-		}
-		buf = append(buf, byte(min(max(f.Quality, 0), 255)))
-	}
-	buf = append(buf, byte(len(q.Forms)))
-	for _, e := range q.Embedded {
-		buf = append(buf, e.MD5[:]...)
-		buf = append(buf, e.SHA1[:]...)
-		buf = append(buf, e.SHA256[:]...)
-	}
-	buf = append(buf, byte(len(q.Embedded)))
-	buf = append(buf, q.Kind...) // last, so its variable length is unambiguous
-	sum := sha256.Sum256(buf)
-	return string(sum[:])
-}
-
-// BreakerStates returns each remote's breaker state: "closed", "half-open"
-// or "open".
-func (g *Guard) BreakerStates() map[string]string {
-	out := make(map[string]string, len(g.remotes))
-	for _, r := range g.remotes {
-		out[r.name] = r.cb.Load().State().String()
-	}
-	return out
 }
 
 // RemoteStats are one remote backend's counters.
@@ -857,80 +517,4 @@ func (g *Guard) Stats() GuardStats {
 		}
 	}
 	return s
-}
-
-// flightGroup shares one remote call among concurrent identical queries: a
-// burst of the same upload (a meme in a big room) must not become a burst
-// at HMA. Unlike x/sync/singleflight, the call runs on a context of its own
-// that is cancelled only when every waiting caller has gone away, so one
-// impatient client cannot fail the others.
-type flightGroup struct {
-	mu sync.Mutex
-	m  map[string]*flight
-	// joined counts callers that joined a call already in flight.
-	joined atomic.Uint64
-}
-
-type flight struct {
-	done    chan struct{}
-	res     remoteResult
-	waiters int // guarded by flightGroup.mu
-	cancel  context.CancelFunc
-}
-
-// do returns the result of fn for key, running fn at most once at a time per
-// key, or ctx.Err() if ctx ends first.
-func (g *flightGroup) do(ctx context.Context, key string, fn func(context.Context) remoteResult) (remoteResult, error) {
-	g.mu.Lock()
-	f, ok := g.m[key]
-	if ok {
-		f.waiters++
-		g.joined.Add(1)
-	} else {
-		// WithoutCancel keeps the first caller's values (trace ids) but
-		// not its cancellation or deadline.
-		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		f = &flight{done: make(chan struct{}), waiters: 1, cancel: cancel}
-		if g.m == nil {
-			g.m = make(map[string]*flight)
-		}
-		g.m[key] = f
-		go g.run(key, f, fctx, fn)
-	}
-	g.mu.Unlock()
-
-	select {
-	case <-f.done:
-		return f.res, nil
-	case <-ctx.Done():
-		g.mu.Lock()
-		f.waiters--
-		if f.waiters == 0 {
-			// Nobody wants the answer: stop the call and let the next
-			// caller start afresh rather than join a cancelled one.
-			if g.m[key] == f {
-				delete(g.m, key)
-			}
-			f.cancel()
-		}
-		g.mu.Unlock()
-		return remoteResult{}, ctx.Err()
-	}
-}
-
-func (g *flightGroup) run(key string, f *flight, fctx context.Context, fn func(context.Context) remoteResult) {
-	defer f.cancel()
-	defer close(f.done)
-	defer func() {
-		// Backend panics are recovered in call; this catches our own.
-		if p := recover(); p != nil {
-			f.res = remoteResult{failures: []remoteFailure{{"guard", fmt.Errorf("%w: remote backend panicked: %v", ErrUnavailable, p)}}}
-		}
-		g.mu.Lock()
-		if g.m[key] == f {
-			delete(g.m, key)
-		}
-		g.mu.Unlock()
-	}()
-	f.res = fn(fctx)
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -33,11 +32,6 @@ const maxRemoteBody = 1 << 20
 // maxHMAEvidence bounds the evidence kept from one HMA answer; a hash close
 // to many banked items would otherwise bloat every verdict and log line.
 const maxHMAEvidence = 32
-
-// hmaBankName is HMA's rule for bank names (it refuses others on creation),
-// so a key outside it in a lookup answer means we are not talking to
-// /m/lookup (e.g. /m/raw_lookup's {"matches":[...]}).
-var hmaBankName = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 
 // HMAConfig configures a ThreatExchange HMA 2.0 backend.
 type HMAConfig struct {
@@ -99,7 +93,7 @@ func NewHMA(cfg HMAConfig) (*HMA, error) {
 		return nil, fmt.Errorf("hma %s: %w", name, err)
 	}
 	for _, b := range cfg.Banks {
-		if !hmaBankName.MatchString(b) {
+		if !ValidBankName(b) {
 			return nil, fmt.Errorf("hma %s: bank %q is not an HMA bank name (UPPER_WITH_UNDERSCORE)", name, b)
 		}
 	}
@@ -448,7 +442,10 @@ func parseHMALookup(body []byte, exact bool) ([]hmaMatch, error) {
 	}
 	var out []hmaMatch
 	for bank, raw := range banks {
-		if !hmaBankName.MatchString(bank) {
+		// HMA refuses other bank names on creation (ValidBankName), so a
+		// key outside the rule means we are not talking to /m/lookup
+		// (e.g. /m/raw_lookup's {"matches":[...]}).
+		if !ValidBankName(bank) {
 			return nil, fmt.Errorf("%w: key %q is not a bank name", ErrBadResponse, truncateDetail(bank, 64))
 		}
 		var entries []struct {

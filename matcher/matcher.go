@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/matcher/pdqindex"
 )
 
 // HashType names a kind of hash, spelt as in bank files and the lookup API.
@@ -100,7 +101,7 @@ type Evidence struct {
 	// Source is "local:BANK", "hma:BANK" or "service:NAME".
 	Source string `json:"source"`
 	// Dihedral names the query variant that matched when it was not the
-	// original (e.g. "rotate90").
+	// original (e.g. "rotate90", as in pdq.DihedralNames).
 	Dihedral string `json:"dihedral,omitempty"`
 	// Form names the form of the media that matched when it was not the
 	// picture as stored (e.g. "frame 3", "displayed", "on white").
@@ -180,8 +181,9 @@ func (e *timeoutError) Is(target error) bool {
 // as in HMA and the PDQ paper.
 const DefaultMinPDQQuality = 50
 
-// DefaultPDQThreshold is the largest PDQ distance that matches.
-const DefaultPDQThreshold = 31
+// DefaultPDQThreshold is the largest PDQ distance that matches. The PDQ
+// index's layout is tuned for it, so it is defined there.
+const DefaultPDQThreshold = pdqindex.DefaultThreshold
 
 // MaxPDQThreshold bounds the configurable threshold.
 const MaxPDQThreshold = 63
@@ -217,6 +219,3 @@ func (q *Query) HexOf(t HashType) string {
 	}
 	return ""
 }
-
-// DihedralNames are the reference's names of the 8 variants, in its order.
-var DihedralNames = [8]string{"original", "rotate90", "rotate180", "rotate270", "flipX", "flipY", "flipPlus1", "flipMinus1"}

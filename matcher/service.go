@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/lookupwire"
 )
 
 // ServiceConfig configures a JSON lookup service speaking the Mjolnir HMA
@@ -134,7 +135,7 @@ func (s *Service) matchOne(ctx context.Context, q Query) (Verdict, error) {
 		v.Notes = append(v.Notes, fmt.Sprintf("service %s: PDQ hash unusable (quality %d or all zero): not sent", s.name, q.PDQQuality))
 	}
 	lr := lookupRequest(&q, s.now().UnixMilli(), s.minPDQ)
-	if lr.Hashes == (LookupHashes{}) {
+	if lr.Hashes == (lookupwire.Hashes{}) {
 		v.Notes = append(v.Notes, fmt.Sprintf("service %s: no digest to look up", s.name))
 		return v, nil
 	}
@@ -168,19 +169,19 @@ func (s *Service) matchOne(ctx context.Context, q Query) (Verdict, error) {
 		// error; the contract is an object.
 		return Verdict{}, fmt.Errorf("%w: service %s: answer is not a JSON object: %s", ErrBadResponse, s.name, errorDetail(body))
 	}
-	var resp LookupResponse
+	var resp lookupwire.Response
 	if err := json.Unmarshal(body, &resp); err != nil {
 		return Verdict{}, fmt.Errorf("%w: service %s: %v", ErrBadResponse, s.name, err)
 	}
 	source := "service:" + s.name
-	if resp.Action != ActionBlock {
+	if resp.Action != lookupwire.ActionBlock {
 		if resp.Unscanned {
 			// The service allowed only because it could not consult its
 			// own backends: our fail policy, not theirs, must decide.
 			return Verdict{}, fmt.Errorf("%w: service %s: answered unscanned: %s", ErrUnavailable, s.name, truncateDetail(resp.Reason, 200))
 		}
-		if resp.Action != ActionAllow {
-			v.Notes = append(v.Notes, fmt.Sprintf("service %s: action %q is not %q: treated as allow", s.name, truncateDetail(resp.Action, 32), ActionBlock))
+		if resp.Action != lookupwire.ActionAllow {
+			v.Notes = append(v.Notes, fmt.Sprintf("service %s: action %q is not %q: treated as allow", s.name, truncateDetail(resp.Action, 32), lookupwire.ActionBlock))
 		}
 		return v, nil
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/lookupwire"
 )
 
 func newTestService(t testing.TB, cfg ServiceConfig) *Service {
@@ -257,11 +258,11 @@ func TestLookupRequestQuery(t *testing.T) {
 		{name: "bad pdq", json: `{"hashes":{"pdq":"abc"}}`, wantErr: "hashes.pdq"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var r LookupRequest
+			var r lookupwire.Request
 			if err := json.Unmarshal([]byte(tc.json), &r); err != nil {
 				t.Fatal(err)
 			}
-			q, err := r.Query()
+			q, err := QueryFromLookup(&r)
 			if tc.wantErr != "" {
 				if !errors.Is(err, ErrBadLookupRequest) || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v; want ErrBadLookupRequest mentioning %q", err, tc.wantErr)
@@ -319,12 +320,12 @@ func TestLookupRoundTrip(t *testing.T) {
 		return Verdict{Match: true, Bank: "B", HashType: PDQ, MatchedHash: hmaBase, Distance: 4, Confidence: PDQConfidence(4), Reason: "near"}, nil
 	})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req LookupRequest
+		var req lookupwire.Request
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		q, err := req.Query()
+		q, err := QueryFromLookup(&req)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return

@@ -1,9 +1,10 @@
 package mediaproxy
 
 import (
-	"container/list"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	"github.com/mediaguard/mediaguard/matcher"
 )
@@ -23,10 +24,19 @@ type Judgement struct {
 // buffering or hashing. It is a bounded LRU: media IDs come from clients, so
 // an attacker must not be able to grow it without limit. Blocked entries
 // are kept in a separate LRU so a flood of clean IDs cannot evict them.
+//
+// Cache design: a bounded LRU (golang-lru's simplelru), not a TTL cache.
+// A full Memory must forget the least recently used verdict to make room,
+// not refuse new ones (go-cache, the Guard's design, can only refuse), and
+// blocked verdicts never expire. A clean verdict's TTL and bank generation
+// are checked on read, against m.now, under m.mu, which also covers both
+// LRUs (so the unsynchronised simplelru suffices); golang-lru's expirable
+// LRU would keep a goroutine per Memory running forever (its v2 never
+// stops it), one more at every config reload.
 type Memory struct {
 	mu       sync.Mutex
-	clean    *lru
-	blocked  *lru
+	clean    *simplelru.LRU[string, Judgement]
+	blocked  *simplelru.LRU[string, Judgement]
 	cleanTTL time.Duration
 	now      func() time.Time
 	// gen is the current bank generation (matcher.Generation): a clean
@@ -44,17 +54,26 @@ func NewMemory(max int, cleanTTL time.Duration) *Memory {
 	return &Memory{clean: newLRU(max), blocked: newLRU(max), cleanTTL: cleanTTL, now: time.Now, gen: matcher.Generation}
 }
 
+// newLRU returns an LRU of max > 0 entries.
+func newLRU(max int) *simplelru.LRU[string, Judgement] {
+	l, err := simplelru.NewLRU[string, Judgement](max, nil)
+	if err != nil {
+		panic(err) // only for max <= 0, which NewMemory rules out
+	}
+	return l
+}
+
 // Get returns the judgement for key, if any. A blocked verdict for the
 // media ID (key "server/id") applies to every variant of it.
 func (m *Memory) Get(mediaKey, variantKey string) (Judgement, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if j, ok := m.blocked.get(mediaKey); ok {
+	if j, ok := m.blocked.Get(mediaKey); ok {
 		return j, true
 	}
-	j, ok := m.clean.get(variantKey)
+	j, ok := m.clean.Get(variantKey)
 	if ok && (j.Gen != m.gen() || m.cleanTTL > 0 && m.now().Sub(j.At) > m.cleanTTL) {
-		m.clean.remove(variantKey)
+		m.clean.Remove(variantKey)
 		return Judgement{}, false
 	}
 	return j, ok
@@ -64,7 +83,7 @@ func (m *Memory) Get(mediaKey, variantKey string) (Judgement, bool) {
 func (m *Memory) Block(mediaKey, reason string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.blocked.put(mediaKey, Judgement{Blocked: true, Reason: reason, At: m.now()})
+	m.blocked.Add(mediaKey, Judgement{Blocked: true, Reason: reason, At: m.now()})
 }
 
 // Clean records that this variant was scanned and did not match the
@@ -81,55 +100,12 @@ func (m *Memory) Generation() uint64 { return m.gen() }
 func (m *Memory) CleanAsOf(variantKey string, gen uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.clean.put(variantKey, Judgement{At: m.now(), Gen: gen})
+	m.clean.Add(variantKey, Judgement{At: m.now(), Gen: gen})
 }
 
 // Len returns the number of clean and blocked entries (for metrics).
 func (m *Memory) Len() (clean, blocked int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.clean.ll.Len(), m.blocked.ll.Len()
-}
-
-type lruEntry struct {
-	key string
-	j   Judgement
-}
-
-type lru struct {
-	max int
-	ll  *list.List
-	m   map[string]*list.Element
-}
-
-func newLRU(max int) *lru { return &lru{max: max, ll: list.New(), m: map[string]*list.Element{}} }
-
-func (l *lru) get(k string) (Judgement, bool) {
-	e, ok := l.m[k]
-	if !ok {
-		return Judgement{}, false
-	}
-	l.ll.MoveToFront(e)
-	return e.Value.(*lruEntry).j, true
-}
-
-func (l *lru) put(k string, j Judgement) {
-	if e, ok := l.m[k]; ok {
-		e.Value.(*lruEntry).j = j
-		l.ll.MoveToFront(e)
-		return
-	}
-	l.m[k] = l.ll.PushFront(&lruEntry{k, j})
-	if l.ll.Len() > l.max {
-		old := l.ll.Back()
-		l.ll.Remove(old)
-		delete(l.m, old.Value.(*lruEntry).key)
-	}
-}
-
-func (l *lru) remove(k string) {
-	if e, ok := l.m[k]; ok {
-		l.ll.Remove(e)
-		delete(l.m, k)
-	}
+	return m.clean.Len(), m.blocked.Len()
 }

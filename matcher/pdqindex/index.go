@@ -1,4 +1,4 @@
-package matcher
+package pdqindex
 
 import (
 	"math"
@@ -12,16 +12,16 @@ import (
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 )
 
-// PDQHit is one banked hash within the threshold.
-type PDQHit struct {
-	// ID is the position of the hash in the slice given to NewPDQIndex (or
+// Hit is one banked hash within the threshold.
+type Hit struct {
+	// ID is the position of the hash in the slice given to Build (or
 	// to LinearSearch).
 	ID int32
 	// Distance is the Hamming distance from the query (0..256).
 	Distance int
 }
 
-// PDQIndex finds every banked PDQ hash within a Hamming distance of a query,
+// Index finds every banked PDQ hash within a Hamming distance of a query,
 // with exactly the results of LinearSearch, by multi-index hashing.
 //
 // The 256 bits are cut into m contiguous chunks, each with a table from
@@ -37,8 +37,8 @@ type PDQHit struct {
 // instructions; most candidates are ruled out unread by counting the
 // tables that yield them (see pdqSearcher).
 //
-// A PDQIndex is immutable once built and safe for concurrent Search.
-type PDQIndex struct {
+// An Index is immutable once built and safe for concurrent Search.
+type Index struct {
 	hashes []pdq.Hash
 	tables []pdqTable
 	// idBits is how many low bits of a table entry hold the id: 24 while
@@ -57,6 +57,11 @@ type PDQIndex struct {
 
 // pdqBits is the length of a PDQ hash in bits.
 const pdqBits = 256
+
+// DefaultThreshold is the largest PDQ distance that matches by default (as
+// in HMA and the PDQ paper): the threshold Build chooses the layout for.
+// matcher.DefaultPDQThreshold is this constant.
+const DefaultThreshold = 31
 
 // pdqTable indexes one chunk. Its top width-ext bits select a bucket,
 // entries[offsets[v]:offsets[v+1]], whose entries hold an id in the low
@@ -122,14 +127,14 @@ const (
 	pdqTableBudget = 47.5
 )
 
-// NewPDQIndex builds an index over hashes. It takes ownership of the slice:
+// Build builds an index over hashes. It takes ownership of the slice:
 // the caller must not modify it afterwards (for big banks the index keeps
 // a copy and the slice may be dropped). IDs in results are positions in
 // it. Tables are built in parallel, one goroutine per core.
-func NewPDQIndex(hashes []pdq.Hash) *PDQIndex {
+func Build(hashes []pdq.Hash) *Index {
 	n := len(hashes)
 	tops, exts := pdqChooseLayout(n, pdqIDBits(n))
-	return newPDQIndexLayout(hashes, tops, exts, pdqIDBits(n))
+	return buildLayout(hashes, tops, exts, pdqIDBits(n))
 }
 
 // pdqIDBits is the id width of table entries for a bank of n hashes.
@@ -140,15 +145,15 @@ func pdqIDBits(n int) uint {
 	return 24
 }
 
-// newPDQIndexLayout builds an index whose table i has tops[i] bucket bits
+// buildLayout builds an index whose table i has tops[i] bucket bits
 // and exts[i] entry bits, chunks taken in order from the most significant
 // bit, and ids in the low idBits of entries; the chunk widths must sum to at
 // most 256, ids fit idBits and exts the bits above.
-func newPDQIndexLayout(hashes []pdq.Hash, tops, exts []uint, idBits uint) *PDQIndex {
+func buildLayout(hashes []pdq.Hash, tops, exts []uint, idBits uint) *Index {
 	if len(tops) > pdqMaxTables {
-		panic("matcher: too many PDQ index tables")
+		panic("pdqindex: too many PDQ index tables")
 	}
-	ix := &PDQIndex{hashes: hashes, idBits: idBits, posMask: ^uint32(0)}
+	ix := &Index{hashes: hashes, idBits: idBits, posMask: ^uint32(0)}
 	n := len(hashes)
 	if n < 1<<pdqPosBits {
 		ix.posMask = 1<<pdqPosBits - 1
@@ -201,7 +206,7 @@ func newPDQIndexLayout(hashes []pdq.Hash, tops, exts []uint, idBits uint) *PDQIn
 
 // clip gives back the slack of a hashes slice the index keeps on the heap
 // for its lifetime (a loader's capacity guessed high).
-func (ix *PDQIndex) clip() *PDQIndex {
+func (ix *Index) clip() *Index {
 	if h := ix.hashes; cap(h)-len(h) > len(h)/8+1024 {
 		ix.hashes = slices.Clip(slices.Clone(h))
 	}
@@ -290,10 +295,10 @@ func pdqChunk(h *pdq.Hash, start, width uint) uint32 {
 }
 
 // Len is the number of banked hashes.
-func (ix *PDQIndex) Len() int { return len(ix.hashes) }
+func (ix *Index) Len() int { return len(ix.hashes) }
 
 // Hash returns the banked hash with the given id.
-func (ix *PDQIndex) Hash(id int32) pdq.Hash {
+func (ix *Index) Hash(id int32) pdq.Hash {
 	h := ix.hashes[id]
 	// The hashes may live outside the heap, unmapped once ix is collected.
 	runtime.KeepAlive(ix)
@@ -301,7 +306,7 @@ func (ix *PDQIndex) Hash(id int32) pdq.Hash {
 }
 
 // MemoryBytes is the memory the index holds, including the hashes.
-func (ix *PDQIndex) MemoryBytes() int {
+func (ix *Index) MemoryBytes() int {
 	m := int(unsafe.Sizeof(*ix))
 	if ix.arena == nil || ix.arena.mapped == nil {
 		m += cap(ix.hashes) * int(unsafe.Sizeof(pdq.Hash{}))
@@ -326,7 +331,7 @@ func (ix *PDQIndex) MemoryBytes() int {
 
 // Search appends to dst every banked hash within threshold of q (0..256),
 // each once, in no particular order: the same set as LinearSearch.
-func (ix *PDQIndex) Search(dst []PDQHit, q pdq.Hash, threshold int) []PDQHit {
+func (ix *Index) Search(dst []Hit, q pdq.Hash, threshold int) []Hit {
 	if threshold < 0 || len(ix.hashes) == 0 {
 		return dst
 	}
@@ -459,12 +464,12 @@ type pdqSegment struct {
 // A hit is appended once: by the first table yielding it strongly, or, if
 // none does, by the first table yielding it at all (see owns).
 type pdqSearcher struct {
-	ix        *PDQIndex
+	ix        *Index
 	q         *pdq.Hash
 	threshold int
 	tau       []int8
 	excess    int
-	dst       []PDQHit
+	dst       []Hit
 	sc        *pdqSearchScratch
 	nc        int // candidates in sc.cand
 	nw        int // weak ids in sc.weak
@@ -483,7 +488,7 @@ type pdqSearcher struct {
 // searchPlan runs the multi-index search with radius tau[i] in table i.
 // It is only correct when sum(tau[i]+1) > threshold+excess, excess being
 // 0 or 1.
-func (ix *PDQIndex) searchPlan(dst []PDQHit, q pdq.Hash, threshold int, tau []int8, excess int) []PDQHit {
+func (ix *Index) searchPlan(dst []Hit, q pdq.Hash, threshold int, tau []int8, excess int) []Hit {
 	sc := pdqSearchPool.Get().(*pdqSearchScratch)
 	if len(sc.weak) > pdqWeakMax {
 		sc.weak, sc.wt = sc.weak[:pdqWeakMax], sc.wt[:pdqWeakMax]
@@ -921,7 +926,7 @@ func (s *pdqSearcher) check() {
 		d := bits.OnesCount64(h[0]^q0) + bits.OnesCount64(h[1]^q1) +
 			bits.OnesCount64(h[2]^q2) + bits.OnesCount64(h[3]^q3)
 		if d <= s.threshold && s.owns(h, sc.ct[i]) {
-			s.dst = append(s.dst, PDQHit{ID: int32(id), Distance: d})
+			s.dst = append(s.dst, Hit{ID: int32(id), Distance: d})
 		}
 	}
 }
@@ -963,7 +968,7 @@ func (s *pdqSearcher) owns(h *pdq.Hash, tag uint8) bool {
 }
 
 // plan returns the cached plan for threshold (0..256), computing it once.
-func (ix *PDQIndex) plan(threshold int) *pdqPlan {
+func (ix *Index) plan(threshold int) *pdqPlan {
 	if p := ix.plans[threshold].Load(); p != nil {
 		return p
 	}
@@ -986,7 +991,7 @@ func (ix *PDQIndex) plan(threshold int) *pdqPlan {
 // pdqShape is what the cost model needs of a table.
 type pdqShape struct{ width, ext uint }
 
-func (ix *PDQIndex) layout() []pdqShape {
+func (ix *Index) layout() []pdqShape {
 	l := make([]pdqShape, len(ix.tables))
 	for i := range ix.tables {
 		l[i] = pdqShape{ix.tables[i].width, ix.tables[i].ext}
@@ -1126,7 +1131,7 @@ func pdqChooseLayout(n int, idBits uint) (tops, exts []uint) {
 				shapes[i] = pdqShape{t[i] + e[i], e[i]}
 			}
 			for excess := range 2 {
-				if _, cost, ok := pdqPlanRadii(shapes, n, DefaultPDQThreshold, excess); ok && cost < bestCost {
+				if _, cost, ok := pdqPlanRadii(shapes, n, DefaultThreshold, excess); ok && cost < bestCost {
 					bestCost, tops, exts = cost, t, e
 				}
 			}
@@ -1137,7 +1142,7 @@ func pdqChooseLayout(n int, idBits uint) (tops, exts []uint) {
 
 // LinearSearch appends every hash in hashes within threshold of q, in
 // order: the reference the index must agree with.
-func LinearSearch(dst []PDQHit, hashes []pdq.Hash, q pdq.Hash, threshold int) []PDQHit {
+func LinearSearch(dst []Hit, hashes []pdq.Hash, q pdq.Hash, threshold int) []Hit {
 	if threshold < 0 {
 		return dst
 	}
@@ -1146,7 +1151,7 @@ func LinearSearch(dst []PDQHit, hashes []pdq.Hash, q pdq.Hash, threshold int) []
 		d := bits.OnesCount64(h[0]^q[0]) + bits.OnesCount64(h[1]^q[1]) +
 			bits.OnesCount64(h[2]^q[2]) + bits.OnesCount64(h[3]^q[3])
 		if d <= threshold {
-			dst = append(dst, PDQHit{ID: int32(i), Distance: d})
+			dst = append(dst, Hit{ID: int32(i), Distance: d})
 		}
 	}
 	return dst

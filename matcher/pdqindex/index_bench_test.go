@@ -1,4 +1,4 @@
-package matcher
+package pdqindex
 
 import (
 	"math/rand/v2"
@@ -17,7 +17,7 @@ type pdqBenchBank struct {
 	once    sync.Once
 	n       int
 	hashes  []pdq.Hash
-	ix      *PDQIndex
+	ix      *Index
 	queries []pdq.Hash
 	build   time.Duration
 }
@@ -34,7 +34,7 @@ func (bb *pdqBenchBank) get(b *testing.B) *pdqBenchBank {
 		// The index owns its slice (for big banks it keeps a copy on
 		// huge pages); LinearSearch scans the index's own hashes, so that
 		// both read the same memory.
-		bb.ix = NewPDQIndex(slices.Clone(bb.hashes))
+		bb.ix = Build(slices.Clone(bb.hashes))
 		bb.build = time.Since(start)
 		rng := rand.New(rand.NewPCG(42, 43))
 		bb.queries = pdqQueries(rng, bb.hashes, 1024)
@@ -52,7 +52,7 @@ func pdqSkip10M(b *testing.B) {
 // pdqBenchSearch times one query per iteration at the default threshold and
 // reports the median alongside the mean.
 func pdqBenchSearch(b *testing.B, bb *pdqBenchBank, linear bool) {
-	var dst []PDQHit
+	var dst []Hit
 	times := make([]time.Duration, 0, b.N)
 	hits := 0
 	b.ResetTimer()
@@ -60,9 +60,9 @@ func pdqBenchSearch(b *testing.B, bb *pdqBenchBank, linear bool) {
 		q := bb.queries[i%len(bb.queries)]
 		t0 := time.Now()
 		if linear {
-			dst = LinearSearch(dst[:0], bb.ix.hashes, q, DefaultPDQThreshold)
+			dst = LinearSearch(dst[:0], bb.ix.hashes, q, DefaultThreshold)
 		} else {
-			dst = bb.ix.Search(dst[:0], q, DefaultPDQThreshold)
+			dst = bb.ix.Search(dst[:0], q, DefaultThreshold)
 		}
 		times = append(times, time.Since(t0))
 		hits += len(dst)
@@ -76,15 +76,15 @@ func pdqBenchSearch(b *testing.B, bb *pdqBenchBank, linear bool) {
 	b.ReportMetric(float64(hits)/float64(max(len(times), 1)), "hits/query")
 }
 
-func BenchmarkPDQIndex1M(b *testing.B)  { pdqBenchSearch(b, pdqBank1M.get(b), false) }
-func BenchmarkPDQLinear1M(b *testing.B) { pdqBenchSearch(b, pdqBank1M.get(b), true) }
+func BenchmarkIndex1M(b *testing.B)  { pdqBenchSearch(b, pdqBank1M.get(b), false) }
+func BenchmarkLinear1M(b *testing.B) { pdqBenchSearch(b, pdqBank1M.get(b), true) }
 
-func BenchmarkPDQIndex10M(b *testing.B) {
+func BenchmarkIndex10M(b *testing.B) {
 	pdqSkip10M(b)
 	pdqBenchSearch(b, pdqBank10M.get(b), false)
 }
 
-func BenchmarkPDQLinear10M(b *testing.B) {
+func BenchmarkLinear10M(b *testing.B) {
 	pdqSkip10M(b)
 	pdqBenchSearch(b, pdqBank10M.get(b), true)
 }
@@ -96,25 +96,25 @@ func BenchmarkPDQLinear10M(b *testing.B) {
 // (other queries, so neither warms the cache for the other) and report
 // both medians and their ratio.
 
-func BenchmarkPDQIndexVsLinear1M(b *testing.B) { pdqBenchRatio(b, pdqBank1M.get(b)) }
+func BenchmarkIndexVsLinear1M(b *testing.B) { pdqBenchRatio(b, pdqBank1M.get(b)) }
 
-func BenchmarkPDQIndexVsLinear10M(b *testing.B) {
+func BenchmarkIndexVsLinear10M(b *testing.B) {
 	pdqSkip10M(b)
 	pdqBenchRatio(b, pdqBank10M.get(b))
 }
 
 func pdqBenchRatio(b *testing.B, bb *pdqBenchBank) {
-	var dst []PDQHit
+	var dst []Hit
 	var ix, lin []time.Duration
 	for i := 0; b.Loop(); i++ {
 		q := bb.queries[i%len(bb.queries)]
 		t0 := time.Now()
-		dst = bb.ix.Search(dst[:0], q, DefaultPDQThreshold)
+		dst = bb.ix.Search(dst[:0], q, DefaultThreshold)
 		ix = append(ix, time.Since(t0))
 		if i%16 == 0 {
 			q = bb.queries[(i+len(bb.queries)/2)%len(bb.queries)]
 			t0 = time.Now()
-			dst = LinearSearch(dst[:0], bb.ix.hashes, q, DefaultPDQThreshold)
+			dst = LinearSearch(dst[:0], bb.ix.hashes, q, DefaultThreshold)
 			lin = append(lin, time.Since(t0))
 		}
 	}
@@ -129,11 +129,11 @@ func pdqBenchRatio(b *testing.B, bb *pdqBenchBank) {
 	b.ReportMetric(ml/mi, "speedup")
 }
 
-func BenchmarkPDQIndexBuild1M(b *testing.B) {
+func BenchmarkBuild1M(b *testing.B) {
 	hs := pdqRandomHashes(1_000_000, 42)
-	var ix *PDQIndex
+	var ix *Index
 	for b.Loop() {
-		ix = NewPDQIndex(hs)
+		ix = Build(hs)
 	}
 	b.ReportMetric(float64(ix.MemoryBytes())/float64(ix.Len()), "bytes/hash")
 }

@@ -1,4 +1,4 @@
-package matcher
+package pdqindex
 
 import (
 	"bufio"
@@ -44,12 +44,12 @@ func pdqSmapsOf(t *testing.T, addr uintptr) map[string]string {
 	return fields
 }
 
-func TestPDQArenaHugePages(t *testing.T) {
+func TestArenaHugePages(t *testing.T) {
 	thp, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
 	if err != nil || strings.Contains(string(thp), "[never]") {
 		t.Skipf("SKIPPED: transparent huge pages are off here (%q, %v); the index uses small pages", thp, err)
 	}
-	ix := NewPDQIndex(pdqRandomHashes(300_000, 17))
+	ix := Build(pdqRandomHashes(300_000, 17))
 	if ix.arena == nil || ix.arena.mapped == nil {
 		t.Fatalf("a 300k index's tables are on the heap, want a mapping")
 	}
@@ -84,11 +84,11 @@ func TestPDQArenaHugePages(t *testing.T) {
 	}
 }
 
-// TestPDQIndexOutlivesSearch drops an index during its own linear scan and
+// TestIndexOutlivesSearch drops an index during its own linear scan and
 // Hash while the collector runs: its mapping must stay until they return.
-func TestPDQIndexOutlivesSearch(t *testing.T) {
+func TestIndexOutlivesSearch(t *testing.T) {
 	hs := pdqRandomHashes(300_000, 3)
-	if ix := NewPDQIndex(slices.Clone(hs)); ix.arena == nil || ix.arena.mapped == nil || !ix.plan(256).linear {
+	if ix := Build(slices.Clone(hs)); ix.arena == nil || ix.arena.mapped == nil || !ix.plan(256).linear {
 		t.Fatalf("want a mapped 300k index with a linear plan at 256")
 	}
 	stop := make(chan struct{})
@@ -104,10 +104,10 @@ func TestPDQIndexOutlivesSearch(t *testing.T) {
 		}
 	}()
 	for i := range 8 {
-		if hits := NewPDQIndex(slices.Clone(hs)).Search(nil, hs[0], 256); len(hits) != len(hs) {
+		if hits := Build(slices.Clone(hs)).Search(nil, hs[0], 256); len(hits) != len(hs) {
 			t.Fatalf("round %d: %d hits, want %d", i, len(hits), len(hs))
 		}
-		if h := NewPDQIndex(slices.Clone(hs)).Hash(int32(len(hs) - 1)); h != hs[len(hs)-1] {
+		if h := Build(slices.Clone(hs)).Hash(int32(len(hs) - 1)); h != hs[len(hs)-1] {
 			t.Fatalf("round %d: Hash differs", i)
 		}
 	}

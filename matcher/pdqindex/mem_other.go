@@ -1,6 +1,6 @@
 //go:build !linux
 
-package matcher
+package pdqindex
 
 // pdqMapHuge allocates on the heap where huge pages are not managed here.
 func pdqMapHuge(size int) (mapped, block []byte) { return nil, nil }

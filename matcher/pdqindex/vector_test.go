@@ -1,4 +1,4 @@
-package matcher
+package pdqindex
 
 import (
 	"math/rand/v2"
@@ -45,7 +45,7 @@ func pdqRandomID(rng *rand.Rand, idBits uint) uint32 {
 	}
 }
 
-func TestPDQRunsVectorMatchesScalar(t *testing.T) {
+func TestRunsVectorMatchesScalar(t *testing.T) {
 	pdqNeedVector(t)
 	rng := rand.New(rand.NewPCG(21, 21))
 	for _, idBits := range []uint{24, 20, 28} {
@@ -80,7 +80,7 @@ func TestPDQRunsVectorMatchesScalar(t *testing.T) {
 	}
 }
 
-func TestPDQTakeSplitVectorMatchesScalar(t *testing.T) {
+func TestTakeSplitVectorMatchesScalar(t *testing.T) {
 	pdqNeedVector(t)
 	rng := rand.New(rand.NewPCG(22, 22))
 	for _, idBits := range []uint{24, 16, 31} {

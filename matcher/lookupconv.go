@@ -8,89 +8,18 @@ import (
 	"strings"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/lookupwire"
 )
 
-// This file holds the JSON contract of the Mjolnir HMA plugin (PR #617), as
-// described in matrix.md "The HMA plugin's contract". The Service client
-// speaks it to other lookup services, and mediaguard's own lookup API serves
-// it, so both sides share these types and conversions.
+// Conversions between the lookup API's wire format (package lookupwire, the
+// JSON contract of the Mjolnir HMA plugin) and Query and Verdict. The
+// Service client speaks it to other lookup services, and mediaguard's own
+// lookup API serves it, so both use these conversions.
 
-// Lookup actions. Only the exact lowercase ActionBlock blocks: the plugin
-// compares case-sensitively and treats anything else as allow.
-const (
-	ActionBlock = "block"
-	ActionAllow = "allow"
-)
-
-// PDQPlaceholderPrefix starts the string the plugin sends in hashes.pdq
-// instead of a PDQ hash; it carries no information and is ignored.
-const PDQPlaceholderPrefix = "stubbed_pdq_placeholder_"
-
-// ErrBadLookupRequest is wrapped by LookupRequest.Query for a request whose
+// ErrBadLookupRequest is wrapped by QueryFromLookup for a request whose
 // hashes cannot be used (wrong length, not hex), so the lookup API can answer
 // 400 rather than a misleading "allow".
 var ErrBadLookupRequest = errors.New("matcher: bad lookup request")
-
-// LookupHashes are the digests of one file, in hex. Every field is optional:
-// the plugin and other callers send whatever they computed.
-type LookupHashes struct {
-	// MD5 is 32 hex digits.
-	MD5 string `json:"md5,omitempty"`
-	// SHA1 is 40 hex digits.
-	SHA1 string `json:"sha1,omitempty"`
-	// SHA256 is 64 hex digits.
-	SHA256 string `json:"sha256,omitempty"`
-	// PDQ is 64 hex digits, or the plugin's placeholder (ignored).
-	PDQ string `json:"pdq,omitempty"`
-}
-
-// LookupRequest is the body the plugin POSTs for each media event.
-type LookupRequest struct {
-	// Hashes are the file's digests.
-	Hashes LookupHashes `json:"hashes"`
-	// EventID is the Matrix event id ("$event:server"), for logs only.
-	EventID string `json:"eventId,omitempty"`
-	// RoomID is the room of the event ("!room:server"), for logs only.
-	RoomID string `json:"roomId,omitempty"`
-	// UserID is the sender ("@user:server"), for logs only.
-	UserID string `json:"userId,omitempty"`
-	// MediaType is the event's msgtype: m.image, m.video, m.file, m.audio
-	// or m.sticker.
-	MediaType string `json:"mediaType,omitempty"`
-	// Timestamp is when the request was built, in Unix milliseconds (not
-	// the event's time).
-	Timestamp int64 `json:"timestamp,omitempty"`
-	// PDQQuality is a mediaguard extension the plugin never sends: the
-	// quality (0..100) of Hashes.PDQ, so a mediaguard calling another keeps
-	// the low-quality filter. Absent means the sender already dropped
-	// low-quality hashes, as HMA's hasher does.
-	PDQQuality *int `json:"pdqQuality,omitempty"`
-}
-
-// LookupResponse is the answer the plugin expects. On block the plugin
-// prints reason, hashType, the first 8 characters of matchedHash and
-// confidence×100 in its notice, so all four are always sent.
-type LookupResponse struct {
-	// Action is ActionBlock or ActionAllow.
-	Action string `json:"action"`
-	// Reason is a human sentence.
-	Reason string `json:"reason"`
-	// MatchedHash is the hex of the matching hash ("" on allow).
-	MatchedHash string `json:"matchedHash"`
-	// HashType is md5, sha1, sha256, pdq or video_md5 ("" on allow).
-	HashType string `json:"hashType"`
-	// Confidence is in [0,1].
-	Confidence float64 `json:"confidence"`
-	// Bank optionally names the hash list that matched.
-	Bank string `json:"bank,omitempty"`
-	// Distance is the PDQ Hamming distance, sent only for pdq matches.
-	Distance *int `json:"distance,omitempty"`
-	// Unscanned is a mediaguard extension: the answering service allowed
-	// the media without being able to consult all its backends
-	// (fail-open). The plugin ignores it; the Service client turns it into
-	// ErrUnavailable so the calling Guard applies its own fail policy.
-	Unscanned bool `json:"unscanned,omitempty"`
-}
 
 // MediaTypeKind maps a Matrix msgtype onto a MediaKind; stickers are images
 // and anything unknown is KindUnknown.
@@ -123,12 +52,12 @@ func KindMediaType(k MediaKind) string {
 	return ""
 }
 
-// Query converts the request into a Query. Missing fields and the plugin's
+// QueryFromLookup converts a lookup request into a Query. Missing fields and the plugin's
 // PDQ placeholder are skipped; hex of either case is accepted (the plugin's
 // hashers are not ours to fix); a present digest of the wrong length or with
 // non-hex characters is an error wrapping ErrBadLookupRequest, because
 // silently dropping it would answer "allow" for a hash nobody looked up.
-func (r *LookupRequest) Query() (Query, error) {
+func QueryFromLookup(r *lookupwire.Request) (Query, error) {
 	q := Query{Kind: MediaTypeKind(r.MediaType)}
 	for _, d := range []struct {
 		field, hex string
@@ -147,7 +76,7 @@ func (r *LookupRequest) Query() (Query, error) {
 			q.Has |= d.bit
 		}
 	}
-	if p := strings.TrimSpace(r.Hashes.PDQ); p != "" && !strings.HasPrefix(p, PDQPlaceholderPrefix) {
+	if p := strings.TrimSpace(r.Hashes.PDQ); p != "" && !strings.HasPrefix(p, lookupwire.PDQPlaceholderPrefix) {
 		h, err := pdq.ParseHex(p)
 		if err != nil {
 			return Query{}, fmt.Errorf("%w: hashes.pdq: %v", ErrBadLookupRequest, err)
@@ -183,15 +112,15 @@ func decodeDigest(field, s string, dst []byte) (bool, error) {
 // digest the query has, the PDQ only when it is usable (non-zero and of
 // quality >= DefaultMinPDQQuality, since a third-party service cannot know
 // the quality) and the media type.
-func LookupRequestFromQuery(q *Query, timestampMillis int64) LookupRequest {
+func LookupRequestFromQuery(q *Query, timestampMillis int64) lookupwire.Request {
 	return lookupRequest(q, timestampMillis, DefaultMinPDQQuality)
 }
 
 // lookupRequest is LookupRequestFromQuery with the PDQ quality minimum the
 // operator configured.
-func lookupRequest(q *Query, timestampMillis int64, minQuality int) LookupRequest {
-	r := LookupRequest{
-		Hashes: LookupHashes{
+func lookupRequest(q *Query, timestampMillis int64, minQuality int) lookupwire.Request {
+	r := lookupwire.Request{
+		Hashes: lookupwire.Hashes{
 			MD5:    q.HexOf(MD5),
 			SHA1:   q.HexOf(SHA1),
 			SHA256: q.HexOf(SHA256),
@@ -215,7 +144,7 @@ func usablePDQ(q *Query, minQuality int) bool {
 // LookupResponseFromVerdict converts a verdict into the plugin's answer. A
 // match is a block with hashType, matchedHash and confidence always filled
 // in (the plugin prints them); anything else is allow.
-func LookupResponseFromVerdict(v Verdict) LookupResponse {
+func LookupResponseFromVerdict(v Verdict) lookupwire.Response {
 	if !v.Match {
 		reason := v.Reason
 		if reason == "" {
@@ -224,10 +153,10 @@ func LookupResponseFromVerdict(v Verdict) LookupResponse {
 				reason = "not scanned: a hash list backend was unavailable"
 			}
 		}
-		return LookupResponse{Action: ActionAllow, Reason: reason, Unscanned: v.Unscanned}
+		return lookupwire.Response{Action: lookupwire.ActionAllow, Reason: reason, Unscanned: v.Unscanned}
 	}
-	r := LookupResponse{
-		Action:      ActionBlock,
+	r := lookupwire.Response{
+		Action:      lookupwire.ActionBlock,
 		Reason:      v.Reason,
 		MatchedHash: v.MatchedHash,
 		HashType:    string(v.HashType),

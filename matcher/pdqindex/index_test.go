@@ -1,4 +1,4 @@
-package matcher
+package pdqindex
 
 import (
 	"fmt"
@@ -56,13 +56,13 @@ func pdqQueries(rng *rand.Rand, bank []pdq.Hash, count int) []pdq.Hash {
 	return qs
 }
 
-func pdqSortHits(h []PDQHit) []PDQHit {
-	slices.SortFunc(h, func(a, b PDQHit) int { return int(a.ID) - int(b.ID) })
+func pdqSortHits(h []Hit) []Hit {
+	slices.SortFunc(h, func(a, b Hit) int { return int(a.ID) - int(b.ID) })
 	return h
 }
 
 // pdqCheckSame fails unless got and want hold the same hits, each once.
-func pdqCheckSame(t *testing.T, what string, got, want []PDQHit) {
+func pdqCheckSame(t *testing.T, what string, got, want []Hit) {
 	t.Helper()
 	pdqSortHits(got)
 	pdqSortHits(want)
@@ -74,7 +74,7 @@ func pdqCheckSame(t *testing.T, what string, got, want []PDQHit) {
 	}
 }
 
-func TestPDQIndexMatchesLinear(t *testing.T) {
+func TestIndexMatchesLinear(t *testing.T) {
 	big, bigQueries := 200_000, 40
 	if testing.Short() {
 		big, bigQueries = 30_000, 10
@@ -97,7 +97,7 @@ func TestPDQIndexMatchesLinear(t *testing.T) {
 	}
 	for _, c := range cases {
 		bank := pdqBankWithDuplicates(c.n, uint64(c.n)+1)
-		ix := NewPDQIndex(slices.Clone(bank))
+		ix := Build(slices.Clone(bank))
 		if ix.Len() != c.n {
 			t.Fatalf("Len() = %d, want %d", ix.Len(), c.n)
 		}
@@ -117,11 +117,11 @@ func TestPDQIndexMatchesLinear(t *testing.T) {
 	}
 }
 
-// TestPDQIndexForcedPlans runs the multi-index search itself, not the scan
+// TestIndexForcedPlans runs the multi-index search itself, not the scan
 // the cost model may prefer, at thresholds 0..256 with several layouts
 // (chunks straddling words, uncovered bits, entry bits or none, 32-bit
 // ids), with both the cheapest radii and lopsided ones that skip tables.
-func TestPDQIndexForcedPlans(t *testing.T) {
+func TestIndexForcedPlans(t *testing.T) {
 	n, step, maxProbes := 20_000, 1, 100_000.0
 	if testing.Short() {
 		n, step, maxProbes = 5_000, 6, 20_000
@@ -142,7 +142,7 @@ func TestPDQIndexForcedPlans(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	qs := pdqQueries(rng, bank, 4)
 	for _, l := range layouts {
-		ix := newPDQIndexLayout(slices.Clone(bank), l.tops, l.exts, l.idBits)
+		ix := buildLayout(slices.Clone(bank), l.tops, l.exts, l.idBits)
 		shapes := ix.layout()
 		for r := 0; r <= 256; r += step + r/8 {
 			for excess := range 2 {
@@ -162,17 +162,17 @@ func TestPDQIndexForcedPlans(t *testing.T) {
 	}
 }
 
-// TestPDQIndexWeakSpill makes the weak list so short that it spills, at
+// TestIndexWeakSpill makes the weak list so short that it spills, at
 // its smallest length and below it, and checks that no hit is lost or
 // doubled: hits found at exactly the radius in several tables, of which
 // some spill and some are sifted.
-func TestPDQIndexWeakSpill(t *testing.T) {
+func TestIndexWeakSpill(t *testing.T) {
 	defer func(m int) { pdqWeakMax = m }(pdqWeakMax)
 	rng := rand.New(rand.NewPCG(13, 13))
 	bank := pdqRandomHashes(30_000, 13)
 	q := bank[0]
 	tops, exts := pdqRep(11, 15), pdqRep(11, 8)
-	ix := newPDQIndexLayout(slices.Clone(bank), tops, exts, 24)
+	ix := buildLayout(slices.Clone(bank), tops, exts, 24)
 	tau := make([]int8, len(tops))
 	for i := range tau {
 		tau[i] = 2 // 33 units: excess 1 at threshold 31
@@ -189,7 +189,7 @@ func TestPDQIndexWeakSpill(t *testing.T) {
 		}
 		bank[i] = h
 	}
-	ix = newPDQIndexLayout(slices.Clone(bank), tops, exts, 24)
+	ix = buildLayout(slices.Clone(bank), tops, exts, 24)
 	for _, m := range []int{1 << 18, pdqWeakMin, 1000} {
 		pdqWeakMax = m
 		for _, r := range []int{22, 31} {
@@ -203,9 +203,9 @@ func TestPDQIndexWeakSpill(t *testing.T) {
 	}
 }
 
-// TestPDQIndexPiles banks thousands of copies of one hash, more than a
+// TestIndexPiles banks thousands of copies of one hash, more than a
 // candidate batch, so buckets overflow the batch and are taken in pieces.
-func TestPDQIndexPiles(t *testing.T) {
+func TestIndexPiles(t *testing.T) {
 	bank := pdqRandomHashes(20_000, 9)
 	rng := rand.New(rand.NewPCG(9, 9))
 	pile := bank[0]
@@ -216,7 +216,7 @@ func TestPDQIndexPiles(t *testing.T) {
 		}
 	}
 	rng.Shuffle(len(bank), func(i, j int) { bank[i], bank[j] = bank[j], bank[i] })
-	ix := newPDQIndexLayout(slices.Clone(bank), pdqRep(11, 15), pdqRep(11, 8), 24)
+	ix := buildLayout(slices.Clone(bank), pdqRep(11, 15), pdqRep(11, 8), 24)
 	shapes := ix.layout()
 	for _, r := range []int{0, 1, 2, 5, 10, 31, 40} {
 		for excess := range 2 {
@@ -275,7 +275,7 @@ func pdqCoversPlan(tau []int8, r int) bool {
 	return s >= r+1
 }
 
-func TestPDQIndexPlansCover(t *testing.T) {
+func TestIndexPlansCover(t *testing.T) {
 	for _, n := range []int{600, 10_000, 1 << 20, 10_000_000, 20_000_000} {
 		idBits := pdqIDBits(n)
 		tops, exts := pdqChooseLayout(n, idBits)
@@ -305,7 +305,7 @@ func TestPDQIndexPlansCover(t *testing.T) {
 	}
 }
 
-func TestPDQChunkBits(t *testing.T) {
+func TestChunkBits(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 200 {
 		h := pdq.Hash{rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64()}
@@ -325,12 +325,12 @@ func TestPDQChunkBits(t *testing.T) {
 	}
 }
 
-func TestPDQIndexConcurrent(t *testing.T) {
+func TestIndexConcurrent(t *testing.T) {
 	bank := pdqBankWithDuplicates(30_000, 11)
-	ix := NewPDQIndex(slices.Clone(bank))
+	ix := Build(slices.Clone(bank))
 	rng := rand.New(rand.NewPCG(11, 11))
 	qs := pdqQueries(rng, bank, 16)
-	want := make([][]PDQHit, len(qs))
+	want := make([][]Hit, len(qs))
 	for i, q := range qs {
 		want[i] = pdqSortHits(LinearSearch(nil, bank, q, 40))
 	}
@@ -348,16 +348,16 @@ func TestPDQIndexConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-// TestPDQIndexMemory checks the bound of 80 bytes per banked hash at a size
+// TestIndexMemory checks the bound of 80 bytes per banked hash at a size
 // where the tables, not the fixed overheads, dominate.
-func TestPDQIndexMemory(t *testing.T) {
+func TestIndexMemory(t *testing.T) {
 	n := 2_000_000
 	if testing.Short() {
 		n = 1_000_000
 	}
 	hs := pdqRandomHashes(n, 3)
 	start := time.Now()
-	ix := NewPDQIndex(hs)
+	ix := Build(hs)
 	t.Logf("built %d hashes in %v, %d tables", n, time.Since(start), len(ix.tables))
 	per := float64(ix.MemoryBytes()) / float64(ix.Len())
 	t.Logf("%.2f bytes per hash", per)
@@ -369,16 +369,16 @@ func TestPDQIndexMemory(t *testing.T) {
 	}
 }
 
-// TestPDQIndexKeepsNoSlack hands NewPDQIndex slices whose capacity a
+// TestIndexKeepsNoSlack hands Build slices whose capacity a
 // loader guessed high: the index must not keep the slack for the bank's
 // lifetime, whether it keeps the hashes on the heap (no tables, small
 // tables) or copies them into its mapping, and ids must not move.
-func TestPDQIndexKeepsNoSlack(t *testing.T) {
+func TestIndexKeepsNoSlack(t *testing.T) {
 	for _, n := range []int{100, 5_000, 300_000} {
 		hs := make([]pdq.Hash, n, 10*n+2048)
 		copy(hs, pdqRandomHashes(n, uint64(n)))
 		want := slices.Clone(hs)
-		ix := NewPDQIndex(hs)
+		ix := Build(hs)
 		if got := cap(ix.hashes); got > n+n/8+1024 {
 			t.Errorf("n=%d: the index keeps a capacity of %d", n, got)
 		}

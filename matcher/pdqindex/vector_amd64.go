@@ -1,6 +1,6 @@
 //go:build amd64 && !purego
 
-package matcher
+package pdqindex
 
 import "golang.org/x/sys/cpu"
 

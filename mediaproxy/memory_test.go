@@ -1,0 +1,52 @@
+package mediaproxy
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestMemoryBounds: each LRU holds at most max entries and forgets the
+// least recently used; a flood of clean verdicts cannot evict a blocked
+// one; clean verdicts expire after cleanTTL and with a bank change.
+func TestMemoryBounds(t *testing.T) {
+	m := NewMemory(2, time.Minute)
+	now := time.Unix(1000, 0)
+	gen := uint64(1)
+	m.now = func() time.Time { return now }
+	m.gen = func() uint64 { return gen }
+
+	m.Block("hs/bad", "listed")
+	m.Clean("a")
+	m.Clean("b")
+	if _, ok := m.Get("hs/a", "a"); !ok { // a is now the most recent
+		t.Fatal("a forgotten")
+	}
+	m.Clean("c") // evicts b, the least recently used
+	if _, ok := m.Get("hs/b", "b"); ok {
+		t.Fatal("b kept beyond the bound")
+	}
+	for i := range 10 {
+		m.Clean(fmt.Sprint("flood", i))
+	}
+	if j, ok := m.Get("hs/bad", "bad"); !ok || !j.Blocked {
+		t.Fatal("a flood of clean verdicts evicted a blocked one")
+	}
+	if c, b := m.Len(); c != 2 || b != 1 {
+		t.Fatalf("Len = %d, %d; want 2, 1", c, b)
+	}
+
+	m.Clean("d")
+	now = now.Add(time.Minute + time.Second)
+	if _, ok := m.Get("hs/d", "d"); ok {
+		t.Fatal("clean verdict outlived cleanTTL")
+	}
+	m.Clean("e")
+	gen++
+	if _, ok := m.Get("hs/e", "e"); ok {
+		t.Fatal("clean verdict outlived a bank change")
+	}
+	if j, ok := m.Get("hs/bad", "bad"); !ok || !j.Blocked {
+		t.Fatal("blocked verdict expired")
+	}
+}
