@@ -1,6 +1,6 @@
 // Package lookupapi serves mediaguard's JSON lookup API: the endpoint the
-// Mjolnir HMA plugin (PR #617) POSTs the hashes of every media event to, and
-// which answers "block" or "allow". It is a plain net/http Handler over a
+// Mjolnir HMA plugin (https://github.com/matrix-org/mjolnir/pull/617)
+// POSTs the hashes of every media event to, and which answers "block" or "allow". It is a plain net/http Handler over a
 // matcher.Matcher, so the Caddy adapter stays thin and the API can be tested
 // without Caddy.
 //

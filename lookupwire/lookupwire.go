@@ -1,5 +1,5 @@
 // Package lookupwire is the JSON contract of the Mjolnir HMA plugin's lookup
-// API (PR #617; matrix.md "The HMA plugin's contract"): the request the
+// API (https://github.com/matrix-org/mjolnir/pull/617): the request the
 // plugin POSTs for each media event, the answer it expects, and how a server
 // decodes a request leniently. mediaguard's lookup server (package lookupapi)
 // serves it and the Service client (matcher.Service) speaks it to other

@@ -148,8 +148,11 @@ func (h *HMA) CheckBanks(ctx context.Context) (HMABankStatus, error) {
 		h.log.Info("configured banks exist in HMA", "backend", h.name, "banks", h.bankList)
 	}
 	if len(off) > 0 && !slices.Equal(off, prevOff) {
-		// GET /m/lookup leaves such banks out (transcript "after
-		// OTHER_BANK ratio 0"): as silent as a missing one.
+		// GET /m/lookup leaves such banks out (HMA 1.1.7 seen to,
+		// and its matching blueprint filters on the ratio:
+		// github.com/facebook/ThreatExchange, hasher-matcher-actioner
+		// src/OpenMediaMatch/blueprints/matching.py): as silent as a
+		// missing one.
 		h.log.Warn("configured banks have matching turned off in HMA (matching_enabled_ratio 0): lookups in them match nothing",
 			"backend", h.name, "banks", off)
 	}
@@ -158,8 +161,9 @@ func (h *HMA) CheckBanks(ctx context.Context) (HMABankStatus, error) {
 
 // listBanks performs GET /c/banks and returns each bank's
 // matching_enabled_ratio by name. HMA answers a JSON list of
-// {"matching_enabled_ratio":1.0,"name":"TEST_BANK"} (transcript "GET
-// /c/banks").
+// {"matching_enabled_ratio":1.0,"name":"TEST_BANK"} (HMA 1.1.7 seen to;
+// the curation blueprint, src/OpenMediaMatch/blueprints/curation.py in
+// github.com/facebook/ThreatExchange's hasher-matcher-actioner).
 func (h *HMA) listBanks(ctx context.Context) (map[string]float64, error) {
 	status, body, err := h.get(ctx, h.base+"/c/banks")
 	if err != nil {
