@@ -1,8 +1,8 @@
 // Package lookupapi serves mediaguard's JSON lookup API: the endpoint the
 // Mjolnir HMA plugin (https://github.com/matrix-org/mjolnir/pull/617)
-// POSTs the hashes of every media event to, and which answers "block" or "allow". It is a plain net/http Handler over a
-// matcher.Matcher, so the Caddy adapter stays thin and the API can be tested
-// without Caddy.
+// POSTs the hashes of every media event to, and which answers "block" or
+// "allow". It is a plain net/http Handler over a matcher.Matcher, so the
+// Caddy adapter stays thin and the API can be tested without Caddy.
 //
 // The plugin treats every answer that is not a 2xx JSON with
 // "action":"block" as allow, and it does not retry: each 400, 401, 413, 429
