@@ -103,7 +103,7 @@ func (a *Actions) Observe(d *mediaproxy.Decision) {
 		// Never the token, never the bytes: who and what, in hashes.
 		a.log.Warn("media blocked",
 			zap.String("direction", dir), zap.String("endpoint", d.Endpoint.Name),
-			zap.String("verdict", string(d.Outcome)), zap.String("media", d.MediaKey),
+			zap.String("verdict", string(d.Outcome)), zap.Stringer("media", d.MediaKey),
 			zap.String("bank", v.Bank), zap.String("hash_type", string(v.HashType)), zap.String("variant", VariantLabel(v.Variant)),
 			zap.String("matched_hash_prefix", MatchedPrefix(v.MatchedHash)), zap.Int("distance", v.Distance),
 			zap.String("source", v.Source), zap.String("sha256", d.Digests.SHA256Hex()), zap.String("user", d.User),
@@ -123,19 +123,19 @@ func (a *Actions) Observe(d *mediaproxy.Decision) {
 		if ce := a.log.Check(zap.DebugLevel, "media not scanned: matcher unavailable"); ce != nil {
 			ce.Write(zap.String("direction", dir),
 				zap.String("endpoint", d.Endpoint.Name), zap.String("verdict", string(d.Outcome)),
-				zap.String("media", d.MediaKey), zap.Error(d.Err), zap.Strings("notes", d.Verdict.Notes))
+				zap.Stringer("media", d.MediaKey), zap.Error(d.Err), zap.Strings("notes", d.Verdict.Notes))
 		}
 	case mediaproxy.Undecodable:
 		a.log.Warn("image refused: it could not be decoded (on_undecodable_image block)", zap.String("direction", dir), zap.String("endpoint", d.Endpoint.Name),
-			zap.String("media", d.MediaKey), zap.String("reason", d.UnscannableReason), zap.String("sha256", d.Digests.SHA256Hex()),
+			zap.Stringer("media", d.MediaKey), zap.String("reason", d.UnscannableReason), zap.String("sha256", d.Digests.SHA256Hex()),
 			zap.String("user", d.User))
 	case mediaproxy.Unscannable:
 		a.log.Info("media unscannable", zap.String("direction", dir), zap.String("endpoint", d.Endpoint.Name),
-			zap.String("media", d.MediaKey), zap.String("reason", d.UnscannableReason), zap.String("sha256", d.Digests.SHA256Hex()))
+			zap.Stringer("media", d.MediaKey), zap.String("reason", d.UnscannableReason), zap.String("sha256", d.Digests.SHA256Hex()))
 	default:
 		if ce := a.log.Check(zap.DebugLevel, "media decided"); ce != nil {
 			ce.Write(zap.String("direction", dir), zap.String("endpoint", d.Endpoint.Name),
-				zap.String("verdict", string(d.Outcome)), zap.String("media", d.MediaKey), zap.Duration("hash_time", d.HashTime))
+				zap.String("verdict", string(d.Outcome)), zap.Stringer("media", d.MediaKey), zap.Duration("hash_time", d.HashTime))
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -77,7 +78,10 @@ func decision(upload bool, outcome mediaproxy.Outcome, media, user string) *medi
 	}
 	d := &mediaproxy.Decision{
 		Request: httptest.NewRequest("GET", path, nil), Endpoint: mediaproxy.Endpoint{Name: path},
-		Upload: upload, Outcome: outcome, MediaKey: media, User: user,
+		Upload: upload, Outcome: outcome, User: user,
+	}
+	if server, id, ok := strings.Cut(media, "/"); ok {
+		d.MediaKey = mediaproxy.MediaKey{Server: server, ID: id}
 	}
 	if outcome == mediaproxy.Blocked || outcome == mediaproxy.LateBlocked || outcome == mediaproxy.KnownBlocked {
 		d.Verdict = matcher.Verdict{Match: true, Bank: "B", HashType: matcher.SHA256, MatchedHash: "0123456789abcdef0123", Source: "local"}

@@ -68,16 +68,25 @@ func detectionFromRecord(r audit.Record) notify.Detection {
 	}
 	return notify.Detection{
 		ID: r.ID, Time: r.Time, Direction: r.Direction, Endpoint: r.Endpoint, User: user,
-		MXC: mxc(r.Media), HashType: v.HashType, MatchedHash: v.MatchedHash, Bank: v.Bank,
+		MXC: mxcOfRecord(r.Media), HashType: v.HashType, MatchedHash: v.MatchedHash, Bank: v.Bank,
 		Source: v.Source, Distance: v.Distance, Confidence: v.Confidence, Form: v.Form, Variant: v.Variant, Action: v.Action,
 	}
 }
 
-func mxc(mediaKey string) string {
-	if mediaKey == "" || strings.HasPrefix(mediaKey, "/") {
+func mxc(k mediaproxy.MediaKey) string {
+	if k.IsZero() || k.Server == "" {
 		return ""
 	}
-	return "mxc://" + mediaKey
+	return "mxc://" + k.String()
+}
+
+// mxcOfRecord is mxc for the media an audit record names ("server/id",
+// "/id" while the server's name was unknown).
+func mxcOfRecord(media string) string {
+	if media == "" || strings.HasPrefix(media, "/") {
+		return ""
+	}
+	return "mxc://" + media
 }
 
 func actionTaken(d *mediaproxy.Decision) string {

@@ -2,7 +2,6 @@ package actions
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -21,13 +20,11 @@ const quarantineTimeout = 2 * time.Minute
 // It runs in the background: failures are retried by the client and
 // recorded in the audit log, never stalling the proxy.
 func (a *Actions) quarantine(id string, d *mediaproxy.Decision) {
-	if a.cfg.Admin == nil || d.Upload || d.MediaKey == "" || strings.HasPrefix(d.MediaKey, "/") {
+	// Without the server's name there is nothing the admin API can name.
+	if a.cfg.Admin == nil || d.Upload || d.MediaKey.IsZero() || d.MediaKey.Server == "" {
 		return
 	}
-	server, media, ok := strings.Cut(d.MediaKey, "/")
-	if !ok {
-		return
-	}
+	server, media := d.MediaKey.Server, d.MediaKey.ID
 	user := d.User
 	a.wg.Add(1)
 	go func() {

@@ -40,7 +40,7 @@ func (a *Actions) record(d *mediaproxy.Decision, dir string) string {
 		kind = audit.KindClean
 	}
 	r := audit.Record{
-		ID: id, Kind: kind, Direction: dir, Endpoint: d.Endpoint.Name, Media: d.MediaKey, User: d.User,
+		ID: id, Kind: kind, Direction: dir, Endpoint: d.Endpoint.Name, Media: d.MediaKey.String(), User: d.User,
 	}
 	if r.User == "" {
 		r.User = "unknown"
@@ -62,7 +62,7 @@ func (a *Actions) record(d *mediaproxy.Decision, dir string) string {
 	}
 	r.Verdict, _ = json.Marshal(ev)
 	if err := log.Append(r); err != nil {
-		a.log.Error("AUDIT RECORD NOT WRITTEN", zap.String("kind", kind), zap.String("media", d.MediaKey), zap.Error(err))
+		a.log.Error("AUDIT RECORD NOT WRITTEN", zap.String("kind", kind), zap.Stringer("media", d.MediaKey), zap.Error(err))
 	}
 	return id
 }

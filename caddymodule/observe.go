@@ -58,7 +58,7 @@ func (o *observer) emit(d *mediaproxy.Decision) {
 	v := d.Verdict
 	ev.Emit(o.app.ctx, "mediaguard.blocked", map[string]any{
 		"direction": actions.Direction(d), "endpoint": d.Endpoint.Name, "verdict": string(d.Outcome),
-		"media": d.MediaKey, "bank": v.Bank, "hash_type": string(v.HashType), "variant": actions.VariantLabel(v.Variant),
+		"media": d.MediaKey.String(), "bank": v.Bank, "hash_type": string(v.HashType), "variant": actions.VariantLabel(v.Variant),
 		"matched_hash_prefix": actions.MatchedPrefix(v.MatchedHash), "distance": v.Distance, "source": v.Source,
 		"confidence": v.Confidence, "sha256": d.Digests.SHA256Hex(), "user": d.User,
 	})

@@ -8,7 +8,6 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -28,9 +27,9 @@ func (p *Proxy) serveDownload(w http.ResponseWriter, r *http.Request, ep Endpoin
 	if ep.Family == FamilyFederation {
 		server = p.localServer()
 	}
-	mediaKey := server + "/" + ep.MediaID
-	variant := mediaKey + "|" + variantOf(ep, r.URL)
-	if j, ok := p.mem.Get(mediaKey, variant); ok {
+	mediaKey := MediaKey{Server: server, ID: ep.MediaID}
+	variant := renditionOf(mediaKey, ep, r.URL)
+	if j, ok := p.mem.Get(variant); ok {
 		if j.Blocked {
 			p.observe(&Decision{Request: r, Endpoint: ep, MediaKey: mediaKey, Outcome: KnownBlocked, User: p.startUser(r)(true)})
 			writeError(w, http.StatusNotFound, "M_NOT_FOUND", "Not found")
@@ -83,7 +82,7 @@ func (p *Proxy) serveDownload(w http.ResponseWriter, r *http.Request, ep Endpoin
 		}
 		if iw.mode == modeBuffer {
 			// Nothing reached the client yet: answer like a homeserver.
-			p.log.Warn("homeserver unreachable; download failed", zap.String("endpoint", ep.Name), zap.String("media", mediaKey), zap.Error(err))
+			p.log.Warn("homeserver unreachable; download failed", zap.String("endpoint", ep.Name), zap.Stringer("media", mediaKey), zap.Error(err))
 			writeError(w, http.StatusBadGateway, "M_UNKNOWN", "The homeserver could not be reached")
 			return nil
 		}
@@ -125,9 +124,9 @@ func callBuffered(iw *inspectWriter, r *http.Request, next Next) (err error) {
 // when it has not. It reports whether the media is blocked, and ok=false
 // when the original could not be judged (not found, homeserver error), in
 // which case the thumbnail is not served either.
-func (p *Proxy) judgeOriginal(r *http.Request, ep Endpoint, mediaKey string, next Next) (blocked, ok bool, refusal *discardWriter) {
-	orig := mediaKey + "|orig"
-	if j, known := p.mem.Get(mediaKey, orig); known {
+func (p *Proxy) judgeOriginal(r *http.Request, ep Endpoint, mediaKey MediaKey, next Next) (blocked, ok bool, refusal *discardWriter) {
+	orig := mediaKey.Original()
+	if j, known := p.mem.Get(orig); known {
 		return j.Blocked, true, nil
 	}
 	or := r.Clone(r.Context())
@@ -147,10 +146,10 @@ func (p *Proxy) judgeOriginal(r *http.Request, ep Endpoint, mediaKey string, nex
 	oep.Name = string(ep.Family) + "_download"
 	dw := &discardWriter{header: make(http.Header)}
 	if err := p.serveDownload(dw, or, oep, next); err != nil {
-		p.log.Info("original of a thumbnail could not be fetched; thumbnail refused", zap.String("media", mediaKey), zap.Error(err))
+		p.log.Info("original of a thumbnail could not be fetched; thumbnail refused", zap.Stringer("media", mediaKey), zap.Error(err))
 		return false, false, nil
 	}
-	if j, known := p.mem.Get(mediaKey, orig); known {
+	if j, known := p.mem.Get(orig); known {
 		return j.Blocked, true, nil
 	}
 	if dw.status >= 400 && dw.status != http.StatusNotFound {
@@ -209,16 +208,6 @@ func (p *Proxy) judgeWholeLimit() int64 {
 	return max(p.cfg.MaxDownloadBuffer, p.cfg.MaxUploadSize)
 }
 
-// variantOf distinguishes byte-different renditions of one media ID: a
-// clean thumbnail says nothing about the original.
-func variantOf(ep Endpoint, u *url.URL) string {
-	if !ep.Thumbnail {
-		return "orig"
-	}
-	q := u.Query()
-	return "thumb:" + q.Get("width") + "x" + q.Get("height") + ":" + q.Get("method") + ":" + q.Get("animated")
-}
-
 type inspectMode int
 
 const (
@@ -242,8 +231,8 @@ type inspectWriter struct {
 	// memLimit, from a spool file).
 	memLimit int64
 	limit    int64
-	mediaKey string
-	variant  string
+	mediaKey MediaKey
+	variant  Rendition
 
 	mode        inspectMode
 	status      int
@@ -389,12 +378,12 @@ func (iw *inspectWriter) startStreaming() error {
 	if iw.encoded() {
 		// Nothing sent yet: refuse rather than pass bytes we cannot judge.
 		iw.mode = modeDone
-		iw.p.log.Warn("homeserver sent an encoded body despite Accept-Encoding: identity; refused", zap.String("media", iw.mediaKey))
+		iw.p.log.Warn("homeserver sent an encoded body despite Accept-Encoding: identity; refused", zap.Stringer("media", iw.mediaKey))
 		writeError(iw.real, http.StatusBadGateway, "M_UNKNOWN", "The homeserver's answer could not be inspected")
 		return errEncoded
 	}
 	iw.mode = modeStream
-	iw.p.log.Debug("download larger than the buffer; streaming while hashing", zap.String("media", iw.mediaKey))
+	iw.p.log.Debug("download larger than the buffer; streaming while hashing", zap.Stringer("media", iw.mediaKey))
 	iw.sendHeader(http.StatusOK)
 	if iw.file != nil {
 		src := io.NewSectionReader(iw.file, 0, iw.fileSize)
@@ -566,7 +555,7 @@ var errUnspoolable = errors.New("mediaproxy: download could not be spooled to be
 // directory, which is made again for the next request).
 func (iw *inspectWriter) refuseUnspoolable(err error) error {
 	iw.mode = modeDone
-	iw.p.log.Error("cannot spool download to disk to judge it; refused", zap.String("media", iw.mediaKey), zap.Error(err))
+	iw.p.log.Error("cannot spool download to disk to judge it; refused", zap.Stringer("media", iw.mediaKey), zap.Error(err))
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, err := PrivateSpoolDir(iw.p.spoolParent); err != nil {
 			iw.p.log.Error("cannot recreate the spool directory", zap.Error(err))
@@ -615,7 +604,7 @@ func (iw *inspectWriter) finish() error {
 			d.User = iw.user(true)
 			p.mem.Block(iw.mediaKey, v.Reason)
 			p.observe(d)
-			p.log.Warn("late match on a streamed download; aborting the connection", zap.String("media", iw.mediaKey), zap.String("bank", v.Bank))
+			p.log.Warn("late match on a streamed download; aborting the connection", zap.Stringer("media", iw.mediaKey), zap.String("bank", v.Bank))
 			// Headers are gone; only an abort keeps the held-back tail
 			// (and so a complete file) from the client.
 			panic(http.ErrAbortHandler)
@@ -633,7 +622,7 @@ func (iw *inspectWriter) finish() error {
 	}
 	iw.mode = modeDone
 	if iw.encoded() {
-		p.log.Warn("homeserver sent an encoded body despite Accept-Encoding: identity; refused", zap.String("media", iw.mediaKey))
+		p.log.Warn("homeserver sent an encoded body despite Accept-Encoding: identity; refused", zap.Stringer("media", iw.mediaKey))
 		writeError(iw.real, http.StatusBadGateway, "M_UNKNOWN", "The homeserver's answer could not be inspected")
 		return nil
 	}
@@ -655,7 +644,7 @@ func (iw *inspectWriter) finish() error {
 		if redirect || err != nil {
 			d := &Decision{Request: iw.r, Endpoint: iw.ep, MediaKey: iw.mediaKey, Outcome: Unscannable, UnscannableReason: "federation redirect or unparsable multipart"}
 			if err != nil {
-				p.log.Info("federation media body not parsable; passed unscanned", zap.String("media", iw.mediaKey), zap.Error(err))
+				p.log.Info("federation media body not parsable; passed unscanned", zap.Stringer("media", iw.mediaKey), zap.Error(err))
 			}
 			p.observe(d)
 			return iw.release(body)
@@ -688,7 +677,7 @@ func (iw *inspectWriter) judgeFederationFile() error {
 	}
 	media, err := createSpoolFile(p.cfg.TempDir)
 	if err != nil {
-		p.log.Warn("cannot spool a federation media part; refused", zap.String("media", iw.mediaKey), zap.Error(err))
+		p.log.Warn("cannot spool a federation media part; refused", zap.Stringer("media", iw.mediaKey), zap.Error(err))
 		writeError(iw.real, http.StatusServiceUnavailable, "M_UNKNOWN", "Media scanning is temporarily unavailable")
 		return nil
 	}
@@ -703,7 +692,7 @@ func (iw *inspectWriter) judgeFederationFile() error {
 	defer p.spooled(-n)
 	if err != nil {
 		dg.Close()
-		p.log.Warn("cannot spool a federation media part; refused", zap.String("media", iw.mediaKey), zap.Error(err))
+		p.log.Warn("cannot spool a federation media part; refused", zap.Stringer("media", iw.mediaKey), zap.Error(err))
 		writeError(iw.real, http.StatusServiceUnavailable, "M_UNKNOWN", "Media scanning is temporarily unavailable")
 		return nil
 	}

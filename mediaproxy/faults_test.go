@@ -84,10 +84,10 @@ func TestMatcherDownFailOpen(t *testing.T) {
 	}
 	// Unscanned media is not remembered as clean: it is judged again.
 	id := e.obs.last().MediaKey
-	if id == "" {
+	if id.IsZero() {
 		t.Fatal("the upload's media ID was not learned from the answer")
 	}
-	if _, ok := e.proxy.Memory().Get(id, id+"|orig"); ok {
+	if _, ok := e.proxy.Memory().Get(id.Original()); ok {
 		t.Fatal("an unscanned upload was remembered as clean")
 	}
 }
@@ -518,16 +518,16 @@ func TestContentLengthSmallerThanBody(t *testing.T) {
 	if st := readStatus(t, conn, 3*time.Second); st != 200 {
 		t.Fatalf("answered %d", st)
 	}
-	stored, ok := e.up.Get(strings.TrimPrefix(mustLastKey(t, e), "hs.example/"))
+	stored, ok := e.up.Get(mustLastKey(t, e).ID)
 	if !ok || len(stored.Data) != 5_000 || sha256Hex(stored.Data) != e.obs.last().Digests.SHA256Hex() {
 		t.Fatalf("stored %d bytes (ok %v); want the 5000 declared and hashed", len(stored.Data), ok)
 	}
 }
 
-func mustLastKey(t *testing.T, e *env) string {
+func mustLastKey(t *testing.T, e *env) MediaKey {
 	t.Helper()
 	k := e.obs.last().MediaKey
-	if k == "" {
+	if k.IsZero() {
 		t.Fatal("no media key learned")
 	}
 	return k

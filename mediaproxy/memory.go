@@ -35,8 +35,8 @@ type Judgement struct {
 // stops it), one more at every config reload.
 type Memory struct {
 	mu       sync.Mutex
-	clean    *simplelru.LRU[string, Judgement]
-	blocked  *simplelru.LRU[string, Judgement]
+	clean    *simplelru.LRU[Rendition, Judgement]
+	blocked  *simplelru.LRU[MediaKey, Judgement]
 	cleanTTL time.Duration
 	now      func() time.Time
 	// gen is the current bank generation (matcher.Generation): a clean
@@ -51,56 +51,56 @@ func NewMemory(max int, cleanTTL time.Duration) *Memory {
 	if max <= 0 {
 		max = 100_000
 	}
-	return &Memory{clean: newLRU(max), blocked: newLRU(max), cleanTTL: cleanTTL, now: time.Now, gen: matcher.Generation}
+	return &Memory{clean: newLRU[Rendition](max), blocked: newLRU[MediaKey](max), cleanTTL: cleanTTL, now: time.Now, gen: matcher.Generation}
 }
 
 // newLRU returns an LRU of max > 0 entries.
-func newLRU(max int) *simplelru.LRU[string, Judgement] {
-	l, err := simplelru.NewLRU[string, Judgement](max, nil)
+func newLRU[K comparable](max int) *simplelru.LRU[K, Judgement] {
+	l, err := simplelru.NewLRU[K, Judgement](max, nil)
 	if err != nil {
 		panic(err) // only for max <= 0, which NewMemory rules out
 	}
 	return l
 }
 
-// Get returns the judgement for key, if any. A blocked verdict for the
-// media ID (key "server/id") applies to every variant of it.
-func (m *Memory) Get(mediaKey, variantKey string) (Judgement, bool) {
+// Get returns the judgement for rendition r, if any. A blocked verdict
+// for the media applies to every rendition of it.
+func (m *Memory) Get(r Rendition) (Judgement, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if j, ok := m.blocked.Get(mediaKey); ok {
+	if j, ok := m.blocked.Get(r.Key); ok {
 		return j, true
 	}
-	j, ok := m.clean.Get(variantKey)
+	j, ok := m.clean.Get(r)
 	if ok && (j.Gen != m.gen() || m.cleanTTL > 0 && m.now().Sub(j.At) > m.cleanTTL) {
-		m.clean.Remove(variantKey)
+		m.clean.Remove(r)
 		return Judgement{}, false
 	}
 	return j, ok
 }
 
 // Block records that the media is listed.
-func (m *Memory) Block(mediaKey, reason string) {
+func (m *Memory) Block(k MediaKey, reason string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.blocked.Add(mediaKey, Judgement{Blocked: true, Reason: reason, At: m.now()})
+	m.blocked.Add(k, Judgement{Blocked: true, Reason: reason, At: m.now()})
 }
 
-// Clean records that this variant was scanned and did not match the
+// Clean records that this rendition was scanned and did not match the
 // banks as they are now.
-func (m *Memory) Clean(variantKey string) { m.CleanAsOf(variantKey, m.Generation()) }
+func (m *Memory) Clean(r Rendition) { m.CleanAsOf(r, m.Generation()) }
 
 // Generation is the bank generation now: take it before judging, and
 // record the verdict with CleanAsOf, so a bank change during the judgement
 // is not mistaken for one the verdict saw.
 func (m *Memory) Generation() uint64 { return m.gen() }
 
-// CleanAsOf records that this variant did not match the banks of
+// CleanAsOf records that this rendition did not match the banks of
 // generation gen.
-func (m *Memory) CleanAsOf(variantKey string, gen uint64) {
+func (m *Memory) CleanAsOf(r Rendition, gen uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.clean.Add(variantKey, Judgement{At: m.now(), Gen: gen})
+	m.clean.Add(r, Judgement{At: m.now(), Gen: gen})
 }
 
 // Len returns the number of clean and blocked entries (for metrics).

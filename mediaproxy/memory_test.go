@@ -15,38 +15,39 @@ func TestMemoryBounds(t *testing.T) {
 	gen := uint64(1)
 	m.now = func() time.Time { return now }
 	m.gen = func() uint64 { return gen }
+	r := func(id string) Rendition { return MediaKey{Server: "hs", ID: id}.Original() }
 
-	m.Block("hs/bad", "listed")
-	m.Clean("a")
-	m.Clean("b")
-	if _, ok := m.Get("hs/a", "a"); !ok { // a is now the most recent
+	m.Block(MediaKey{Server: "hs", ID: "bad"}, "listed")
+	m.Clean(r("a"))
+	m.Clean(r("b"))
+	if _, ok := m.Get(r("a")); !ok { // a is now the most recent
 		t.Fatal("a forgotten")
 	}
-	m.Clean("c") // evicts b, the least recently used
-	if _, ok := m.Get("hs/b", "b"); ok {
+	m.Clean(r("c")) // evicts b, the least recently used
+	if _, ok := m.Get(r("b")); ok {
 		t.Fatal("b kept beyond the bound")
 	}
 	for i := range 10 {
-		m.Clean(fmt.Sprint("flood", i))
+		m.Clean(r(fmt.Sprint("flood", i)))
 	}
-	if j, ok := m.Get("hs/bad", "bad"); !ok || !j.Blocked {
+	if j, ok := m.Get(r("bad")); !ok || !j.Blocked {
 		t.Fatal("a flood of clean verdicts evicted a blocked one")
 	}
 	if c, b := m.Len(); c != 2 || b != 1 {
 		t.Fatalf("Len = %d, %d; want 2, 1", c, b)
 	}
 
-	m.Clean("d")
+	m.Clean(r("d"))
 	now = now.Add(time.Minute + time.Second)
-	if _, ok := m.Get("hs/d", "d"); ok {
+	if _, ok := m.Get(r("d")); ok {
 		t.Fatal("clean verdict outlived cleanTTL")
 	}
-	m.Clean("e")
+	m.Clean(r("e"))
 	gen++
-	if _, ok := m.Get("hs/e", "e"); ok {
+	if _, ok := m.Get(r("e")); ok {
 		t.Fatal("clean verdict outlived a bank change")
 	}
-	if j, ok := m.Get("hs/bad", "bad"); !ok || !j.Blocked {
+	if j, ok := m.Get(r("bad")); !ok || !j.Blocked {
 		t.Fatal("blocked verdict expired")
 	}
 }

@@ -163,8 +163,10 @@ type Decision struct {
 	Endpoint Endpoint
 	// Upload is true for uploads, false for downloads.
 	Upload bool
-	// MediaKey is "server/id" when known.
-	MediaKey string
+	// MediaKey names the media when known (zero for an upload the
+	// homeserver has not named); its Server is empty for this
+	// homeserver's media while its name is not yet known.
+	MediaKey MediaKey
 	Outcome  Outcome
 	Verdict  matcher.Verdict
 	Digests  hashing.Digests

@@ -193,7 +193,7 @@ func TestCleanUploadForwardedIdentical(t *testing.T) {
 	if peak.Load() != int64(len(img)) || spooled.Load() != 0 {
 		t.Fatalf("spool accounting: peak %d (want %d), now %d (want 0)", peak.Load(), len(img), spooled.Load())
 	}
-	if d := e.obs.last(); d.Outcome != Clean || d.PDQ == nil || d.MediaKey != id {
+	if d := e.obs.last(); d.Outcome != Clean || d.PDQ == nil || d.MediaKey.String() != id {
 		t.Fatalf("decision %+v", d)
 	}
 	stored, _ := e.up.Get(strings.Split(id, "/")[1])

@@ -81,7 +81,7 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 	hashTime := time.Since(start)
 	d := &Decision{Request: r, Endpoint: ep, Upload: true, Digests: sp.Digests(), PDQ: sc.pdq, UnscannableReason: sc.unscannable, HashTime: hashTime}
 	if ep.Kind == UploadTo {
-		d.MediaKey = ep.Server + "/" + ep.MediaID
+		d.MediaKey = MediaKey{Server: ep.Server, ID: ep.MediaID}
 	}
 	v, err := p.match(r.Context(), d, sc)
 	o, reason, gone := p.outcomeOf(r.Context(), v, err, sc, false)
@@ -133,11 +133,11 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 	d.User = user(d.Outcome != Clean)
 	d.UpstreamStatus = cw.status
 	if err == nil && cw.status == http.StatusOK {
-		if d.MediaKey == "" {
+		if d.MediaKey.IsZero() {
 			d.MediaKey = p.mediaKeyFromUploadResponse(cw.body.Bytes())
 		}
-		if d.MediaKey != "" && (d.Outcome == Clean || d.Outcome == Unscannable) {
-			p.mem.CleanAsOf(d.MediaKey+"|orig", gen)
+		if !d.MediaKey.IsZero() && (d.Outcome == Clean || d.Outcome == Unscannable) {
+			p.mem.CleanAsOf(d.MediaKey.Original(), gen)
 		}
 	}
 	p.observe(d)
@@ -146,25 +146,25 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 
 // mediaKeyFromUploadResponse reads {"content_uri":"mxc://server/id"} and
 // learns the homeserver's own name from it.
-func (p *Proxy) mediaKeyFromUploadResponse(body []byte) string {
+func (p *Proxy) mediaKeyFromUploadResponse(body []byte) MediaKey {
 	var resp struct {
 		ContentURI string `json:"content_uri"`
 	}
 	if json.Unmarshal(body, &resp) != nil {
-		return ""
+		return MediaKey{}
 	}
 	rest, ok := strings.CutPrefix(resp.ContentURI, "mxc://")
 	if !ok {
-		return ""
+		return MediaKey{}
 	}
 	server, id, ok := strings.Cut(rest, "/")
 	if !ok || !validServer(server) || !validMediaID(id) {
-		return ""
+		return MediaKey{}
 	}
 	if p.localServer() == "" {
 		p.serverName.CompareAndSwap(nil, &server)
 	}
-	return server + "/" + id
+	return MediaKey{Server: server, ID: id}
 }
 
 // captureWriter passes the upstream's answer through untouched and keeps a
