@@ -133,24 +133,34 @@ func TestVariantsOffByDefault(t *testing.T) {
 // many pixels as the plain forms did, however many edges it offers.
 func TestVariantsWithinBudget(t *testing.T) {
 	img := edits.Caption(edits.Border(edits.Gap(testimg.Photo(5, 120, 90), 0.1), 0.2, edits.White), "A", "B")
-	res := HashViewed(Viewed{Frames: []image.Image{img}}, Options{Search: SearchDefault})
 	b := img.Bounds()
-	budget := b.Dx() * b.Dy()
-	spent := 0
-	for _, f := range res.Forms {
-		if f.Variant == VariantNegative {
-			continue // no pixels
-		}
-		spent++
-	}
-	if spent == 0 {
-		t.Fatal("no variant hashed")
-	}
-	vs := variantSet{seen: map[Hash]int{}, budget: budget}
 	p := downscale(lumaOf(img), b.Dy(), b.Dx(), workSide)
-	defaultVariants(&vs, p, Result{}, "")
-	if vs.budget < 0 {
-		t.Fatalf("budget overspent by %d", -vs.budget)
+	base := FromImage(img, Options{})
+	run := func(budget int) variantSet {
+		vs := variantSet{seen: map[Hash]int{}, budget: budget}
+		defaultVariants(&vs, p, base, "")
+		return vs
+	}
+	// With the budget HashViewed gives one plain picture, every pixel
+	// hashed is paid for, and the edges it offers still get hashed.
+	full := run(variantBudget(b.Dx() * b.Dy()))
+	if full.budget < 0 {
+		t.Fatalf("budget overspent by %d", -full.budget)
+	}
+	if len(full.forms) < 3 {
+		t.Fatalf("only %d forms within a plain picture's budget: %+v", len(full.forms), full.forms)
+	}
+	// With no budget, only the negative (which costs no pixel) is left:
+	// the budget, not the picture, decides how much is hashed.
+	for _, f := range run(0).forms {
+		if f.Variant != VariantNegative {
+			t.Errorf("%s (%q) hashed with no budget left", f.Variant, f.Name)
+		}
+	}
+	// Spending is all or nothing per variant, and never more than given.
+	half := run(variantBudget(b.Dx()*b.Dy()) / 3)
+	if half.budget < 0 || len(half.forms) >= len(full.forms) {
+		t.Fatalf("a third of the budget: %d forms, %d left; full budget: %d forms", len(half.forms), half.budget, len(full.forms))
 	}
 }
 

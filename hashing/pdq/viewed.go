@@ -83,15 +83,15 @@ func HashViewed(v Viewed, opt Options) Result {
 		wantPlane := search != SearchOff
 		var base *plane
 		var baseRes Result
-		keep := func(last bool, r Result, p *plane) {
-			if last && p != nil {
+		keep := func(r Result, p *plane) {
+			if p != nil {
 				base, baseRes = p, r
 			}
 		}
 		fo := opt
 		fo.Dihedral = i == 0 && opt.Dihedral
 		stored, p := hashKeep(f, 1, fo, wantPlane && !orient && managed == nil && !alpha)
-		keep(true, stored, p)
+		keep(stored, p)
 		vs.budget += variantBudget(pixels(f))
 		if i == 0 {
 			res.Hash, res.Quality = stored.Hash, stored.Quality
@@ -104,7 +104,7 @@ func HashViewed(v Viewed, opt Options) Result {
 		}
 		if orient {
 			r, p := hashKeep(f, o, opt, wantPlane && managed == nil && !alpha)
-			keep(true, r, p)
+			keep(r, p)
 			add(join(prefix, "displayed"), VariantDisplayed, r)
 			vs.budget += variantBudget(pixels(f))
 		}
@@ -114,7 +114,7 @@ func HashViewed(v Viewed, opt Options) Result {
 				name = "displayed colour-managed"
 			}
 			r, p := hashKeep(managed, o, opt, wantPlane && !alpha)
-			keep(true, r, p)
+			keep(r, p)
 			add(join(prefix, name), VariantColourManaged, r)
 			vs.budget += variantBudget(pixels(f))
 		}
@@ -129,7 +129,7 @@ func HashViewed(v Viewed, opt Options) Result {
 					name = "displayed " + name
 				}
 				r, p := hashKeep(c, o, opt, wantPlane && bg.v == 0xff)
-				keep(true, r, p)
+				keep(r, p)
 				add(join(prefix, name), VariantComposited, r)
 				vs.budget += variantBudget(pixels(f))
 			}
