@@ -42,6 +42,9 @@ var DeepEdits = []Form{
 		b := img.Bounds()
 		return edits.OnCanvas(img, nil, testimg.Photo(904, b.Dx(), b.Dy()), 0.35, 0.75)
 	})},
+	// No row or column of the frame is uniform, so trimming and peeling
+	// do not see it; the paste search finds the picture's straight edges.
+	{"framed by a colour gradient", "image/jpeg", jpegOf(func(img *image.NRGBA) image.Image { return edits.GradientFrame(img, 0.15) })},
 	{"rotated 3° with white corners", "image/png", pngOf(func(img *image.NRGBA) image.Image { return edits.Rotate(img, 3, edits.White) })},
 	{"rotated 10° with white corners", "image/png", pngOf(func(img *image.NRGBA) image.Image { return edits.Rotate(img, -10, edits.White) })},
 }

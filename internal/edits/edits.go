@@ -53,6 +53,23 @@ func Border(img image.Image, frac float64, c color.Color) *image.NRGBA {
 	return out
 }
 
+// GradientFrame surrounds img with a frame frac of its size on each side
+// that is a diagonal colour gradient: no row or column of it is uniform.
+func GradientFrame(img image.Image, frac float64) *image.NRGBA {
+	b := img.Bounds()
+	bx, by := int(frac*float64(b.Dx())), int(frac*float64(b.Dy()))
+	w, h := b.Dx()+2*bx, b.Dy()+2*by
+	out := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			v := uint8((x + y) * 255 / (w + h))
+			out.SetNRGBA(x, y, color.NRGBA{v, 255 - v, 128, 255})
+		}
+	}
+	paste(out, img, bx, by)
+	return out
+}
+
 // Letterbox centres img on a black square.
 func Letterbox(img image.Image) *image.NRGBA {
 	b := img.Bounds()
