@@ -194,3 +194,10 @@ func (d *Digester) finish() {
 		d.cur = nil
 	}
 }
+
+// DigestBytes returns the digests of b.
+func DigestBytes(b []byte) Digests {
+	d := NewDigester()
+	d.Write(b)
+	return d.Sum()
+}

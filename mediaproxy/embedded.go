@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/mediaguard/mediaguard/hashing"
 	"github.com/mediaguard/mediaguard/hashing/carve"
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/matcher"
@@ -67,7 +68,7 @@ func (p *Proxy) scanEmbedded(ctx context.Context, r io.ReadSeeker, q *matcher.Qu
 	sort.SliceStable(parts, func(i, j int) bool { return len(parts[i].Data) > len(parts[j].Data) })
 	decoded, tried := 0, 0
 	for _, part := range parts {
-		dg := digestBytes(part.Data)
+		dg := hashing.DigestBytes(part.Data)
 		q.Embedded = append(q.Embedded, matcher.EmbeddedDigests{Where: part.Where, MD5: dg.MD5, SHA1: dg.SHA1, SHA256: dg.SHA256})
 		if decoded >= maxEmbeddedImages || tried >= 2*maxEmbeddedImages || ctx.Err() != nil {
 			continue

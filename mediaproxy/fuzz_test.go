@@ -2,6 +2,7 @@ package mediaproxy
 
 import (
 	"bytes"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
@@ -58,8 +59,12 @@ func FuzzFederationMedia(f *testing.F) {
 	f.Add([]byte("--b0undary\r\n\r\n"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, body []byte) {
-		media, _, redirect, err := federationMedia(body, "b0undary")
-		if err == nil && !redirect && len(media) > len(body) {
+		part, redirect, err := federationPart(bytes.NewReader(body), "b0undary")
+		if err != nil || redirect {
+			return
+		}
+		media, err := io.ReadAll(part)
+		if err == nil && len(media) > len(body) {
 			t.Fatalf("media part larger than the body")
 		}
 	})

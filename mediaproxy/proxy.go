@@ -218,6 +218,9 @@ func (p *Proxy) reserve(n int64) bool {
 	return true
 }
 
+// release gives n bytes back to the shared in-memory budget.
+func (p *Proxy) release(n int64) { p.buffered.Add(-n) }
+
 // spooled accounts bytes added to (positive) or removed from the spool
 // directory.
 func (p *Proxy) spooled(delta int64) {

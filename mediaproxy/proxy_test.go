@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mediaguard/mediaguard/hashing"
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/hashing/sched"
 	"github.com/mediaguard/mediaguard/internal/testimg"
@@ -279,7 +280,7 @@ func TestAsyncUploadPUT(t *testing.T) {
 }
 
 func md5Hex(b []byte) string {
-	d := digestBytes(b)
+	d := hashing.DigestBytes(b)
 	return d.MD5Hex()
 }
 
@@ -314,7 +315,7 @@ func TestUnknownDownloadsDecidedBeforeFirstByte(t *testing.T) {
 
 func TestFederationMultipart(t *testing.T) {
 	listed := encodePNG(testPhoto(8, 128, 128))
-	e := newEnv(t, []string{"sha1 " + digestBytes(listed).SHA1Hex()}, func(c *Config) { c.ServerName = "hs.example" })
+	e := newEnv(t, []string{"sha1 " + hashing.DigestBytes(listed).SHA1Hex()}, func(c *Config) { c.ServerName = "hs.example" })
 	e.up.Put("fbad", listed, "image/png")
 	good := encodePNG(testPhoto(9, 128, 128))
 	e.up.Put("fgood", good, "image/png")

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mediaguard/mediaguard/hashing"
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/hashing/sched"
 	"github.com/mediaguard/mediaguard/hashing/worker"
@@ -60,7 +61,7 @@ func TestClientLeavesMidHash(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	s := p.scan(ctx, bytes.NewReader(img), "image/jpeg", digestBytes(img))
+	s := p.scan(ctx, bytes.NewReader(img), "image/jpeg", hashing.DigestBytes(img))
 	if ctx.Err() == nil {
 		t.Fatalf("scan returned before the client left: %+v", s)
 	}

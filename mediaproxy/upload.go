@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"strconv"
@@ -25,23 +24,18 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 	}
 	user := p.startUser(r)
 	start := time.Now()
-	// The memory this upload may use comes out of the shared budget; with
-	// none left it goes straight to disk.
-	memLimit := p.cfg.MemoryBuffer
-	if r.ContentLength >= 0 && r.ContentLength < memLimit {
-		memLimit = r.ContentLength
-	}
-	if !p.reserve(memLimit) {
-		memLimit = 0
-	}
-	defer p.buffered.Add(-memLimit)
+	// The memory this upload holds comes out of the shared budget; with
+	// none left it goes to disk.
+	sp := newSpool(spoolOptions{memoryLimit: p.cfg.MemoryBuffer, maxSize: p.cfg.MaxUploadSize, tempDir: p.cfg.TempDir,
+		declared: r.ContentLength, budget: p, onDisk: p.cfg.OnSpool})
+	defer sp.Close()
 	body := io.Reader(r.Body)
 	var ir *idleReader
 	if p.cfg.UploadIdleTimeout > 0 {
 		ir = &idleReader{r: r.Body, rc: http.NewResponseController(w), idle: p.cfg.UploadIdleTimeout}
 		body = ir
 	}
-	sp, err := NewSpool(body, SpoolOptions{MemoryLimit: memLimit, MaxSize: p.cfg.MaxUploadSize, TempDir: p.cfg.TempDir, OnDisk: p.cfg.OnSpool, Declared: r.ContentLength})
+	_, err := sp.ReadFrom(body)
 	if ir != nil {
 		ir.done(err == nil)
 	}
@@ -57,13 +51,7 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 			writeError(w, http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Upload exceeds the maximum allowed size")
 		case errors.Is(err, ErrSpoolDisk):
 			p.log.Error("cannot spool upload to disk; refusing it", zap.String("endpoint", ep.Name), zap.Error(err))
-			if errors.Is(err, fs.ErrNotExist) {
-				// A tmp cleaner removed the spool directory: make it
-				// again so the next upload works.
-				if _, err := PrivateSpoolDir(p.spoolParent); err != nil {
-					p.log.Error("cannot recreate the spool directory", zap.Error(err))
-				}
-			}
+			p.recreateSpoolDir(err)
 			writeError(w, http.StatusServiceUnavailable, "M_UNKNOWN", "Media scanning is temporarily unavailable")
 		default:
 			// The client went away or sent less than it declared; there
@@ -73,7 +61,6 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 		}
 		return nil
 	}
-	defer sp.Close()
 
 	ct := r.Header.Get("Content-Type")
 	gen := p.mem.Generation()
