@@ -433,10 +433,6 @@ func rewrite(t testing.TB, path, content string) {
 	}
 }
 
-// waitFor is the shared testkit.EventuallyWithin under the name these tests
-// use; it returns how long cond took to hold.
-var waitFor = testkit.EventuallyWithin
-
 func TestLocalHotReload(t *testing.T) {
 	if testing.Short() {
 		// Still quick (a few seconds), but it is bound to real time.
@@ -459,7 +455,7 @@ func TestLocalHotReload(t *testing.T) {
 
 	// In-place edit (what an editor or `>>` does).
 	writeFile(t, p, "md5 "+tMD5+" v2\nsha1 "+tSHA1+"\n")
-	took := waitFor(t, 2*time.Second, "in-place edit", func() bool { return match(t, l, qB).Match })
+	took := testkit.EventuallyWithin(t, 2*time.Second, "in-place edit", func() bool { return match(t, l, qB).Match })
 	t.Logf("in-place edit live after %v", took)
 	if v := match(t, l, qA); v.Evidence[0].Label != "v2" {
 		t.Errorf("label = %q, want v2", v.Evidence[0].Label)
@@ -470,12 +466,12 @@ func TestLocalHotReload(t *testing.T) {
 
 	// Atomic replacement removing an entry.
 	rewrite(t, p, "sha1 "+tSHA1+"\n")
-	took = waitFor(t, 2*time.Second, "atomic replace", func() bool { return !match(t, l, qA).Match })
+	took = testkit.EventuallyWithin(t, 2*time.Second, "atomic replace", func() bool { return !match(t, l, qA).Match })
 	t.Logf("atomic replace live after %v", took)
 
 	// Garbage: the previous bank stays and Status shows why.
 	rewrite(t, p, "this is not a bank\nat all\n")
-	waitFor(t, 2*time.Second, "reload error", func() bool { return l.Status()[0].LastError != "" })
+	testkit.EventuallyWithin(t, 2*time.Second, "reload error", func() bool { return l.Status()[0].LastError != "" })
 	st := l.Status()[0]
 	if !strings.Contains(st.LastError, "no valid entries") || !strings.Contains(st.LastError, p) || st.Counts.SHA1 != 1 || st.LastErrorAt.IsZero() {
 		t.Errorf("status = %+v", st)
@@ -493,7 +489,7 @@ func TestLocalHotReload(t *testing.T) {
 
 	// Fixing the file clears the error.
 	rewrite(t, p, "md5 "+tMD5+" v3\n")
-	waitFor(t, 2*time.Second, "fixed file", func() bool { return match(t, l, qA).Match })
+	testkit.EventuallyWithin(t, 2*time.Second, "fixed file", func() bool { return match(t, l, qA).Match })
 	if st := l.Status()[0]; st.LastError != "" || st.Counts.MD5 != 1 || st.Counts.SHA1 != 0 {
 		t.Errorf("status after fix = %+v", st)
 	}
@@ -502,7 +498,7 @@ func TestLocalHotReload(t *testing.T) {
 	if err := os.Remove(p); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "missing file error", func() bool { return l.Status()[0].LastError != "" })
+	testkit.EventuallyWithin(t, 2*time.Second, "missing file error", func() bool { return l.Status()[0].LastError != "" })
 	if !match(t, l, qA).Match {
 		t.Error("bank dropped when its file vanished")
 	}

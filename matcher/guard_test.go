@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mediaguard/mediaguard/internal/testkit"
 )
 
 func newTestGuard(t testing.TB, cfg GuardConfig) *Guard {
@@ -229,7 +231,7 @@ func TestGuardBreakerOpensAndRecovers(t *testing.T) {
 		t.Fatalf("state %q, calls %d after a successful probe; want closed, 4", s, backend.calls.Load())
 	}
 	want := []string{"hma:closed->open", "hma:open->half-open", "hma:half-open->closed"}
-	eventually(t, "breaker events", func() bool { return len(tr.list()) == len(want) })
+	testkit.Eventually(t, "breaker events", func() bool { return len(tr.list()) == len(want) })
 	if got := tr.list(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("transitions %q; want %q", got, want)
 	}
@@ -295,7 +297,7 @@ func TestGuardClientCancelNotCounted(t *testing.T) {
 		t.Fatalf("err = %v; want context.Canceled", err)
 	}
 	// Abandoned is counted after the breaker has accounted for the call.
-	eventually(t, "the abandoned call", func() bool { return g.Stats().Remotes["hma"].Abandoned == 1 })
+	testkit.Eventually(t, "the abandoned call", func() bool { return g.Stats().Remotes["hma"].Abandoned == 1 })
 	st := g.Stats()
 	if s := g.BreakerStates()["hma"]; s != "closed" || st.Remotes["hma"].Failures != 0 || st.FailOpen+st.FailClosed != 0 {
 		t.Fatalf("state %q, stats %+v; a cancelled caller must not count", s, st)
@@ -315,7 +317,7 @@ func TestGuardClientCancelNotCounted(t *testing.T) {
 // hammering it, and closes once a probe finds the index loaded.
 func TestGuardBreakerWithHMAIndexLoad(t *testing.T) {
 	f := newFakeHMA(t)
-	f.loaded.Store(false)
+	f.Loaded.Store(false)
 	h := newTestHMA(t, HMAConfig{URL: f.URL})
 	g := newTestGuard(t, GuardConfig{
 		Remotes: []Remote{{"hma", h}},
@@ -327,10 +329,10 @@ func TestGuardBreakerWithHMAIndexLoad(t *testing.T) {
 			t.Fatalf("Match = %+v, %v; want unscanned while HMA loads", v, err)
 		}
 	}
-	if f.lookups.Load() != 2 || g.BreakerStates()["hma"] != "open" {
-		t.Fatalf("HMA asked %d times, state %q; want 2 and open", f.lookups.Load(), g.BreakerStates()["hma"])
+	if f.Lookups.Load() != 2 || g.BreakerStates()["hma"] != "open" {
+		t.Fatalf("HMA asked %d times, state %q; want 2 and open", f.Lookups.Load(), g.BreakerStates()["hma"])
 	}
-	f.loaded.Store(true)
+	f.Loaded.Store(true)
 	time.Sleep(150 * time.Millisecond)
 	v, err := g.Match(context.Background(), q)
 	if err != nil || !v.Match || v.Source != "hma:OTHER_BANK" && v.Source != "hma:TEST_BANK" {
@@ -498,7 +500,7 @@ func TestGuardSingleflight(t *testing.T) {
 			results <- v
 		})
 	}
-	eventually(t, "every caller to join", func() bool { return g.Stats().SharedCalls == n-1 })
+	testkit.Eventually(t, "every caller to join", func() bool { return g.Stats().SharedCalls == n-1 })
 	close(release)
 	wg.Wait()
 	close(results)
@@ -535,13 +537,13 @@ func TestGuardSingleflightLeaderCancel(t *testing.T) {
 		_, err := g.Match(leaderCtx, md5Query("same"))
 		leaderErr <- err
 	}()
-	eventually(t, "the leader's call", func() bool { return backend.calls.Load() == 1 })
+	testkit.Eventually(t, "the leader's call", func() bool { return backend.calls.Load() == 1 })
 	follower := make(chan Verdict, 1)
 	go func() {
 		v, _ := g.Match(context.Background(), md5Query("same"))
 		follower <- v
 	}()
-	eventually(t, "the follower to join", func() bool { return g.Stats().SharedCalls == 1 })
+	testkit.Eventually(t, "the follower to join", func() bool { return g.Stats().SharedCalls == 1 })
 	cancel()
 	if err := <-leaderErr; !errors.Is(err, context.Canceled) {
 		t.Fatalf("leader err = %v", err)
