@@ -61,31 +61,6 @@ func digest32(t testing.TB, s string) (d [32]byte) {
 	return d
 }
 
-// testLogger records log lines for assertions and is safe for concurrent use.
-type testLogger struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *testLogger) add(level, msg string, kv []any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, level+" "+msg+" "+fmt.Sprint(kv...))
-}
-func (l *testLogger) Info(msg string, kv ...any)  { l.add("INFO", msg, kv) }
-func (l *testLogger) Warn(msg string, kv ...any)  { l.add("WARN", msg, kv) }
-func (l *testLogger) Error(msg string, kv ...any) { l.add("ERROR", msg, kv) }
-func (l *testLogger) contains(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, line := range l.lines {
-		if strings.Contains(line, s) {
-			return true
-		}
-	}
-	return false
-}
-
 func newTestLocal(t *testing.T, cfg LocalConfig) *Local {
 	t.Helper()
 	l, err := NewLocal(cfg)
@@ -119,13 +94,13 @@ func TestLocalMatch(t *testing.T) {
 	}, "\n"))
 	bankB := filepath.Join(dir, "b.csv")
 	writeFile(t, bankB, "type,hash,label\nsha256,"+tSHA256+",in-b\n")
-	log := &testLogger{}
+	log, logs := testkit.ObserveLogs()
 	l := newTestLocal(t, LocalConfig{
 		Banks:  []BankConfig{{Name: "TEST", Path: bankA}, {Name: "OTHER_2", Path: bankB}},
 		Logger: log,
 	})
-	if !log.contains("bank loaded") {
-		t.Errorf("no load log: %q", log.lines)
+	if testkit.LogCount(logs, "bank loaded") == 0 {
+		t.Errorf("no load log: %q", testkit.LogLines(logs))
 	}
 
 	tests := []struct {
@@ -441,7 +416,7 @@ func TestLocalHotReload(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "bank.txt")
 	writeFile(t, p, "md5 "+tMD5+" v1\n")
-	log := &testLogger{}
+	log, logs := testkit.ObserveLogs()
 	// The default interval: the bound under test is the production one.
 	l := newTestLocal(t, LocalConfig{Banks: []BankConfig{{Name: "HOT", Path: p}}, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -479,7 +454,7 @@ func TestLocalHotReload(t *testing.T) {
 	if !match(t, l, qB).Match {
 		t.Error("previous bank dropped after a failed reload")
 	}
-	if !log.contains("bank reload failed") {
+	if testkit.LogCount(logs, "bank reload failed") == 0 {
 		t.Error("failed reload not logged")
 	}
 	// A forced check of unchanged garbage neither reparses nor re-reports.
@@ -661,22 +636,4 @@ func BenchmarkLocalMatch(b *testing.B) {
 	for b.Loop() {
 		l.Match(ctx, q)
 	}
-}
-
-func (l *testLogger) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, line := range l.lines {
-		if strings.Contains(line, s) {
-			n++
-		}
-	}
-	return n
-}
-
-func (l *testLogger) all() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
 }

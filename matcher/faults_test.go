@@ -57,14 +57,14 @@ func TestGuardHMAFaults(t *testing.T) {
 				t.Parallel()
 				f := newFakeHMA(t)
 				h := newTestHMA(t, HMAConfig{URL: f.URL, Timeout: 5 * time.Second})
-				var log testLogger
+				log, logs := testkit.ObserveLogs()
 				var tr transitions
 				g := newTestGuard(t, GuardConfig{
 					Remotes:         []Remote{{"hma", h}},
 					FailPolicy:      policy,
 					Breaker:         BreakerConfig{ConsecutiveFailures: 3, OpenTimeout: 150 * time.Millisecond, CallTimeout: 100 * time.Millisecond},
 					Cache:           noCache,
-					Logger:          &log,
+					Logger:          log,
 					OnBreakerChange: tr.add,
 				})
 				// A hash HMA does not hold: only the failure decides.
@@ -88,11 +88,11 @@ func TestGuardHMAFaults(t *testing.T) {
 					t.Fatalf("stats %+v: want 3 failures of this kind, then %d rejected by the open breaker", st, requests-3)
 				}
 				testkit.Eventually(t, "breaker opened", func() bool { return len(tr.list()) == 1 })
-				if n := log.count("remote backend failed"); n != 1 {
-					t.Fatalf("%d failure lines for %d failed requests; want 1:\n%s", n, requests, log.all())
+				if n := testkit.LogCount(logs, "remote backend failed"); n != 1 {
+					t.Fatalf("%d failure lines for %d failed requests; want 1:\n%s", n, requests, testkit.LogText(logs))
 				}
-				if n := log.count("not consulting it"); n != 1 {
-					t.Fatalf("%d breaker-open lines; want 1:\n%s", n, log.all())
+				if n := testkit.LogCount(logs, "not consulting it"); n != 1 {
+					t.Fatalf("%d breaker-open lines; want 1:\n%s", n, testkit.LogText(logs))
 				}
 
 				heal()
@@ -108,7 +108,7 @@ func TestGuardHMAFaults(t *testing.T) {
 				if got := tr.list(); strings.Join(got, " ") != strings.Join(want, " ") {
 					t.Fatalf("transitions %q; want %q", got, want)
 				}
-				if n := log.count("remote backend failed"); n != 1 {
+				if n := testkit.LogCount(logs, "remote backend failed"); n != 1 {
 					t.Fatalf("%d failure lines after recovery; want still 1", n)
 				}
 			})
@@ -120,12 +120,12 @@ func TestGuardHMAFaults(t *testing.T) {
 // relapse must not be silent.
 func TestGuardFailureLoggedAgainAfterRecovery(t *testing.T) {
 	backend := newFakeBackend(answer(Verdict{}, ErrUnavailable))
-	var log testLogger
+	log, logs := testkit.ObserveLogs()
 	g := newTestGuard(t, GuardConfig{
 		Remotes: []Remote{{"svc", backend}},
 		Breaker: BreakerConfig{ConsecutiveFailures: 2, OpenTimeout: 50 * time.Millisecond},
 		Cache:   noCache,
-		Logger:  &log,
+		Logger:  log,
 	})
 	ctx := context.Background()
 	g.Match(ctx, md5Query("x"))
@@ -133,12 +133,12 @@ func TestGuardFailureLoggedAgainAfterRecovery(t *testing.T) {
 	backend.set(answer(Verdict{}, nil))
 	time.Sleep(80 * time.Millisecond)
 	g.Match(ctx, md5Query("x")) // the probe closes the breaker
-	testkit.Eventually(t, "closed", func() bool { return log.count("changed") == 3 })
+	testkit.Eventually(t, "closed", func() bool { return testkit.LogCount(logs, "changed") == 3 })
 	backend.set(answer(Verdict{}, ErrBadResponse))
 	g.Match(ctx, md5Query("x"))
 	g.Match(ctx, md5Query("x"))
-	if n := log.count("remote backend failed"); n != 2 {
-		t.Fatalf("%d failure lines; want 2 (one per closed period):\n%s", n, log.all())
+	if n := testkit.LogCount(logs, "remote backend failed"); n != 2 {
+		t.Fatalf("%d failure lines; want 2 (one per closed period):\n%s", n, testkit.LogText(logs))
 	}
 }
 

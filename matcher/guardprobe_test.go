@@ -60,13 +60,13 @@ func TestGuardProbeRecovers(t *testing.T) {
 		},
 	}
 	var tr transitions
-	var log testLogger
+	log, logs := testkit.ObserveLogs()
 	g := newTestGuard(t, GuardConfig{
 		Remotes:         []Remote{{"svc", p}},
 		Breaker:         BreakerConfig{ConsecutiveFailures: 2, OpenTimeout: time.Minute, HalfOpenMaxRequests: 2},
 		Cache:           noCache,
 		OnBreakerChange: tr.add,
-		Logger:          &log,
+		Logger:          log,
 	})
 	g.probeFirst, g.probeMax = 20*time.Millisecond, 60*time.Millisecond
 	ctx := context.Background()
@@ -97,8 +97,8 @@ func TestGuardProbeRecovers(t *testing.T) {
 	if got := tr.list(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("transitions %q; want %q", got, want)
 	}
-	if !log.contains("answers probes again") {
-		t.Fatalf("recovery not logged:\n%s", log.all())
+	if testkit.LogCount(logs, "answers probes again") == 0 {
+		t.Fatalf("recovery not logged:\n%s", testkit.LogText(logs))
 	}
 
 	// Open it again and close the Guard: the prober stops.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"go.uber.org/zap"
 )
 
 // DefaultRemoteTimeout bounds one request to a remote backend when its config
@@ -57,8 +58,8 @@ type HMAConfig struct {
 	// connection pool sized for many lookups to one host.
 	HTTPClient *http.Client
 	// Logger receives the bank check's findings (a configured bank HMA
-	// does not have is an error); nil is silent.
-	Logger Logger
+	// does not have is an error); nil logs nothing.
+	Logger *zap.Logger
 }
 
 // HMA is a Matcher backed by HMA 2.0's GET /m/lookup. It asks only what HMA
@@ -73,7 +74,7 @@ type HMA struct {
 	minPDQ    int
 	client    *http.Client
 	userAgent string
-	log       Logger
+	log       *zap.Logger
 
 	// bankList is cfg.Banks, checked against HMA's own list by Watch.
 	bankList  []string
@@ -121,7 +122,7 @@ func NewHMA(cfg HMAConfig) (*HMA, error) {
 		bankState: hmaBanks{recheckOK: hmaBankRecheckOK, recheckFailing: hmaBankRecheckFailing},
 	}
 	if h.log == nil {
-		h.log = nopLogger{}
+		h.log = zap.NewNop()
 	}
 	if h.timeout == 0 {
 		h.timeout = DefaultRemoteTimeout

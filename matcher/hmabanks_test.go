@@ -26,7 +26,7 @@ func TestHMACheckBanks(t *testing.T) {
 	}{
 		{"all present", []string{"TEST_BANK", "OTHER_BANK"}, nil, nil, nil, "INFO configured banks exist in HMA"},
 		{"misspelt", []string{"TEST_BANKS", "OTHER_BANK"}, nil, []string{"TEST_BANKS"}, nil, "ERROR configured banks do not exist in HMA"},
-		{"deleted", []string{"TEST_BANK", "OTHER_BANK"}, func(f *fakes.HMA) { f.DeleteBank("OTHER_BANK") }, []string{"OTHER_BANK"}, nil, "missing[OTHER_BANK]"},
+		{"deleted", []string{"TEST_BANK", "OTHER_BANK"}, func(f *fakes.HMA) { f.DeleteBank("OTHER_BANK") }, []string{"OTHER_BANK"}, nil, "missing [OTHER_BANK]"},
 		{"empty bank exists", []string{"EMPTY"}, func(f *fakes.HMA) { f.SetBank("EMPTY", 1) }, nil, nil, "INFO configured banks exist"},
 		{"matching off", []string{"TEST_BANK"}, func(f *fakes.HMA) { f.SetBank("TEST_BANK", 0) }, nil, nil, "WARN configured banks have matching turned off"},
 		{"no curator role", []string{"TEST_BANK"}, func(f *fakes.HMA) { f.NoCurator.Store(true) }, nil, ErrUnavailable, "WARN cannot check the configured banks"},
@@ -37,8 +37,8 @@ func TestHMACheckBanks(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(f)
 			}
-			var log testLogger
-			h := newTestHMA(t, HMAConfig{URL: f.URL, Banks: tc.banks, Logger: &log})
+			log, logs := testkit.ObserveLogs()
+			h := newTestHMA(t, HMAConfig{URL: f.URL, Banks: tc.banks, Logger: log})
 			s, err := h.CheckBanks(context.Background())
 			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
 				t.Fatalf("CheckBanks = %+v, %v; want error %v", s, err, tc.wantErr)
@@ -49,11 +49,11 @@ func TestHMACheckBanks(t *testing.T) {
 			if !slices.Equal(s.Configured, tc.banks) || (err == nil) == s.Checked.IsZero() || (err != nil) != (s.Err != "") {
 				t.Fatalf("status %+v after error %v", s, err)
 			}
-			if !log.contains(tc.wantLog) {
-				t.Fatalf("log lacks %q:\n%s", tc.wantLog, log.all())
+			if testkit.LogCount(logs, tc.wantLog) == 0 {
+				t.Fatalf("log lacks %q:\n%s", tc.wantLog, testkit.LogText(logs))
 			}
-			if len(tc.wantMissing) > 0 && !log.contains("hma_banks") {
-				t.Fatalf("the error line should list HMA's banks to spot a misspelling:\n%s", log.all())
+			if len(tc.wantMissing) > 0 && testkit.LogCount(logs, "hma_banks") == 0 {
+				t.Fatalf("the error line should list HMA's banks to spot a misspelling:\n%s", testkit.LogText(logs))
 			}
 		})
 	}
@@ -77,8 +77,8 @@ func TestHMAUnknownBankIsSilence(t *testing.T) {
 // too, and each change is logged once however many checks find it.
 func TestHMAWatchRechecks(t *testing.T) {
 	f := newFakeHMA(t)
-	var log testLogger
-	h := newTestHMA(t, HMAConfig{URL: f.URL, Banks: []string{"TEST_BANK", "NEW_BANK"}, Logger: &log})
+	log, logs := testkit.ObserveLogs()
+	h := newTestHMA(t, HMAConfig{URL: f.URL, Banks: []string{"TEST_BANK", "NEW_BANK"}, Logger: log})
 	h.bankState.recheckOK = 10 * time.Millisecond
 	h.bankState.recheckFailing = 10 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
@@ -89,24 +89,24 @@ func TestHMAWatchRechecks(t *testing.T) {
 	testkit.Eventually(t, "NEW_BANK reported missing", func() bool { return slices.Equal(h.MissingBanks(), []string{"NEW_BANK"}) })
 	n := f.BankLists.Load()
 	testkit.Eventually(t, "more checks", func() bool { return f.BankLists.Load() > n+3 })
-	if c := log.count("do not exist"); c != 1 {
-		t.Fatalf("%d error lines for one missing bank; want 1:\n%s", c, log.all())
+	if c := testkit.LogCount(logs, "do not exist"); c != 1 {
+		t.Fatalf("%d error lines for one missing bank; want 1:\n%s", c, testkit.LogText(logs))
 	}
 
 	f.SetBank("NEW_BANK", 1)
 	testkit.Eventually(t, "NEW_BANK found", func() bool { return len(h.MissingBanks()) == 0 })
-	testkit.Eventually(t, "recovery logged", func() bool { return log.contains("INFO all configured banks now exist") })
+	testkit.Eventually(t, "recovery logged", func() bool { return testkit.LogCount(logs, "INFO all configured banks now exist") > 0 })
 
 	f.DeleteBank("TEST_BANK")
 	testkit.Eventually(t, "TEST_BANK reported missing", func() bool { return slices.Equal(h.MissingBanks(), []string{"TEST_BANK"}) })
-	testkit.Eventually(t, "second error line", func() bool { return log.count("do not exist") == 2 })
+	testkit.Eventually(t, "second error line", func() bool { return testkit.LogCount(logs, "do not exist") == 2 })
 
 	// HMA going away keeps the last answer and warns once.
 	f.Close()
 	testkit.Eventually(t, "check failing", func() bool { return h.BankStatus().Err != "" })
 	time.Sleep(50 * time.Millisecond) // several more failed checks
-	if c := log.count("cannot check"); c != 1 || !slices.Equal(h.MissingBanks(), []string{"TEST_BANK"}) {
-		t.Fatalf("%d warnings, missing %q; want 1 warning and the last answer kept:\n%s", c, h.MissingBanks(), log.all())
+	if c := testkit.LogCount(logs, "cannot check"); c != 1 || !slices.Equal(h.MissingBanks(), []string{"TEST_BANK"}) {
+		t.Fatalf("%d warnings, missing %q; want 1 warning and the last answer kept:\n%s", c, h.MissingBanks(), testkit.LogText(logs))
 	}
 }
 
