@@ -156,7 +156,7 @@ func New(cfg Config) (_ *Service, err error) {
 	}
 	ac := actions.Config{Audit: cfg.Audit, LogCleanScans: cfg.LogCleanScans, Logger: log}
 	if cfg.Webhook != "" {
-		s.webhook, err = notify.NewWebhook(notify.WebhookConfig{URL: cfg.Webhook, Logger: zapLogger{log.Named("webhook")}})
+		s.webhook, err = notify.NewWebhook(notify.WebhookConfig{URL: cfg.Webhook, Logger: log.Named("webhook")})
 		if err != nil {
 			return nil, fmt.Errorf("notify webhook: %w", err)
 		}
@@ -166,7 +166,7 @@ func New(cfg Config) (_ *Service, err error) {
 		mc := *cfg.Matrix
 		// s.acts exists before any delivery: the notifier starts in Start.
 		mc.OnDelivered = func(id string) { s.acts.Delivered(id) }
-		mc.Logger = zapLogger{log.Named("notify")}
+		mc.Logger = log.Named("notify")
 		s.notifier, err = notify.NewMatrix(mc)
 		if err != nil {
 			return nil, fmt.Errorf("notify matrix: %w", err)
@@ -302,10 +302,3 @@ func hostName(raw, fallback string) string {
 	}
 	return fallback
 }
-
-// zapLogger adapts zap to the small key-value logging interface of the
-// notify package.
-type zapLogger struct{ l *zap.Logger }
-
-func (z zapLogger) Info(msg string, kv ...any) { z.l.Sugar().Infow(msg, kv...) }
-func (z zapLogger) Warn(msg string, kv ...any) { z.l.Sugar().Warnw(msg, kv...) }
