@@ -224,8 +224,8 @@ func writePDQBank(tb testing.TB, path string, n int) {
 // b.Loop runs the function body once, so the file is generated once.
 func BenchmarkBankLoad1M(b *testing.B) { benchBankLoad(b, 1_000_000) }
 
-// BenchmarkBankLoad10M is the 10M load the issue bounds at 30 s (a 690 MB
-// file in the test's temporary directory).
+// BenchmarkBankLoad10M loads a 10M-line PDQ text bank, which should take
+// under 30 s (a 690 MB file in the test's temporary directory).
 func BenchmarkBankLoad10M(b *testing.B) {
 	if testing.Short() || os.Getenv("MEDIAGUARD_BENCH_10M") != "1" {
 		b.Skip("set MEDIAGUARD_BENCH_10M=1 (and no -short) to run the 10M benchmarks")

@@ -35,8 +35,8 @@ const (
 	hmaFar = "6a3872ece5e4b80f577f162203cf73f3376e3a4536623f1d73e7a39c4e9c9a22"
 )
 
-// newFakeHMA starts a fake with its index loaded and the transcript's banks:
-// TEST_BANK holds contents 1 (hmaBase), 4 (hmaShrink) and 5 (hmaContrast),
+// newFakeHMA starts a fake with its index loaded and two banks: TEST_BANK
+// holds contents 1 (hmaBase), 4 (hmaShrink) and 5 (hmaContrast),
 // OTHER_BANK content 3 (hmaBase).
 func newFakeHMA(t *testing.T) *fakes.HMA {
 	t.Helper()
@@ -52,8 +52,8 @@ func newFakeHMA(t *testing.T) *fakes.HMA {
 }
 
 // fakeLookupService is an httptest server imitating a lookup service that
-// speaks the Mjolnir HMA plugin's contract (matrix.md "The HMA plugin's
-// contract"):
+// speaks the JSON contract of Mjolnir's HMA plugin
+// (https://github.com/matrix-org/mjolnir/pull/617):
 //
 //   - POST with Content-Type application/json and a body
 //     {"hashes":{"md5","sha1","sha256","pdq"},"eventId","roomId","userId",

@@ -143,8 +143,8 @@ func TestGuardFailureLoggedAgainAfterRecovery(t *testing.T) {
 }
 
 // A video banked in HMA is blocked through the Guard, however often it is
-// asked: HMA's "distance":"-" for exact types is an answer, not a failure
-// towards the breaker (hma.md second run).
+// asked: HMA's "distance":"-" for exact types (see parseHMALookup) is an
+// answer, not a failure towards the breaker.
 func TestGuardHMAVideoDashDistance(t *testing.T) {
 	sum := md5.Sum([]byte("banked video"))
 	f := newFakeHMA(t)

@@ -430,8 +430,10 @@ func truncateDetail(s string, n int) string {
 // parseHMALookup parses {"BANK":[{"bank_content_id":N,"distance":"D"}],...}.
 // Distance is a string in HMA 2.0 (a number is tolerated); an empty object
 // is no match. For exact signal types (exact is true: video_md5) HMA 1.1.7
-// answers "distance":"-" (hma.md "Exact signal types answer "-""), which is
-// a match at distance 0; for PDQ a distance is required. Any other shape is
+// answers "distance":"-", the printed similarity of an exact match
+// (src/OpenMediaMatch/blueprints/matching.py in
+// https://github.com/facebook/ThreatExchange/tree/main/hasher-matcher-actioner),
+// which is a match at distance 0; for PDQ a distance is required. Any other shape is
 // ErrBadResponse, never "no match".
 func parseHMALookup(body []byte, exact bool) ([]hmaMatch, error) {
 	var banks map[string]json.RawMessage

@@ -209,8 +209,8 @@ func TestHMAVideoMD5(t *testing.T) {
 	}
 }
 
-// HMA 1.1.7 answers "distance":"-" for exact signal types (hma.md second
-// run): for video_md5 that is a match at distance 0, for PDQ (which always
+// HMA 1.1.7 answers "distance":"-" for exact signal types (see
+// parseHMALookup): for video_md5 that is a match at distance 0, for PDQ (which always
 // has a distance) it is not HMA's protocol.
 func TestHMAExactDistance(t *testing.T) {
 	sum := md5.Sum([]byte("some video"))

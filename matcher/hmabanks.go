@@ -13,9 +13,12 @@ import (
 )
 
 // How often Watch checks the configured banks against HMA. A lookup naming a
-// bank HMA does not have answers 200 {} (hma.md, second run), exactly like
-// "no match", so only this check can tell a misspelt or deleted bank from a
-// clean upload. While a bank is missing or HMA cannot be asked the check is
+// bank HMA does not have answers 200 {}, exactly like "no match" (HMA 1.1.7
+// does; its GET /m/lookup only filters its matches by the banks named:
+// src/OpenMediaMatch/blueprints/matching.py in
+// https://github.com/facebook/ThreatExchange/tree/main/hasher-matcher-actioner),
+// so only this check can tell a misspelt or deleted bank from a clean
+// upload. While a bank is missing or HMA cannot be asked the check is
 // repeated soon, so a fix (or HMA coming up) is seen within a minute;
 // otherwise every few minutes, to notice a bank deleted later.
 const (

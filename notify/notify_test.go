@@ -112,7 +112,8 @@ func TestDendrite(t *testing.T) {
 }
 
 // fakeHS is a FAKE homeserver, not Matrix: just enough of the
-// client-server API for the notifier, relying on these spec facts:
+// client-server API for the notifier, relying on these facts of the Matrix
+// spec (https://spec.matrix.org/latest/client-server-api/):
 //   - POST /_matrix/client/v3/join/{roomIdOrAlias} answers 200
 //     {"room_id": "!..."} (an alias is resolved by the join itself);
 //   - PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId} answers
