@@ -21,6 +21,7 @@ import (
 
 	"github.com/mediaguard/mediaguard/lookupwire"
 	"github.com/mediaguard/mediaguard/matcher"
+	"go.uber.org/zap"
 )
 
 // DefaultMaxBodyBytes bounds a request body. The plugin's request is a few
@@ -69,8 +70,8 @@ type Config struct {
 	// encoded as JSON. Nil answers {"status":"ok"}.
 	Health func(ctx context.Context) any
 	// Logger receives one Info line per block and Warn lines for rejected
-	// or failed requests; nil discards them.
-	Logger matcher.Logger
+	// or failed requests; nil logs nothing.
+	Logger *zap.Logger
 	// Now returns the current time; nil means time.Now. Tests set it to
 	// drive the rate limiter and log throttling.
 	Now func() time.Time
@@ -84,7 +85,7 @@ type Handler struct {
 	limiter   *limiter // nil when rate limiting is off
 	clientKey func(*http.Request) string
 	health    func(context.Context) any
-	log       matcher.Logger
+	log       *zap.Logger
 	now       func() time.Time
 	warns     throttles
 	stats     counters
@@ -110,7 +111,7 @@ func New(cfg Config) (*Handler, error) {
 		return nil, fmt.Errorf("lookupapi: max body bytes %d is negative", cfg.MaxBodyBytes)
 	}
 	if h.log == nil {
-		h.log = nopLogger{}
+		h.log = zap.NewNop()
 	}
 	if h.now == nil {
 		h.now = time.Now
@@ -148,7 +149,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.limiter != nil {
 		if ok, wait := h.limiter.allow(client, h.now()); !ok {
 			h.stats.rateLimited.Add(1)
-			h.warn(warnRateLimited, "lookup request rate limited", "client", client)
+			h.warn(warnRateLimited, "lookup request rate limited", zap.String("client", client))
 			writeRateLimited(w, wait)
 			return
 		}
@@ -165,7 +166,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if res := h.auth.check(r); res != authOK {
 			h.stats.unauthorized.Add(1)
 			// Only which kind of failure: never the key or the header.
-			h.warn(warnUnauthorized, "lookup request unauthorized", "client", client, "problem", res.String())
+			h.warn(warnUnauthorized, "lookup request unauthorized", zap.String("client", client), zap.String("problem", res.String()))
 			writeUnauthorized(w, res)
 			return
 		}
@@ -182,7 +183,7 @@ func (h *Handler) serveLookup(w http.ResponseWriter, r *http.Request, client str
 	req, herr := h.readRequest(w, r)
 	if herr != nil {
 		h.stats.badRequests.Add(1)
-		h.warn(warnBadRequest, "lookup request rejected", "client", client, "status", herr.status, "problem", herr.msg)
+		h.warn(warnBadRequest, "lookup request rejected", zap.String("client", client), zap.Int("status", herr.status), zap.String("problem", herr.msg))
 		writeError(w, herr.status, herr.code, herr.msg)
 		return
 	}
@@ -193,8 +194,9 @@ func (h *Handler) serveLookup(w http.ResponseWriter, r *http.Request, client str
 	if err != nil {
 		msg := badRequestMessage(err)
 		h.stats.badRequests.Add(1)
-		h.warn(warnBadRequest, "lookup request rejected", "client", client, "status", http.StatusBadRequest,
-			"problem", msg, "user_id", clip(req.UserID), "room_id", clip(req.RoomID), "event_id", clip(req.EventID))
+		h.warn(warnBadRequest, "lookup request rejected", zap.String("client", client), zap.Int("status", http.StatusBadRequest),
+			zap.String("problem", msg), zap.String("user_id", clip(req.UserID)), zap.String("room_id", clip(req.RoomID)),
+			zap.String("event_id", clip(req.EventID)))
 		writeError(w, http.StatusBadRequest, codeBadJSON, msg)
 		return
 	}
@@ -204,8 +206,8 @@ func (h *Handler) serveLookup(w http.ResponseWriter, r *http.Request, client str
 		// like every non-2xx, as allow: fail-closed stops media at the
 		// proxy, not through the plugin.
 		h.stats.errors.Add(1)
-		h.warn(warnMatchError, "lookup failed", "client", client, "error", err.Error(),
-			"user_id", clip(req.UserID), "room_id", clip(req.RoomID), "event_id", clip(req.EventID))
+		h.warn(warnMatchError, "lookup failed", zap.String("client", client), zap.Error(err),
+			zap.String("user_id", clip(req.UserID)), zap.String("room_id", clip(req.RoomID)), zap.String("event_id", clip(req.EventID)))
 		w.Header().Set("Retry-After", retryAfterSeconds(unavailableRetryAfter))
 		writeError(w, http.StatusServiceUnavailable, codeUnavailable, unavailableMessage(r.Context(), err))
 		return
@@ -214,12 +216,12 @@ func (h *Handler) serveLookup(w http.ResponseWriter, r *http.Request, client str
 	if resp.Action == lookupwire.ActionBlock {
 		h.stats.blocks.Add(1)
 		h.log.Info("lookup blocked media",
-			"user_id", clip(req.UserID), "room_id", clip(req.RoomID), "event_id", clip(req.EventID),
-			"media_type", clip(req.MediaType), "hash_type", resp.HashType, "bank", resp.Bank,
+			zap.String("user_id", clip(req.UserID)), zap.String("room_id", clip(req.RoomID)), zap.String("event_id", clip(req.EventID)),
+			zap.String("media_type", clip(req.MediaType)), zap.String("hash_type", resp.HashType), zap.String("bank", resp.Bank),
 			// The plugin's notice shows the same 8 characters; the whole
 			// hash stays out of logs that are shipped around.
-			"matched_hash_prefix", prefix(resp.MatchedHash, 8),
-			"confidence", resp.Confidence, "client", client)
+			zap.String("matched_hash_prefix", prefix(resp.MatchedHash, 8)),
+			zap.Float64("confidence", resp.Confidence), zap.String("client", client))
 	} else {
 		h.stats.allows.Add(1)
 		if resp.Unscanned {
@@ -237,7 +239,7 @@ func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := writeJSON(w, http.StatusOK, doc); err != nil {
 		h.stats.errors.Add(1)
-		h.warn(warnInternal, "health document could not be encoded", "error", err.Error())
+		h.warn(warnInternal, "health document could not be encoded", zap.Error(err))
 		writeError(w, http.StatusInternalServerError, codeInternal, "the health document could not be encoded")
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mediaguard/mediaguard/internal/testkit"
 	"github.com/mediaguard/mediaguard/matcher"
 )
 
@@ -276,7 +277,7 @@ func TestAuth(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			log := &testLogger{}
+			log, logs := testkit.ObserveLogs()
 			cfg := Config{APIKey: testKey, Logger: log, Matcher: standardLocal(t)}
 			if tc.noKey {
 				cfg.APIKey = ""
@@ -308,15 +309,15 @@ func TestAuth(t *testing.T) {
 				if h.Stats().Unauthorized != 1 {
 					t.Errorf("stats %+v", h.Stats())
 				}
-				if !strings.Contains(log.all(), "unauthorized") {
-					t.Errorf("no log line for the refusal: %s", log.all())
+				if !strings.Contains(testkit.LogText(logs), "unauthorized") {
+					t.Errorf("no log line for the refusal: %s", testkit.LogText(logs))
 				}
 			} else if method == http.MethodPost && m["action"] != "block" {
 				t.Errorf("answer %v", m)
 			}
 			for _, secret := range []string{testKey, url.QueryEscape(testKey), "Bearer", "nope"} {
-				if strings.Contains(log.all(), secret) || strings.Contains(w.Body.String(), secret) {
-					t.Errorf("%q leaked: log %q answer %q", secret, log.all(), w.Body)
+				if strings.Contains(testkit.LogText(logs), secret) || strings.Contains(w.Body.String(), secret) {
+					t.Errorf("%q leaked: log %q answer %q", secret, testkit.LogText(logs), w.Body)
 				}
 			}
 		})
@@ -488,7 +489,7 @@ func TestRateLimit(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := newClock()
-			log := &testLogger{}
+			log, logs := testkit.ObserveLogs()
 			h := newHandler(t, Config{RateLimit: tc.rate, RateBurst: tc.burst, Now: clk.Now, Logger: log})
 			limited := uint64(0)
 			for i, s := range tc.steps {
@@ -509,8 +510,8 @@ func TestRateLimit(t *testing.T) {
 			if h.Stats().RateLimited != limited {
 				t.Errorf("stats %+v, want %d rate limited", h.Stats(), limited)
 			}
-			if limited > 0 && !strings.Contains(log.all(), "rate limited") {
-				t.Errorf("no log: %s", log.all())
+			if limited > 0 && !strings.Contains(testkit.LogText(logs), "rate limited") {
+				t.Errorf("no log: %s", testkit.LogText(logs))
 			}
 		})
 	}
@@ -585,7 +586,7 @@ func TestMatcherError(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			log := &testLogger{}
+			log, logs := testkit.ObserveLogs()
 			h := newHandler(t, Config{Matcher: tc.m, Logger: log})
 			w := serve(h, http.MethodPost, "/", pluginBody(unlistedMD5, unlistedSHA1, unlistedSHA256), pluginHeaders)
 			if w.Code != tc.status || !strings.Contains(w.Body.String(), tc.body) {
@@ -601,8 +602,8 @@ func TestMatcherError(t *testing.T) {
 				if w.Header().Get("Retry-After") != "30" || m["errcode"] != "M_UNKNOWN" || s.Errors != 1 {
 					t.Errorf("Retry-After %q, answer %v, stats %+v", w.Header().Get("Retry-After"), m, s)
 				}
-				if !strings.Contains(log.all(), "WARN lookup failed") || !strings.Contains(log.all(), "hma.internal") {
-					t.Errorf("log lacks the detail: %s", log.all())
+				if !strings.Contains(testkit.LogText(logs), "WARN lookup failed") || !strings.Contains(testkit.LogText(logs), "hma.internal") {
+					t.Errorf("log lacks the detail: %s", testkit.LogText(logs))
 				}
 			} else if s.Allows != 1 || s.Unscanned != 1 {
 				t.Errorf("stats %+v", s)
@@ -614,11 +615,11 @@ func TestMatcherError(t *testing.T) {
 // TestBlockLogged: a block is logged at Info with who, where and which
 // list, and only a prefix of the hash.
 func TestBlockLogged(t *testing.T) {
-	log := &testLogger{}
+	log, logs := testkit.ObserveLogs()
 	h := newHandler(t, Config{Matcher: standardLocal(t), Logger: log})
 	serve(h, http.MethodPost, "/", pluginBody(unlistedMD5, unlistedSHA1, listedSHA256), pluginHeaders)
 	serve(h, http.MethodPost, "/", pluginBody(unlistedMD5, unlistedSHA1, unlistedSHA256), pluginHeaders)
-	got := log.all()
+	got := testkit.LogText(logs)
 	for _, want := range []string{"INFO lookup blocked media", "@mallory:example.org", "!room:example.org", "$ev1:example.org",
 		"sha256", "TEST_BANK", listedSHA256[:8]} {
 		if !strings.Contains(got, want) {
@@ -637,14 +638,14 @@ func TestBlockLogged(t *testing.T) {
 // and says how many it skipped.
 func TestWarningsThrottled(t *testing.T) {
 	clk := newClock()
-	log := &testLogger{}
+	log, logs := testkit.ObserveLogs()
 	h := newHandler(t, Config{Logger: log, Now: clk.Now})
 	for range 50 {
 		serve(h, http.MethodPost, "/", "{")
 	}
 	clk.advance(warnInterval)
 	serve(h, http.MethodPost, "/", "{")
-	lines := strings.Split(log.all(), "\n")
+	lines := strings.Split(testkit.LogText(logs), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[1], "suppressed_since_last 49") {
 		t.Errorf("log lines: %q", lines)
 	}
@@ -656,7 +657,8 @@ func TestWarningsThrottled(t *testing.T) {
 // TestConcurrent hammers one handler over a real bank from many goroutines
 // (run with -race) and checks every answer and the counters.
 func TestConcurrent(t *testing.T) {
-	h := newHandler(t, Config{Matcher: standardLocal(t), APIKey: testKey, RateLimit: 1e6, RateBurst: 1e6, Logger: &testLogger{}})
+	log, _ := testkit.ObserveLogs()
+	h := newHandler(t, Config{Matcher: standardLocal(t), APIKey: testKey, RateLimit: 1e6, RateBurst: 1e6, Logger: log})
 	const workers, each = 8, 50
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*each)
@@ -735,13 +737,13 @@ func TestNewRejects(t *testing.T) {
 // TestLoggedFields: escaped strings are decoded and over-long ones clipped
 // before they reach the log.
 func TestLoggedFields(t *testing.T) {
-	log := &testLogger{}
+	log, logs := testkit.ObserveLogs()
 	h := newHandler(t, Config{Matcher: standardLocal(t), Logger: log})
 	body := `{"hashes":{"md5":"` + listedMD5 + `"},"userId":"\u0040mallory:example.org","roomId":"!` + strings.Repeat("r", 1000) + `"}`
 	if w := serve(h, http.MethodPost, "/", body); w.Code != 200 {
 		t.Fatalf("status %d", w.Code)
 	}
-	got := log.all()
+	got := testkit.LogText(logs)
 	if !strings.Contains(got, " @mallory:example.org ") || strings.Contains(got, strings.Repeat("r", maxLoggedLen)) || !strings.Contains(got, "…") {
 		t.Errorf("log %s", got)
 	}

@@ -116,27 +116,6 @@ func (f *fakeMatcher) lastQuery() matcher.Query {
 	return f.last
 }
 
-// testLogger records log lines and is safe for concurrent use.
-type testLogger struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *testLogger) add(level, msg string, kv []any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, level+" "+msg+" "+strings.TrimSuffix(fmt.Sprintln(kv...), "\n"))
-}
-func (l *testLogger) Info(msg string, kv ...any)  { l.add("INFO", msg, kv) }
-func (l *testLogger) Warn(msg string, kv ...any)  { l.add("WARN", msg, kv) }
-func (l *testLogger) Error(msg string, kv ...any) { l.add("ERROR", msg, kv) }
-
-func (l *testLogger) all() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
-}
-
 // clock is a settable time source.
 type clock struct {
 	mu sync.Mutex

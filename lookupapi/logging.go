@@ -4,14 +4,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 )
-
-// nopLogger discards everything.
-type nopLogger struct{}
-
-func (nopLogger) Info(string, ...any)  {}
-func (nopLogger) Warn(string, ...any)  {}
-func (nopLogger) Error(string, ...any) {}
 
 // Kinds of warning, each throttled on its own so a flood of one kind does
 // not hide another.
@@ -40,7 +35,7 @@ type throttles [numWarnKinds]throttle
 
 // warn logs at Warn unless a warning of this kind was logged less than
 // warnInterval ago; the next one logged says how many were skipped.
-func (h *Handler) warn(kind int, msg string, kv ...any) {
+func (h *Handler) warn(kind int, msg string, fields ...zap.Field) {
 	t := &h.warns[kind]
 	now := h.now().UnixNano()
 	last := t.last.Load()
@@ -49,9 +44,9 @@ func (h *Handler) warn(kind int, msg string, kv ...any) {
 		return
 	}
 	if n := t.suppressed.Swap(0); n > 0 {
-		kv = append(kv, "suppressed_since_last", n)
+		fields = append(fields, zap.Uint64("suppressed_since_last", n))
 	}
-	h.log.Warn(msg, kv...)
+	h.log.Warn(msg, fields...)
 }
 
 // maxLoggedLen bounds a client-supplied string in a log line; Matrix ids

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/matcher/pdqindex"
+	"go.uber.org/zap"
 )
 
 // Bank is one loaded hash list. It is immutable once built, so any number of
@@ -86,20 +87,6 @@ func ValidBankName(name string) bool {
 	return true
 }
 
-// Logger is the small logging surface Local needs. *slog.Logger satisfies
-// it; a zap SugaredLogger needs a three-line adapter (Infow, Warnw, Errorw).
-type Logger interface {
-	Info(msg string, kv ...any)
-	Warn(msg string, kv ...any)
-	Error(msg string, kv ...any)
-}
-
-type nopLogger struct{}
-
-func (nopLogger) Info(string, ...any)  {}
-func (nopLogger) Warn(string, ...any)  {}
-func (nopLogger) Error(string, ...any) {}
-
 // BankConfig configures one local bank.
 type BankConfig struct {
 	// Name is the bank's name, [A-Z_][A-Z0-9_]* as in HMA. It appears in
@@ -132,8 +119,8 @@ type LocalConfig struct {
 	// size, mtime and identity. 0 means 1s, which keeps an edited file
 	// live within 2s; negative disables polling (Reload still works).
 	ReloadInterval time.Duration `json:"reload_interval,omitempty"`
-	// Logger receives load and reload reports; nil discards them.
-	Logger Logger `json:"-"`
+	// Logger receives load and reload reports; nil logs nothing.
+	Logger *zap.Logger `json:"-"`
 }
 
 // BankStatus is one bank's state, for the health document.
@@ -198,7 +185,7 @@ type Local struct {
 	minQuality int
 	dihedral   bool
 	interval   time.Duration
-	log        Logger
+	log        *zap.Logger
 
 	state    atomic.Pointer[localState]
 	reloadMu sync.Mutex // one reload at a time; lookups don't take it
@@ -238,7 +225,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		l.interval = time.Second
 	}
 	if l.log == nil {
-		l.log = nopLogger{}
+		l.log = zap.NewNop()
 	}
 	st := &localState{}
 	seen := make(map[string]bool)
@@ -284,16 +271,16 @@ func releaseLoadGarbage() {
 
 func (l *Local) logLoaded(b *Bank, msg string) {
 	c := b.counts
-	l.log.Info(msg, "bank", b.name, "path", b.path, "md5", c.MD5, "sha1", c.SHA1,
-		"sha256", c.SHA256, "pdq", c.PDQ, "video_md5", c.VideoMD5, "problems", b.nProbs)
+	l.log.Info(msg, zap.String("bank", b.name), zap.String("path", b.path), zap.Int("md5", c.MD5), zap.Int("sha1", c.SHA1),
+		zap.Int("sha256", c.SHA256), zap.Int("pdq", c.PDQ), zap.Int("video_md5", c.VideoMD5), zap.Int("problems", b.nProbs))
 	// The first few problems are enough to fix a file; all of them would
 	// flood the log for a file in the wrong format.
 	for i, p := range b.problems {
 		if i == 10 {
-			l.log.Warn("more bank entries skipped", "bank", b.name, "count", b.nProbs-i)
+			l.log.Warn("more bank entries skipped", zap.String("bank", b.name), zap.Int("count", b.nProbs-i))
 			break
 		}
-		l.log.Warn("bank entry skipped", "bank", b.name, "problem", p.String())
+		l.log.Warn("bank entry skipped", zap.String("bank", b.name), zap.String("problem", p.String()))
 	}
 }
 
@@ -381,7 +368,7 @@ func (l *Local) check(s *bankSlot) *bankSlot {
 		if s.lastErr == err.Error() {
 			return nil
 		}
-		l.log.Error("bank file unreadable; keeping the loaded version", "bank", name, "path", path, "error", err)
+		l.log.Error("bank file unreadable; keeping the loaded version", zap.String("bank", name), zap.String("path", path), zap.Error(err))
 		ns := *s
 		ns.lastErr, ns.lastErrAt, ns.tried = err.Error(), time.Now(), nil
 		return &ns
@@ -405,7 +392,7 @@ func (l *Local) check(s *bankSlot) *bankSlot {
 	}
 	ns := *s
 	if err != nil {
-		l.log.Error("bank reload failed; keeping the loaded version", "bank", name, "path", path, "error", err)
+		l.log.Error("bank reload failed; keeping the loaded version", zap.String("bank", name), zap.String("path", path), zap.Error(err))
 		ns.lastErr, ns.lastErrAt, ns.tried = err.Error(), time.Now(), sig
 		return &ns
 	}
@@ -414,7 +401,7 @@ func (l *Local) check(s *bankSlot) *bankSlot {
 		// written it; the next poll picks up the content, but lookups
 		// miss meanwhile.
 		l.log.Warn("bank reloaded empty; publish bank files by renaming a complete file into place",
-			"bank", name, "path", path)
+			zap.String("bank", name), zap.String("path", path))
 	}
 	ns.bank, ns.sig, ns.tried, ns.lastErr, ns.lastErrAt = bank, lsig, nil, "", time.Time{}
 	l.logLoaded(bank, "bank reloaded")

@@ -61,31 +61,6 @@ func digest32(t testing.TB, s string) (d [32]byte) {
 	return d
 }
 
-// testLogger records log lines for assertions and is safe for concurrent use.
-type testLogger struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *testLogger) add(level, msg string, kv []any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, level+" "+msg+" "+fmt.Sprint(kv...))
-}
-func (l *testLogger) Info(msg string, kv ...any)  { l.add("INFO", msg, kv) }
-func (l *testLogger) Warn(msg string, kv ...any)  { l.add("WARN", msg, kv) }
-func (l *testLogger) Error(msg string, kv ...any) { l.add("ERROR", msg, kv) }
-func (l *testLogger) contains(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, line := range l.lines {
-		if strings.Contains(line, s) {
-			return true
-		}
-	}
-	return false
-}
-
 func newTestLocal(t *testing.T, cfg LocalConfig) *Local {
 	t.Helper()
 	l, err := NewLocal(cfg)
@@ -119,13 +94,13 @@ func TestLocalMatch(t *testing.T) {
 	}, "\n"))
 	bankB := filepath.Join(dir, "b.csv")
 	writeFile(t, bankB, "type,hash,label\nsha256,"+tSHA256+",in-b\n")
-	log := &testLogger{}
+	log, logs := testkit.ObserveLogs()
 	l := newTestLocal(t, LocalConfig{
 		Banks:  []BankConfig{{Name: "TEST", Path: bankA}, {Name: "OTHER_2", Path: bankB}},
 		Logger: log,
 	})
-	if !log.contains("bank loaded") {
-		t.Errorf("no load log: %q", log.lines)
+	if testkit.LogCount(logs, "bank loaded") == 0 {
+		t.Errorf("no load log: %q", testkit.LogLines(logs))
 	}
 
 	tests := []struct {
@@ -433,10 +408,6 @@ func rewrite(t testing.TB, path, content string) {
 	}
 }
 
-// waitFor is the shared testkit.EventuallyWithin under the name these tests
-// use; it returns how long cond took to hold.
-var waitFor = testkit.EventuallyWithin
-
 func TestLocalHotReload(t *testing.T) {
 	if testing.Short() {
 		// Still quick (a few seconds), but it is bound to real time.
@@ -445,7 +416,7 @@ func TestLocalHotReload(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "bank.txt")
 	writeFile(t, p, "md5 "+tMD5+" v1\n")
-	log := &testLogger{}
+	log, logs := testkit.ObserveLogs()
 	// The default interval: the bound under test is the production one.
 	l := newTestLocal(t, LocalConfig{Banks: []BankConfig{{Name: "HOT", Path: p}}, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -459,7 +430,7 @@ func TestLocalHotReload(t *testing.T) {
 
 	// In-place edit (what an editor or `>>` does).
 	writeFile(t, p, "md5 "+tMD5+" v2\nsha1 "+tSHA1+"\n")
-	took := waitFor(t, 2*time.Second, "in-place edit", func() bool { return match(t, l, qB).Match })
+	took := testkit.EventuallyWithin(t, 2*time.Second, "in-place edit", func() bool { return match(t, l, qB).Match })
 	t.Logf("in-place edit live after %v", took)
 	if v := match(t, l, qA); v.Evidence[0].Label != "v2" {
 		t.Errorf("label = %q, want v2", v.Evidence[0].Label)
@@ -470,12 +441,12 @@ func TestLocalHotReload(t *testing.T) {
 
 	// Atomic replacement removing an entry.
 	rewrite(t, p, "sha1 "+tSHA1+"\n")
-	took = waitFor(t, 2*time.Second, "atomic replace", func() bool { return !match(t, l, qA).Match })
+	took = testkit.EventuallyWithin(t, 2*time.Second, "atomic replace", func() bool { return !match(t, l, qA).Match })
 	t.Logf("atomic replace live after %v", took)
 
 	// Garbage: the previous bank stays and Status shows why.
 	rewrite(t, p, "this is not a bank\nat all\n")
-	waitFor(t, 2*time.Second, "reload error", func() bool { return l.Status()[0].LastError != "" })
+	testkit.EventuallyWithin(t, 2*time.Second, "reload error", func() bool { return l.Status()[0].LastError != "" })
 	st := l.Status()[0]
 	if !strings.Contains(st.LastError, "no valid entries") || !strings.Contains(st.LastError, p) || st.Counts.SHA1 != 1 || st.LastErrorAt.IsZero() {
 		t.Errorf("status = %+v", st)
@@ -483,7 +454,7 @@ func TestLocalHotReload(t *testing.T) {
 	if !match(t, l, qB).Match {
 		t.Error("previous bank dropped after a failed reload")
 	}
-	if !log.contains("bank reload failed") {
+	if testkit.LogCount(logs, "bank reload failed") == 0 {
 		t.Error("failed reload not logged")
 	}
 	// A forced check of unchanged garbage neither reparses nor re-reports.
@@ -493,7 +464,7 @@ func TestLocalHotReload(t *testing.T) {
 
 	// Fixing the file clears the error.
 	rewrite(t, p, "md5 "+tMD5+" v3\n")
-	waitFor(t, 2*time.Second, "fixed file", func() bool { return match(t, l, qA).Match })
+	testkit.EventuallyWithin(t, 2*time.Second, "fixed file", func() bool { return match(t, l, qA).Match })
 	if st := l.Status()[0]; st.LastError != "" || st.Counts.MD5 != 1 || st.Counts.SHA1 != 0 {
 		t.Errorf("status after fix = %+v", st)
 	}
@@ -502,7 +473,7 @@ func TestLocalHotReload(t *testing.T) {
 	if err := os.Remove(p); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "missing file error", func() bool { return l.Status()[0].LastError != "" })
+	testkit.EventuallyWithin(t, 2*time.Second, "missing file error", func() bool { return l.Status()[0].LastError != "" })
 	if !match(t, l, qA).Match {
 		t.Error("bank dropped when its file vanished")
 	}
@@ -665,22 +636,4 @@ func BenchmarkLocalMatch(b *testing.B) {
 	for b.Loop() {
 		l.Match(ctx, q)
 	}
-}
-
-func (l *testLogger) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, line := range l.lines {
-		if strings.Contains(line, s) {
-			n++
-		}
-	}
-	return n
-}
-
-func (l *testLogger) all() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
 }

@@ -63,187 +63,6 @@ func checkProblems(t *testing.T, b *Bank, want []string) {
 	}
 }
 
-func TestParseBankText(t *testing.T) {
-	tests := []struct {
-		name     string
-		in       string
-		counts   Counts
-		problems []string
-		labels   map[string]string // hex → label of exact entries
-	}{
-		{
-			name: "all types, comments, blanks, case",
-			in: "# a comment\n\n   \n" +
-				"md5 " + tMD5 + "\n" +
-				"SHA1\t" + strings.ToUpper(tSHA1) + "  label with  spaces  # trailing comment\n" +
-				"Sha256 " + tSHA256 + " case#12\n" +
-				"pdq " + tPDQ + " # only a comment\n" +
-				"video_md5 " + tMD5b + " vid\r\n" +
-				"  # indented comment\n",
-			counts: Counts{MD5: 1, SHA1: 1, SHA256: 1, PDQ: 1, VideoMD5: 1},
-			labels: map[string]string{tMD5: "", tSHA1: "label with  spaces", tSHA256: "case#12", tMD5b: "vid"},
-		},
-		{
-			name: "bad lines reported with file:line and skipped",
-			in: "md5 " + tMD5 + "\n" +
-				"md4 " + tMD5 + "\n" + // 2 unknown type
-				"md5\n" + // 3 no hash
-				"md5 " + tMD5[:31] + "\n" + // 4 short
-				"sha1 " + tMD5 + "\n" + // 5 wrong length for type
-				"sha256 " + strings.Repeat("g", 64) + "\n" + // 6 not hex
-				"pdq " + strings.Repeat("0", 64) + "\n" + // 7 zero pdq
-				"md5 " + tMD5b + " bad\x01label\n" + // 8 control char
-				"md5 " + tMD5b + " " + strings.Repeat("x", MaxLabelLen+1) + "\n" + // 9 long label
-				"md5 " + tMD5b + " \xff\xfe\n" + // 10 invalid UTF-8
-				"pdq " + tPDQ + "\n",
-			counts: Counts{MD5: 1, PDQ: 1},
-			problems: []string{
-				"bank.txt:2: unknown hash type \"md4\"",
-				"bank.txt:3: md5 entry without a hash",
-				"bank.txt:4: md5 hash must be 32 hex digits, got 31",
-				"bank.txt:5: sha1 hash must be 40 hex digits",
-				"bank.txt:6: sha256 hash is not hexadecimal",
-				"bank.txt:7: pdq hash is all zeros",
-				"bank.txt:8: label contains control characters",
-				"bank.txt:9: label longer than",
-				"bank.txt:10: label is not valid UTF-8",
-			},
-		},
-		{
-			name:   "duplicates keep the first label",
-			in:     "md5 " + tMD5 + " first\nmd5 " + strings.ToUpper(tMD5) + " second\n",
-			counts: Counts{MD5: 1},
-			labels: map[string]string{tMD5: "first"},
-		},
-		{
-			name:   "no final newline, BOM",
-			in:     "\ufeffmd5 " + tMD5,
-			counts: Counts{MD5: 1},
-		},
-		{
-			name:   "empty file is an empty bank",
-			in:     "",
-			counts: Counts{},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			b, err := ParseBank("TEST", "bank.txt", strings.NewReader(tt.in), FormatAuto)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if b.Counts() != tt.counts {
-				t.Errorf("counts = %+v, want %+v", b.Counts(), tt.counts)
-			}
-			checkProblems(t, b, tt.problems)
-			for h, want := range tt.labels {
-				var got string
-				var ok bool
-				switch len(h) {
-				case 32:
-					var k [16]byte
-					hex.Decode(k[:], []byte(h))
-					var r entryRef
-					if r, ok = b.md5[k]; !ok {
-						r, ok = b.videoMD5[k]
-					}
-					got = b.label(r)
-				case 40:
-					var k20 [20]byte
-					hex.Decode(k20[:], []byte(h))
-					var r entryRef
-					r, ok = b.sha1[k20]
-					got = b.label(r)
-				case 64:
-					var k32 [32]byte
-					hex.Decode(k32[:], []byte(h))
-					var r entryRef
-					r, ok = b.sha256[k32]
-					got = b.label(r)
-				}
-				if !ok || got != want {
-					t.Errorf("label of %s = %q (found %v), want %q", h, got, ok, want)
-				}
-			}
-		})
-	}
-}
-
-func TestParseBankTextLongLine(t *testing.T) {
-	in := "md5 " + tMD5 + "\n" + "md5 " + strings.Repeat("a", maxLineLen+10) + "\n" + "sha1 " + tSHA1 + "\n"
-	b, err := ParseBank("TEST", "long.txt", strings.NewReader(in), FormatText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c := b.Counts(); c.MD5 != 1 || c.SHA1 != 1 {
-		t.Errorf("counts = %+v", c)
-	}
-	checkProblems(t, b, []string{"long.txt:2: line longer than"})
-}
-
-func TestParseBankCSV(t *testing.T) {
-	tests := []struct {
-		name     string
-		in       string
-		counts   Counts
-		problems []string
-	}{
-		{
-			name: "header, labels, quotes, comments",
-			in: "type,hash,label\n" +
-				"md5," + tMD5 + ",\"label, with comma\"\n" +
-				"# comment\n" +
-				"SHA1, " + tSHA1 + "\n" +
-				"pdq," + tPDQ + ",x\n" +
-				"video_md5," + tMD5b + ",v\n",
-			counts: Counts{MD5: 1, SHA1: 1, PDQ: 1, VideoMD5: 1},
-		},
-		{
-			name:   "no header",
-			in:     "sha256," + tSHA256 + ",x\n",
-			counts: Counts{SHA256: 1},
-		},
-		{
-			name: "bad records",
-			in: "md5," + tMD5 + "\n" +
-				"md5\n" + // 2 one field
-				"md5," + tMD5b + ",a,b\n" + // 3 four fields
-				"crc," + tMD5b + "\n" + // 4 unknown
-				"md5,xyz\n" + // 5 bad hash
-				"md5,\"unterminated" + "\n",
-			counts: Counts{MD5: 1},
-			problems: []string{
-				"bank.csv:2: want type,hash[,label], got 1 fields",
-				"bank.csv:3: want type,hash[,label], got 4 fields",
-				"bank.csv:4: unknown hash type \"crc\"",
-				"bank.csv:5: md5 hash must be 32 hex digits",
-				"bank.csv:6: CSV:",
-			},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			b, err := ParseBank("TEST", "bank.csv", strings.NewReader(tt.in), FormatAuto)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if b.Counts() != tt.counts {
-				t.Errorf("counts = %+v, want %+v", b.Counts(), tt.counts)
-			}
-			checkProblems(t, b, tt.problems)
-		})
-	}
-	b, err := ParseBank("TEST", "bank.csv", strings.NewReader("md5,"+tMD5+",\"label, with comma\"\n"), FormatCSV)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var k [16]byte
-	hex.Decode(k[:], []byte(tMD5))
-	if got := b.label(b.md5[k]); got != "label, with comma" {
-		t.Errorf("label = %q", got)
-	}
-}
-
 const ncmecDoc = `<?xml version="1.0" encoding="UTF-8"?>
 <queryResult xmlns="https://hashsharing.ncmec.org/hashsharing/v2">
   <images count="4" maxTimestamp="2024-01-01T00:00:00Z">
@@ -291,56 +110,6 @@ func ncmecFixture() string {
 		"MD5B", tMD5b, "PDQB", tPDQb, "SHA1C", sha1hex("c"),
 		"VMD5B", md5hex("vb"), "VMD5", md5hex("v"), "SHA1V", sha1hex("v"),
 	).Replace(ncmecDoc)
-}
-
-func TestParseBankNCMEC(t *testing.T) {
-	b, err := ParseBank("NCMEC", "page.xml", strings.NewReader(ncmecFixture()), FormatAuto)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// 1002's image entries and video 2002 are tombstoned; 1002's video is
-	// a different entry (videos and images have separate ids) and stays.
-	want := Counts{MD5: 1, SHA1: 2, PDQ: 1, VideoMD5: 1}
-	if b.Counts() != want {
-		t.Errorf("counts = %+v, want %+v", b.Counts(), want)
-	}
-	checkProblems(t, b, []string{
-		`page.xml:20 (entry "1003", byte `,
-		"page.xml:24 (byte ",
-	})
-	if p := b.problems[0]; p.ID != "1003" || p.Offset == 0 || !strings.Contains(p.Msg, "md5 hash must be") {
-		t.Errorf("problem = %+v", p)
-	}
-	var k [16]byte
-	hex.Decode(k[:], []byte(tMD5))
-	if got := b.label(b.md5[k]); got != "ncmec:1001 A1" {
-		t.Errorf("md5 label = %q", got)
-	}
-	if b.pdq.Len() != 1 || b.pdq.Hash(0) != mustPDQ(t, tPDQ) || b.pdqLabel(0) != "ncmec:1001 A1" {
-		t.Errorf("pdq = %v %q", b.pdq.Hash(0), b.pdqLabel(0))
-	}
-	hex.Decode(k[:], []byte(md5hex("v")))
-	if got, ok := b.videoMD5[k]; !ok || b.label(got) != "ncmec:1002" {
-		t.Errorf("video md5 label = %q, %v", b.label(got), ok)
-	}
-	hex.Decode(k[:], []byte(tMD5b))
-	if _, ok := b.md5[k]; ok {
-		t.Error("tombstoned image md5 still present")
-	}
-}
-
-func TestParseBankNCMECTombstoneOnlyEarlier(t *testing.T) {
-	doc := `<queryResult xmlns="` + NCMECNamespace + `"><images>
-<deletedImage><id>7</id></deletedImage>
-<image><id>7</id><fingerprints><md5>` + tMD5 + `</md5></fingerprints></image>
-</images></queryResult>`
-	b, err := ParseBank("NCMEC", "x.xml", strings.NewReader(doc), FormatNCMEC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.Counts().MD5 != 1 {
-		t.Errorf("a tombstone before its entry removed it: %+v", b.Counts())
-	}
 }
 
 func TestParseBankFailures(t *testing.T) {
@@ -419,21 +188,6 @@ func TestLoadBankDirectory(t *testing.T) {
 	}
 }
 
-func TestBankProblemsBounded(t *testing.T) {
-	var sb strings.Builder
-	sb.WriteString("md5 " + tMD5 + "\n")
-	for i := 0; i < 1000; i++ {
-		sb.WriteString("bad\n")
-	}
-	b, err := ParseBank("TEST", "many.txt", strings.NewReader(sb.String()), FormatText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.ProblemCount() != 1000 || len(b.Problems()) != maxKeptProblems {
-		t.Errorf("problems = %d kept %d", b.ProblemCount(), len(b.Problems()))
-	}
-}
-
 func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
@@ -470,8 +224,8 @@ func writePDQBank(tb testing.TB, path string, n int) {
 // b.Loop runs the function body once, so the file is generated once.
 func BenchmarkBankLoad1M(b *testing.B) { benchBankLoad(b, 1_000_000) }
 
-// BenchmarkBankLoad10M is the 10M load the issue bounds at 30 s (a 690 MB
-// file in the test's temporary directory).
+// BenchmarkBankLoad10M loads a 10M-line PDQ text bank, which should take
+// under 30 s (a 690 MB file in the test's temporary directory).
 func BenchmarkBankLoad10M(b *testing.B) {
 	if testing.Short() || os.Getenv("MEDIAGUARD_BENCH_10M") != "1" {
 		b.Skip("set MEDIAGUARD_BENCH_10M=1 (and no -short) to run the 10M benchmarks")

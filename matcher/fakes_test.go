@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/mediaguard/mediaguard/internal/fakes"
-	"github.com/mediaguard/mediaguard/internal/testkit"
 )
 
 // PDQ hashes of ThreatExchange's bridge-mods test pictures
@@ -37,79 +35,25 @@ const (
 	hmaFar = "6a3872ece5e4b80f577f162203cf73f3376e3a4536623f1d73e7a39c4e9c9a22"
 )
 
-// fakeHMAContent is one banked signal (fakes.HMAContent under the field
-// names these tests use).
-type fakeHMAContent struct {
-	bank       string
-	id         int64
-	signalType string // "pdq" or "video_md5"
-	signal     string // lowercase hex
-	disabled   bool
-}
-
-// fakeHMA is the shared fake HMA (internal/fakes.HMA, where each behaviour
-// and its source is written down) under the names these tests use.
-type fakeHMA struct {
-	*fakes.HMA
-	loaded, noCurator, noReadyz     *atomic.Bool
-	lookups, bankLists, readyChecks *atomic.Int64
-}
-
-// fakeRaw is a canned HTTP answer (test-only).
-type fakeRaw struct {
-	status      int
-	contentType string
-	body        string
-}
-
-func (r *fakeRaw) shared() *fakes.Raw {
-	if r == nil {
-		return nil
-	}
-	return &fakes.Raw{Status: r.status, ContentType: r.contentType, Body: r.body}
-}
-
-// newFakeHMA starts a fake with its index loaded and the transcript's banks:
-// TEST_BANK holds contents 1 (hmaBase), 4 (hmaShrink) and 5 (hmaContrast),
+// newFakeHMA starts a fake with its index loaded and two banks: TEST_BANK
+// holds contents 1 (hmaBase), 4 (hmaShrink) and 5 (hmaContrast),
 // OTHER_BANK content 3 (hmaBase).
-func newFakeHMA(t *testing.T) *fakeHMA {
+func newFakeHMA(t *testing.T) *fakes.HMA {
 	t.Helper()
-	f := wrapFakeHMA(fakes.NewHMA(t))
-	f.setBank("TEST_BANK", 1)
-	f.setBank("OTHER_BANK", 1)
-	f.setContents(
-		fakeHMAContent{bank: "TEST_BANK", id: 1, signalType: "pdq", signal: hmaBase},
-		fakeHMAContent{bank: "OTHER_BANK", id: 3, signalType: "pdq", signal: hmaBase},
-		fakeHMAContent{bank: "TEST_BANK", id: 4, signalType: "pdq", signal: hmaShrink},
-		fakeHMAContent{bank: "TEST_BANK", id: 5, signalType: "pdq", signal: hmaContrast},
+	f := fakes.NewHMA(t,
+		fakes.HMAContent{Bank: "TEST_BANK", ID: 1, SignalType: "pdq", Signal: hmaBase},
+		fakes.HMAContent{Bank: "OTHER_BANK", ID: 3, SignalType: "pdq", Signal: hmaBase},
+		fakes.HMAContent{Bank: "TEST_BANK", ID: 4, SignalType: "pdq", Signal: hmaShrink},
+		fakes.HMAContent{Bank: "TEST_BANK", ID: 5, SignalType: "pdq", Signal: hmaContrast},
 	)
+	f.SetBank("TEST_BANK", 1)
+	f.SetBank("OTHER_BANK", 1)
 	return f
 }
 
-func wrapFakeHMA(h *fakes.HMA) *fakeHMA {
-	return &fakeHMA{HMA: h,
-		loaded: &h.Loaded, noCurator: &h.NoCurator, noReadyz: &h.NoReadyz,
-		lookups: &h.Lookups, bankLists: &h.BankLists, readyChecks: &h.ReadyChecks}
-}
-
-func (f *fakeHMA) setContents(c ...fakeHMAContent) {
-	out := make([]fakes.HMAContent, len(c))
-	for i, x := range c {
-		out[i] = fakes.HMAContent{Bank: x.bank, ID: x.id, SignalType: x.signalType, Signal: x.signal, Disabled: x.disabled}
-	}
-	f.SetContents(out...)
-}
-
-func (f *fakeHMA) setBank(name string, ratio float64) { f.SetBank(name, ratio) }
-func (f *fakeHMA) deleteBank(name string)             { f.DeleteBank(name) }
-func (f *fakeHMA) bankRatios() map[string]float64     { return f.BankRatios() }
-func (f *fakeHMA) setRaw(r *fakeRaw)                  { f.SetRaw(r.shared()) }
-func (f *fakeHMA) setDelay(d time.Duration)           { f.SetDelay(d) }
-func (f *fakeHMA) lastQuery() url.Values              { return f.LastQuery() }
-
 // fakeLookupService is an httptest server imitating a lookup service that
-// speaks the Mjolnir HMA plugin's contract (matrix.md "The HMA plugin's
-// contract"):
+// speaks the JSON contract of Mjolnir's HMA plugin
+// (https://github.com/matrix-org/mjolnir/pull/617):
 //
 //   - POST with Content-Type application/json and a body
 //     {"hashes":{"md5","sha1","sha256","pdq"},"eventId","roomId","userId",
@@ -130,7 +74,7 @@ type fakeLookupService struct {
 	delay atomic.Int64
 
 	mu       sync.Mutex
-	raw      *fakeRaw
+	raw      *fakes.Raw
 	requests []map[string]any
 	headers  []http.Header
 
@@ -145,7 +89,7 @@ func newFakeLookupService(t *testing.T) *fakeLookupService {
 	return f
 }
 
-func (f *fakeLookupService) setRaw(r *fakeRaw) {
+func (f *fakeLookupService) setRaw(r *fakes.Raw) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.raw = r
@@ -181,7 +125,7 @@ func (f *fakeLookupService) serve(w http.ResponseWriter, r *http.Request) {
 	raw := f.raw
 	f.mu.Unlock()
 
-	if delayOrRaw(w, r, time.Duration(f.delay.Load()), raw) {
+	if fakes.DelayOrRaw(w, r, time.Duration(f.delay.Load()), raw) {
 		return
 	}
 	answer := map[string]any{"action": "allow", "reason": "no match", "matchedHash": "", "hashType": "", "confidence": 0}
@@ -245,14 +189,4 @@ func remoteMatch(src string) Verdict {
 		Source: src, Reason: "matched by " + src,
 		Evidence: []Evidence{{Bank: "B", HashType: MD5, Hash: "00", Source: src}},
 	}
-}
-
-// eventually is the shared testkit.Eventually (5 s) under the name these
-// tests use.
-var eventually = testkit.Eventually
-
-// delayOrRaw applies a fake's configured delay and canned answer; it
-// reports whether the request has been answered (or abandoned).
-func delayOrRaw(w http.ResponseWriter, r *http.Request, delay time.Duration, raw *fakeRaw) bool {
-	return fakes.DelayOrRaw(w, r, delay, raw.shared())
 }

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mediaguard/mediaguard/internal/fakes"
+	"github.com/mediaguard/mediaguard/internal/testkit"
 )
 
 // Every way the HMA backend can fail, through the real HMA client and the
@@ -16,33 +19,35 @@ import (
 // the failure is counted by kind, and a run of failed requests costs one log
 // line per breaker transition, not one per request.
 func TestGuardHMAFaults(t *testing.T) {
-	jsonRaw := func(body string) *fakeRaw { return &fakeRaw{200, "application/json", body} }
+	jsonRaw := func(body string) *fakes.Raw {
+		return &fakes.Raw{Status: 200, ContentType: "application/json", Body: body}
+	}
 	type fault struct {
 		name string
 		// breakHMA makes the fake fail; it returns the function that heals it.
-		breakHMA func(t *testing.T, f *fakeHMA) (heal func())
+		breakHMA func(t *testing.T, f *fakes.HMA) (heal func())
 		// kind is the RemoteStats counter the failures must land in.
 		kind func(RemoteStats) uint64
 	}
 	errorsOnly := func(s RemoteStats) uint64 { return s.Failures - s.Timeouts - s.Malformed }
 	faults := []fault{
-		{"down", restartableHMA, errorsOnly},
-		{"slow", func(t *testing.T, f *fakeHMA) func() {
-			f.setDelay(2 * time.Second)
-			return func() { f.setDelay(0) }
+		{"down", func(t *testing.T, f *fakes.HMA) func() { return f.Down(t) }, errorsOnly},
+		{"slow", func(t *testing.T, f *fakes.HMA) func() {
+			f.SetDelay(2 * time.Second)
+			return func() { f.SetDelay(0) }
 		}, func(s RemoteStats) uint64 { return s.Timeouts }},
-		{"500s", func(t *testing.T, f *fakeHMA) func() {
-			f.setRaw(&fakeRaw{500, "text/html", "<h1>Internal Server Error</h1>"})
-			return func() { f.setRaw(nil) }
+		{"500s", func(t *testing.T, f *fakes.HMA) func() {
+			f.SetRaw(&fakes.Raw{Status: 500, ContentType: "text/html", Body: "<h1>Internal Server Error</h1>"})
+			return func() { f.SetRaw(nil) }
 		}, errorsOnly},
-		{"malformed JSON", func(t *testing.T, f *fakeHMA) func() {
-			f.setRaw(jsonRaw(`{"TEST_BANK":[{"bank_content_id":1,`))
-			return func() { f.setRaw(nil) }
+		{"malformed JSON", func(t *testing.T, f *fakes.HMA) func() {
+			f.SetRaw(jsonRaw(`{"TEST_BANK":[{"bank_content_id":1,`))
+			return func() { f.SetRaw(nil) }
 		}, func(s RemoteStats) uint64 { return s.Malformed }},
-		{"valid JSON, wrong shape", func(t *testing.T, f *fakeHMA) func() {
+		{"valid JSON, wrong shape", func(t *testing.T, f *fakes.HMA) func() {
 			// raw_lookup's shape where lookup's is expected.
-			f.setRaw(jsonRaw(`{"matches":[{"bank_content_id":1,"distance":"0"}]}`))
-			return func() { f.setRaw(nil) }
+			f.SetRaw(jsonRaw(`{"matches":[{"bank_content_id":1,"distance":"0"}]}`))
+			return func() { f.SetRaw(nil) }
 		}, func(s RemoteStats) uint64 { return s.Malformed }},
 	}
 	const requests = 40
@@ -52,14 +57,14 @@ func TestGuardHMAFaults(t *testing.T) {
 				t.Parallel()
 				f := newFakeHMA(t)
 				h := newTestHMA(t, HMAConfig{URL: f.URL, Timeout: 5 * time.Second})
-				var log testLogger
+				log, logs := testkit.ObserveLogs()
 				var tr transitions
 				g := newTestGuard(t, GuardConfig{
 					Remotes:         []Remote{{"hma", h}},
 					FailPolicy:      policy,
 					Breaker:         BreakerConfig{ConsecutiveFailures: 3, OpenTimeout: 150 * time.Millisecond, CallTimeout: 100 * time.Millisecond},
 					Cache:           noCache,
-					Logger:          &log,
+					Logger:          log,
 					OnBreakerChange: tr.add,
 				})
 				// A hash HMA does not hold: only the failure decides.
@@ -82,12 +87,12 @@ func TestGuardHMAFaults(t *testing.T) {
 				if fc.kind(st) != 3 || st.Failures != 3 || st.Rejected != requests-3 {
 					t.Fatalf("stats %+v: want 3 failures of this kind, then %d rejected by the open breaker", st, requests-3)
 				}
-				eventually(t, "breaker opened", func() bool { return len(tr.list()) == 1 })
-				if n := log.count("remote backend failed"); n != 1 {
-					t.Fatalf("%d failure lines for %d failed requests; want 1:\n%s", n, requests, log.all())
+				testkit.Eventually(t, "breaker opened", func() bool { return len(tr.list()) == 1 })
+				if n := testkit.LogCount(logs, "remote backend failed"); n != 1 {
+					t.Fatalf("%d failure lines for %d failed requests; want 1:\n%s", n, requests, testkit.LogText(logs))
 				}
-				if n := log.count("not consulting it"); n != 1 {
-					t.Fatalf("%d breaker-open lines; want 1:\n%s", n, log.all())
+				if n := testkit.LogCount(logs, "not consulting it"); n != 1 {
+					t.Fatalf("%d breaker-open lines; want 1:\n%s", n, testkit.LogText(logs))
 				}
 
 				heal()
@@ -99,11 +104,11 @@ func TestGuardHMAFaults(t *testing.T) {
 					t.Fatalf("breaker %s after a good probe", s)
 				}
 				want := []string{"hma:closed->open", "hma:open->half-open", "hma:half-open->closed"}
-				eventually(t, "breaker closed", func() bool { return len(tr.list()) == len(want) })
+				testkit.Eventually(t, "breaker closed", func() bool { return len(tr.list()) == len(want) })
 				if got := tr.list(); strings.Join(got, " ") != strings.Join(want, " ") {
 					t.Fatalf("transitions %q; want %q", got, want)
 				}
-				if n := log.count("remote backend failed"); n != 1 {
+				if n := testkit.LogCount(logs, "remote backend failed"); n != 1 {
 					t.Fatalf("%d failure lines after recovery; want still 1", n)
 				}
 			})
@@ -115,12 +120,12 @@ func TestGuardHMAFaults(t *testing.T) {
 // relapse must not be silent.
 func TestGuardFailureLoggedAgainAfterRecovery(t *testing.T) {
 	backend := newFakeBackend(answer(Verdict{}, ErrUnavailable))
-	var log testLogger
+	log, logs := testkit.ObserveLogs()
 	g := newTestGuard(t, GuardConfig{
 		Remotes: []Remote{{"svc", backend}},
 		Breaker: BreakerConfig{ConsecutiveFailures: 2, OpenTimeout: 50 * time.Millisecond},
 		Cache:   noCache,
-		Logger:  &log,
+		Logger:  log,
 	})
 	ctx := context.Background()
 	g.Match(ctx, md5Query("x"))
@@ -128,22 +133,22 @@ func TestGuardFailureLoggedAgainAfterRecovery(t *testing.T) {
 	backend.set(answer(Verdict{}, nil))
 	time.Sleep(80 * time.Millisecond)
 	g.Match(ctx, md5Query("x")) // the probe closes the breaker
-	eventually(t, "closed", func() bool { return log.count("changed") == 3 })
+	testkit.Eventually(t, "closed", func() bool { return testkit.LogCount(logs, "changed") == 3 })
 	backend.set(answer(Verdict{}, ErrBadResponse))
 	g.Match(ctx, md5Query("x"))
 	g.Match(ctx, md5Query("x"))
-	if n := log.count("remote backend failed"); n != 2 {
-		t.Fatalf("%d failure lines; want 2 (one per closed period):\n%s", n, log.all())
+	if n := testkit.LogCount(logs, "remote backend failed"); n != 2 {
+		t.Fatalf("%d failure lines; want 2 (one per closed period):\n%s", n, testkit.LogText(logs))
 	}
 }
 
 // A video banked in HMA is blocked through the Guard, however often it is
-// asked: HMA's "distance":"-" for exact types is an answer, not a failure
-// towards the breaker (hma.md second run).
+// asked: HMA's "distance":"-" for exact types (see parseHMALookup) is an
+// answer, not a failure towards the breaker.
 func TestGuardHMAVideoDashDistance(t *testing.T) {
 	sum := md5.Sum([]byte("banked video"))
 	f := newFakeHMA(t)
-	f.setContents(fakeHMAContent{bank: "MEDIAGUARD_TEST", id: 3, signalType: "video_md5", signal: hex.EncodeToString(sum[:])})
+	f.SetContents(fakes.HMAContent{Bank: "MEDIAGUARD_TEST", ID: 3, SignalType: "video_md5", Signal: hex.EncodeToString(sum[:])})
 	h := newTestHMA(t, HMAConfig{URL: f.URL, Banks: []string{"MEDIAGUARD_TEST"}})
 	g := newTestGuard(t, GuardConfig{
 		Remotes:    []Remote{{"hma", h}},

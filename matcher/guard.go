@@ -11,6 +11,7 @@ import (
 
 	gocache "github.com/patrickmn/go-cache"
 	"github.com/sony/gobreaker/v2"
+	"go.uber.org/zap"
 )
 
 // FailPolicy says what the Guard answers when a remote backend cannot be
@@ -80,9 +81,9 @@ type GuardConfig struct {
 	// BreakerStates; it should not block for long. Changes are dropped
 	// (and counted) if it falls far behind.
 	OnBreakerChange func(name string, from, to string)
-	// Logger receives breaker changes and cache-full warnings; nil is
-	// silent.
-	Logger Logger
+	// Logger receives breaker changes and cache-full warnings; nil logs
+	// nothing.
+	Logger *zap.Logger
 }
 
 // Guard is the Matcher the proxy and the lookup API use: local banks first,
@@ -102,7 +103,7 @@ type Guard struct {
 	setMu      sync.Mutex // makes "count, then set" atomic so the cap holds
 	flights    flightGroup
 
-	log      Logger
+	log      *zap.Logger
 	onChange func(name, from, to string)
 	events   chan breakerEvent // nil when nobody listens
 
@@ -215,7 +216,10 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 	if g.maxEntries == 0 {
 		g.maxEntries = DefaultCacheMaxEntries
 	}
-	if g.onChange != nil || g.log != nil {
+	if g.log == nil {
+		g.log = zap.NewNop()
+	}
+	if g.onChange != nil || cfg.Logger != nil {
 		g.events = make(chan breakerEvent, 64)
 	}
 

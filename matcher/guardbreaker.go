@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+	"go.uber.org/zap"
 )
 
 // Breaker defaults.
@@ -151,14 +152,12 @@ func (g *Guard) dispatch() {
 }
 
 func (g *Guard) emit(ev breakerEvent) {
-	if g.log != nil {
-		msg := "remote backend circuit breaker changed"
-		kv := []any{"backend", ev.name, "from", ev.from, "to", ev.to}
-		if ev.to == gobreaker.StateOpen.String() {
-			g.log.Warn(msg+": not consulting it until a probe succeeds", kv...)
-		} else {
-			g.log.Info(msg, kv...)
-		}
+	msg := "remote backend circuit breaker changed"
+	fields := []zap.Field{zap.String("backend", ev.name), zap.String("from", ev.from), zap.String("to", ev.to)}
+	if ev.to == gobreaker.StateOpen.String() {
+		g.log.Warn(msg+": not consulting it until a probe succeeds", fields...)
+	} else {
+		g.log.Info(msg, fields...)
 	}
 	if g.onChange != nil {
 		g.onChange(ev.name, ev.from, ev.to)
@@ -211,9 +210,9 @@ func (g *Guard) call(fctx context.Context, r *guardRemote, q *Query) (_ Verdict,
 	default:
 		err = fmt.Errorf("%w: %s: %w", ErrUnavailable, r.name, err)
 	}
-	if g.log != nil && r.failureLogged.CompareAndSwap(false, true) {
+	if r.failureLogged.CompareAndSwap(false, true) {
 		g.log.Warn("remote backend failed; further failures are counted in metrics and logged again after its circuit breaker changes state",
-			"backend", r.name, "error", err.Error())
+			zap.String("backend", r.name), zap.Error(err))
 	}
 	return Verdict{}, err
 }

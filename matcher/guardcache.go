@@ -16,6 +16,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // Cache defaults.
@@ -86,15 +88,12 @@ func (g *Guard) store(key string, v Verdict) {
 
 // warnFull logs a full cache at most once a minute.
 func (g *Guard) warnFull() {
-	if g.log == nil {
-		return
-	}
 	now := time.Now().UnixNano()
 	last := g.lastFullWarn.Load()
 	if now-last < int64(time.Minute) || !g.lastFullWarn.CompareAndSwap(last, now) {
 		return
 	}
-	g.log.Warn("remote verdict cache full: new verdicts not cached", "max_entries", g.maxEntries)
+	g.log.Warn("remote verdict cache full: new verdicts not cached", zap.Int("max_entries", g.maxEntries))
 }
 
 // cacheKey is a fixed-size digest of everything a remote answer depends on:

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+	"go.uber.org/zap"
 )
 
 // Recovery probe pacing. The first probe comes 1 s after the breaker opens,
@@ -112,7 +113,5 @@ func (g *Guard) replaceBreaker(r *guardRemote, old *gobreaker.CircuitBreaker[Ver
 		g.report(r, half, closed)
 	}
 	r.mu.Unlock()
-	if g.log != nil {
-		g.log.Info("remote backend answers probes again: circuit breaker closed before open_timeout", "backend", r.name)
-	}
+	g.log.Info("remote backend answers probes again: circuit breaker closed before open_timeout", zap.String("backend", r.name))
 }

@@ -9,6 +9,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mediaguard/mediaguard/internal/fakes"
+	"github.com/mediaguard/mediaguard/internal/testkit"
 )
 
 // probedBackend is a fakeBackend that is also a Prober whose answer a test
@@ -57,13 +60,13 @@ func TestGuardProbeRecovers(t *testing.T) {
 		},
 	}
 	var tr transitions
-	var log testLogger
+	log, logs := testkit.ObserveLogs()
 	g := newTestGuard(t, GuardConfig{
 		Remotes:         []Remote{{"svc", p}},
 		Breaker:         BreakerConfig{ConsecutiveFailures: 2, OpenTimeout: time.Minute, HalfOpenMaxRequests: 2},
 		Cache:           noCache,
 		OnBreakerChange: tr.add,
-		Logger:          &log,
+		Logger:          log,
 	})
 	g.probeFirst, g.probeMax = 20*time.Millisecond, 60*time.Millisecond
 	ctx := context.Background()
@@ -72,7 +75,7 @@ func TestGuardProbeRecovers(t *testing.T) {
 	if s := g.BreakerStates()["svc"]; s != "open" {
 		t.Fatalf("breaker %s after 2 failures; want open", s)
 	}
-	eventually(t, "closed by the probes", func() bool { return g.BreakerStates()["svc"] == "closed" })
+	testkit.Eventually(t, "closed by the probes", func() bool { return g.BreakerStates()["svc"] == "closed" })
 	if v, err := g.Match(ctx, md5Query("x")); err != nil || v.Unscanned {
 		t.Fatalf("after recovery: %+v, %v", v, err)
 	}
@@ -90,12 +93,12 @@ func TestGuardProbeRecovers(t *testing.T) {
 		}
 	}
 	want := []string{"svc:closed->open", "svc:open->half-open", "svc:half-open->closed"}
-	eventually(t, "events", func() bool { return len(tr.list()) == len(want) })
+	testkit.Eventually(t, "events", func() bool { return len(tr.list()) == len(want) })
 	if got := tr.list(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("transitions %q; want %q", got, want)
 	}
-	if !log.contains("answers probes again") {
-		t.Fatalf("recovery not logged:\n%s", log.all())
+	if testkit.LogCount(logs, "answers probes again") == 0 {
+		t.Fatalf("recovery not logged:\n%s", testkit.LogText(logs))
 	}
 
 	// Open it again and close the Guard: the prober stops.
@@ -128,12 +131,6 @@ func TestGuardNoProbe(t *testing.T) {
 	}
 }
 
-// restartableHMA closes a fake HMA's listener and returns the function that
-// serves it again on the same address.
-func restartableHMA(t *testing.T, f *fakeHMA) (up func()) {
-	return f.Down(t)
-}
-
 // With the default open_timeout of 30 s, an HMA that goes away (or
 // restarts and answers 503 "index not yet ready" while its index loads)
 // and comes back after a few seconds is consulted again within 5 s of
@@ -144,14 +141,14 @@ func TestGuardHMARecoversWithinSeconds(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// outage breaks HMA and returns the function that heals it.
-		outage func(t *testing.T, f *fakeHMA) (heal func())
+		outage func(t *testing.T, f *fakes.HMA) (heal func())
 		// wantReady says the probes asked /readyz while HMA was loading.
 		wantReady bool
 	}{
-		{"down", func(t *testing.T, f *fakeHMA) func() { return restartableHMA(t, f) }, false},
-		{"index loading", func(t *testing.T, f *fakeHMA) func() {
-			f.loaded.Store(false)
-			return func() { f.loaded.Store(true) }
+		{"down", func(t *testing.T, f *fakes.HMA) func() { return f.Down(t) }, false},
+		{"index loading", func(t *testing.T, f *fakes.HMA) func() {
+			f.Loaded.Store(false)
+			return func() { f.Loaded.Store(true) }
 		}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -180,7 +177,7 @@ func TestGuardHMARecoversWithinSeconds(t *testing.T) {
 			if _, err := g.Match(context.Background(), q); !errors.Is(err, ErrUnavailable) {
 				t.Fatalf("still down: %v", err)
 			}
-			lookupsBefore := f.lookups.Load()
+			lookupsBefore := f.Lookups.Load()
 			heal()
 			back := time.Now()
 			for {
@@ -205,14 +202,14 @@ func TestGuardHMARecoversWithinSeconds(t *testing.T) {
 			}
 			// Only the probe's lookup (and the good call) reached HMA
 			// after it came back: refusals cost it nothing.
-			if n := f.lookups.Load() - lookupsBefore; n != 2 {
+			if n := f.Lookups.Load() - lookupsBefore; n != 2 {
 				t.Fatalf("%d lookups reached HMA after it came back; want the probe's and the client's", n)
 			}
-			if tc.wantReady && f.readyChecks.Load() == 0 {
+			if tc.wantReady && f.ReadyChecks.Load() == 0 {
 				t.Fatal("the probes never asked /readyz")
 			}
 			want := "hma:closed->open hma:open->half-open hma:half-open->closed"
-			eventually(t, "events", func() bool { return len(tr.list()) == 3 })
+			testkit.Eventually(t, "events", func() bool { return len(tr.list()) == 3 })
 			if got := strings.Join(tr.list(), " "); got != want {
 				t.Fatalf("transitions %q; want %q", got, want)
 			}
@@ -225,7 +222,7 @@ func TestGuardHMARecoversWithinSeconds(t *testing.T) {
 // the breaker stays open.
 func TestGuardHMAProbeNeedsAGoodLookup(t *testing.T) {
 	f := newFakeHMA(t)
-	f.setRaw(&fakeRaw{200, "application/json", `{"matches":[]}`})
+	f.SetRaw(&fakes.Raw{Status: 200, ContentType: "application/json", Body: `{"matches":[]}`})
 	h := newTestHMA(t, HMAConfig{URL: f.URL})
 	g := newTestGuard(t, GuardConfig{
 		Remotes: []Remote{{"hma", h}},
@@ -235,9 +232,9 @@ func TestGuardHMAProbeNeedsAGoodLookup(t *testing.T) {
 	g.Match(context.Background(), pdqQuery(t, hmaBase, 100))
 	// The client's lookup, then two probes that each pass /readyz and
 	// make a lookup.
-	eventually(t, "two probe lookups", func() bool { return f.lookups.Load() >= 3 })
+	testkit.Eventually(t, "two probe lookups", func() bool { return f.Lookups.Load() >= 3 })
 	time.Sleep(20 * time.Millisecond) // the second probe's answer is judged
-	if s, st := g.BreakerStates()["hma"], g.Stats().Remotes["hma"]; s != "open" || st.Recoveries != 0 || f.readyChecks.Load() < 2 {
-		t.Fatalf("breaker %s, stats %+v, %d readiness checks; want open, no recovery", s, st, f.readyChecks.Load())
+	if s, st := g.BreakerStates()["hma"], g.Stats().Remotes["hma"]; s != "open" || st.Recoveries != 0 || f.ReadyChecks.Load() < 2 {
+		t.Fatalf("breaker %s, stats %+v, %d readiness checks; want open, no recovery", s, st, f.ReadyChecks.Load())
 	}
 }

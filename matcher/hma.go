@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"go.uber.org/zap"
 )
 
 // DefaultRemoteTimeout bounds one request to a remote backend when its config
@@ -57,8 +58,8 @@ type HMAConfig struct {
 	// connection pool sized for many lookups to one host.
 	HTTPClient *http.Client
 	// Logger receives the bank check's findings (a configured bank HMA
-	// does not have is an error); nil is silent.
-	Logger Logger
+	// does not have is an error); nil logs nothing.
+	Logger *zap.Logger
 }
 
 // HMA is a Matcher backed by HMA 2.0's GET /m/lookup. It asks only what HMA
@@ -73,7 +74,7 @@ type HMA struct {
 	minPDQ    int
 	client    *http.Client
 	userAgent string
-	log       Logger
+	log       *zap.Logger
 
 	// bankList is cfg.Banks, checked against HMA's own list by Watch.
 	bankList  []string
@@ -121,7 +122,7 @@ func NewHMA(cfg HMAConfig) (*HMA, error) {
 		bankState: hmaBanks{recheckOK: hmaBankRecheckOK, recheckFailing: hmaBankRecheckFailing},
 	}
 	if h.log == nil {
-		h.log = nopLogger{}
+		h.log = zap.NewNop()
 	}
 	if h.timeout == 0 {
 		h.timeout = DefaultRemoteTimeout
@@ -429,8 +430,10 @@ func truncateDetail(s string, n int) string {
 // parseHMALookup parses {"BANK":[{"bank_content_id":N,"distance":"D"}],...}.
 // Distance is a string in HMA 2.0 (a number is tolerated); an empty object
 // is no match. For exact signal types (exact is true: video_md5) HMA 1.1.7
-// answers "distance":"-" (hma.md "Exact signal types answer "-""), which is
-// a match at distance 0; for PDQ a distance is required. Any other shape is
+// answers "distance":"-", the printed similarity of an exact match
+// (src/OpenMediaMatch/blueprints/matching.py in
+// https://github.com/facebook/ThreatExchange/tree/main/hasher-matcher-actioner),
+// which is a match at distance 0; for PDQ a distance is required. Any other shape is
 // ErrBadResponse, never "no match".
 func parseHMALookup(body []byte, exact bool) ([]hmaMatch, error) {
 	var banks map[string]json.RawMessage

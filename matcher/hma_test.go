@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/internal/fakes"
 )
 
 // pdqQuery is an image query carrying the PDQ hash hexHash of quality q.
@@ -67,10 +68,10 @@ func TestNewHMAConfig(t *testing.T) {
 // content across banks, not the first key or first entry.
 func TestHMAMatchPicksSmallestDistance(t *testing.T) {
 	f := newFakeHMA(t)
-	f.setContents(
-		fakeHMAContent{bank: "A_BANK", id: 4, signalType: "pdq", signal: hmaShrink},
-		fakeHMAContent{bank: "A_BANK", id: 5, signalType: "pdq", signal: hmaContrast},
-		fakeHMAContent{bank: "Z_BANK", id: 3, signalType: "pdq", signal: hmaBase},
+	f.SetContents(
+		fakes.HMAContent{Bank: "A_BANK", ID: 4, SignalType: "pdq", Signal: hmaShrink},
+		fakes.HMAContent{Bank: "A_BANK", ID: 5, SignalType: "pdq", Signal: hmaContrast},
+		fakes.HMAContent{Bank: "Z_BANK", ID: 3, SignalType: "pdq", Signal: hmaBase},
 	)
 	h := newTestHMA(t, HMAConfig{URL: f.URL})
 	q := pdqQuery(t, hmaNear8, 90)
@@ -113,7 +114,7 @@ func TestHMARequestFollowsProtocol(t *testing.T) {
 	if err != nil || !v.Match || v.Distance != 0 || v.Confidence != 1 {
 		t.Fatalf("Match = %+v, %v; want an exact match", v, err)
 	}
-	q := f.lastQuery()
+	q := f.LastQuery()
 	if q.Get("signal_type") != "pdq" || q.Get("signal") != hmaBase || q.Get("banks") != "TEST_BANK,OTHER_BANK" {
 		t.Fatalf("query %v", q)
 	}
@@ -178,7 +179,7 @@ func TestHMASkipsWhatHMACannotMatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if called := f.lookups.Load() > 0; called != tc.wantCall {
+			if called := f.Lookups.Load() > 0; called != tc.wantCall {
 				t.Fatalf("HMA called = %v; want %v", called, tc.wantCall)
 			}
 			if tc.wantNote != "" && (len(v.Notes) != 1 || !strings.Contains(v.Notes[0], tc.wantNote)) {
@@ -191,25 +192,25 @@ func TestHMASkipsWhatHMACannotMatch(t *testing.T) {
 func TestHMAVideoMD5(t *testing.T) {
 	sum := md5.Sum([]byte("some video"))
 	f := newFakeHMA(t)
-	f.setContents(fakeHMAContent{bank: "VIDEOS", id: 77, signalType: "video_md5", signal: hex.EncodeToString(sum[:])})
+	f.SetContents(fakes.HMAContent{Bank: "VIDEOS", ID: 77, SignalType: "video_md5", Signal: hex.EncodeToString(sum[:])})
 	h := newTestHMA(t, HMAConfig{URL: f.URL})
 
 	v, err := h.Match(context.Background(), Query{Has: HasMD5, MD5: sum, Kind: KindVideo})
 	if err != nil || !v.Match || v.HashType != VideoMD5 || v.Confidence != 1 || v.Bank != "VIDEOS" || v.Distance != 0 {
 		t.Fatalf("Match = %+v, %v; want a video_md5 match", v, err)
 	}
-	if q := f.lastQuery(); q.Get("signal_type") != "video_md5" {
+	if q := f.LastQuery(); q.Get("signal_type") != "video_md5" {
 		t.Fatalf("query %v", q)
 	}
 	// The same MD5 on an image is not a video MD5.
-	n := f.lookups.Load()
-	if v, err := h.Match(context.Background(), Query{Has: HasMD5, MD5: sum, Kind: KindImage}); err != nil || v.Match || f.lookups.Load() != n {
+	n := f.Lookups.Load()
+	if v, err := h.Match(context.Background(), Query{Has: HasMD5, MD5: sum, Kind: KindImage}); err != nil || v.Match || f.Lookups.Load() != n {
 		t.Fatalf("image MD5 looked up as video: %+v, %v", v, err)
 	}
 }
 
-// HMA 1.1.7 answers "distance":"-" for exact signal types (hma.md second
-// run): for video_md5 that is a match at distance 0, for PDQ (which always
+// HMA 1.1.7 answers "distance":"-" for exact signal types (see
+// parseHMALookup): for video_md5 that is a match at distance 0, for PDQ (which always
 // has a distance) it is not HMA's protocol.
 func TestHMAExactDistance(t *testing.T) {
 	sum := md5.Sum([]byte("some video"))
@@ -229,7 +230,7 @@ func TestHMAExactDistance(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeHMA(t)
-			f.setRaw(&fakeRaw{200, "application/json", tc.body})
+			f.SetRaw(&fakes.Raw{Status: 200, ContentType: "application/json", Body: tc.body})
 			h := newTestHMA(t, HMAConfig{URL: f.URL})
 			v, err := h.Match(context.Background(), tc.q)
 			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
@@ -247,7 +248,7 @@ func TestHMAExactDistance(t *testing.T) {
 
 func TestHMAToleratesNumericDistance(t *testing.T) {
 	f := newFakeHMA(t)
-	f.setRaw(&fakeRaw{status: 200, contentType: "application/json", body: `{"TEST_BANK":[{"bank_content_id":7,"distance":3},{"bank_content_id":"8","distance":"5"}]}`})
+	f.SetRaw(&fakes.Raw{Status: 200, ContentType: "application/json", Body: `{"TEST_BANK":[{"bank_content_id":7,"distance":3},{"bank_content_id":"8","distance":"5"}]}`})
 	h := newTestHMA(t, HMAConfig{URL: f.URL})
 	v, err := h.Match(context.Background(), pdqQuery(t, hmaBase, 100))
 	if err != nil || !v.Match || v.Distance != 3 || v.Evidence[0].Label != "hma content 7" {
@@ -257,42 +258,48 @@ func TestHMAToleratesNumericDistance(t *testing.T) {
 
 // Every way HMA can fail to answer is an error, never "no match".
 func TestHMAErrors(t *testing.T) {
-	jsonRaw := func(body string) *fakeRaw { return &fakeRaw{200, "application/json", body} }
+	jsonRaw := func(body string) *fakes.Raw {
+		return &fakes.Raw{Status: 200, ContentType: "application/json", Body: body}
+	}
 	for _, tc := range []struct {
 		name    string
-		setup   func(f *fakeHMA, cfg *HMAConfig)
+		setup   func(f *fakes.HMA, cfg *HMAConfig)
 		want    error
 		wantMsg string
 	}{
-		{"index not loaded", func(f *fakeHMA, _ *HMAConfig) { f.loaded.Store(false) }, ErrUnavailable, "index not yet ready"},
-		{"index stale plain text", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(&fakeRaw{503, "text/html", "INDEX-STALE"}) }, ErrUnavailable, "INDEX-STALE"},
-		{"server error", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(&fakeRaw{500, "text/html", "<h1>oops</h1>"}) }, ErrUnavailable, "HTTP 500"},
-		{"rejected as bad request", func(f *fakeHMA, _ *HMAConfig) {
-			f.setRaw(&fakeRaw{400, "application/json", `{"message":"invalid signal: invalid PDQ hash"}`})
+		{"index not loaded", func(f *fakes.HMA, _ *HMAConfig) { f.Loaded.Store(false) }, ErrUnavailable, "index not yet ready"},
+		{"index stale plain text", func(f *fakes.HMA, _ *HMAConfig) {
+			f.SetRaw(&fakes.Raw{Status: 503, ContentType: "text/html", Body: "INDEX-STALE"})
+		}, ErrUnavailable, "INDEX-STALE"},
+		{"server error", func(f *fakes.HMA, _ *HMAConfig) {
+			f.SetRaw(&fakes.Raw{Status: 500, ContentType: "text/html", Body: "<h1>oops</h1>"})
+		}, ErrUnavailable, "HTTP 500"},
+		{"rejected as bad request", func(f *fakes.HMA, _ *HMAConfig) {
+			f.SetRaw(&fakes.Raw{Status: 400, ContentType: "application/json", Body: `{"message":"invalid signal: invalid PDQ hash"}`})
 		}, ErrUnavailable, "invalid PDQ hash"},
-		{"wrong token", func(f *fakeHMA, c *HMAConfig) { f.Token = "right"; c.APIKey = "wrong" }, ErrUnavailable, "HTTP 401"},
-		{"no token", func(f *fakeHMA, _ *HMAConfig) { f.Token = "right" }, ErrUnavailable, "HTTP 401"},
-		{"malformed JSON", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(jsonRaw(`{"TEST_BANK":[{"bank_content_id":1,`)) }, ErrBadResponse, ""},
-		{"raw_lookup shape", func(f *fakeHMA, _ *HMAConfig) {
-			f.setRaw(jsonRaw(`{"matches":[{"bank_content_id":17,"distance":"3"}]}`))
+		{"wrong token", func(f *fakes.HMA, c *HMAConfig) { f.Token = "right"; c.APIKey = "wrong" }, ErrUnavailable, "HTTP 401"},
+		{"no token", func(f *fakes.HMA, _ *HMAConfig) { f.Token = "right" }, ErrUnavailable, "HTTP 401"},
+		{"malformed JSON", func(f *fakes.HMA, _ *HMAConfig) { f.SetRaw(jsonRaw(`{"TEST_BANK":[{"bank_content_id":1,`)) }, ErrBadResponse, ""},
+		{"raw_lookup shape", func(f *fakes.HMA, _ *HMAConfig) {
+			f.SetRaw(jsonRaw(`{"matches":[{"bank_content_id":17,"distance":"3"}]}`))
 		}, ErrBadResponse, "not a bank name"},
-		{"bare ids", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(jsonRaw(`{"TEST_BANK":[17]}`)) }, ErrBadResponse, ""},
-		{"array", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(jsonRaw(`[]`)) }, ErrBadResponse, ""},
-		{"null", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(jsonRaw(`null`)) }, ErrBadResponse, ""},
-		{"bank not a list", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(jsonRaw(`{"TEST_BANK":{"x":1}}`)) }, ErrBadResponse, ""},
-		{"distance not a number", func(f *fakeHMA, _ *HMAConfig) {
-			f.setRaw(jsonRaw(`{"TEST_BANK":[{"bank_content_id":1,"distance":"far"}]}`))
+		{"bare ids", func(f *fakes.HMA, _ *HMAConfig) { f.SetRaw(jsonRaw(`{"TEST_BANK":[17]}`)) }, ErrBadResponse, ""},
+		{"array", func(f *fakes.HMA, _ *HMAConfig) { f.SetRaw(jsonRaw(`[]`)) }, ErrBadResponse, ""},
+		{"null", func(f *fakes.HMA, _ *HMAConfig) { f.SetRaw(jsonRaw(`null`)) }, ErrBadResponse, ""},
+		{"bank not a list", func(f *fakes.HMA, _ *HMAConfig) { f.SetRaw(jsonRaw(`{"TEST_BANK":{"x":1}}`)) }, ErrBadResponse, ""},
+		{"distance not a number", func(f *fakes.HMA, _ *HMAConfig) {
+			f.SetRaw(jsonRaw(`{"TEST_BANK":[{"bank_content_id":1,"distance":"far"}]}`))
 		}, ErrBadResponse, "bad distance"},
-		{"distance missing", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(jsonRaw(`{"TEST_BANK":[{"bank_content_id":1}]}`)) }, ErrBadResponse, "bad distance"},
-		{"negative distance", func(f *fakeHMA, _ *HMAConfig) {
-			f.setRaw(jsonRaw(`{"TEST_BANK":[{"bank_content_id":1,"distance":"-1"}]}`))
+		{"distance missing", func(f *fakes.HMA, _ *HMAConfig) { f.SetRaw(jsonRaw(`{"TEST_BANK":[{"bank_content_id":1}]}`)) }, ErrBadResponse, "bad distance"},
+		{"negative distance", func(f *fakes.HMA, _ *HMAConfig) {
+			f.SetRaw(jsonRaw(`{"TEST_BANK":[{"bank_content_id":1,"distance":"-1"}]}`))
 		}, ErrBadResponse, "bad distance"},
-		{"id missing", func(f *fakeHMA, _ *HMAConfig) { f.setRaw(jsonRaw(`{"TEST_BANK":[{"distance":"1"}]}`)) }, ErrBadResponse, "bank_content_id"},
-		{"oversized answer", func(f *fakeHMA, _ *HMAConfig) {
-			f.setRaw(jsonRaw(`{"TEST_BANK":[` + strings.Repeat(`{"bank_content_id":1,"distance":"1"},`, 40000) + `{"bank_content_id":1,"distance":"1"}]}`))
+		{"id missing", func(f *fakes.HMA, _ *HMAConfig) { f.SetRaw(jsonRaw(`{"TEST_BANK":[{"distance":"1"}]}`)) }, ErrBadResponse, "bank_content_id"},
+		{"oversized answer", func(f *fakes.HMA, _ *HMAConfig) {
+			f.SetRaw(jsonRaw(`{"TEST_BANK":[` + strings.Repeat(`{"bank_content_id":1,"distance":"1"},`, 40000) + `{"bank_content_id":1,"distance":"1"}]}`))
 		}, ErrBadResponse, "larger than"},
-		{"slow", func(f *fakeHMA, c *HMAConfig) { f.setDelay(2 * time.Second); c.Timeout = 50 * time.Millisecond }, ErrUnavailable, "no answer within 50ms"},
-		{"connection refused", func(f *fakeHMA, _ *HMAConfig) { f.Close() }, ErrUnavailable, ""},
+		{"slow", func(f *fakes.HMA, c *HMAConfig) { f.SetDelay(2 * time.Second); c.Timeout = 50 * time.Millisecond }, ErrUnavailable, "no answer within 50ms"},
+		{"connection refused", func(f *fakes.HMA, _ *HMAConfig) { f.Close() }, ErrUnavailable, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeHMA(t)
@@ -318,7 +325,7 @@ func TestHMAErrors(t *testing.T) {
 // Guard does not blame HMA for it.
 func TestHMACallerCancel(t *testing.T) {
 	f := newFakeHMA(t)
-	f.setDelay(2 * time.Second)
+	f.SetDelay(2 * time.Second)
 	h := newTestHMA(t, HMAConfig{URL: f.URL})
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(30*time.Millisecond, cancel)
@@ -330,13 +337,13 @@ func TestHMACallerCancel(t *testing.T) {
 
 func TestHMAStatus(t *testing.T) {
 	f := newFakeHMA(t)
-	f.loaded.Store(false)
+	f.Loaded.Store(false)
 	h := newTestHMA(t, HMAConfig{URL: f.URL})
 	word, err := h.Status(context.Background())
 	if !errors.Is(err, ErrUnavailable) || word != "INDEX-NOT-LOADED" {
 		t.Fatalf("Status = %q, %v; want INDEX-NOT-LOADED, ErrUnavailable", word, err)
 	}
-	f.loaded.Store(true)
+	f.Loaded.Store(true)
 	if word, err := h.Status(context.Background()); err != nil || word != "I-AM-ALIVE" {
 		t.Fatalf("Status = %q, %v", word, err)
 	}
@@ -347,19 +354,21 @@ func TestHMAStatus(t *testing.T) {
 func TestHMAProbe(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
-		setup       func(f *fakeHMA)
+		setup       func(f *fakes.HMA)
 		want        error
 		wantMsg     string
 		wantLookups int64
 	}{
 		{"ready", nil, nil, "", 1},
-		{"index loading", func(f *fakeHMA) { f.loaded.Store(false) }, ErrUnavailable, "INDEX-NOT-LOADED", 0},
-		{"before 1.1.5: no /readyz", func(f *fakeHMA) { f.noReadyz.Store(true) }, nil, "", 1},
-		{"before 1.1.5, loading", func(f *fakeHMA) { f.noReadyz.Store(true); f.loaded.Store(false) }, ErrUnavailable, "index not yet ready", 1},
-		{"lookups broken", func(f *fakeHMA) { f.setRaw(&fakeRaw{500, "text/html", "oops"}) }, ErrUnavailable, "HTTP 500", 1},
-		{"lookups wrong shape", func(f *fakeHMA) { f.setRaw(&fakeRaw{200, "application/json", `{"matches":[]}`}) }, ErrBadResponse, "", 1},
-		{"wrong token", func(f *fakeHMA) { f.Token = "right" }, ErrUnavailable, "HTTP 401", 0},
-		{"down", func(f *fakeHMA) { f.Close() }, ErrUnavailable, "", 0},
+		{"index loading", func(f *fakes.HMA) { f.Loaded.Store(false) }, ErrUnavailable, "INDEX-NOT-LOADED", 0},
+		{"before 1.1.5: no /readyz", func(f *fakes.HMA) { f.NoReadyz.Store(true) }, nil, "", 1},
+		{"before 1.1.5, loading", func(f *fakes.HMA) { f.NoReadyz.Store(true); f.Loaded.Store(false) }, ErrUnavailable, "index not yet ready", 1},
+		{"lookups broken", func(f *fakes.HMA) { f.SetRaw(&fakes.Raw{Status: 500, ContentType: "text/html", Body: "oops"}) }, ErrUnavailable, "HTTP 500", 1},
+		{"lookups wrong shape", func(f *fakes.HMA) {
+			f.SetRaw(&fakes.Raw{Status: 200, ContentType: "application/json", Body: `{"matches":[]}`})
+		}, ErrBadResponse, "", 1},
+		{"wrong token", func(f *fakes.HMA) { f.Token = "right" }, ErrUnavailable, "HTTP 401", 0},
+		{"down", func(f *fakes.HMA) { f.Close() }, ErrUnavailable, "", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeHMA(t)
@@ -374,7 +383,7 @@ func TestHMAProbe(t *testing.T) {
 			if tc.wantMsg != "" && !strings.Contains(err.Error(), tc.wantMsg) {
 				t.Fatalf("error %q; want it to mention %q", err, tc.wantMsg)
 			}
-			if n := f.lookups.Load(); n != tc.wantLookups {
+			if n := f.Lookups.Load(); n != tc.wantLookups {
 				t.Fatalf("%d lookups; want %d", n, tc.wantLookups)
 			}
 		})
@@ -385,7 +394,7 @@ func TestHMAProbe(t *testing.T) {
 // composites), not only the picture as stored; a form's match names it.
 func TestHMAMatchesForms(t *testing.T) {
 	f := newFakeHMA(t)
-	f.setContents(fakeHMAContent{bank: "A_BANK", id: 7, signalType: "pdq", signal: hmaBase})
+	f.SetContents(fakes.HMAContent{Bank: "A_BANK", ID: 7, SignalType: "pdq", Signal: hmaBase})
 	h := newTestHMA(t, HMAConfig{URL: f.URL})
 	other, _ := pdq.ParseHex(strings.Repeat("0f", 32))
 	listed, _ := pdq.ParseHex(hmaNear8)

@@ -8,12 +8,17 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // How often Watch checks the configured banks against HMA. A lookup naming a
-// bank HMA does not have answers 200 {} (hma.md, second run), exactly like
-// "no match", so only this check can tell a misspelt or deleted bank from a
-// clean upload. While a bank is missing or HMA cannot be asked the check is
+// bank HMA does not have answers 200 {}, exactly like "no match" (HMA 1.1.7
+// does; its GET /m/lookup only filters its matches by the banks named:
+// src/OpenMediaMatch/blueprints/matching.py in
+// https://github.com/facebook/ThreatExchange/tree/main/hasher-matcher-actioner),
+// so only this check can tell a misspelt or deleted bank from a clean
+// upload. While a bank is missing or HMA cannot be asked the check is
 // repeated soon, so a fix (or HMA coming up) is seen within a minute;
 // otherwise every few minutes, to notice a bank deleted later.
 const (
@@ -116,7 +121,7 @@ func (h *HMA) CheckBanks(ctx context.Context) (HMABankStatus, error) {
 		b.mu.Unlock()
 		if prev.Err == "" {
 			h.log.Warn("cannot check the configured banks against HMA; lookups go on, a misspelt or deleted bank would match nothing",
-				"backend", h.name, "banks", h.bankList, "error", err.Error())
+				zap.String("backend", h.name), zap.Strings("banks", h.bankList), zap.Error(err))
 		}
 		return h.BankStatus(), err
 	}
@@ -141,11 +146,11 @@ func (h *HMA) CheckBanks(ctx context.Context) (HMABankStatus, error) {
 	switch {
 	case len(missing) > 0 && (first || !slices.Equal(missing, prev.Missing)):
 		h.log.Error("configured banks do not exist in HMA: lookups in them match nothing",
-			"backend", h.name, "missing", missing, "hma_banks", someBanks(have))
+			zap.String("backend", h.name), zap.Strings("missing", missing), zap.Strings("hma_banks", someBanks(have)))
 	case len(missing) == 0 && len(prev.Missing) > 0:
-		h.log.Info("all configured banks now exist in HMA", "backend", h.name, "banks", h.bankList)
+		h.log.Info("all configured banks now exist in HMA", zap.String("backend", h.name), zap.Strings("banks", h.bankList))
 	case len(missing) == 0 && (first || prev.Err != ""):
-		h.log.Info("configured banks exist in HMA", "backend", h.name, "banks", h.bankList)
+		h.log.Info("configured banks exist in HMA", zap.String("backend", h.name), zap.Strings("banks", h.bankList))
 	}
 	if len(off) > 0 && !slices.Equal(off, prevOff) {
 		// GET /m/lookup leaves such banks out (HMA 1.1.7 seen to,
@@ -154,7 +159,7 @@ func (h *HMA) CheckBanks(ctx context.Context) (HMABankStatus, error) {
 		// src/OpenMediaMatch/blueprints/matching.py): as silent as a
 		// missing one.
 		h.log.Warn("configured banks have matching turned off in HMA (matching_enabled_ratio 0): lookups in them match nothing",
-			"backend", h.name, "banks", off)
+			zap.String("backend", h.name), zap.Strings("banks", off))
 	}
 	return h.BankStatus(), nil
 }

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/mediaguard/mediaguard/internal/fakes"
+	"github.com/mediaguard/mediaguard/internal/testkit"
 )
 
 // A configured bank HMA does not have is silence at lookup time (200 {}),
@@ -16,26 +19,26 @@ func TestHMACheckBanks(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		banks       []string
-		setup       func(f *fakeHMA)
+		setup       func(f *fakes.HMA)
 		wantMissing []string
 		wantErr     error
 		wantLog     string
 	}{
 		{"all present", []string{"TEST_BANK", "OTHER_BANK"}, nil, nil, nil, "INFO configured banks exist in HMA"},
 		{"misspelt", []string{"TEST_BANKS", "OTHER_BANK"}, nil, []string{"TEST_BANKS"}, nil, "ERROR configured banks do not exist in HMA"},
-		{"deleted", []string{"TEST_BANK", "OTHER_BANK"}, func(f *fakeHMA) { f.deleteBank("OTHER_BANK") }, []string{"OTHER_BANK"}, nil, "missing[OTHER_BANK]"},
-		{"empty bank exists", []string{"EMPTY"}, func(f *fakeHMA) { f.setBank("EMPTY", 1) }, nil, nil, "INFO configured banks exist"},
-		{"matching off", []string{"TEST_BANK"}, func(f *fakeHMA) { f.setBank("TEST_BANK", 0) }, nil, nil, "WARN configured banks have matching turned off"},
-		{"no curator role", []string{"TEST_BANK"}, func(f *fakeHMA) { f.noCurator.Store(true) }, nil, ErrUnavailable, "WARN cannot check the configured banks"},
-		{"down", []string{"TEST_BANK"}, func(f *fakeHMA) { f.Close() }, nil, ErrUnavailable, "WARN cannot check the configured banks"},
+		{"deleted", []string{"TEST_BANK", "OTHER_BANK"}, func(f *fakes.HMA) { f.DeleteBank("OTHER_BANK") }, []string{"OTHER_BANK"}, nil, "missing [OTHER_BANK]"},
+		{"empty bank exists", []string{"EMPTY"}, func(f *fakes.HMA) { f.SetBank("EMPTY", 1) }, nil, nil, "INFO configured banks exist"},
+		{"matching off", []string{"TEST_BANK"}, func(f *fakes.HMA) { f.SetBank("TEST_BANK", 0) }, nil, nil, "WARN configured banks have matching turned off"},
+		{"no curator role", []string{"TEST_BANK"}, func(f *fakes.HMA) { f.NoCurator.Store(true) }, nil, ErrUnavailable, "WARN cannot check the configured banks"},
+		{"down", []string{"TEST_BANK"}, func(f *fakes.HMA) { f.Close() }, nil, ErrUnavailable, "WARN cannot check the configured banks"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeHMA(t)
 			if tc.setup != nil {
 				tc.setup(f)
 			}
-			var log testLogger
-			h := newTestHMA(t, HMAConfig{URL: f.URL, Banks: tc.banks, Logger: &log})
+			log, logs := testkit.ObserveLogs()
+			h := newTestHMA(t, HMAConfig{URL: f.URL, Banks: tc.banks, Logger: log})
 			s, err := h.CheckBanks(context.Background())
 			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
 				t.Fatalf("CheckBanks = %+v, %v; want error %v", s, err, tc.wantErr)
@@ -46,11 +49,11 @@ func TestHMACheckBanks(t *testing.T) {
 			if !slices.Equal(s.Configured, tc.banks) || (err == nil) == s.Checked.IsZero() || (err != nil) != (s.Err != "") {
 				t.Fatalf("status %+v after error %v", s, err)
 			}
-			if !log.contains(tc.wantLog) {
-				t.Fatalf("log lacks %q:\n%s", tc.wantLog, log.all())
+			if testkit.LogCount(logs, tc.wantLog) == 0 {
+				t.Fatalf("log lacks %q:\n%s", tc.wantLog, testkit.LogText(logs))
 			}
-			if len(tc.wantMissing) > 0 && !log.contains("hma_banks") {
-				t.Fatalf("the error line should list HMA's banks to spot a misspelling:\n%s", log.all())
+			if len(tc.wantMissing) > 0 && testkit.LogCount(logs, "hma_banks") == 0 {
+				t.Fatalf("the error line should list HMA's banks to spot a misspelling:\n%s", testkit.LogText(logs))
 			}
 		})
 	}
@@ -74,8 +77,8 @@ func TestHMAUnknownBankIsSilence(t *testing.T) {
 // too, and each change is logged once however many checks find it.
 func TestHMAWatchRechecks(t *testing.T) {
 	f := newFakeHMA(t)
-	var log testLogger
-	h := newTestHMA(t, HMAConfig{URL: f.URL, Banks: []string{"TEST_BANK", "NEW_BANK"}, Logger: &log})
+	log, logs := testkit.ObserveLogs()
+	h := newTestHMA(t, HMAConfig{URL: f.URL, Banks: []string{"TEST_BANK", "NEW_BANK"}, Logger: log})
 	h.bankState.recheckOK = 10 * time.Millisecond
 	h.bankState.recheckFailing = 10 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
@@ -83,27 +86,27 @@ func TestHMAWatchRechecks(t *testing.T) {
 	go func() { h.Watch(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	eventually(t, "NEW_BANK reported missing", func() bool { return slices.Equal(h.MissingBanks(), []string{"NEW_BANK"}) })
-	n := f.bankLists.Load()
-	eventually(t, "more checks", func() bool { return f.bankLists.Load() > n+3 })
-	if c := log.count("do not exist"); c != 1 {
-		t.Fatalf("%d error lines for one missing bank; want 1:\n%s", c, log.all())
+	testkit.Eventually(t, "NEW_BANK reported missing", func() bool { return slices.Equal(h.MissingBanks(), []string{"NEW_BANK"}) })
+	n := f.BankLists.Load()
+	testkit.Eventually(t, "more checks", func() bool { return f.BankLists.Load() > n+3 })
+	if c := testkit.LogCount(logs, "do not exist"); c != 1 {
+		t.Fatalf("%d error lines for one missing bank; want 1:\n%s", c, testkit.LogText(logs))
 	}
 
-	f.setBank("NEW_BANK", 1)
-	eventually(t, "NEW_BANK found", func() bool { return len(h.MissingBanks()) == 0 })
-	eventually(t, "recovery logged", func() bool { return log.contains("INFO all configured banks now exist") })
+	f.SetBank("NEW_BANK", 1)
+	testkit.Eventually(t, "NEW_BANK found", func() bool { return len(h.MissingBanks()) == 0 })
+	testkit.Eventually(t, "recovery logged", func() bool { return testkit.LogCount(logs, "INFO all configured banks now exist") > 0 })
 
-	f.deleteBank("TEST_BANK")
-	eventually(t, "TEST_BANK reported missing", func() bool { return slices.Equal(h.MissingBanks(), []string{"TEST_BANK"}) })
-	eventually(t, "second error line", func() bool { return log.count("do not exist") == 2 })
+	f.DeleteBank("TEST_BANK")
+	testkit.Eventually(t, "TEST_BANK reported missing", func() bool { return slices.Equal(h.MissingBanks(), []string{"TEST_BANK"}) })
+	testkit.Eventually(t, "second error line", func() bool { return testkit.LogCount(logs, "do not exist") == 2 })
 
 	// HMA going away keeps the last answer and warns once.
 	f.Close()
-	eventually(t, "check failing", func() bool { return h.BankStatus().Err != "" })
+	testkit.Eventually(t, "check failing", func() bool { return h.BankStatus().Err != "" })
 	time.Sleep(50 * time.Millisecond) // several more failed checks
-	if c := log.count("cannot check"); c != 1 || !slices.Equal(h.MissingBanks(), []string{"TEST_BANK"}) {
-		t.Fatalf("%d warnings, missing %q; want 1 warning and the last answer kept:\n%s", c, h.MissingBanks(), log.all())
+	if c := testkit.LogCount(logs, "cannot check"); c != 1 || !slices.Equal(h.MissingBanks(), []string{"TEST_BANK"}) {
+		t.Fatalf("%d warnings, missing %q; want 1 warning and the last answer kept:\n%s", c, h.MissingBanks(), testkit.LogText(logs))
 	}
 }
 
@@ -117,16 +120,16 @@ func TestGuardMissingBanks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "missing bank reported", func() bool {
+	testkit.Eventually(t, "missing bank reported", func() bool {
 		return slices.Equal(g.MissingBanks()["hma"], []string{"TYPO_BANK"})
 	})
 	if len(g.MissingBanks()) != 1 {
 		t.Fatalf("MissingBanks %v; want only hma", g.MissingBanks())
 	}
 	g.Close()
-	n := f.bankLists.Load()
+	n := f.BankLists.Load()
 	time.Sleep(50 * time.Millisecond)
-	if f.bankLists.Load() != n {
+	if f.BankLists.Load() != n {
 		t.Fatal("bank checks go on after Close")
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/internal/fakes"
 	"github.com/mediaguard/mediaguard/lookupwire"
 )
 
@@ -150,7 +151,7 @@ func TestServiceActions(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeLookupService(t)
-			f.setRaw(&fakeRaw{200, "application/json", tc.body})
+			f.setRaw(&fakes.Raw{Status: 200, ContentType: "application/json", Body: tc.body})
 			s := newTestService(t, ServiceConfig{URL: f.URL})
 			v, err := s.Match(context.Background(), fullQuery(t, "x"))
 			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
@@ -175,21 +176,27 @@ func TestServiceErrors(t *testing.T) {
 		setup func(f *fakeLookupService, c *ServiceConfig)
 		want  error
 	}{
-		{"500", func(f *fakeLookupService, _ *ServiceConfig) { f.setRaw(&fakeRaw{500, "", "boom"}) }, ErrUnavailable},
-		{"503", func(f *fakeLookupService, _ *ServiceConfig) { f.setRaw(&fakeRaw{503, "", `{"action":"block"}`}) }, ErrUnavailable},
-		{"404", func(f *fakeLookupService, _ *ServiceConfig) { f.setRaw(&fakeRaw{404, "", "not found"}) }, ErrUnavailable},
+		{"500", func(f *fakeLookupService, _ *ServiceConfig) { f.setRaw(&fakes.Raw{Status: 500, Body: "boom"}) }, ErrUnavailable},
+		{"503", func(f *fakeLookupService, _ *ServiceConfig) {
+			f.setRaw(&fakes.Raw{Status: 503, Body: `{"action":"block"}`})
+		}, ErrUnavailable},
+		{"404", func(f *fakeLookupService, _ *ServiceConfig) { f.setRaw(&fakes.Raw{Status: 404, Body: "not found"}) }, ErrUnavailable},
 		{"bad token", func(f *fakeLookupService, c *ServiceConfig) { f.token = "a"; c.APIKey = "b" }, ErrUnavailable},
-		{"malformed", func(f *fakeLookupService, _ *ServiceConfig) { f.setRaw(&fakeRaw{200, "", `{"action":"blo`}) }, ErrBadResponse},
-		{"null", func(f *fakeLookupService, _ *ServiceConfig) { f.setRaw(&fakeRaw{200, "", `null`}) }, ErrBadResponse},
-		{"array", func(f *fakeLookupService, _ *ServiceConfig) { f.setRaw(&fakeRaw{200, "", `[{"action":"block"}]`}) }, ErrBadResponse},
+		{"malformed", func(f *fakeLookupService, _ *ServiceConfig) {
+			f.setRaw(&fakes.Raw{Status: 200, Body: `{"action":"blo`})
+		}, ErrBadResponse},
+		{"null", func(f *fakeLookupService, _ *ServiceConfig) { f.setRaw(&fakes.Raw{Status: 200, Body: `null`}) }, ErrBadResponse},
+		{"array", func(f *fakeLookupService, _ *ServiceConfig) {
+			f.setRaw(&fakes.Raw{Status: 200, Body: `[{"action":"block"}]`})
+		}, ErrBadResponse},
 		{"html", func(f *fakeLookupService, _ *ServiceConfig) {
-			f.setRaw(&fakeRaw{200, "text/html", `<html>login</html>`})
+			f.setRaw(&fakes.Raw{Status: 200, ContentType: "text/html", Body: `<html>login</html>`})
 		}, ErrBadResponse},
 		{"wrong types", func(f *fakeLookupService, _ *ServiceConfig) {
-			f.setRaw(&fakeRaw{200, "", `{"action":"block","confidence":"high"}`})
+			f.setRaw(&fakes.Raw{Status: 200, Body: `{"action":"block","confidence":"high"}`})
 		}, ErrBadResponse},
 		{"oversized", func(f *fakeLookupService, _ *ServiceConfig) {
-			f.setRaw(&fakeRaw{200, "", `{"action":"allow","reason":"` + strings.Repeat("x", maxRemoteBody) + `"}`})
+			f.setRaw(&fakes.Raw{Status: 200, Body: `{"action":"allow","reason":"` + strings.Repeat("x", maxRemoteBody) + `"}`})
 		}, ErrBadResponse},
 		{"slow", func(f *fakeLookupService, c *ServiceConfig) {
 			f.delay.Store(int64(2 * time.Second))
@@ -358,13 +365,13 @@ func TestLookupRoundTrip(t *testing.T) {
 func TestServiceProbe(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		raw  *fakeRaw
+		raw  *fakes.Raw
 		want error
 	}{
 		{"allow", nil, nil},
-		{"server error", &fakeRaw{status: 502, body: "bad gateway"}, ErrUnavailable},
-		{"unscanned", &fakeRaw{status: 200, contentType: "application/json", body: `{"action":"allow","unscanned":true}`}, ErrUnavailable},
-		{"not JSON", &fakeRaw{status: 200, body: "<html>"}, ErrBadResponse},
+		{"server error", &fakes.Raw{Status: 502, Body: "bad gateway"}, ErrUnavailable},
+		{"unscanned", &fakes.Raw{Status: 200, ContentType: "application/json", Body: `{"action":"allow","unscanned":true}`}, ErrUnavailable},
+		{"not JSON", &fakes.Raw{Status: 200, Body: "<html>"}, ErrBadResponse},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeLookupService(t)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/internal/fakes"
 )
 
 // Local banks say which kind of the media matched: the file or picture
@@ -95,9 +96,9 @@ func TestVerdictVariantJSON(t *testing.T) {
 func TestHMAVerdictVariant(t *testing.T) {
 	sum := md5.Sum([]byte("some video"))
 	f := newFakeHMA(t)
-	f.setContents(
-		fakeHMAContent{bank: "A_BANK", id: 7, signalType: "pdq", signal: hmaBase},
-		fakeHMAContent{bank: "VIDEOS", id: 8, signalType: "video_md5", signal: hex.EncodeToString(sum[:])},
+	f.SetContents(
+		fakes.HMAContent{Bank: "A_BANK", ID: 7, SignalType: "pdq", Signal: hmaBase},
+		fakes.HMAContent{Bank: "VIDEOS", ID: 8, SignalType: "video_md5", Signal: hex.EncodeToString(sum[:])},
 	)
 	h := newTestHMA(t, HMAConfig{URL: f.URL})
 	other, _ := pdq.ParseHex(strings.Repeat("0f", 32))

@@ -15,20 +15,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 )
-
-// Logger is the minimal logging the notifier needs; kv are alternating
-// key/value pairs. It is an interface rather than zap so this package stays
-// dependency-free; a zap.SugaredLogger fits with a two-method adapter.
-type Logger interface {
-	Info(msg string, kv ...any)
-	Warn(msg string, kv ...any)
-}
-
-type nopLogger struct{}
-
-func (nopLogger) Info(string, ...any) {}
-func (nopLogger) Warn(string, ...any) {}
 
 // MatrixConfig configures a Matrix notifier.
 type MatrixConfig struct {
@@ -64,8 +53,8 @@ type MatrixConfig struct {
 	// in; a command whose placeholder is unknown is skipped. This gives
 	// mediaguard Mjolnir's moderator powers: off by default.
 	Commands []string
-	// Logger receives delivery problems (default: discard).
-	Logger Logger
+	// Logger receives delivery problems; nil logs nothing.
+	Logger *zap.Logger
 }
 
 // Stats are cumulative counters.
@@ -113,7 +102,7 @@ func (it item) txnID() string {
 // concurrent use; one goroutine delivers in order.
 type Matrix struct {
 	cfg   MatrixConfig
-	log   Logger
+	log   *zap.Logger
 	queue chan item
 	burst *burst
 
@@ -159,7 +148,7 @@ func NewMatrix(cfg MatrixConfig) (*Matrix, error) {
 	}
 	m := &Matrix{cfg: cfg, log: cfg.Logger, queue: make(chan item, cfg.QueueSize)}
 	if m.log == nil {
-		m.log = nopLogger{}
+		m.log = zap.NewNop()
 	}
 	if strings.HasPrefix(cfg.Room, "!") {
 		m.roomID = cfg.Room
@@ -190,7 +179,7 @@ func (m *Matrix) Start(ctx context.Context) error {
 	err := m.join(joinCtx)
 	cancelJoin()
 	if err != nil {
-		m.log.Warn("notify: joining the notice room failed; retrying in the background", "room", m.cfg.Room, "error", err)
+		m.log.Warn("notify: joining the notice room failed; retrying in the background", zap.String("room", m.cfg.Room), zap.Error(err))
 	}
 	go m.run(runCtx)
 	return nil
@@ -285,7 +274,7 @@ func (m *Matrix) deliver(ctx context.Context, it item) {
 				if ctx.Err() != nil {
 					return
 				}
-				m.log.Warn("notify: joining the notice room failed", "room", m.cfg.Room, "error", err)
+				m.log.Warn("notify: joining the notice room failed", zap.String("room", m.cfg.Room), zap.Error(err))
 				wait = m.backoff(attempt)
 				attempt++
 				if !sleep(ctx, wait) {
@@ -324,16 +313,17 @@ func (m *Matrix) deliver(ctx context.Context, it item) {
 			// invite came after Start: rejoin once, then retry. A second
 			// 403 after a successful join is a real permission problem.
 			rejoined, m.joined = true, false
-			m.log.Warn("notify: send forbidden; rejoining the notice room", "room", m.cfg.Room, "reason", reason)
+			m.log.Warn("notify: send forbidden; rejoining the notice room", zap.String("room", m.cfg.Room), zap.String("reason", reason))
 			continue
 		default:
 			m.dropped.Add(1)
 			m.log.Warn("notify: homeserver rejected the notice; dropping it (check the notifier config)",
-				"txn", it.txnID(), "status", status, "reason", reason)
+				zap.String("txn", it.txnID()), zap.Int("status", status), zap.String("reason", reason))
 			return
 		}
 		m.retried.Add(1)
-		m.log.Info("notify: send failed; will retry", "txn", it.txnID(), "status", status, "reason", reason, "error", err, "in", wait)
+		m.log.Info("notify: send failed; will retry", zap.String("txn", it.txnID()), zap.Int("status", status),
+			zap.String("reason", reason), zap.Error(err), zap.Duration("in", wait))
 		attempt++
 		if !sleep(ctx, wait) {
 			return

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mediaguard/mediaguard/internal/e2e"
 	"github.com/mediaguard/mediaguard/internal/testkit"
+	"go.uber.org/zap/zaptest"
 )
 
 const fullHash = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -46,7 +47,7 @@ func TestDendrite(t *testing.T) {
 	var mu sync.Mutex
 	var delivered []string
 	m, err := NewMatrix(MatrixConfig{
-		Homeserver: hs.URL, AccessToken: bot.AccessToken, Room: alias, MaxRetryDelay: 200 * time.Millisecond, Logger: testLogger{t},
+		Homeserver: hs.URL, AccessToken: bot.AccessToken, Room: alias, MaxRetryDelay: 200 * time.Millisecond, Logger: zaptest.NewLogger(t),
 		OnDelivered: func(id string) { mu.Lock(); delivered = append(delivered, id); mu.Unlock() },
 	})
 	if err != nil {
@@ -111,7 +112,8 @@ func TestDendrite(t *testing.T) {
 }
 
 // fakeHS is a FAKE homeserver, not Matrix: just enough of the
-// client-server API for the notifier, relying on these spec facts:
+// client-server API for the notifier, relying on these facts of the Matrix
+// spec (https://spec.matrix.org/latest/client-server-api/):
 //   - POST /_matrix/client/v3/join/{roomIdOrAlias} answers 200
 //     {"room_id": "!..."} (an alias is resolved by the join itself);
 //   - PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId} answers
@@ -251,7 +253,7 @@ func (f *fakeHS) ids() []string {
 
 func (f *fakeHS) notifier(t *testing.T, cfg MatrixConfig) *Matrix {
 	cfg.Homeserver, cfg.AccessToken, cfg.Room = f.base, f.token, "#management:fake"
-	cfg.Logger = testLogger{t}
+	cfg.Logger = zaptest.NewLogger(t)
 	if cfg.MaxRetryDelay == 0 {
 		cfg.MaxRetryDelay = 20 * time.Millisecond
 	}
@@ -486,13 +488,6 @@ func TestFormat(t *testing.T) {
 		t.Errorf("unknown user / no mxc / exact hash rendered wrongly:\n%s", body2)
 	}
 }
-
-// testLogger sends the notifier's log to the test log, so a failure shows
-// why delivery stalled.
-type testLogger struct{ t *testing.T }
-
-func (l testLogger) Info(msg string, kv ...any) { l.t.Logf("INFO %s %v", msg, kv) }
-func (l testLogger) Warn(msg string, kv ...any) { l.t.Logf("WARN %s %v", msg, kv) }
 
 // ExampleFormat documents what a moderator sees.
 func ExampleFormat() {

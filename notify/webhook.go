@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // WebhookConfig configures a generic webhook for teams without Mjolnir.
@@ -22,8 +24,8 @@ type WebhookConfig struct {
 	Attempts int
 	// HTTPClient is optional.
 	HTTPClient *http.Client
-	// Logger receives delivery problems; nil discards them.
-	Logger Logger
+	// Logger receives delivery problems; nil logs nothing.
+	Logger *zap.Logger
 }
 
 // Webhook posts detections to a URL from one goroutine, never blocking the
@@ -48,6 +50,9 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	}
 	if cfg.Attempts <= 0 {
 		cfg.Attempts = 6
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
@@ -98,9 +103,7 @@ func (w *Webhook) deliver(ctx context.Context, d Detection) {
 			return
 		}
 		if !retry || attempt >= w.cfg.Attempts {
-			if w.cfg.Logger != nil {
-				w.cfg.Logger.Warn("notify: webhook delivery failed; giving up", "detection", d.ID, "error", err)
-			}
+			w.cfg.Logger.Warn("notify: webhook delivery failed; giving up", zap.String("detection", d.ID), zap.Error(err))
 			return
 		}
 		if !sleep(ctx, delay) {

@@ -109,7 +109,7 @@ func New(cfg Config) (_ *Service, err error) {
 		}
 	}()
 	lc := cfg.Local
-	lc.Logger = zapLogger{log.Named("banks")}
+	lc.Logger = log.Named("banks")
 	if s.local, err = matcher.NewLocal(lc); err != nil {
 		return nil, err
 	}
@@ -126,7 +126,7 @@ func New(cfg Config) (_ *Service, err error) {
 		// One min_pdq_quality for every PDQ lookup, local or HMA.
 		h.MinPDQQuality = cfg.Local.MinPDQQuality
 		// A configured bank HMA lacks is logged as an error.
-		h.Logger = zapLogger{log.Named("hma")}
+		h.Logger = log.Named("hma")
 		c, err := matcher.NewHMA(h)
 		if err != nil {
 			return nil, fmt.Errorf("hma %s: %w", h.URL, err)
@@ -149,14 +149,14 @@ func New(cfg Config) (_ *Service, err error) {
 	}
 	s.guard, err = matcher.NewGuard(matcher.GuardConfig{
 		Local: s.local, Remotes: remotes, FailPolicy: cfg.FailPolicy, Cache: cfg.Cache, Breaker: cfg.Breaker,
-		OnBreakerChange: cfg.OnBreakerChange, Logger: zapLogger{log.Named("matcher")},
+		OnBreakerChange: cfg.OnBreakerChange, Logger: log.Named("matcher"),
 	})
 	if err != nil {
 		return nil, err
 	}
 	ac := actions.Config{Audit: cfg.Audit, LogCleanScans: cfg.LogCleanScans, Logger: log}
 	if cfg.Webhook != "" {
-		s.webhook, err = notify.NewWebhook(notify.WebhookConfig{URL: cfg.Webhook, Logger: zapLogger{log.Named("webhook")}})
+		s.webhook, err = notify.NewWebhook(notify.WebhookConfig{URL: cfg.Webhook, Logger: log.Named("webhook")})
 		if err != nil {
 			return nil, fmt.Errorf("notify webhook: %w", err)
 		}
@@ -166,7 +166,7 @@ func New(cfg Config) (_ *Service, err error) {
 		mc := *cfg.Matrix
 		// s.acts exists before any delivery: the notifier starts in Start.
 		mc.OnDelivered = func(id string) { s.acts.Delivered(id) }
-		mc.Logger = zapLogger{log.Named("notify")}
+		mc.Logger = log.Named("notify")
 		s.notifier, err = notify.NewMatrix(mc)
 		if err != nil {
 			return nil, fmt.Errorf("notify matrix: %w", err)
@@ -291,10 +291,7 @@ func (s *Service) Lookup(cfg LookupConfig) (*lookupapi.Handler, error) {
 	}
 	lc := lookupapi.Config{
 		Matcher: s.guard, APIKey: cfg.APIKey, MaxBodyBytes: cfg.MaxBodyBytes, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
-		Health: lookupapi.NewHealth(s.local, s.guard),
-	}
-	if cfg.Logger != nil {
-		lc.Logger = zapLogger{cfg.Logger}
+		Health: lookupapi.NewHealth(s.local, s.guard), Logger: cfg.Logger,
 	}
 	return lookupapi.New(lc)
 }
@@ -305,11 +302,3 @@ func hostName(raw, fallback string) string {
 	}
 	return fallback
 }
-
-// zapLogger adapts zap to the small key-value logging interface of the
-// matcher, notify and lookupapi packages.
-type zapLogger struct{ l *zap.Logger }
-
-func (z zapLogger) Info(msg string, kv ...any)  { z.l.Sugar().Infow(msg, kv...) }
-func (z zapLogger) Warn(msg string, kv ...any)  { z.l.Sugar().Warnw(msg, kv...) }
-func (z zapLogger) Error(msg string, kv ...any) { z.l.Sugar().Errorw(msg, kv...) }

@@ -1,13 +1,19 @@
 // Package testkit holds the small helpers mediaguard's tests and bench
-// commands share: polling for a condition instead of sleeping, and finding
-// a free loopback port. It is for tests and test tools only; nothing in the
+// commands share: polling for a condition instead of sleeping, finding a
+// free loopback port, and recording what a zap logger logs. It is for tests and test tools only; nothing in the
 // shipped module imports it.
 package testkit
 
 import (
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // DefaultWithin is how long Eventually waits.
@@ -58,4 +64,47 @@ func FreePort(tb testing.TB) int {
 		tb.Fatalf("finding a free port: %v", err)
 	}
 	return p
+}
+
+// ObserveLogs returns a logger that records every entry at Info and above,
+// and the record, for tests that assert on what was logged.
+func ObserveLogs() (*zap.Logger, *observer.ObservedLogs) {
+	core, logs := observer.New(zap.InfoLevel)
+	return zap.New(core), logs
+}
+
+// LogLines renders each recorded entry as one line, its level, message and
+// fields in the order logged: "WARN bank reload failed bank HOT error …".
+func LogLines(logs *observer.ObservedLogs) []string {
+	entries := logs.All()
+	lines := make([]string, 0, len(entries))
+	for _, e := range entries {
+		var b strings.Builder
+		b.WriteString(e.Level.CapitalString())
+		b.WriteString(" ")
+		b.WriteString(e.Message)
+		for _, f := range e.Context {
+			enc := zapcore.NewMapObjectEncoder()
+			f.AddTo(enc)
+			fmt.Fprintf(&b, " %s %v", f.Key, enc.Fields[f.Key])
+		}
+		lines = append(lines, b.String())
+	}
+	return lines
+}
+
+// LogText is LogLines joined by newlines.
+func LogText(logs *observer.ObservedLogs) string {
+	return strings.Join(LogLines(logs), "\n")
+}
+
+// LogCount returns how many recorded lines contain s.
+func LogCount(logs *observer.ObservedLogs, s string) int {
+	n := 0
+	for _, line := range LogLines(logs) {
+		if strings.Contains(line, s) {
+			n++
+		}
+	}
+	return n
 }
