@@ -19,9 +19,10 @@ import (
 	"net/http"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/mediaguard/mediaguard/lookupwire"
 	"github.com/mediaguard/mediaguard/matcher"
-	"go.uber.org/zap"
 )
 
 // DefaultMaxBodyBytes bounds a request body. The plugin's request is a few

@@ -12,9 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/matcher/pdqindex"
-	"go.uber.org/zap"
 )
 
 // Bank is one loaded hash list. It is immutable once built, so any number of

@@ -16,8 +16,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"go.uber.org/zap"
+
+	"github.com/mediaguard/mediaguard/hashing/pdq"
 )
 
 // DefaultRemoteTimeout bounds one request to a remote backend when its config
