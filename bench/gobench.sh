@@ -25,5 +25,6 @@ if [[ "${MEDIAGUARD_BENCH_10M:-}" == 1 ]]; then
 	go test ./matcher/pdqindex -run '^$' -bench 'IndexVsLinear10M$' -benchtime 1600x -count 5 -timeout 30m | tee -a "$out/matcher10m.txt"
 	go test ./matcher -run '^$' -bench 'BankLoad10M$' -benchtime 3x -count 1 -timeout 30m | tee -a "$out/matcher10m.txt"
 fi
+go test ./mediaproxy -run '^$' -bench DownloadUnknown -benchtime 200x -benchmem -count "$count" | tee "$out/mediaproxy.txt"
 go test ./lookupapi -run '^$' -bench . -benchmem -count "$count" | tee "$out/lookupapi.txt"
-benchstat "$out"/digests.txt "$out"/pdq.txt "$out"/pdqindex.txt "$out"/matcher.txt "$out"/lookupapi.txt
+benchstat "$out"/digests.txt "$out"/pdq.txt "$out"/pdqindex.txt "$out"/matcher.txt "$out"/mediaproxy.txt "$out"/lookupapi.txt

@@ -84,7 +84,7 @@ type env struct {
 // newEnv puts a Proxy (with a real local bank holding bankLines) between a
 // test client and the fake Synapse, through httputil's reverse proxy as
 // Caddy's reverse_proxy would be.
-func newEnv(t *testing.T, bankLines []string, tune func(*Config)) *env {
+func newEnv(t testing.TB, bankLines []string, tune func(*Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	bank := filepath.Join(dir, "test.bank")
