@@ -1,6 +1,6 @@
 // Command fpcorpus measures false positives of PDQ matching with search
-// variants (issue #13): every extra hash of a picture (trimmed, peeled,
-// quadrants, negative, ... and with deep search half-size windows and
+// variants: every extra hash of a picture (trimmed, peeled,
+// quadrants, negative, ... and with deep search the paste windows and
 // rotations) is one more chance to match a list by accident.
 //
 // It builds a clean corpus of pictures nobody would list: those shipped by

@@ -14,7 +14,7 @@
 // The plain site gets the same mix; there the listed media are simply
 // served.
 //
-// The goals it checks (issue: hardening): no errors and no listed item
+// The goals it checks: no errors and no listed item
 // missed at 200 connections, Caddy RSS under 300 MB, and the p99 latency of
 // known downloads through mediaguard within 1.2× of plain reverse_proxy at
 // the same load.

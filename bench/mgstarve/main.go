@@ -4,7 +4,7 @@
 // clients upload decompression-bomb PNGs back to back, and meanwhile
 // uploads a legitimate photo at a fixed interval. It reports the
 // legitimate uploads' latency with and without the bombs, in the same
-// run, and judges the goal of issue "Blocking that holds", item 8: the
+// run, and judges its goal: the
 // legitimate p99 stays within 2 s.
 //
 //	go run ./bench/mgstarve [-duration 30s] [-bombers 10] [-every 500ms]

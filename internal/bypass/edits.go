@@ -7,7 +7,7 @@ import (
 	"github.com/mediaguard/mediaguard/internal/testimg"
 )
 
-// Edits are the cheap edits of issue #13 that beat the hash of the
+// Edits are the cheap edits that beat the hash of the
 // picture as displayed, each undone by a variant of the default search
 // (pdq_search default): a listed picture edited so must be refused, a
 // clean one edited alike must pass.

@@ -1,5 +1,5 @@
 // Package edits makes the cheap edits people use to slip a listed picture
-// past hash lists (issue #13's table): borders, letterboxing, caption
+// past hash lists: borders, letterboxing, caption
 // bars, a gap, collages and tilings, a busy canvas, the colour negative,
 // washed-out contrast and small rotations. The bypass corpus and the
 // variant tests apply them to listed and clean pictures alike.

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"image/jpeg"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/mediaguard/mediaguard/internal/sharedref"
 )
 
 // measure runs f b.N times and also reports the thread's CPU time per
@@ -24,8 +27,6 @@ func measure(b *testing.B, f func()) {
 		b.ReportMetric(float64(c)/float64(n), "cpu-ns/op")
 	}
 }
-
-const sharedPhoto = "/work/shared/pdq-vectors/bridge-mods/aaa-orig.jpg"
 
 var benchFiles = sync.OnceValue(func() map[string][]byte {
 	pic := synthPicture(1600, 1000, 7)
@@ -69,7 +70,7 @@ func benchDecode(b *testing.B, data []byte) {
 // a ~1600x1000 photo.
 func BenchmarkDecode(b *testing.B) {
 	b.Run("shared-aaa-orig", func(b *testing.B) {
-		data, err := os.ReadFile(sharedPhoto)
+		data, err := os.ReadFile(filepath.Join(sharedref.PDQVectors(b), "bridge-mods", "aaa-orig.jpg"))
 		if err != nil {
 			b.Skipf("SKIPPING the real-photo benchmark: %v", err)
 		}
