@@ -22,9 +22,6 @@ import (
 	"github.com/mediaguard/mediaguard/internal/testkit"
 )
 
-// freePort is the shared testkit.FreePort under the name these tests use.
-var freePort = testkit.FreePort
-
 func reportOf(t *testing.T, b []byte) hashing.Report {
 	t.Helper()
 	r, err := hashing.HashReadSeeker("x", bytes.NewReader(b), hashing.FileOptions{})
@@ -46,7 +43,7 @@ func TestEndToEndDendrite(t *testing.T) {
 	bank := filepath.Join(t.TempDir(), "test.bank")
 	os.WriteFile(bank, []byte(fmt.Sprintf("sha256 %s listed-original\npdq %s listed-original\n", rep.SHA256, rep.PDQ)), 0o600)
 
-	proxyPort, lookupPort := freePort(t), freePort(t)
+	proxyPort, lookupPort := testkit.FreePort(t), testkit.FreePort(t)
 	auditPath := filepath.Join(t.TempDir(), "audit", "audit.log")
 	hsAddr := strings.TrimPrefix(hs.URL, "http://")
 	tester := caddytest.NewTester(t)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mediaguard/mediaguard/internal/fakes"
 	"github.com/mediaguard/mediaguard/internal/testimg"
+	"github.com/mediaguard/mediaguard/internal/testkit"
 )
 
 // newFakeHMA starts the shared fake HMA (internal/fakes.HMA, which says
@@ -64,7 +65,7 @@ func TestMatcherFaultsThroughCaddy(t *testing.T) {
 	repo, forwarded := fakeUploadRepo(t)
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "caddy.log")
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	front := fmt.Sprintf("http://127.0.0.1:%d/_matrix/media/v3/upload", port)
 	tester := caddytest.NewTester(t)
 	load := func(policy string) {
@@ -289,7 +290,7 @@ func TestBankGarbageWhileServing(t *testing.T) {
 	good := "sha256 " + sha256Hex(listed) + " listed\n"
 	os.WriteFile(bank, []byte(good), 0o600)
 	logPath := filepath.Join(dir, "caddy.log")
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	tester := caddytest.NewTester(t)
 	tester.InitServer(fmt.Sprintf(`{
 	admin localhost:2999

@@ -13,6 +13,7 @@ import (
 	"github.com/mediaguard/mediaguard/audit"
 	"github.com/mediaguard/mediaguard/internal/e2e"
 	"github.com/mediaguard/mediaguard/internal/testimg"
+	"github.com/mediaguard/mediaguard/internal/testkit"
 )
 
 // detectionNotices returns the room's m.notice events carrying a
@@ -61,7 +62,7 @@ func TestNoticesEndToEnd(t *testing.T) {
 	bank := filepath.Join(dir, "test.bank")
 	os.WriteFile(bank, []byte("sha256 "+rep.SHA256+" listed\n"), 0o600)
 	auditPath := filepath.Join(dir, "audit.log")
-	proxyPort := freePort(t)
+	proxyPort := testkit.FreePort(t)
 	config := func(auditFile string) string {
 		return fmt.Sprintf(`{
 	admin localhost:2999

@@ -20,6 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	"github.com/mediaguard/mediaguard/internal/testimg"
+	"github.com/mediaguard/mediaguard/internal/testkit"
 )
 
 // faultyRepo is a media repository that misbehaves on demand: it answers
@@ -111,9 +112,9 @@ func doRequest(t *testing.T, c *http.Client, method, url string, body []byte) (m
 // is returned, and the goroutine count comes back.
 func TestProxyFaultsThroughCaddy(t *testing.T) {
 	repo := newFaultyRepo(t)
-	dead := freePort(t) // nothing listens here
+	dead := testkit.FreePort(t) // nothing listens here
 	dir := t.TempDir()
-	port, downPort := freePort(t), freePort(t)
+	port, downPort := testkit.FreePort(t), testkit.FreePort(t)
 	tester := caddytest.NewTester(t)
 	tester.InitServer(fmt.Sprintf(`{
 	admin localhost:2999

@@ -14,6 +14,7 @@ import (
 	"github.com/mediaguard/mediaguard/audit"
 	"github.com/mediaguard/mediaguard/internal/fakes"
 	"github.com/mediaguard/mediaguard/internal/testimg"
+	"github.com/mediaguard/mediaguard/internal/testkit"
 )
 
 // newFakeSynapseMedia starts the shared fake Synapse (internal/fakes.Synapse,
@@ -49,7 +50,7 @@ func TestQuarantineBlockedDownload(t *testing.T) {
 	bank := filepath.Join(dir, "b.bank")
 	os.WriteFile(bank, []byte("sha256 "+rep.SHA256+"\n"), 0o600)
 	auditPath := filepath.Join(dir, "audit.log")
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	tester := caddytest.NewTester(t)
 	tester.InitServer(fmt.Sprintf(`{
 	admin localhost:2999

@@ -9,6 +9,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mediaguard/mediaguard/internal/testkit"
 )
 
 // bankNames are the banks caddy_mediaguard_bank_entries reports now.
@@ -68,7 +70,7 @@ func TestMetricsFollowTheRunningConfig(t *testing.T) {
 	// The new mediaguard app provisions; the lookup handler after it
 	// fails (its key resolves empty), so the whole config is refused.
 	failing := fmt.Sprintf(`,"http":{"servers":{"s":{"listen":["127.0.0.1:%d"],"routes":[{"handle":[
-		{"handler":"mediaguard"},{"handler":"mediaguard_lookup","api_key":"{env.MEDIAGUARD_TEST_UNSET_KEY}"}]}]}}}`, freePort(t))
+		{"handler":"mediaguard"},{"handler":"mediaguard_lookup","api_key":"{env.MEDIAGUARD_TEST_UNSET_KEY}"}]}]}}}`, testkit.FreePort(t))
 	os.Unsetenv("MEDIAGUARD_TEST_UNSET_KEY")
 	if err := caddy.Load(config("NEW", failing), true); err == nil {
 		t.Fatal("the failing config loaded")

@@ -21,6 +21,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	"github.com/mediaguard/mediaguard/internal/testimg"
+	"github.com/mediaguard/mediaguard/internal/testkit"
 )
 
 // redactLog is the logging filter Caddyfile.example ships: query-string
@@ -74,7 +75,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	bankPath := filepath.Join(dir, "secret.bank")
 	os.WriteFile(bankPath, []byte(bank.String()), 0o600)
 	logPath, accessPath := filepath.Join(dir, "caddy.log"), filepath.Join(dir, "access.log")
-	port, downPort, lookupPort := freePort(t), freePort(t), freePort(t)
+	port, downPort, lookupPort := testkit.FreePort(t), testkit.FreePort(t), testkit.FreePort(t)
 	// As the README says: secrets come from the environment, so the
 	// config (which Caddy logs at debug level) holds only the placeholder.
 	t.Setenv("MEDIAGUARD_TEST_LOOKUP_KEY", apiKey)
@@ -120,7 +121,7 @@ http://127.0.0.1:%[10]d {
 	}
 }
 `, logPath, redactLog, bankPath, filepath.Join(dir, "audit.log"), port, accessPath, strings.TrimPrefix(repo.URL, "http://"),
-		downPort, freePort(t), lookupPort, "MEDIAGUARD_TEST_LOOKUP_KEY"), "caddyfile")
+		downPort, testkit.FreePort(t), lookupPort, "MEDIAGUARD_TEST_LOOKUP_KEY"), "caddyfile")
 
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	down := fmt.Sprintf("http://127.0.0.1:%d", downPort)
