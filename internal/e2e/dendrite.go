@@ -70,10 +70,11 @@ type Dendrite struct {
 // binaries are the three Dendrite commands the harness runs.
 var binaries = []string{"dendrite", "generate-keys", "generate-config"}
 
-// findBinDir returns the first directory holding all of binaries: the
-// DENDRITE_BIN directory, then each PATH entry, then $(go env GOPATH)/bin.
-// It also returns every directory it looked in, for the skip message.
-func findBinDir() (string, []string) {
+// FindDendrite returns the first directory holding all the Dendrite
+// binaries the harness runs: the DENDRITE_BIN directory, then each PATH
+// entry, then $(go env GOPATH)/bin; "" when none does. It also returns
+// every directory it looked in, for the message saying so.
+func FindDendrite() (dir string, looked []string) {
 	var dirs []string
 	if d := os.Getenv("DENDRITE_BIN"); d != "" {
 		dirs = append(dirs, d)
@@ -141,7 +142,7 @@ func RequireDendrite(t T) string {
 	if testing.Testing() && testing.Short() && !required() {
 		t.Skipf("e2e: skipping the Dendrite end-to-end test in -short mode (set %s=1 to run it)", RequireEnv)
 	}
-	bin, looked := findBinDir()
+	bin, looked := FindDendrite()
 	if bin == "" {
 		msg := fmt.Sprintf("\n"+
 			"************************************************************************\n"+
