@@ -25,6 +25,8 @@ build:
 run: build
 	$(CADDY) run --config Caddyfile.example --adapter caddyfile
 
+# demo builds bin/mgdemo and runs it rather than `go run`: go run exits 1
+# when interrupted, and make would report every Ctrl-C as a failure.
 ## demo: build, then mediaguard in front of a throwaway Dendrite: curl lines to try and the management room as notices arrive; Ctrl-C stops and removes it all (installs Dendrite once; make demo DEMOFLAGS=-check runs the scenario and exits)
 demo: build
 	scripts/install-dendrite.sh
