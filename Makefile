@@ -15,7 +15,7 @@ FUZZTIME ?= 20000x
 # FuzzVariants runs every deep variant per input (~300 inputs/s here).
 VARIANTFUZZ ?= 3000x
 
-.PHONY: build run test dendrite test-short bench load fpcorpus fuzz vet fmt clean
+.PHONY: build run demo test dendrite test-short bench load fpcorpus fuzz vet fmt clean
 
 ## build: compile Caddy with mediaguard into bin/caddy (incremental)
 build:
@@ -24,6 +24,13 @@ build:
 ## run: build, then serve Caddyfile.example (in front of a homeserver on 127.0.0.1:8008)
 run: build
 	$(CADDY) run --config Caddyfile.example --adapter caddyfile
+
+# demo builds bin/mgdemo and runs it rather than `go run`: go run exits 1
+# when interrupted, and make would report every Ctrl-C as a failure.
+## demo: build, then mediaguard in front of a throwaway Dendrite: curl lines to try and the management room as notices arrive; Ctrl-C stops and removes it all (installs Dendrite once; make demo DEMOFLAGS=-check runs the scenario and exits)
+demo: build dendrite
+	$(GO) build -o bin/mgdemo ./cmd/mgdemo
+	bin/mgdemo $(DEMOFLAGS)
 
 ## test: every test, with the race detector; builds Dendrite first when it is missing (cached in GOPATH/bin) so the end-to-end tests run, and ends with a line per package that skipped tests, and why
 test: vet dendrite

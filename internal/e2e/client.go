@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
-	"testing"
 	"time"
 )
 
@@ -34,7 +33,7 @@ type User struct {
 // shared-secret registration API (/_synapse/admin/v1/register: GET a nonce,
 // POST with an HMAC-SHA1 over nonce\0user\0password\0admin|notadmin).
 // Dendrite wants passwords of at least 8 characters (else 400 M_WEAK_PASSWORD).
-func (d *Dendrite) RegisterUser(t testing.TB, localpart, password string, admin bool) *User {
+func (d *Dendrite) RegisterUser(t T, localpart, password string, admin bool) *User {
 	t.Helper()
 	const path = "/_synapse/admin/v1/register"
 	status, body := doJSON(t, http.MethodGet, d.URL+path, "", nil)
@@ -66,7 +65,7 @@ func (d *Dendrite) RegisterUser(t testing.TB, localpart, password string, admin 
 }
 
 // Whoami returns the user ID the homeserver reports for u's token.
-func (u *User) Whoami(t testing.TB) string {
+func (u *User) Whoami(t T) string {
 	t.Helper()
 	var r struct {
 		UserID string `json:"user_id"`
@@ -79,7 +78,7 @@ func (u *User) Whoami(t testing.TB) string {
 // token and an exact Content-Length. It does not judge the answer: a
 // blocked upload is a normal outcome. contentURI is the "content_uri" of a
 // 200 answer, else "".
-func (u *User) Upload(t testing.TB, baseURL, contentType, filename string, body []byte) (status int, respBody []byte, contentURI string) {
+func (u *User) Upload(t T, baseURL, contentType, filename string, body []byte) (status int, respBody []byte, contentURI string) {
 	t.Helper()
 	target := strings.TrimRight(baseURL, "/") + "/_matrix/media/v3/upload"
 	if filename != "" {
@@ -109,7 +108,7 @@ func (u *User) Upload(t testing.TB, baseURL, contentType, filename string, body 
 // Download GETs baseURL+path (any path, e.g. from MediaPath), with
 // "Authorization: Bearer token" when token is not empty. Only transport
 // errors fail the test.
-func Download(t testing.TB, baseURL, path string, token string) (status int, body []byte, header http.Header) {
+func Download(t T, baseURL, path string, token string) (status int, body []byte, header http.Header) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, strings.TrimRight(baseURL, "/")+path, nil)
 	if err != nil {
@@ -123,7 +122,7 @@ func Download(t testing.TB, baseURL, path string, token string) (status int, bod
 
 // MediaPath turns "mxc://server/id" into "server/id", to append to a
 // download prefix such as "/_matrix/client/v1/media/download/".
-func MediaPath(t testing.TB, contentURI string) string {
+func MediaPath(t T, contentURI string) string {
 	t.Helper()
 	rest, ok := strings.CutPrefix(contentURI, "mxc://")
 	if server, id, ok2 := strings.Cut(rest, "/"); !ok || !ok2 || server == "" || id == "" || strings.Contains(id, "/") {
@@ -133,7 +132,7 @@ func MediaPath(t testing.TB, contentURI string) string {
 }
 
 // CreateRoom creates a private room owned by u and returns its ID.
-func (u *User) CreateRoom(t testing.TB) string {
+func (u *User) CreateRoom(t T) string {
 	t.Helper()
 	var r struct {
 		RoomID string `json:"room_id"`
@@ -143,13 +142,13 @@ func (u *User) CreateRoom(t testing.TB) string {
 }
 
 // Invite invites userID into roomID.
-func (u *User) Invite(t testing.TB, roomID, userID string) {
+func (u *User) Invite(t T, roomID, userID string) {
 	t.Helper()
 	u.mustJSON(t, http.MethodPost, "/_matrix/client/v3/rooms/"+url.PathEscape(roomID)+"/invite", map[string]any{"user_id": userID}, nil)
 }
 
 // Join joins roomID (an ID or alias).
-func (u *User) Join(t testing.TB, roomID string) {
+func (u *User) Join(t T, roomID string) {
 	t.Helper()
 	u.mustJSON(t, http.MethodPost, "/_matrix/client/v3/join/"+url.PathEscape(roomID), map[string]any{}, nil)
 }
@@ -158,7 +157,7 @@ var txnCounter atomic.Int64
 
 // SendMessage sends an m.room.message with the given content (e.g.
 // {"msgtype":"m.notice","body":"..."}) and returns its event ID.
-func (u *User) SendMessage(t testing.TB, roomID string, content map[string]any) string {
+func (u *User) SendMessage(t T, roomID string, content map[string]any) string {
 	t.Helper()
 	txn := fmt.Sprintf("e2e-%d-%d", time.Now().UnixNano(), txnCounter.Add(1))
 	var r struct {
@@ -179,7 +178,7 @@ type Event struct {
 
 // Messages returns up to limit of the room's latest events, newest first
 // (GET /rooms/{roomId}/messages?dir=b).
-func (u *User) Messages(t testing.TB, roomID string, limit int) []Event {
+func (u *User) Messages(t T, roomID string, limit int) []Event {
 	t.Helper()
 	var r struct {
 		Chunk []Event `json:"chunk"`
@@ -190,7 +189,7 @@ func (u *User) Messages(t testing.TB, roomID string, limit int) []Event {
 
 // Notices returns the bodies of the m.notice messages among the room's
 // latest limit events, newest first.
-func (u *User) Notices(t testing.TB, roomID string, limit int) []string {
+func (u *User) Notices(t T, roomID string, limit int) []string {
 	t.Helper()
 	var out []string
 	for _, ev := range u.Messages(t, roomID, limit) {
@@ -205,14 +204,14 @@ func (u *User) Notices(t testing.TB, roomID string, limit int) []string {
 // Do sends an authenticated JSON request (body may be nil) to the
 // homeserver's path and returns the status and body, for endpoints the
 // helpers above do not cover.
-func (u *User) Do(t testing.TB, method, path string, body any) (int, []byte) {
+func (u *User) Do(t T, method, path string, body any) (int, []byte) {
 	t.Helper()
 	return doJSON(t, method, u.HS.URL+path, u.AccessToken, body)
 }
 
 // mustJSON is Do that requires a 200 and decodes the answer into out (if
 // not nil).
-func (u *User) mustJSON(t testing.TB, method, path string, body, out any) {
+func (u *User) mustJSON(t T, method, path string, body, out any) {
 	t.Helper()
 	status, resp := u.Do(t, method, path, body)
 	if status != http.StatusOK {
@@ -225,7 +224,7 @@ func (u *User) mustJSON(t testing.TB, method, path string, body, out any) {
 	}
 }
 
-func doJSON(t testing.TB, method, target, token string, body any) (int, []byte) {
+func doJSON(t T, method, target, token string, body any) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -249,7 +248,7 @@ func doJSON(t testing.TB, method, target, token string, body any) (int, []byte) 
 	return status, resp
 }
 
-func send(t testing.TB, req *http.Request) (int, []byte, http.Header) {
+func send(t T, req *http.Request) (int, []byte, http.Header) {
 	t.Helper()
 	resp, err := client.Do(req)
 	if err != nil {

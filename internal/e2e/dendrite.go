@@ -6,6 +6,9 @@
 // media takes a base URL, so a test can aim it at a proxy (Caddy with
 // mediaguard) in front of the homeserver instead of the homeserver itself.
 //
+// The helpers take a T, which testing.TB satisfies; cmd/mgdemo (make demo)
+// drives the same homeserver outside go test through its own T.
+//
 // The binaries come from scripts/install-dendrite.sh. Where they are missing
 // the tests skip with a loud message, unless MEDIAGUARD_REQUIRE_E2E=1 (CI),
 // which turns the skip into a failure. They also skip under -short unless
@@ -67,10 +70,11 @@ type Dendrite struct {
 // binaries are the three Dendrite commands the harness runs.
 var binaries = []string{"dendrite", "generate-keys", "generate-config"}
 
-// findBinDir returns the first directory holding all of binaries: the
-// DENDRITE_BIN directory, then each PATH entry, then $(go env GOPATH)/bin.
-// It also returns every directory it looked in, for the skip message.
-func findBinDir() (string, []string) {
+// FindDendrite returns the first directory holding all the Dendrite
+// binaries the harness runs: the DENDRITE_BIN directory, then each PATH
+// entry, then $(go env GOPATH)/bin; "" when none does. It also returns
+// every directory it looked in, for the message saying so.
+func FindDendrite() (dir string, looked []string) {
 	var dirs []string
 	if d := os.Getenv("DENDRITE_BIN"); d != "" {
 		dirs = append(dirs, d)
@@ -112,16 +116,33 @@ func goPath() string {
 
 func required() bool { return os.Getenv(RequireEnv) == "1" }
 
-// StartDendrite starts a fresh homeserver for t and stops it when t ends
-// (SIGTERM, then SIGKILL after 10 s). It skips t (fails it when
-// MEDIAGUARD_REQUIRE_E2E=1) if the binaries are not installed, and skips it
-// under -short.
-func StartDendrite(t testing.TB) *Dendrite {
+// T is what the harness needs of its caller: testing.TB has all of it,
+// and so does the runner of cmd/mgdemo, which starts the same homeserver
+// outside go test. Fatal, Fatalf, Skip and Skipf must not return.
+type T interface {
+	Helper()
+	Logf(format string, args ...any)
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Skip(args ...any)
+	Skipf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+	Failed() bool
+}
+
+// RequireDendrite returns the directory holding the Dendrite binaries. It
+// skips t (fails it when MEDIAGUARD_REQUIRE_E2E=1) if they are not
+// installed, and, in go test, skips it under -short. A test that needs
+// Dendrite only through something else (cmd/mgdemo's check) calls it
+// first, to skip loudly before doing any other work.
+func RequireDendrite(t T) string {
 	t.Helper()
-	if testing.Short() && !required() {
+	// testing.Short panics outside a test binary; a command is never short.
+	if testing.Testing() && testing.Short() && !required() {
 		t.Skipf("e2e: skipping the Dendrite end-to-end test in -short mode (set %s=1 to run it)", RequireEnv)
 	}
-	bin, looked := findBinDir()
+	bin, looked := FindDendrite()
 	if bin == "" {
 		msg := fmt.Sprintf("\n"+
 			"************************************************************************\n"+
@@ -142,6 +163,16 @@ func StartDendrite(t testing.TB) *Dendrite {
 		t.Logf("e2e: WARNING: %s/dendrite -version says %q (%v), the harness expects %s; rerun scripts/install-dendrite.sh",
 			bin, strings.TrimSpace(string(out)), err, DendriteVersion)
 	}
+	return bin
+}
+
+// StartDendrite starts a fresh homeserver for t and stops it when t ends
+// (SIGTERM, then SIGKILL after 10 s). It skips t (fails it when
+// MEDIAGUARD_REQUIRE_E2E=1) if the binaries are not installed, and skips it
+// under -short.
+func StartDendrite(t T) *Dendrite {
+	t.Helper()
+	bin := RequireDendrite(t)
 
 	dir := t.TempDir()
 	d := &Dendrite{ServerName: "localhost", Dir: dir, LogPath: filepath.Join(dir, "dendrite.log")}
@@ -195,7 +226,11 @@ func StartDendrite(t testing.TB) *Dendrite {
 	// process grabbed it in between.
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
-		err := d.launch(t, filepath.Join(bin, "dendrite"), cfgPath, testkit.FreePort(t))
+		port, err := testkit.Port()
+		if err != nil {
+			t.Fatalf("e2e: finding a free port: %v", err)
+		}
+		err = d.launch(t, filepath.Join(bin, "dendrite"), cfgPath, port)
 		if err == nil {
 			break
 		}
@@ -215,7 +250,7 @@ var errAddrInUse = errors.New("port already in use")
 
 // launch starts the process on port and waits until the client API answers.
 // On failure the process is gone and the log is left for dumpLog.
-func (d *Dendrite) launch(t testing.TB, exe, cfgPath string, port int) error {
+func (d *Dendrite) launch(t T, exe, cfgPath string, port int) error {
 	t.Helper()
 	logf, err := os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -225,7 +260,7 @@ func (d *Dendrite) launch(t testing.TB, exe, cfgPath string, port int) error {
 	cmd := exec.Command(exe, "-config", cfgPath, "-http-bind-address", addr, "-https-bind-address", "")
 	cmd.Dir = d.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
-	setParentDeathSignal(cmd)
+	SetParentDeathSignal(cmd)
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("starting %s: %w", exe, err)
@@ -272,7 +307,7 @@ func (d *Dendrite) launch(t testing.TB, exe, cfgPath string, port int) error {
 }
 
 // stop sends SIGTERM, waits up to 10 s, then kills.
-func (d *Dendrite) stop(t testing.TB) {
+func (d *Dendrite) stop(t T) {
 	if d.cmd == nil || d.cmd.Process == nil {
 		return
 	}
@@ -287,7 +322,7 @@ func (d *Dendrite) stop(t testing.TB) {
 }
 
 // dumpLog logs the last n lines of Dendrite's log.
-func (d *Dendrite) dumpLog(t testing.TB, n int) {
+func (d *Dendrite) dumpLog(t T, n int) {
 	t.Helper()
 	t.Logf("e2e: last %d lines of %s:\n%s", n, d.LogPath, d.LogTail(n))
 }
@@ -312,7 +347,7 @@ func (d *Dendrite) LogTail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func randomHex(t testing.TB, n int) string {
+func randomHex(t T, n int) string {
 	t.Helper()
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {

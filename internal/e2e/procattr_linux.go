@@ -5,9 +5,10 @@ import (
 	"syscall"
 )
 
-// setParentDeathSignal has the kernel kill Dendrite if the test binary dies
-// without running its cleanups (a panic, or go test's -timeout), so no
-// homeserver is left behind holding a port and CPU.
-func setParentDeathSignal(cmd *exec.Cmd) {
+// SetParentDeathSignal has the kernel kill cmd's process if the process
+// that started it dies without stopping it (a test binary's panic or go
+// test's -timeout, a command killed with SIGKILL), so no homeserver or
+// Caddy is left behind holding a port and CPU. Call it before cmd.Start.
+func SetParentDeathSignal(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }

@@ -4,6 +4,6 @@ package e2e
 
 import "os/exec"
 
-// setParentDeathSignal is Linux-only; elsewhere an aborted test run may leave
-// Dendrite running until it is killed by hand.
-func setParentDeathSignal(cmd *exec.Cmd) {}
+// SetParentDeathSignal is Linux-only; elsewhere an aborted run may leave
+// the process it started running until it is killed by hand.
+func SetParentDeathSignal(cmd *exec.Cmd) {}
