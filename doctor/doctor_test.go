@@ -219,10 +219,13 @@ func TestHomeserver(t *testing.T) {
 		{"no Synapse admin API", func(f *fakes.Synapse, cfg *Config) { f.NoAdminAPI.Store(true) }, []want{
 			{"synapse_admin", Warn, []string{"not applicable", "has no Synapse admin API (404 M_UNRECOGNIZED"}},
 		}},
+		{"room neither an ID nor an alias", func(f *fakes.Synapse, cfg *Config) { cfg.Matrix.Room = "mgmt" }, []want{
+			{"notify bot", Fail, []string{"neither a room ID"}},
+		}},
 		{"down", func(f *fakes.Synapse, cfg *Config) { f.Close() }, []want{
 			{"homeserver URL", Fail, []string{"does not answer the client API"}},
-			{"notify bot", Fail, []string{"the access token does not work"}},
-			{"synapse_admin", Fail, nil},
+			{"notify bot", Fail, []string{"cannot check the access token"}},
+			{"synapse_admin", Fail, []string{"cannot check the access token"}},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

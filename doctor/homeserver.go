@@ -127,33 +127,33 @@ func checkServerName(ctx context.Context, cfg Config, answering []string, users 
 func checkBot(ctx context.Context, cfg Config) (bot, room []Result, user string) {
 	m := *cfg.Matrix
 	r := Result{Name: "notify bot"}
-	var err error
+	// The notifier's own validation first, as a start would meet it.
+	m.HTTPClient, m.Logger, m.OnDelivered = cfg.HTTPClient, nil, nil
+	n, err := notify.NewMatrix(m)
+	if err != nil {
+		r.Status, r.Detail = Fail, err.Error()
+		return []Result{r}, nil, ""
+	}
+	defer n.Close()
 	r.Took = timed(func() {
 		c, cancel := context.WithTimeout(ctx, cfg.Timeout)
 		defer cancel()
 		user, err = homeserver.UserOf(c, cfg.HTTPClient, m.Homeserver, m.AccessToken)
 	})
 	if err != nil {
-		r.Status, r.Detail = Fail, "the access token does not work: "+tokenProblem(err)
+		r.Status, r.Detail = Fail, tokenProblem(err)
 		return []Result{r}, nil, ""
 	}
 	r.Detail = "token valid: " + user
 	bot = []Result{r}
 
 	r = Result{Name: "notify room"}
-	m.HTTPClient, m.Logger, m.OnDelivered = cfg.HTTPClient, nil, nil
-	n, err := notify.NewMatrix(m)
-	if err != nil {
-		r.Status, r.Detail = Fail, err.Error()
-		return bot, []Result{r}, user
-	}
 	var rc notify.RoomCheck
 	r.Took = timed(func() {
 		c, cancel := context.WithTimeout(ctx, cfg.Timeout)
 		defer cancel()
 		rc, err = n.CheckRoom(c)
 	})
-	n.Close()
 	where := rc.RoomID
 	if rc.RoomID != m.Room {
 		where = m.Room + " (" + rc.RoomID + ")"
@@ -210,7 +210,7 @@ func checkSynapseAdmin(ctx context.Context, cfg Config, urls []string) ([]Result
 	var se *homeserver.StatusError
 	switch {
 	case user == "":
-		r.Status, r.Detail = Fail, "the access token does not work: "+tokenProblem(err)
+		r.Status, r.Detail = Fail, tokenProblem(err)
 	case err == nil && isAdmin:
 		r.Detail = user + " is a server admin"
 	case err == nil:
@@ -227,13 +227,14 @@ func checkSynapseAdmin(ctx context.Context, cfg Config, urls []string) ([]Result
 	return []Result{r}, user
 }
 
-// tokenProblem phrases a failed whoami.
+// tokenProblem phrases a failed whoami: a token the homeserver rejects,
+// or a homeserver that could not be asked.
 func tokenProblem(err error) string {
 	var se *homeserver.StatusError
 	if errors.As(err, &se) && se.Status == http.StatusUnauthorized {
-		return fmt.Sprintf("the homeserver does not know it (%d %s)", se.Status, se.Errcode)
+		return fmt.Sprintf("the access token does not work: the homeserver does not know it (%d %s)", se.Status, se.Errcode)
 	}
-	return err.Error()
+	return "cannot check the access token: " + err.Error()
 }
 
 func isStatus(err error, status int) bool {
