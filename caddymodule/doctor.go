@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -134,11 +136,12 @@ func doctorConfig(config, adapter string) (doctor.Config, doctor.Result) {
 	}
 	var cfgJSON any
 	json.Unmarshal(raw, &cfgJSON)
-	handlers, lookups, err := handlerUses(cfgJSON, repl)
-	if err != nil {
+	uses := handlerUses{repl: repl}
+	if err := uses.walk(cfgJSON); err != nil {
 		r.Detail = err.Error()
 		return doctor.Config{}, r
 	}
+	handlers, lookups := uses.handlers, uses.lookups
 
 	where := file
 	if adapterUsed != "" {
@@ -153,46 +156,101 @@ func doctorConfig(config, adapter string) (doctor.Config, doctor.Result) {
 	}
 	return doctor.Config{
 		Local: sc.Local, HMA: sc.HMA, Services: sc.Services,
-		Homeserver: sc.Homeserver, ServerName: sc.Proxy.ServerName,
+		Homeserver: sc.Homeserver, Upstreams: uses.upstreams, ServerName: sc.Proxy.ServerName,
 		Matrix: sc.Matrix, SynapseAdmin: sc.SynapseAdmin,
 		TempDir: sc.Proxy.TempDir, AuditLog: app.AuditLog,
 	}, r
 }
 
-// handlerUses counts the mediaguard and mediaguard_lookup handlers in an
-// adapted config and resolves each lookup handler's api_key as its
-// Provision does, so an unset {env.X} is found here and not at start.
-func handlerUses(v any, repl replacer) (handlers, lookups int, err error) {
+// handlerUses walks an adapted config: it counts the mediaguard and
+// mediaguard_lookup handlers, resolves each lookup handler's api_key as
+// its Provision does (so an unset {env.X} is found here, not at start),
+// and collects the upstreams of the reverse_proxy handlers next to a
+// mediaguard handler: the homeserver the media goes to.
+type handlerUses struct {
+	repl              replacer
+	handlers, lookups int
+	upstreams         []string
+}
+
+func (u *handlerUses) walk(v any) error {
 	switch x := v.(type) {
 	case map[string]any:
 		switch x["handler"] {
 		case "mediaguard":
-			handlers++
+			u.handlers++
 		case "mediaguard_lookup":
-			lookups++
+			u.lookups++
 			if key, ok := x["api_key"].(string); ok {
-				if _, err := secret(repl, "mediaguard_lookup: api_key", key); err != nil {
-					return 0, 0, err
+				if _, err := secret(u.repl, "mediaguard_lookup: api_key", key); err != nil {
+					return err
 				}
 			}
 		}
 		for _, e := range x {
-			h, l, err := handlerUses(e, repl)
-			if err != nil {
-				return 0, 0, err
+			if err := u.walk(e); err != nil {
+				return err
 			}
-			handlers, lookups = handlers+h, lookups+l
 		}
 	case []any:
+		u.siblings(x)
 		for _, e := range x {
-			h, l, err := handlerUses(e, repl)
-			if err != nil {
-				return 0, 0, err
+			if err := u.walk(e); err != nil {
+				return err
 			}
-			handlers, lookups = handlers+h, lookups+l
 		}
 	}
-	return handlers, lookups, nil
+	return nil
+}
+
+// siblings looks at a list of routes (the Caddyfile adapter puts each
+// directive of a block in a route of its own, in order) or of handlers:
+// when one is the mediaguard handler, the reverse_proxy upstreams among
+// them are the homeserver. Dynamic upstreams and unix sockets are left
+// out.
+func (u *handlerUses) siblings(list []any) {
+	var hs []map[string]any
+	for _, e := range list {
+		m, _ := e.(map[string]any)
+		if _, ok := m["handler"]; ok {
+			hs = append(hs, m)
+		}
+		if handle, ok := m["handle"].([]any); ok {
+			for _, h := range handle {
+				if hm, ok := h.(map[string]any); ok {
+					hs = append(hs, hm)
+				}
+			}
+		}
+	}
+	guarded := false
+	for _, h := range hs {
+		guarded = guarded || h["handler"] == "mediaguard"
+	}
+	if !guarded {
+		return
+	}
+	for _, h := range hs {
+		if h["handler"] != "reverse_proxy" {
+			continue
+		}
+		scheme := "http://"
+		if t, ok := h["transport"].(map[string]any); ok && t["tls"] != nil {
+			scheme = "https://"
+		}
+		ups, _ := h["upstreams"].([]any)
+		for _, up := range ups {
+			m, _ := up.(map[string]any)
+			dial, _ := m["dial"].(string)
+			dial = u.repl.ReplaceAll(dial, "")
+			if dial == "" || strings.Contains(dial, "/") {
+				continue
+			}
+			if url := scheme + dial; !slices.Contains(u.upstreams, url) {
+				u.upstreams = append(u.upstreams, url)
+			}
+		}
+	}
 }
 
 func plural(n int) string {

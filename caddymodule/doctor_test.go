@@ -108,6 +108,10 @@ http://127.0.0.1:1 {
 	if !strings.Contains(out, "the mediaguard handler in 1 place, mediaguard_lookup in 1") {
 		t.Errorf("handlers not counted:\n%s", out)
 	}
+	// The reverse_proxy upstream behind the handler is the homeserver.
+	if !strings.Contains(out, "(used by homeserver, reverse_proxy, notify matrix, synapse_admin)") {
+		t.Errorf("the upstream is not checked as the homeserver:\n%s", out)
+	}
 
 	// A misspelt HMA bank and a bot whose token was revoked: exit 1.
 	write("CSAM TYPO", "{env.MG_TEST_LOOKUP_KEY}")
@@ -155,14 +159,17 @@ func TestDoctorDefaultConfig(t *testing.T) {
 	if err == nil || !strings.Contains(out, "✗ config  no configuration: no Caddyfile in the current directory") {
 		t.Fatalf("no Caddyfile: %v\n%s", err, out)
 	}
-	os.WriteFile("Caddyfile", []byte("{\n\tadmin off\n\tmediaguard {\n\t\ttemp_dir "+dir+"\n\t\tbank BAD_BANK "+filepath.Join(dir, "missing.bank")+"\n\t}\n}\n"), 0o600)
+	// A site proxying without mediaguard: its upstream is not the
+	// homeserver mediaguard guards, so it is not checked.
+	os.WriteFile("Caddyfile", []byte("{\n\tadmin off\n\tmediaguard {\n\t\ttemp_dir "+dir+"\n\t\tbank BAD_BANK "+filepath.Join(dir, "missing.bank")+"\n\t}\n}\n"+
+		"http://127.0.0.1:1 {\n\tbind 127.0.0.1\n\treverse_proxy 127.0.0.1:9\n}\n"), 0o600)
 	out, err = runDoctorCommand(t)
 	if err == nil {
 		t.Fatalf("a bank that does not load must fail:\n%s", out)
 	}
 	wantLines(t, out, "! config Caddyfile (caddyfile adapter): valid", "✗ bank BAD_BANK ", "✓ temp_dir ", "! audit_log ")
-	if !strings.Contains(out, "no media passes through mediaguard") {
-		t.Errorf("a config without the handler is not flagged:\n%s", out)
+	if !strings.Contains(out, "no media passes through mediaguard") || strings.Contains(out, "homeserver") {
+		t.Errorf("a config without the handler is not flagged, or its upstream checked:\n%s", out)
 	}
 
 	// A JSON config, and one Caddy itself would refuse.

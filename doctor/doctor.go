@@ -92,6 +92,10 @@ type Config struct {
 	Services []matcher.ServiceConfig
 	// Homeserver is the client API base URL whoami is asked at.
 	Homeserver string
+	// Upstreams are the base URLs the proxied media goes to (the
+	// reverse_proxy upstreams behind the mediaguard handler): the
+	// homeserver, whether or not Homeserver is set.
+	Upstreams []string
 	// ServerName is the configured server_name ("" when it is learned
 	// from the first upload).
 	ServerName string

@@ -13,7 +13,8 @@ import (
 )
 
 // checkHomeserver checks what mediaguard asks of the homeserver: each
-// homeserver URL the config names answers the client API; the server
+// homeserver URL the config names (reverse_proxy upstreams included)
+// answers the client API; the server
 // name is the configured one; the bot's token is valid and the bot is in
 // the management room; the Synapse admin token is an admin's. Results come
 // in that order.
@@ -22,6 +23,9 @@ func checkHomeserver(ctx context.Context, cfg Config) []Result {
 	var uses []use
 	if cfg.Homeserver != "" {
 		uses = append(uses, use{cfg.Homeserver, "homeserver"})
+	}
+	for _, u := range cfg.Upstreams {
+		uses = append(uses, use{u, "reverse_proxy"})
 	}
 	if cfg.Matrix != nil {
 		uses = append(uses, use{cfg.Matrix.Homeserver, "notify matrix"})

@@ -3,9 +3,11 @@ package homeserver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -98,6 +100,12 @@ func getJSON(ctx context.Context, c *http.Client, base, path, token string, out 
 	}
 	resp, err := c.Do(req)
 	if err != nil {
+		// The cause alone: the URL is known to the caller and its
+		// text is best kept out of messages.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return fmt.Errorf("GET %s: %s", path, redact(err.Error(), token))
 	}
 	defer resp.Body.Close()
