@@ -29,7 +29,8 @@ one line per check: ✓ works, ! works but needs a look, ✗ will not work.
 The configuration is loaded as caddy run loads it (--config, default the
 Caddyfile in the current directory; {env.X} placeholders resolved from this
 environment) and mapped exactly as a start maps it. Then: every local bank
-loads (entry counts, skipped entries); each homeserver URL answers; the
+loads (entry counts, skipped entries); each homeserver URL answers (the
+reverse_proxy upstream behind the mediaguard handler among them); the
 homeserver's server_name is the configured one; the notify bot's token is
 valid and the bot is in the management room; the synapse_admin token is a
 server admin's (not applicable on a homeserver without Synapse's admin API,
