@@ -82,8 +82,9 @@ type Result struct {
 }
 
 // Config is the part of a mediaguard configuration the checks read, with
-// placeholders and secrets already resolved (the fields are
-// service.Config's, and are filled from it).
+// placeholders and secrets already resolved. Most fields are
+// service.Config's, which the adapter fills them from; Upstreams and
+// AuditLog come from the adapter's own config.
 type Config struct {
 	// Local are the local banks, loaded as a start loads them.
 	Local matcher.LocalConfig
