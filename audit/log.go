@@ -23,6 +23,13 @@ const (
 	DefaultKeep = 5
 )
 
+// The modes Open creates the log's directory and files with: the log
+// names users and media involved in abuse reports.
+const (
+	dirMode  = 0o700
+	fileMode = 0o600
+)
+
 // ErrClosed is returned by Append after Close.
 var ErrClosed = errors.New("audit: log closed")
 
@@ -92,12 +99,12 @@ func Open(opt Options) (*Log, error) {
 		opt.Now = time.Now
 	}
 	dir := filepath.Dir(opt.Path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	_, statErr := os.Stat(opt.Path)
 	created := errors.Is(statErr, os.ErrNotExist)
-	f, err := os.OpenFile(opt.Path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(opt.Path, os.O_RDWR|os.O_CREATE|os.O_APPEND, fileMode)
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
@@ -296,7 +303,7 @@ func (l *Log) rotate() error {
 	if err := os.Rename(p, p+".1"); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_APPEND|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_APPEND|os.O_EXCL, fileMode)
 	if err != nil {
 		return err
 	}

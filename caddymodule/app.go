@@ -245,69 +245,19 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
 	a.log = ctx.Logger()
 	a.releaseOnce = new(sync.Once)
-	repl := caddy.NewReplacer()
-	if a.PDQThreshold < 0 || a.PDQThreshold > matcher.MaxPDQThreshold {
-		return fmt.Errorf("mediaguard: pdq_threshold %d out of range 0..%d", a.PDQThreshold, matcher.MaxPDQThreshold)
+	cfg, err := a.plainConfig(caddy.NewReplacer())
+	if err != nil {
+		return err
 	}
-	cfg := service.Config{
-		Local: matcher.LocalConfig{Banks: a.Banks, PDQThreshold: a.PDQThreshold, MinPDQQuality: a.MinPDQQuality, Dihedral: a.Dihedral},
-		Proxy: mediaproxy.Config{
-			MaxUploadSize:        a.MaxUploadSize,
-			MemoryBuffer:         a.MemoryBuffer,
-			TempDir:              a.TempDir,
-			OnSpool:              func(d int64) { spoolBytes.Add(float64(d)) },
-			MaxDownloadBuffer:    a.MaxDownloadBuffer,
-			MaxBufferedTotal:     a.MaxBufferedTotal,
-			UploadIdleTimeout:    time.Duration(a.UploadIdleTimeout),
-			MaxConcurrentHashing: a.MaxConcurrentHashing,
-			Runner:               hashRunner(),
-			MaxPixels:            a.MaxPixels,
-			Dihedral:             a.Dihedral,
-			ServerName:           a.ServerName,
-		},
-		MemoryEntries: a.MemoryEntries,
-		LogCleanScans: a.LogCleanScans,
-		Observer:      &observer{app: a},
-		OnBreakerChange: func(name, from, to string) {
-			// The Guard logs each transition once; here it is only counted.
-			breakerState.WithLabelValues(name).Set(breakerStateValue(to))
-			breakerTransitions.WithLabelValues(name, to).Inc()
-		},
-		Logger: a.log,
+	cfg.Proxy.OnSpool = func(d int64) { spoolBytes.Add(float64(d)) }
+	cfg.Proxy.Runner = hashRunner()
+	cfg.Observer = &observer{app: a}
+	cfg.OnBreakerChange = func(name, from, to string) {
+		// The Guard logs each transition once; here it is only counted.
+		breakerState.WithLabelValues(name).Set(breakerStateValue(to))
+		breakerTransitions.WithLabelValues(name, to).Inc()
 	}
-	var err error
-	if cfg.Proxy.PDQSearch, err = service.ParsePDQSearch(a.PDQSearch); err != nil {
-		return fmt.Errorf("mediaguard: %w", err)
-	}
-	if cfg.FailPolicy, err = service.ParseFailPolicy(a.OnMatcherError); err != nil {
-		return fmt.Errorf("mediaguard: %w", err)
-	}
-	if cfg.Proxy.OnUndecodableImage, err = service.ParseUndecodable(a.OnUndecodableImage); err != nil {
-		return fmt.Errorf("mediaguard: %w", err)
-	}
-	if cfg.Proxy.Hashing, err = service.ParseHashing(a.Hashing); err != nil {
-		return fmt.Errorf("mediaguard: %w", err)
-	}
-	for _, h := range a.HMA {
-		key, err := secret(repl, "mediaguard: hma "+h.URL+" api_key", h.APIKey)
-		if err != nil {
-			return err
-		}
-		cfg.HMA = append(cfg.HMA, matcher.HMAConfig{URL: repl.ReplaceAll(h.URL, ""), APIKey: key, Banks: h.Banks, Timeout: time.Duration(h.Timeout)})
-	}
-	for _, sv := range a.Services {
-		key, err := secret(repl, "mediaguard: service "+sv.URL+" api_key", sv.APIKey)
-		if err != nil {
-			return err
-		}
-		cfg.Services = append(cfg.Services, matcher.ServiceConfig{Name: sv.Name, URL: repl.ReplaceAll(sv.URL, ""), APIKey: key, Timeout: time.Duration(sv.Timeout)})
-	}
-	if c := a.Cache; c != nil {
-		cfg.Cache = matcher.CacheConfig{MatchTTL: time.Duration(c.MatchTTL), MissTTL: time.Duration(c.MissTTL), MaxEntries: c.MaxEntries}
-	}
-	if b := a.Breaker; b != nil {
-		cfg.Breaker = matcher.BreakerConfig{ConsecutiveFailures: b.ConsecutiveFailures, FailureRatio: b.FailureRatio, MinRequests: b.MinRequests, OpenTimeout: time.Duration(b.OpenTimeout), CallTimeout: time.Duration(b.CallTimeout)}
-	}
+	cfg.Logger = a.log
 	if ev, err := ctx.App("events"); err == nil {
 		a.events, _ = ev.(*caddyevents.App)
 	}
@@ -329,27 +279,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 				zap.Int64("torn_bytes_dropped", rec.TornBytes), zap.Int("invalid_lines", rec.Invalid))
 		}
 	}
-	if n := a.Notify; n != nil {
-		if cfg.Webhook = repl.ReplaceAll(n.Webhook, ""); n.Webhook != "" && cfg.Webhook == "" {
-			return errors.New("mediaguard: notify webhook: notify: webhook URL is required")
-		}
-		if m := n.Matrix; m != nil {
-			tok, err := secret(repl, "mediaguard: notify matrix access_token", m.AccessToken)
-			if err != nil {
-				return err
-			}
-			cfg.Matrix = &notify.MatrixConfig{Homeserver: repl.ReplaceAll(m.Homeserver, ""), AccessToken: tok, Room: repl.ReplaceAll(m.Room, ""), QueueSize: m.QueueSize, Commands: m.Commands}
-		}
-	}
-	if sa := a.SynapseAdmin; sa != nil {
-		tok, err := secret(repl, "mediaguard: synapse_admin access_token", sa.AccessToken)
-		if err != nil {
-			return err
-		}
-		cfg.SynapseAdmin = &homeserver.AdminConfig{Homeserver: repl.ReplaceAll(sa.Homeserver, ""), AccessToken: tok}
-		cfg.QuarantineUserMedia, cfg.SuspendUser = sa.QuarantineUserMedia, sa.SuspendUser
-	}
-	cfg.Homeserver = repl.ReplaceAll(a.Homeserver, "")
 	hashRunner().SetLogger(a.log.Named("hashing"))
 	if a.svc, err = service.New(cfg); err != nil {
 		return fmt.Errorf("mediaguard: %w", err)
@@ -363,10 +292,93 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// plainConfig maps the app's settings onto a service.Config: placeholders
+// and secrets resolved, the options with a closed set of values parsed.
+// It opens, starts and registers nothing (no audit log, hashing runner,
+// metrics or logger: Provision adds those), so `caddy mediaguard doctor`
+// reads a configuration through the very mapping a start uses.
+func (a *App) plainConfig(repl replacer) (service.Config, error) {
+	if a.PDQThreshold < 0 || a.PDQThreshold > matcher.MaxPDQThreshold {
+		return service.Config{}, fmt.Errorf("mediaguard: pdq_threshold %d out of range 0..%d", a.PDQThreshold, matcher.MaxPDQThreshold)
+	}
+	cfg := service.Config{
+		Local: matcher.LocalConfig{Banks: a.Banks, PDQThreshold: a.PDQThreshold, MinPDQQuality: a.MinPDQQuality, Dihedral: a.Dihedral},
+		Proxy: mediaproxy.Config{
+			MaxUploadSize:        a.MaxUploadSize,
+			MemoryBuffer:         a.MemoryBuffer,
+			TempDir:              a.TempDir,
+			MaxDownloadBuffer:    a.MaxDownloadBuffer,
+			MaxBufferedTotal:     a.MaxBufferedTotal,
+			UploadIdleTimeout:    time.Duration(a.UploadIdleTimeout),
+			MaxConcurrentHashing: a.MaxConcurrentHashing,
+			MaxPixels:            a.MaxPixels,
+			Dihedral:             a.Dihedral,
+			ServerName:           a.ServerName,
+		},
+		MemoryEntries: a.MemoryEntries,
+		LogCleanScans: a.LogCleanScans,
+	}
+	var err error
+	if cfg.Proxy.PDQSearch, err = service.ParsePDQSearch(a.PDQSearch); err != nil {
+		return cfg, fmt.Errorf("mediaguard: %w", err)
+	}
+	if cfg.FailPolicy, err = service.ParseFailPolicy(a.OnMatcherError); err != nil {
+		return cfg, fmt.Errorf("mediaguard: %w", err)
+	}
+	if cfg.Proxy.OnUndecodableImage, err = service.ParseUndecodable(a.OnUndecodableImage); err != nil {
+		return cfg, fmt.Errorf("mediaguard: %w", err)
+	}
+	if cfg.Proxy.Hashing, err = service.ParseHashing(a.Hashing); err != nil {
+		return cfg, fmt.Errorf("mediaguard: %w", err)
+	}
+	for _, h := range a.HMA {
+		key, err := secret(repl, "mediaguard: hma "+h.URL+" api_key", h.APIKey)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.HMA = append(cfg.HMA, matcher.HMAConfig{URL: repl.ReplaceAll(h.URL, ""), APIKey: key, Banks: h.Banks, Timeout: time.Duration(h.Timeout)})
+	}
+	for _, sv := range a.Services {
+		key, err := secret(repl, "mediaguard: service "+sv.URL+" api_key", sv.APIKey)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Services = append(cfg.Services, matcher.ServiceConfig{Name: sv.Name, URL: repl.ReplaceAll(sv.URL, ""), APIKey: key, Timeout: time.Duration(sv.Timeout)})
+	}
+	if c := a.Cache; c != nil {
+		cfg.Cache = matcher.CacheConfig{MatchTTL: time.Duration(c.MatchTTL), MissTTL: time.Duration(c.MissTTL), MaxEntries: c.MaxEntries}
+	}
+	if b := a.Breaker; b != nil {
+		cfg.Breaker = matcher.BreakerConfig{ConsecutiveFailures: b.ConsecutiveFailures, FailureRatio: b.FailureRatio, MinRequests: b.MinRequests, OpenTimeout: time.Duration(b.OpenTimeout), CallTimeout: time.Duration(b.CallTimeout)}
+	}
+	if n := a.Notify; n != nil {
+		if cfg.Webhook = repl.ReplaceAll(n.Webhook, ""); n.Webhook != "" && cfg.Webhook == "" {
+			return cfg, errors.New("mediaguard: notify webhook: notify: webhook URL is required")
+		}
+		if m := n.Matrix; m != nil {
+			tok, err := secret(repl, "mediaguard: notify matrix access_token", m.AccessToken)
+			if err != nil {
+				return cfg, err
+			}
+			cfg.Matrix = &notify.MatrixConfig{Homeserver: repl.ReplaceAll(m.Homeserver, ""), AccessToken: tok, Room: repl.ReplaceAll(m.Room, ""), QueueSize: m.QueueSize, Commands: m.Commands}
+		}
+	}
+	if sa := a.SynapseAdmin; sa != nil {
+		tok, err := secret(repl, "mediaguard: synapse_admin access_token", sa.AccessToken)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.SynapseAdmin = &homeserver.AdminConfig{Homeserver: repl.ReplaceAll(sa.Homeserver, ""), AccessToken: tok}
+		cfg.QuarantineUserMedia, cfg.SuspendUser = sa.QuarantineUserMedia, sa.SuspendUser
+	}
+	cfg.Homeserver = repl.ReplaceAll(a.Homeserver, "")
+	return cfg, nil
+}
+
 // Validate checks what Provision could not.
 func (a *App) Validate() error {
-	if a.MaxUploadSize < 0 || a.MemoryBuffer < 0 || a.MaxDownloadBuffer < 0 || a.MaxBufferedTotal < 0 || a.MaxPixels < 0 || a.MaxConcurrentHashing < 0 {
-		return errors.New("mediaguard: sizes must not be negative")
+	if err := a.checkSizes(); err != nil {
+		return err
 	}
 	if a.TempDir != "" {
 		if st, err := os.Stat(a.TempDir); err != nil || !st.IsDir() {
@@ -411,6 +423,14 @@ func (a *App) Stop() error {
 				auditPool.Delete(a.AuditLog)
 			}
 		})
+	}
+	return nil
+}
+
+// checkSizes refuses negative sizes and counts (doctor checks them too).
+func (a *App) checkSizes() error {
+	if a.MaxUploadSize < 0 || a.MemoryBuffer < 0 || a.MaxDownloadBuffer < 0 || a.MaxBufferedTotal < 0 || a.MaxPixels < 0 || a.MaxConcurrentHashing < 0 {
+		return errors.New("mediaguard: sizes must not be negative")
 	}
 	return nil
 }

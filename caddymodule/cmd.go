@@ -17,17 +17,20 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "mediaguard",
-		Usage: "hash [--json] [--dihedral] [--resize512] [--variants [--deep]] FILE...",
-		Short: "mediaguard tools: hash media the way the proxy does",
+		Usage: "hash [--json] [--dihedral] [--resize512] [--variants [--deep]] FILE... | audit [--since T] [--json] | doctor [--config FILE]",
+		Short: "mediaguard tools: hash media the way the proxy does, read the audit log, check a deployment",
 		Long: `Tools for operators of mediaguard, the Matrix media scanner.
 
   mediaguard hash FILE...   print md5, sha1, sha256, pdq and pdq_quality of
                             each file, exactly as the proxy computes them, so
                             bank entries can be made and checked by hand.
   mediaguard audit          list the durable audit records (blocks,
-                            unscannable and fail-open decisions, actions).`,
+                            unscannable and fail-open decisions, actions).
+  mediaguard doctor         check a deployment (config, banks, homeserver,
+                            bot, admin token, backends, paths) and print a
+                            checklist; exits 1 if a check fails.`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(hashCommand(), auditCommand())
+			cmd.AddCommand(hashCommand(), auditCommand(), doctorCommand())
 		},
 	})
 }

@@ -96,8 +96,33 @@ func (a *Admin) SuspendUser(ctx context.Context, userID string) error {
 	return err
 }
 
+// IsAdmin reports whether userID is a server admin: GET
+// /_synapse/admin/v1/users/{userId}/admin → {"admin":true}
+// (https://element-hq.github.io/synapse/latest/admin_api/user_admin_api.html#get-whether-a-user-is-a-server-administrator-or-not).
+// Only an admin may ask, so for a token that is not an admin's Synapse
+// answers 403 M_FORBIDDEN, returned as an error wrapping ErrAdmin and a
+// *StatusError; a homeserver without Synapse's admin API (Dendrite)
+// answers 404 M_UNRECOGNIZED. Pass the token's own user (UserOf) to check
+// the token.
+func (a *Admin) IsAdmin(ctx context.Context, userID string) (bool, error) {
+	body, err := a.call(ctx, http.MethodGet, "/_synapse/admin/v1/users/"+url.PathEscape(userID)+"/admin", nil)
+	if err != nil {
+		return false, err
+	}
+	var out struct {
+		Admin *bool `json:"admin"`
+	}
+	if json.Unmarshal(body, &out) != nil || out.Admin == nil {
+		return false, fmt.Errorf("%w: the users/admin answer has no \"admin\"", ErrAdmin)
+	}
+	return *out.Admin, nil
+}
+
 func (a *Admin) call(ctx context.Context, method, path string, body any) ([]byte, error) {
-	payload, _ := json.Marshal(body)
+	var payload []byte // none for a GET
+	if body != nil {
+		payload, _ = json.Marshal(body)
+	}
 	delay := a.cfg.RetryDelay
 	var last error
 	for attempt := 1; attempt <= a.cfg.Attempts; attempt++ {
@@ -138,11 +163,6 @@ func (a *Admin) once(ctx context.Context, method, path string, payload []byte) (
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return body, false, nil
 	}
-	var e struct {
-		Errcode string `json:"errcode"`
-		Error   string `json:"error"`
-	}
-	json.Unmarshal(body, &e)
 	retry = resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
-	return nil, retry, fmt.Errorf("%w: %s %s answered %d %s %s", ErrAdmin, method, path, resp.StatusCode, e.Errcode, e.Error)
+	return nil, retry, fmt.Errorf("%w: %w", ErrAdmin, statusError(method, path, resp.StatusCode, body))
 }

@@ -138,3 +138,70 @@ func TestTokenFrom(t *testing.T) {
 		}
 	}
 }
+
+// IsAdmin asks the admin API about the token's own user; only an admin may
+// ask, and a homeserver without the API answers 404.
+func TestIsAdmin(t *testing.T) {
+	f := newFakeSynapseAdmin(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, token, user string
+		noAPI             bool
+		want              bool
+		status            int
+	}{
+		{"admin", f.AdminToken, f.AdminUser, false, true, 0},
+		{"another user, asked by an admin", f.AdminToken, "@uploader:example.org", false, false, 0},
+		{"not an admin's token", "user-token", "@uploader:example.org", false, false, 403},
+		{"no Synapse admin API", f.AdminToken, f.AdminUser, true, false, 404},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f.NoAdminAPI.Store(tc.noAPI)
+			a, _ := NewAdmin(AdminConfig{Homeserver: f.URL, AccessToken: tc.token, Attempts: 1})
+			got, err := a.IsAdmin(ctx, tc.user)
+			var se *StatusError
+			switch {
+			case tc.status == 0 && (err != nil || got != tc.want):
+				t.Fatalf("IsAdmin = %v, %v; want %v", got, err, tc.want)
+			case tc.status != 0 && (!errors.Is(err, ErrAdmin) || !errors.As(err, &se) || se.Status != tc.status):
+				t.Fatalf("IsAdmin error %v; want ErrAdmin with status %d", err, tc.status)
+			}
+			if c := lastCall(f); c != "GET /_synapse/admin/v1/users/"+tc.user+"/admin" {
+				t.Fatalf("asked %q", c)
+			}
+		})
+	}
+}
+
+func TestProbes(t *testing.T) {
+	f := newFakeSynapseAdmin(t)
+	ctx := context.Background()
+	if vs, err := Versions(ctx, nil, f.URL+"/"); err != nil || len(vs) == 0 {
+		t.Fatalf("Versions = %v, %v", vs, err)
+	}
+	if name, err := KeyServerName(ctx, nil, f.URL); err != nil || name != f.ServerName {
+		t.Fatalf("KeyServerName = %q, %v", name, err)
+	}
+	if u, err := UserOf(ctx, nil, f.URL, "user-token"); err != nil || u != "@uploader:example.org" {
+		t.Fatalf("UserOf = %q, %v", u, err)
+	}
+	_, err := UserOf(ctx, nil, f.URL, "unknown-token-value")
+	var se *StatusError
+	if !errors.As(err, &se) || se.Status != 401 || se.Errcode != "M_UNKNOWN_TOKEN" || strings.Contains(err.Error(), "unknown-token-value") {
+		t.Fatalf("unknown token: %v", err)
+	}
+	if _, err := Versions(ctx, nil, "http://127.0.0.1:1"); err == nil {
+		t.Fatal("a dead homeserver answered")
+	}
+	for in, want := range map[string]string{
+		"@bot:example.org":      "example.org",
+		"@bot:example.org:8448": "example.org:8448",
+		"@bot:[::1]:8448":       "[::1]:8448",
+		"bot:example.org":       "",
+		"@bot":                  "",
+	} {
+		if got := ServerNameOf(in); got != want {
+			t.Errorf("ServerNameOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -7,9 +7,8 @@ package homeserver
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -112,28 +111,30 @@ func (w *Whoami) User(ctx context.Context, token string) (user string, why strin
 	}
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.base+"/_matrix/client/v3/account/whoami", nil)
+	u, err := UserOf(ctx, w.client, w.base, token)
 	if err != nil {
 		return Unknown, err.Error()
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := w.client.Do(req)
-	if err != nil {
-		return Unknown, "whoami: " + redact(err.Error(), token)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != http.StatusOK {
-		return Unknown, fmt.Sprintf("whoami answered %d", resp.StatusCode)
-	}
+	w.store(key, u)
+	return u, ""
+}
+
+// UserOf asks the homeserver at base whose token is, uncached: GET
+// /_matrix/client/v3/account/whoami
+// (https://spec.matrix.org/v1.11/client-server-api/#get_matrixclientv3accountwhoami).
+// A rejected token is a *StatusError (401 M_UNKNOWN_TOKEN). A nil client is
+// http.DefaultClient; the token never appears in an error.
+func UserOf(ctx context.Context, c *http.Client, base, token string) (string, error) {
 	var out struct {
 		UserID string `json:"user_id"`
 	}
-	if json.Unmarshal(body, &out) != nil || !strings.HasPrefix(out.UserID, "@") {
-		return Unknown, "whoami answered no user_id"
+	if err := getJSON(ctx, c, base, "/_matrix/client/v3/account/whoami", token, &out); err != nil {
+		return "", err
 	}
-	w.store(key, out.UserID)
-	return out.UserID, ""
+	if !strings.HasPrefix(out.UserID, "@") {
+		return "", errors.New("whoami answered no user_id")
+	}
+	return out.UserID, nil
 }
 
 func (w *Whoami) cached(key [32]byte) (string, bool) {

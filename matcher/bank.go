@@ -426,6 +426,18 @@ func (l *Local) Status() []BankStatus {
 	return out
 }
 
+// Problems returns the entries the version in use of the named bank
+// rejected (at most the first 100; Status counts them all), nil for a
+// bank that is unknown, disabled or without problems.
+func (l *Local) Problems(bank string) []Problem {
+	for _, s := range l.state.Load().slots {
+		if s.cfg.Name == bank && s.bank != nil {
+			return s.bank.Problems()
+		}
+	}
+	return nil
+}
+
 // Stats is the number of entries per hash type over the enabled banks.
 func (l *Local) Stats() Counts {
 	var c Counts

@@ -302,6 +302,20 @@ func TestLocalDisabledBankNotConsulted(t *testing.T) {
 	if err := l.Reload(); err != nil {
 		t.Errorf("Reload consulted a disabled bank: %v", err)
 	}
+	if l.Problems("ON") != nil || l.Problems("OFF") != nil || l.Problems("NOPE") != nil {
+		t.Error("problems reported for a clean, a disabled or an unknown bank")
+	}
+}
+
+// Problems names the entries a bank's load skipped, for operators.
+func TestLocalProblems(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "b.txt")
+	writeFile(t, path, "md5 "+tMD5+"\nmd5 nothex\n")
+	l := newTestLocal(t, LocalConfig{Banks: []BankConfig{{Name: "B", Path: path}}})
+	ps := l.Problems("B")
+	if len(ps) != 1 || ps[0].Line != 2 || l.Status()[0].Problems != 1 {
+		t.Fatalf("problems %+v, status %+v", ps, l.Status())
+	}
 }
 
 func TestLocalDihedral(t *testing.T) {

@@ -38,6 +38,10 @@ type HMABankStatus struct {
 	// Missing are configured banks HMA did not list at the last check that
 	// answered: lookups in them match nothing.
 	Missing []string
+	// NotMatching are configured banks HMA has with matching turned off
+	// (matching_enabled_ratio 0) at the last check that answered: lookups
+	// leave them out, as silently as a missing bank.
+	NotMatching []string
 	// Checked is when a check last answered; zero until one has.
 	Checked time.Time
 	// Err is why the latest check failed ("" when it answered). Missing
@@ -45,13 +49,14 @@ type HMABankStatus struct {
 	Err string
 }
 
-// hmaBanks holds the bank check's state; Configured is filled in by
-// BankStatus from the HMA's own (immutable) list.
+// hmaBanks holds the bank check's state; Configured and NotMatching are
+// filled in by BankStatus, from the HMA's own (immutable) list and from
+// notMatching.
 type hmaBanks struct {
 	mu     sync.Mutex
 	status HMABankStatus
 	// notMatching are the configured banks last seen with matching turned
-	// off, to log a change once.
+	// off (a change is logged once).
 	notMatching []string
 
 	recheckOK, recheckFailing time.Duration
@@ -64,6 +69,7 @@ func (h *HMA) BankStatus() HMABankStatus {
 	s := h.bankState.status
 	s.Configured = slices.Clone(h.bankList)
 	s.Missing = slices.Clone(s.Missing)
+	s.NotMatching = slices.Clone(h.bankState.notMatching)
 	return s
 }
 

@@ -46,6 +46,9 @@ func TestHMACheckBanks(t *testing.T) {
 			if !slices.Equal(s.Missing, tc.wantMissing) || !slices.Equal(h.MissingBanks(), tc.wantMissing) {
 				t.Fatalf("missing %q (MissingBanks %q); want %q", s.Missing, h.MissingBanks(), tc.wantMissing)
 			}
+			if wantOff := tc.name == "matching off"; wantOff != slices.Equal(s.NotMatching, []string{"TEST_BANK"}) || !wantOff && len(s.NotMatching) > 0 {
+				t.Fatalf("not matching %q", s.NotMatching)
+			}
 			if !slices.Equal(s.Configured, tc.banks) || (err == nil) == s.Checked.IsZero() || (err != nil) != (s.Err != "") {
 				t.Fatalf("status %+v after error %v", s, err)
 			}

@@ -395,9 +395,12 @@ func (m *Matrix) send(ctx context.Context, it item) (status int, reason string, 
 }
 
 func (m *Matrix) do(ctx context.Context, method, path string, payload any) (int, []byte, http.Header, error) {
-	b, err := json.Marshal(payload)
-	if err != nil {
-		return 0, nil, nil, err
+	var b []byte // no body for a GET
+	if payload != nil {
+		var err error
+		if b, err = json.Marshal(payload); err != nil {
+			return 0, nil, nil, err
+		}
 	}
 	req, err := http.NewRequestWithContext(ctx, method, m.cfg.Homeserver+path, bytes.NewReader(b))
 	if err != nil {

@@ -55,8 +55,21 @@ import (
 // response").
 //
 // whoami (spec: GET /_matrix/client/v3/account/whoami): a token in Users
-// answers {"user_id": Users[token], "device_id":"D"}; any other token 401
-// M_UNKNOWN_TOKEN.
+// answers {"user_id": Users[token], "device_id":"D"}, AdminToken answers
+// AdminUser; any other token 401 M_UNKNOWN_TOKEN.
+//
+// What a deployment check reads (spec: GET /_matrix/client/versions, GET
+// /_matrix/key/v2/server, GET /_matrix/client/v3/joined_rooms, GET
+// /_matrix/client/v3/directory/room/{roomAlias}):
+//   - /_matrix/client/versions needs no token and answers
+//     {"versions":[...]} with the spec versions supported;
+//   - /_matrix/key/v2/server needs no token and answers {"server_name":
+//     ServerName, "verify_keys":{...}, ...} (Synapse serves it on its
+//     default listener, with the client API);
+//   - joined_rooms answers {"joined_rooms": Joined[user]} for a known
+//     token;
+//   - the directory answers {"room_id": Aliases[alias], "servers":[...]},
+//     or 404 M_NOT_FOUND for an unknown alias.
 //
 // The admin API (Synapse admin API, "Media Admin API",
 // https://element-hq.github.io/synapse/latest/admin_api/media_admin_api.html,
@@ -69,7 +82,13 @@ import (
 //   - POST /_synapse/admin/v1/user/{userId}/media/quarantine → 200
 //     {"num_quarantined":3};
 //   - PUT /_synapse/admin/v1/suspend/{userId} with {"suspend":true} → 200 {};
+//   - GET /_synapse/admin/v1/users/{userId}/admin → 200 {"admin": true}
+//     for AdminUser, {"admin": false} for any other user (only an admin may
+//     ask: any other token gets the 403 above);
 //   - anything else under /_synapse/admin: 404 M_UNRECOGNIZED.
+//
+// NoAdminAPI plays a homeserver without Synapse's admin API, as Dendrite
+// is: every admin path answers 404 M_UNRECOGNIZED whatever the token.
 //
 // FailAdmin (test-only) makes the next admin API calls fail.
 type Synapse struct {
@@ -78,8 +97,17 @@ type Synapse struct {
 	ServerName string
 	// AdminToken is the admin user's access token.
 	AdminToken string
+	// AdminUser is the user whoami answers for AdminToken, the one user
+	// the admin API says is an admin.
+	AdminUser string
 	// Users maps user access tokens to the user IDs whoami answers.
 	Users map[string]string
+	// Joined maps user IDs to the room IDs joined_rooms answers.
+	Joined map[string][]string
+	// Aliases maps room aliases to the room IDs the directory answers.
+	Aliases map[string]string
+	// NoAdminAPI makes every /_synapse/admin path 404 M_UNRECOGNIZED.
+	NoAdminAPI atomic.Bool
 	// Redirect makes federation downloads answer with a Location part.
 	Redirect atomic.Bool
 	// Uploads counts upload bodies that reached the homeserver.
@@ -111,14 +139,18 @@ type Call struct {
 }
 
 // NewSynapse starts a fake Synapse for server "hs.example" with admin
-// token "admin-secret-token" and user token "user-token" for
-// @uploader:example.org; a test changes those before its first request.
+// token "admin-secret-token" for @admin:hs.example and user token
+// "user-token" for @uploader:example.org; a test changes those (and sets
+// Joined and Aliases) before its first request.
 // It is closed when tb ends.
 func NewSynapse(tb testing.TB) *Synapse {
 	f := &Synapse{
 		ServerName: "hs.example",
 		AdminToken: "admin-secret-token",
+		AdminUser:  "@admin:hs.example",
 		Users:      map[string]string{"user-token": "@uploader:example.org"},
+		Joined:     map[string][]string{},
+		Aliases:    map[string]string{},
 		media:      map[string]Media{},
 	}
 	f.Server = httptest.NewServer(f)
@@ -175,20 +207,55 @@ func (f *Synapse) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.calls = append(f.calls, c)
 	f.mu.Unlock()
 	switch {
+	case admin && f.NoAdminAPI.Load():
+		MatrixError(w, 404, "M_UNRECOGNIZED")
 	case admin:
 		f.admin(w, r, body)
 	case r.URL.Path == "/_matrix/client/v3/account/whoami":
 		f.whoami(w, r)
+	case r.URL.Path == "/_matrix/client/versions":
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"versions":["r0.6.1","v1.1","v1.11"],"unstable_features":{}}`)
+	case r.URL.Path == "/_matrix/key/v2/server":
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"server_name":%q,"valid_until_ts":4102444800000,"verify_keys":{"ed25519:a_fake":{"key":"AAAA"}},"old_verify_keys":{},"signatures":{}}`, f.ServerName)
+	case r.URL.Path == "/_matrix/client/v3/joined_rooms":
+		user := f.userOf(r)
+		if user == "" {
+			MatrixError(w, 401, "M_UNKNOWN_TOKEN")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string][]string{"joined_rooms": append([]string{}, f.Joined[user]...)})
+	case strings.HasPrefix(r.URL.Path, "/_matrix/client/v3/directory/room/"):
+		room, ok := f.Aliases[strings.TrimPrefix(r.URL.Path, "/_matrix/client/v3/directory/room/")]
+		if !ok {
+			MatrixError(w, 404, "M_NOT_FOUND")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"room_id":%q,"servers":[%q]}`, room, f.ServerName)
 	default:
 		f.mediaRepo(w, r)
 	}
 }
 
+// userOf is the user of the request's bearer token, "" when unknown.
+func (f *Synapse) userOf(r *http.Request) string {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	switch {
+	case !ok || tok == "":
+		return ""
+	case tok == f.AdminToken:
+		return f.AdminUser
+	}
+	return f.Users[tok]
+}
+
 func (f *Synapse) whoami(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	user := f.Users[tok]
-	if !ok || user == "" {
+	user := f.userOf(r)
+	if user == "" {
 		w.WriteHeader(401)
 		io.WriteString(w, `{"errcode":"M_UNKNOWN_TOKEN","error":"Unknown token"}`)
 		return
@@ -222,6 +289,9 @@ func (f *Synapse) admin(w http.ResponseWriter, r *http.Request, body []byte) {
 		io.WriteString(w, "{}")
 	case r.Method == "POST" && strings.HasSuffix(p, "/media/quarantine") && strings.HasPrefix(p, "/_synapse/admin/v1/user/"):
 		io.WriteString(w, `{"num_quarantined":3}`)
+	case r.Method == "GET" && strings.HasPrefix(p, "/_synapse/admin/v1/users/") && strings.HasSuffix(p, "/admin"):
+		user := strings.TrimSuffix(strings.TrimPrefix(p, "/_synapse/admin/v1/users/"), "/admin")
+		fmt.Fprintf(w, `{"admin":%t}`, user == f.AdminUser)
 	case r.Method == "PUT" && strings.HasPrefix(p, "/_synapse/admin/v1/suspend/"):
 		var b struct{ Suspend bool }
 		if json.Unmarshal(body, &b) != nil || !b.Suspend {

@@ -24,6 +24,10 @@ var mustNotImport = map[string][]string{
 	// The act stage turns decisions into actions; the wiring above it
 	// (service) and the serve stage are none of its business.
 	"github.com/mediaguard/mediaguard/actions": {"lookupapi", "service"},
+	// The deployment check reads the stages' state and never acts or
+	// serves: it reaches the stages' own clients, not the wiring that
+	// would quarantine, notify or answer lookups.
+	"github.com/mediaguard/mediaguard/doctor": {"actions", "service", "lookupapi"},
 }
 
 func TestOnlyTheAdapterImportsCaddy(t *testing.T) {
