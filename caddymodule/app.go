@@ -146,6 +146,9 @@ type App struct {
 
 	auditHeld   bool
 	releaseOnce *sync.Once
+	// drain closes svc and releases the audit log once this app has been
+	// cleaned up and its last request has finished.
+	drain *drain
 }
 
 // HMABackend is one ThreatExchange HMA 2.0 instance.
@@ -245,6 +248,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
 	a.log = ctx.Logger()
 	a.releaseOnce = new(sync.Once)
+	a.drain = &drain{close: a.close}
 	cfg, err := a.plainConfig(caddy.NewReplacer())
 	if err != nil {
 		return err
@@ -404,16 +408,34 @@ func (a *App) Start() error {
 	return nil
 }
 
-// Cleanup releases what Provision opened. Caddy calls it (not Stop) when
-// this or another module fails to provision, and after Stop on reloads;
-// every close below is idempotent.
-func (a *App) Cleanup() error { return a.Stop() }
+// Cleanup releases what Provision opened: at once if no request is using
+// it, else when the last one finishes (see drain). Caddy calls it after
+// Stop, once every app of the config has stopped, on exit and on reload
+// alike, and (without Stop) when this or another module fails to
+// provision.
+func (a *App) Cleanup() error {
+	a.Stop()
+	if a.drain != nil {
+		a.drain.release()
+	} else {
+		a.close()
+	}
+	return nil
+}
 
-// Stop ends background work.
+// Stop hands the metrics over to the next config's app. Closing waits for
+// Cleanup: Caddy may stop this app before the HTTP app that serves
+// requests through it.
 func (a *App) Stop() error {
 	// Only if it is still this app: on a reload the new app has started
 	// before the old one stops.
 	currentApp.CompareAndSwap(a, nil)
+	return nil
+}
+
+// close ends background work and releases the audit log; every close in
+// it is idempotent.
+func (a *App) close() {
 	if a.svc != nil {
 		a.svc.Close()
 	}
@@ -424,7 +446,13 @@ func (a *App) Stop() error {
 			}
 		})
 	}
-	return nil
+}
+
+// enter counts a request that uses the app in; the returned func counts it
+// out.
+func (a *App) enter() func() {
+	a.drain.enter()
+	return a.drain.leave
 }
 
 // checkSizes refuses negative sizes and counts (doctor checks them too).

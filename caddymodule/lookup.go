@@ -36,7 +36,8 @@ type Lookup struct {
 	// RateBurst is the burst allowed above RateLimit.
 	RateBurst int `json:"rate_burst,omitempty"`
 
-	h *lookupapi.Handler
+	h   *lookupapi.Handler
+	app *App
 }
 
 // UnmarshalJSON reads the handler's JSON as strictly as Caddy does,
@@ -69,6 +70,7 @@ func (l *Lookup) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("mediaguard_lookup: loading app: %w", err)
 	}
 	app := a.(*App)
+	l.app = app
 	key, err := secret(caddy.NewReplacer(), "mediaguard_lookup: api_key", l.APIKey)
 	if err != nil {
 		return err
@@ -85,6 +87,7 @@ func (l *Lookup) Provision(ctx caddy.Context) error {
 
 // ServeHTTP answers the request; it never calls next.
 func (l *Lookup) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	defer l.app.enter()()
 	l.h.ServeHTTP(w, r)
 	return nil
 }

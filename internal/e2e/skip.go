@@ -1,0 +1,28 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+)
+
+// SkipOrFail stops t because a tool it needs is missing: a loud skip that
+// says what did not run and how to enable it, or, when
+// MEDIAGUARD_REQUIRE_E2E=1 (CI), a failure, since there everything must
+// run. StartDendrite does the same for the homeserver's binaries.
+func SkipOrFail(t testing.TB, what, enable string) {
+	t.Helper()
+	msg := "\n" +
+		"************************************************************************\n" +
+		"*** SKIPPED LOUDLY: " + what + "\n" +
+		"***   " + strings.ReplaceAll(enable, "\n", "\n***   ") + "\n"
+	if required() {
+		t.Fatal(msg + "*** " + RequireEnv + "=1 is set, so this is a FAILURE, not a skip.\n" +
+			"************************************************************************")
+	}
+	t.Skip(msg + "*** set " + RequireEnv + "=1 to make this a failure instead of a skip.\n" +
+		"************************************************************************")
+}
+
+// Required reports whether MEDIAGUARD_REQUIRE_E2E=1 asks for every test to
+// run rather than skip.
+func Required() bool { return required() }
