@@ -279,6 +279,9 @@ type LookupConfig struct {
 	MaxBodyBytes int64
 	RateLimit    float64
 	RateBurst    int
+	// OnAnswer is told of every request answered (metrics); see
+	// lookupapi.Config.
+	OnAnswer func(lookupapi.Answer)
 	// Logger receives the handler's logs; nil discards them.
 	Logger *zap.Logger
 }
@@ -291,7 +294,7 @@ func (s *Service) Lookup(cfg LookupConfig) (*lookupapi.Handler, error) {
 	}
 	lc := lookupapi.Config{
 		Matcher: s.guard, APIKey: cfg.APIKey, MaxBodyBytes: cfg.MaxBodyBytes, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
-		Health: lookupapi.NewHealth(s.local, s.guard), Logger: cfg.Logger,
+		Health: lookupapi.NewHealth(s.local, s.guard), OnAnswer: cfg.OnAnswer, Logger: cfg.Logger,
 	}
 	return lookupapi.New(lc)
 }
