@@ -47,6 +47,9 @@ type Config struct {
 	Breaker matcher.BreakerConfig
 	// OnBreakerChange is told of every breaker transition (metrics).
 	OnBreakerChange func(name, from, to string)
+	// OnBackendCall is told how long each backend took to answer one
+	// query (metrics); see matcher.GuardConfig.
+	OnBackendCall func(backend string, took time.Duration)
 
 	// Proxy configures the media proxy. Matcher, Memory, Observer, UserOf
 	// and Logger are set by New.
@@ -149,7 +152,7 @@ func New(cfg Config) (_ *Service, err error) {
 	}
 	s.guard, err = matcher.NewGuard(matcher.GuardConfig{
 		Local: s.local, Remotes: remotes, FailPolicy: cfg.FailPolicy, Cache: cfg.Cache, Breaker: cfg.Breaker,
-		OnBreakerChange: cfg.OnBreakerChange, Logger: log.Named("matcher"),
+		OnBreakerChange: cfg.OnBreakerChange, OnBackendCall: cfg.OnBackendCall, Logger: log.Named("matcher"),
 	})
 	if err != nil {
 		return nil, err
