@@ -271,6 +271,19 @@ func (s *Service) Guard() *matcher.Guard { return s.guard }
 // Local is the local banks.
 func (s *Service) Local() *matcher.Local { return s.local }
 
+// NoticeStats returns the counters of each configured notice channel,
+// by channel: "matrix" (the management room) and "webhook".
+func (s *Service) NoticeStats() map[string]notify.Stats {
+	out := map[string]notify.Stats{}
+	if s.notifier != nil {
+		out["matrix"] = s.notifier.Stats()
+	}
+	if s.webhook != nil {
+		out["webhook"] = s.webhook.Stats()
+	}
+	return out
+}
+
 // Remotes names the remote backends, as the guard's stats and breaker
 // changes name them.
 func (s *Service) Remotes() []string { return s.remotes }
