@@ -233,6 +233,9 @@ func (p *Proxy) spooled(delta int64) {
 // being judged (metrics).
 func (p *Proxy) Buffered() int64 { return p.buffered.Load() }
 
+// BufferLimit is the most Buffered may reach (max_buffered_total).
+func (p *Proxy) BufferLimit() int64 { return p.cfg.MaxBufferedTotal }
+
 // New validates cfg and returns a Proxy.
 func New(cfg Config) (*Proxy, error) {
 	if cfg.Matcher == nil {
