@@ -273,6 +273,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 			breakerState.WithLabelValues(name).Set(breakerStateValue(to))
 			breakerTransitions.WithLabelValues(name, to).Inc()
 		},
+		OnBackendCall: func(backend string, took time.Duration) {
+			backendSeconds.WithLabelValues(backend).Observe(took.Seconds())
+		},
 		Logger: a.log,
 	}
 	var err error
@@ -357,8 +360,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
+	backendSeconds.WithLabelValues(matcher.LocalBackend)
 	for _, name := range a.svc.Remotes() {
 		breakerState.WithLabelValues(name).Set(0)
+		backendSeconds.WithLabelValues(name)
+	}
+	for _, b := range a.Banks {
+		allowBankLabels(b.Name)
+	}
+	for _, h := range a.HMA {
+		allowBankLabels(h.Banks...)
 	}
 	return nil
 }
