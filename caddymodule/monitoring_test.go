@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"unicode"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
@@ -63,7 +64,7 @@ func TestAlertRules(t *testing.T) {
 
 // Every alert has a unit test in which it fires, a summary and a
 // description, and a runbook section named after it in
-// docs/operations.md.
+// docs/operations.md (checked once that file exists).
 func TestAlertsDocumentedAndTested(t *testing.T) {
 	rules, tests := readFile(t, alertsFile), readFile(t, alertsTest)
 	blocks := regexp.MustCompile(`(?m)^\s*- alert: `).Split(rules, -1)[1:]
@@ -71,12 +72,16 @@ func TestAlertsDocumentedAndTested(t *testing.T) {
 		t.Fatalf("%d alerts in %s", len(blocks), alertsFile)
 	}
 	evals := strings.Split(tests, "- eval_time:")
+	docs, anchors := operationsAnchors(t)
 	for _, b := range blocks {
 		name := strings.TrimSpace(strings.SplitN(b, "\n", 2)[0])
 		for _, want := range []string{"summary:", "description:", `runbook_url: "docs/operations.md#` + strings.ToLower(name) + `"`, "severity:"} {
 			if !strings.Contains(b, want) {
 				t.Errorf("alert %s lacks %s", name, want)
 			}
+		}
+		if docs != "" && !anchors[strings.ToLower(name)] {
+			t.Errorf("docs/operations.md has no section #%s for alert %s", strings.ToLower(name), name)
 		}
 		fires := slices.ContainsFunc(evals, func(e string) bool {
 			return strings.Contains(e, "alertname: "+name+"\n") && strings.Contains(e, "exp_labels:")
@@ -85,6 +90,46 @@ func TestAlertsDocumentedAndTested(t *testing.T) {
 			t.Errorf("alert %s never fires in %s", name, alertsTest)
 		}
 	}
+}
+
+// operationsAnchors reads docs/operations.md, the runbook, and returns the
+// anchors its headings get on GitHub (and any explicit id= or name=).
+// Without the file there is nothing to check, and it says so.
+func operationsAnchors(t *testing.T) (string, map[string]bool) {
+	t.Helper()
+	b, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Logf("NOTE: docs/operations.md not found (%v): the alerts' runbook anchors are not checked", err)
+		return "", nil
+	}
+	anchors := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if h := strings.TrimLeft(line, "#"); h != line && strings.HasPrefix(h, " ") {
+			anchors[githubSlug(h)] = true
+		}
+		for _, m := range explicitAnchor.FindAllStringSubmatch(line, -1) {
+			anchors[m[1]] = true
+		}
+	}
+	return string(b), anchors
+}
+
+// explicitAnchor is an HTML anchor in Markdown: <a id="x"></a>.
+var explicitAnchor = regexp.MustCompile(`(?:id|name)="([^"]+)"`)
+
+// githubSlug is the anchor GitHub gives a heading: lower case, spaces to
+// hyphens, other punctuation dropped.
+func githubSlug(h string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(strings.TrimSpace(h)) {
+		switch {
+		case r == ' ':
+			b.WriteByte('-')
+		case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // dashboard is the part of a Grafana dashboard the tests read.
