@@ -256,6 +256,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			MemoryBuffer:         a.MemoryBuffer,
 			TempDir:              a.TempDir,
 			OnSpool:              func(d int64) { spoolBytes.Add(float64(d)) },
+			OnResponse:           countResponse,
 			MaxDownloadBuffer:    a.MaxDownloadBuffer,
 			MaxBufferedTotal:     a.MaxBufferedTotal,
 			UploadIdleTimeout:    time.Duration(a.UploadIdleTimeout),

@@ -8,8 +8,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-
-	"github.com/mediaguard/mediaguard/mediaproxy"
 )
 
 func init() {
@@ -59,19 +57,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// ServeHTTP implements caddyhttp.MiddlewareHandler. A media request's
-// answer is counted by status, whoever wrote it: Caddy's own
-// caddy_http_* series cannot tell media from the rest of the API.
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	proxy := h.app.svc.Proxy()
-	dir := mediaDirection(mediaproxy.Classify(r))
-	if dir == "" {
-		return proxy.ServeHTTP(w, r, next.ServeHTTP)
-	}
-	sw := &statusWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
-	err := proxy.ServeHTTP(sw, r, next.ServeHTTP)
-	countResponse(dir, responseStatus(sw.status, err))
-	return err
+	return h.app.svc.Proxy().ServeHTTP(w, r, next.ServeHTTP)
 }
 
 // UnmarshalCaddyfile takes no arguments: `mediaguard`.
