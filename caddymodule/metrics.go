@@ -179,7 +179,7 @@ var (
 		delivered: prometheus.NewDesc("caddy_mediaguard_notices_delivered_total",
 			"Notices of blocks the receiver accepted, by channel: matrix (the management room; a burst summary counts once, Mjolnir commands not at all) or webhook.", []string{"channel"}, nil),
 		failed: prometheus.NewDesc("caddy_mediaguard_notices_failed_total",
-			"Notices given up on, by channel and reason: queue_full (refused when queued), rejected (refused by the receiver with an answer retrying cannot change), gave_up (webhook: every attempt failed). The blocks stay in the audit log.", []string{"channel", "reason"}, nil),
+			"Notices given up on, by channel and reason: queue_full (refused when queued), rejected (refused by the receiver with an answer retrying cannot change), gave_up (webhook: every attempt failed). With audit_log set, the blocks are on record there.", []string{"channel", "reason"}, nil),
 		retried: prometheus.NewDesc("caddy_mediaguard_notices_retried_total",
 			"Notice delivery attempts that failed and were retried (network error, 429, 5xx), by channel.", []string{"channel"}, nil),
 		summarised: prometheus.NewDesc("caddy_mediaguard_notices_summarised_total",
