@@ -254,12 +254,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	cfg.Proxy.OnSpool = func(d int64) { spoolBytes.Add(float64(d)) }
+	cfg.Proxy.OnResponse = countResponse
 	cfg.Proxy.Runner = hashRunner()
 	cfg.Observer = &observer{app: a}
 	cfg.OnBreakerChange = func(name, from, to string) {
 		// The Guard logs each transition once; here it is only counted.
 		breakerState.WithLabelValues(name).Set(breakerStateValue(to))
 		breakerTransitions.WithLabelValues(name, to).Inc()
+	}
+	cfg.OnBackendCall = func(backend string, took time.Duration) {
+		backendSeconds.WithLabelValues(backend).Observe(took.Seconds())
 	}
 	cfg.Logger = a.log
 	if ev, err := ctx.App("events"); err == nil {
@@ -290,8 +294,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
+	backendSeconds.WithLabelValues(matcher.LocalBackend)
 	for _, name := range a.svc.Remotes() {
 		breakerState.WithLabelValues(name).Set(0)
+		backendSeconds.WithLabelValues(name)
+	}
+	for _, b := range a.Banks {
+		allowBankLabels(b.Name)
+	}
+	for _, h := range a.HMA {
+		allowBankLabels(h.Banks...)
 	}
 	return nil
 }

@@ -80,9 +80,40 @@ func (l *Lookup) Provision(ctx caddy.Context) error {
 		MaxBodyBytes: l.MaxBodySize,
 		RateLimit:    l.RateLimit,
 		RateBurst:    l.RateBurst,
+		OnAnswer:     countLookup,
 		Logger:       ctx.Logger(),
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	presetLookupSeries(key != "")
+	return nil
+}
+
+// countLookup counts one lookup API answer.
+func countLookup(a lookupapi.Answer) {
+	lookupRequests.WithLabelValues(a.Action, a.Auth).Inc()
+	lookupSeconds.WithLabelValues(a.Action).Observe(a.Duration.Seconds())
+}
+
+// presetLookupSeries creates, at 0, the lookup series this handler can
+// produce (with or without an API key), so that the first block already
+// shows as an increase.
+func presetLookupSeries(keyed bool) {
+	passed := lookupapi.AuthOff
+	if keyed {
+		passed = lookupapi.AuthOK
+		lookupRequests.WithLabelValues(lookupapi.ActionUnauthorized, lookupapi.AuthMissing)
+		lookupRequests.WithLabelValues(lookupapi.ActionUnauthorized, lookupapi.AuthWrong)
+	}
+	for _, action := range []string{lookupapi.ActionBlock, lookupapi.ActionAllow, lookupapi.ActionUnscanned, lookupapi.ActionHealth, lookupapi.ActionBadRequest, lookupapi.ActionError} {
+		lookupRequests.WithLabelValues(action, passed)
+	}
+	lookupRequests.WithLabelValues(lookupapi.ActionRateLimited, lookupapi.AuthUnchecked)
+	lookupRequests.WithLabelValues(lookupapi.ActionBadRequest, lookupapi.AuthUnchecked)
+	for _, action := range lookupapi.Actions {
+		lookupSeconds.WithLabelValues(action)
+	}
 }
 
 // ServeHTTP answers the request; it never calls next.

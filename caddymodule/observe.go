@@ -34,6 +34,7 @@ func count(d *mediaproxy.Decision) {
 	}
 	if d.Outcome == mediaproxy.Blocked || d.Outcome == mediaproxy.LateBlocked {
 		blocks.WithLabelValues(dir, string(d.Verdict.HashType), actions.VariantLabel(d.Verdict.Variant)).Inc()
+		bankBlocks.WithLabelValues(bankLabel(d.Verdict.Bank), string(d.Verdict.HashType)).Inc()
 	}
 }
 

@@ -70,6 +70,11 @@ type Config struct {
 	// (banks loaded, entry counts, breaker states; see NewHealth); it is
 	// encoded as JSON. Nil answers {"status":"ok"}.
 	Health func(ctx context.Context) any
+	// OnAnswer, when set, is told of every request once it is answered:
+	// its action, the API key check's outcome and how long it took (the
+	// adapter's metrics). It runs on the request's goroutine and should
+	// be quick.
+	OnAnswer func(Answer)
 	// Logger receives one Info line per block and Warn lines for rejected
 	// or failed requests; nil logs nothing.
 	Logger *zap.Logger
@@ -86,6 +91,7 @@ type Handler struct {
 	limiter   *limiter // nil when rate limiting is off
 	clientKey func(*http.Request) string
 	health    func(context.Context) any
+	onAnswer  func(Answer)
 	log       *zap.Logger
 	now       func() time.Time
 	warns     throttles
@@ -102,6 +108,7 @@ func New(cfg Config) (*Handler, error) {
 		maxBody:   cfg.MaxBodyBytes,
 		clientKey: cfg.ClientKey,
 		health:    cfg.Health,
+		onAnswer:  cfg.OnAnswer,
 		log:       cfg.Logger,
 		now:       cfg.Now,
 	}
@@ -144,6 +151,16 @@ func New(cfg Config) (*Handler, error) {
 // limited too, and the method check before auth, since a 405 reveals
 // nothing.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	action, auth := h.serve(w, r)
+	if h.onAnswer != nil {
+		h.onAnswer(Answer{Action: action, Auth: auth, Duration: time.Since(start)})
+	}
+}
+
+// serve answers the request and says what it got (an Answer's Action and
+// Auth).
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (action, auth string) {
 	h.stats.requests.Add(1)
 	setCommonHeaders(w.Header())
 	client := h.clientKey(r)
@@ -152,7 +169,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.stats.rateLimited.Add(1)
 			h.warn(warnRateLimited, "lookup request rate limited", zap.String("client", client))
 			writeRateLimited(w, wait)
-			return
+			return ActionRateLimited, AuthUnchecked
 		}
 	}
 	switch r.Method {
@@ -161,32 +178,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.stats.badRequests.Add(1)
 		w.Header().Set("Allow", "GET, HEAD, POST")
 		writeError(w, http.StatusMethodNotAllowed, codeUnrecognized, "method not allowed: use POST for lookups, GET for health")
-		return
+		return ActionBadRequest, AuthUnchecked
 	}
+	auth = AuthOff
 	if h.auth != nil {
-		if res := h.auth.check(r); res != authOK {
+		res := h.auth.check(r)
+		auth = authLabel(res)
+		if res != authOK {
 			h.stats.unauthorized.Add(1)
 			// Only which kind of failure: never the key or the header.
 			h.warn(warnUnauthorized, "lookup request unauthorized", zap.String("client", client), zap.String("problem", res.String()))
 			writeUnauthorized(w, res)
-			return
+			return ActionUnauthorized, auth
 		}
 	}
 	if r.Method == http.MethodPost {
-		h.serveLookup(w, r, client)
-		return
+		return h.serveLookup(w, r, client), auth
 	}
-	h.serveHealth(w, r)
+	return h.serveHealth(w, r), auth
 }
 
 // serveLookup answers one lookup.
-func (h *Handler) serveLookup(w http.ResponseWriter, r *http.Request, client string) {
+func (h *Handler) serveLookup(w http.ResponseWriter, r *http.Request, client string) (action string) {
 	req, herr := h.readRequest(w, r)
 	if herr != nil {
 		h.stats.badRequests.Add(1)
 		h.warn(warnBadRequest, "lookup request rejected", zap.String("client", client), zap.Int("status", herr.status), zap.String("problem", herr.msg))
 		writeError(w, herr.status, herr.code, herr.msg)
-		return
+		return ActionBadRequest
 	}
 	q, err := matcher.QueryFromLookup(&req)
 	if err == nil && q.Has == 0 {
@@ -199,7 +218,7 @@ func (h *Handler) serveLookup(w http.ResponseWriter, r *http.Request, client str
 			zap.String("problem", msg), zap.String("user_id", clip(req.UserID)), zap.String("room_id", clip(req.RoomID)),
 			zap.String("event_id", clip(req.EventID)))
 		writeError(w, http.StatusBadRequest, codeBadJSON, msg)
-		return
+		return ActionBadRequest
 	}
 	v, err := h.m.Match(r.Context(), q)
 	if err != nil {
@@ -211,10 +230,12 @@ func (h *Handler) serveLookup(w http.ResponseWriter, r *http.Request, client str
 			zap.String("user_id", clip(req.UserID)), zap.String("room_id", clip(req.RoomID)), zap.String("event_id", clip(req.EventID)))
 		w.Header().Set("Retry-After", retryAfterSeconds(unavailableRetryAfter))
 		writeError(w, http.StatusServiceUnavailable, codeUnavailable, unavailableMessage(r.Context(), err))
-		return
+		return ActionError
 	}
 	resp := matcher.LookupResponseFromVerdict(v)
+	action = ActionAllow
 	if resp.Action == lookupwire.ActionBlock {
+		action = ActionBlock
 		h.stats.blocks.Add(1)
 		h.log.Info("lookup blocked media",
 			zap.String("user_id", clip(req.UserID)), zap.String("room_id", clip(req.RoomID)), zap.String("event_id", clip(req.EventID)),
@@ -227,13 +248,15 @@ func (h *Handler) serveLookup(w http.ResponseWriter, r *http.Request, client str
 		h.stats.allows.Add(1)
 		if resp.Unscanned {
 			h.stats.unscanned.Add(1)
+			action = ActionUnscanned
 		}
 	}
 	_ = writeJSON(w, http.StatusOK, resp) // a lookupwire.Response always encodes
+	return action
 }
 
 // serveHealth answers GET and HEAD.
-func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) (action string) {
 	var doc any = map[string]string{"status": HealthOK}
 	if h.health != nil {
 		doc = h.health(r.Context())
@@ -242,9 +265,10 @@ func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) {
 		h.stats.errors.Add(1)
 		h.warn(warnInternal, "health document could not be encoded", zap.Error(err))
 		writeError(w, http.StatusInternalServerError, codeInternal, "the health document could not be encoded")
-		return
+		return ActionError
 	}
 	h.stats.healthChecks.Add(1)
+	return ActionHealth
 }
 
 // unavailableMessage says why a lookup could not be answered without

@@ -51,6 +51,10 @@ func ParseFailPolicy(s string) (FailPolicy, error) {
 	return 0, fmt.Errorf("fail policy %q: want open or closed", s)
 }
 
+// LocalBackend names the local banks in GuardConfig.OnBackendCall. Remote
+// names carry a kind prefix ("hma:", "service:"), so it cannot clash.
+const LocalBackend = "local"
+
 // Remote is one remote backend consulted by the Guard, in order.
 type Remote struct {
 	// Name identifies the backend in breaker states, stats and notes; it
@@ -81,6 +85,13 @@ type GuardConfig struct {
 	// BreakerStates; it should not block for long. Changes are dropped
 	// (and counted) if it falls far behind.
 	OnBreakerChange func(name string, from, to string)
+	// OnBackendCall, when set, is told how long each backend took to
+	// answer one query: the local banks (named LocalBackend) on every
+	// Match, and each remote call its breaker let through, failures and
+	// timeouts included (cache hits, refusals by an open breaker and
+	// calls every caller abandoned are not calls). It runs on the
+	// caller's goroutine and should be quick.
+	OnBackendCall func(backend string, took time.Duration)
 	// Logger receives breaker changes and cache-full warnings; nil logs
 	// nothing.
 	Logger *zap.Logger
@@ -105,6 +116,7 @@ type Guard struct {
 
 	log      *zap.Logger
 	onChange func(name, from, to string)
+	onCall   func(backend string, took time.Duration)
 	events   chan breakerEvent // nil when nobody listens
 
 	breaker BreakerConfig // with defaults applied, for new breakers
@@ -201,6 +213,7 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 		maxEntries:  cfg.Cache.MaxEntries,
 		log:         cfg.Logger,
 		onChange:    cfg.OnBreakerChange,
+		onCall:      cfg.OnBackendCall,
 		stop:        make(chan struct{}),
 		breaker:     b,
 		probeFirst:  DefaultProbeFirst,
@@ -292,7 +305,11 @@ func (g *Guard) Close() error {
 func (g *Guard) Match(ctx context.Context, q Query) (Verdict, error) {
 	var local Verdict
 	if g.local != nil {
+		start := time.Now()
 		v, err := g.local.Match(ctx, q)
+		if g.onCall != nil {
+			g.onCall(LocalBackend, time.Since(start))
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return Verdict{}, ctx.Err()

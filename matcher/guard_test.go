@@ -208,3 +208,56 @@ func TestGuardClose(t *testing.T) {
 		t.Fatalf("calls %d, entries %d after Close", backend.calls.Load(), g.Stats().CacheEntries)
 	}
 }
+
+// OnBackendCall hears the local banks on every Match and each remote call
+// a breaker let through, timeouts included, with how long it took; cache
+// hits and calls an open breaker refused are not calls.
+func TestGuardReportsBackendCalls(t *testing.T) {
+	var mu sync.Mutex
+	took := map[string][]time.Duration{}
+	slow := newFakeBackend(func(ctx context.Context, _ Query) (Verdict, error) {
+		time.Sleep(20 * time.Millisecond)
+		return Verdict{}, nil
+	})
+	dead := newFakeBackend(blockUntilDone)
+	g := newTestGuard(t, GuardConfig{
+		Local:   newFakeBackend(answer(Verdict{}, nil)),
+		Remotes: []Remote{{"service:slow", slow}, {"hma:dead", dead}},
+		Breaker: BreakerConfig{CallTimeout: 30 * time.Millisecond, ConsecutiveFailures: 2, OpenTimeout: time.Hour},
+		OnBackendCall: func(backend string, d time.Duration) {
+			mu.Lock()
+			took[backend] = append(took[backend], d)
+			mu.Unlock()
+		},
+	})
+	for _, q := range []string{"a", "a", "b", "c"} { // "a" again: a cache miss too (failures are not cached)
+		if _, err := g.Match(context.Background(), md5Query(q)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// Four Matches; the dead remote opened its breaker after two
+	// timeouts, so the last two queries were refused without a call.
+	for _, c := range []struct {
+		backend string
+		n       int
+		atLeast time.Duration
+	}{
+		{LocalBackend, 4, 0},
+		{"service:slow", 4, 20 * time.Millisecond},
+		{"hma:dead", 2, 30 * time.Millisecond},
+	} {
+		if len(took[c.backend]) != c.n {
+			t.Errorf("%s: %d calls reported; want %d", c.backend, len(took[c.backend]), c.n)
+		}
+		for _, d := range took[c.backend] {
+			if d < c.atLeast {
+				t.Errorf("%s: call reported as taking %v; want at least %v", c.backend, d, c.atLeast)
+			}
+		}
+	}
+	if st := g.Stats().Remotes["hma:dead"]; st.Rejected != 2 {
+		t.Errorf("hma:dead stats %+v; want 2 refused by the open breaker", st)
+	}
+}

@@ -180,9 +180,13 @@ func (g *Guard) call(fctx context.Context, r *guardRemote, q *Query) (_ Verdict,
 		r.calls.Add(1)
 		cctx, cancel := context.WithTimeout(fctx, g.callTimeout)
 		defer cancel()
+		start := time.Now()
 		v, err := r.m.Match(cctx, *q)
 		if err != nil && fctx.Err() != nil {
 			return Verdict{}, &abandonedError{err}
+		}
+		if g.onCall != nil {
+			g.onCall(r.name, time.Since(start))
 		}
 		return v, err
 	})

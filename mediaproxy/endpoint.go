@@ -37,6 +37,20 @@ const (
 	Invalid
 )
 
+// Direction names a media endpoint's kind as metrics do: "upload",
+// "download", "invalid", or "" for a request that is not media.
+func (ep Endpoint) Direction() string {
+	switch ep.Kind {
+	case Upload, UploadTo:
+		return "upload"
+	case Download:
+		return "download"
+	case Invalid:
+		return "invalid"
+	}
+	return ""
+}
+
 // Family is which API family a media request came through.
 type Family string
 

@@ -563,6 +563,9 @@ func TestHashingSlots(t *testing.T) {
 		done <- resp.StatusCode
 	}()
 	testkit.Eventually(t, "the upload waiting for a slot", func() bool { return e.proxy.HashWaiting() == 1 })
+	if b, n := e.proxy.HashSlots(); b != 2 || n != 2 {
+		t.Fatalf("HashSlots %d of %d; want both busy", b, n)
+	}
 	if e.up.Uploads.Load() != 0 {
 		t.Fatal("forwarded before it was hashed")
 	}

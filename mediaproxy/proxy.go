@@ -118,6 +118,13 @@ type Config struct {
 	Memory *Memory
 	// Observer is told of every decision (metrics, events, audit).
 	Observer Observer
+	// OnResponse, when set, is told of the answer to every media request
+	// (every method on a media path) once it is served: its direction
+	// ("upload", "download", or "invalid" for a disguised media path), the
+	// status written, whoever wrote it (0 when nothing was), and the error
+	// returned, from which the server writes a status of its own
+	// (metrics).
+	OnResponse func(direction string, status int, err error)
 	// UserOf resolves the requester's Matrix user ID (whoami with the
 	// request's own token). It runs concurrently with hashing; its answer
 	// never changes a verdict, and a block waits for it at most
@@ -233,6 +240,9 @@ func (p *Proxy) spooled(delta int64) {
 // being judged (metrics).
 func (p *Proxy) Buffered() int64 { return p.buffered.Load() }
 
+// BufferLimit is the most Buffered may reach (max_buffered_total).
+func (p *Proxy) BufferLimit() int64 { return p.cfg.MaxBufferedTotal }
+
 // New validates cfg and returns a Proxy.
 func New(cfg Config) (*Proxy, error) {
 	if cfg.Matcher == nil {
@@ -311,6 +321,17 @@ func (p *Proxy) Memory() *Memory { return p.mem }
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
 	tokenToHeader(r)
 	ep := Classify(r)
+	if p.cfg.OnResponse != nil && ep.Kind != NotMedia {
+		sw := &statusWriter{ResponseWriter: w}
+		err := p.serve(sw, r, ep, next)
+		p.cfg.OnResponse(ep.Direction(), sw.status, err)
+		return err
+	}
+	return p.serve(w, r, ep, next)
+}
+
+// serve answers a request classified as ep.
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ep Endpoint, next Next) error {
 	if ep.Kind == Upload || ep.Kind == UploadTo || ep.Kind == Download {
 		if r.Method == http.MethodOptions {
 			// A CORS preflight needs headers, never the media: Dendrite

@@ -101,7 +101,10 @@ func newEnv(t testing.TB, bankLines []string, tune func(*Config)) *env {
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.ErrorLog = nil
 	obs := &recorder{}
-	cfg := Config{Matcher: local, Observer: obs, TempDir: dir, MemoryBuffer: 64 << 10, MaxUploadSize: 8 << 20, Runner: testRunner}
+	// OnResponse is set as the Caddy adapter sets it, so every test's
+	// media request goes through the writer that notes its status.
+	cfg := Config{Matcher: local, Observer: obs, TempDir: dir, MemoryBuffer: 64 << 10, MaxUploadSize: 8 << 20, Runner: testRunner,
+		OnResponse: func(string, int, error) {}}
 	if tune != nil {
 		tune(&cfg)
 	}

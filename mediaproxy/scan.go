@@ -332,3 +332,7 @@ func (p *Proxy) releaseHashSlot(big bool) { p.lanes.Release(big) }
 
 // HashWaiting is the number of bodies waiting for a hashing slot (metrics).
 func (p *Proxy) HashWaiting() int64 { return p.lanes.Waiting() }
+
+// HashSlots reports the decode-and-PDQ slots held now and how many there
+// are (max_concurrent_hashing plus the small pictures' one), for metrics.
+func (p *Proxy) HashSlots() (busy, size int) { return p.lanes.Busy(), p.lanes.Size() }

@@ -107,7 +107,7 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 	r.Header.Del("Transfer-Encoding")
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(sp.Reader()), nil }
 
-	cw := &captureWriter{ResponseWriter: w}
+	cw := &captureWriter{statusWriter: statusWriter{ResponseWriter: w}}
 	err = next(cw, r)
 	if err != nil && cw.status == 0 {
 		// The homeserver never answered (Caddy's reverse_proxy returns
@@ -154,35 +154,22 @@ func (p *Proxy) mediaKeyFromUploadResponse(body []byte) MediaKey {
 	return MediaKey{Server: server, ID: id}
 }
 
-// captureWriter passes the upstream's answer through untouched and keeps a
-// copy of a small 200 body (the upload's content_uri).
+// captureWriter passes the upstream's answer through untouched, noting
+// its status, and keeps a copy of a small 200 body (the upload's
+// content_uri).
 type captureWriter struct {
-	http.ResponseWriter
-	status int
-	body   bytes.Buffer
+	statusWriter
+	body bytes.Buffer
 }
 
 const maxCapture = 4 << 10
 
-func (c *captureWriter) WriteHeader(code int) {
-	if c.status == 0 && code >= 200 {
-		c.status = code
-	}
-	c.ResponseWriter.WriteHeader(code)
-}
-
 func (c *captureWriter) Write(b []byte) (int, error) {
-	if c.status == 0 {
-		c.status = http.StatusOK
-	}
-	if c.status == http.StatusOK && c.body.Len() < maxCapture {
+	if (c.status == 0 || c.status == http.StatusOK) && c.body.Len() < maxCapture {
 		c.body.Write(b[:min(len(b), maxCapture-c.body.Len())])
 	}
-	return c.ResponseWriter.Write(b)
+	return c.statusWriter.Write(b)
 }
-
-// Unwrap lets http.ResponseController reach the real writer (flushing).
-func (c *captureWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // idleReader moves the connection's read deadline forward before each read,
 // so a client that stops sending is cut off after the idle timeout however

@@ -57,23 +57,36 @@ type MatrixConfig struct {
 	Logger *zap.Logger
 }
 
-// Stats are cumulative counters.
+// Stats are a notifier's cumulative counters since it was created, and
+// (Pending) what it holds now. Matrix and Webhook both report them.
 type Stats struct {
-	// Queued counts notices accepted into the queue (including summaries).
+	// Queued counts notices accepted into the queue (including summaries
+	// and, in command mode, the commands).
 	Queued uint64
-	// Delivered counts notices the homeserver accepted.
+	// Delivered counts notices the homeserver (or webhook) accepted;
+	// commands are not counted.
 	Delivered uint64
 	// Retried counts failed attempts that were retried.
 	Retried uint64
-	// Dropped counts notices given up on: queue full, or rejected with a
-	// non-retryable 4xx.
+	// Dropped counts notices given up on: QueueFull, Rejected and GaveUp
+	// together.
 	Dropped uint64
 	// QueueFull counts notices refused at enqueue time because the queue
-	// was full or the notifier closed (also included in Dropped).
+	// was full or the notifier closed.
 	QueueFull uint64
+	// Rejected counts notices the receiver refused with an answer that
+	// retrying cannot change (a 4xx other than 429; for Matrix, a 403
+	// after rejoining).
+	Rejected uint64
+	// GaveUp counts notices dropped after every attempt failed (Webhook
+	// only: Matrix retries until it is closed).
+	GaveUp uint64
 	// Summarised counts detections folded into a summary instead of being
 	// posted one by one.
 	Summarised uint64
+	// Pending is the number of notices (summaries and commands included)
+	// queued or being delivered now.
+	Pending int64
 }
 
 // item is one notice to send: a detection, or (more > 0) a summary.
@@ -109,7 +122,9 @@ type Matrix struct {
 	roomID string // resolved room ID; touched only by the delivery goroutine after Start
 	joined bool
 
-	queued, delivered, retried, dropped, queueFull, summarised atomic.Uint64
+	queued, delivered, retried, dropped, queueFull, rejected, summarised atomic.Uint64
+	// pending counts items enqueued whose delivery has not finished.
+	pending atomic.Int64
 
 	mu      sync.Mutex
 	started bool
@@ -211,6 +226,7 @@ func (m *Matrix) enqueue(it item) bool {
 		select {
 		case m.queue <- it:
 			m.queued.Add(1)
+			m.pending.Add(1)
 			return true
 		default:
 		}
@@ -245,7 +261,8 @@ func (m *Matrix) Close() {
 func (m *Matrix) Stats() Stats {
 	return Stats{
 		Queued: m.queued.Load(), Delivered: m.delivered.Load(), Retried: m.retried.Load(),
-		Dropped: m.dropped.Load(), QueueFull: m.queueFull.Load(), Summarised: m.summarised.Load(),
+		Dropped: m.dropped.Load(), QueueFull: m.queueFull.Load(), Rejected: m.rejected.Load(),
+		Summarised: m.summarised.Load(), Pending: m.pending.Load(),
 	}
 }
 
@@ -257,6 +274,7 @@ func (m *Matrix) run(ctx context.Context) {
 			return
 		case it := <-m.queue:
 			m.deliver(ctx, it)
+			m.pending.Add(-1)
 		}
 	}
 }
@@ -317,6 +335,7 @@ func (m *Matrix) deliver(ctx context.Context, it item) {
 			continue
 		default:
 			m.dropped.Add(1)
+			m.rejected.Add(1)
 			m.log.Warn("notify: homeserver rejected the notice; dropping it (check the notifier config)",
 				zap.String("txn", it.txnID()), zap.Int("status", status), zap.String("reason", reason))
 			return

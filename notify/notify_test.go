@@ -284,8 +284,8 @@ func TestRetryUntilRecovered(t *testing.T) {
 		t.Errorf("stored events = %s, want [a b c] exactly once each, in order", got)
 	}
 	st := m.Stats()
-	if st.Retried != 4 || st.Dropped != 0 || st.Queued != 3 {
-		t.Errorf("stats = %+v, want 4 retries, 0 dropped, 3 queued", st)
+	if st.Retried != 4 || st.Dropped != 0 || st.Queued != 3 || st.Pending != 0 {
+		t.Errorf("stats = %+v, want 4 retries, 0 dropped, 3 queued, none pending", st)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -315,8 +315,8 @@ func TestHomeserverDownAtStart(t *testing.T) {
 		m.Notify(sample(id, "@u"+id+":fake"))
 	}
 	time.Sleep(100 * time.Millisecond)
-	if st := m.Stats(); st.Delivered != 0 || st.Dropped != 0 {
-		t.Fatalf("stats while down = %+v", st)
+	if st := m.Stats(); st.Delivered != 0 || st.Dropped != 0 || st.Pending != 2 {
+		t.Fatalf("stats while down = %+v; want both notices pending", st)
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -352,8 +352,8 @@ func TestStatusHandling(t *testing.T) {
 	f.mu.Lock()
 	joins := f.joins
 	f.mu.Unlock()
-	if st := m.Stats(); joins != 2 || st.Dropped != 1 || st.Retried != 1 {
-		t.Errorf("joins = %d (want 2: Start + rejoin after 403), stats = %+v (want 1 dropped, 1 retried)", joins, st)
+	if st := m.Stats(); joins != 2 || st.Dropped != 1 || st.Rejected != 1 || st.Retried != 1 {
+		t.Errorf("joins = %d (want 2: Start + rejoin after 403), stats = %+v (want 1 dropped as rejected, 1 retried)", joins, st)
 	}
 }
 
@@ -429,8 +429,8 @@ func TestQueueFull(t *testing.T) {
 	if ok != 3 || refused != 997 {
 		t.Errorf("accepted %d, refused %d; want 3 and 997", ok, refused)
 	}
-	if st := m.Stats(); st.QueueFull != 997 || st.Dropped != 997 {
-		t.Errorf("stats = %+v", st)
+	if st := m.Stats(); st.QueueFull != 997 || st.Dropped != 997 || st.Pending != 4 {
+		t.Errorf("stats = %+v; want 997 refused, 4 pending (one in flight, three queued)", st)
 	}
 	done := make(chan struct{})
 	go func() { m.Close(); close(done) }()

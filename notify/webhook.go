@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -38,6 +39,10 @@ type Webhook struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
+
+	queued, delivered, retried, queueFull, rejected, gaveUp atomic.Uint64
+	// pending counts notices queued whose delivery has not finished.
+	pending atomic.Int64
 }
 
 // NewWebhook validates cfg and starts delivery.
@@ -65,11 +70,27 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 
 // Notify queues d; false when the queue is full.
 func (w *Webhook) Notify(d Detection) bool {
+	// Counted before the send: the delivery goroutine may finish it
+	// before this returns.
+	w.pending.Add(1)
 	select {
 	case w.queue <- d:
+		w.queued.Add(1)
 		return true
 	default:
+		w.pending.Add(-1)
+		w.queueFull.Add(1)
 		return false
+	}
+}
+
+// Stats returns a snapshot of the counters (Summarised is always 0: a
+// webhook posts every notice).
+func (w *Webhook) Stats() Stats {
+	qf, rj, gu := w.queueFull.Load(), w.rejected.Load(), w.gaveUp.Load()
+	return Stats{
+		Queued: w.queued.Load(), Delivered: w.delivered.Load(), Retried: w.retried.Load(),
+		Dropped: qf + rj + gu, QueueFull: qf, Rejected: rj, GaveUp: gu, Pending: w.pending.Load(),
 	}
 }
 
@@ -89,6 +110,7 @@ func (w *Webhook) run(ctx context.Context) {
 			return
 		case d := <-w.queue:
 			w.deliver(ctx, d)
+			w.pending.Add(-1)
 		}
 	}
 }
@@ -99,13 +121,22 @@ func (w *Webhook) deliver(ctx context.Context, d Detection) {
 	delay := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		retry, err := w.post(ctx, payload)
-		if err == nil {
+		switch {
+		case err == nil:
+			w.delivered.Add(1)
 			return
+		case ctx.Err() != nil:
+			return // closed: neither delivered nor refused
+		case !retry:
+			w.rejected.Add(1)
+		case attempt >= w.cfg.Attempts:
+			w.gaveUp.Add(1)
 		}
 		if !retry || attempt >= w.cfg.Attempts {
 			w.cfg.Logger.Warn("notify: webhook delivery failed; giving up", zap.String("detection", d.ID), zap.Error(err))
 			return
 		}
+		w.retried.Add(1)
 		if !sleep(ctx, delay) {
 			return
 		}

@@ -47,6 +47,9 @@ type Config struct {
 	Breaker matcher.BreakerConfig
 	// OnBreakerChange is told of every breaker transition (metrics).
 	OnBreakerChange func(name, from, to string)
+	// OnBackendCall is told how long each backend took to answer one
+	// query (metrics); see matcher.GuardConfig.
+	OnBackendCall func(backend string, took time.Duration)
 
 	// Proxy configures the media proxy. Matcher, Memory, Observer, UserOf
 	// and Logger are set by New.
@@ -149,7 +152,7 @@ func New(cfg Config) (_ *Service, err error) {
 	}
 	s.guard, err = matcher.NewGuard(matcher.GuardConfig{
 		Local: s.local, Remotes: remotes, FailPolicy: cfg.FailPolicy, Cache: cfg.Cache, Breaker: cfg.Breaker,
-		OnBreakerChange: cfg.OnBreakerChange, Logger: log.Named("matcher"),
+		OnBreakerChange: cfg.OnBreakerChange, OnBackendCall: cfg.OnBackendCall, Logger: log.Named("matcher"),
 	})
 	if err != nil {
 		return nil, err
@@ -268,6 +271,19 @@ func (s *Service) Guard() *matcher.Guard { return s.guard }
 // Local is the local banks.
 func (s *Service) Local() *matcher.Local { return s.local }
 
+// NoticeStats returns the counters of each configured notice channel,
+// by channel: "matrix" (the management room) and "webhook".
+func (s *Service) NoticeStats() map[string]notify.Stats {
+	out := map[string]notify.Stats{}
+	if s.notifier != nil {
+		out["matrix"] = s.notifier.Stats()
+	}
+	if s.webhook != nil {
+		out["webhook"] = s.webhook.Stats()
+	}
+	return out
+}
+
 // Remotes names the remote backends, as the guard's stats and breaker
 // changes name them.
 func (s *Service) Remotes() []string { return s.remotes }
@@ -279,6 +295,9 @@ type LookupConfig struct {
 	MaxBodyBytes int64
 	RateLimit    float64
 	RateBurst    int
+	// OnAnswer is told of every request answered (metrics); see
+	// lookupapi.Config.
+	OnAnswer func(lookupapi.Answer)
 	// Logger receives the handler's logs; nil discards them.
 	Logger *zap.Logger
 }
@@ -291,7 +310,7 @@ func (s *Service) Lookup(cfg LookupConfig) (*lookupapi.Handler, error) {
 	}
 	lc := lookupapi.Config{
 		Matcher: s.guard, APIKey: cfg.APIKey, MaxBodyBytes: cfg.MaxBodyBytes, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
-		Health: lookupapi.NewHealth(s.local, s.guard), Logger: cfg.Logger,
+		Health: lookupapi.NewHealth(s.local, s.guard), OnAnswer: cfg.OnAnswer, Logger: cfg.Logger,
 	}
 	return lookupapi.New(lc)
 }

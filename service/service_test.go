@@ -11,11 +11,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mediaguard/mediaguard/audit"
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/internal/testkit"
+	"github.com/mediaguard/mediaguard/lookupapi"
 	"github.com/mediaguard/mediaguard/matcher"
 	"github.com/mediaguard/mediaguard/mediaproxy"
 )
@@ -41,11 +44,16 @@ func TestServiceWiresTheStages(t *testing.T) {
 	}
 	defer log.Close()
 	obs := &countObserver{}
+	hook := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer hook.Close()
+	var calls atomic.Int64
 	s, err := New(Config{
-		Local:    matcher.LocalConfig{Banks: []matcher.BankConfig{{Name: "TEST", Path: bank}}},
-		Proxy:    mediaproxy.Config{TempDir: dir, Hashing: mediaproxy.HashingInline},
-		Audit:    log,
-		Observer: obs,
+		Local:         matcher.LocalConfig{Banks: []matcher.BankConfig{{Name: "TEST", Path: bank}}},
+		Proxy:         mediaproxy.Config{TempDir: dir, Hashing: mediaproxy.HashingInline},
+		Audit:         log,
+		Webhook:       hook.URL,
+		Observer:      obs,
+		OnBackendCall: func(b string, _ time.Duration) { calls.Add(1) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -75,8 +83,16 @@ func TestServiceWiresTheStages(t *testing.T) {
 	if len(kinds) != 1 || kinds[0] != audit.KindBlock {
 		t.Fatalf("audit %v", kinds)
 	}
+	if calls.Load() != 1 {
+		t.Fatalf("%d backend calls reported; want the local banks' one", calls.Load())
+	}
+	testkit.Eventually(t, "the webhook notice delivered", func() bool { return s.NoticeStats()["webhook"].Delivered == 1 })
+	if _, ok := s.NoticeStats()["matrix"]; ok {
+		t.Fatal("stats of a Matrix notifier that is not configured")
+	}
 
-	h, err := s.Lookup(LookupConfig{})
+	var answers []lookupapi.Answer
+	h, err := s.Lookup(LookupConfig{OnAnswer: func(a lookupapi.Answer) { answers = append(answers, a) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +100,9 @@ func TestServiceWiresTheStages(t *testing.T) {
 	h.ServeHTTP(w, httptest.NewRequest("POST", "/", strings.NewReader(`{"hashes":{"sha256":"`+hex.EncodeToString(sum[:])+`"}}`)))
 	if w.Code != 200 || !strings.Contains(w.Body.String(), "TEST") {
 		t.Fatalf("lookup: %d %s", w.Code, w.Body)
+	}
+	if len(answers) != 1 || answers[0].Action != lookupapi.ActionBlock {
+		t.Fatalf("answers reported: %+v", answers)
 	}
 	s.Close() // twice is fine
 }

@@ -70,3 +70,10 @@ func (l *Lanes) Release(big bool) {
 
 // Waiting is the number of pictures waiting for a lane (metrics).
 func (l *Lanes) Waiting() int64 { return l.waiting.Load() }
+
+// Busy is the number of lanes held now (metrics).
+func (l *Lanes) Busy() int { return len(l.all) }
+
+// Size is the number of lanes: n general ones and the small pictures'
+// one (metrics).
+func (l *Lanes) Size() int { return cap(l.all) }

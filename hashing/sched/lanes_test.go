@@ -27,6 +27,9 @@ func TestLanesKeepOneForSmallPictures(t *testing.T) {
 	if l.Waiting() != 0 {
 		t.Fatalf("%d waiting after the waits ended", l.Waiting())
 	}
+	if l.Busy() != 3 || l.Size() != 3 {
+		t.Fatalf("%d of %d lanes busy; want all 3", l.Busy(), l.Size())
+	}
 	l.Release(false)
 	l.Release(true)
 	if !l.Acquire(ctx, true) {
