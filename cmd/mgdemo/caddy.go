@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -158,23 +157,4 @@ func (c *caddyProc) stop() {
 func (c *caddyProc) addrInUse() bool {
 	b, _ := os.ReadFile(c.logPath)
 	return strings.Contains(string(b), "address already in use")
-}
-
-// logTail is the last n lines of Caddy's log.
-func logTail(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return strings.Join(lines, "\n")
 }

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/mediaguard/mediaguard/internal/e2e"
 )
 
 // noticeTimeout bounds the wait for the notice of the refused upload: it
@@ -85,7 +87,7 @@ func (w *world) awaitNotice(ctx context.Context, events <-chan event, user strin
 			return ctx.Err()
 		case <-timeout:
 			return fmt.Errorf("no notice naming %s arrived in %s within %v; the last lines of %s:\n%s",
-				user, w.roomAlias, noticeTimeout, w.caddyLog, logTail(w.caddyLog, 30))
+				user, w.roomAlias, noticeTimeout, w.caddyLog, e2e.FileTail(w.caddyLog, 30))
 		case ev := <-events:
 			d := ev.Detection
 			if ev.Sender == w.bot.ID && ev.MsgType == "m.notice" && d["user"] == user && d["direction"] == "upload" {

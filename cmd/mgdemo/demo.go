@@ -186,7 +186,7 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	case <-ctx.Done():
 		return rep, ctx.Err()
 	case <-w.caddy.exited:
-		return rep, fmt.Errorf("caddy exited; the last lines of %s:\n%s", w.caddyLog, logTail(w.caddyLog, 30))
+		return rep, fmt.Errorf("caddy exited; the last lines of %s:\n%s", w.caddyLog, e2e.FileTail(w.caddyLog, 30))
 	}
 }
 
@@ -277,7 +277,7 @@ func (w *world) setup(ctx context.Context) {
 			r.Logf("a port was taken; retrying on others")
 			continue
 		}
-		r.Fatalf("Caddy did not start: %v; the last lines of %s:\n%s", err, w.caddyLog, logTail(w.caddyLog, 30))
+		r.Fatalf("Caddy did not start: %v; the last lines of %s:\n%s", err, w.caddyLog, e2e.FileTail(w.caddyLog, 30))
 	}
 
 	// Notices can only be posted once the bot has joined, which mediaguard
@@ -286,7 +286,7 @@ func (w *world) setup(ctx context.Context) {
 	deadline := time.Now().Add(20 * time.Second)
 	for !w.botJoined() {
 		if time.Now().After(deadline) {
-			r.Fatalf("%s did not join %s within 20 s; the last lines of %s:\n%s", w.bot.ID, w.roomAlias, w.caddyLog, logTail(w.caddyLog, 30))
+			r.Fatalf("%s did not join %s within 20 s; the last lines of %s:\n%s", w.bot.ID, w.roomAlias, w.caddyLog, e2e.FileTail(w.caddyLog, 30))
 		}
 		if ctx.Err() != nil {
 			r.Fatalf("%v", ctx.Err())

@@ -329,8 +329,11 @@ func (d *Dendrite) dumpLog(t T, n int) {
 
 // LogTail returns the last n lines of Dendrite's log, for assertions or
 // failure messages.
-func (d *Dendrite) LogTail(n int) string {
-	f, err := os.Open(d.LogPath)
+func (d *Dendrite) LogTail(n int) string { return FileTail(d.LogPath, n) }
+
+// FileTail returns the last n lines of the file at path (a process's log).
+func FileTail(path string, n int) string {
+	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Sprintf("(no log: %v)", err)
 	}
