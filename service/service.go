@@ -134,7 +134,7 @@ func New(cfg Config) (_ *Service, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("hma %s: %w", h.URL, err)
 		}
-		remotes = append(remotes, matcher.Remote{Name: "hma:" + hostName(h.URL, ""), Matcher: c})
+		remotes = append(remotes, matcher.Remote{Name: "hma:" + h.Name, Matcher: c})
 	}
 	for _, sc := range cfg.Services {
 		if sc.Name == "" {
