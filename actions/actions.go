@@ -109,10 +109,11 @@ func (a *Actions) Observe(d *mediaproxy.Decision) {
 			zap.String("source", v.Source), zap.String("sha256", d.Digests.SHA256Hex()), zap.String("user", d.User),
 			zap.String("remote_ip", remoteAddr(d)))
 		a.quarantine(id, d)
-		if wh := a.cfg.Webhook; wh != nil && !wh.Notify(detection(id, d, dir)) {
+		det := detection(id, d, dir)
+		if wh := a.cfg.Webhook; wh != nil && !wh.Notify(det) {
 			a.log.Error("webhook queue full: notice dropped (it is in the audit log)", zap.String("detection", id))
 		}
-		if n := a.cfg.Matrix; n != nil && !n.Notify(detection(id, d, dir)) {
+		if n := a.cfg.Matrix; n != nil && !n.Notify(det) {
 			a.log.Error("notice queue full: moderators not told of this block (it is in the audit log)", zap.String("detection", id))
 		}
 	case mediaproxy.Refused, mediaproxy.Unscanned:

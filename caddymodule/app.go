@@ -460,13 +460,6 @@ func (a *App) close() {
 	}
 }
 
-// enter counts a request that uses the app in; the returned func counts it
-// out.
-func (a *App) enter() func() {
-	a.drain.enter()
-	return a.drain.leave
-}
-
 // checkSizes refuses negative sizes and counts (doctor checks them too).
 func (a *App) checkSizes() error {
 	if a.MaxUploadSize < 0 || a.MemoryBuffer < 0 || a.MaxDownloadBuffer < 0 || a.MaxBufferedTotal < 0 || a.MaxPixels < 0 || a.MaxConcurrentHashing < 0 {

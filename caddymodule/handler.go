@@ -59,7 +59,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	defer h.app.enter()()
+	h.app.drain.enter()
+	defer h.app.drain.leave()
 	return h.app.svc.Proxy().ServeHTTP(w, r, next.ServeHTTP)
 }
 

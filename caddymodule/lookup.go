@@ -118,7 +118,8 @@ func presetLookupSeries(keyed bool) {
 
 // ServeHTTP answers the request; it never calls next.
 func (l *Lookup) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	defer l.app.enter()()
+	l.app.drain.enter()
+	defer l.app.drain.leave()
 	l.h.ServeHTTP(w, r)
 	return nil
 }

@@ -46,7 +46,6 @@ type Whoami struct {
 	client  *http.Client
 	ttl     time.Duration
 	timeout time.Duration
-	max     int
 
 	mu    sync.Mutex
 	cache *simplelru.LRU[[32]byte, whoEntry]
@@ -79,7 +78,7 @@ func NewWhoami(cfg WhoamiConfig) (*Whoami, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("homeserver: %q is not an http(s) URL", cfg.Homeserver)
 	}
-	w := &Whoami{base: strings.TrimRight(cfg.Homeserver, "/"), client: cfg.HTTPClient, ttl: cfg.TTL, timeout: cfg.Timeout, max: cfg.MaxEntries,
+	w := &Whoami{base: strings.TrimRight(cfg.Homeserver, "/"), client: cfg.HTTPClient, ttl: cfg.TTL, timeout: cfg.Timeout,
 		now: time.Now}
 	if w.client == nil {
 		w.client = http.DefaultClient
@@ -90,11 +89,12 @@ func NewWhoami(cfg WhoamiConfig) (*Whoami, error) {
 	if w.timeout <= 0 {
 		w.timeout = 2 * time.Second
 	}
-	if w.max <= 0 {
-		w.max = 10000
+	entries := cfg.MaxEntries
+	if entries <= 0 {
+		entries = 10000
 	}
-	if w.cache, err = simplelru.NewLRU[[32]byte, whoEntry](w.max, nil); err != nil {
-		return nil, err // cannot happen: w.max > 0
+	if w.cache, err = simplelru.NewLRU[[32]byte, whoEntry](entries, nil); err != nil {
+		return nil, err // cannot happen: entries > 0
 	}
 	return w, nil
 }

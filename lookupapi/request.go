@@ -59,7 +59,7 @@ func (h *Handler) readRequest(w http.ResponseWriter, r *http.Request) (lookupwir
 	if errors.Is(err, lookupwire.ErrNoHashes) {
 		// null, {}, or an object without "hashes": nothing to look up.
 		return lookupwire.Request{}, &requestError{http.StatusBadRequest, codeBadJSON,
-			"the request has no \"hashes\" object"}
+			lookupwire.ErrNoHashes.Error()}
 	}
 	if err != nil {
 		return lookupwire.Request{}, decodeError(err)

@@ -49,15 +49,11 @@ type HMABankStatus struct {
 	Err string
 }
 
-// hmaBanks holds the bank check's state; Configured and NotMatching are
-// filled in by BankStatus, from the HMA's own (immutable) list and from
-// notMatching.
+// hmaBanks holds the bank check's state; Configured is filled in by
+// BankStatus from the HMA's own (immutable) list.
 type hmaBanks struct {
 	mu     sync.Mutex
 	status HMABankStatus
-	// notMatching are the configured banks last seen with matching turned
-	// off (a change is logged once).
-	notMatching []string
 
 	recheckOK, recheckFailing time.Duration
 }
@@ -69,7 +65,7 @@ func (h *HMA) BankStatus() HMABankStatus {
 	s := h.bankState.status
 	s.Configured = slices.Clone(h.bankList)
 	s.Missing = slices.Clone(s.Missing)
-	s.NotMatching = slices.Clone(h.bankState.notMatching)
+	s.NotMatching = slices.Clone(s.NotMatching)
 	return s
 }
 
@@ -144,8 +140,8 @@ func (h *HMA) CheckBanks(ctx context.Context) (HMABankStatus, error) {
 	b.status.Missing = missing
 	b.status.Checked = time.Now()
 	b.status.Err = ""
-	prevOff := b.notMatching
-	b.notMatching = off
+	prevOff := prev.NotMatching
+	b.status.NotMatching = off
 	first := prev.Checked.IsZero()
 	b.mu.Unlock()
 

@@ -122,7 +122,7 @@ type Matrix struct {
 	roomID string // resolved room ID; touched only by the delivery goroutine after Start
 	joined bool
 
-	queued, delivered, retried, dropped, queueFull, rejected, summarised atomic.Uint64
+	queued, delivered, retried, queueFull, rejected, summarised atomic.Uint64
 	// pending counts items enqueued whose delivery has not finished.
 	pending atomic.Int64
 
@@ -232,7 +232,6 @@ func (m *Matrix) enqueue(it item) bool {
 		}
 	}
 	m.queueFull.Add(1)
-	m.dropped.Add(1)
 	return false
 }
 
@@ -261,7 +260,9 @@ func (m *Matrix) Close() {
 func (m *Matrix) Stats() Stats {
 	return Stats{
 		Queued: m.queued.Load(), Delivered: m.delivered.Load(), Retried: m.retried.Load(),
-		Dropped: m.dropped.Load(), QueueFull: m.queueFull.Load(), Rejected: m.rejected.Load(),
+		// A notice is dropped by a full queue or a refusal: the
+		// notifier never gives one up otherwise.
+		Dropped: m.queueFull.Load() + m.rejected.Load(), QueueFull: m.queueFull.Load(), Rejected: m.rejected.Load(),
 		Summarised: m.summarised.Load(), Pending: m.pending.Load(),
 	}
 }
@@ -334,7 +335,6 @@ func (m *Matrix) deliver(ctx context.Context, it item) {
 			m.log.Warn("notify: send forbidden; rejoining the notice room", zap.String("room", m.cfg.Room), zap.String("reason", reason))
 			continue
 		default:
-			m.dropped.Add(1)
 			m.rejected.Add(1)
 			m.log.Warn("notify: homeserver rejected the notice; dropping it (check the notifier config)",
 				zap.String("txn", it.txnID()), zap.Int("status", status), zap.String("reason", reason))

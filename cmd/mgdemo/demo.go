@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -242,7 +241,7 @@ func (w *world) setup(ctx context.Context) {
 	}
 	w.room, w.roomAlias = created.RoomID, "#"+roomAliasName+":"+w.hs.ServerName
 
-	w.lookupKey = randomHex(r, 16)
+	w.lookupKey = e2e.RandomHex(r, 16)
 	w.caddyLog = filepath.Join(w.dir, "caddy.log")
 	cfPath := filepath.Join(w.dir, "Caddyfile")
 	env := []string{botTokenEnv + "=" + w.bot.AccessToken, lookupKeyEnv + "=" + w.lookupKey}
@@ -314,12 +313,4 @@ func freePort(r *runner) int {
 		r.Fatalf("finding a free port: %v", err)
 	}
 	return p
-}
-
-func randomHex(r *runner, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		r.Fatalf("%v", err)
-	}
-	return hex.EncodeToString(b)
 }

@@ -144,19 +144,10 @@ func RequireDendrite(t T) string {
 	}
 	bin, looked := FindDendrite()
 	if bin == "" {
-		msg := fmt.Sprintf("\n"+
-			"************************************************************************\n"+
-			"*** e2e: Dendrite %s binaries NOT FOUND: end-to-end test not run.\n"+
-			"***   install them with:  scripts/install-dendrite.sh   (Go + gcc, ~3 min)\n"+
-			"***   needs %s in one directory; looked in $DENDRITE_BIN, $PATH, $(go env GOPATH)/bin:\n"+
-			"***   %s\n"+
-			"***   %s\n"+
-			"************************************************************************",
-			DendriteVersion, strings.Join(binaries, ", "), strings.Join(looked, string(os.PathListSeparator)), "VERDICT")
-		if required() {
-			t.Fatal(strings.Replace(msg, "VERDICT", RequireEnv+"=1 is set, so this is a FAILURE, not a skip.", 1))
-		}
-		t.Skip(strings.Replace(msg, "VERDICT", "set "+RequireEnv+"=1 to make this a failure instead of a skip.", 1))
+		SkipOrFail(t, "e2e: Dendrite "+DendriteVersion+" binaries NOT FOUND: end-to-end test not run",
+			"install them with:  scripts/install-dendrite.sh   (Go + gcc, ~3 min)\n"+
+				"needs "+strings.Join(binaries, ", ")+" in one directory; looked in $DENDRITE_BIN, $PATH, $(go env GOPATH)/bin:\n"+
+				strings.Join(looked, string(os.PathListSeparator)))
 	}
 
 	if out, err := exec.Command(filepath.Join(bin, "dendrite"), "-version").Output(); err != nil || "v"+strings.TrimSpace(string(out)) != DendriteVersion {
@@ -176,7 +167,7 @@ func StartDendrite(t T) *Dendrite {
 
 	dir := t.TempDir()
 	d := &Dendrite{ServerName: "localhost", Dir: dir, LogPath: filepath.Join(dir, "dendrite.log")}
-	d.secret = "e2e-" + randomHex(t, 16)
+	d.secret = "e2e-" + RandomHex(t, 16)
 
 	run := func(name string, args ...string) {
 		t.Helper()
@@ -350,7 +341,8 @@ func FileTail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func randomHex(t T, n int) string {
+// RandomHex returns n random bytes in hex (secrets, passwords).
+func RandomHex(t T, n int) string {
 	t.Helper()
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
