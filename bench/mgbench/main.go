@@ -216,8 +216,9 @@ func benchUpload(pURL, gURL string) {
 		d := hashing.NewDigester()
 		d.Write(img)
 		d.Sum()
-		// What the proxy runs: decoded as viewed, every form.
-		worker.HashViewed(bytes.NewReader(img), pdq.DecodeOptions{Viewed: true}, pdq.Options{Workers: 1})
+		// What the proxy runs by default: decoded as viewed, every form,
+		// and the pdq_search default variants of each.
+		worker.HashViewed(bytes.NewReader(img), pdq.DecodeOptions{Viewed: true}, pdq.Options{Workers: 1, Search: pdq.SearchDefault})
 		hashTimes = append(hashTimes, time.Since(t))
 	}
 	h := median(hashTimes)
