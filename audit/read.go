@@ -100,7 +100,7 @@ func Pending(path string) ([]Record, error) {
 	open := map[string]bool{}
 	err := Read(path, time.Time{}, func(r Record) error {
 		switch {
-		case r.Kind == KindBlock || r.Kind == KindLateBlock:
+		case r.Kind == KindBlock || r.Kind == KindLateBlock || r.Kind == KindRetroBlock:
 			if _, seen := open[r.ID]; !seen {
 				open[r.ID] = true
 				order = append(order, r)

@@ -36,6 +36,9 @@ const (
 	// KindLateBlock is a match found after the media was already served
 	// (e.g. a bank update), so follow-up is needed without a live request.
 	KindLateBlock = "late_block"
+	// KindRetroBlock is stored media that a bank change made listed,
+	// found by a retro-scan of the media ledger: no request was involved.
+	KindRetroBlock = "retro_block"
 	// KindUnscannable is media that could not be decoded or hashed.
 	KindUnscannable = "unscannable"
 	// KindUndecodable is an image by its bytes that could not be
@@ -114,6 +117,9 @@ type Evidence struct {
 	Unscannable string   `json:"unscannable,omitempty"`
 	Error       string   `json:"error,omitempty"`
 	Action      string   `json:"action,omitempty"`
+	// FirstSeen is when the media was first seen, for retro_block
+	// records (the media ledger's first sighting).
+	FirstSeen time.Time `json:"first_seen,omitzero"`
 }
 
 // NewID returns a fresh detection ID: 32 hex digits, the first 16 the

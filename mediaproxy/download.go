@@ -25,7 +25,7 @@ func (p *Proxy) serveDownload(w http.ResponseWriter, r *http.Request, ep Endpoin
 	}
 	mediaKey := MediaKey{Server: server, ID: ep.MediaID}
 	rendition := renditionOf(mediaKey, ep, r.URL)
-	if j, ok := p.mem.Get(rendition); ok {
+	if j, ok := p.recall(r.Context(), rendition); ok {
 		if j.Blocked {
 			p.observe(&Decision{Request: r, Endpoint: ep, MediaKey: mediaKey, Outcome: KnownBlocked, User: p.startUser(r)(true)})
 			writeError(w, http.StatusNotFound, "M_NOT_FOUND", "Not found")
@@ -94,7 +94,7 @@ func (p *Proxy) serveDownload(w http.ResponseWriter, r *http.Request, ep Endpoin
 // which case the thumbnail is not served either.
 func (p *Proxy) judgeOriginal(r *http.Request, ep Endpoint, mediaKey MediaKey, next Next) (blocked, ok bool, refusal *discardWriter) {
 	orig := mediaKey.Original()
-	if j, known := p.mem.Get(orig); known {
+	if j, known := p.recall(r.Context(), orig); known {
 		return j.Blocked, true, nil
 	}
 	or := r.Clone(r.Context())
@@ -259,7 +259,7 @@ func (d *download) judge(media io.ReadSeeker, ct string, dg hashing.Digests, rel
 	p := d.p
 	gen := p.mem.Generation()
 	sc := p.scan(d.r.Context(), media, ct, dg)
-	dec := &Decision{Request: d.r, Endpoint: d.ep, MediaKey: d.key, Digests: dg, PDQ: sc.pdq, UnscannableReason: sc.unscannable, HashTime: time.Since(d.start)}
+	dec := &Decision{Request: d.r, Endpoint: d.ep, MediaKey: d.key, Digests: dg, PDQ: sc.pdq, Query: &sc.query, Format: sc.format, Generation: gen, UnscannableReason: sc.unscannable, HashTime: time.Since(d.start)}
 	v, err := p.match(d.r.Context(), dec, sc)
 	o, reason, gone := p.outcomeOf(d.r.Context(), v, err, sc, false)
 	if gone {

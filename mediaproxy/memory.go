@@ -45,8 +45,9 @@ type Memory struct {
 }
 
 // NewMemory returns a Memory holding at most max clean and max blocked
-// entries; clean verdicts expire after cleanTTL so new bank entries catch
-// media judged before they were added.
+// entries. A clean verdict is dropped when the local banks change; with
+// cleanTTL > 0 it also expires after cleanTTL, for lists that change
+// without telling (remote backends); 0 keeps it until the banks change.
 func NewMemory(max int, cleanTTL time.Duration) *Memory {
 	if max <= 0 {
 		max = 100_000
@@ -108,4 +109,13 @@ func (m *Memory) Len() (clean, blocked int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.clean.Len(), m.blocked.Len()
+}
+
+// Unblock forgets that the media is listed (the entry that listed it was
+// removed from its bank and nothing else matches it), so its next request
+// is judged again.
+func (m *Memory) Unblock(k MediaKey) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.blocked.Remove(k)
 }

@@ -114,8 +114,12 @@ type Config struct {
 	// upload response when empty.
 	ServerName string
 	// Memory remembers verdicts by media ID. Default: 100k entries, clean
-	// verdicts for 1 hour.
+	// verdicts until the local banks change.
 	Memory *Memory
+	// Ledger, when set, is asked about the original of a media Memory
+	// does not know (after a restart, on another instance, after a bank
+	// change), so known media is decided without buffering or hashing.
+	Ledger Ledger
 	// Observer is told of every decision (metrics, events, audit).
 	Observer Observer
 	// OnResponse, when set, is told of the answer to every media request
@@ -179,6 +183,17 @@ type Decision struct {
 	Digests  hashing.Digests
 	// PDQ is set when the bytes were an image.
 	PDQ *pdq.Result
+	// Query is everything the media was judged by (exact digests, every
+	// PDQ form and variant, embedded files' digests), nil when it was not
+	// hashed whole (decided from memory, streamed). The media ledger
+	// stores it, to judge the media again without its bytes.
+	Query *matcher.Query
+	// Format is the format the bytes were sniffed as ("jpeg", "mp4",
+	// ...), "" when none.
+	Format string
+	// Generation is the bank generation (matcher.Generation) taken
+	// before the media was judged: a verdict is only as new as it.
+	Generation uint64
 	// Unscannable says why no perceptual hash was possible.
 	UnscannableReason string
 	HashTime          time.Duration
@@ -287,7 +302,7 @@ func New(cfg Config) (*Proxy, error) {
 		cfg.UploadIdleTimeout = DefaultUploadIdleTimeout
 	}
 	if cfg.Memory == nil {
-		cfg.Memory = NewMemory(100_000, time.Hour)
+		cfg.Memory = NewMemory(100_000, 0)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()

@@ -30,6 +30,9 @@ type scanned struct {
 	// undecodable says why bytes that are an image by their signature
 	// could not be decoded; the OnUndecodableImage policy decides them.
 	undecodable string
+	// format is what the bytes were sniffed as: an image format or a
+	// video container, "" for neither.
+	format string
 }
 
 // scan builds the matcher query for a body whose exact digests are known,
@@ -51,10 +54,10 @@ func (p *Proxy) scan(ctx context.Context, r io.ReadSeeker, contentType string, d
 // scanBody judges the body itself (see scan).
 func (p *Proxy) scanBody(ctx context.Context, r io.ReadSeeker, contentType string, d hashing.Digests) scanned {
 	q := exactQuery(d, contentType)
-	var s scanned
 	// The signature is cheap: encrypted attachments and non-images are
 	// told apart before queueing for a decoding slot.
 	format, weak := imageByBytes(r)
+	s := scanned{format: format}
 	if format == "" {
 		if video := worker.VideoByBytes(r); video != "" && VideoDecoding() {
 			return p.scanVideo(ctx, r, q, video)
@@ -100,7 +103,9 @@ func (p *Proxy) scanBody(ctx context.Context, r io.ReadSeeker, contentType strin
 		s.query = q
 		return s
 	}
-	return hashed(q, res)
+	s = hashed(q, res)
+	s.format = format
+	return s
 }
 
 // hashed is the result of a body whose pictures were hashed: the stored
@@ -164,7 +169,7 @@ func VideoDecoding() bool { return external.Available("ffmpeg") }
 // scanVideo hashes a video's first frame and sampled frames in a big
 // hashing slot; a video that does not decode keeps its exact hashes.
 func (p *Proxy) scanVideo(ctx context.Context, r io.ReadSeeker, q matcher.Query, container string) scanned {
-	var s scanned
+	s := scanned{format: container}
 	q.Kind = matcher.KindVideo
 	if !p.acquireHashSlot(ctx, true) {
 		s.query = q
@@ -179,7 +184,9 @@ func (p *Proxy) scanVideo(ctx context.Context, r io.ReadSeeker, q matcher.Query,
 		s.query = q
 		return s
 	}
-	return hashed(q, res)
+	s = hashed(q, res)
+	s.format = container
+	return s
 }
 
 // smallImagePixels is the largest image (by its header) that may use the

@@ -66,7 +66,7 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 	gen := p.mem.Generation()
 	sc := p.scan(r.Context(), sp.Reader(), ct, sp.Digests())
 	hashTime := time.Since(start)
-	d := &Decision{Request: r, Endpoint: ep, Upload: true, Digests: sp.Digests(), PDQ: sc.pdq, UnscannableReason: sc.unscannable, HashTime: hashTime}
+	d := &Decision{Request: r, Endpoint: ep, Upload: true, Digests: sp.Digests(), PDQ: sc.pdq, Query: &sc.query, Format: sc.format, Generation: gen, UnscannableReason: sc.unscannable, HashTime: hashTime}
 	if ep.Kind == UploadTo {
 		d.MediaKey = MediaKey{Server: ep.Server, ID: ep.MediaID}
 	}

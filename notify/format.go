@@ -60,6 +60,12 @@ type Detection struct {
 	Confidence float64
 	// Action is what was done, e.g. "upload refused (403)".
 	Action string
+	// Retro marks stored media found listed by a retro-scan after a bank
+	// change, not a request: the notice says so, and when the media was
+	// first seen.
+	Retro bool
+	// FirstSeen is when mediaguard first saw the media (retro notices).
+	FirstSeen time.Time
 }
 
 // hashPrefixLen is how many hex characters of the matched hash a notice shows:
@@ -141,6 +147,9 @@ func format(d Detection, more int, window time.Duration) (string, string) {
 			article = "an"
 		}
 		title = fmt.Sprintf("mediaguard blocked %s %s (%s)", article, dir, endpoint)
+		if d.Retro {
+			title = "mediaguard: stored media now matches " + bank
+		}
 	}
 	match := "exact match"
 	if isPDQ(d.HashType) {
@@ -166,6 +175,9 @@ func format(d Detection, more int, window time.Duration) (string, string) {
 	if m := cleanURI(d.MXC); m != "" {
 		lines = append(lines, line{"Media", m, true})
 	}
+	if d.Retro && !d.FirstSeen.IsZero() {
+		lines = append(lines, line{"First seen", d.FirstSeen.UTC().Format(time.RFC3339), false})
+	}
 	lines = append(lines,
 		line{"Matched", hashType + " " + prefix + "…", true},
 		line{"Bank", bank + " (source " + source + ")", false},
@@ -179,7 +191,11 @@ func format(d Detection, more int, window time.Duration) (string, string) {
 	}
 	// The summary repeats what was blocked so it reads on its own when the
 	// individual notices have scrolled away.
-	lines = append([]line{{"Blocked", dir + " via " + endpoint, false}}, lines...)
+	if d.Retro {
+		lines = append([]line{{"Found", "by a retro-scan of the media ledger after a bank change", false}}, lines...)
+	} else {
+		lines = append([]line{{"Blocked", dir + " via " + endpoint, false}}, lines...)
+	}
 
 	var b, h strings.Builder
 	b.WriteString("🚨 " + title)
