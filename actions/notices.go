@@ -70,6 +70,7 @@ func detectionFromRecord(r audit.Record) notify.Detection {
 		ID: r.ID, Time: r.Time, Direction: r.Direction, Endpoint: r.Endpoint, User: user,
 		MXC: mxcOfRecord(r.Media), HashType: v.HashType, MatchedHash: v.MatchedHash, Bank: v.Bank,
 		Source: v.Source, Distance: v.Distance, Confidence: v.Confidence, Form: v.Form, Variant: v.Variant, Action: v.Action,
+		Retro: r.Kind == audit.KindRetroBlock, FirstSeen: v.FirstSeen,
 	}
 }
 

@@ -20,12 +20,19 @@ const quarantineTimeout = 2 * time.Minute
 // It runs in the background: failures are retried by the client and
 // recorded in the audit log, never stalling the proxy.
 func (a *Actions) quarantine(id string, d *mediaproxy.Decision) {
-	// Without the server's name there is nothing the admin API can name.
-	if a.cfg.Admin == nil || d.Upload || d.MediaKey.IsZero() || d.MediaKey.Server == "" {
+	if d.Upload {
 		return
 	}
-	server, media := d.MediaKey.Server, d.MediaKey.ID
-	user := d.User
+	a.quarantineMedia(id, d.MediaKey.Server, d.MediaKey.ID, d.User)
+}
+
+// quarantineMedia quarantines stored media server/media and, as
+// configured, acts on user, in the background.
+func (a *Actions) quarantineMedia(id, server, media, user string) {
+	// Without the server's name there is nothing the admin API can name.
+	if a.cfg.Admin == nil || media == "" || server == "" {
+		return
+	}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()

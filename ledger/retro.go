@@ -1,0 +1,196 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/mediaguard/mediaguard/matcher"
+)
+
+// Change is a change of the local banks, as a retro-scan needs it.
+type Change struct {
+	// From and To are the banks' fingerprints before and after; From is
+	// "" when unknown (the first scan after a start).
+	From, To string
+	// Added matches a query against only the entries the change added;
+	// nil when it added none.
+	Added func(q *matcher.Query) (matcher.Verdict, bool)
+	// Removed reports whether a query matches an entry the change
+	// removed; nil when it removed none.
+	Removed func(q *matcher.Query) bool
+	// Full matches a query against all the local banks as they are now.
+	// It replaces Added when the ledger is not known to be consistent
+	// with From (the banks changed while no proxy was running, or an
+	// earlier scan did not finish): then every verdict is re-derived.
+	Full func(q *matcher.Query) (matcher.Verdict, bool)
+}
+
+// Hit is stored media that a bank change made listed.
+type Hit struct {
+	Record  Record
+	Verdict matcher.Verdict
+}
+
+// RetroStats says what a retro-scan did.
+type RetroStats struct {
+	// Skipped is true when another instance had already scanned for this
+	// change (or nothing needed scanning).
+	Skipped bool
+	// CatchUp is true when every record was re-derived against the full
+	// banks, not only the change.
+	CatchUp bool
+	// Scanned is how many records were walked; Hits how many became
+	// blocked; Unblocked how many blocked ones no longer match anything.
+	Scanned, Hits, Unblocked int
+	Took                     time.Duration
+}
+
+// maxRetroHits bounds the hits one scan holds in memory; a change that
+// lists more stored media than this is finished by the next scan (the
+// ledger is not marked consistent, so the next change catches up).
+const maxRetroHits = 100_000
+
+// retroLock is the fleet-wide lock name: one retro-scan at a time over a
+// shared ledger.
+const retroLock = "mediaguard_retro_scan"
+
+// Retro walks the ledger after a bank change: records the change made
+// listed become blocked (and onHit is told of each, once per fleet: the
+// scan runs under a fleet-wide lock and is skipped when another instance
+// already did it); blocked records that matched only a removed entry are
+// re-derived and, when nothing matches them any more, become clean again
+// (onUnblock is told). It blocks until done or ctx ends.
+func (b *Book) Retro(ctx context.Context, ch Change, onHit func(Hit), onUnblock func(Key)) (RetroStats, error) {
+	start := time.Now()
+	st := RetroStats{}
+	release, err := b.lock(ctx)
+	if err != nil {
+		return st, err
+	}
+	defer release()
+	store := b.cfg.Store
+	done, _, err := store.Meta(ctx, metaConsistent)
+	if err != nil {
+		return st, fmt.Errorf("ledger: reading the consistency mark: %w", err)
+	}
+	if done == ch.To {
+		st.Skipped = true
+		return st, nil
+	}
+	added := ch.Added
+	if done != ch.From || ch.From == "" {
+		if n, err := store.Len(ctx); err == nil && n == 0 {
+			// Nothing to re-derive: an empty ledger is consistent with any
+			// banks.
+			return st, b.markConsistent(ctx, ch.To)
+		}
+		added, st.CatchUp = ch.Full, true
+	}
+	var (
+		mu      sync.Mutex
+		hits    []Hit
+		unblock []Record
+		scanned int
+	)
+	errFull := errors.New("too many hits")
+	err = store.Scan(ctx, 2, func(r *Record) error {
+		var hit *Hit
+		var drop bool
+		switch {
+		case r.Verdict == Blocked:
+			drop = ch.Removed != nil && ch.Removed(&r.Query)
+		case added != nil:
+			if v, ok := added(&r.Query); ok {
+				hit = &Hit{Record: cloneRecord(r), Verdict: v}
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		scanned++
+		if hit != nil {
+			if len(hits) >= maxRetroHits {
+				return errFull
+			}
+			hits = append(hits, *hit)
+		}
+		if drop {
+			unblock = append(unblock, cloneRecord(r))
+		}
+		return nil
+	})
+	st.Scanned = scanned
+	complete := err == nil
+	if err != nil && !errors.Is(err, errFull) {
+		return st, fmt.Errorf("ledger: retro-scan: %w", err)
+	}
+	if !complete {
+		b.log.Error("retro-scan found more listed stored media than it holds at once; acting on the first, the rest at the next bank change", zap.Int("hits", len(hits)))
+	}
+	for _, h := range hits {
+		if _, err := store.SetVerdict(ctx, h.Record.Key, Blocked, h.Verdict.Reason, ch.To); err != nil {
+			return st, fmt.Errorf("ledger: recording a retro-scan hit: %w", err)
+		}
+		st.Hits++
+		if onHit != nil {
+			onHit(h)
+		}
+	}
+	for _, r := range unblock {
+		v, err := b.cfg.Matcher.Match(ctx, r.Query)
+		if err != nil || v.Match || v.Unscanned {
+			continue // still listed (or unknown): stays blocked
+		}
+		if _, err := store.SetVerdict(ctx, r.Key, Clean, "", ch.To); err != nil {
+			return st, fmt.Errorf("ledger: re-deriving a blocked record: %w", err)
+		}
+		st.Unblocked++
+		if onUnblock != nil {
+			onUnblock(r.Key)
+		}
+	}
+	st.Took = time.Since(start)
+	if complete {
+		return st, b.markConsistent(ctx, ch.To)
+	}
+	return st, nil
+}
+
+// lock takes the fleet-wide retro-scan lock, waiting for another holder.
+func (b *Book) lock(ctx context.Context) (func(), error) {
+	for {
+		release, ok, err := b.cfg.Store.TryLock(ctx, retroLock)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: taking the retro-scan lock: %w", err)
+		}
+		if ok {
+			return release, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (b *Book) markConsistent(ctx context.Context, fp string) error {
+	if err := b.cfg.Store.SetMeta(ctx, metaConsistent, fp); err != nil {
+		return fmt.Errorf("ledger: writing the consistency mark: %w", err)
+	}
+	return nil
+}
+
+// cloneRecord copies r out of a scan's reused Record.
+func cloneRecord(r *Record) Record {
+	c := *r
+	q := &c.Query
+	q.Forms = append(q.Forms[:0:0], q.Forms...)
+	q.Dihedral = append(q.Dihedral[:0:0], q.Dihedral...)
+	q.Embedded = append([]matcher.EmbeddedDigests(nil), q.Embedded...)
+	return c
+}
