@@ -1,0 +1,162 @@
+package ledger
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/mediaguard/mediaguard/matcher"
+)
+
+// listMatcher matches the queries whose SHA-256 is listed: the banks as
+// the Book's re-derivations see them.
+type listMatcher struct {
+	mu     sync.Mutex
+	listed map[[32]byte]bool
+	calls  atomic.Int64
+}
+
+func (m *listMatcher) Match(_ context.Context, q matcher.Query) (matcher.Verdict, error) {
+	m.calls.Add(1)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.listed[q.SHA256] {
+		return matcher.Verdict{Match: true, Bank: "TEST", HashType: matcher.SHA256, Reason: "sha256 listed"}, nil
+	}
+	return matcher.Verdict{}, nil
+}
+
+func (m *listMatcher) list(d [32]byte, on bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.listed[d] = on
+}
+
+// matches is m as a retro-scan's question.
+func (m *listMatcher) matches(q *matcher.Query) (matcher.Verdict, bool) {
+	v, _ := m.Match(context.Background(), *q)
+	return v, v.Match
+}
+
+func newBook(t *testing.T, s Store, fp *atomic.Pointer[string]) (*Book, *listMatcher) {
+	m := &listMatcher{listed: map[[32]byte]bool{}}
+	b := NewBook(BookConfig{Store: s, Matcher: m, Fingerprint: func() string { return *fp.Load() }})
+	t.Cleanup(func() { b.Close() })
+	return b, m
+}
+
+func TestBookRecall(t *testing.T) {
+	for _, st := range storeKinds {
+		t.Run(st.name, func(t *testing.T) {
+			s, _ := st.open(t)
+			ctx := context.Background()
+			var fp atomic.Pointer[string]
+			f1 := "banks-1"
+			fp.Store(&f1)
+			b, m := newBook(t, s, &fp)
+			clean, blocked, undecodable := sampleRecord(1, 0), sampleRecord(2, 0), sampleRecord(3, 0)
+			clean.Banks, blocked.Banks = f1, f1
+			blocked.Verdict, blocked.Reason = Blocked, "sha256 listed"
+			undecodable.Verdict = Undecodable
+			for _, r := range []Record{clean, blocked, undecodable} {
+				if !b.Remember(r) {
+					t.Fatal("queue refused a record")
+				}
+			}
+			b.Flush()
+
+			check := func(r Record, wantBlocked, wantOK bool) {
+				t.Helper()
+				bl, _, ok := b.Recall(ctx, r.Key)
+				if bl != wantBlocked || ok != wantOK {
+					t.Errorf("%s: Recall = blocked %v ok %v, want %v %v", r.Key, bl, ok, wantBlocked, wantOK)
+				}
+			}
+			check(clean, false, true)
+			check(blocked, true, true)
+			check(undecodable, false, false) // a newer decoder deserves to see it
+			check(sampleRecord(4, 0), false, false)
+			if n := m.calls.Load(); n != 0 {
+				t.Fatalf("banks unchanged, yet the matcher was asked %d times", n)
+			}
+
+			// The banks change and now list the clean media: re-derived from
+			// its digests, no bytes.
+			f2 := "banks-2"
+			fp.Store(&f2)
+			m.list(clean.Query.SHA256, true)
+			check(clean, true, true)
+			m.list(clean.Query.SHA256, false)
+			check(clean, false, true)
+			if n := m.calls.Load(); n != 2 {
+				t.Fatalf("matcher asked %d times, want one per re-derivation", n)
+			}
+		})
+	}
+}
+
+func TestBookRetro(t *testing.T) {
+	for _, st := range storeKinds {
+		t.Run(st.name, func(t *testing.T) {
+			s, _ := st.open(t)
+			ctx := context.Background()
+			var fp atomic.Pointer[string]
+			f1 := "banks-1"
+			fp.Store(&f1)
+			b, m := newBook(t, s, &fp)
+			var recs []Record
+			for i := range 50 {
+				r := sampleRecord(i, 2)
+				r.Banks = f1
+				recs = append(recs, r)
+				b.Remember(r)
+			}
+			b.Flush()
+			// The first scan after a start finds an unknown mark: a catch-up
+			// against the full banks (here: nothing listed).
+			st0, err := b.Retro(ctx, Change{To: f1, Full: m.matches}, nil, nil)
+			if err != nil || !st0.CatchUp || st0.Hits != 0 || st0.Scanned != 50 {
+				t.Fatalf("catch-up: %+v %v", st0, err)
+			}
+
+			// A bank gains the digests of records 7 and 31.
+			m.list(recs[7].Query.SHA256, true)
+			m.list(recs[31].Query.SHA256, true)
+			f2 := "banks-2"
+			fp.Store(&f2)
+			var hits []Key
+			ch := Change{From: f1, To: f2, Full: m.matches, Added: m.matches}
+			st1, err := b.Retro(ctx, ch, func(h Hit) { hits = append(hits, h.Record.Key) }, nil)
+			if err != nil || st1.CatchUp || st1.Hits != 2 || len(hits) != 2 {
+				t.Fatalf("retro: %+v %v, hits %v", st1, err, hits)
+			}
+			if r, _, _ := s.Get(ctx, recs[7].Key); r.Verdict != Blocked || r.Banks != f2 {
+				t.Fatalf("hit recorded as %v against %q", r.Verdict, r.Banks)
+			}
+			// Another instance of the fleet sees the same change: done already.
+			st2, err := b.Retro(ctx, ch, func(Hit) { t.Error("a second notice for the same change") }, nil)
+			if err != nil || !st2.Skipped {
+				t.Fatalf("second scan of one change: %+v %v", st2, err)
+			}
+
+			// Record 31's entry is removed (a tombstone): it is re-derived
+			// and unblocked; record 7 stays blocked.
+			m.list(recs[31].Query.SHA256, false)
+			f3 := "banks-3"
+			fp.Store(&f3)
+			removed := func(q *matcher.Query) bool { return q.SHA256 == recs[31].Query.SHA256 }
+			var unblocked []Key
+			st3, err := b.Retro(ctx, Change{From: f2, To: f3, Full: m.matches, Removed: removed}, nil, func(k Key) { unblocked = append(unblocked, k) })
+			if err != nil || st3.Unblocked != 1 || len(unblocked) != 1 || unblocked[0] != recs[31].Key {
+				t.Fatalf("removal: %+v %v %v", st3, err, unblocked)
+			}
+			if bl, _, _ := b.Recall(ctx, recs[31].Key); bl {
+				t.Error("unblocked media still recalled as blocked")
+			}
+			if bl, _, _ := b.Recall(ctx, recs[7].Key); !bl {
+				t.Error("media listed by an entry still banked was unblocked")
+			}
+		})
+	}
+}
