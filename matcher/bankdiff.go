@@ -154,7 +154,9 @@ func diffPDQ(old, new *pdqindex.Index) (add, rem []int32) {
 }
 
 // diffPDQGroup diffs entries that share their first word by the whole
-// hash: sorted, then merged.
+// hash: sorted, then merged. The groups come in id order (the radix sort is
+// stable) and stay so among copies of one hash, so the copies a bank gained
+// are its last ones, as a reader of the file would say.
 func diffPDQGroup(old, new *pdqindex.Index, og, ng []pdqKey, add, rem []int32) ([]int32, []int32) {
 	if len(og) == 1 && len(ng) == 1 {
 		if old.Hash(og[0].id) != new.Hash(ng[0].id) {
@@ -165,8 +167,8 @@ func diffPDQGroup(old, new *pdqindex.Index, og, ng []pdqKey, add, rem []int32) (
 	cmp := func(ix *pdqindex.Index) func(a, b pdqKey) int {
 		return func(a, b pdqKey) int { return cmpHash(ix.Hash(a.id), ix.Hash(b.id)) }
 	}
-	slices.SortFunc(og, cmp(old))
-	slices.SortFunc(ng, cmp(new))
+	slices.SortStableFunc(og, cmp(old))
+	slices.SortStableFunc(ng, cmp(new))
 	i, j := 0, 0
 	for i < len(og) || j < len(ng) {
 		c := 0
