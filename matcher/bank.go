@@ -32,7 +32,9 @@ type Bank struct {
 	pdqRefs       []entryRef // parallel to pdq's ids; nil when no PDQ label
 	labels        []byte
 
-	counts   Counts
+	counts Counts
+	// sum digests the entries for Local.Fingerprint.
+	sum      contentSum
 	problems []Problem
 	nProbs   int
 }
@@ -122,6 +124,17 @@ type LocalConfig struct {
 	ReloadInterval time.Duration `json:"reload_interval,omitempty"`
 	// Logger receives load and reload reports; nil logs nothing.
 	Logger *zap.Logger `json:"-"`
+	// OnChange, when set, is told each bank whose entries a reload
+	// changed, with the entries added and removed, once lookups see the
+	// new version: it is what starts a retro-scan of the media already
+	// judged. It is called from Reload (the polling goroutine or a forced
+	// reload), never on a lookup path, one call at a time and in the
+	// order of the reloads, once per changed bank; a bank whose file
+	// changed but whose entries did not (labels excepted) is not
+	// reported. The loads of NewLocal are not reported: compare
+	// Fingerprint with the one stored, and DiffBanks the banks of two
+	// configurations. It must not call Reload; a panic is logged.
+	OnChange func(BankChange) `json:"-"`
 }
 
 // BankStatus is one bank's state, for the health document.
@@ -162,6 +175,7 @@ type bankSlot struct {
 type localState struct {
 	slots  []*bankSlot
 	active []*Bank // enabled and loaded, in configuration order
+	fp     string  // Fingerprint of active
 }
 
 // maxEvidence caps Verdict.Evidence so that a query near thousands of
@@ -190,6 +204,11 @@ type Local struct {
 
 	state    atomic.Pointer[localState]
 	reloadMu sync.Mutex // one reload at a time; lookups don't take it
+	// notifyMu orders the OnChange calls: a reload takes it before it
+	// lets go of reloadMu, so the next reload may load files meanwhile
+	// but reports its changes only after these.
+	notifyMu sync.Mutex
+	onChange func(BankChange)
 
 	startOnce sync.Once
 	closeOnce sync.Once
@@ -208,6 +227,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		dihedral:   cfg.Dihedral,
 		interval:   cfg.ReloadInterval,
 		log:        cfg.Logger,
+		onChange:   cfg.OnChange,
 		stop:       make(chan struct{}),
 	}
 	if l.threshold == 0 {
@@ -257,6 +277,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	if len(st.active) == 0 {
 		l.log.Warn("no local bank enabled: the local matcher matches nothing")
 	}
+	st.fp = l.fingerprint(st.active)
 	l.state.Store(st)
 	releaseLoadGarbage()
 	return l, nil
@@ -325,7 +346,6 @@ func (l *Local) Close() error {
 // such bank.
 func (l *Local) Reload() error {
 	l.reloadMu.Lock()
-	defer l.reloadMu.Unlock()
 	old := l.state.Load()
 	var next []*bankSlot
 	var errs []error
@@ -345,20 +365,51 @@ func (l *Local) Reload() error {
 		}
 		next[i] = ns
 	}
-	if next != nil {
-		st := &localState{slots: next}
-		for _, s := range next {
-			if !s.cfg.Disabled && s.bank != nil {
-				st.active = append(st.active, s.bank)
-			}
+	if next == nil {
+		l.reloadMu.Unlock()
+		return errors.Join(errs...)
+	}
+	st := &localState{slots: next}
+	for _, s := range next {
+		if !s.cfg.Disabled && s.bank != nil {
+			st.active = append(st.active, s.bank)
 		}
-		l.state.Store(st)
-		// Only now that lookups see the new banks: a clean verdict
-		// reached against the old ones must carry the old generation.
-		generation.Add(1)
-		releaseLoadGarbage()
+	}
+	st.fp = l.fingerprint(st.active)
+	l.state.Store(st)
+	// Only now that lookups see the new banks: a clean verdict
+	// reached against the old ones must carry the old generation.
+	generation.Add(1)
+	releaseLoadGarbage()
+	if l.onChange == nil {
+		l.reloadMu.Unlock()
+		return errors.Join(errs...)
+	}
+	l.notifyMu.Lock()
+	l.reloadMu.Unlock()
+	defer l.notifyMu.Unlock()
+	for i, s := range next {
+		if was := old.slots[i].bank; s.bank != was {
+			l.notify(DiffBanks(was, s.bank), st.fp)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// notify passes a non-empty change to the OnChange hook. A panic there is
+// logged rather than allowed to end the polling goroutine, and with it
+// the process.
+func (l *Local) notify(ch BankChange, fp string) {
+	if ch.Empty() {
+		return
+	}
+	ch.Fingerprint = fp
+	defer func() {
+		if r := recover(); r != nil {
+			l.log.Error("bank change hook panicked", zap.String("bank", ch.Bank), zap.Any("panic", r), zap.Stack("stack"))
+		}
+	}()
+	l.onChange(ch)
 }
 
 // check returns s's successor, or nil when nothing changed.
@@ -407,6 +458,17 @@ func (l *Local) check(s *bankSlot) *bankSlot {
 	ns.bank, ns.sig, ns.tried, ns.lastErr, ns.lastErrAt = bank, lsig, nil, "", time.Time{}
 	l.logLoaded(bank, "bank reloaded")
 	return &ns
+}
+
+// Bank returns the version in use of the named bank, nil when it is
+// unknown, disabled or not loaded.
+func (l *Local) Bank(name string) *Bank {
+	for _, s := range l.state.Load().slots {
+		if s.cfg.Name == name && !s.cfg.Disabled {
+			return s.bank
+		}
+	}
+	return nil
 }
 
 // Status describes every configured bank, disabled ones included.
@@ -466,7 +528,11 @@ func (l *Local) Match(ctx context.Context, q Query) (Verdict, error) {
 	if err := ctx.Err(); err != nil {
 		return Verdict{}, err
 	}
-	st := l.state.Load()
+	return l.match(l.state.Load(), &q), nil
+}
+
+// match is Match against the banks of st.
+func (l *Local) match(st *localState, q *Query) Verdict {
 	var v Verdict
 	for _, b := range st.active {
 		if q.Has&HasMD5 != 0 {
@@ -520,7 +586,7 @@ func (l *Local) Match(ctx context.Context, q Query) (Verdict, error) {
 		}
 	}
 	if len(q.Forms) > 0 {
-		v.Evidence = l.matchForms(v.Evidence, st, &q)
+		v.Evidence = l.matchForms(v.Evidence, st, q)
 	}
 	if len(v.Evidence) > 0 {
 		best := &v.Evidence[0]
@@ -533,7 +599,7 @@ func (l *Local) Match(ctx context.Context, q Query) (Verdict, error) {
 		}
 		v.Reason = reason(best)
 	}
-	return v, nil
+	return v
 }
 
 func appendExact(ev []Evidence, b *Bank, t HashType, digest []byte, r entryRef, variant string) []Evidence {

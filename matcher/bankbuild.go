@@ -259,10 +259,10 @@ func (b *bankBuilder) build(name, path string) *Bank {
 		problems: b.problems,
 		nProbs:   b.nProblems,
 	}
-	bk.md5 = buildExact(b.md5)
-	bk.videoMD5 = buildExact(b.videoMD5)
-	bk.sha1 = buildExact(b.sha1)
-	bk.sha256 = buildExact(b.sha256)
+	bk.md5 = buildExact(b.md5, &bk.sum, kMD5, words16)
+	bk.videoMD5 = buildExact(b.videoMD5, &bk.sum, kVideoMD5, words16)
+	bk.sha1 = buildExact(b.sha1, &bk.sum, kSHA1, words20)
+	bk.sha256 = buildExact(b.sha256, &bk.sum, kSHA256, words32)
 	hashes, refs := b.pdq, b.pdqRefs
 	if b.tombstoned > 0 && refs != nil {
 		n := 0
@@ -282,6 +282,9 @@ func (b *bankBuilder) build(name, path string) *Bank {
 		refs = slices.Clip(slices.Clone(refs))
 	}
 	bk.pdqRefs = refs
+	for i := range hashes {
+		bk.sum.addPDQ(&hashes[i])
+	}
 	bk.pdq = pdqindex.Build(hashes)
 	bk.counts = Counts{
 		MD5: len(bk.md5), VideoMD5: len(bk.videoMD5), SHA1: len(bk.sha1),
@@ -291,8 +294,9 @@ func (b *bankBuilder) build(name, path string) *Bank {
 	return bk
 }
 
-// buildExact builds an exact set; the first label of a repeated hash wins.
-func buildExact[K comparable](es []exact[K]) map[K]entryRef {
+// buildExact builds an exact set, adding its keys to sum; the first
+// label of a repeated hash wins.
+func buildExact[K comparable](es []exact[K], sum *contentSum, k kind, words func(K) (a, b, c, d uint64)) map[K]entryRef {
 	if len(es) == 0 {
 		return nil
 	}
@@ -303,6 +307,8 @@ func buildExact[K comparable](es []exact[K]) map[K]entryRef {
 		}
 		if _, dup := m[e.key]; !dup {
 			m[e.key] = e.ref
+			a, b, c, d := words(e.key)
+			sum.add(k, a, b, c, d)
 		}
 	}
 	return m
