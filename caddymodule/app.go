@@ -114,6 +114,14 @@ type App struct {
 	ServerName string `json:"server_name,omitempty"`
 	// MemoryEntries bounds the per-media-ID verdict memory (default 100000).
 	MemoryEntries int `json:"memory_entries,omitempty"`
+	// Ledger is the media ledger: every media judged is recorded (digests
+	// and IDs, never bytes), known media is decided from it without
+	// hashing, and a bank change is retro-scanned against it. Off when
+	// nil.
+	Ledger *LedgerSettings `json:"ledger,omitempty"`
+	// LedgerRetention drops ledger records of media not seen for this
+	// long; 0 keeps them.
+	LedgerRetention caddy.Duration `json:"ledger_retention,omitempty"`
 	// Homeserver is the homeserver's client API base URL (usually the
 	// reverse_proxy upstream, e.g. http://127.0.0.1:8008). When set, the
 	// requester of every blocked or unscanned request is resolved with
@@ -144,7 +152,9 @@ type App struct {
 	svc    *service.Service
 	events *caddyevents.App
 
-	auditHeld   bool
+	auditHeld bool
+	// ledgerKey is the shared ledger this app holds, "" for none.
+	ledgerKey   string
 	releaseOnce *sync.Once
 	// drain closes svc and releases the audit log once this app has been
 	// cleaned up and its last request has finished.
@@ -287,6 +297,15 @@ func (a *App) Provision(ctx caddy.Context) error {
 				zap.Int64("torn_bytes_dropped", rec.TornBytes), zap.Int("invalid_lines", rec.Invalid))
 		}
 	}
+	if a.Ledger != nil {
+		sp, err := a.Ledger.spec(caddy.NewReplacer())
+		if err != nil {
+			return err
+		}
+		if cfg.Ledger, a.ledgerKey, err = openLedger(sp); err != nil {
+			return err
+		}
+	}
 	hashRunner().SetLogger(a.log.Named("hashing"))
 	if a.svc, err = service.New(cfg); err != nil {
 		return fmt.Errorf("mediaguard: %w", err)
@@ -331,8 +350,9 @@ func (a *App) plainConfig(repl replacer) (service.Config, error) {
 			Dihedral:             a.Dihedral,
 			ServerName:           a.ServerName,
 		},
-		MemoryEntries: a.MemoryEntries,
-		LogCleanScans: a.LogCleanScans,
+		MemoryEntries:   a.MemoryEntries,
+		LogCleanScans:   a.LogCleanScans,
+		LedgerRetention: time.Duration(a.LedgerRetention),
 	}
 	var err error
 	if cfg.Proxy.PDQSearch, err = service.ParsePDQSearch(a.PDQSearch); err != nil {
@@ -455,6 +475,9 @@ func (a *App) close() {
 		a.releaseOnce.Do(func() {
 			if a.auditHeld {
 				auditPool.Delete(a.AuditLog)
+			}
+			if a.ledgerKey != "" {
+				ledgerPool.Delete(a.ledgerKey)
 			}
 		})
 	}

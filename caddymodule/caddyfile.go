@@ -53,6 +53,8 @@ func init() {
 //		max_pixels N
 //		server_name NAME
 //		memory_entries N
+//		ledger PATH | ledger postgres DSN
+//		ledger_retention DURATION
 //		notify matrix {
 //			homeserver URL
 //			access_token TOKEN
@@ -405,6 +407,25 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.AuditMaxSize = n
 		case "log_clean_scans":
 			a.LogCleanScans = true
+		case "ledger":
+			args := d.RemainingArgs()
+			switch {
+			case len(args) == 1 && args[0] != "postgres":
+				a.Ledger = &LedgerSettings{Path: args[0]}
+			case len(args) == 2 && args[0] == "postgres":
+				a.Ledger = &LedgerSettings{Postgres: args[1]}
+			default:
+				return d.Errf("ledger: want PATH or postgres DSN")
+			}
+		case "ledger_retention":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil || dur <= 0 {
+				return d.Errf("ledger_retention: want a positive duration, got %q", d.Val())
+			}
+			a.LedgerRetention = caddy.Duration(dur)
 		case "memory_entries":
 			n, err := intArg(d, 1, 1<<26)
 			if err != nil {

@@ -126,7 +126,7 @@ func TestBookRetro(t *testing.T) {
 			f2 := "banks-2"
 			fp.Store(&f2)
 			var hits []Key
-			ch := Change{From: f1, To: f2, Full: m.matches, Added: m.matches}
+			ch := Change{ID: "1>2:TEST", From: f1, To: f2, Full: m.matches, Added: m.matches}
 			st1, err := b.Retro(ctx, ch, func(h Hit) { hits = append(hits, h.Record.Key) }, nil)
 			if err != nil || st1.CatchUp || st1.Hits != 2 || len(hits) != 2 {
 				t.Fatalf("retro: %+v %v, hits %v", st1, err, hits)
@@ -147,7 +147,7 @@ func TestBookRetro(t *testing.T) {
 			fp.Store(&f3)
 			removed := func(q *matcher.Query) bool { return q.SHA256 == recs[31].Query.SHA256 }
 			var unblocked []Key
-			st3, err := b.Retro(ctx, Change{From: f2, To: f3, Full: m.matches, Removed: removed}, nil, func(k Key) { unblocked = append(unblocked, k) })
+			st3, err := b.Retro(ctx, Change{ID: "2>3:TEST", From: f2, To: f3, Full: m.matches, Removed: removed}, nil, func(k Key) { unblocked = append(unblocked, k) })
 			if err != nil || st3.Unblocked != 1 || len(unblocked) != 1 || unblocked[0] != recs[31].Key {
 				t.Fatalf("removal: %+v %v %v", st3, err, unblocked)
 			}

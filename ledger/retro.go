@@ -17,6 +17,12 @@ type Change struct {
 	// From and To are the banks' fingerprints before and after; From is
 	// "" when unknown (the first scan after a start).
 	From, To string
+	// ID names the change the same way on every instance that sees it
+	// (From, To and the banks changed), so that a fleet scans it once.
+	// One reload that changes two banks is two changes with one To. ""
+	// for a catch-up, which is done once the ledger is consistent with
+	// To.
+	ID string
 	// Added matches a query against only the entries the change added;
 	// nil when it added none.
 	Added func(q *matcher.Query) (matcher.Verdict, bool)
@@ -78,12 +84,24 @@ func (b *Book) Retro(ctx context.Context, ch Change, onHit func(Hit), onUnblock 
 	if err != nil {
 		return st, fmt.Errorf("ledger: reading the consistency mark: %w", err)
 	}
-	if done == ch.To {
+	doneKey := "retro_done:" + ch.ID
+	if ch.ID == "" && done == ch.To {
 		st.Skipped = true
 		return st, nil
 	}
+	if ch.ID != "" {
+		if _, seen, err := store.Meta(ctx, doneKey); err != nil {
+			return st, fmt.Errorf("ledger: reading the retro-scan mark: %w", err)
+		} else if seen {
+			st.Skipped = true
+			return st, nil
+		}
+	}
 	added := ch.Added
-	if done != ch.From || ch.From == "" {
+	// The ledger is consistent with From (or, for a later bank of the
+	// same reload, already with To): the change's own entries are all
+	// that can alter a verdict. Otherwise every verdict is re-derived.
+	if ch.ID == "" || done != ch.From && done != ch.To || ch.From == "" {
 		if n, err := store.Len(ctx); err == nil && n == 0 {
 			// Nothing to re-derive: an empty ledger is consistent with any
 			// banks.
@@ -154,10 +172,15 @@ func (b *Book) Retro(ctx context.Context, ch Change, onHit func(Hit), onUnblock 
 		}
 	}
 	st.Took = time.Since(start)
-	if complete {
-		return st, b.markConsistent(ctx, ch.To)
+	if !complete {
+		return st, nil
 	}
-	return st, nil
+	if ch.ID != "" {
+		if err := store.SetMeta(ctx, doneKey, ch.To); err != nil {
+			return st, fmt.Errorf("ledger: writing the retro-scan mark: %w", err)
+		}
+	}
+	return st, b.markConsistent(ctx, ch.To)
 }
 
 // lock takes the fleet-wide retro-scan lock, waiting for another holder.

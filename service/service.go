@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -23,6 +24,7 @@ import (
 	"github.com/mediaguard/mediaguard/audit"
 	"github.com/mediaguard/mediaguard/hashing/external"
 	"github.com/mediaguard/mediaguard/homeserver"
+	"github.com/mediaguard/mediaguard/ledger"
 	"github.com/mediaguard/mediaguard/lookupapi"
 	"github.com/mediaguard/mediaguard/matcher"
 	"github.com/mediaguard/mediaguard/mediaproxy"
@@ -57,6 +59,14 @@ type Config struct {
 	// MemoryEntries bounds the per-media-ID verdict memory (default
 	// 100000).
 	MemoryEntries int
+	// Ledger, when set, is the media ledger's store: every media judged
+	// is recorded there, known media is decided from it without hashing,
+	// and a bank change is retro-scanned against it. It is the caller's:
+	// Close leaves it open (a server shares it across config reloads).
+	Ledger ledger.Store
+	// LedgerRetention drops ledger records not seen for this long; 0
+	// keeps them.
+	LedgerRetention time.Duration
 	// Homeserver is the client API base URL used to resolve the requester
 	// of blocked and unscanned requests (whoami with the request's own
 	// token); empty records every requester as unknown.
@@ -96,6 +106,16 @@ type Service struct {
 	acts     *actions.Actions
 	notifier *notify.Matrix
 	webhook  *notify.Webhook
+	// book is the media ledger (nil without one); changes queues bank
+	// changes for its retro-scans, run one at a time by Start's worker.
+	book    *ledger.Book
+	changes chan matcher.BankChange
+	// from and to are the local banks' fingerprints before and after the
+	// reload the last retro-scan was for.
+	from, to string
+	// stopRetro ends the retro-scan worker (Close).
+	stopRetro context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 // New builds a Service; nothing runs in the background until Start. On
@@ -113,6 +133,18 @@ func New(cfg Config) (_ *Service, err error) {
 	}()
 	lc := cfg.Local
 	lc.Logger = log.Named("banks")
+	if cfg.Ledger != nil {
+		s.changes = make(chan matcher.BankChange, 64)
+		lc.OnChange = func(ch matcher.BankChange) {
+			select {
+			case s.changes <- ch:
+			default:
+				// The worker is far behind: this change is caught up by
+				// the full re-judgement its lost mark leads to.
+				log.Error("retro-scan queue full: a bank change will be caught up by a full re-judgement of the ledger")
+			}
+		}
+	}
 	if s.local, err = matcher.NewLocal(lc); err != nil {
 		return nil, err
 	}
@@ -193,11 +225,25 @@ func New(cfg Config) (_ *Service, err error) {
 		pc.UserOf = userOf(who, log.Named("whoami"))
 	}
 	pc.Matcher = s.guard
-	pc.Memory = mediaproxy.NewMemory(cfg.MemoryEntries, time.Hour)
-	pc.Observer = s.acts
-	if cfg.Observer != nil {
-		pc.Observer = observers{s.acts, cfg.Observer}
+	// Local banks say when they change, so a clean verdict lives until
+	// they do; remote lists change without telling, so with remotes it
+	// also expires (the guard's cache asks them again).
+	cleanTTL := time.Duration(0)
+	if len(remotes) > 0 {
+		cleanTTL = time.Hour
 	}
+	pc.Memory = mediaproxy.NewMemory(cfg.MemoryEntries, cleanTTL)
+	obs := observers{s.acts}
+	if cfg.Ledger != nil {
+		s.book = ledger.NewBook(ledger.BookConfig{Store: cfg.Ledger, Matcher: s.guard, Fingerprint: s.local.Fingerprint,
+			Remote: len(remotes) > 0, Retention: cfg.LedgerRetention, Logger: log.Named("ledger")})
+		pc.Ledger = bookRecall{s.book}
+		obs = append(obs, bookWriter{s.book, s.local})
+	}
+	if cfg.Observer != nil {
+		obs = append(obs, cfg.Observer)
+	}
+	pc.Observer = obs
 	pc.Logger = log.Named("proxy")
 	if s.proxy, err = mediaproxy.New(pc); err != nil {
 		return nil, err
@@ -233,6 +279,12 @@ func (o observers) Observe(d *mediaproxy.Decision) {
 // the bank reloads and the notifier.
 func (s *Service) Start(ctx context.Context) error {
 	s.local.Start(ctx)
+	if s.book != nil {
+		wctx, cancel := context.WithCancel(ctx)
+		s.stopRetro = cancel
+		s.wg.Add(1)
+		go s.retroWorker(wctx)
+	}
 	if s.notifier != nil {
 		if err := s.notifier.Start(ctx); err != nil {
 			return fmt.Errorf("notify: %w", err)
@@ -259,6 +311,13 @@ func (s *Service) Close() {
 	}
 	if s.acts != nil {
 		s.acts.Close()
+	}
+	if s.stopRetro != nil {
+		s.stopRetro()
+	}
+	s.wg.Wait()
+	if s.book != nil {
+		s.book.Close()
 	}
 }
 

@@ -1,0 +1,140 @@
+package service
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/mediaguard/mediaguard/ledger"
+	"github.com/mediaguard/mediaguard/matcher"
+	"github.com/mediaguard/mediaguard/mediaproxy"
+)
+
+// bookRecall answers the proxy's ledger questions from a Book.
+type bookRecall struct{ b *ledger.Book }
+
+func (l bookRecall) Recall(ctx context.Context, k mediaproxy.MediaKey) (bool, string, bool) {
+	return l.b.Recall(ctx, ledger.Key{Server: k.Server, ID: k.ID})
+}
+
+// bookWriter records every media judged whole into the ledger. It is an
+// Observer: it runs before the response goes out, and only queues.
+type bookWriter struct {
+	b     *ledger.Book
+	local *matcher.Local
+}
+
+func (w bookWriter) Observe(d *mediaproxy.Decision) {
+	if d.Query == nil || d.MediaKey.IsZero() || d.MediaKey.Server == "" {
+		return
+	}
+	var v ledger.Verdict
+	switch d.Outcome {
+	case mediaproxy.Clean:
+		v = ledger.Clean
+	case mediaproxy.Unscannable:
+		v = ledger.Unscannable
+	case mediaproxy.Blocked:
+		v = ledger.Blocked
+	case mediaproxy.Undecodable:
+		v = ledger.Undecodable
+	default:
+		return
+	}
+	if d.Upload && (v != ledger.Clean && v != ledger.Unscannable || d.UpstreamStatus != http.StatusOK) {
+		return // nothing was stored
+	}
+	banks := w.local.Fingerprint()
+	if d.Generation != matcher.Generation() {
+		// The banks changed while the media was judged: which ones the
+		// verdict saw is unknown, so it is re-derived when recalled.
+		banks = ""
+	}
+	now := time.Now()
+	r := ledger.Record{
+		Key: ledger.Key{Server: d.MediaKey.Server, ID: d.MediaKey.ID}, Size: d.Digests.Size, Type: d.Format,
+		Query: *d.Query, FirstSeen: now, LastSeen: now, Verdict: v, Reason: d.Verdict.Reason, Banks: banks,
+	}
+	if d.Upload {
+		r.Uploader = d.User
+	}
+	w.b.Remember(r)
+}
+
+// retro runs the ledger's retro-scan for a change of the local banks and
+// acts on its hits: the proxy's memory blocks them at once, the actions
+// record, quarantine and notify.
+func (s *Service) retro(ctx context.Context, ch ledger.Change) {
+	st, err := s.book.Retro(ctx, ch, func(h ledger.Hit) {
+		s.proxy.Memory().Block(mediaproxy.MediaKey{Server: h.Record.Key.Server, ID: h.Record.Key.ID}, h.Verdict.Reason)
+		s.acts.RetroBlock(h.Record, h.Verdict)
+	}, func(k ledger.Key) {
+		s.proxy.Memory().Unblock(mediaproxy.MediaKey{Server: k.Server, ID: k.ID})
+	})
+	switch {
+	case err != nil:
+		s.log.Error("retro-scan failed; the ledger is re-judged in full at the next bank change", zap.Error(err))
+	case st.Skipped:
+		s.log.Info("retro-scan already done by another instance", zap.String("banks", ch.To))
+	default:
+		s.log.Info("retro-scan done", zap.Int("records", st.Scanned), zap.Int("now_blocked", st.Hits), zap.Int("unblocked", st.Unblocked),
+			zap.Bool("full", st.CatchUp), zap.Duration("took", st.Took))
+	}
+}
+
+// retroWorker runs the retro-scans one at a time: first a catch-up of
+// whatever changed while no proxy ran (a no-op when the ledger is already
+// consistent with the banks), then one per changed bank.
+func (s *Service) retroWorker(ctx context.Context) {
+	defer s.wg.Done()
+	full := func(q *matcher.Query) (matcher.Verdict, bool) {
+		v, err := s.local.Match(ctx, *q)
+		return v, err == nil && v.Match
+	}
+	s.to = s.local.Fingerprint()
+	s.retro(ctx, ledger.Change{To: s.to, Full: full})
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-s.changes:
+			if c.Fingerprint != s.to {
+				s.from, s.to = s.to, c.Fingerprint
+			}
+			added, removed := retroMatchers(s.local, []matcher.BankChange{c})
+			// The same on every instance that loads the same bank files,
+			// so a fleet scans each change once.
+			id := s.from + ">" + s.to + ":" + c.Bank
+			s.retro(ctx, ledger.Change{ID: id, From: s.from, To: s.to, Added: added, Removed: removed, Full: full})
+		}
+	}
+}
+
+// retroMatchers turns bank changes into the retro-scan's questions: does a
+// stored query match an added entry (and how), does it match a removed one.
+func retroMatchers(l *matcher.Local, chs []matcher.BankChange) (added func(*matcher.Query) (matcher.Verdict, bool), removed func(*matcher.Query) bool) {
+	var adds, rems []*matcher.Bank
+	for _, c := range chs {
+		if c.Added.Counts().Total() > 0 {
+			adds = append(adds, c.Added)
+		}
+		if c.Removed.Counts().Total() > 0 {
+			rems = append(rems, c.Removed)
+		}
+	}
+	if len(adds) > 0 {
+		rm := l.RetroMatcher(adds...)
+		added = func(q *matcher.Query) (matcher.Verdict, bool) {
+			if !rm.Matches(q) {
+				return matcher.Verdict{}, false
+			}
+			return rm.Match(q), true
+		}
+	}
+	if len(rems) > 0 {
+		removed = l.RetroMatcher(rems...).Matches
+	}
+	return added, removed
+}
