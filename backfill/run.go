@@ -261,6 +261,18 @@ func (r *run) judge(ctx context.Context, s stored) (res result) {
 		}
 		if ok && old.Size == res.size {
 			res.known = true
+			if old.Verdict == ledger.Blocked && r.cfg.Actor != nil {
+				// Found by an earlier run (a dry run): act on it now,
+				// judged again from its stored digests, no hashing.
+				v, err := r.cfg.Matcher.Match(ctx, old.Query)
+				if err != nil {
+					return r.stopped(ctx, res, fmt.Errorf("matching: %w", err), false)
+				}
+				if v.Match {
+					res.rec, res.verdict = old, v
+					res.acted, res.actErr = r.act(ctx, old, v)
+				}
+			}
 			return res
 		}
 	}
@@ -288,10 +300,24 @@ func (r *run) judge(ctx context.Context, s stored) (res result) {
 	}
 	res.rec, res.verdict = rec, v
 	if rec.Verdict == ledger.Blocked && r.cfg.Actor != nil {
-		res.acted = true
-		res.actErr = r.cfg.Actor.RetroBlock(ctx, rec, v)
+		res.acted, res.actErr = r.act(ctx, rec, v)
 	}
 	return res
+}
+
+// actedMeta names the ledger meta that says a match was acted on.
+func actedMeta(k ledger.Key) string { return "backfill.acted " + k.String() }
+
+// act acts on a match unless a run already did: once per match, also
+// across runs (a dry run, then --act; or --act --rehash).
+func (r *run) act(ctx context.Context, rec ledger.Record, v matcher.Verdict) (acted bool, err error) {
+	if _, done, err := r.cfg.Ledger.Meta(ctx, actedMeta(rec.Key)); err != nil || done {
+		return err != nil, err
+	}
+	if err := r.cfg.Actor.RetroBlock(ctx, rec, v); err != nil {
+		return true, err
+	}
+	return true, r.cfg.Ledger.SetMeta(ctx, actedMeta(rec.Key), time.Now().UTC().Format(time.RFC3339))
 }
 
 // stopped is the result of a file whose judging failed with err: an
@@ -409,7 +435,7 @@ func (r *run) account(res result) {
 	switch {
 	case res.failed != nil:
 		r.con.println(fmt.Sprintf("failed  %s: %v", res.rel, res.failed))
-	case res.hashed && res.rec.Verdict == ledger.Blocked:
+	case (res.hashed || res.acted) && res.rec.Verdict == ledger.Blocked:
 		r.con.println(matchLine(res.rel, res.rec, res.verdict, res.byContent))
 		if res.acted {
 			if res.actErr != nil {
