@@ -71,6 +71,7 @@ fuzz:
 	$(GO) test -tags $(TAGS) ./mediaproxy -run '^$$' -fuzz '^FuzzFederationMedia$$' -fuzztime $(FUZZTIME)
 	$(GO) test -tags $(TAGS) ./hashing/picture/icc -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test -tags $(TAGS) ./hashing/carve -run '^$$' -fuzz '^FuzzCarve$$' -fuzztime $(FUZZTIME)
+	$(GO) test -tags $(TAGS) ./ledger -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
