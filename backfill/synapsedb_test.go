@@ -3,68 +3,23 @@ package backfill
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mediaguard/mediaguard/internal/e2e"
-	"github.com/mediaguard/mediaguard/internal/testkit"
+	"github.com/mediaguard/mediaguard/internal/pgtest"
 	"github.com/mediaguard/mediaguard/ledger"
 )
 
-// startPostgres runs a throwaway PostgreSQL on a unix socket and returns
-// its DSN. As root it runs as the postgres user (initdb refuses root).
-func startPostgres(t *testing.T) string {
-	t.Helper()
-	for _, tool := range []string{"initdb", "pg_ctl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			e2e.MissingTool(t, tool, "apt-get install postgresql")
-		}
-	}
-	dir, err := os.MkdirTemp("", "mg-pg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	run := func(name string, args ...string) {
-		t.Helper()
-		cmd := exec.Command(name, args...)
-		if os.Getuid() == 0 {
-			cmd = exec.Command("runuser", append([]string{"-u", "postgres", "--", name}, args...)...)
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", name, err, out)
-		}
-	}
-	if os.Getuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			e2e.SkipOrFail(t, "running as root with no postgres user to run PostgreSQL as", "run the tests as a normal user, or create the postgres user")
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		os.Chown(dir, uid, gid)
-	}
-	data := filepath.Join(dir, "data")
-	port := testkit.FreePort(t)
-	run("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
-	run("pg_ctl", "-D", data, "-w", "-l", filepath.Join(dir, "log"), "-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=''", port, dir), "start")
-	t.Cleanup(func() { run("pg_ctl", "-D", data, "-m", "immediate", "stop") })
-	return fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres", dir, port)
-}
+func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
 
 // The --synapse-db mapping against a real PostgreSQL holding Synapse's
 // media tables: remote files are named by their media ID, local ones get
 // their uploader, and a file with no row falls back to its content.
 func TestSynapseDBNamesRemoteMedia(t *testing.T) {
-	dsn := startPostgres(t)
+	dsn := pgtest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, dsn)

@@ -81,7 +81,7 @@ asked: a backfill would send them every file of the store.`,
 	fl.StringVar(&f.synapseDB, "synapse-db", "", "Synapse's PostgreSQL DSN, to name remote media by their media IDs (read-only)")
 	fl.StringVar(&f.config, "config", "", "configuration to read (default: ./Caddyfile)")
 	fl.StringVar(&f.adapter, "adapter", "", "name of the config adapter")
-	fl.StringVar(&f.ledgerSpec, "ledger", "", "the ledger to write (default: the configuration's)")
+	fl.StringVar(&f.ledgerSpec, "ledger", "", "the ledger to write: PATH, or \"postgres DSN\" (default: the configuration's)")
 	fl.BoolVar(&f.act, "act", false, "quarantine and report each match (default: a dry run)")
 	fl.BoolVar(&f.restart, "restart", false, "ignore the saved place and walk from the start")
 	fl.BoolVar(&f.rehash, "rehash", false, "hash again files the ledger already holds at the same size")
