@@ -55,7 +55,12 @@ type result struct {
 	verdict           matcher.Verdict
 	acted             bool
 	actErr            error
+	// put says rec is still to be written (by a recorder).
+	put bool
 }
+
+// recorders is how many ledger writes may be in flight at once.
+const recorders = 32
 
 func (r *run) run(ctx context.Context) error {
 	if root, err := filepath.EvalSymlinks(r.root); err == nil {
@@ -88,17 +93,29 @@ func (r *run) run(ctx context.Context) error {
 		defer close(jobs)
 		walkErr = r.walk(ctx, resumeAt, jobs)
 	}()
-	var wg sync.WaitGroup
+	puts := make(chan result, recorders)
+	var workers, writers sync.WaitGroup
 	for range r.cfg.Jobs {
-		wg.Go(func() {
+		workers.Go(func() {
 			for j := range jobs {
 				res := r.judge(ctx, j.s)
 				res.seq, res.rel = j.seq, j.s.rel
-				results <- res
+				if res.put {
+					puts <- res
+				} else {
+					results <- res
+				}
 			}
 		})
 	}
-	go func() { wg.Wait(); close(results) }()
+	for range recorders {
+		writers.Go(func() {
+			for res := range puts {
+				results <- r.record(ctx, res)
+			}
+		})
+	}
+	go func() { workers.Wait(); close(puts); writers.Wait(); close(results) }()
 
 	var fatal error
 	mark, next, saved := "", 0, 0
@@ -295,12 +312,21 @@ func (r *run) judge(ctx context.Context, s stored) (res result) {
 		rec.Banks = r.cfg.Banks()
 	}
 	rec.Verdict, rec.Reason = verdictOf(scan, v)
-	if err := r.cfg.Ledger.Put(ctx, rec); err != nil {
+	res.rec, res.verdict, res.put = rec, v, true
+	return res
+}
+
+// record writes a judged file's record and acts on a match. It runs
+// apart from the hashing: the embedded store commits concurrent Puts
+// together (bbolt's Batch), where one Put at a time would wait out the
+// batch delay and an fsync per file.
+func (r *run) record(ctx context.Context, res result) result {
+	res.put = false
+	if err := r.cfg.Ledger.Put(ctx, res.rec); err != nil {
 		return r.stopped(ctx, res, fmt.Errorf("backfill: ledger: %w", err), true)
 	}
-	res.rec, res.verdict = rec, v
-	if rec.Verdict == ledger.Blocked && r.cfg.Actor != nil {
-		res.acted, res.actErr = r.act(ctx, rec, v)
+	if res.rec.Verdict == ledger.Blocked && r.cfg.Actor != nil {
+		res.acted, res.actErr = r.act(ctx, res.rec, res.verdict)
 	}
 	return res
 }
