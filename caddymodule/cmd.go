@@ -17,7 +17,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "mediaguard",
-		Usage: "hash [--json] [--dihedral] [--resize512] [--variants [--deep]] FILE... | audit [--since T] [--json] | doctor [--config FILE]",
+		Usage: "hash [--json] [--dihedral] [--resize512] [--variants [--deep]] FILE... | audit [--since T] [--json] | doctor [--config FILE] | backfill --synapse-media-store DIR [--act]",
 		Short: "mediaguard tools: hash media the way the proxy does, read the audit log, check a deployment",
 		Long: `Tools for operators of mediaguard, the Matrix media scanner.
 
@@ -28,9 +28,11 @@ func init() {
                             unscannable and fail-open decisions, actions).
   mediaguard doctor         check a deployment (config, banks, homeserver,
                             bot, admin token, backends, paths) and print a
-                            checklist; exits 1 if a check fails.`,
+                            checklist; exits 1 if a check fails.
+  mediaguard backfill       judge the media a Synapse homeserver already
+                            stores into the ledger (a dry run unless --act).`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(hashCommand(), auditCommand(), doctorCommand())
+			cmd.AddCommand(hashCommand(), auditCommand(), doctorCommand(), backfillCommand())
 		},
 	})
 }
