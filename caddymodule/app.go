@@ -302,7 +302,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return err
 		}
-		if cfg.Ledger, a.ledgerKey, err = openLedger(sp); err != nil {
+		if cfg.Ledger, a.ledgerKey, err = openSharedLedger(sp); err != nil {
 			return err
 		}
 	}

@@ -94,7 +94,7 @@ asked: a backfill would send them every file of the store.`,
 // runBackfill builds the stages from the configuration and runs the
 // backfill; the summary goes to stdout, progress to stderr.
 func runBackfill(ctx context.Context, stdout, stderr io.Writer, f backfillFlags) error {
-	app, raw, err := loadApp(f.config, f.adapter)
+	app, _, err := loadApp(f.config, f.adapter)
 	if err != nil {
 		return err
 	}
@@ -106,11 +106,7 @@ func runBackfill(ctx context.Context, stdout, stderr io.Writer, f backfillFlags)
 	if serverName == "" {
 		serverName = sc.Proxy.ServerName
 	}
-	spec := f.ledgerSpec
-	if spec == "" {
-		spec = ledgerSpecOf(raw)
-	}
-	if spec == "" {
+	if f.ledgerSpec == "" && app.Ledger == nil {
 		return errors.New("no ledger: the configuration names none; give --ledger")
 	}
 	log := stderrLogger(stderr)
@@ -126,7 +122,15 @@ func runBackfill(ctx context.Context, stdout, stderr io.Writer, f backfillFlags)
 	}
 	defer svc.Close()
 
-	store, err := openLedger(ctx, spec)
+	var store ledger.Store
+	if f.ledgerSpec != "" {
+		store, err = openLedger(ctx, f.ledgerSpec)
+	} else {
+		var sp ledger.Spec
+		if sp, err = app.Ledger.spec(caddy.NewReplacer()); err == nil {
+			store, err = ledger.Open(ctx, sp)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
@@ -269,8 +273,8 @@ func stderrLogger(w io.Writer) *zap.Logger {
 	return zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), zap.WarnLevel))
 }
 
-// openLedger opens the ledger a spec names; ledgerSpecOf reads the spec
-// from the configuration (see cmdbackfill_ledger.go).
+// openLedger opens the ledger --ledger names (see cmdbackfill_ledger.go);
+// without it, the configuration's ledger option is opened.
 var openLedger = func(ctx context.Context, spec string) (ledger.Store, error) {
 	return openLedgerSpec(ctx, spec)
 }

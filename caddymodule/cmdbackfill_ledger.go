@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -24,33 +23,4 @@ func openLedgerSpec(ctx context.Context, s string) (ledger.Store, error) {
 		return nil, err
 	}
 	return ledger.Open(ctx, spec)
-}
-
-// ledgerSpecOf is the ledger apps.mediaguard names in an adapted
-// configuration, in openLedgerSpec's form: a path string, or an object
-// with a path or a PostgreSQL dsn. "" when it names none.
-func ledgerSpecOf(raw []byte) string {
-	var parsed struct {
-		Apps struct {
-			Mediaguard struct {
-				Ledger json.RawMessage `json:"ledger"`
-			} `json:"mediaguard"`
-		} `json:"apps"`
-	}
-	if json.Unmarshal(raw, &parsed) != nil || len(parsed.Apps.Mediaguard.Ledger) == 0 {
-		return ""
-	}
-	var path string
-	if json.Unmarshal(parsed.Apps.Mediaguard.Ledger, &path) == nil {
-		return path
-	}
-	var obj struct {
-		Path string `json:"path"`
-		DSN  string `json:"dsn"`
-	}
-	json.Unmarshal(parsed.Apps.Mediaguard.Ledger, &obj)
-	if obj.DSN != "" {
-		return "postgres " + obj.DSN
-	}
-	return obj.Path
 }

@@ -67,9 +67,9 @@ func poolKey(sp ledger.Spec) string {
 	return "postgres:" + sp.DSN
 }
 
-// openLedger opens (or shares) the store and returns it with its pool
+// openSharedLedger opens (or shares) the store and returns it with its pool
 // key, to be released by close.
-func openLedger(sp ledger.Spec) (ledger.Store, string, error) {
+func openSharedLedger(sp ledger.Spec) (ledger.Store, string, error) {
 	key := poolKey(sp)
 	val, _, err := ledgerPool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
