@@ -274,5 +274,11 @@ func machine(d Detection, more int) map[string]any {
 	if more > 0 {
 		m["summary_count"] = more
 	}
+	if d.Retro {
+		m["kind"] = "retro_block"
+		if !d.FirstSeen.IsZero() {
+			m["first_seen"] = d.FirstSeen.UTC().Format(time.RFC3339)
+		}
+	}
 	return m
 }

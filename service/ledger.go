@@ -27,7 +27,9 @@ type bookWriter struct {
 }
 
 func (w bookWriter) Observe(d *mediaproxy.Decision) {
-	if d.Query == nil || d.MediaKey.IsZero() || d.MediaKey.Server == "" {
+	// A thumbnail is another rendition's bytes: the ledger keeps the
+	// original's digests under the media's key.
+	if d.Query == nil || d.Endpoint.Thumbnail || d.MediaKey.IsZero() || d.MediaKey.Server == "" {
 		return
 	}
 	var v ledger.Verdict
