@@ -308,24 +308,8 @@ func (s *Bolt) Put(ctx context.Context, r Record) error {
 		// Batch may run this again alone after a failed batch: it must
 		// depend on nothing but tx.
 		var err error
-		if serverID, err = s.intern(tx, r.Key.Server); err != nil {
-			return err
-		}
-		banksID = 0
-		if r.Banks != "" {
-			if banksID, err = s.intern(tx, r.Banks); err != nil {
-				return err
-			}
-		}
-		key := recordKey(serverID, r.Key.ID)
-		b := tx.Bucket(bucketRecords)
-		put := r
-		if old := b.Get(key); old != nil {
-			if first, err := firstSeenOf(old); err == nil && olderFirst(first, put.FirstSeen) {
-				put.FirstSeen = first
-			}
-		}
-		return b.Put(key, appendValue(nil, &put, banksID))
+		serverID, banksID, err = s.putTx(tx, &r)
+		return err
 	})
 	if err != nil {
 		return s.wrap(err)
@@ -335,6 +319,28 @@ func (s *Bolt) Put(ctx context.Context, r Record) error {
 		s.learn(r.Banks, banksID)
 	}
 	return nil
+}
+
+// putTx writes r in tx, keeping a stored older FirstSeen, and returns the
+// ids it interned for the caller to learn once tx committed.
+func (s *Bolt) putTx(tx *bolt.Tx, r *Record) (serverID, banksID uint64, err error) {
+	if serverID, err = s.intern(tx, r.Key.Server); err != nil {
+		return 0, 0, err
+	}
+	if r.Banks != "" {
+		if banksID, err = s.intern(tx, r.Banks); err != nil {
+			return 0, 0, err
+		}
+	}
+	key := recordKey(serverID, r.Key.ID)
+	b := tx.Bucket(bucketRecords)
+	put := *r
+	if old := b.Get(key); old != nil {
+		if first, err := firstSeenOf(old); err == nil && olderFirst(first, put.FirstSeen) {
+			put.FirstSeen = first
+		}
+	}
+	return serverID, banksID, b.Put(key, appendValue(nil, &put, banksID))
 }
 
 // olderFirst reports whether the stored FirstSeen old is kept over new:

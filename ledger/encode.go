@@ -23,8 +23,9 @@ import (
 // FirstSeen), digests raw and only when their Has bit is set, the server
 // name and bank fingerprint interned by the store (a small integer here),
 // the sniffed type, media kind and pdq variant as one byte from a table,
-// and form names ("frame 3 quadrant 2", "video frame at 1.5s") as one
-// byte per word or small number.
+// form names ("frame 3 quadrant 2", "video frame at 1.5s") as one byte
+// per word or small number, and a form's variant not at all when its name
+// says it (appendForm).
 //
 // Layout of version 1 (valueVersion):
 //
@@ -110,9 +111,9 @@ const (
 // ask for more memory than its own size.)
 const maxTokens = 64
 
-// minFormLen is the fewest bytes a form takes: variant, hash, quality,
-// one name token.
-const minFormLen = 1 + 32 + 1 + 1
+// minFormLen is the fewest bytes a form takes: quality, hash, one name
+// token.
+const minFormLen = 1 + 32 + 1
 
 // minEmbeddedLen is the fewest bytes an embedded entry takes.
 const minEmbeddedLen = 1 + 16 + 20 + 32
@@ -419,11 +420,68 @@ func appendQuality(dst []byte, q int) []byte {
 	return binary.AppendVarint(append(dst, 255), int64(q))
 }
 
+// A form starts with one byte: the quality in its low seven bits (0..126,
+// else formQualityVarint and a varint follows), and formVariant set when
+// the variant follows as a table byte, unset when it is the one its name
+// says (variantOf), as it is for every form hashing names.
+const (
+	formVariant       = 0x80
+	formQualityVarint = 0x7f
+)
+
 func appendForm(dst []byte, f *pdq.Form) []byte {
-	dst = appendTabled(dst, variantTable, f.Variant)
+	head := byte(formQualityVarint)
+	if f.Quality >= 0 && f.Quality < formQualityVarint {
+		head = byte(f.Quality)
+	}
+	explicit := variantOf(f.Name) != f.Variant
+	if explicit {
+		head |= formVariant
+	}
+	dst = append(dst, head)
+	if head&formQualityVarint == formQualityVarint {
+		dst = binary.AppendVarint(dst, int64(f.Quality))
+	}
+	if explicit {
+		dst = appendTabled(dst, variantTable, f.Variant)
+	}
 	dst = appendHash(dst, f.Hash)
-	dst = appendQuality(dst, f.Quality)
 	return appendName(dst, f.Name)
+}
+
+// nameVariants maps the words of form names to the variant they make
+// (hashing/pdq's viewed.go and variants.go name forms so).
+var nameVariants = map[string]string{
+	"frame":          pdq.VariantFrame,
+	"displayed":      pdq.VariantDisplayed,
+	"colour-managed": pdq.VariantColourManaged,
+	"white":          pdq.VariantComposited,
+	"black":          pdq.VariantComposited,
+	"negative":       pdq.VariantNegative,
+	"stretched":      pdq.VariantStretched,
+	"trimmed":        pdq.VariantTrimmed,
+	"peeled":         pdq.VariantPeeled,
+	"degapped":       pdq.VariantDegapped,
+	"quadrant":       pdq.VariantQuadrant,
+	"window":         pdq.VariantWindow,
+	"rotated":        pdq.VariantRotated,
+}
+
+// variantOf is the variant a form's name says: that of its last word
+// that names one ("frame 3 quadrant 2" is a quadrant, "frame 3 on black"
+// composited), "" when none does.
+func variantOf(name string) string {
+	for name != "" {
+		i := strings.LastIndexByte(name, ' ')
+		if v, ok := nameVariants[name[i+1:]]; ok {
+			return v
+		}
+		if i < 0 {
+			break
+		}
+		name = name[:i]
+	}
+	return ""
 }
 
 // appendName appends a form name as tokens (see tokEmpty...).
@@ -652,10 +710,22 @@ func (d *decoder) lists(q *matcher.Query, flags uint64) {
 		n := d.count(minFormLen)
 		for i := 0; i < n && d.err == nil; i++ {
 			var f pdq.Form
-			f.Variant = d.tabled(variantTable)
+			head := d.byte()
+			f.Quality = int(head & formQualityVarint)
+			if head&formQualityVarint == formQualityVarint {
+				v := d.varint()
+				if f.Quality = int(v); int64(f.Quality) != v {
+					d.fail("quality %d", v)
+				}
+			}
+			if head&formVariant != 0 {
+				f.Variant = d.tabled(variantTable)
+			}
 			f.Hash = d.hash()
-			f.Quality = d.quality()
 			f.Name = d.name()
+			if head&formVariant == 0 {
+				f.Variant = variantOf(f.Name)
+			}
 			q.Forms = append(q.Forms, f)
 		}
 	}

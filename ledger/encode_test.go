@@ -139,3 +139,23 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestVariantOf(t *testing.T) {
+	for name, want := range map[string]string{
+		"frame 3":                  pdq.VariantFrame,
+		"video frame at 1.5s":      pdq.VariantFrame,
+		"displayed":                pdq.VariantDisplayed,
+		"displayed colour-managed": pdq.VariantColourManaged,
+		"frame 3 on black":         pdq.VariantComposited,
+		"displayed on white":       pdq.VariantComposited,
+		"frame 2 quadrant 4":       pdq.VariantQuadrant,
+		"rotated -3°":              pdq.VariantRotated,
+		"pdf image object 12":      "",
+		"":                         "",
+		"frame":                    pdq.VariantFrame,
+	} {
+		if got := variantOf(name); got != want {
+			t.Errorf("variantOf(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
