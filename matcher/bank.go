@@ -33,8 +33,9 @@ type Bank struct {
 	labels        []byte
 
 	counts Counts
-	// sum digests the entries for Local.Fingerprint.
-	sum      contentSum
+	// sums digest the entries of each kind, for Local.Fingerprint and
+	// DiffBanks.
+	sums     [kVideoMD5 + 1]contentSum
 	problems []Problem
 	nProbs   int
 }

@@ -259,10 +259,10 @@ func (b *bankBuilder) build(name, path string) *Bank {
 		problems: b.problems,
 		nProbs:   b.nProblems,
 	}
-	bk.md5 = buildExact(b.md5, &bk.sum, kMD5, words16)
-	bk.videoMD5 = buildExact(b.videoMD5, &bk.sum, kVideoMD5, words16)
-	bk.sha1 = buildExact(b.sha1, &bk.sum, kSHA1, words20)
-	bk.sha256 = buildExact(b.sha256, &bk.sum, kSHA256, words32)
+	bk.md5 = buildExact(b.md5, &bk.sums[kMD5], kMD5, words16)
+	bk.videoMD5 = buildExact(b.videoMD5, &bk.sums[kVideoMD5], kVideoMD5, words16)
+	bk.sha1 = buildExact(b.sha1, &bk.sums[kSHA1], kSHA1, words20)
+	bk.sha256 = buildExact(b.sha256, &bk.sums[kSHA256], kSHA256, words32)
 	hashes, refs := b.pdq, b.pdqRefs
 	if b.tombstoned > 0 && refs != nil {
 		n := 0
@@ -283,7 +283,7 @@ func (b *bankBuilder) build(name, path string) *Bank {
 	}
 	bk.pdqRefs = refs
 	for i := range hashes {
-		bk.sum.addPDQ(&hashes[i])
+		bk.sums[kPDQ].addPDQ(&hashes[i])
 	}
 	bk.pdq = pdqindex.Build(hashes)
 	bk.counts = Counts{

@@ -86,8 +86,10 @@ func (l *Local) fingerprint(active []*Bank) string {
 		for _, n := range []int{c.MD5, c.SHA1, c.SHA256, c.PDQ, c.VideoMD5} {
 			num(uint64(n))
 		}
-		num(b.sum[0])
-		num(b.sum[1])
+		for _, sum := range b.sums {
+			num(sum[0])
+			num(sum[1])
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }

@@ -14,6 +14,9 @@ import (
 func TestSmallMatchesLinear(t *testing.T) {
 	for _, n := range []int{0, 1, 2, 17, 600, 3000, 20_000} {
 		for _, built := range []int{0, 15, 16, 31, 47, 63, 64, 256} {
+			if built > 63 && n > 600 {
+				continue // a plain scan, as slow as the reference it is checked against
+			}
 			t.Run(fmt.Sprintf("n%d/built%d", n, built), func(t *testing.T) {
 				hashes := pdqBankWithDuplicates(n, uint64(n+built))
 				s := BuildSmall(hashes, built)
