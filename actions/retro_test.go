@@ -76,3 +76,21 @@ func TestRetroBlockRecordsQuarantinesAndNotifiesOnce(t *testing.T) {
 		t.Fatalf("pending = %v (%v), want the retro_block, redelivered as a retro notice", pending, err)
 	}
 }
+
+func TestStoredMatchOfContentOnlyMedia(t *testing.T) {
+	room, admin := &fakeNotifier{}, &fakeAdmin{}
+	a := New(Config{Matrix: room, Admin: admin})
+	rec := ledger.Record{Key: ledger.Key{Server: "other.example", ID: ledger.ContentOnlyPrefix + "abcd"}}
+	a.StoredMatch(rec, matcher.Verdict{Match: true, Bank: "NCMEC", HashType: matcher.PDQ, Distance: 4}, ByBackfill)
+	a.Wait()
+	if len(admin.calls) != 0 {
+		t.Fatalf("quarantined %v: a filesystem ID names nothing the admin API knows", admin.calls)
+	}
+	got := room.notices()
+	if len(got) != 1 || got[0].MXC != "" || !strings.Contains(got[0].Action, "media ID is unknown") {
+		t.Fatalf("notices = %+v, want one naming no mxc and saying why it was not quarantined", got)
+	}
+	if body, _ := notify.Format(got[0]); !strings.Contains(body, "backfill of the homeserver's media store") {
+		t.Errorf("notice does not say the backfill found it:\n%s", body)
+	}
+}

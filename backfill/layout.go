@@ -3,6 +3,8 @@ package backfill
 import (
 	"path/filepath"
 	"strings"
+
+	"github.com/mediaguard/mediaguard/ledger"
 )
 
 // The top-level directories of Synapse's media store, as
@@ -21,7 +23,7 @@ const (
 	dirRemoteThumbs    = "remote_thumbnail"
 	dirURLCache        = "url_cache"
 	dirURLCacheThumbs  = "url_cache_thumbnails"
-	fsIDPrefix         = "fs:"
+	fsIDPrefix         = ledger.ContentOnlyPrefix
 	localPathParts     = 4
 	remotePathParts    = 5
 	shardedPrefixChars = 2

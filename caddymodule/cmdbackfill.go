@@ -19,9 +19,11 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/term"
 
+	"github.com/mediaguard/mediaguard/actions"
 	"github.com/mediaguard/mediaguard/backfill"
 	"github.com/mediaguard/mediaguard/homeserver"
 	"github.com/mediaguard/mediaguard/ledger"
+	"github.com/mediaguard/mediaguard/matcher"
 	"github.com/mediaguard/mediaguard/notify"
 	"github.com/mediaguard/mediaguard/service"
 )
@@ -149,9 +151,7 @@ func runBackfill(ctx context.Context, stdout, stderr io.Writer, f backfillFlags)
 		Jobs: f.jobs, Restart: f.restart, Rehash: f.rehash, Out: stdout,
 		Progress: stderr, Terminal: isTerminal(stderr), ProgressInterval: f.every,
 	}
-	if fp, ok := any(svc.Local()).(interface{ Fingerprint() string }); ok {
-		cfg.Banks = fp.Fingerprint
-	}
+	cfg.Banks = svc.Local().Fingerprint
 	if f.synapseDB != "" {
 		db, err := backfill.OpenSynapseDB(ctx, f.synapseDB, f.jobs)
 		if err != nil {
@@ -173,22 +173,23 @@ func runBackfill(ctx context.Context, stdout, stderr io.Writer, f backfillFlags)
 		drain()
 	}
 	sum.Print(stdout, f.act)
-	if cfg.Banks == nil {
-		fmt.Fprintln(stdout, "  note         records carry no bank fingerprint (this build's local banks have none)")
-	}
 	return runErr
 }
 
-// backfillActor is the configuration's synapse_admin and notify, as a
-// backfill's Actor; wait lets queued notices go out (up to a minute).
+// backfillActor acts on a backfill's matches as the proxy acts on a
+// retro-scan's (package actions: quarantine through synapse_admin, one
+// notice per match to the configured channels); wait lets queued notices
+// and quarantines finish (up to a minute). The proxy's audit log is not
+// written: a running proxy holds it open, and two writers would tear its
+// lines; the ledger records each match as blocked.
 func backfillActor(ctx context.Context, sc service.Config, log *zap.Logger) (backfill.Actor, func(), error) {
-	a := &backfill.AdminActor{}
+	var ac actions.Config
 	if sc.SynapseAdmin != nil {
 		admin, err := homeserver.NewAdmin(*sc.SynapseAdmin)
 		if err != nil {
 			return nil, nil, fmt.Errorf("synapse_admin: %w", err)
 		}
-		a.Admin = admin
+		ac.Admin = admin
 	}
 	type pending interface{ Stats() notify.Stats }
 	var queues []pending
@@ -203,19 +204,22 @@ func backfillActor(ctx context.Context, sc service.Config, log *zap.Logger) (bac
 		if err := m.Start(ctx); err != nil {
 			return nil, nil, fmt.Errorf("notify: %w", err)
 		}
-		a.Notifiers, queues, closers = append(a.Notifiers, m), append(queues, m), append(closers, m.Close)
+		ac.Matrix, queues, closers = m, append(queues, m), append(closers, m.Close)
 	}
 	if sc.Webhook != "" {
 		w, err := notify.NewWebhook(notify.WebhookConfig{URL: sc.Webhook, Logger: log.Named("webhook")})
 		if err != nil {
 			return nil, nil, fmt.Errorf("notify webhook: %w", err)
 		}
-		a.Notifiers, queues, closers = append(a.Notifiers, w), append(queues, w), append(closers, w.Close)
+		ac.Webhook, queues, closers = w, append(queues, w), append(closers, w.Close)
 	}
-	if a.Admin == nil && len(a.Notifiers) == 0 {
+	if ac.Admin == nil && ac.Matrix == nil && ac.Webhook == nil {
 		return nil, nil, errors.New("--act: the configuration has neither synapse_admin nor notify: there is nothing to act with")
 	}
+	ac.Logger = log
+	acts := actions.New(ac)
 	wait := func() {
+		acts.Wait()
 		deadline := time.Now().Add(time.Minute)
 		for _, q := range queues {
 			for q.Stats().Pending > 0 && time.Now().Before(deadline) {
@@ -225,8 +229,17 @@ func backfillActor(ctx context.Context, sc service.Config, log *zap.Logger) (bac
 		for _, c := range closers {
 			c()
 		}
+		acts.Close()
 	}
-	return a, wait, nil
+	return storedMatchActor{acts}, wait, nil
+}
+
+// storedMatchActor hands a backfill's matches to the actions.
+type storedMatchActor struct{ a *actions.Actions }
+
+func (s storedMatchActor) RetroBlock(_ context.Context, r ledger.Record, v matcher.Verdict) error {
+	s.a.StoredMatch(r, v, actions.ByBackfill)
+	return nil
 }
 
 // loadApp loads a configuration as caddy run does and decodes its

@@ -34,6 +34,16 @@ type Key struct {
 // String is the mxc:// URI of the media.
 func (k Key) String() string { return "mxc://" + k.Server + "/" + k.ID }
 
+// ContentOnlyPrefix starts the ID of media known by its content only: a
+// file of a media store whose media ID could not be learned (Synapse's
+// remote_content holds files by a filesystem ID). Such a key names
+// nothing a homeserver or a client knows.
+const ContentOnlyPrefix = "fs:"
+
+// ContentOnly reports whether k is known by its content only (see
+// ContentOnlyPrefix): there is no mxc URI to quarantine or show.
+func (k Key) ContentOnly() bool { return len(k.ID) >= len(ContentOnlyPrefix) && k.ID[:len(ContentOnlyPrefix)] == ContentOnlyPrefix }
+
 // Verdict is what was decided about a media.
 type Verdict uint8
 

@@ -192,7 +192,11 @@ func format(d Detection, more int, window time.Duration) (string, string) {
 	// The summary repeats what was blocked so it reads on its own when the
 	// individual notices have scrolled away.
 	if d.Retro {
-		lines = append([]line{{"Found", "by a retro-scan of the media ledger after a bank change", false}}, lines...)
+		how := "by a retro-scan of the media ledger after a bank change"
+		if d.Endpoint == "backfill" {
+			how = "by a backfill of the homeserver's media store"
+		}
+		lines = append([]line{{"Found", how, false}}, lines...)
 	} else {
 		lines = append([]line{{"Blocked", dir + " via " + endpoint, false}}, lines...)
 	}
