@@ -42,7 +42,9 @@ const ContentOnlyPrefix = "fs:"
 
 // ContentOnly reports whether k is known by its content only (see
 // ContentOnlyPrefix): there is no mxc URI to quarantine or show.
-func (k Key) ContentOnly() bool { return len(k.ID) >= len(ContentOnlyPrefix) && k.ID[:len(ContentOnlyPrefix)] == ContentOnlyPrefix }
+func (k Key) ContentOnly() bool {
+	return len(k.ID) >= len(ContentOnlyPrefix) && k.ID[:len(ContentOnlyPrefix)] == ContentOnlyPrefix
+}
 
 // Verdict is what was decided about a media.
 type Verdict uint8
