@@ -208,7 +208,10 @@ func TestExampleDockerMatchesCaddyfile(t *testing.T) {
 		t.Fatalf("VOLUME %v", vol)
 	}
 	mg := a.Apps.Mediaguard
-	for what, p := range map[string]string{"audit_log": mg.AuditLog, "temp_dir": mg.TempDir} {
+	if mg.Ledger == nil {
+		t.Fatal("the docker example keeps no ledger: a restarted container would hash everything again")
+	}
+	for what, p := range map[string]string{"audit_log": mg.AuditLog, "temp_dir": mg.TempDir, "ledger": mg.Ledger.Path} {
 		if p == "" || !strings.HasPrefix(p+"/", strings.TrimSuffix(vol[0].Args[0], "/")+"/") {
 			t.Errorf("%s %q is not on the image's volume %s: it would be lost with the container, or unwritable (read_only)", what, p, vol[0].Args[0])
 		}
@@ -259,7 +262,10 @@ func TestExampleSystemdMatchesCaddyfile(t *testing.T) {
 
 	rw := service.Words("Service", "ReadWritePaths")
 	mg := a.Apps.Mediaguard
-	for what, dir := range map[string]string{"audit_log": path.Dir(mg.AuditLog), "temp_dir": mg.TempDir} {
+	if mg.Ledger == nil {
+		t.Fatal("the systemd example keeps no ledger")
+	}
+	for what, dir := range map[string]string{"audit_log": path.Dir(mg.AuditLog), "temp_dir": mg.TempDir, "ledger": path.Dir(mg.Ledger.Path)} {
 		if !slices.Contains(rw, dir) {
 			t.Errorf("%s needs %s writable; ReadWritePaths=%v", what, dir, rw)
 		}
