@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mediaguard/mediaguard/doctor"
+	"github.com/mediaguard/mediaguard/ledger"
 )
 
 func doctorCommand() *cobra.Command {
@@ -143,6 +144,15 @@ func doctorConfig(config, adapter string) (doctor.Config, doctor.Result) {
 		return doctor.Config{}, r
 	}
 	handlers, lookups := uses.handlers, uses.lookups
+	var ledgerSpec *ledger.Spec
+	if app.Ledger != nil {
+		sp, err := app.Ledger.spec(repl)
+		if err != nil {
+			r.Detail = err.Error()
+			return doctor.Config{}, r
+		}
+		ledgerSpec = &sp
+	}
 
 	where := file
 	if adapterUsed != "" {
@@ -159,7 +169,7 @@ func doctorConfig(config, adapter string) (doctor.Config, doctor.Result) {
 		Local: sc.Local, HMA: sc.HMA, Services: sc.Services,
 		Homeserver: sc.Homeserver, Upstreams: uses.upstreams, ServerName: sc.Proxy.ServerName,
 		Matrix: sc.Matrix, SynapseAdmin: sc.SynapseAdmin,
-		TempDir: sc.Proxy.TempDir, AuditLog: app.AuditLog,
+		TempDir: sc.Proxy.TempDir, AuditLog: app.AuditLog, Ledger: ledgerSpec,
 	}, r
 }
 

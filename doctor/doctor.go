@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/mediaguard/mediaguard/homeserver"
+	"github.com/mediaguard/mediaguard/ledger"
 	"github.com/mediaguard/mediaguard/matcher"
 	"github.com/mediaguard/mediaguard/notify"
 )
@@ -108,6 +109,8 @@ type Config struct {
 	TempDir string
 	// AuditLog is the audit log's path ("" = none).
 	AuditLog string
+	// Ledger is the media ledger's store, nil when there is none.
+	Ledger *ledger.Spec
 
 	// Timeout bounds each network check (default 5s); a remote backend's
 	// own timeout bounds its requests, as it bounds lookups.
@@ -133,7 +136,7 @@ func Run(ctx context.Context, cfg Config) []Result {
 	for _, s := range cfg.Services {
 		groups = append(groups, func(ctx context.Context, cfg Config) []Result { return checkService(ctx, s) })
 	}
-	groups = append(groups, checkTempDir, checkAuditLog)
+	groups = append(groups, checkTempDir, checkAuditLog, checkLedger)
 
 	out := make([][]Result, len(groups))
 	var wg sync.WaitGroup

@@ -9,6 +9,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/mediaguard/mediaguard/audit"
+	"github.com/mediaguard/mediaguard/ledger"
 	"github.com/mediaguard/mediaguard/mediaproxy"
 )
 
@@ -67,5 +68,27 @@ func checkAuditLog(_ context.Context, cfg Config) []Result {
 		r.Status = Warn
 		r.Detail += "; " + strings.Join(pc.Warnings, "; ")
 	}
+	return []Result{r}
+}
+
+// checkLedger checks the media ledger's store with ledger.Check, which
+// neither writes to it nor takes its lock (a running mediaguard holds
+// both).
+func checkLedger(ctx context.Context, cfg Config) []Result {
+	r := Result{Name: "ledger"}
+	if cfg.Ledger == nil {
+		r.Status, r.Detail = Warn, "not set: verdicts are forgotten at a restart, and media stored before a bank grew is only caught when downloaded again"
+		return []Result{r}
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	var detail string
+	var err error
+	r.Took = timed(func() { detail, err = ledger.Check(ctx, *cfg.Ledger) })
+	if err != nil {
+		r.Status, r.Detail = Fail, fmt.Sprintf("a start fails: %v", err)
+		return []Result{r}
+	}
+	r.Detail = detail
 	return []Result{r}
 }
