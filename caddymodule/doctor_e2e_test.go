@@ -43,6 +43,7 @@ func TestDoctorEndToEnd(t *testing.T) {
 		server_name %s
 		temp_dir %s
 		audit_log %s
+		ledger %s
 		notify matrix {
 			homeserver %s
 			access_token {env.MG_E2E_BOT_TOKEN}
@@ -59,7 +60,7 @@ http://127.0.0.1:1 {
 	mediaguard
 	reverse_proxy %s
 }
-`, bank, hma.URL, hs.URL, hs.ServerName, dir, filepath.Join(dir, "audit", "audit.log"), hs.URL, room, hs.URL, strings.TrimPrefix(hs.URL, "http://"))), 0o600)
+`, bank, hma.URL, hs.URL, hs.ServerName, dir, filepath.Join(dir, "audit", "audit.log"), filepath.Join(dir, "ledger", "media.ledger"), hs.URL, room, hs.URL, strings.TrimPrefix(hs.URL, "http://"))), 0o600)
 
 	doctor := func(botToken string) (stdout string, status int) {
 		t.Helper()
@@ -97,6 +98,7 @@ http://127.0.0.1:1 {
 		"✓ hma " + hmaHost + " banks present: CSAM",
 		"✓ temp_dir " + filepath.Join(dir, fmt.Sprintf("mediaguard-%d", os.Getuid())) + ": mode 0700",
 		"✓ audit_log " + filepath.Join(dir, "audit", "audit.log") + ": created at start (0600) under " + dir,
+		"✓ ledger " + filepath.Join(dir, "ledger", "media.ledger") + ": not yet created; a start creates it (0600)",
 	}
 
 	// Invited, not joined yet: mediaguard joins at start, so a warning.
@@ -118,5 +120,5 @@ http://127.0.0.1:1 {
 	if status != 1 {
 		t.Fatalf("exit status %d with the bot's token wrong, want 1", status)
 	}
-	wantLines(t, out, "✗ notify bot the access token does not work: the homeserver does not know it (401 M_UNKNOWN_TOKEN)", "1 of 10 checks FAILED, 2 warnings")
+	wantLines(t, out, "✗ notify bot the access token does not work: the homeserver does not know it (401 M_UNKNOWN_TOKEN)", "1 of 11 checks FAILED, 2 warnings")
 }

@@ -71,6 +71,7 @@ func TestDoctorCommand(t *testing.T) {
 		server_name hs.example
 		temp_dir %s
 		audit_log %s
+		ledger %s
 		notify matrix {
 			homeserver %s
 			access_token {env.MG_TEST_BOT_TOKEN}
@@ -90,7 +91,7 @@ http://127.0.0.1:1 {
 	mediaguard
 	reverse_proxy %s
 }
-`, bank, hma.URL, hmaBanks, syn.URL, dir, filepath.Join(dir, "audit.log"), syn.URL, syn.URL, lookupKey, strings.TrimPrefix(syn.URL, "http://"))), 0o600)
+`, bank, hma.URL, hmaBanks, syn.URL, dir, filepath.Join(dir, "audit.log"), filepath.Join(dir, "ledger", "media.ledger"), syn.URL, syn.URL, lookupKey, strings.TrimPrefix(syn.URL, "http://"))), 0o600)
 	}
 	t.Setenv("MG_TEST_BOT_TOKEN", "bot-secret-token")
 	t.Setenv("MG_TEST_ADMIN_TOKEN", syn.AdminToken)
@@ -104,7 +105,7 @@ http://127.0.0.1:1 {
 	}
 	wantLines(t, out,
 		"✓ config ", "✓ bank TEST ", "✓ homeserver "+syn.URL+" ", "✓ server_name ", "✓ notify bot ", "✓ notify room ",
-		"✓ synapse_admin ", "✓ hma "+hmaHost+" ", "✓ hma "+hmaHost+" banks ", "✓ temp_dir ", "✓ audit_log ", "all checks passed, 0 warnings")
+		"✓ synapse_admin ", "✓ hma "+hmaHost+" ", "✓ hma "+hmaHost+" banks ", "✓ temp_dir ", "✓ audit_log ", "✓ ledger "+filepath.Join(dir, "ledger", "media.ledger")+": not yet created", "all checks passed, 0 warnings")
 	if !strings.Contains(out, "the mediaguard handler in 1 place, mediaguard_lookup in 1") {
 		t.Errorf("handlers not counted:\n%s", out)
 	}
@@ -118,16 +119,16 @@ http://127.0.0.1:1 {
 	delete(syn.Users, "bot-secret-token")
 	out, err = runDoctorCommand(t, "--config", caddyfile, "--adapter", "caddyfile")
 	// (The room is not checked with a token that does not work.)
-	if err == nil || !strings.Contains(err.Error(), "2 of 10 checks failed") {
+	if err == nil || !strings.Contains(err.Error(), "2 of 11 checks failed") {
 		t.Fatalf("want 2 failures, got %v:\n%s", err, out)
 	}
-	wantLines(t, out, "✗ hma "+hmaHost+" banks  missing in HMA: TYPO", "✗ notify bot ", "2 of 10 checks FAILED")
+	wantLines(t, out, "✗ hma "+hmaHost+" banks  missing in HMA: TYPO", "✗ notify bot ", "2 of 11 checks FAILED")
 
 	// --json: one object per check.
 	out, _ = runDoctorCommand(t, "--config", caddyfile, "--json")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	var first map[string]any
-	if len(lines) != 10 || json.Unmarshal([]byte(lines[0]), &first) != nil || first["name"] != "config" || first["status"] != "ok" {
+	if len(lines) != 11 || json.Unmarshal([]byte(lines[0]), &first) != nil || first["name"] != "config" || first["status"] != "ok" {
 		t.Fatalf("json output:\n%s", out)
 	}
 
