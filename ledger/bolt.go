@@ -674,3 +674,39 @@ func (s *Bolt) Compact(dst string) error {
 	}
 	return out.Close()
 }
+
+// Touch implements [Store].
+func (s *Bolt) Touch(ctx context.Context, k Key, at time.Time) (ok bool, err error) {
+	if err := s.check(ctx); err != nil {
+		return false, err
+	}
+	at = at.Truncate(time.Second)
+	err = s.db.Batch(func(tx *bolt.Tx) error {
+		ok = false
+		serverID := s.lookupID(tx, k.Server)
+		if serverID == 0 {
+			return nil
+		}
+		key := recordKey(serverID, k.ID)
+		b := tx.Bucket(bucketRecords)
+		old := b.Get(key)
+		if old == nil {
+			return nil
+		}
+		var r Record
+		banksID, err := decodeValue(old, &r)
+		if err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+		ok = true
+		if !at.After(r.LastSeen) {
+			return nil
+		}
+		r.LastSeen = at
+		return b.Put(key, appendValue(nil, &r, banksID))
+	})
+	if err != nil {
+		return false, s.wrap(err)
+	}
+	return ok, nil
+}

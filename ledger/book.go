@@ -51,15 +51,22 @@ type BookConfig struct {
 type Book struct {
 	cfg   BookConfig
 	log   *zap.Logger
-	queue chan Record
+	queue chan write
 	stop  chan struct{}
 	wg    sync.WaitGroup
 	// pending counts records queued or being written, for Flush.
 	pending   sync.WaitGroup
 	closeOnce sync.Once
 
-	written, dropped, failed, recalled, rederived atomic.Int64
+	written, dropped, failed, recalled, rederived, readFailed atomic.Int64
+	// lastReadLog is when a failed read was last logged (Unix seconds).
+	lastReadLog atomic.Int64
 }
+
+// touchAfter is how stale a recalled record's LastSeen may be before the
+// recall moves it forward: a day keeps retention honest at one write per
+// media and day at most.
+const touchAfter = 24 * time.Hour
 
 // NewBook starts a Book's writers and, with a retention, its pruning.
 func NewBook(cfg BookConfig) *Book {
@@ -72,7 +79,7 @@ func NewBook(cfg BookConfig) *Book {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 10000
 	}
-	b := &Book{cfg: cfg, log: cfg.Logger, queue: make(chan Record, cfg.QueueSize), stop: make(chan struct{})}
+	b := &Book{cfg: cfg, log: cfg.Logger, queue: make(chan write, cfg.QueueSize), stop: make(chan struct{})}
 	for range cfg.Writers {
 		b.wg.Add(1)
 		go b.writer()
@@ -87,10 +94,18 @@ func (b *Book) Store() Store { return b.cfg.Store }
 
 // Remember queues r to be written. It never waits: with the queue full
 // the record is dropped (the media is judged again at its next download).
-func (b *Book) Remember(r Record) bool {
+func (b *Book) Remember(r Record) bool { return b.enqueue(write{r: r}) }
+
+// write is one queued store write: a record, or a touch of its LastSeen.
+type write struct {
+	r     Record
+	touch bool
+}
+
+func (b *Book) enqueue(w write) bool {
 	b.pending.Add(1)
 	select {
-	case b.queue <- r:
+	case b.queue <- w:
 		return true
 	default:
 		b.pending.Done()
@@ -125,11 +140,18 @@ func (b *Book) writer() {
 	}
 }
 
-func (b *Book) write(r Record) {
+func (b *Book) write(w write) {
 	defer b.pending.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := b.cfg.Store.Put(ctx, r); err != nil {
+	r := w.r
+	var err error
+	if w.touch {
+		_, err = b.cfg.Store.Touch(ctx, r.Key, r.LastSeen)
+	} else {
+		err = b.cfg.Store.Put(ctx, r)
+	}
+	if err != nil {
 		if b.failed.Add(1)%100 == 1 {
 			b.log.Error("ledger write failed (the media is judged again at its next download)", zap.Stringer("media", r.Key), zap.Error(err))
 		}
@@ -177,13 +199,24 @@ func (b *Book) prune() {
 func (b *Book) Recall(ctx context.Context, k Key) (blocked bool, reason string, ok bool) {
 	r, found, err := b.cfg.Store.Get(ctx, k)
 	if err != nil {
-		b.log.Warn("ledger read failed; the media is judged from its bytes", zap.Stringer("media", k), zap.Error(err))
+		b.readFailed.Add(1)
+		// At most a line a minute: a store that is down fails every read.
+		if now := time.Now().Unix(); b.lastReadLog.Load()+60 <= now && b.lastReadLog.Swap(now)+60 <= now {
+			b.log.Warn("ledger read failed; media are judged from their bytes until it answers", zap.Stringer("media", k),
+				zap.Int64("failed_reads_total", b.readFailed.Load()), zap.Error(err))
+		}
 		return false, "", false
 	}
 	if !found {
 		return false, "", false
 	}
 	b.recalled.Add(1)
+	if now := time.Now(); now.Sub(r.LastSeen) > touchAfter {
+		// Retention counts from the last sighting: media still served
+		// must not age out. A touch, not a Put: a retro-scan may be
+		// writing a block for it meanwhile.
+		b.enqueue(write{r: Record{Key: k, LastSeen: now}, touch: true})
+	}
 	switch r.Verdict {
 	case Blocked:
 		return true, r.Reason, true
@@ -213,8 +246,10 @@ func (b *Book) Recall(ctx context.Context, k Key) (blocked bool, reason string, 
 
 // Stats counts the Book's work since it started.
 type Stats struct {
-	// Written, Dropped and Failed count records.
+	// Written, Dropped and Failed count records (and LastSeen touches).
 	Written, Dropped, Failed int64
+	// ReadFailed counts recalls the store could not answer.
+	ReadFailed int64
 	// Recalled counts media found in the ledger; Rederived those among
 	// them matched again because the banks changed since.
 	Recalled, Rederived int64
@@ -222,7 +257,8 @@ type Stats struct {
 
 // Stats returns the Book's counters.
 func (b *Book) Stats() Stats {
-	return Stats{Written: b.written.Load(), Dropped: b.dropped.Load(), Failed: b.failed.Load(), Recalled: b.recalled.Load(), Rederived: b.rederived.Load()}
+	return Stats{Written: b.written.Load(), Dropped: b.dropped.Load(), Failed: b.failed.Load(), ReadFailed: b.readFailed.Load(),
+		Recalled: b.recalled.Load(), Rederived: b.rederived.Load()}
 }
 
 // Close writes what is queued and stops the Book's goroutines. The store

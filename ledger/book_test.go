@@ -160,3 +160,47 @@ func TestBookRetro(t *testing.T) {
 		})
 	}
 }
+
+// A recall moves a stale LastSeen forward (retention counts from the last
+// sighting) without touching the verdict a retro-scan may have written.
+func TestBookRecallTouchesLastSeen(t *testing.T) {
+	for _, st := range storeKinds {
+		t.Run(st.name, func(t *testing.T) {
+			s, _ := st.open(t)
+			ctx := context.Background()
+			var fp atomic.Pointer[string]
+			f := "banks"
+			fp.Store(&f)
+			b, _ := newBook(t, s, &fp)
+			r := sampleRecord(9, 0)
+			r.Banks = f
+			r.LastSeen = r.FirstSeen // sampleTime: long ago
+			if err := s.Put(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			// A retro-scan blocks it after the recall read it clean.
+			if _, _, ok := b.Recall(ctx, r.Key); !ok {
+				t.Fatal("not recalled")
+			}
+			s.SetVerdict(ctx, r.Key, Blocked, "listed", f)
+			b.Flush()
+			got, _, _ := s.Get(ctx, r.Key)
+			if !got.LastSeen.After(r.LastSeen) {
+				t.Errorf("LastSeen %v not moved forward from %v", got.LastSeen, r.LastSeen)
+			}
+			if got.Verdict != Blocked || !got.FirstSeen.Equal(r.FirstSeen) {
+				t.Errorf("the touch rewrote the record: %v, first seen %v", got.Verdict, got.FirstSeen)
+			}
+			// Never backwards.
+			if _, err := s.Touch(ctx, r.Key, r.FirstSeen); err != nil {
+				t.Fatal(err)
+			}
+			if again, _, _ := s.Get(ctx, r.Key); !again.LastSeen.Equal(got.LastSeen) {
+				t.Errorf("a touch moved LastSeen back to %v", again.LastSeen)
+			}
+			if ok, err := s.Touch(ctx, Key{Server: "x", ID: "none"}, sampleTime); ok || err != nil {
+				t.Errorf("touch of an unknown media: %v %v", ok, err)
+			}
+		})
+	}
+}

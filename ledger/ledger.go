@@ -121,6 +121,10 @@ type Store interface {
 	// existing record (a retro-scan's block, a re-derived clean); ok is
 	// false when there is no record for k.
 	SetVerdict(ctx context.Context, k Key, v Verdict, reason, banks string) (ok bool, err error)
+	// Touch moves the record's LastSeen forward to at (never back),
+	// leaving the rest as it is: a recall must not undo a verdict a
+	// retro-scan wrote meanwhile. ok is false when there is no record.
+	Touch(ctx context.Context, k Key, at time.Time) (ok bool, err error)
 	// Scan calls fn for every record, from up to parts goroutines at
 	// once, each walking its own share of the keys. The *Record is
 	// reused after fn returns. An error from fn stops the scan and is

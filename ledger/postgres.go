@@ -492,3 +492,15 @@ func (s *Postgres) Close() error {
 	s.pool.Close()
 	return nil
 }
+
+// Touch implements [Store].
+func (s *Postgres) Touch(ctx context.Context, k Key, at time.Time) (bool, error) {
+	if err := s.check(ctx); err != nil {
+		return false, err
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE mediaguard_ledger SET last_seen = GREATEST(last_seen, $3) WHERE server = $1 AND media_id = $2`, k.Server, k.ID, at.Truncate(time.Second))
+	if err != nil {
+		return false, fmt.Errorf("ledger: touch %s: %w", k, err)
+	}
+	return tag.RowsAffected() > 0, nil
+}

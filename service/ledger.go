@@ -75,12 +75,16 @@ func (s *Service) retro(ctx context.Context, ch ledger.Change) {
 	}, func(k ledger.Key) {
 		s.proxy.Memory().Unblock(mediaproxy.MediaKey{Server: k.Server, ID: k.ID})
 	})
+	s.retroHits.Add(int64(st.Hits))
 	switch {
 	case err != nil:
+		s.retroFailed.Add(1)
 		s.log.Error("retro-scan failed; the ledger is re-judged in full at the next bank change", zap.Error(err))
 	case st.Skipped:
+		s.retroSkipped.Add(1)
 		s.log.Info("retro-scan already done by another instance", zap.String("banks", ch.To))
 	default:
+		s.retroRuns.Add(1)
 		s.log.Info("retro-scan done", zap.Int("records", st.Scanned), zap.Int("now_blocked", st.Hits), zap.Int("unblocked", st.Unblocked),
 			zap.Bool("full", st.CatchUp), zap.Duration("took", st.Took))
 	}
@@ -139,4 +143,23 @@ func retroMatchers(l *matcher.Local, chs []matcher.BankChange) (added func(*matc
 		removed = l.RetroMatcher(rems...).Matches
 	}
 	return added, removed
+}
+
+// LedgerStats is what the media ledger did since this service started.
+type LedgerStats struct {
+	ledger.Stats
+	// RetroScans counts retro-scans by outcome: "done" (walked the
+	// ledger), "skipped" (another instance had done it), "failed".
+	RetroScans map[string]int64
+	// RetroBlocked counts stored media the retro-scans blocked.
+	RetroBlocked int64
+}
+
+// LedgerStats returns the ledger's counters; ok is false without one.
+func (s *Service) LedgerStats() (st LedgerStats, ok bool) {
+	if s.book == nil {
+		return st, false
+	}
+	return LedgerStats{Stats: s.book.Stats(), RetroBlocked: s.retroHits.Load(),
+		RetroScans: map[string]int64{"done": s.retroRuns.Load(), "skipped": s.retroSkipped.Load(), "failed": s.retroFailed.Load()}}, true
 }

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -115,7 +116,10 @@ type Service struct {
 	from, to string
 	// stopRetro ends the retro-scan worker (Close).
 	stopRetro context.CancelFunc
-	wg        sync.WaitGroup
+	// retros counts the retro-scans run here, by outcome; retroHits the
+	// stored media they blocked.
+	retroRuns, retroSkipped, retroFailed, retroHits atomic.Int64
+	wg                                              sync.WaitGroup
 }
 
 // New builds a Service; nothing runs in the background until Start. On
