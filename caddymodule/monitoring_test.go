@@ -345,6 +345,7 @@ func TestMonitoredMetricsExist(t *testing.T) {
 		hma %s
 		notify webhook %s
 		temp_dir %s
+		ledger %s
 	}
 }
 http://127.0.0.1:%d {
@@ -355,7 +356,7 @@ http://127.0.0.1:%d {
 	bind 127.0.0.1
 	mediaguard_lookup
 }
-`, bank, hma.URL, hook.URL, dir, port, strings.TrimPrefix(repo.URL, "http://"), lookupPort), "caddyfile")
+`, bank, hma.URL, hook.URL, dir, filepath.Join(dir, "ledger", "media.ledger"), port, strings.TrimPrefix(repo.URL, "http://"), lookupPort), "caddyfile")
 	front := fmt.Sprintf("http://127.0.0.1:%d/_matrix/media/v3/upload", port)
 	post := func(url, ct string, body []byte) int {
 		t.Helper()
