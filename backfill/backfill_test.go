@@ -151,7 +151,7 @@ func TestBackfillFindsEveryForm(t *testing.T) {
 	root := t.TempDir()
 	files, line := synapseStore(t, root)
 	p, local := newProxy(t, line)
-	st := newMemStore()
+	st := newStore(t)
 	var out bytes.Buffer
 	sum, err := Run(context.Background(), baseConfig(root, p, local, st, &out))
 	if err != nil {
@@ -204,7 +204,7 @@ func TestBackfillActsOncePerMatch(t *testing.T) {
 	root := t.TempDir()
 	_, line := synapseStore(t, root)
 	p, local := newProxy(t, line)
-	st := newMemStore()
+	st := newStore(t)
 	var out bytes.Buffer
 	cfg := baseConfig(root, p, local, st, &out)
 	sum, err := Run(context.Background(), cfg)
@@ -240,7 +240,7 @@ func TestBackfillResumes(t *testing.T) {
 	root := t.TempDir()
 	_, line := synapseStore(t, root)
 	p, local := newProxy(t, line)
-	st := newMemStore()
+	st := newStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sc := &countingScanner{Scanner: p, cancelAt: 4, cancel: cancel}
@@ -260,7 +260,7 @@ func TestBackfillResumes(t *testing.T) {
 	}
 	sc2 := &countingScanner{Scanner: p}
 	cfg.Scanner = sc2
-	gets := st.gets
+	gets := st.gets.Load()
 	sum, err = Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -268,8 +268,8 @@ func TestBackfillResumes(t *testing.T) {
 	if sc2.calls.Load() != 5 || sum.Resumed != 3 || sum.ResumedAfter != mark || sum.Hashed != 5 {
 		t.Errorf("rerun hashed %d, resumed past %d after %q (saved %q); want 5 hashed, 3 passed over", sc2.calls.Load(), sum.Resumed, sum.ResumedAfter, mark)
 	}
-	if st.gets-gets != 5 {
-		t.Errorf("rerun looked up %d files, want only the 5 after the resume point", st.gets-gets)
+	if st.gets.Load()-gets != 5 {
+		t.Errorf("rerun looked up %d files, want only the 5 after the resume point", st.gets.Load()-gets)
 	}
 	if n, _ := st.Len(context.Background()); n != 8 {
 		t.Errorf("%d records after the rerun, want 8", n)
@@ -289,7 +289,7 @@ func TestProgress(t *testing.T) {
 	p, local := newProxy(t, line)
 	for _, term := range []bool{false, true} {
 		var out, prog bytes.Buffer
-		cfg := baseConfig(root, p, local, newMemStore(), &out)
+		cfg := baseConfig(root, p, local, newStore(t), &out)
 		cfg.Progress, cfg.Terminal, cfg.ProgressInterval = &prog, term, 1
 		if _, err := Run(context.Background(), cfg); err != nil {
 			t.Fatal(err)
@@ -309,7 +309,7 @@ func TestLocalMediaNeedsServerName(t *testing.T) {
 	synapseStore(t, root)
 	p, local := newProxy(t)
 	var out bytes.Buffer
-	cfg := baseConfig(root, p, local, newMemStore(), &out)
+	cfg := baseConfig(root, p, local, newStore(t), &out)
 	cfg.ServerName = ""
 	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "--server-name") {
 		t.Errorf("got %v", err)

@@ -322,7 +322,11 @@ func (r *run) judge(ctx context.Context, s stored) (res result) {
 // batch delay and an fsync per file.
 func (r *run) record(ctx context.Context, res result) result {
 	res.put = false
-	if err := r.cfg.Ledger.Put(ctx, res.rec); err != nil {
+	// A file hashed before an interruption is still written: its hashing
+	// is not thrown away, and the resume point may pass it.
+	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer wcancel()
+	if err := r.cfg.Ledger.Put(wctx, res.rec); err != nil {
 		return r.stopped(ctx, res, fmt.Errorf("backfill: ledger: %w", err), true)
 	}
 	if res.rec.Verdict == ledger.Blocked && r.cfg.Actor != nil {

@@ -47,7 +47,7 @@ func TestSynapseDBNamesRemoteMedia(t *testing.T) {
 	root := t.TempDir()
 	_, line := synapseStore(t, root)
 	p, local := newProxy(t, line)
-	st := newMemStore()
+	st := newStore(t)
 	var out bytes.Buffer
 	cfg := baseConfig(root, p, local, st, &out)
 	cfg.Resolver = db
