@@ -59,8 +59,18 @@ func (p *Proxy) scanBody(ctx context.Context, r io.ReadSeeker, contentType strin
 	format, weak := imageByBytes(r)
 	s := scanned{format: format}
 	if format == "" {
-		if video := worker.VideoByBytes(r); video != "" && VideoDecoding() {
-			return p.scanVideo(ctx, r, q, video)
+		if video := worker.VideoByBytes(r); video != "" {
+			if videoDecoding() {
+				return p.scanVideo(ctx, r, q, video)
+			}
+			// A video by its bytes is a video whatever it was declared
+			// as: its kind decides whether HMA's video_md5 list is asked,
+			// and a banked video sent as application/octet-stream must
+			// still be looked up there.
+			q.Kind = matcher.KindVideo
+			s.format = video
+			s.query = q
+			return s
 		}
 		// No image by its bytes (ciphertext, video, documents): exact
 		// hashes are all that can apply. Encrypted attachments arrive as
@@ -165,6 +175,10 @@ func imageByBytes(r io.ReadSeeker) (format string, weak bool) {
 // client shows a video's first frame. Without it videos are judged by
 // their exact hashes only.
 func VideoDecoding() bool { return external.Available("ffmpeg") }
+
+// videoDecoding is VideoDecoding, a seam so tests can take the path of a
+// machine without ffmpeg.
+var videoDecoding = VideoDecoding
 
 // scanVideo hashes a video's first frame and sampled frames in a big
 // hashing slot; a video that does not decode keeps its exact hashes.

@@ -140,3 +140,27 @@ func TestEmbeddedFormsKeepTheirKind(t *testing.T) {
 		t.Fatalf("got  %+v\nwant %+v", got, want)
 	}
 }
+
+// A video by its bytes is judged as a video whatever it is declared as,
+// with ffmpeg or without: its kind is what makes the matcher ask HMA's
+// video_md5 list, so a banked video sent as application/octet-stream by
+// a proxy without ffmpeg is still looked up there.
+func TestVideoKindFromBytesWithoutFFmpeg(t *testing.T) {
+	old := videoDecoding
+	videoDecoding = func() bool { return false }
+	t.Cleanup(func() { videoDecoding = old })
+	p, err := New(Config{Runner: testRunner, Matcher: downMatcher{}, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp4 := append([]byte("\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"), bytes.Repeat([]byte{0x11}, 4096)...)
+	for _, ct := range []string{"application/octet-stream", "", "application/zip", "video/mp4"} {
+		s := p.scan(context.Background(), bytes.NewReader(mp4), ct, hashing.DigestBytes(mp4))
+		if s.query.Kind != matcher.KindVideo || s.format != "mp4" {
+			t.Errorf("declared %q: kind %v, format %q; want a video by its bytes", ct, s.query.Kind, s.format)
+		}
+		if s.undecodable != "" {
+			t.Errorf("declared %q: a video judged undecodable: %s", ct, s.undecodable)
+		}
+	}
+}
