@@ -222,8 +222,12 @@ func declaredPixels(r io.ReadSeeker) int64 {
 }
 
 func ctxBudget(ctx context.Context, format string, pixels int64) context.Context {
-	return worker.WithCPUBudget(ctx, cpuBudget(format, pixels))
+	return worker.WithCPUBudget(ctx, cpuBudgetFor(format, pixels))
 }
+
+// cpuBudgetFor is cpuBudget, a seam for tests to prove that an image over
+// its budget is refused without spending seconds of CPU on it.
+var cpuBudgetFor = cpuBudget
 
 // cpuBudget is the CPU time one image may take to decode and hash: a
 // fixed allowance plus a generous rate per declared pixel (decoding and
