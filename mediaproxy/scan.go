@@ -45,8 +45,12 @@ func (p *Proxy) scan(ctx context.Context, r io.ReadSeeker, contentType string, d
 	s := p.scanBody(ctx, r, contentType, d)
 	if ctx.Err() == nil {
 		// Embedded pictures join the query as forms and digests; the
-		// body's own kind (a video keeps its video MD5 lookup) stays.
-		p.scanEmbedded(ctx, r, &s.query)
+		// body's own kind (a video keeps its video MD5 lookup) stays. A
+		// body whose embedded pictures could not all be judged is not
+		// clean: it gets the undecodable-image policy.
+		if why := p.scanEmbedded(ctx, r, &s.query); why != "" && s.undecodable == "" && ctx.Err() == nil {
+			s.undecodable = why
+		}
 	}
 	return s
 }
