@@ -164,3 +164,22 @@ func TestVideoKindFromBytesWithoutFFmpeg(t *testing.T) {
 		}
 	}
 }
+
+// JPEG XL that no decoder here reads (djxl absent, or the file broken) is
+// judged by the strength of its signature, as imageByBytes does for every
+// format: the ISO-box form's twelve bytes make it an image, so it is
+// undecodable (refused by default); a bare codestream's two bytes (FF 0A)
+// start one random file in 65536, so one that does not decode is as
+// likely ciphertext and stays unscannable (passes).
+func TestUndecodableJPEGXL(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	junk := bytes.Repeat([]byte{0x5a, 0xa5, 0x13, 0x37}, 1024)
+	box := append([]byte("\x00\x00\x00\x0cJXL \r\n\x87\n\x00\x00\x00\x14ftypjxl \x00\x00\x00\x00jxl "), junk...)
+	if resp, _ := e.upload(t, "image/jxl", box); resp.StatusCode != 403 || e.obs.last().Outcome != Undecodable {
+		t.Errorf("ISO-box JPEG XL nothing decodes: %d %s; want refused as undecodable", resp.StatusCode, e.obs.last().Outcome)
+	}
+	bare := append([]byte{0xff, 0x0a}, junk...)
+	if resp, _ := e.upload(t, "application/octet-stream", bare); resp.StatusCode != 200 || e.obs.last().Outcome != Unscannable {
+		t.Errorf("bare codestream signature on junk: %d %s; want passed as unscannable", resp.StatusCode, e.obs.last().Outcome)
+	}
+}
