@@ -45,8 +45,12 @@ func (p *Proxy) scan(ctx context.Context, r io.ReadSeeker, contentType string, d
 	s := p.scanBody(ctx, r, contentType, d)
 	if ctx.Err() == nil {
 		// Embedded pictures join the query as forms and digests; the
-		// body's own kind (a video keeps its video MD5 lookup) stays.
-		p.scanEmbedded(ctx, r, &s.query)
+		// body's own kind (a video keeps its video MD5 lookup) stays. A
+		// body whose embedded pictures could not all be judged is not
+		// clean: it gets the undecodable-image policy.
+		if why := p.scanEmbedded(ctx, r, &s.query); why != "" && s.undecodable == "" && ctx.Err() == nil {
+			s.undecodable = why
+		}
 	}
 	return s
 }
@@ -59,8 +63,18 @@ func (p *Proxy) scanBody(ctx context.Context, r io.ReadSeeker, contentType strin
 	format, weak := imageByBytes(r)
 	s := scanned{format: format}
 	if format == "" {
-		if video := worker.VideoByBytes(r); video != "" && VideoDecoding() {
-			return p.scanVideo(ctx, r, q, video)
+		if video := worker.VideoByBytes(r); video != "" {
+			if videoDecoding() {
+				return p.scanVideo(ctx, r, q, video)
+			}
+			// A video by its bytes is a video whatever it was declared
+			// as: its kind decides whether HMA's video_md5 list is asked,
+			// and a banked video sent as application/octet-stream must
+			// still be looked up there.
+			q.Kind = matcher.KindVideo
+			s.format = video
+			s.query = q
+			return s
 		}
 		// No image by its bytes (ciphertext, video, documents): exact
 		// hashes are all that can apply. Encrypted attachments arrive as
@@ -166,6 +180,10 @@ func imageByBytes(r io.ReadSeeker) (format string, weak bool) {
 // their exact hashes only.
 func VideoDecoding() bool { return external.Available("ffmpeg") }
 
+// videoDecoding is VideoDecoding, a seam so tests can take the path of a
+// machine without ffmpeg.
+var videoDecoding = VideoDecoding
+
 // scanVideo hashes a video's first frame and sampled frames in a big
 // hashing slot; a video that does not decode keeps its exact hashes.
 func (p *Proxy) scanVideo(ctx context.Context, r io.ReadSeeker, q matcher.Query, container string) scanned {
@@ -208,8 +226,12 @@ func declaredPixels(r io.ReadSeeker) int64 {
 }
 
 func ctxBudget(ctx context.Context, format string, pixels int64) context.Context {
-	return worker.WithCPUBudget(ctx, cpuBudget(format, pixels))
+	return worker.WithCPUBudget(ctx, cpuBudgetFor(format, pixels))
 }
+
+// cpuBudgetFor is cpuBudget, a seam for tests to prove that an image over
+// its budget is refused without spending seconds of CPU on it.
+var cpuBudgetFor = cpuBudget
 
 // cpuBudget is the CPU time one image may take to decode and hash: a
 // fixed allowance plus a generous rate per declared pixel (decoding and

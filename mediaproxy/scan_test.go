@@ -140,3 +140,46 @@ func TestEmbeddedFormsKeepTheirKind(t *testing.T) {
 		t.Fatalf("got  %+v\nwant %+v", got, want)
 	}
 }
+
+// A video by its bytes is judged as a video whatever it is declared as,
+// with ffmpeg or without: its kind is what makes the matcher ask HMA's
+// video_md5 list, so a banked video sent as application/octet-stream by
+// a proxy without ffmpeg is still looked up there.
+func TestVideoKindFromBytesWithoutFFmpeg(t *testing.T) {
+	old := videoDecoding
+	videoDecoding = func() bool { return false }
+	t.Cleanup(func() { videoDecoding = old })
+	p, err := New(Config{Runner: testRunner, Matcher: downMatcher{}, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp4 := append([]byte("\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"), bytes.Repeat([]byte{0x11}, 4096)...)
+	for _, ct := range []string{"application/octet-stream", "", "application/zip", "video/mp4"} {
+		s := p.scan(context.Background(), bytes.NewReader(mp4), ct, hashing.DigestBytes(mp4))
+		if s.query.Kind != matcher.KindVideo || s.format != "mp4" {
+			t.Errorf("declared %q: kind %v, format %q; want a video by its bytes", ct, s.query.Kind, s.format)
+		}
+		if s.undecodable != "" {
+			t.Errorf("declared %q: a video judged undecodable: %s", ct, s.undecodable)
+		}
+	}
+}
+
+// JPEG XL that no decoder here reads (djxl absent, or the file broken) is
+// judged by the strength of its signature, as imageByBytes does for every
+// format: the ISO-box form's twelve bytes make it an image, so it is
+// undecodable (refused by default); a bare codestream's two bytes (FF 0A)
+// start one random file in 65536, so one that does not decode is as
+// likely ciphertext and stays unscannable (passes).
+func TestUndecodableJPEGXL(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	junk := bytes.Repeat([]byte{0x5a, 0xa5, 0x13, 0x37}, 1024)
+	box := append([]byte("\x00\x00\x00\x0cJXL \r\n\x87\n\x00\x00\x00\x14ftypjxl \x00\x00\x00\x00jxl "), junk...)
+	if resp, _ := e.upload(t, "image/jxl", box); resp.StatusCode != 403 || e.obs.last().Outcome != Undecodable {
+		t.Errorf("ISO-box JPEG XL nothing decodes: %d %s; want refused as undecodable", resp.StatusCode, e.obs.last().Outcome)
+	}
+	bare := append([]byte{0xff, 0x0a}, junk...)
+	if resp, _ := e.upload(t, "application/octet-stream", bare); resp.StatusCode != 200 || e.obs.last().Outcome != Unscannable {
+		t.Errorf("bare codestream signature on junk: %d %s; want passed as unscannable", resp.StatusCode, e.obs.last().Outcome)
+	}
+}

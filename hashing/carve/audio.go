@@ -3,6 +3,7 @@ package carve
 import (
 	"bytes"
 	"compress/zlib"
+	"io"
 )
 
 // ID3v2 (MP3 and anything else tagged with it): APIC frames (v2.3, v2.4)
@@ -206,9 +207,25 @@ func (c *carver) id3FrameData(ver byte, flags int, tagUnsync bool, f []byte) (ou
 	if err != nil {
 		return nil, false, false
 	}
+	// A frame inflating to megabytes of zeros must not spend the budget
+	// before the cover art after it: its first kilobytes say whether the
+	// picture it declares may be one, and only then is it inflated whole.
+	head, _ := c.readAll(io.LimitReader(r, id3SniffBytes), 0)
+	if _, pic, ok := apic(ver, head); ok && len(pic) >= 64 && !maybePicture(pic) {
+		return nil, false, false
+	}
+	r, err = zlib.NewReader(bytes.NewReader(f))
+	if err != nil {
+		return nil, false, false
+	}
 	out, complete := c.readAll(r, 0)
 	return out, true, complete
 }
+
+// id3SniffBytes is how much of a compressed cover-art frame is inflated to
+// see whether it holds a picture: the frame's own header (MIME type,
+// description) comes first.
+const id3SniffBytes = 4096
 
 // apic parses an APIC (v2.3/v2.4) or PIC (v2.2) frame body.
 func apic(ver byte, f []byte) (mime string, data []byte, ok bool) {

@@ -69,6 +69,22 @@ type Limits struct {
 	MaxDepth int   // containers inside containers (a zip inside a pdf...): 0 = 2
 }
 
+// Result is what Search found.
+type Result struct {
+	// Parts are the embedded files carved, as Carve returns them.
+	Parts []Part
+	// Incomplete says why something that may be a picture, or a
+	// container of some, was left uncarved ("" when nothing was): the
+	// byte budget ran out, MaxParts was reached, or containers were
+	// nested deeper than MaxDepth. A caller that must never call a
+	// listed picture clean cannot call such a file clean either: the
+	// picture may be what was left. Bytes that are no format (an entry
+	// with no signature, zero padding) left over for want of budget are
+	// not counted: only they could hide a picture at an offset, which
+	// no viewer shows.
+	Incomplete string
+}
+
 const (
 	defaultMaxParts = 16
 	defaultMaxBytes = 64 << 20
@@ -86,16 +102,22 @@ const (
 //
 // HEIF and AVIF files are images in their own right and carve to nothing.
 func Carve(data []byte, lim Limits) (parts []Part) {
+	return Search(data, lim).Parts
+}
+
+// Search is Carve that also says whether everything that may hold a
+// picture was carved (Result.Incomplete).
+func Search(data []byte, lim Limits) (res Result) {
 	c := newCarver(lim)
 	defer func() {
 		// Every read is bounds-checked and FuzzCarve runs without this
 		// safety net; it is here so that a bug never takes the proxy down.
 		if recover() != nil {
-			parts = c.parts
+			res = Result{Parts: c.parts, Incomplete: c.starved}
 		}
 	}()
 	c.carve(data, 1, "")
-	return c.parts
+	return Result{Parts: c.parts, Incomplete: c.starved}
 }
 
 // carveNoRecover is Carve without the safety net, for the fuzz target.
@@ -114,6 +136,9 @@ type carver struct {
 	// from it, so a zip bomb costs at most MaxBytes of inflation.
 	budget int64
 	parts  []Part
+	// starved is the first reason something that may be a picture was
+	// left uncarved (Result.Incomplete).
+	starved string
 }
 
 func newCarver(lim Limits) *carver {
@@ -131,9 +156,26 @@ func newCarver(lim Limits) *carver {
 	return c
 }
 
-// full reports whether no further part can be added.
+// full reports whether no further part can be added. It is asked where
+// more may follow (the next entry, box, frame...), so a true answer is
+// recorded as starvation: what follows was not looked at.
 func (c *carver) full() bool {
-	return len(c.parts) >= c.maxParts || c.budget <= 0
+	switch {
+	case len(c.parts) >= c.maxParts:
+		c.starve("more than " + itoa(c.maxParts) + " embedded files")
+		return true
+	case c.budget <= 0:
+		c.starve("the carving budget of " + itoa64(c.maxBytes) + " bytes ran out")
+		return true
+	}
+	return false
+}
+
+// starve records why something that may be a picture was not carved.
+func (c *carver) starve(why string) {
+	if c.starved == "" {
+		c.starved = why
+	}
 }
 
 // spend takes n bytes of work from the budget.
@@ -156,6 +198,7 @@ func (c *carver) add(depth int, prefix, where string, data []byte) {
 	}
 	if plausible(data) {
 		if !c.fits(len(data)) {
+			c.starve("no carving budget left for a " + itoa(len(data)) + "-byte " + prefix + where)
 			return
 		}
 		c.spend(len(data))
@@ -166,7 +209,13 @@ func (c *carver) add(depth int, prefix, where string, data []byte) {
 
 // addDecoded is add for bytes that readAll already charged to the budget.
 func (c *carver) addDecoded(depth int, prefix, where string, data []byte) {
-	if len(data) == 0 || len(c.parts) >= c.maxParts {
+	if len(data) == 0 {
+		return
+	}
+	if len(c.parts) >= c.maxParts {
+		if plausible(data) || sniff(data) != kUnknown {
+			c.full() // records why
+		}
 		return
 	}
 	if plausible(data) {
@@ -176,9 +225,24 @@ func (c *carver) addDecoded(depth int, prefix, where string, data []byte) {
 }
 
 func (c *carver) carveInto(depth int, prefix, where string, data []byte) {
-	if depth < c.maxDepth && !c.full() {
-		c.carve(data, depth+1, prefix+where+" > ")
+	// A container left unopened may hold the picture; an image's own
+	// bytes were added as a part, and bytes no format claims are only
+	// searched for pictures at offsets, which no viewer shows.
+	k := sniff(data)
+	container := k != kUnknown && k != kJPEG && k != kPNG && k != kGIF && k != kWebP
+	if depth >= c.maxDepth {
+		if container {
+			c.starve("containers nested deeper than " + itoa(c.maxDepth) + " (" + prefix + where + ")")
+		}
+		return
 	}
+	if len(c.parts) >= c.maxParts || c.budget <= 0 {
+		if container {
+			c.full() // records why
+		}
+		return
+	}
+	c.carve(data, depth+1, prefix+where+" > ")
 }
 
 // plausible reports whether b may be a picture or hold some: it starts
@@ -360,6 +424,8 @@ func clean(s string) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
 
 func be16(b []byte) int { return int(b[0])<<8 | int(b[1]) }
 func be24(b []byte) int { return int(b[0])<<16 | int(b[1])<<8 | int(b[2]) }

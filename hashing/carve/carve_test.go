@@ -707,7 +707,9 @@ func zlibZeros(t testing.TB, n int) []byte {
 }
 
 // TestInflationCharged: what is inflated and thrown away (not a picture)
-// is charged too, or a file of many small bombs would inflate each one.
+// is charged too, and a compressed frame that is not a picture is only
+// inflated as far as it takes to see so: a file of many small bombs
+// inflates a few kilobytes of each.
 func TestInflationCharged(t *testing.T) {
 	bomb := zlibZeros(t, 2<<20)
 	var frames []byte
@@ -717,8 +719,21 @@ func TestInflationCharged(t *testing.T) {
 	}
 	c := newCarver(Limits{MaxBytes: 16 << 20})
 	c.carve(id3Tag(4, 0, frames), 1, "")
-	if c.budget > 0 || len(c.parts) != 0 {
-		t.Errorf("budget left %d, %d parts", c.budget, len(c.parts))
+	if spent := c.maxBytes - c.budget; spent <= 0 || spent > 100*id3SniffBytes || len(c.parts) != 0 {
+		t.Errorf("spent %d, %d parts", spent, len(c.parts))
+	}
+}
+
+// A compressed cover-art frame of zeros before the real cover art no
+// longer spends the budget first.
+func TestID3PaddingFrameBeforeCover(t *testing.T) {
+	jpg := jpegOf(t, 1)
+	pad := zlibZeros(t, 32<<20-1024)
+	frames := id3Frame(4, "APIC", append(syncsafeBytes(32<<20-1024), pad...), 0x0009)
+	frames = append(frames, id3Frame(4, "APIC", apicBody("image/jpeg", 0, []byte("cover"), jpg), 0)...)
+	res := Search(id3Tag(4, 0, frames), Limits{MaxBytes: 32 << 20})
+	if len(res.Parts) != 1 || !bytes.Equal(res.Parts[0].Data, jpg) || res.Incomplete != "" {
+		t.Fatalf("%d parts, incomplete %q; want the cover", len(res.Parts), res.Incomplete)
 	}
 }
 

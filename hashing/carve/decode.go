@@ -33,6 +33,7 @@ func (c *carver) readAll(r io.Reader, hint int64) (out []byte, complete bool) {
 	}
 	if int64(len(buf)) > limit {
 		c.budget = 0
+		c.starve("the carving budget of " + itoa64(c.maxBytes) + " bytes ran out while inflating")
 		return nil, false
 	}
 	c.spend(len(buf))

@@ -271,11 +271,24 @@ func (c *carver) pdf(data []byte, depth int, prefix string) {
 	// Pictures first, then embedded files and other streams, and the
 	// soft masks of the pictures last: MaxParts may not allow them all.
 	n := 0
+	// Pictures stored as they are (a JPEG, a JPEG 2000) cost only their
+	// own bytes, which the body holds: they go before the ones to
+	// inflate, so that a stream inflating to megabytes of zero pixels
+	// cannot spend the budget before a stored picture is reached.
+	var inflated []pdfStream
 	for _, s := range images {
 		if maskNums[s.num] {
 			masks = append(masks, s)
 			continue
 		}
+		names, _ := d.filters(s.dict)
+		if chain, codec := splitFilters(names); codec == "" || len(chain) > 0 {
+			inflated = append(inflated, s)
+			continue
+		}
+		c.pdfImage(d, s, depth, prefix)
+	}
+	for _, s := range inflated {
 		c.pdfImage(d, s, depth, prefix)
 	}
 	sort.SliceStable(others, func(i, j int) bool {

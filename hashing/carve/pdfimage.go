@@ -153,6 +153,7 @@ func (c *carver) pdfPixels(d *pdfDoc, s pdfStream, chain []string, parms []pdfDi
 	rowBytes := (w*int64(cs.comps)*bpc + 7) / 8
 	size := rowBytes * h
 	if size > c.budget || size > 1<<40 {
+		c.starve("no carving budget left for the " + itoa64(size) + " bytes of pixels of " + prefix + where)
 		return
 	}
 	pix, _ := c.readAll(io.LimitReader(d.decoder(s.raw, chain, parms), size), size)

@@ -5,6 +5,8 @@ import (
 	"compress/bzip2"
 	"compress/flate"
 	"io"
+	"sort"
+	"strconv"
 )
 
 // ZIP: the entries named by the central directory (what unzip tools
@@ -130,6 +132,7 @@ func (c *carver) zip(data []byte, depth int, prefix string) {
 		}
 	}
 	seen := make(map[int]bool)
+	var items []zipItem
 	p := 0
 	if bytes.HasPrefix(data, []byte("PK\x07\x08")) { // spanned archive marker
 		p = 4
@@ -151,9 +154,15 @@ func (c *carver) zip(data []byte, depth int, prefix string) {
 			break
 		}
 		seen[p] = true
-		p = c.zipLocal(data, p, byOff[p], depth, prefix)
+		var it zipItem
+		var ok bool
+		it, ok, p = c.zipLocate(data, p, byOff[p])
+		if ok {
+			items = append(items, it)
+		}
 	}
-	c.zipListed(data, cd, seen, depth, prefix)
+	items = c.zipListed(data, cd, seen, items)
+	c.zipCarve(items, depth, prefix)
 }
 
 // zipFromEnd carves a zip recognised by its central directory at the end of
@@ -162,29 +171,130 @@ func (c *carver) zipFromEnd(data []byte, depth int, prefix string) {
 	if c.full() {
 		return
 	}
-	c.zipListed(data, zipCentral(data), make(map[int]bool), depth, prefix)
+	c.zipCarve(c.zipListed(data, zipCentral(data), make(map[int]bool), nil), depth, prefix)
 }
 
-func (c *carver) zipListed(data []byte, cd []zipEntry, seen map[int]bool, depth int, prefix string) {
+func (c *carver) zipListed(data []byte, cd []zipEntry, seen map[int]bool, items []zipItem) []zipItem {
 	for i := range cd {
-		if c.full() {
-			return
-		}
 		if seen[cd[i].local] {
 			continue // two names for one local entry: an overlapping bomb
 		}
 		seen[cd[i].local] = true
-		c.zipLocal(data, cd[i].local, &cd[i], depth, prefix)
+		if it, ok, _ := c.zipLocate(data, cd[i].local, &cd[i]); ok {
+			items = append(items, it)
+		}
+	}
+	return items
+}
+
+// zipItem is an entry located in a zip, not yet carved.
+type zipItem struct {
+	where  string
+	method int    // 0 stored, 8 deflate, 12 bzip2
+	comp   []byte // the entry's bytes as stored
+	usize  uint64 // its declared inflated size
+	// out is the entry already inflated (charged), when finding its end
+	// took inflating it: decoded says so.
+	out     []byte
+	decoded bool
+	// head is the entry's first bytes inflated, to tell pictures and
+	// containers from the rest without inflating all of it.
+	head []byte
+}
+
+// zipSniffBytes is how much of an entry is inflated to tell whether it
+// may be a picture or a container (XML is recognised in its first 4 KiB).
+const zipSniffBytes = 4096
+
+// zipCarve carves the located entries: first those whose first bytes say
+// they may be a picture or hold some (nested containers included), then
+// the others, smallest first, with what is left of the budget. A zip whose
+// first entry inflates to 32 MiB of zeros therefore no longer spends the
+// budget before the picture after it is reached: the zeros are never
+// inflated past their first 4 KiB unless the budget is left over. An entry
+// of the first kind the budget cannot afford makes the search incomplete;
+// one of the second kind does not (it could only hide a picture at an
+// offset, behind bytes of no format, which no viewer shows).
+func (c *carver) zipCarve(items []zipItem, depth int, prefix string) {
+	var rest []*zipItem
+	for i := range items {
+		it := &items[i]
+		if !it.decoded && it.method != 0 {
+			if uint64(len(it.comp)) == 0 || it.usize == 0 {
+				continue
+			}
+			if c.full() {
+				return
+			}
+			head, _ := c.readAll(io.LimitReader(zipReader(it.method, it.comp), int64(min(it.usize, zipSniffBytes))), 0)
+			it.head = head
+		} else if it.decoded {
+			it.head = it.out[:min(len(it.out), zipSniffBytes)]
+		} else {
+			it.head = it.comp[:min(len(it.comp), zipSniffBytes)]
+		}
+		if !maybePicture(it.head) {
+			rest = append(rest, it)
+			continue
+		}
+		c.zipEntry(it, depth, prefix, true)
+	}
+	sort.SliceStable(rest, func(i, j int) bool { return rest[i].usize < rest[j].usize })
+	for _, it := range rest {
+		if c.budget <= 0 || len(c.parts) >= c.maxParts {
+			return
+		}
+		c.zipEntry(it, depth, prefix, false)
 	}
 }
 
-// zipLocal carves the entry whose local header is at off, with the sizes and
+// maybePicture reports whether data starting with head may be a picture or
+// a container carved into.
+func maybePicture(head []byte) bool {
+	return plausible(head) || sniff(head) != kUnknown
+}
+
+func zipReader(method int, comp []byte) io.Reader {
+	if method == 8 {
+		return flate.NewReader(bytes.NewReader(comp))
+	}
+	return bzip2.NewReader(bytes.NewReader(comp))
+}
+
+// zipEntry inflates and carves one entry; candidate says it may be a
+// picture (so that not affording it makes the search incomplete).
+func (c *carver) zipEntry(it *zipItem, depth int, prefix string, candidate bool) {
+	switch {
+	case it.decoded:
+		c.addDecoded(depth, prefix, it.where, it.out)
+	case it.method == 0:
+		c.add(depth, prefix, it.where, it.comp)
+	default:
+		// Unzip tools reject an entry whose size is not the one the
+		// directory declares: one larger than the budget is skipped
+		// without inflating a byte, and inflating stops one byte past the
+		// declared size (a bomb lying about its size costs no more).
+		if it.usize > uint64(max(c.budget, 0)) {
+			if candidate {
+				c.starve("no carving budget left for the " + strconv.FormatUint(it.usize, 10) + " bytes of " + prefix + it.where)
+			}
+			return
+		}
+		out, complete := c.readAll(io.LimitReader(zipReader(it.method, it.comp), int64(it.usize)+1), int64(it.usize))
+		if complete && uint64(len(out)) == it.usize {
+			c.addDecoded(depth, prefix, it.where, out)
+		}
+	}
+}
+
+// zipLocate finds the entry whose local header is at off, with the sizes and
 // name of its central directory entry e when there is one. It returns the
-// offset just after the entry, or -1 when that is unknown.
-func (c *carver) zipLocal(data []byte, off int, e *zipEntry, depth int, prefix string) int {
+// entry (ok false when there is nothing to carve in it) and the offset just
+// after it, or -1 when that is unknown.
+func (c *carver) zipLocate(data []byte, off int, e *zipEntry) (it zipItem, ok bool, after int) {
 	h, ok := span(data, off, 30)
 	if !ok || string(h[:4]) != string(sigZIP) {
-		return -1
+		return it, false, -1
 	}
 	flags, method := le16(h[6:]), le16(h[8:])
 	csize, usize := uint64(le32(h[18:])), uint64(le32(h[22:]))
@@ -196,7 +306,7 @@ func (c *carver) zipLocal(data []byte, off int, e *zipEntry, depth int, prefix s
 	}
 	start := off + 30 + nl + el
 	if start > len(data) {
-		return -1
+		return it, false, -1
 	}
 	known := flags&8 == 0
 	if e != nil {
@@ -205,7 +315,7 @@ func (c *carver) zipLocal(data []byte, off int, e *zipEntry, depth int, prefix s
 			name = e.name
 		}
 	}
-	where := "zip entry " + clean(name)
+	it = zipItem{where: "zip entry " + clean(name), method: method, usize: usize}
 	skip := flags&1 != 0 || (method != 0 && method != 8 && method != 12) || (len(name) > 0 && name[len(name)-1] == '/' && csize == 0)
 
 	var comp []byte
@@ -213,7 +323,7 @@ func (c *carver) zipLocal(data []byte, off int, e *zipEntry, depth int, prefix s
 	switch {
 	case known:
 		if comp, ok = span64(data, start, csize); !ok {
-			return -1 // truncated
+			return it, false, -1 // truncated
 		}
 		next = start + len(comp)
 	case method == 8 && !skip:
@@ -222,10 +332,10 @@ func (c *carver) zipLocal(data []byte, off int, e *zipEntry, depth int, prefix s
 		br := bytes.NewReader(data[start:])
 		out, complete := c.readAll(flate.NewReader(br), 0)
 		if !complete {
-			return -1
+			return it, false, -1
 		}
-		c.addDecoded(depth, prefix, where, out)
-		return zipAfterDescriptor(data, start+len(data[start:])-br.Len())
+		it.out, it.decoded = out, true
+		return it, len(out) > 0, zipAfterDescriptor(data, start+len(data[start:])-br.Len())
 	case method == 0:
 		// A stored entry followed by a data descriptor: its signature
 		// and a compressed size matching the distance mark the end.
@@ -233,7 +343,7 @@ func (c *carver) zipLocal(data []byte, off int, e *zipEntry, depth int, prefix s
 		for tries := 0; tries < 1024; tries++ {
 			i := bytes.Index(data[q:], []byte("PK\x07\x08"))
 			if i < 0 {
-				return -1
+				return it, false, -1
 			}
 			q += i
 			if d, ok := span(data, q, 16); ok && int64(le32(d[8:])) == int64(q-start) {
@@ -244,40 +354,19 @@ func (c *carver) zipLocal(data []byte, off int, e *zipEntry, depth int, prefix s
 			q += 4
 		}
 		if comp == nil {
-			return -1
+			return it, false, -1
 		}
 	default:
-		return -1
+		return it, false, -1
 	}
 	if flags&8 != 0 {
 		next = zipAfterDescriptor(data, next)
 	}
 	if skip || len(comp) == 0 {
-		return next
+		return it, false, next
 	}
-	switch method {
-	case 0:
-		c.add(depth, prefix, where, comp)
-	case 8, 12:
-		// Unzip tools reject an entry whose size is not the one the
-		// directory declares: one larger than the budget is skipped
-		// without inflating a byte, and inflating stops one byte past the
-		// declared size (a bomb lying about its size costs no more).
-		if usize == 0 || usize > uint64(c.budget) {
-			return next
-		}
-		var r io.Reader
-		if method == 8 {
-			r = flate.NewReader(bytes.NewReader(comp))
-		} else {
-			r = bzip2.NewReader(bytes.NewReader(comp))
-		}
-		out, complete := c.readAll(io.LimitReader(r, int64(usize)+1), int64(usize))
-		if complete && uint64(len(out)) == usize {
-			c.addDecoded(depth, prefix, where, out)
-		}
-	}
-	return next
+	it.comp = comp
+	return it, true, next
 }
 
 // zipAfterDescriptor skips the data descriptor at p (with or without its

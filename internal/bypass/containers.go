@@ -23,6 +23,111 @@ var Containers = []Form{
 		decoy := testimg.JPEG(testimg.Photo(997, b.Dx(), b.Dy()), 90)
 		return append(decoy, testimg.PNG(img)...)
 	}},
+	{"zip whose first entry inflates to just under 32 MiB of zeros, then the picture", "application/zip", zipAfterZeroPadding},
+	{"zip in a zip in a zip holding the picture (3 levels)", "application/zip", func(img *image.NRGBA) []byte { return nestedZips(img, 3) }},
+	{"zip nested 5 levels deep holding the picture", "application/zip", func(img *image.NRGBA) []byte { return nestedZips(img, 5) }},
+	{"zip of 12 larger decoy photos and the picture re-encoded", "application/zip", zipBehindDecoys},
+	{"pdf of 12 larger decoy photos and the picture re-encoded", "application/pdf", pdfBehindDecoys},
+}
+
+// zipOf writes a zip of deflated entries, in order.
+func zipOf(files ...[2]any) []byte {
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	for _, f := range files {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: f[0].(string), Method: zip.Deflate})
+		if err != nil {
+			panic(err)
+		}
+		w.Write(f[1].([]byte))
+	}
+	if err := zw.Close(); err != nil {
+		panic(err)
+	}
+	return b.Bytes()
+}
+
+// zipAfterZeroPadding is a ~35 KB zip whose first entry inflates to just
+// under 32 MiB of zeros, the proxy's least carving budget: inflating
+// entries in order spent it all before the picture was reached.
+func zipAfterZeroPadding(img *image.NRGBA) []byte {
+	return zipOf(
+		[2]any{"padding.bin", make([]byte, 32<<20-4<<10)},
+		[2]any{"photo.jpg", testimg.JPEG(img, 90)},
+	)
+}
+
+// nestedZips holds the picture in a zip inside a zip..., levels deep.
+func nestedZips(img *image.NRGBA, levels int) []byte {
+	z := zipOf([2]any{"photo.jpg", testimg.JPEG(img, 90)})
+	for i := 2; i <= levels; i++ {
+		z = zipOf([2]any{fmt.Sprintf("level%d.zip", i), z})
+	}
+	return z
+}
+
+// decoys are 12 photos twice the picture's size, so that a bound on how
+// many embedded pictures are decoded, largest first, leaves the picture
+// out. The picture itself is re-encoded at another quality, so that only
+// its PDQ hash, not its exact digests, can match.
+func decoys(img *image.NRGBA) [][]byte {
+	b := img.Bounds()
+	var out [][]byte
+	for i := range 12 {
+		out = append(out, testimg.JPEG(testimg.Photo(900+i, 2*b.Dx(), 2*b.Dy()), 92))
+	}
+	return out
+}
+
+func zipBehindDecoys(img *image.NRGBA) []byte {
+	var files [][2]any
+	for i, d := range decoys(img) {
+		files = append(files, [2]any{fmt.Sprintf("decoy%02d.jpg", i), d})
+	}
+	files = append(files, [2]any{"photo.jpg", testimg.JPEG(img, 71)})
+	return zipOf(files...)
+}
+
+// pdfBehindDecoys is a PDF of one page per picture, the decoys first.
+func pdfBehindDecoys(img *image.NRGBA) []byte {
+	pics := append(decoys(img), testimg.JPEG(img, 71))
+	var b bytes.Buffer
+	var offs []int
+	obj := func(body string, stream []byte) {
+		offs = append(offs, b.Len())
+		fmt.Fprintf(&b, "%d 0 obj\n%s", len(offs), body)
+		if stream != nil {
+			b.WriteString("\nstream\n")
+			b.Write(stream)
+			b.WriteString("\nendstream")
+		}
+		b.WriteString("\nendobj\n")
+	}
+	b.WriteString("%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+	n := len(pics)
+	obj("<< /Type /Catalog /Pages 2 0 R >>", nil)
+	kids := ""
+	for i := range n {
+		kids += fmt.Sprintf("%d 0 R ", 3+3*i)
+	}
+	obj(fmt.Sprintf("<< /Type /Pages /Kids [%s] /Count %d >>", kids, n), nil)
+	for i, j := range pics {
+		w, h := 480, 360
+		if i == n-1 {
+			w, h = img.Bounds().Dx(), img.Bounds().Dy()
+		}
+		obj(fmt.Sprintf("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Resources << /XObject << /Im1 %d 0 R >> >> /Contents %d 0 R >>", w, h, 4+3*i, 5+3*i), nil)
+		obj(fmt.Sprintf("<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB /BitsPerComponent 8 /Filter /DCTDecode /Length %d >>", w, h, len(j)), j)
+		content := fmt.Sprintf("q %d 0 0 %d 0 0 cm /Im1 Do Q", w, h)
+		obj(fmt.Sprintf("<< /Length %d >>", len(content)), []byte(content))
+	}
+	xref := b.Len()
+	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(offs)+1)
+	for _, o := range offs {
+		fmt.Fprintf(&b, "%010d 00000 n \n", o)
+	}
+	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(offs)+1, xref)
+	return b.Bytes()
 }
 
 // pdfWithJPEG is a one-page PDF drawing the JPEG as an image XObject

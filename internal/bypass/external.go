@@ -144,7 +144,7 @@ func init() {
 // requirement is set (CI).
 func All(t testing.TB) []Form {
 	t.Helper()
-	forms := append(append(append([]Form(nil), Images...), Containers...), Edits...)
+	forms := append(append(append(append([]Form(nil), Images...), Decoders...), Containers...), Edits...)
 	for _, f := range Encoded {
 		if _, err := exec.LookPath(Needs(f)); err != nil {
 			if os.Getenv("MEDIAGUARD_REQUIRE_E2E") != "" {

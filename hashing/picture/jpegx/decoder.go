@@ -242,6 +242,9 @@ markers:
 	if !d.frame {
 		return Result{}, corrupt("no frame header")
 	}
+	if d.stopped {
+		return Result{}, fmt.Errorf("%w after %d scans, %d block visits for a %d-visit budget", ErrWorkBound, d.scansSeen, d.work, d.budget)
+	}
 	if d.headerOnly {
 		return Result{}, nil
 	}
@@ -263,7 +266,7 @@ markers:
 		}
 	}
 	img := d.assemble()
-	return Result{Image: img, Scale: d.scale, Truncated: d.truncated || d.stopped}, nil
+	return Result{Image: img, Scale: d.scale, Truncated: d.truncated}, nil
 }
 
 // nextMarker skips to the next marker, past any garbage and fill bytes as

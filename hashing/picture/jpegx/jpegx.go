@@ -56,10 +56,11 @@
 //
 // Frames over maxPixels even at 1/8, with over 4 components, or whose
 // coefficient store would be absurd for the output size are refused
-// before any allocation. Entropy decoding stops (Truncated) once the
-// blocks visited across all scans reach 64 times the frame's blocks, so a
-// file of thousands of empty progressive scans costs work proportional to
-// its pixels. A progressive decode at 1/8 skips AC scans entirely; at 1/4
+// before any allocation. Entropy decoding stops with ErrWorkBound once
+// the blocks visited across all scans reach 64 times the frame's blocks
+// (or after 4096 scans), so a file of thousands of empty progressive
+// scans costs work proportional to its pixels and is refused rather than
+// shown half-decoded. A progressive decode at 1/8 skips AC scans entirely; at 1/4
 // and 1/2 only coefficients it uses are stored. Single-scan sequential
 // files stream through the IDCT one MCU row at a time. Panics are
 // recovered and returned as ErrCorrupt.
@@ -84,9 +85,9 @@ type Result struct {
 	// Scale is 1, 2, 4 or 8: the picture was decoded at 1/Scale of the
 	// frame's size by DCT scaling.
 	Scale int
-	// Truncated says the data ended early (or the work bound stopped
-	// decoding): blocks with no data are mid-grey, as libjpeg-turbo
-	// leaves them.
+	// Truncated says the data ended early: blocks with no data are
+	// mid-grey, as libjpeg-turbo leaves them. (The work bound is an
+	// error, ErrWorkBound, not a truncation.)
 	Truncated bool
 }
 
@@ -101,6 +102,15 @@ var (
 	ErrUnsupported = errors.New("jpegx: unsupported JPEG")
 	// ErrCorrupt: the headers are unusable.
 	ErrCorrupt = errors.New("jpegx: corrupt JPEG")
+	// ErrWorkBound: entropy decoding reached the work bound (blocks
+	// visited across all scans, or the number of scans) before the data
+	// ended. No encoder writes such a file: it is crafted to hold a
+	// decoder, and what was decoded when it stopped is not what a viewer
+	// that kept going would show, so no picture is returned. Callers
+	// judge it undecodable (mediaguard's on_undecodable_image), never
+	// clean (issue #12: a pathological image cut off by its budget is
+	// never judged as a truncated picture).
+	ErrWorkBound = errors.New("jpegx: work bound reached")
 )
 
 func corrupt(format string, a ...any) error {

@@ -1,4 +1,4 @@
-package jpegx
+package jpegenc
 
 // Test-only QM-coder encoder (T.81 Annex D.1) and the arithmetic scan
 // encoding procedures (F.1.4, G.1.3), to feed the arithmetic decoder
