@@ -51,7 +51,9 @@ var (
 		return 0
 	})
 	// Decoders that run as programs: without ffmpeg videos are judged by
-	// exact hashes only, without djxl JPEG XL is refused as undecodable.
+	// exact hashes only; without djxl, JPEG XL in its ISO-box form is
+	// refused as undecodable, and a bare codestream, whose 2-byte
+	// signature random bytes share, is judged unscannable.
 	decoderAvailable = func() prometheus.Collector {
 		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "caddy", Subsystem: "mediaguard", Name: "decoder_available",
