@@ -94,7 +94,8 @@ func (h *hook) mentioning(s string) []string {
 // Then the image's sha256 joins the bank: both reload it, ONE retro-scan
 // blocks the media (the other instance finds it done), ONE notice
 // reaches the webhook both notify, and both answer 404 for the media on
-// download and thumbnail.
+// download and thumbnail. When the entry is removed again, both serve it
+// again: the instance that skipped the scan forgets its block too.
 func TestLedgerFleetEndToEnd(t *testing.T) {
 	dsn := pgtest.Start(t)
 	hs := e2e.StartDendrite(t)
@@ -229,4 +230,30 @@ func TestLedgerFleetEndToEnd(t *testing.T) {
 	if n := len(linesWith(a.log()+b.log(), "stored media now matches a hash list")); n != 1 {
 		t.Fatalf("retro-scan hits logged by the fleet: %d, want 1", n)
 	}
+
+	// (c) The entry is removed again (a tombstone, a mistaken listing):
+	// one instance re-derives the verdict, and both serve the media
+	// again, the one that skipped the scan included.
+	offA, offB = len(a.log()), len(b.log())
+	if err := os.WriteFile(next, []byte(unrelated), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, bank); err != nil {
+		t.Fatal(err)
+	}
+	testkit.EventuallyWithin(t, 10*time.Second, "both instances serve the media again after the entry's removal", func() bool {
+		for _, in := range []instance{a, b} {
+			for _, p := range endpoints {
+				if status, _, _ := e2e.Download(t, in.front, p, alice.AccessToken); status != http.StatusOK {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	testkit.Eventually(t, "one re-derivation and one instance forgetting the block it lifted", func() bool {
+		l := a.logSince(offA) + b.logSince(offB)
+		return len(linesWith(l, "retro-scan done", `"unblocked":1`)) == 1 &&
+			len(linesWith(l, "blocks lifted by another instance's retro-scan forgotten", `"unblocked":1`)) == 1
+	})
 }
