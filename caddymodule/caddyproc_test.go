@@ -42,8 +42,14 @@ func startCaddyProc(t *testing.T, dir, name, admin, caddyfile string, env ...str
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Not os.Args[0]: caddytest overwrites os.Args when a test before this
+	// one started Caddy in-process.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
 	home := filepath.Join(dir, name+".home")
-	cmd := exec.Command(os.Args[0], "run", "--config", cfPath, "--adapter", "caddyfile")
+	cmd := exec.Command(self, "run", "--config", cfPath, "--adapter", "caddyfile")
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), caddyMainEnv+"=1", "XDG_DATA_HOME="+home, "XDG_CONFIG_HOME="+home)
