@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+
+	"github.com/mediaguard/mediaguard/internal/pgtest"
 )
 
 // caddyMainEnv, set to 1, makes this test binary the caddy command: its
@@ -21,5 +23,7 @@ func TestMain(m *testing.M) {
 		caddycmd.Main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	// pgtest.Run stops the PostgreSQL server a test started (the ledger
+	// fleet test), once the tests are done.
+	os.Exit(pgtest.Run(m))
 }

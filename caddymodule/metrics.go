@@ -25,7 +25,7 @@ var (
 	}, []string{"direction"})
 	hashSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "hash_duration_seconds",
-		Help:    "Time to spool and hash a body (digests and PDQ), by direction.",
+		Help:    "Time to spool and hash a body (digests and PDQ), by direction. Its _count is the number of hashing jobs: media decided from memory or the ledger is not hashed.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	}, []string{"direction"})
 	matchSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{

@@ -111,6 +111,15 @@ func (m *Memory) Len() (clean, blocked int) {
 	return m.clean.Len(), m.blocked.Len()
 }
 
+// BlockedKeys returns the media remembered blocked, so that a caller that
+// learns elsewhere of lifted blocks (another instance's retro-scan over a
+// shared ledger) can find the ones to Unblock.
+func (m *Memory) BlockedKeys() []MediaKey {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.blocked.Keys()
+}
+
 // Unblock forgets that the media is listed (the entry that listed it was
 // removed from its bank and nothing else matches it), so its next request
 // is judged again.

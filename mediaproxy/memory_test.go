@@ -51,3 +51,17 @@ func TestMemoryBounds(t *testing.T) {
 		t.Fatal("blocked verdict expired")
 	}
 }
+
+// BlockedKeys lists what is blocked, not what is clean, and forgets what
+// was unblocked.
+func TestMemoryBlockedKeys(t *testing.T) {
+	m := NewMemory(10, 0)
+	a, b, c := MediaKey{Server: "s", ID: "a"}, MediaKey{Server: "s", ID: "b"}, MediaKey{Server: "s", ID: "c"}
+	m.Block(a, "listed")
+	m.Block(b, "listed")
+	m.Clean(Rendition{Key: c})
+	m.Unblock(a)
+	if got := m.BlockedKeys(); len(got) != 1 || got[0] != b {
+		t.Fatalf("BlockedKeys = %v, want [%v]", got, b)
+	}
+}

@@ -80,13 +80,47 @@ func (s *Service) retro(ctx context.Context, ch ledger.Change) {
 	case err != nil:
 		s.retroFailed.Add(1)
 		s.log.Error("retro-scan failed; the ledger is re-judged in full at the next bank change", zap.Error(err))
+	case st.Skipped && ch.ID == "":
+		// The catch-up at a start: nothing changed since the ledger was
+		// last brought up to date (by this proxy before a restart, or by
+		// another instance).
+		s.log.Info("ledger consistent with the banks: nothing to re-judge", zap.String("banks", ch.To))
 	case st.Skipped:
 		s.retroSkipped.Add(1)
 		s.log.Info("retro-scan already done by another instance", zap.String("banks", ch.To))
+		if ch.Removed != nil {
+			s.forgetLifted(ctx)
+		}
 	default:
 		s.retroRuns.Add(1)
 		s.log.Info("retro-scan done", zap.Int("records", st.Scanned), zap.Int("now_blocked", st.Hits), zap.Int("unblocked", st.Unblocked),
 			zap.Bool("full", st.CatchUp), zap.Duration("took", st.Took))
+	}
+}
+
+// forgetLifted drops from memory the blocks another instance's retro-scan
+// lifted. That scan re-derived the shared ledger's blocked records after
+// entries left a bank, but this proxy skipped it, and its memory keeps
+// blocked media blocked across bank changes: without this it would go on
+// answering 404 for media the rest of the fleet serves again. Each media
+// remembered blocked (at most the memory's size, and only when a bank lost
+// entries) is looked up; a record the ledger lacks stays blocked.
+func (s *Service) forgetLifted(ctx context.Context) {
+	mem := s.proxy.Memory()
+	n := 0
+	for _, k := range mem.BlockedKeys() {
+		r, ok, err := s.book.Store().Get(ctx, ledger.Key{Server: k.Server, ID: k.ID})
+		if err != nil {
+			s.log.Error("reading the ledger for blocks another instance lifted; those media stay blocked here until a restart", zap.Error(err))
+			return
+		}
+		if ok && r.Verdict != ledger.Blocked {
+			mem.Unblock(k)
+			n++
+		}
+	}
+	if n > 0 {
+		s.log.Info("blocks lifted by another instance's retro-scan forgotten", zap.Int("unblocked", n))
 	}
 }
 
