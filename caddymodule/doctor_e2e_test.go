@@ -64,11 +64,17 @@ http://127.0.0.1:1 {
 
 	doctor := func(botToken string) (stdout string, status int) {
 		t.Helper()
-		cmd := exec.Command(os.Args[0], "mediaguard", "doctor", "--config", caddyfile)
+		// Not os.Args[0]: caddytest overwrites os.Args once a test has
+		// started Caddy in-process.
+		self, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(self, "mediaguard", "doctor", "--config", caddyfile)
 		cmd.Env = append(os.Environ(), caddyMainEnv+"=1", "MG_E2E_BOT_TOKEN="+botToken, "MG_E2E_ADMIN_TOKEN="+admin.AccessToken)
 		var out, errOut bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errOut
-		err := cmd.Run()
+		err = cmd.Run()
 		var exit *exec.ExitError
 		switch {
 		case errors.As(err, &exit):
