@@ -214,6 +214,18 @@ func TestCaddyfileExampleAdapts(t *testing.T) {
 	if err != nil || len(warnings) != 0 {
 		t.Fatalf("Caddyfile.example: %v %v", err, warnings)
 	}
+	// The lookup API answers whether a hash is listed: a site address
+	// names no interface, so without bind it listens on every one.
+	a, steps := adaptExample(t, "../Caddyfile.example", nil)
+	lookup := serving(a, steps, "mediaguard_lookup")
+	if len(lookup) == 0 {
+		t.Fatal("Caddyfile.example serves no lookup API")
+	}
+	for _, l := range lookup {
+		if !strings.HasPrefix(l, "127.0.0.1:") && !strings.HasPrefix(l, "tcp/127.0.0.1:") {
+			t.Errorf("Caddyfile.example's lookup API listens on %q: bind it to 127.0.0.1", l)
+		}
+	}
 }
 
 // A secret configured as a placeholder that resolves empty stops the start
