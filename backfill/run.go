@@ -81,6 +81,9 @@ func (r *run) run(ctx context.Context) error {
 	if err := r.count(); err != nil {
 		return err
 	}
+	if r.cfg.CheckpointEvery <= 0 {
+		r.cfg.CheckpointEvery = min(256, max(1, r.sum.Files/200))
+	}
 	stopProgress := r.startProgress()
 	defer stopProgress()
 

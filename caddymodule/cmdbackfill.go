@@ -61,9 +61,10 @@ A dry run by default: nothing is quarantined or reported. With --act each
 match is quarantined through synapse_admin and reported through notify,
 once per match (also when a dry run found it first).
 
-Resumable: the place is saved in the ledger every few hundred files and on
-Ctrl-C, and a rerun continues after it (--restart walks from the start). A
-file the ledger holds at the same size is not hashed again (--rehash does).
+Resumable: the place is saved in the ledger every 0.5% of the files (at
+most 256) and on Ctrl-C, and a rerun continues after it (--restart walks
+from the start). A file the ledger holds at the same size is not hashed
+again (--rehash does).
 
 The configuration (--config, --adapter; default ./Caddyfile) is read as
 caddy run reads it, for the banks, hashing options, ledger, server_name,
