@@ -43,6 +43,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/mediaguard/mediaguard/matcher"
 )
 
 // boltLayout is the layout version kept in the info bucket.
@@ -408,8 +410,23 @@ func (s *Bolt) SetVerdict(ctx context.Context, k Key, v Verdict, reason, banks s
 // splitKeys), each walked by its own goroutine in short read
 // transactions of scanChunk records; fn runs outside any transaction.
 func (s *Bolt) Scan(ctx context.Context, parts int, fn func(r *Record) error) error {
+	_, err := s.scan(ctx, parts, nil, fn)
+	return err
+}
+
+// scanPicked implements [pickScanner]: Scan, but each record's verdict
+// and query are first decoded alone (decodeQuery) and asked of pick inside
+// the read transaction, and only the records it picks are decoded in full
+// and passed to fn. A retro-scan's matcher picks almost none, and the
+// rest of a record (its key, times, strings and form names) is most of
+// the cost of decoding it.
+func (s *Bolt) scanPicked(ctx context.Context, parts int, pick func(Verdict, *matcher.Query) bool, fn func(r *Record) error) (int, error) {
+	return s.scan(ctx, parts, pick, fn)
+}
+
+func (s *Bolt) scan(ctx context.Context, parts int, pick func(Verdict, *matcher.Query) bool, fn func(r *Record) error) (int, error) {
 	if err := s.check(ctx); err != nil {
-		return err
+		return 0, err
 	}
 	var bounds [][]byte
 	if err := s.db.View(func(tx *bolt.Tx) error {
@@ -419,7 +436,7 @@ func (s *Bolt) Scan(ctx context.Context, parts int, fn func(r *Record) error) er
 		bounds = splitKeys(first, last, parts)
 		return nil
 	}); err != nil {
-		return s.wrap(err)
+		return 0, s.wrap(err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -427,26 +444,33 @@ func (s *Bolt) Scan(ctx context.Context, parts int, fn func(r *Record) error) er
 		wg       sync.WaitGroup
 		errOnce  sync.Once
 		firstErr error
+		walked   atomic.Int64
 	)
 	for i := 0; i+1 < len(bounds); i++ {
 		wg.Add(1)
 		go func(lo, hi []byte) {
 			defer wg.Done()
-			if err := s.scanRange(ctx, lo, hi, fn); err != nil {
+			n, err := s.scanRange(ctx, lo, hi, pick, fn)
+			walked.Add(int64(n))
+			if err != nil {
 				errOnce.Do(func() { firstErr = err; cancel() })
 			}
 		}(bounds[i], bounds[i+1])
 	}
 	wg.Wait()
-	return firstErr
+	return int(walked.Load()), firstErr
 }
 
-// scanRange walks the keys in [lo, hi) (nil: unbounded).
-func (s *Bolt) scanRange(ctx context.Context, lo, hi []byte, fn func(*Record) error) error {
+// scanRange walks the keys in [lo, hi) (nil: unbounded), passing to fn
+// the records pick picks (all when pick is nil), and returns how many it
+// walked.
+func (s *Bolt) scanRange(ctx context.Context, lo, hi []byte, pick func(Verdict, *matcher.Query) bool, fn func(*Record) error) (int, error) {
 	recs := make([]Record, scanChunk)
+	var q matcher.Query
 	next := lo
+	total := 0
 	for {
-		var n int
+		var n, walked int
 		var done bool
 		err := s.db.View(func(tx *bolt.Tx) error {
 			c := tx.Bucket(bucketRecords).Cursor()
@@ -456,9 +480,19 @@ func (s *Bolt) scanRange(ctx context.Context, lo, hi []byte, fn func(*Record) er
 			} else {
 				k, v = c.Seek(next)
 			}
-			for ; k != nil && n < scanChunk; k, v = c.Next() {
+			for ; k != nil && walked < scanChunk; k, v = c.Next() {
 				if hi != nil && bytes.Compare(k, hi) >= 0 {
 					break
+				}
+				walked++
+				if pick != nil {
+					verdict, err := decodeQuery(v, &q)
+					if err != nil {
+						return fmt.Errorf("key %q: %w", k, err)
+					}
+					if !pick(verdict, &q) {
+						continue
+					}
 				}
 				if err := s.decode(tx, k, v, &recs[n]); err != nil {
 					return err
@@ -472,19 +506,20 @@ func (s *Bolt) scanRange(ctx context.Context, lo, hi []byte, fn func(*Record) er
 			}
 			return nil
 		})
+		total += walked
 		if err != nil {
-			return s.wrap(err)
+			return total, s.wrap(err)
 		}
 		for i := range n {
 			if err := ctx.Err(); err != nil {
-				return err
+				return total, err
 			}
 			if err := fn(&recs[i]); err != nil {
-				return err
+				return total, err
 			}
 		}
 		if done {
-			return ctx.Err()
+			return total, ctx.Err()
 		}
 	}
 }

@@ -349,6 +349,61 @@ func decodeValue(b []byte, r *Record) (banksID uint64, err error) {
 	return banksID, nil
 }
 
+// decodeQuery reads only what a retro-scan asks about every record: the
+// verdict and the query's digests, PDQ hashes and qualities, dihedral
+// hashes and embedded files' digests, and the media kind. It skips the
+// times, size, strings and form names and leaves each form's Name and
+// Variant and each embedded file's Where empty, which the matchers' yes
+// or no does not depend on (only the evidence of a match names them), so
+// it allocates nothing once q's lists have grown. It reuses q's slices.
+// A record it picks is decoded in full with decodeValue.
+func decodeQuery(b []byte, q *matcher.Query) (Verdict, error) {
+	if len(b) < 4 {
+		return 0, corruptf("%d bytes", len(b))
+	}
+	if b[0] != valueVersion {
+		return 0, corruptf("version %d, want %d", b[0], valueVersion)
+	}
+	forms, dihedral, embedded := q.Forms[:0], q.Dihedral[:0], q.Embedded[:0]
+	*q = matcher.Query{Has: matcher.Has(b[2]), Forms: forms, Dihedral: dihedral, Embedded: embedded}
+	d := decoder{b: b[3:]}
+	flags := d.uvarint()
+	if flags&^flagAll != 0 {
+		return 0, corruptf("unknown flags %#x", flags)
+	}
+	if flags&flagFirst != 0 {
+		d.varint()
+	}
+	if flags&flagLast != 0 {
+		d.varint()
+	}
+	d.varint() // size
+	d.digests(q)
+	if flags&flagBanks != 0 {
+		d.uvarint()
+	}
+	if flags&flagType != 0 {
+		d.skipTabled()
+	}
+	if flags&flagKind != 0 {
+		q.Kind = matcher.MediaKind(d.tabled(kindTable))
+	}
+	if flags&flagUploader != 0 {
+		d.skipStr()
+	}
+	if flags&flagReason != 0 {
+		d.skipStr()
+	}
+	d.listsLite(q, flags)
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("%d trailing bytes", len(d.b))
+	}
+	if d.err != nil {
+		return 0, d.err
+	}
+	return Verdict(b[1]), nil
+}
+
 // lastSeenOf reads only a value's LastSeen (Prune's test), without
 // decoding the rest.
 func lastSeenOf(b []byte) (time.Time, error) {
@@ -756,6 +811,95 @@ func (d *decoder) lists(q *matcher.Query, flags uint64) {
 	}
 	if len(q.Embedded) == 0 {
 		q.Embedded = nil
+	}
+}
+
+// skipStr passes over a string.
+func (d *decoder) skipStr() {
+	n := d.uvarint()
+	if d.err == nil && n > uint64(len(d.b)) {
+		d.fail("string of %d bytes", n)
+		return
+	}
+	d.bytes(int(n))
+}
+
+// skipTabled passes over what appendTabled wrote.
+func (d *decoder) skipTabled() {
+	if i := d.byte(); d.err == nil && i == 0 {
+		d.skipStr()
+	}
+}
+
+// listsLite is lists without the form names, their variants and the
+// embedded files' places (see decodeQuery).
+func (d *decoder) listsLite(q *matcher.Query, flags uint64) {
+	if flags&flagForms != 0 {
+		n := d.count(minFormLen)
+		for i := 0; i < n && d.err == nil; i++ {
+			var f pdq.Form
+			head := d.byte()
+			f.Quality = int(head & formQualityVarint)
+			if head&formQualityVarint == formQualityVarint {
+				v := d.varint()
+				if f.Quality = int(v); int64(f.Quality) != v {
+					d.fail("quality %d", v)
+				}
+			}
+			if head&formVariant != 0 {
+				d.skipTabled()
+			}
+			f.Hash = d.hash()
+			d.skipName()
+			q.Forms = append(q.Forms, f)
+		}
+	}
+	if flags&flagDihedral != 0 {
+		n := d.count(32)
+		for i := 0; i < n && d.err == nil; i++ {
+			q.Dihedral = append(q.Dihedral, d.hash())
+		}
+	}
+	if flags&flagEmbedded != 0 {
+		n := d.count(minEmbeddedLen)
+		for i := 0; i < n && d.err == nil; i++ {
+			var e matcher.EmbeddedDigests
+			d.skipStr()
+			copy(e.MD5[:], d.bytes(16))
+			copy(e.SHA1[:], d.bytes(20))
+			copy(e.SHA256[:], d.bytes(32))
+			q.Embedded = append(q.Embedded, e)
+		}
+	}
+	// Empty lists keep their room for the next record (lists makes them
+	// nil, which would drop it): the matchers read lengths.
+}
+
+// skipName passes over a form name's tokens (see name).
+func (d *decoder) skipName() {
+	for i := 0; d.err == nil; i++ {
+		if i == maxTokens {
+			d.fail("name of more than %d tokens", maxTokens)
+			return
+		}
+		c := d.byte()
+		if d.err != nil {
+			return
+		}
+		switch tok := c >> 1; {
+		case tok == tokInt, tok == tokSeconds:
+			d.uvarint()
+		case tok == tokLit:
+			d.skipStr()
+		case tok == tokDegrees:
+			d.varint()
+		case tok >= tokWord && int(tok-tokWord) >= len(wordTable):
+			d.fail("word %d", tok-tokWord)
+			return
+		}
+		if c&1 != 0 {
+			return
+		}
 	}
 }
 

@@ -86,6 +86,60 @@ func TestEncodedSize(t *testing.T) {
 	}
 }
 
+// liteQuery is q as decodeQuery reads it: no form names or variants, no
+// embedded places, empty lists as nil.
+func liteQuery(q matcher.Query) matcher.Query {
+	q.Forms = norm(append([]pdq.Form(nil), q.Forms...))
+	for i := range q.Forms {
+		q.Forms[i].Name, q.Forms[i].Variant = "", ""
+	}
+	q.Embedded = norm(append([]matcher.EmbeddedDigests(nil), q.Embedded...))
+	for i := range q.Embedded {
+		q.Embedded[i].Where = ""
+	}
+	q.Dihedral = norm(q.Dihedral)
+	return q
+}
+
+// TestDecodeQuery: the retro-scan's partial decoding reads the verdict
+// and the query as decodeValue does, but for the names it skips, reusing
+// one Query across records of every shape, and refuses what decodeValue
+// refuses for its length or structure.
+func TestDecodeQuery(t *testing.T) {
+	recs := []Record{fullRecord(), sampleRecord(1, 0), sampleRecord(2, 3), {Verdict: Unscannable}}
+	for i := range 300 {
+		recs = append(recs, genRecord(i, 7))
+	}
+	var q matcher.Query
+	for i, r := range recs {
+		b := appendValue(nil, &r, 2)
+		v, err := decodeQuery(b, &q)
+		if err != nil || v != r.Verdict {
+			t.Fatalf("record %d: decodeQuery = %v, %v", i, v, err)
+		}
+		if got, want := liteQuery(q), liteQuery(r.Query); !reflect.DeepEqual(got, want) {
+			t.Fatalf("record %d:\n got %+v\nwant %+v", i, got, want)
+		}
+		for cut := range len(b) {
+			if _, err := decodeQuery(b[:cut], &q); err == nil {
+				t.Fatalf("record %d cut to %d bytes: decoded", i, cut)
+			}
+		}
+	}
+	good := sampleRecord(1, 2)
+	b := appendValue(nil, &good, 1)
+	for name, in := range map[string][]byte{
+		"other version": append([]byte{2}, b[1:]...),
+		"trailing":      append(append([]byte{}, b...), 0),
+		"unknown flag":  {valueVersion, 1, 0, 0x80, 0x40, 0},
+		"huge list":     {valueVersion, 1, 0, flagForms, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
+	} {
+		if _, err := decodeQuery(in, &q); err == nil {
+			t.Errorf("%s: decoded", name)
+		}
+	}
+}
+
 func TestDecodeRejects(t *testing.T) {
 	good := sampleRecord(1, 2)
 	b := appendValue(nil, &good, 1)
@@ -129,6 +183,13 @@ func FuzzDecode(f *testing.F) {
 			}
 			lastSeenOf(b)
 			firstSeenOf(b)
+			var q matcher.Query
+			if v, err := decodeQuery(b, &q); err != nil || v != r.Verdict || !reflect.DeepEqual(liteQuery(r.Query), liteQuery(q)) {
+				t.Fatalf("decodeQuery of a value decodeValue accepts = %v, %v\n got %+v\nwant %+v", v, err, q, r.Query)
+			}
+		} else {
+			var q matcher.Query
+			decodeQuery(b, &q)
 		}
 		var q matcher.Query
 		if err := decodeExtra(b, &q); err == nil {

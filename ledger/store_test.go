@@ -14,7 +14,11 @@ import (
 	"github.com/mediaguard/mediaguard/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
+func TestMain(m *testing.M) {
+	code := pgtest.Run(m)
+	removeRetroFixtures()
+	os.Exit(code)
+}
 
 // storeKind opens a fresh store of one kind; reopen closes s and opens
 // the same ledger again.
