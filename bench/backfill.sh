@@ -30,7 +30,7 @@ if [ ! -d "$store" ]; then
 	go run -tags nodynamic ./bench/backfillgen -dir "$store" -n "$N" -list "$DIR/files.txt"
 fi
 files=$(wc -l <"$DIR/files.txt")
-bytes=$(xargs -a "$DIR/files.txt" du -cb | tail -1 | cut -f1)
+bytes=$(xargs -a "$DIR/files.txt" stat -c %s | awk '{s += $1} END {print s}')
 # An empty bank: nothing matches, so the run is all hashing.
 : >"$DIR/bank.txt"
 cat >"$DIR/config.json" <<JSON
