@@ -126,6 +126,7 @@ func (b *Book) Retro(ctx context.Context, ch Change, onHit func(Hit), onUnblock 
 		if n, err := store.Len(ctx); err == nil && n == 0 {
 			// Nothing to re-derive: an empty ledger is consistent with any
 			// banks.
+			st.Skipped = true
 			return st, b.markConsistent(ctx, ch.To)
 		}
 		added, st.CatchUp = ch.Full, true

@@ -83,7 +83,7 @@ func (s *Service) retro(ctx context.Context, ch ledger.Change) {
 	case st.Skipped && ch.ID == "":
 		// The catch-up at a start: nothing changed since the ledger was
 		// last brought up to date (by this proxy before a restart, or by
-		// another instance).
+		// another instance), or the ledger is empty.
 		s.log.Info("ledger consistent with the banks: nothing to re-judge", zap.String("banks", ch.To))
 	case st.Skipped:
 		s.retroSkipped.Add(1)
