@@ -81,7 +81,7 @@ asked: a backfill would send them every file of the store.`,
 	fl := c.Flags()
 	fl.StringVar(&f.mediaStore, "synapse-media-store", "", "Synapse's media_store_path (required)")
 	fl.StringVar(&f.serverName, "server-name", "", "the homeserver's name, the server of local media (default: the configuration's server_name)")
-	fl.StringVar(&f.synapseDB, "synapse-db", "", "Synapse's PostgreSQL DSN, to name remote media by their media IDs (read-only)")
+	fl.StringVar(&f.synapseDB, "synapse-db", "", "Synapse's PostgreSQL DSN, to name remote media by their media IDs (read-only); {env.X} placeholders are resolved, so a password need not show in ps")
 	fl.StringVar(&f.config, "config", "", "configuration to read (default: ./Caddyfile)")
 	fl.StringVar(&f.adapter, "adapter", "", "name of the config adapter")
 	fl.StringVar(&f.ledgerSpec, "ledger", "", "the ledger to write: PATH, or \"postgres DSN\" (default: the configuration's)")
@@ -152,9 +152,13 @@ func runBackfill(ctx context.Context, stdout, stderr io.Writer, f backfillFlags)
 		Jobs: f.jobs, Restart: f.restart, Rehash: f.rehash, Out: stdout,
 		Progress: stderr, Terminal: isTerminal(stderr), ProgressInterval: f.every,
 	}
-	cfg.Banks = svc.Local().Fingerprint
+	cfg.Banks = svc.LedgerBanks
 	if f.synapseDB != "" {
-		db, err := backfill.OpenSynapseDB(ctx, f.synapseDB, f.jobs)
+		dsn, err := secret(caddy.NewReplacer(), "--synapse-db", f.synapseDB)
+		if err != nil {
+			return err
+		}
+		db, err := backfill.OpenSynapseDB(ctx, dsn, f.jobs)
 		if err != nil {
 			return err
 		}

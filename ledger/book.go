@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,12 @@ type BookConfig struct {
 	// Fingerprint returns the local banks' fingerprint now
 	// (matcher.Local.Fingerprint). Required.
 	Fingerprint func() string
+	// Profile names how media is hashed here (decoders installed,
+	// pdq_search, dihedral, max_pixels, the undecodable policy). A
+	// record's Banks is its banks' fingerprint, ProfileSep and the
+	// profile it was hashed under; one hashed under another profile is
+	// judged from its bytes again.
+	Profile string
 	// Remote is true when remote backends are asked too. Their lists
 	// change without telling, so a stored clean verdict is asked again
 	// (digests only, through the guard's cache) rather than trusted
@@ -58,10 +65,22 @@ type Book struct {
 	pending   sync.WaitGroup
 	closeOnce sync.Once
 
-	written, dropped, failed, recalled, rederived, readFailed atomic.Int64
+	written, dropped, failed, recalled, rederived, rehash, readFailed atomic.Int64
 	// lastReadLog is when a failed read was last logged (Unix seconds).
 	lastReadLog atomic.Int64
 }
+
+// ProfileSep separates, in Record.Banks, the banks' fingerprint from the
+// hashing profile (BookConfig.Profile).
+const ProfileSep = "|"
+
+// recallTimeout bounds a recall's read: a ledger that stops answering
+// (a PostgreSQL host gone) must not hold downloads; past it the media is
+// judged from its bytes, as without a ledger.
+const recallTimeout = 250 * time.Millisecond
+
+// drainTimeout bounds how long Close spends writing what is queued.
+const drainTimeout = 10 * time.Second
 
 // touchAfter is how stale a recalled record's LastSeen may be before the
 // recall moves it forward: a day keeps retention honest at one write per
@@ -125,25 +144,28 @@ func (b *Book) writer() {
 		select {
 		case <-b.stop:
 			// Drain what was queued before Close: nothing accepted is lost
-			// to a clean stop.
+			// to a clean stop, but a store that stopped answering must not
+			// hold up a reload or shutdown for long.
+			ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+			defer cancel()
 			for {
 				select {
 				case r := <-b.queue:
-					b.write(r)
+					b.write(ctx, r)
 				default:
 					return
 				}
 			}
 		case r := <-b.queue:
-			b.write(r)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			b.write(ctx, r)
+			cancel()
 		}
 	}
 }
 
-func (b *Book) write(w write) {
+func (b *Book) write(ctx context.Context, w write) {
 	defer b.pending.Done()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	r := w.r
 	var err error
 	if w.touch {
@@ -197,7 +219,9 @@ func (b *Book) prune() {
 // unknown, undecodable (a newer decoder deserves to see it) or the
 // matcher cannot answer now.
 func (b *Book) Recall(ctx context.Context, k Key) (blocked bool, reason string, ok bool) {
-	r, found, err := b.cfg.Store.Get(ctx, k)
+	gctx, cancel := context.WithTimeout(ctx, recallTimeout)
+	r, found, err := b.cfg.Store.Get(gctx, k)
+	cancel()
 	if err != nil {
 		b.readFailed.Add(1)
 		// At most a line a minute: a store that is down fails every read.
@@ -224,7 +248,16 @@ func (b *Book) Recall(ctx context.Context, k Key) (blocked bool, reason string, 
 	default:
 		return false, "", false
 	}
-	if !b.cfg.Remote && r.Banks != "" && r.Banks == b.cfg.Fingerprint() {
+	banks, profile, _ := strings.Cut(r.Banks, ProfileSep)
+	if profile != b.cfg.Profile {
+		// Hashed with other decoders or settings (ffmpeg or djxl
+		// installed since, pdq_search or dihedral turned on, another
+		// undecodable policy): its digests may lack forms the proxy
+		// would now match, so the bytes are judged again.
+		b.rehash.Add(1)
+		return false, "", false
+	}
+	if !b.cfg.Remote && banks != "" && banks == b.cfg.Fingerprint() {
 		return false, "", true
 	}
 	// The banks changed since (or the verdict's banks are unknown): ask
@@ -251,14 +284,15 @@ type Stats struct {
 	// ReadFailed counts recalls the store could not answer.
 	ReadFailed int64
 	// Recalled counts media found in the ledger; Rederived those among
-	// them matched again because the banks changed since.
-	Recalled, Rederived int64
+	// them matched again because the banks changed since, Rehash those
+	// hashed under another profile, judged from their bytes again.
+	Recalled, Rederived, Rehash int64
 }
 
 // Stats returns the Book's counters.
 func (b *Book) Stats() Stats {
 	return Stats{Written: b.written.Load(), Dropped: b.dropped.Load(), Failed: b.failed.Load(), ReadFailed: b.readFailed.Load(),
-		Recalled: b.recalled.Load(), Rederived: b.rederived.Load()}
+		Recalled: b.recalled.Load(), Rederived: b.rederived.Load(), Rehash: b.rehash.Load()}
 }
 
 // Close writes what is queued and stops the Book's goroutines. The store

@@ -157,6 +157,17 @@ func TestBookRetro(t *testing.T) {
 			if bl, _, _ := b.Recall(ctx, recs[7].Key); !bl {
 				t.Error("media listed by an entry still banked was unblocked")
 			}
+
+			// Record 7's entry leaves its bank while no proxy runs: the
+			// catch-up at the next start re-derives it and lifts the block.
+			m.list(recs[7].Query.SHA256, false)
+			f4 := "banks-4"
+			fp.Store(&f4)
+			var lifted []Key
+			st4, err := b.Retro(ctx, Change{To: f4, Full: m.matches}, func(Hit) { t.Error("a hit in a catch-up that lists nothing") }, func(k Key) { lifted = append(lifted, k) })
+			if err != nil || !st4.CatchUp || st4.Unblocked != 1 || len(lifted) != 1 || lifted[0] != recs[7].Key {
+				t.Fatalf("catch-up after a removal while down: %+v %v %v", st4, err, lifted)
+			}
 		})
 	}
 }

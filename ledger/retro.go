@@ -141,9 +141,15 @@ func (b *Book) Retro(ctx context.Context, ch Change, onHit func(Hit), onUnblock 
 	// another may match an added one. fn then handles the few picked,
 	// decoded in full (the verdict's evidence names forms and embedded
 	// files), asking again to get the verdict.
+	// In a catch-up, a blocked record whose entry left its bank while no
+	// proxy ran matches nothing in the banks now: it is re-derived too.
+	lifted := ch.Removed
+	if st.CatchUp && ch.Full != nil {
+		lifted = func(q *matcher.Query) bool { _, ok := ch.Full(q); return !ok }
+	}
 	pick := func(v Verdict, q *matcher.Query) bool {
 		if v == Blocked {
-			return ch.Removed != nil && ch.Removed(q)
+			return lifted != nil && lifted(q)
 		}
 		if added == nil {
 			return false
@@ -157,7 +163,7 @@ func (b *Book) Retro(ctx context.Context, ch Change, onHit func(Hit), onUnblock 
 		var drop bool
 		switch {
 		case r.Verdict == Blocked:
-			drop = ch.Removed != nil && ch.Removed(&r.Query)
+			drop = lifted != nil && lifted(&r.Query)
 		case added != nil:
 			if v, ok := added(&r.Query); ok {
 				hit = &Hit{Record: cloneRecord(r), Verdict: v}
@@ -204,6 +210,7 @@ func (b *Book) Retro(ctx context.Context, ch Change, onHit func(Hit), onUnblock 
 	// took 4 s one at a time, see BenchmarkRetro), and PostgreSQL's pool
 	// runs them at once. onHit is told of each recorded hit, in order.
 	errs := make([]error, len(hits))
+	oks := make([]bool, len(hits))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, retroWriters)
 	for i := range hits {
@@ -212,7 +219,7 @@ func (b *Book) Retro(ctx context.Context, ch Change, onHit func(Hit), onUnblock 
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			h := &hits[i]
-			_, errs[i] = store.SetVerdict(ctx, h.Record.Key, Blocked, h.Verdict.Reason, ch.To)
+			oks[i], errs[i] = store.SetVerdict(ctx, h.Record.Key, Blocked, h.Verdict.Reason, ch.To)
 		}()
 	}
 	wg.Wait()
@@ -221,6 +228,9 @@ func (b *Book) Retro(ctx context.Context, ch Change, onHit func(Hit), onUnblock 
 		if errs[i] != nil {
 			hitErr = cmp.Or(hitErr, errs[i])
 			continue
+		}
+		if !oks[i] {
+			continue // pruned meanwhile: nothing stored to act on
 		}
 		st.Hits++
 		if onHit != nil {

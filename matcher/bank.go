@@ -190,7 +190,9 @@ var generation atomic.Uint64
 
 // Generation returns a number that changes whenever any local bank's
 // content changes (a load, a reload, a new configuration). Callers that
-// remember clean verdicts drop those from an older generation.
+// remember clean verdicts drop those from an older generation. It is odd
+// while a reload is publishing new banks: a verdict judged when it was
+// odd, or that saw it change, may have been reached against either.
 func Generation() uint64 { return generation.Load() }
 
 // Local matches queries against bank files on local disk, reloading them
@@ -269,7 +271,9 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 				return nil, fmt.Errorf("matcher: loading bank %s: %w", bc.Name, err)
 			}
 			s.bank, s.sig = bank, sig
-			generation.Add(1)
+			// By two: the generation stays even outside a reload's
+			// publication (see Generation).
+			generation.Add(2)
 			l.logLoaded(bank, "bank loaded")
 			st.active = append(st.active, bank)
 		}
@@ -377,6 +381,10 @@ func (l *Local) Reload() error {
 		}
 	}
 	st.fp = l.fingerprint(st.active)
+	// The generation is odd while the new banks are being published:
+	// a verdict whose generation was odd, or changed, cannot say which
+	// banks it saw (see Generation).
+	generation.Add(1)
 	l.state.Store(st)
 	// Only now that lookups see the new banks: a clean verdict
 	// reached against the old ones must carry the old generation.
@@ -389,10 +397,17 @@ func (l *Local) Reload() error {
 	l.notifyMu.Lock()
 	l.reloadMu.Unlock()
 	defer l.notifyMu.Unlock()
+	var changes []BankChange
 	for i, s := range next {
 		if was := old.slots[i].bank; s.bank != was {
-			l.notify(DiffBanks(was, s.bank), st.fp)
+			if ch := DiffBanks(was, s.bank); !ch.Empty() {
+				changes = append(changes, ch)
+			}
 		}
+	}
+	for i, ch := range changes {
+		ch.From, ch.Last = old.fp, i == len(changes)-1
+		l.notify(ch, st.fp)
 	}
 	return errors.Join(errs...)
 }

@@ -27,6 +27,13 @@ type BankChange struct {
 	// Fingerprint is the Local's Fingerprint once the change is in use
 	// (set by Reload; "" from DiffBanks).
 	Fingerprint string
+	// From is the Local's Fingerprint before the reload that made the
+	// change, and Last marks the reload's last change: one reload that
+	// changes two banks reports two changes, and a retro-scan that
+	// moves a ledger from From to Fingerprint must see both (set by
+	// Reload).
+	From string
+	Last bool
 }
 
 // Empty reports whether nothing was added or removed.

@@ -183,6 +183,7 @@ func TestBankChangeOncePerChangedBank(t *testing.T) {
 		Banks:    []BankConfig{{Name: "A", Path: paths[0]}, {Name: "B", Path: paths[1]}, {Name: "C", Path: paths[2]}},
 		OnChange: rec.hook, ReloadInterval: -1,
 	})
+	before := l.Fingerprint()
 	rewrite(t, paths[0], "md5 "+md5hex("a")+"\nmd5 "+md5hex("a2")+"\n")
 	rewrite(t, paths[1], "md5 "+md5hex("b")+"\n")
 	rewrite(t, paths[2], "")
@@ -196,6 +197,16 @@ func TestBankChangeOncePerChangedBank(t *testing.T) {
 	}
 	if want := []string{"A+1-0", "C+0-1"}; !slices.Equal(names, want) {
 		t.Errorf("changes %q, want %q", names, want)
+	}
+	// One reload, two changes: both from the same banks to the same, and
+	// only the second closes the reload (a retro-scan must see both).
+	for i, ch := range chs {
+		if ch.From != before || ch.Fingerprint != l.Fingerprint() || ch.Last != (i == len(chs)-1) {
+			t.Errorf("change %d: from %q to %q last %v; want from %q to %q", i, ch.From, ch.Fingerprint, ch.Last, before, l.Fingerprint())
+		}
+	}
+	if g := Generation(); g%2 != 0 {
+		t.Errorf("generation %d is odd after the reload: odd means a reload is publishing", g)
 	}
 }
 

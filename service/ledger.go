@@ -2,11 +2,13 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/mediaguard/mediaguard/hashing/external"
 	"github.com/mediaguard/mediaguard/ledger"
 	"github.com/mediaguard/mediaguard/matcher"
 	"github.com/mediaguard/mediaguard/mediaproxy"
@@ -24,6 +26,8 @@ func (l bookRecall) Recall(ctx context.Context, k mediaproxy.MediaKey) (bool, st
 type bookWriter struct {
 	b     *ledger.Book
 	local *matcher.Local
+	// profile names how media is hashed here (see hashingProfile).
+	profile string
 }
 
 func (w bookWriter) Observe(d *mediaproxy.Decision) {
@@ -49,11 +53,13 @@ func (w bookWriter) Observe(d *mediaproxy.Decision) {
 		return // nothing was stored
 	}
 	banks := w.local.Fingerprint()
-	if d.Generation != matcher.Generation() {
-		// The banks changed while the media was judged: which ones the
-		// verdict saw is unknown, so it is re-derived when recalled.
+	if gen := matcher.Generation(); d.Generation != gen || gen%2 == 1 {
+		// The banks changed (or were being published) while the media
+		// was judged: which ones the verdict saw is unknown, so it is
+		// re-derived when recalled.
 		banks = ""
 	}
+	banks += ledger.ProfileSep + w.profile
 	now := time.Now()
 	r := ledger.Record{
 		Key: ledger.Key{Server: d.MediaKey.Server, ID: d.MediaKey.ID}, Size: d.Digests.Size, Type: d.Format,
@@ -88,13 +94,16 @@ func (s *Service) retro(ctx context.Context, ch ledger.Change) {
 	case st.Skipped:
 		s.retroSkipped.Add(1)
 		s.log.Info("retro-scan already done by another instance", zap.String("banks", ch.To))
-		if ch.Removed != nil {
-			s.forgetLifted(ctx)
-		}
 	default:
 		s.retroRuns.Add(1)
 		s.log.Info("retro-scan done", zap.Int("records", st.Scanned), zap.Int("now_blocked", st.Hits), zap.Int("unblocked", st.Unblocked),
 			zap.Bool("full", st.CatchUp), zap.Duration("took", st.Took))
+	}
+	if err == nil && (ch.Removed != nil || st.CatchUp) {
+		// Whoever re-derived the blocked records (this scan, another
+		// instance's, or a catch-up after entries left a bank while no
+		// proxy ran), this proxy's memory must forget the blocks lifted.
+		s.forgetLifted(ctx)
 	}
 }
 
@@ -126,28 +135,41 @@ func (s *Service) forgetLifted(ctx context.Context) {
 
 // retroWorker runs the retro-scans one at a time: first a catch-up of
 // whatever changed while no proxy ran (a no-op when the ledger is already
-// consistent with the banks), then one per changed bank.
+// consistent with the banks), then one per reload, over every bank it
+// changed.
 func (s *Service) retroWorker(ctx context.Context) {
 	defer s.wg.Done()
 	full := func(q *matcher.Query) (matcher.Verdict, bool) {
 		v, err := s.local.Match(ctx, *q)
 		return v, err == nil && v.Match
 	}
-	s.to = s.local.Fingerprint()
-	s.retro(ctx, ledger.Change{To: s.to, Full: full})
+	// last is the banks' fingerprint the worker last scanned for: a
+	// reload that starts from another one follows a change never seen.
+	last := s.local.Fingerprint()
+	s.retro(ctx, ledger.Change{To: last, Full: full})
+	var reload []matcher.BankChange
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case c := <-s.changes:
-			if c.Fingerprint != s.to {
-				s.from, s.to = s.to, c.Fingerprint
+			reload = append(reload, c)
+			if !c.Last {
+				continue
 			}
-			added, removed := retroMatchers(s.local, []matcher.BankChange{c})
-			// The same on every instance that loads the same bank files,
-			// so a fleet scans each change once.
-			id := s.from + ">" + s.to + ":" + c.Bank
-			s.retro(ctx, ledger.Change{ID: id, From: s.from, To: s.to, Added: added, Removed: removed, Full: full})
+			added, removed := retroMatchers(s.local, reload)
+			from, to := reload[0].From, c.Fingerprint
+			ch := ledger.Change{From: from, To: to, Added: added, Removed: removed, Full: full,
+				// The same on every instance that loads the same bank
+				// files, so a fleet scans each reload once.
+				ID: from + ">" + to}
+			if s.lostChange.Swap(false) || from != last {
+				// A change was dropped (queue full): only a re-judgement
+				// of the whole ledger is sure to cover it.
+				ch.ID, ch.From = "", ""
+			}
+			reload, last = nil, to
+			s.retro(ctx, ch)
 		}
 	}
 }
@@ -196,4 +218,30 @@ func (s *Service) LedgerStats() (st LedgerStats, ok bool) {
 	}
 	return LedgerStats{Stats: s.book.Stats(), RetroBlocked: s.retroHits.Load(),
 		RetroScans: map[string]int64{"done": s.retroRuns.Load(), "skipped": s.retroSkipped.Load(), "failed": s.retroFailed.Load()}}, true
+}
+
+// hashingVersion changes when a release hashes media differently (a new
+// decoder, new forms): media recorded before are judged from their bytes
+// again, not trusted by digests that lack what is matched now.
+const hashingVersion = 1
+
+// hashingProfile names how this proxy hashes media, as ledger records
+// carry it (ledger.BookConfig.Profile).
+func hashingProfile(pc mediaproxy.Config) string {
+	// Defaults spelled out or left implicit hash alike.
+	if pc.MaxPixels <= 0 {
+		pc.MaxPixels = mediaproxy.DefaultMaxPixels
+	}
+	if pc.OnUndecodableImage == "" {
+		pc.OnUndecodableImage = mediaproxy.UndecodableBlock
+	}
+	return fmt.Sprintf("v%d search=%d dihedral=%t max_pixels=%d undecodable=%s ffmpeg=%t djxl=%t",
+		hashingVersion, pc.PDQSearch, pc.Dihedral, pc.MaxPixels, pc.OnUndecodableImage, external.Available("ffmpeg"), external.Available("djxl"))
+}
+
+// LedgerBanks is what a ledger record judged now carries as its Banks:
+// the local banks' fingerprint and this proxy's hashing profile (the
+// backfill writes records as the proxy would).
+func (s *Service) LedgerBanks() string {
+	return s.local.Fingerprint() + ledger.ProfileSep + s.profile
 }

@@ -111,9 +111,11 @@ type Service struct {
 	// changes for its retro-scans, run one at a time by Start's worker.
 	book    *ledger.Book
 	changes chan matcher.BankChange
-	// from and to are the local banks' fingerprints before and after the
-	// reload the last retro-scan was for.
-	from, to string
+	// profile is the hashing profile ledger records carry.
+	profile string
+	// lostChange is set when a bank change could not be queued: the
+	// next retro-scan re-judges the whole ledger.
+	lostChange atomic.Bool
 	// stopRetro ends the retro-scan worker (Close).
 	stopRetro context.CancelFunc
 	// retros counts the retro-scans run here, by outcome; retroHits the
@@ -144,7 +146,8 @@ func New(cfg Config) (_ *Service, err error) {
 			case s.changes <- ch:
 			default:
 				// The worker is far behind: this change is caught up by
-				// the full re-judgement its lost mark leads to.
+				// a full re-judgement of the ledger at the next reload.
+				s.lostChange.Store(true)
 				log.Error("retro-scan queue full: a bank change will be caught up by a full re-judgement of the ledger")
 			}
 		}
@@ -237,12 +240,15 @@ func New(cfg Config) (_ *Service, err error) {
 		cleanTTL = time.Hour
 	}
 	pc.Memory = mediaproxy.NewMemory(cfg.MemoryEntries, cleanTTL)
+	// The backfill builds a Service without a ledger and writes records
+	// as the proxy would: the profile is known either way.
+	s.profile = hashingProfile(pc)
 	obs := observers{s.acts}
 	if cfg.Ledger != nil {
 		s.book = ledger.NewBook(ledger.BookConfig{Store: cfg.Ledger, Matcher: s.guard, Fingerprint: s.local.Fingerprint,
-			Remote: len(remotes) > 0, Retention: cfg.LedgerRetention, Logger: log.Named("ledger")})
+			Profile: s.profile, Remote: len(remotes) > 0, Retention: cfg.LedgerRetention, Logger: log.Named("ledger")})
 		pc.Ledger = bookRecall{s.book}
-		obs = append(obs, bookWriter{s.book, s.local})
+		obs = append(obs, bookWriter{s.book, s.local, s.profile})
 	}
 	if cfg.Observer != nil {
 		obs = append(obs, cfg.Observer)
@@ -301,6 +307,12 @@ func (s *Service) Start(ctx context.Context) error {
 // Close ends background work. It may be called more than once, and on a
 // Service that was never started.
 func (s *Service) Close() {
+	// The retro worker first: a scan finishing now still reaches the
+	// actions, notifiers and matcher it acts through.
+	if s.stopRetro != nil {
+		s.stopRetro()
+	}
+	s.wg.Wait()
 	if s.local != nil {
 		s.local.Close()
 	}
@@ -316,10 +328,6 @@ func (s *Service) Close() {
 	if s.acts != nil {
 		s.acts.Close()
 	}
-	if s.stopRetro != nil {
-		s.stopRetro()
-	}
-	s.wg.Wait()
 	if s.book != nil {
 		s.book.Close()
 	}
