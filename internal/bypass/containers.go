@@ -16,6 +16,13 @@ import (
 var Containers = []Form{
 	{"pdf embedding the jpeg", "application/pdf", pdfWithJPEG},
 	{"svg with the picture as a data: uri", "image/svg+xml", svgWithDataURI},
+	{"svg whose root element has a namespace prefix (s:svg)", "image/svg+xml", svgPrefixedRoot},
+	{"svg opening with a processing instruction other than <?xml", "image/svg+xml", func(img *image.NRGBA) []byte {
+		return append([]byte("<?foo?>\n"), svgBody(img)...)
+	}},
+	{"svg opening with 5,000 spaces", "image/svg+xml", func(img *image.NRGBA) []byte {
+		return append(bytes.Repeat([]byte(" "), 5000), svgBody(img)...)
+	}},
 	{"zip holding the picture", "application/zip", zipWithJPEG},
 	{"mp3 whose id3 cover art is the picture", "audio/mpeg", mp3WithCover},
 	{"decoy jpeg with the picture appended after its end", "image/jpeg", func(img *image.NRGBA) []byte {
@@ -169,6 +176,22 @@ func svgWithDataURI(img *image.NRGBA) []byte {
 <svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="%d" height="%d">
   <image width="%d" height="%d" xlink:href="data:image/jpeg;base64,%s"/>
 </svg>
+`, w, h, w, h, base64.StdEncoding.EncodeToString(testimg.JPEG(img, 90))))
+}
+
+// svgBody is an svg element drawing the picture from a data: URI, with no
+// XML declaration before it.
+func svgBody(img *image.NRGBA) []byte {
+	w, h := img.Bounds().Dx(), img.Bounds().Dy()
+	return []byte(fmt.Sprintf(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d"><image width="%d" height="%d" href="data:image/jpeg;base64,%s"/></svg>
+`, w, h, w, h, base64.StdEncoding.EncodeToString(testimg.JPEG(img, 90))))
+}
+
+// svgPrefixedRoot names the SVG namespace by a prefix: the root element is
+// s:svg, which browsers show as any svg.
+func svgPrefixedRoot(img *image.NRGBA) []byte {
+	w, h := img.Bounds().Dx(), img.Bounds().Dy()
+	return []byte(fmt.Sprintf(`<s:svg xmlns:s="http://www.w3.org/2000/svg" width="%d" height="%d"><s:image width="%d" height="%d" href="data:image/jpeg;base64,%s"/></s:svg>
 `, w, h, w, h, base64.StdEncoding.EncodeToString(testimg.JPEG(img, 90))))
 }
 
