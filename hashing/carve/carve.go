@@ -86,9 +86,13 @@ type Result struct {
 }
 
 const (
-	defaultMaxParts = 16
-	defaultMaxBytes = 64 << 20
-	defaultMaxDepth = 2
+	// scanBudgetFactor scales MaxBytes into the streaming budget: the
+	// proxy's least 32 MiB lets 128 MiB of entries too big to carve be
+	// examined (inflating runs at a few hundred MB/s).
+	scanBudgetFactor = 4
+	defaultMaxParts  = 16
+	defaultMaxBytes  = 64 << 20
+	defaultMaxDepth  = 2
 )
 
 // Carve returns the embedded files of data when data is one of the
@@ -136,6 +140,10 @@ type carver struct {
 	// from it, so a zip bomb costs at most MaxBytes of inflation.
 	budget int64
 	parts  []Part
+	// scanBudget is what is left of the bytes that may be inflated only
+	// to be examined, streamed, and thrown away (entries too big to carve
+	// whole): scanBudgetFactor times MaxBytes.
+	scanBudget int64
 	// starved is the first reason something that may be a picture was
 	// left uncarved (Result.Incomplete).
 	starved string
@@ -153,6 +161,7 @@ func newCarver(lim Limits) *carver {
 		c.budget = defaultMaxBytes
 	}
 	c.maxBytes = c.budget
+	c.scanBudget = scanBudgetFactor * c.budget
 	return c
 }
 

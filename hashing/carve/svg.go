@@ -18,9 +18,11 @@ func (c *carver) svg(data []byte, depth int, prefix string) {
 // hasDataURI reports whether text holds "data:" in any case, or a
 // character reference that may spell it.
 func hasDataURI(text []byte) bool {
-	if bytes.Index(text, []byte("&#")) >= 0 {
-		return true
-	}
+	return bytes.Index(text, []byte("&#")) >= 0 || hasDataColon(text)
+}
+
+// hasDataColon reports whether text holds "data:" in any case.
+func hasDataColon(text []byte) bool {
 	for i := 0; i < len(text); {
 		j := bytes.IndexByte(text[i:], ':')
 		if j < 0 {
