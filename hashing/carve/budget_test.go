@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // zipEntries writes a zip of deflated entries, each with its own declared
@@ -245,5 +246,43 @@ func TestZipBehindJunkInAnEntry(t *testing.T) {
 	res = Search(zipOf(t, zipFile{name: "zeros.bin", data: make([]byte, junk), method: zip.Deflate}), Limits{MaxBytes: int64(budget)})
 	if res.Incomplete != "" || len(res.Parts) != 0 {
 		t.Errorf("zeros: %d parts, incomplete %q", len(res.Parts), res.Incomplete)
+	}
+}
+
+// 4096 tiny decoy attachments used to spend every probe, and the
+// Flate-compressed picture after them was never opened, the search
+// complete. Streams left unopened now make it incomplete; a long
+// ordinary PDF (a content stream a page, as Ghostscript writes) is
+// opened whole.
+func TestPDFProbesLeftUnopened(t *testing.T) {
+	jpg := jpegOf(t, 1)
+	decoys := func(n, size int) []byte {
+		p := newPDF()
+		p.catalog()
+		for i := range n {
+			p.stream(100+i, "/Type /EmbeddedFile /Filter /FlateDecode", zlibOf(bytes.Repeat([]byte{'x'}, size)), "")
+		}
+		p.stream(100+n, "/Type /EmbeddedFile /Filter /FlateDecode", zlibOf(jpg), "")
+		return p.bytes()
+	}
+	pdf := decoys(minPDFProbes, 1)
+	res := Search(pdf, Limits{MaxParts: 4096})
+	if !hasPart(res.Parts, want{"pdf embedded file object", jpg}) && res.Incomplete == "" {
+		t.Fatalf("%d-byte pdf: the picture after %d decoys neither carved nor the search incomplete", len(pdf), minPDFProbes)
+	}
+	// A 5,000-page text PDF: about 730 bytes a content stream.
+	p := newPDF()
+	p.catalog()
+	page := bytes.Repeat([]byte("BT /F1 10 Tf 40 800 Td (Page text line with words) Tj ET\n"), 13)
+	for i := range 5000 {
+		p.stream(100+i, "/Filter /FlateDecode", zlibOf(append(page, fmt.Sprint(i)...)), "")
+	}
+	p.stream(5100, "/Type /EmbeddedFile /Filter /FlateDecode", zlibOf(jpg), "")
+	pdf = p.bytes()
+	start := time.Now()
+	res = Search(pdf, Limits{MaxParts: 4096})
+	t.Logf("%d-byte pdf of 5000 content streams searched in %v", len(pdf), time.Since(start))
+	if !hasPart(res.Parts, want{"pdf embedded file object 5100", jpg}) || res.Incomplete != "" {
+		t.Fatalf("%d-byte pdf of 5000 content streams: %d parts, incomplete %q", len(pdf), len(res.Parts), res.Incomplete)
 	}
 }
