@@ -39,11 +39,13 @@ type Part struct {
 	//	pdf embedded file object 9, pdf stream object 7 [(jpeg)]
 	//	pdf jpeg at offset 1234              (in a PDF too broken to parse)
 	//	svg data uri 1
+	//	data uri 1                           (in other text: HTML, XML)
 	//	id3 APIC 1 image/jpeg
 	//	mp4 covr 1, mp4 metadata item ????  (QuickTime keyed metadata)
 	//	flac picture 1 image/png
 	//	mkv attachment cover.jpg (image/jpeg)
 	//	zip entry a/b.jpg
+	//	zip entry a.bin (the zip in its last 749 of 41943789 bytes)
 	//	after the end of the png             (the bytes after the image)
 	//	the jpeg without the 12 bytes after its end
 	//	jpeg at offset 1234                  (after bytes that are no format)
@@ -78,10 +80,11 @@ type Result struct {
 	// byte budget ran out, MaxParts was reached, or containers were
 	// nested deeper than MaxDepth. A caller that must never call a
 	// listed picture clean cannot call such a file clean either: the
-	// picture may be what was left. Bytes that are no format (an entry
-	// with no signature, zero padding) left over for want of budget are
-	// not counted: only they could hide a picture at an offset, which
-	// no viewer shows.
+	// picture may be what was left. Bytes that are no format (a zip
+	// entry with no signature, zero padding) too big for the budget are
+	// streamed to their end instead and not counted when they hold
+	// neither a zip at their end nor a data: URI: they could only hide a
+	// picture at an offset, which no viewer shows.
 	Incomplete string
 }
 
@@ -96,7 +99,7 @@ const (
 )
 
 // Carve returns the embedded files of data when data is one of the
-// recognised containers (PDF, SVG/XML text, ID3v2-tagged MP3, MP4/MOV/3GP
+// recognised containers (PDF, SVG, data: URIs in other text, ID3v2-tagged MP3, MP4/MOV/3GP
 // (ISO BMFF), FLAC, Matroska/WebM, ZIP), and bytes appended after (or
 // prepended before) a complete image (JPEG after EOI, PNG after IEND, GIF
 // after trailer 0x3B, WebP/RIFF beyond its declared size; and an image

@@ -15,10 +15,10 @@ func (c *carver) svg(data []byte, depth int, prefix string) {
 	c.dataURIs(data, depth, prefix, "svg data uri ")
 }
 
-// hasDataURI reports whether text holds "data:" in any case, or a
-// character reference that may spell it.
+// hasDataURI reports whether text holds "data:" in any case, spelled
+// with character references or not ("da&#116;a:").
 func hasDataURI(text []byte) bool {
-	return bytes.Index(text, []byte("&#")) >= 0 || hasDataColon(text)
+	return hasDataColon(text) || bytes.Index(text, []byte("&#")) >= 0 && hasDataColon(xmlUnescape(text))
 }
 
 // hasDataColon reports whether text holds "data:" in any case.

@@ -203,7 +203,9 @@ type zipItem struct {
 }
 
 // zipSniffBytes is how much of an entry is inflated to tell whether it
-// may be a picture or a container (XML is recognised in its first 4 KiB).
+// may be a picture or a container. What it misses (an SVG whose prolog is
+// longer, a zip behind junk, data: URIs in text) is found when the entry
+// is carved or streamed with the others (zipRest).
 const zipSniffBytes = 4096
 
 // zipCarve carves the located entries: first those whose first bytes say
@@ -213,8 +215,8 @@ const zipSniffBytes = 4096
 // budget before the picture after it is reached: the zeros are never
 // inflated past their first 4 KiB unless the budget is left over. An entry
 // of the first kind the budget cannot afford makes the search incomplete;
-// one of the second kind does not (it could only hide a picture at an
-// offset, behind bytes of no format, which no viewer shows).
+// one of the second kind only does when streaming it shows that it may
+// hide something after all (zipRest).
 func (c *carver) zipCarve(items []zipItem, depth int, prefix string) {
 	var rest []*zipItem
 	for i := range items {
@@ -309,10 +311,15 @@ const zipTailBytes = 22 + 0xffff
 // (by the directory's declared size and offset), or -1 when it starts
 // before tail.
 func zipEndAt(tail []byte) (at int, found bool) {
-	for end := len(tail); ; {
+	for end, tries := len(tail), 0; ; tries++ {
 		i := bytes.LastIndex(tail[max(0, len(tail)-zipTailBytes):end], []byte("PK\x05\x06"))
 		if i < 0 {
 			return -1, false
+		}
+		if tries == 64 {
+			// Signatures crafted to make this search quadratic: a zip
+			// may be there, and it is not worth finding.
+			return -1, true
 		}
 		i += max(0, len(tail)-zipTailBytes)
 		end = i
