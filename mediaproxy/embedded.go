@@ -120,9 +120,11 @@ func (p *Proxy) scanEmbedded(ctx context.Context, r io.ReadSeeker, q *matcher.Qu
 			cost = max(int64(p.cfg.MaxPixels), embeddedMinCost)
 		}
 		if cost > budget {
-			if !weak {
-				left++
-			}
+			// A weak picture (its header does not parse strictly) may
+			// still be one a browser shows: a JPEG whose height is in a
+			// DNL segment, junk between its segments. Once the budget is
+			// spent, it is left unhashed like any other, never clean.
+			left++
 			continue
 		}
 		budget -= cost

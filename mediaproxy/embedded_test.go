@@ -3,9 +3,14 @@ package mediaproxy
 import (
 	"archive/zip"
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
+	"image"
 	"strings"
 	"testing"
+
+	"github.com/mediaguard/mediaguard/internal/bypass"
 )
 
 func zipFiles(t *testing.T, files map[string][]byte) []byte {
@@ -56,5 +61,65 @@ func TestUnsearchedEmbeddedFilesAreNotClean(t *testing.T) {
 		if !strings.Contains(d.UnscannableReason, "nested deeper") {
 			t.Errorf("reason %q does not say why", d.UnscannableReason)
 		}
+	}
+}
+
+// decoyPNG is a PNG declaring w×h pixels in few bytes, its image data
+// junk: it spends the pixel budget, then fails to decode.
+func decoyPNG(w, h, junk int) []byte {
+	chunk := func(typ string, data []byte) []byte {
+		c := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
+		c = append(append(c, typ...), data...)
+		return binary.BigEndian.AppendUint32(c, crc32.ChecksumIEEE(c[4:]))
+	}
+	ihdr := binary.BigEndian.AppendUint32(nil, uint32(w))
+	ihdr = binary.BigEndian.AppendUint32(ihdr, uint32(h))
+	ihdr = append(ihdr, 8, 2, 0, 0, 0)
+	b := []byte("\x89PNG\r\n\x1a\n")
+	b = append(b, chunk("IHDR", ihdr)...)
+	b = append(b, chunk("IDAT", bytes.Repeat([]byte{0xa5}, junk))...)
+	return append(b, chunk("IEND", nil)...)
+}
+
+// Once a decoy has spent the pixel budget, a carved picture whose header
+// could not be read (a JPEG whose height is in a DNL segment, with junk
+// between two segments: browsers show it) was skipped without a word, and
+// the body judged clean. Any picture left unhashed makes it undecodable.
+func TestPictureAfterPixelBudgetIsNotClean(t *testing.T) {
+	var dnl func(*image.NRGBA) []byte
+	for _, f := range bypass.Images {
+		if strings.Contains(f.Name, "DNL") {
+			dnl = f.Make
+		}
+	}
+	if dnl == nil {
+		t.Fatal("no DNL form in the bypass corpus")
+	}
+	weakDNL := func(img *image.NRGBA) []byte {
+		j := dnl(img)
+		n := 4 + int(j[4])<<8 | int(j[5]) // after the first segment
+		return append(append(append([]byte(nil), j[:n]...), 0, 0, 0), j[n:]...)
+	}
+	listedImg, cleanImg := testPhoto(80, 240, 180), testPhoto(81, 240, 180)
+	if format, weak := imageByBytes(bytes.NewReader(weakDNL(listedImg))); format != "jpeg" || !weak {
+		t.Fatalf("the picture is %q, weak %v: not the case tested", format, weak)
+	}
+	e := newEnv(t, []string{"pdq " + pdqOf(t, encodePNG(listedImg)).String()}, nil)
+	// The decoy is larger in bytes, so it is taken first, and declares
+	// just under the least pixel budget.
+	decoy := decoyPNG(embeddedMinPixels/1000-1, 1000, 64<<10)
+	resp, _ := e.upload(t, "application/zip", zipFiles(t, map[string][]byte{"decoy.png": decoy, "photo.jpg": weakDNL(listedImg)}))
+	if d := e.obs.last(); resp.StatusCode != 403 {
+		t.Fatalf("the listed picture behind a decoy: %d %s", resp.StatusCode, d.Outcome)
+	} else {
+		t.Logf("refused: %s %s", d.Outcome, d.UnscannableReason)
+	}
+	// Without the decoy the picture is hashed: the listed one is refused,
+	// its clean twin passes.
+	if resp, _ := e.upload(t, "application/zip", zipFiles(t, map[string][]byte{"photo.jpg": weakDNL(listedImg)})); resp.StatusCode != 403 {
+		t.Fatalf("listed, no decoy: %d (%s)", resp.StatusCode, e.obs.last().Outcome)
+	}
+	if resp, _ := e.upload(t, "application/zip", zipFiles(t, map[string][]byte{"photo.jpg": weakDNL(cleanImg)})); resp.StatusCode != 200 {
+		t.Fatalf("clean twin: %d (%s: %s)", resp.StatusCode, e.obs.last().Outcome, e.obs.last().UnscannableReason)
 	}
 }

@@ -39,11 +39,13 @@ type Part struct {
 	//	pdf embedded file object 9, pdf stream object 7 [(jpeg)]
 	//	pdf jpeg at offset 1234              (in a PDF too broken to parse)
 	//	svg data uri 1
+	//	data uri 1                           (in other text: HTML, XML)
 	//	id3 APIC 1 image/jpeg
 	//	mp4 covr 1, mp4 metadata item ????  (QuickTime keyed metadata)
 	//	flac picture 1 image/png
 	//	mkv attachment cover.jpg (image/jpeg)
 	//	zip entry a/b.jpg
+	//	zip entry a.bin (the zip in its last 749 of 41943789 bytes)
 	//	after the end of the png             (the bytes after the image)
 	//	the jpeg without the 12 bytes after its end
 	//	jpeg at offset 1234                  (after bytes that are no format)
@@ -78,21 +80,26 @@ type Result struct {
 	// byte budget ran out, MaxParts was reached, or containers were
 	// nested deeper than MaxDepth. A caller that must never call a
 	// listed picture clean cannot call such a file clean either: the
-	// picture may be what was left. Bytes that are no format (an entry
-	// with no signature, zero padding) left over for want of budget are
-	// not counted: only they could hide a picture at an offset, which
-	// no viewer shows.
+	// picture may be what was left. Bytes that are no format (a zip
+	// entry with no signature, zero padding) too big for the budget are
+	// streamed to their end instead and not counted when they hold
+	// neither a zip at their end nor a data: URI: they could only hide a
+	// picture at an offset, which no viewer shows.
 	Incomplete string
 }
 
 const (
-	defaultMaxParts = 16
-	defaultMaxBytes = 64 << 20
-	defaultMaxDepth = 2
+	// scanBudgetFactor scales MaxBytes into the streaming budget: the
+	// proxy's least 32 MiB lets 128 MiB of entries too big to carve be
+	// examined (inflating runs at a few hundred MB/s).
+	scanBudgetFactor = 4
+	defaultMaxParts  = 16
+	defaultMaxBytes  = 64 << 20
+	defaultMaxDepth  = 2
 )
 
 // Carve returns the embedded files of data when data is one of the
-// recognised containers (PDF, SVG/XML text, ID3v2-tagged MP3, MP4/MOV/3GP
+// recognised containers (PDF, SVG, data: URIs in other text, ID3v2-tagged MP3, MP4/MOV/3GP
 // (ISO BMFF), FLAC, Matroska/WebM, ZIP), and bytes appended after (or
 // prepended before) a complete image (JPEG after EOI, PNG after IEND, GIF
 // after trailer 0x3B, WebP/RIFF beyond its declared size; and an image
@@ -136,6 +143,10 @@ type carver struct {
 	// from it, so a zip bomb costs at most MaxBytes of inflation.
 	budget int64
 	parts  []Part
+	// scanBudget is what is left of the bytes that may be inflated only
+	// to be examined, streamed, and thrown away (entries too big to carve
+	// whole): scanBudgetFactor times MaxBytes.
+	scanBudget int64
 	// starved is the first reason something that may be a picture was
 	// left uncarved (Result.Incomplete).
 	starved string
@@ -153,6 +164,7 @@ func newCarver(lim Limits) *carver {
 		c.budget = defaultMaxBytes
 	}
 	c.maxBytes = c.budget
+	c.scanBudget = scanBudgetFactor * c.budget
 	return c
 }
 
@@ -229,7 +241,8 @@ func (c *carver) carveInto(depth int, prefix, where string, data []byte) {
 	// bytes were added as a part, and bytes no format claims are only
 	// searched for pictures at offsets, which no viewer shows.
 	k := sniff(data)
-	container := k != kUnknown && k != kJPEG && k != kPNG && k != kGIF && k != kWebP
+	container := k != kUnknown && k != kJPEG && k != kPNG && k != kGIF && k != kWebP ||
+		k == kUnknown && textLike(data) && hasDataURI(data)
 	if depth >= c.maxDepth {
 		if container {
 			c.starve("containers nested deeper than " + itoa(c.maxDepth) + " (" + prefix + where + ")")
@@ -353,18 +366,89 @@ func isBMFFBox(t string) bool {
 	return false
 }
 
-// isXML recognises SVG and other XML text: after an optional UTF-8 BOM and
-// white space it starts with an XML declaration, a doctype, a comment or an
-// <svg element.
+// isXML recognises SVG as a browser does: after an optional UTF-8 BOM,
+// white space, comments, processing instructions and a doctype, of any
+// length, the root element is svg, with or without a namespace prefix
+// (<s:svg xmlns:s=...>), or declares the SVG namespace
+// (https://www.w3.org/TR/SVG2/struct.html#Namespace). Other XML is text
+// like any other: its data: URIs are carved (see textLike), but it is no
+// picture candidate, so that the XML parts of an office document are not
+// taken for pictures.
 func isXML(b []byte) bool {
-	b = bytes.TrimPrefix(b[:min(len(b), 4096)], []byte("\xef\xbb\xbf"))
-	b = bytes.TrimLeft(b, " \t\r\n")
-	for _, p := range []string{"<?xml", "<!DOCTYPE", "<!doctype", "<!--", "<svg"} {
-		if bytes.HasPrefix(b, []byte(p)) {
-			return true
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
+	// Every step consumes what it skips: linear in the prolog's length.
+	for {
+		b = bytes.TrimLeft(b, " \t\r\n")
+		switch {
+		case bytes.HasPrefix(b, []byte("<?")):
+			b = skipPast(b[2:], "?>")
+		case bytes.HasPrefix(b, []byte("<!--")):
+			b = skipPast(b[4:], "-->")
+		case len(b) >= 9 && bytes.EqualFold(b[:9], []byte("<!DOCTYPE")):
+			b = skipDoctype(b[9:])
+		case bytes.HasPrefix(b, []byte("<")):
+			return isSVGRoot(b[1:])
+		default:
+			return false
+		}
+		if b == nil {
+			return false
 		}
 	}
-	return false
+}
+
+// skipPast returns b after the first end, or nil when there is none.
+func skipPast(b []byte, end string) []byte {
+	i := bytes.Index(b, []byte(end))
+	if i < 0 {
+		return nil
+	}
+	return b[i+len(end):]
+}
+
+// skipDoctype returns b after a doctype's closing '>', past an internal
+// subset in brackets (whose declarations hold '>' of their own).
+func skipDoctype(b []byte) []byte {
+	i := bytes.IndexAny(b, "[>")
+	if i < 0 {
+		return nil
+	}
+	if b[i] == '>' {
+		return b[i+1:]
+	}
+	b = skipPast(b[i+1:], "]")
+	if b == nil {
+		return nil
+	}
+	return skipPast(b, ">")
+}
+
+var svgNamespace = []byte("http://www.w3.org/2000/svg")
+
+// isSVGRoot reports whether the start tag at b (after its '<') is an svg
+// element, by its local name or by the SVG namespace it declares.
+func isSVGRoot(b []byte) bool {
+	end := bytes.IndexByte(b, '>')
+	if end < 0 {
+		end = len(b)
+	}
+	tag := b[:end]
+	name := tag
+	if i := bytes.IndexAny(tag, " \t\r\n/"); i >= 0 {
+		name = tag[:i]
+	}
+	if i := bytes.LastIndexByte(name, ':'); i >= 0 {
+		name = name[i+1:]
+	}
+	return string(name) == "svg" || bytes.Contains(tag, svgNamespace)
+}
+
+// textLike reports whether data may be markup or other text that a browser
+// shows (HTML, XML, SVG), whose data: URIs are then carved: a data: URI is
+// a container of its own wherever it is. Its first 4 KiB hold no NUL byte,
+// which random or binary data almost always does.
+func textLike(b []byte) bool {
+	return len(b) > 0 && bytes.IndexByte(b[:min(len(b), 4096)], 0) < 0
 }
 
 // carve dispatches on the format of data. depth is 1 for the uploaded file.
@@ -397,6 +481,9 @@ func (c *carver) carve(data []byte, depth int, prefix string) {
 	case kZIP:
 		c.zip(data, depth, prefix)
 	default:
+		if textLike(data) {
+			c.dataURIs(data, depth, prefix, "data uri ")
+		}
 		c.scanEmbedded(data, depth, prefix)
 		// Zip readers start at the end of the file: data with a valid
 		// central directory at its end is a zip whatever comes first

@@ -109,6 +109,13 @@ func cases(t testing.TB) []carveCase {
 		add("svg", []byte(svg), true, want{"svg data uri 1", pngb}, want{"svg data uri 2", jpg}, want{"svg data uri 3", gifb}, want{"svg data uri 4", jpg2})
 		inner := `<svg xmlns="http://www.w3.org/2000/svg"><image href="data:image/png;base64,` + b64(pngb) + `"/></svg>`
 		enc := strings.NewReplacer("<", "%3C", ">", "%3E", `"`, "%22", " ", "%20").Replace(inner)
+		// Browsers show these; a fixed opening in the first 4 KiB missed them.
+		img := `<image href="data:image/jpeg;base64,` + b64(jpg) + `"/>`
+		add("svg with a prefixed root", []byte(`<s:svg xmlns:s="http://www.w3.org/2000/svg">`+strings.ReplaceAll(img, "<image", "<s:image")+`</s:svg>`), true, want{"svg data uri 1", jpg})
+		add("svg after a processing instruction", []byte(`<?foo bar?><svg xmlns="http://www.w3.org/2000/svg">`+img+`</svg>`), true, want{"svg data uri 1", jpg})
+		add("svg after 5000 spaces", []byte(strings.Repeat(" ", 5000)+`<svg xmlns="http://www.w3.org/2000/svg">`+img+`</svg>`), true, want{"svg data uri 1", jpg})
+		add("svg after a long comment and a doctype with a subset", []byte(`<!--`+strings.Repeat("x", 9000)+`--><!DOCTYPE svg [<!ENTITY a "b>">]><svg>`+img+`</svg>`), true, want{"svg data uri 1", jpg})
+		add("html with a data: uri", []byte(`<!doctype html><html><body><img src="data:image/jpeg;base64,`+b64(jpg)+`"></body></html>`), true, want{"data uri 1", jpg})
 		add("svg in a percent-encoded svg", []byte(`<svg xmlns="http://www.w3.org/2000/svg"><image href='data:image/svg+xml,`+enc+`'/></svg>`), true,
 			want{"svg data uri 1 > svg data uri 1", pngb})
 	}

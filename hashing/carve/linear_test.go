@@ -30,6 +30,9 @@ func adversarial(size int) map[string][]byte {
 		"gif candidates":           rep("junk", "GIF89a\x01\x00\x01\x00\x00\x00\x00\x21\xf9\x01\x01\x01\x01", ""),
 		"zip descriptors":          rep("", "PK\x03\x04\x14\x00\x08\x00\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03\x00PK\x07\x08", ""),
 		"svg data uris":            rep("<svg>", "<a href='&#100;ata:,x&amp;'/> data:", ""),
+		"xml prolog":               rep("", "<!-- c --><?pi x?>\n", "<svg>"),
+		"unterminated doctype":     rep("<!DOCTYPE x [", "<!ENTITY a 'b'>", ""),
+		"html data uris":           rep("<html>", "<img src=\"data:image/png;base64,iVBO\" alt='data:", ""),
 		"mkv tiny elements":        rep("\x1a\x45\xdf\xa3\x80\x18\x53\x80\x67\x01\xff\xff\xff\xff\xff\xff\xff\x1f\x43\xb6\x75\x01\xff\xff\xff\xff\xff\xff\xff", "\xa3\x80", ""),
 	}
 }

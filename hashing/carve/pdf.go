@@ -235,7 +235,23 @@ func (d *pdfDoc) endstream(p int) int {
 	return d.endAt
 }
 
-const maxPDFProbes = 1 << 12
+// PDF streams that are neither pictures nor masks (page contents, fonts,
+// embedded files) are each opened to see whether they hold a picture or a
+// container. Their number is bounded, in proportion to the file, so that
+// thousands of tiny decoys cost bounded work; a file with more streams than
+// that is incomplete, never clean. Ghostscript writes a 500-page text PDF
+// as 364 KB with 501 streams (a content stream a page, ~730 bytes each),
+// and a sparse page's content compresses to under 200 bytes: one probe per
+// 128 bytes, and never fewer than minPDFProbes, opens such files whole,
+// while decoys of ~60-byte streams cannot all be opened. Opening a stream
+// costs some tens of microseconds.
+const (
+	minPDFProbes     = 1 << 12
+	pdfBytesPerProbe = 128
+)
+
+// pdfProbes is how many streams of a PDF of n bytes are opened.
+func pdfProbes(n int) int { return max(minPDFProbes, n/pdfBytesPerProbe) }
 
 func (c *carver) pdf(data []byte, depth int, prefix string) {
 	d := pdfScan(data)
@@ -295,8 +311,13 @@ func (c *carver) pdf(data []byte, depth int, prefix string) {
 		return d.resolveName(others[i].dict["Type"]) == "EmbeddedFile" && d.resolveName(others[j].dict["Type"]) != "EmbeddedFile"
 	})
 	var contents []pdfStream
+	probes := pdfProbes(len(data))
 	for _, s := range others {
-		if c.full() || n >= maxPDFProbes {
+		if c.full() {
+			break
+		}
+		if n >= probes {
+			c.starve("more than " + itoa(probes) + " pdf streams to open in " + itoa(len(data)) + " bytes")
 			break
 		}
 		n++

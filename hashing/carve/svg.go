@@ -12,8 +12,38 @@ import (
 // references first, then percent-decoding, then forgiving base64.
 
 func (c *carver) svg(data []byte, depth int, prefix string) {
+	c.dataURIs(data, depth, prefix, "svg data uri ")
+}
+
+// hasDataURI reports whether text holds "data:" in any case, spelled
+// with character references or not ("da&#116;a:").
+func hasDataURI(text []byte) bool {
+	return hasDataColon(text) || bytes.Index(text, []byte("&#")) >= 0 && hasDataColon(xmlUnescape(text))
+}
+
+// hasDataColon reports whether text holds "data:" in any case.
+func hasDataColon(text []byte) bool {
+	for i := 0; i < len(text); {
+		j := bytes.IndexByte(text[i:], ':')
+		if j < 0 {
+			return false
+		}
+		k := i + j
+		if k >= 4 && bytes.EqualFold(text[k-4:k], []byte("data")) {
+			return true
+		}
+		i = k + 1
+	}
+	return false
+}
+
+// dataURIs carves the data: URIs of text, naming them label and a count.
+func (c *carver) dataURIs(data []byte, depth int, prefix, label string) {
 	text := data
-	if bytes.IndexByte(data, '&') >= 0 {
+	// Other text than SVG is only unescaped for character references,
+	// which may spell "data:"; an SVG's entities are decoded whatever they
+	// are, as before.
+	if bytes.IndexByte(data, '&') >= 0 && (label == "svg data uri " || bytes.Index(data, []byte("&#")) >= 0) {
 		// "da&#116;a:" is a data: URI to the browser.
 		text = xmlUnescape(data)
 	}
@@ -47,7 +77,7 @@ func (c *carver) svg(data []byte, depth int, prefix string) {
 		i += end
 		if b, ok := dataURI(uri); ok {
 			n++
-			c.add(depth, prefix, "svg data uri "+itoa(n), b)
+			c.add(depth, prefix, label+itoa(n), b)
 		}
 	}
 }

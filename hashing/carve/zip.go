@@ -203,7 +203,9 @@ type zipItem struct {
 }
 
 // zipSniffBytes is how much of an entry is inflated to tell whether it
-// may be a picture or a container (XML is recognised in its first 4 KiB).
+// may be a picture or a container. What it misses (an SVG whose prolog is
+// longer, a zip behind junk, data: URIs in text) is found when the entry
+// is carved or streamed with the others (zipRest).
 const zipSniffBytes = 4096
 
 // zipCarve carves the located entries: first those whose first bytes say
@@ -213,8 +215,8 @@ const zipSniffBytes = 4096
 // budget before the picture after it is reached: the zeros are never
 // inflated past their first 4 KiB unless the budget is left over. An entry
 // of the first kind the budget cannot afford makes the search incomplete;
-// one of the second kind does not (it could only hide a picture at an
-// offset, behind bytes of no format, which no viewer shows).
+// one of the second kind only does when streaming it shows that it may
+// hide something after all (zipRest).
 func (c *carver) zipCarve(items []zipItem, depth int, prefix string) {
 	var rest []*zipItem
 	for i := range items {
@@ -241,12 +243,142 @@ func (c *carver) zipCarve(items []zipItem, depth int, prefix string) {
 	}
 	sort.SliceStable(rest, func(i, j int) bool { return rest[i].usize < rest[j].usize })
 	for _, it := range rest {
-		if c.budget <= 0 || len(c.parts) >= c.maxParts {
-			return
-		}
-		c.zipEntry(it, depth, prefix, false)
+		c.zipRest(it, depth, prefix)
 	}
 }
+
+// zipRest carves an entry whose first bytes are no format when the budget
+// affords it. One it does not afford is still examined, streamed, for what
+// a first-bytes sniff misses: a zip at its end (zip readers start from the
+// end-of-central-directory record, so junk before a zip hides it from a
+// sniff but not from unzip) and data: URIs in text (the XML of an office
+// document). Only an entry that holds one of those, or that could not be
+// examined at all, makes the search incomplete: 40 MB of spreadsheet XML
+// inflated to its end and found to be nothing does not.
+func (c *carver) zipRest(it *zipItem, depth int, prefix string) {
+	roomy := c.budget > 0 && len(c.parts) < c.maxParts
+	if it.decoded || it.method == 0 {
+		data := it.comp
+		if it.decoded {
+			data = it.out
+		}
+		switch {
+		case roomy:
+			c.zipEntry(it, depth, prefix, false)
+		case hiddenContainer(data):
+			c.full() // records why
+		}
+		return
+	}
+	if roomy && it.usize <= uint64(c.budget) {
+		c.zipEntry(it, depth, prefix, false)
+		return
+	}
+	size := strconv.FormatUint(it.usize, 10)
+	tail, total, uri, ok := c.zipStream(it)
+	if !ok {
+		c.starve("no inflating budget left to examine the " + size + " bytes of " + prefix + it.where)
+		return
+	}
+	if uri {
+		c.starve("no carving budget left for the " + size + " bytes of " + prefix + it.where + ", text holding a data: URI")
+		return
+	}
+	at, found := zipEndAt(tail)
+	if !found {
+		return
+	}
+	if at < 0 {
+		c.starve("no carving budget left for the zip at the end of the " + size + " bytes of " + prefix + it.where)
+		return
+	}
+	c.add(depth, prefix, it.where+" (the zip in its last "+itoa(len(tail)-at)+" of "+itoa64(total)+" bytes)", tail[at:])
+}
+
+// hiddenContainer reports whether data, which starts with no format, ends
+// with a zip or is text holding a data: URI.
+func hiddenContainer(data []byte) bool {
+	_, found := zipEndAt(data[max(0, len(data)-zipTailBytes):])
+	return found || textLike(data) && hasDataURI(data)
+}
+
+// zipTailBytes is the least tail of an entry kept while streaming it: a
+// zip's end-of-central-directory record is in its last 64 KiB + 22 bytes.
+const zipTailBytes = 22 + 0xffff
+
+// zipEndAt looks for a zip's end-of-central-directory record in tail.
+// found says there is one; at is where, in tail, the zip it closes starts
+// (by the directory's declared size and offset), or -1 when it starts
+// before tail.
+func zipEndAt(tail []byte) (at int, found bool) {
+	for end, tries := len(tail), 0; ; tries++ {
+		i := bytes.LastIndex(tail[max(0, len(tail)-zipTailBytes):end], []byte("PK\x05\x06"))
+		if i < 0 {
+			return -1, false
+		}
+		if tries == 64 {
+			// Signatures crafted to make this search quadratic: a zip
+			// may be there, and it is not worth finding.
+			return -1, true
+		}
+		i += max(0, len(tail)-zipTailBytes)
+		end = i
+		h, ok := span(tail, i, 22)
+		if !ok || i+22+le16(h[20:]) > len(tail) {
+			continue // a signature in the comment or data, not a record
+		}
+		cdSize, cdOff := int64(le32(h[12:])), int64(le32(h[16:]))
+		start := int64(i) - cdSize - cdOff
+		if cdSize == 0xffffffff || cdOff == 0xffffffff || start < 0 {
+			return -1, true
+		}
+		return int(start), true
+	}
+}
+
+// zipStreamChunk is how much is inflated at a time while streaming.
+const zipStreamChunk = 64 << 10
+
+// zipStream inflates a compressed entry to its end (or one byte past its
+// declared size), charging the inflating budget rather than the parts'
+// budget and keeping only its tail: the last zipTailBytes, or more, up to
+// what the parts' budget could carve. uri says the entry is text holding
+// "data:". ok is false when the inflating budget ran out first.
+func (c *carver) zipStream(it *zipItem) (tail []byte, total int64, uri, ok bool) {
+	keep := max(zipTailBytes, min(int(max(c.budget, 0)), zipMaxTail))
+	text := textLike(it.head)
+	r := io.LimitReader(zipReader(it.method, it.comp), int64(it.usize)+1)
+	buf := make([]byte, 0, min(2*keep, int(min(it.usize, 1<<40))+1)+zipStreamChunk)
+	var carry [4]byte
+	nc := 0
+	for {
+		if c.scanBudget <= 0 {
+			return nil, total, false, false
+		}
+		if len(buf)+zipStreamChunk > cap(buf) {
+			buf = append(buf[:0], buf[len(buf)-keep:]...)
+		}
+		n, err := r.Read(buf[len(buf) : len(buf)+min(zipStreamChunk, int(c.scanBudget))])
+		c.scanBudget -= int64(n)
+		total += int64(n)
+		if text && !uri && n > 0 {
+			// Across chunks: the last bytes of the previous one lead.
+			chunk := buf[len(buf) : len(buf)+n]
+			w := append(carry[:nc:nc], chunk[:min(len(chunk), 4)]...)
+			uri = hasDataColon(w) || hasDataColon(chunk)
+			nc = copy(carry[:], chunk[max(0, len(chunk)-4):])
+		}
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			break
+		}
+	}
+	return buf[max(0, len(buf)-keep):], total, uri, true
+}
+
+// zipMaxTail bounds the tail kept while streaming an entry, so that a zip
+// behind megabytes of junk is carved, in bounded memory.
+const zipMaxTail = 16 << 20
 
 // maybePicture reports whether data starting with head may be a picture or
 // a container carved into.

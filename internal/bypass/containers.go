@@ -16,6 +16,13 @@ import (
 var Containers = []Form{
 	{"pdf embedding the jpeg", "application/pdf", pdfWithJPEG},
 	{"svg with the picture as a data: uri", "image/svg+xml", svgWithDataURI},
+	{"svg whose root element has a namespace prefix (s:svg)", "image/svg+xml", svgPrefixedRoot},
+	{"svg opening with a processing instruction other than <?xml", "image/svg+xml", func(img *image.NRGBA) []byte {
+		return append([]byte("<?foo?>\n"), svgBody(img)...)
+	}},
+	{"svg opening with 5,000 spaces", "image/svg+xml", func(img *image.NRGBA) []byte {
+		return append(bytes.Repeat([]byte(" "), 5000), svgBody(img)...)
+	}},
 	{"zip holding the picture", "application/zip", zipWithJPEG},
 	{"mp3 whose id3 cover art is the picture", "audio/mpeg", mp3WithCover},
 	{"decoy jpeg with the picture appended after its end", "image/jpeg", func(img *image.NRGBA) []byte {
@@ -24,6 +31,11 @@ var Containers = []Form{
 		return append(decoy, testimg.PNG(img)...)
 	}},
 	{"zip whose first entry inflates to just under 32 MiB of zeros, then the picture", "application/zip", zipAfterZeroPadding},
+	{"xlsx whose sheet xml inflates to 40 MB, the picture in xl/media", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", xlsxWithPicture},
+	{"zip whose entry is 40 MiB of zeros then a zip holding the picture", "application/zip", func(img *image.NRGBA) []byte {
+		inner := zipOf([2]any{"photo.jpg", testimg.JPEG(img, 90)})
+		return zipOf([2]any{"inner.bin", append(make([]byte, 40<<20), inner...)})
+	}},
 	{"zip in a zip in a zip holding the picture (3 levels)", "application/zip", func(img *image.NRGBA) []byte { return nestedZips(img, 3) }},
 	{"zip nested 5 levels deep holding the picture", "application/zip", func(img *image.NRGBA) []byte { return nestedZips(img, 5) }},
 	{"zip of 12 larger decoy photos and the picture re-encoded", "application/zip", zipBehindDecoys},
@@ -54,6 +66,23 @@ func zipAfterZeroPadding(img *image.NRGBA) []byte {
 	return zipOf(
 		[2]any{"padding.bin", make([]byte, 32<<20-4<<10)},
 		[2]any{"photo.jpg", testimg.JPEG(img, 90)},
+	)
+}
+
+// xlsxWithPicture is shaped as a spreadsheet: every part but the picture
+// is XML, and the sheet inflates to 40 MB, more than the proxy's least
+// carving budget (a 137 KB .xlsx like it was refused as undecodable).
+func xlsxWithPicture(img *image.NRGBA) []byte {
+	sheet := []byte(`<?xml version="1.0" encoding="UTF-8" standalone="yes"?>` + "\n" + `<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>`)
+	row := []byte(`<row r="1"><c r="A1" t="n"><v>12345</v></c><c r="B1" t="s"><v>7</v></c></row>`)
+	for len(sheet) < 40<<20 {
+		sheet = append(sheet, row...)
+	}
+	sheet = append(sheet, "</sheetData></worksheet>"...)
+	return zipOf(
+		[2]any{"[Content_Types].xml", []byte(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" + `<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="png" ContentType="image/png"/></Types>`)},
+		[2]any{"xl/worksheets/sheet1.xml", sheet},
+		[2]any{"xl/media/image1.png", testimg.PNG(img)},
 	)
 }
 
@@ -169,6 +198,22 @@ func svgWithDataURI(img *image.NRGBA) []byte {
 <svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="%d" height="%d">
   <image width="%d" height="%d" xlink:href="data:image/jpeg;base64,%s"/>
 </svg>
+`, w, h, w, h, base64.StdEncoding.EncodeToString(testimg.JPEG(img, 90))))
+}
+
+// svgBody is an svg element drawing the picture from a data: URI, with no
+// XML declaration before it.
+func svgBody(img *image.NRGBA) []byte {
+	w, h := img.Bounds().Dx(), img.Bounds().Dy()
+	return []byte(fmt.Sprintf(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d"><image width="%d" height="%d" href="data:image/jpeg;base64,%s"/></svg>
+`, w, h, w, h, base64.StdEncoding.EncodeToString(testimg.JPEG(img, 90))))
+}
+
+// svgPrefixedRoot names the SVG namespace by a prefix: the root element is
+// s:svg, which browsers show as any svg.
+func svgPrefixedRoot(img *image.NRGBA) []byte {
+	w, h := img.Bounds().Dx(), img.Bounds().Dy()
+	return []byte(fmt.Sprintf(`<s:svg xmlns:s="http://www.w3.org/2000/svg" width="%d" height="%d"><s:image width="%d" height="%d" href="data:image/jpeg;base64,%s"/></s:svg>
 `, w, h, w, h, base64.StdEncoding.EncodeToString(testimg.JPEG(img, 90))))
 }
 
