@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mediaguard/mediaguard/internal/jpegenc"
 	"github.com/mediaguard/mediaguard/internal/sharedref"
 )
 
@@ -32,7 +33,7 @@ var benchFiles = sync.OnceValue(func() map[string][]byte {
 	pic := synthPicture(1600, 1000, 7)
 	return map[string][]byte{
 		"synthetic-baseline":    goJPEG(pic, 85),
-		"synthetic-progressive": encodeJPEG(pic, encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1), color: "ycbcr", jfif: true, adobe: -1, progressive: true}),
+		"synthetic-progressive": encodeJPEG(pic, jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 1, 1, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1, Progressive: true}),
 	}
 })
 

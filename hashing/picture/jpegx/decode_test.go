@@ -10,6 +10,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/mediaguard/mediaguard/internal/jpegenc"
 )
 
 const tw, th = 104, 78 // deliberately not a multiple of 16
@@ -202,14 +204,6 @@ func compareExact(t *testing.T, got, want image.Image, tol int) {
 	}
 }
 
-func ycc(id0 byte, hv ...int) []encComp {
-	cs := make([]encComp, len(hv)/2)
-	for i := range cs {
-		cs[i] = encComp{id: id0 + byte(i), h: hv[2*i], v: hv[2*i+1], tq: min(i, 1)}
-	}
-	return cs
-}
-
 type tcase struct {
 	name      string
 	data      []byte
@@ -241,19 +235,19 @@ func tableCases() []tcase {
 	sos := firstSeg(goBase, 0xDA)
 	entropy := sos.dataEnd - sos.end
 
-	enc := func(o encOpts) []byte {
-		if o.adobe == 0 && o.color != "rgb" && o.color != "cmyk" {
-			o.adobe = -1
+	enc := func(o jpegenc.Options) []byte {
+		if o.Adobe == 0 && o.Color != "rgb" && o.Color != "cmyk" {
+			o.Adobe = -1
 		}
 		return encodeJPEG(pic, o)
 	}
-	base := encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1), color: "ycbcr", jfif: true, adobe: -1}
-	with := func(f func(o *encOpts)) encOpts {
+	base := jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 1, 1, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1}
+	with := func(f func(o *jpegenc.Options)) jpegenc.Options {
 		o := base
 		f(&o)
 		return o
 	}
-	restartFile := enc(with(func(o *encOpts) { o.restart = 2; o.stdTables = true }))
+	restartFile := enc(with(func(o *jpegenc.Options) { o.Restart = 2; o.StdTables = true }))
 	rstPositions := func(b []byte) []int {
 		var ps []int
 		for i := 0; i+1 < len(b); i++ {
@@ -288,57 +282,57 @@ func tableCases() []tcase {
 		{"Y3x2-C2x1", []int{3, 2, 2, 1, 2, 1}, false},
 		{"Cb1x1-Cr2x1", []int{2, 2, 1, 1, 2, 1}, false},
 	} {
-		data := enc(with(func(o *encOpts) { o.comps = ycc(1, s.hv...) }))
+		data := enc(with(func(o *jpegenc.Options) { o.Comps = jpegenc.Components(1, s.hv...) }))
 		add(tcase{name: "seq-" + s.name, data: data, want: pic, goSame: s.goOK})
-		data = enc(with(func(o *encOpts) { o.comps = ycc(1, s.hv...); o.progressive = true }))
+		data = enc(with(func(o *jpegenc.Options) { o.Comps = jpegenc.Components(1, s.hv...); o.Progressive = true }))
 		add(tcase{name: "prog-" + s.name, data: data, want: pic, goSame: s.goOK})
 	}
-	add(tcase{name: "prog-gray", data: enc(encOpts{comps: ycc(1, 1, 1), color: "gray", progressive: true, adobe: -1}), want: gray, goSame: true})
-	add(tcase{name: "prog-gray-2x2", data: enc(encOpts{comps: ycc(1, 2, 2), color: "gray", progressive: true, adobe: -1}), want: gray, goSame: true})
-	add(tcase{name: "prog-spectral-only", data: enc(with(func(o *encOpts) {
-		o.progressive = true
-		o.scans = []encScan{{comps: []int{0, 1, 2}, ss: 0, se: 0}}
+	add(tcase{name: "prog-gray", data: enc(jpegenc.Options{Comps: jpegenc.Components(1, 1, 1), Color: "gray", Progressive: true, Adobe: -1}), want: gray, goSame: true})
+	add(tcase{name: "prog-gray-2x2", data: enc(jpegenc.Options{Comps: jpegenc.Components(1, 2, 2), Color: "gray", Progressive: true, Adobe: -1}), want: gray, goSame: true})
+	add(tcase{name: "prog-spectral-only", data: enc(with(func(o *jpegenc.Options) {
+		o.Progressive = true
+		o.Scans = []jpegenc.Scan{{Comps: []int{0, 1, 2}, Ss: 0, Se: 0}}
 		for c := range 3 {
-			o.scans = append(o.scans, encScan{comps: []int{c}, ss: 1, se: 2}, encScan{comps: []int{c}, ss: 3, se: 9}, encScan{comps: []int{c}, ss: 10, se: 63})
+			o.Scans = append(o.Scans, jpegenc.Scan{Comps: []int{c}, Ss: 1, Se: 2}, jpegenc.Scan{Comps: []int{c}, Ss: 3, Se: 9}, jpegenc.Scan{Comps: []int{c}, Ss: 10, Se: 63})
 		}
 	})), want: pic, goSame: true})
-	add(tcase{name: "prog-noninterleaved-dc", data: enc(with(func(o *encOpts) {
-		o.progressive = true
-		o.scans = []encScan{{comps: []int{0}, ss: 0, se: 0, al: 2}, {comps: []int{1}, ss: 0, se: 0}, {comps: []int{2}, ss: 0, se: 0},
-			{comps: []int{0}, ss: 1, se: 63, al: 3}, {comps: []int{0}, ss: 0, se: 0, ah: 2, al: 1}, {comps: []int{0}, ss: 0, se: 0, ah: 1, al: 0},
-			{comps: []int{0}, ss: 1, se: 63, ah: 3, al: 2}, {comps: []int{0}, ss: 1, se: 63, ah: 2, al: 1}, {comps: []int{0}, ss: 1, se: 63, ah: 1, al: 0},
-			{comps: []int{1}, ss: 1, se: 63}, {comps: []int{2}, ss: 1, se: 63}}
+	add(tcase{name: "prog-noninterleaved-dc", data: enc(with(func(o *jpegenc.Options) {
+		o.Progressive = true
+		o.Scans = []jpegenc.Scan{{Comps: []int{0}, Ss: 0, Se: 0, Al: 2}, {Comps: []int{1}, Ss: 0, Se: 0}, {Comps: []int{2}, Ss: 0, Se: 0},
+			{Comps: []int{0}, Ss: 1, Se: 63, Al: 3}, {Comps: []int{0}, Ss: 0, Se: 0, Ah: 2, Al: 1}, {Comps: []int{0}, Ss: 0, Se: 0, Ah: 1, Al: 0},
+			{Comps: []int{0}, Ss: 1, Se: 63, Ah: 3, Al: 2}, {Comps: []int{0}, Ss: 1, Se: 63, Ah: 2, Al: 1}, {Comps: []int{0}, Ss: 1, Se: 63, Ah: 1, Al: 0},
+			{Comps: []int{1}, Ss: 1, Se: 63}, {Comps: []int{2}, Ss: 1, Se: 63}}
 	})), want: pic, goSame: true})
 	// image/jpeg miscounts restart intervals in a non-interleaved scan of
 	// a subsampled component (it fails on this file); the same
 	// coefficients without restarts are the reference.
-	add(tcase{name: "prog-restart", data: enc(with(func(o *encOpts) { o.progressive = true; o.restart = 3 })), want: pic,
-		goRef: enc(with(func(o *encOpts) { o.progressive = true }))})
-	add(tcase{name: "seq-noninterleaved", data: enc(with(func(o *encOpts) {
-		o.scans = []encScan{{comps: []int{0}, se: 63}, {comps: []int{1}, se: 63}, {comps: []int{2}, se: 63}}
+	add(tcase{name: "prog-restart", data: enc(with(func(o *jpegenc.Options) { o.Progressive = true; o.Restart = 3 })), want: pic,
+		goRef: enc(with(func(o *jpegenc.Options) { o.Progressive = true }))})
+	add(tcase{name: "seq-noninterleaved", data: enc(with(func(o *jpegenc.Options) {
+		o.Scans = []jpegenc.Scan{{Comps: []int{0}, Se: 63}, {Comps: []int{1}, Se: 63}, {Comps: []int{2}, Se: 63}}
 	})), want: pic, goSame: true})
 
 	// Colour transforms.
-	add(tcase{name: "rgb-adobe0", data: enc(encOpts{comps: ycc(1, 1, 1, 1, 1, 1, 1), color: "rgb", adobe: 0}), want: pic, goSame: true})
-	rgbIDs := []encComp{{id: 'R', h: 1, v: 1}, {id: 'G', h: 1, v: 1}, {id: 'B', h: 1, v: 1}}
-	add(tcase{name: "rgb-ids-RGB-real", data: enc(encOpts{comps: rgbIDs, color: "rgb", adobe: -1}), want: pic, goSame: true})
-	add(tcase{name: "ycc-jfif-beats-RGB-ids", data: enc(encOpts{comps: rgbIDs, color: "ycbcr", jfif: true, adobe: -1}), want: pic})
-	add(tcase{name: "ycc-adobe1", data: enc(with(func(o *encOpts) { o.jfif = false; o.adobe = 1 })), want: pic, goSame: true})
-	add(tcase{name: "ycc-no-markers", data: enc(with(func(o *encOpts) { o.jfif = false })), want: pic, goSame: true})
-	add(tcase{name: "cmyk-adobe0", data: enc(encOpts{comps: ycc(1, 1, 1, 1, 1, 1, 1, 1, 1), color: "cmyk", adobe: 0}), want: pic, goSame: true})
-	add(tcase{name: "cmyk-adobe0-prog-sub", data: enc(encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1, 2, 2), color: "cmyk", adobe: 0, progressive: true}), want: pic})
-	add(tcase{name: "cmyk-no-adobe", data: enc(encOpts{comps: ycc(1, 1, 1, 1, 1, 1, 1, 1, 1), color: "cmyk", adobe: -1}), want: pic})
+	add(tcase{name: "rgb-adobe0", data: enc(jpegenc.Options{Comps: jpegenc.Components(1, 1, 1, 1, 1, 1, 1), Color: "rgb", Adobe: 0}), want: pic, goSame: true})
+	rgbIDs := []jpegenc.Component{{ID: 'R', H: 1, V: 1}, {ID: 'G', H: 1, V: 1}, {ID: 'B', H: 1, V: 1}}
+	add(tcase{name: "rgb-ids-RGB-real", data: enc(jpegenc.Options{Comps: rgbIDs, Color: "rgb", Adobe: -1}), want: pic, goSame: true})
+	add(tcase{name: "ycc-jfif-beats-RGB-ids", data: enc(jpegenc.Options{Comps: rgbIDs, Color: "ycbcr", JFIF: true, Adobe: -1}), want: pic})
+	add(tcase{name: "ycc-adobe1", data: enc(with(func(o *jpegenc.Options) { o.JFIF = false; o.Adobe = 1 })), want: pic, goSame: true})
+	add(tcase{name: "ycc-no-markers", data: enc(with(func(o *jpegenc.Options) { o.JFIF = false })), want: pic, goSame: true})
+	add(tcase{name: "cmyk-adobe0", data: enc(jpegenc.Options{Comps: jpegenc.Components(1, 1, 1, 1, 1, 1, 1, 1, 1), Color: "cmyk", Adobe: 0}), want: pic, goSame: true})
+	add(tcase{name: "cmyk-adobe0-prog-sub", data: enc(jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 1, 1, 1, 1, 2, 2), Color: "cmyk", Adobe: 0, Progressive: true}), want: pic})
+	add(tcase{name: "cmyk-no-adobe", data: enc(jpegenc.Options{Comps: jpegenc.Components(1, 1, 1, 1, 1, 1, 1, 1, 1), Color: "cmyk", Adobe: -1}), want: pic})
 	{
 		// The Adobe marker may come after the frame header: it still
 		// counts, as it is read before the first scan.
-		b := enc(encOpts{comps: ycc(1, 1, 1, 1, 1, 1, 1), color: "rgb", adobe: 0})
+		b := enc(jpegenc.Options{Comps: jpegenc.Components(1, 1, 1, 1, 1, 1, 1), Color: "rgb", Adobe: 0})
 		a := firstSeg(b, 0xEE)
 		app := append([]byte{}, b[a.off:a.end]...)
 		b = cut(b, a.off, a.end)
 		b = insert(b, firstSeg(b, 0xC0).end, app)
 		add(tcase{name: "rgb-adobe0-after-sof", data: b, want: pic, goSame: true})
 	}
-	add(tcase{name: "ycck-adobe2", data: enc(encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1, 2, 2), color: "ycck", adobe: 2}), want: pic, goSame: true})
+	add(tcase{name: "ycck-adobe2", data: enc(jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 1, 1, 1, 1, 2, 2), Color: "ycck", Adobe: 2}), want: pic, goSame: true})
 
 	// No DHT at all (Motion-JPEG): image/jpeg's writer uses the Annex K
 	// tables, so dropping its DHT segments leaves a valid MJPEG frame.
@@ -357,7 +351,7 @@ func tableCases() []tcase {
 		noDHT = cut(noDHT, dht.off, dht.end)
 	}
 	add(tcase{name: "mjpeg-no-dht", data: noDHT, want: pic, goRef: goBase})
-	add(tcase{name: "mjpeg-no-dht-restart", data: enc(with(func(o *encOpts) { o.stdTables = true; o.omitDHT = true; o.restart = 5 })), want: pic})
+	add(tcase{name: "mjpeg-no-dht-restart", data: enc(with(func(o *jpegenc.Options) { o.StdTables = true; o.OmitDHT = true; o.Restart = 5 })), want: pic})
 
 	// DNL: height 0 in the frame header, the real one after the scan.
 	{
@@ -401,7 +395,7 @@ func tableCases() []tcase {
 	}
 	add(tcase{name: "missing-eoi", data: goBase[:len(goBase)-2], want: pic, goRef: goBase})
 	{
-		p := enc(with(func(o *encOpts) { o.progressive = true }))
+		p := enc(with(func(o *jpegenc.Options) { o.Progressive = true }))
 		ss := segments(p)
 		var scans []seg
 		for _, s := range ss {
@@ -449,35 +443,35 @@ func tableCases() []tcase {
 		// second MCU row and the start of the third). Like libjpeg-turbo,
 		// the first MCU decodes the zero fill, the others are grey, and
 		// decoding carries on in step after the next marker.
-		r3 := enc(with(func(o *encOpts) { o.restart = 3; o.stdTables = true }))
+		r3 := enc(with(func(o *jpegenc.Options) { o.Restart = 3; o.StdTables = true }))
 		ps3 := rstPositions(r3)
 		b = cut(r3, ps3[3]+2, ps3[4])
 		add(tcase{name: "restart-gap", data: b, want: pic, trunc: true, meanTol: 5})
 	}
 
 	// Arithmetic coding (SOF9/SOF10, DAC).
-	add(tcase{name: "arith-seq-420", data: enc(with(func(o *encOpts) { o.arith = true })), want: pic})
-	add(tcase{name: "arith-seq-444-dac", data: enc(with(func(o *encOpts) {
-		o.arith, o.comps, o.dac, o.dacL, o.dacU, o.dacK = true, ycc(1, 1, 1, 1, 1, 1, 1), true, 1, 4, 12
+	add(tcase{name: "arith-seq-420", data: enc(with(func(o *jpegenc.Options) { o.Arith = true })), want: pic})
+	add(tcase{name: "arith-seq-444-dac", data: enc(with(func(o *jpegenc.Options) {
+		o.Arith, o.Comps, o.DAC, o.DACL, o.DACU, o.DACK = true, jpegenc.Components(1, 1, 1, 1, 1, 1, 1), true, 1, 4, 12
 	})), want: pic})
-	add(tcase{name: "arith-prog", data: enc(with(func(o *encOpts) { o.arith, o.progressive = true, true })), want: pic})
-	add(tcase{name: "arith-prog-restart", data: enc(with(func(o *encOpts) { o.arith, o.progressive, o.restart = true, true, 3 })), want: pic})
-	add(tcase{name: "arith-seq-restart-gray", data: enc(encOpts{comps: ycc(1, 1, 1), color: "gray", adobe: -1, arith: true, restart: 4}), want: gray})
+	add(tcase{name: "arith-prog", data: enc(with(func(o *jpegenc.Options) { o.Arith, o.Progressive = true, true })), want: pic})
+	add(tcase{name: "arith-prog-restart", data: enc(with(func(o *jpegenc.Options) { o.Arith, o.Progressive, o.Restart = true, true, 3 })), want: pic})
+	add(tcase{name: "arith-seq-restart-gray", data: enc(jpegenc.Options{Comps: jpegenc.Components(1, 1, 1), Color: "gray", Adobe: -1, Arith: true, Restart: 4}), want: gray})
 	{
-		b := enc(with(func(o *encOpts) { o.arith = true }))
+		b := enc(with(func(o *jpegenc.Options) { o.Arith = true }))
 		s := firstSeg(b, 0xDA)
 		b = b[:s.end+(s.dataEnd-s.end)/2]
 		add(tcase{name: "arith-truncated", data: b, want: pic, trunc: true, rows: [2]int{0, 2}, greyFrom: 4})
 	}
 
 	// 12-bit samples, brought to 8 bits.
-	add(tcase{name: "12bit-seq", data: enc(with(func(o *encOpts) { o.precision = 12 })), want: pic})
-	add(tcase{name: "12bit-prog", data: enc(with(func(o *encOpts) { o.precision, o.progressive = 12, true })), want: pic})
-	add(tcase{name: "12bit-arith-gray", data: enc(encOpts{comps: ycc(1, 1, 1), color: "gray", adobe: -1, arith: true, precision: 12}), want: gray})
+	add(tcase{name: "12bit-seq", data: enc(with(func(o *jpegenc.Options) { o.Precision = 12 })), want: pic})
+	add(tcase{name: "12bit-prog", data: enc(with(func(o *jpegenc.Options) { o.Precision, o.Progressive = 12, true })), want: pic})
+	add(tcase{name: "12bit-arith-gray", data: enc(jpegenc.Options{Comps: jpegenc.Components(1, 1, 1), Color: "gray", Adobe: -1, Arith: true, Precision: 12}), want: gray})
 
 	// Lossless (SOF3).
 	for pr := 1; pr <= 7; pr++ {
-		add(tcase{name: fmt.Sprintf("lossless-gray-pred%d", pr), data: enc(encOpts{comps: ycc(1, 1, 1), color: "gray", adobe: -1, lossless: true, predictor: pr}), want: gray,
+		add(tcase{name: fmt.Sprintf("lossless-gray-pred%d", pr), data: enc(jpegenc.Options{Comps: jpegenc.Components(1, 1, 1), Color: "gray", Adobe: -1, Lossless: true, Predictor: pr}), want: gray,
 			check: func(t *testing.T, r Result) {
 				// Lossless: exactly the 8-bit samples that were coded.
 				g := r.Image.(*image.Gray)
@@ -489,14 +483,14 @@ func tableCases() []tcase {
 				}
 			}})
 	}
-	add(tcase{name: "lossless-ycc-420-pt2", data: enc(with(func(o *encOpts) { o.lossless, o.predictor, o.pt = true, 4, 2 })), want: pic})
-	add(tcase{name: "lossless-rgb-restart", data: enc(encOpts{comps: ycc(1, 1, 1, 1, 1, 1, 1), color: "rgb", adobe: 0, lossless: true, predictor: 6, restart: 50}), want: pic})
-	add(tcase{name: "lossless-noninterleaved", data: enc(with(func(o *encOpts) {
-		o.lossless, o.predictor = true, 7
-		o.scans = []encScan{{comps: []int{0}}, {comps: []int{1}}, {comps: []int{2}}}
+	add(tcase{name: "lossless-ycc-420-pt2", data: enc(with(func(o *jpegenc.Options) { o.Lossless, o.Predictor, o.PT = true, 4, 2 })), want: pic})
+	add(tcase{name: "lossless-rgb-restart", data: enc(jpegenc.Options{Comps: jpegenc.Components(1, 1, 1, 1, 1, 1, 1), Color: "rgb", Adobe: 0, Lossless: true, Predictor: 6, Restart: 50}), want: pic})
+	add(tcase{name: "lossless-noninterleaved", data: enc(with(func(o *jpegenc.Options) {
+		o.Lossless, o.Predictor = true, 7
+		o.Scans = []jpegenc.Scan{{Comps: []int{0}}, {Comps: []int{1}}, {Comps: []int{2}}}
 	})), want: pic})
 	{
-		b := enc(with(func(o *encOpts) { o.lossless, o.predictor = true, 1 }))
+		b := enc(with(func(o *jpegenc.Options) { o.Lossless, o.Predictor = true, 1 }))
 		s := firstSeg(b, 0xDA)
 		b = b[:s.end+(s.dataEnd-s.end)/2]
 		add(tcase{name: "lossless-truncated", data: b, want: pic, trunc: true, rows: [2]int{0, 2}, greyFrom: 4})
@@ -505,19 +499,19 @@ func tableCases() []tcase {
 	// DCT scaling.
 	big := synthPicture(320, 240, 2)
 	bigGo := goJPEG(big, 90)
-	bigProg := encodeJPEG(big, encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1), color: "ycbcr", jfif: true, adobe: -1, progressive: true})
+	bigProg := encodeJPEG(big, jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 1, 1, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1, Progressive: true})
 	for _, s := range []int{2, 4, 8} {
 		mp := (320 / s) * (240 / s)
 		add(tcase{name: fmt.Sprintf("scale-1/%d", s), data: bigGo, want: big, maxPixels: mp, scale: s})
 		add(tcase{name: fmt.Sprintf("scale-1/%d-prog", s), data: bigProg, want: big, maxPixels: mp, scale: s})
-		add(tcase{name: fmt.Sprintf("scale-1/%d-12bit", s), data: encodeJPEG(big, encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1), color: "ycbcr", adobe: -1, precision: 12}),
+		add(tcase{name: fmt.Sprintf("scale-1/%d-12bit", s), data: encodeJPEG(big, jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 1, 1, 1, 1), Color: "ycbcr", Adobe: -1, Precision: 12}),
 			want: big, maxPixels: mp, scale: s})
-		add(tcase{name: fmt.Sprintf("scale-1/%d-prog-gray", s), data: encodeJPEG(big, encOpts{comps: ycc(1, 1, 1), color: "gray", progressive: true, adobe: -1}),
+		add(tcase{name: fmt.Sprintf("scale-1/%d-prog-gray", s), data: encodeJPEG(big, jpegenc.Options{Comps: jpegenc.Components(1, 1, 1), Color: "gray", Progressive: true, Adobe: -1}),
 			want: grayOf(big), maxPixels: mp, scale: s})
 	}
-	add(tcase{name: "scale-1/4-lossless", data: encodeJPEG(big, encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1), color: "ycbcr", adobe: -1, lossless: true, predictor: 5}),
+	add(tcase{name: "scale-1/4-lossless", data: encodeJPEG(big, jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 1, 1, 1, 1), Color: "ycbcr", Adobe: -1, Lossless: true, Predictor: 5}),
 		want: big, maxPixels: 80 * 60, scale: 4})
-	add(tcase{name: "scale-1/4-arith-prog", data: encodeJPEG(big, encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1), color: "ycbcr", adobe: -1, progressive: true, arith: true}),
+	add(tcase{name: "scale-1/4-arith-prog", data: encodeJPEG(big, jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 1, 1, 1, 1), Color: "ycbcr", Adobe: -1, Progressive: true, Arith: true}),
 		want: big, maxPixels: 80 * 60, scale: 4})
 	add(tcase{name: "scale-1/4-truncated", data: bigGo[:len(bigGo)/2], want: big, maxPixels: 80 * 60, scale: 4, trunc: true, rows: [2]int{0, 2}, greyFrom: 4})
 
@@ -610,13 +604,13 @@ func TestRefusals(t *testing.T) {
 // decodes.
 func TestManyScans(t *testing.T) {
 	pic := synthPicture(256, 256, 4)
-	o := encOpts{comps: ycc(1, 1, 1), color: "gray", progressive: true, adobe: -1}
-	o.scans = []encScan{{comps: []int{0}, ss: 0, se: 0}}
+	o := jpegenc.Options{Comps: jpegenc.Components(1, 1, 1), Color: "gray", Progressive: true, Adobe: -1}
+	o.Scans = []jpegenc.Scan{{Comps: []int{0}, Ss: 0, Se: 0}}
 	if _, err := DecodeBytes(encodeJPEG(pic, o), 0); err != nil {
 		t.Fatalf("one DC scan: %v", err)
 	}
 	for range 3000 {
-		o.scans = append(o.scans, encScan{comps: []int{0}, ss: 63, se: 63, al: 13})
+		o.Scans = append(o.Scans, jpegenc.Scan{Comps: []int{0}, Ss: 63, Se: 63, Al: 13})
 	}
 	data := encodeJPEG(pic, o)
 	start := time.Now()
@@ -628,7 +622,7 @@ func TestManyScans(t *testing.T) {
 	if el > 3*time.Second {
 		t.Errorf("took %v", el)
 	}
-	t.Logf("%d bytes, %d scans: %v (%v)", len(data), len(o.scans), el, err)
+	t.Logf("%d bytes, %d scans: %v (%v)", len(data), len(o.Scans), el, err)
 }
 
 func TestIDCTMatchesDefinition(t *testing.T) {

@@ -3,44 +3,46 @@ package jpegx
 import (
 	"testing"
 	"time"
+
+	"github.com/mediaguard/mediaguard/internal/jpegenc"
 )
 
 func fuzzSeeds() [][]byte {
 	pic := synthPicture(40, 30, 9)
 	gray := grayOf(pic)
-	base := encOpts{comps: ycc(1, 2, 2, 1, 1, 1, 1), color: "ycbcr", jfif: true, adobe: -1}
+	base := jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 1, 1, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1}
 	seeds := [][]byte{
 		goJPEG(pic, 80),
 		goJPEG(gray, 80),
 		encodeJPEG(pic, base),
 	}
 	o := base
-	o.progressive = true
+	o.Progressive = true
 	seeds = append(seeds, encodeJPEG(pic, o))
-	o.restart = 2
-	seeds = append(seeds, encodeJPEG(pic, o))
-	o = base
-	o.restart = 3
+	o.Restart = 2
 	seeds = append(seeds, encodeJPEG(pic, o))
 	o = base
-	o.restart = 1
-	o.stdTables = true
-	o.omitDHT = true
-	seeds = append(seeds, encodeJPEG(pic, o))
-	seeds = append(seeds, encodeJPEG(pic, encOpts{comps: ycc(1, 1, 1, 1, 1, 1, 1, 1, 1), color: "cmyk", adobe: 0, progressive: true}))
-	seeds = append(seeds, encodeJPEG(pic, encOpts{comps: ycc(1, 3, 1, 1, 2, 2, 1), color: "ycbcr", adobe: -1}))
-	seeds = append(seeds, encodeJPEG(pic, encOpts{comps: ycc(1, 1, 1), color: "gray", adobe: -1, progressive: true}))
-	o = base
-	o.arith, o.progressive, o.restart = true, true, 3
+	o.Restart = 3
 	seeds = append(seeds, encodeJPEG(pic, o))
 	o = base
-	o.arith = true
+	o.Restart = 1
+	o.StdTables = true
+	o.OmitDHT = true
+	seeds = append(seeds, encodeJPEG(pic, o))
+	seeds = append(seeds, encodeJPEG(pic, jpegenc.Options{Comps: jpegenc.Components(1, 1, 1, 1, 1, 1, 1, 1, 1), Color: "cmyk", Adobe: 0, Progressive: true}))
+	seeds = append(seeds, encodeJPEG(pic, jpegenc.Options{Comps: jpegenc.Components(1, 3, 1, 1, 2, 2, 1), Color: "ycbcr", Adobe: -1}))
+	seeds = append(seeds, encodeJPEG(pic, jpegenc.Options{Comps: jpegenc.Components(1, 1, 1), Color: "gray", Adobe: -1, Progressive: true}))
+	o = base
+	o.Arith, o.Progressive, o.Restart = true, true, 3
 	seeds = append(seeds, encodeJPEG(pic, o))
 	o = base
-	o.lossless, o.predictor, o.restart = true, 4, 7
+	o.Arith = true
 	seeds = append(seeds, encodeJPEG(pic, o))
 	o = base
-	o.precision, o.progressive = 12, true
+	o.Lossless, o.Predictor, o.Restart = true, 4, 7
+	seeds = append(seeds, encodeJPEG(pic, o))
+	o = base
+	o.Precision, o.Progressive = 12, true
 	seeds = append(seeds, encodeJPEG(pic, o))
 	g := goJPEG(pic, 80)
 	seeds = append(seeds, g[:len(g)/2])
