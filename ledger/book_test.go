@@ -2,9 +2,11 @@ package ledger
 
 import (
 	"context"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mediaguard/mediaguard/matcher"
 )
@@ -213,5 +215,43 @@ func TestBookRecallTouchesLastSeen(t *testing.T) {
 				t.Errorf("touch of an unknown media: %v %v", ok, err)
 			}
 		})
+	}
+}
+
+// errMatcher cannot answer, like a remote backend that is down under
+// fail-closed.
+type errMatcher struct{}
+
+func (errMatcher) Match(context.Context, matcher.Query) (matcher.Verdict, error) {
+	return matcher.Verdict{}, matcher.ErrUnavailable
+}
+
+// A ledger that cannot answer, or a matcher that cannot re-derive, never
+// turns into a verdict: the proxy judges the bytes, as without a ledger.
+func TestBookRecallWhenStoreOrMatcherFails(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, Spec{Path: filepath.Join(t.TempDir(), "l", "media.ledger")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sampleRecord(5, 0)
+	r.Banks = "old-banks"
+	r.LastSeen = time.Now() // fresh: the recall queues no touch
+	if err := s.Put(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	b := NewBook(BookConfig{Store: s, Matcher: errMatcher{}, Fingerprint: func() string { return "new-banks" }})
+	defer b.Close()
+	if bl, _, ok := b.Recall(ctx, r.Key); ok || bl {
+		t.Errorf("re-derivation with the matcher down: blocked %v ok %v, want unknown", bl, ok)
+	}
+	s.Close()
+	if bl, _, ok := b.Recall(ctx, r.Key); ok || bl {
+		t.Errorf("store closed: blocked %v ok %v, want unknown", bl, ok)
+	}
+	b.Remember(sampleRecord(6, 0))
+	b.Flush()
+	if st := b.Stats(); st.ReadFailed != 1 || st.Failed != 1 || st.Written != 0 {
+		t.Errorf("stats %+v: want one failed read and one failed write counted", st)
 	}
 }
