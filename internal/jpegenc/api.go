@@ -72,16 +72,7 @@ func Encode(img image.Image, o Options) []byte {
 		rgba = image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
 		draw.Draw(rgba, rgba.Rect, img, b.Min, draw.Src)
 	}
-	e := encOpts{color: o.Color, progressive: o.Progressive, restart: o.Restart, jfif: o.JFIF, adobe: o.Adobe,
-		stdTables: o.StdTables, omitDHT: o.OmitDHT, arith: o.Arith, precision: o.Precision, lossless: o.Lossless,
-		predictor: o.Predictor, pt: o.PT, dac: o.DAC, dacL: o.DACL, dacU: o.DACU, dacK: o.DACK}
-	for _, c := range o.Comps {
-		e.comps = append(e.comps, encComp{id: c.ID, h: c.H, v: c.V, tq: c.TQ})
-	}
-	for _, s := range o.Scans {
-		e.scans = append(e.scans, encScan{comps: s.Comps, ss: s.Ss, se: s.Se, ah: s.Ah, al: s.Al})
-	}
-	return encodeJPEG(rgba, e)
+	return encodeJPEG(rgba, o)
 }
 
 // Picture is a photo-like test picture: gradients, soft discs, texture

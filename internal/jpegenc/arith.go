@@ -111,10 +111,10 @@ type arithScanEnc struct {
 	K     int
 }
 
-func newArithScanEnc(o encOpts) *arithScanEnc {
+func newArithScanEnc(o Options) *arithScanEnc {
 	e := &arithScanEnc{qm: newQM(), fixed: fixedBin, L: 0, U: 1, K: 5}
-	if o.dac {
-		e.L, e.U, e.K = o.dacL, o.dacU, o.dacK
+	if o.DAC {
+		e.L, e.U, e.K = o.DACL, o.DACU, o.DACK
 	}
 	return e
 }
@@ -284,7 +284,7 @@ func (e *arithScanEnc) acRefine(b *[64]int, ss, se, al int) {
 }
 
 // arithEncodeBlock codes one block of scan sc.
-func (e *arithScanEnc) block(ci int, b *[64]int, sc encScan, progressive bool, preds []int) {
+func (e *arithScanEnc) block(ci int, b *[64]int, sc Scan, progressive bool, preds []int) {
 	if !progressive {
 		diff := b[0] - preds[ci]
 		preds[ci] = b[0]
@@ -293,19 +293,19 @@ func (e *arithScanEnc) block(ci int, b *[64]int, sc encScan, progressive bool, p
 		return
 	}
 	switch {
-	case sc.ss == 0 && sc.ah == 0:
-		v := b[0] >> uint(sc.al)
+	case sc.Ss == 0 && sc.Ah == 0:
+		v := b[0] >> uint(sc.Al)
 		e.dcDiff(ci, v-preds[ci])
 		preds[ci] = v
-	case sc.ss == 0:
-		e.qm.code(&e.fixed, (b[0]>>uint(sc.al))&1)
-	case sc.ah == 0:
+	case sc.Ss == 0:
+		e.qm.code(&e.fixed, (b[0]>>uint(sc.Al))&1)
+	case sc.Ah == 0:
 		var t [64]int
-		for k := sc.ss; k <= sc.se; k++ {
-			t[k] = pointT(b[k], sc.al)
+		for k := sc.Ss; k <= sc.Se; k++ {
+			t[k] = pointT(b[k], sc.Al)
 		}
-		e.acBand(t[:], sc.ss, sc.se)
+		e.acBand(t[:], sc.Ss, sc.Se)
 	default:
-		e.acRefine(b, sc.ss, sc.se, sc.al)
+		e.acRefine(b, sc.Ss, sc.Se, sc.Al)
 	}
 }

@@ -58,37 +58,6 @@ func clampF(v float64) uint8 {
 	return uint8(v + 0.5)
 }
 
-type encComp struct {
-	id   byte
-	h, v int
-	tq   int
-}
-
-type encScan struct {
-	comps          []int
-	ss, se, ah, al int
-}
-
-type encOpts struct {
-	comps       []encComp
-	color       string // "ycbcr", "gray", "rgb", "cmyk", "ycck"
-	progressive bool
-	scans       []encScan // nil: one interleaved sequential scan / a libjpeg-like script
-	restart     int
-	jfif        bool
-	adobe       int // -1: no APP14
-	stdTables   bool
-	omitDHT     bool
-	arith       bool // arithmetic coding (SOF9/SOF10)
-	precision   int  // 12 for 12-bit samples; 0 means 8
-	lossless    bool // SOF3, predictor and point transform below
-	predictor   int
-	pt          int
-	dac         bool // emit a DAC with these conditioning values
-	dacL, dacU  int
-	dacK        int
-}
-
 // planesFor converts the picture into full-resolution component planes.
 func planesFor(img *image.RGBA, cs string) [][]float64 {
 	b := img.Bounds()
@@ -164,7 +133,7 @@ var unzigRef = [64]int{
 }
 
 type encBlockComp struct {
-	encComp
+	Component
 	bw, bh, cbw, cbh int
 	coef             [][64]int // zig-zag, quantised
 }
@@ -273,11 +242,11 @@ func segment(out *bytes.Buffer, m byte, payload []byte) {
 }
 
 // encodeJPEG writes img as a JPEG according to o.
-func encodeJPEG(img *image.RGBA, o encOpts) []byte {
+func encodeJPEG(img *image.RGBA, o Options) []byte {
 	W, H := img.Bounds().Dx(), img.Bounds().Dy()
-	full := planesFor(img, o.color)
+	full := planesFor(img, o.Color)
 	level := 128.0
-	if o.precision == 12 {
+	if o.Precision == 12 {
 		// 12-bit samples: the picture spread over 0..4095.
 		level = 2048
 		for _, p := range full {
@@ -287,36 +256,36 @@ func encodeJPEG(img *image.RGBA, o encOpts) []byte {
 		}
 	}
 	hmax, vmax := 1, 1
-	for _, c := range o.comps {
-		hmax, vmax = max(hmax, c.h), max(vmax, c.v)
+	for _, c := range o.Comps {
+		hmax, vmax = max(hmax, c.H), max(vmax, c.V)
 	}
-	if o.lossless {
+	if o.Lossless {
 		return encodeLossless(full, W, H, hmax, vmax, o)
 	}
 	mcusX := (W + 8*hmax - 1) / (8 * hmax)
 	mcusY := (H + 8*vmax - 1) / (8 * vmax)
-	comps := make([]encBlockComp, len(o.comps))
-	for i, c := range o.comps {
+	comps := make([]encBlockComp, len(o.Comps))
+	for i, c := range o.Comps {
 		ec := &comps[i]
-		ec.encComp = c
-		ec.bw, ec.bh = mcusX*c.h, mcusY*c.v
-		cw := (W*c.h + hmax - 1) / hmax
-		ch := (H*c.v + vmax - 1) / vmax
+		ec.Component = c
+		ec.bw, ec.bh = mcusX*c.H, mcusY*c.V
+		cw := (W*c.H + hmax - 1) / hmax
+		ch := (H*c.V + vmax - 1) / vmax
 		ec.cbw, ec.cbh = (cw+7)/8, (ch+7)/8
 		// Component samples: point-sample the full plane, replicate edges.
 		pw, ph := ec.bw*8, ec.bh*8
 		plane := make([]float64, pw*ph)
 		for y := range ph {
-			sy := min(y, ch-1) * vmax / c.v
+			sy := min(y, ch-1) * vmax / c.V
 			sy = min(sy, H-1)
 			for x := range pw {
-				sx := min(x, cw-1) * hmax / c.h
+				sx := min(x, cw-1) * hmax / c.H
 				sx = min(sx, W-1)
 				plane[y*pw+x] = full[i][sy*W+sx]
 			}
 		}
 		ec.coef = make([][64]int, ec.bw*ec.bh)
-		q := testQuant[c.tq]
+		q := testQuant[c.TQ]
 		for by := range ec.bh {
 			for bx := range ec.bw {
 				var blk [64]float64
@@ -335,11 +304,11 @@ func encodeJPEG(img *image.RGBA, o encOpts) []byte {
 
 	var out bytes.Buffer
 	out.Write([]byte{0xFF, 0xD8})
-	if o.jfif {
+	if o.JFIF {
 		segment(&out, 0xE0, []byte{'J', 'F', 'I', 'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0})
 	}
-	if o.adobe >= 0 {
-		segment(&out, 0xEE, []byte{'A', 'd', 'o', 'b', 'e', 0, 100, 0, 0, 0, 0, byte(o.adobe)})
+	if o.Adobe >= 0 {
+		segment(&out, 0xEE, []byte{'A', 'd', 'o', 'b', 'e', 0, 100, 0, 0, 0, 0, byte(o.Adobe)})
 	}
 	for t := range 2 {
 		p := []byte{byte(t)}
@@ -348,37 +317,37 @@ func encodeJPEG(img *image.RGBA, o encOpts) []byte {
 		}
 		segment(&out, 0xDB, p)
 	}
-	sof := []byte{byte(max(o.precision, 8)), byte(H >> 8), byte(H), byte(W >> 8), byte(W), byte(len(comps))}
+	sof := []byte{byte(max(o.Precision, 8)), byte(H >> 8), byte(H), byte(W >> 8), byte(W), byte(len(comps))}
 	for _, c := range comps {
-		sof = append(sof, c.id, byte(c.h<<4|c.v), byte(c.tq))
+		sof = append(sof, c.ID, byte(c.H<<4|c.V), byte(c.TQ))
 	}
 	sofM := byte(0xC0)
-	if o.precision == 12 {
+	if o.Precision == 12 {
 		sofM = 0xC1
 	}
-	if o.progressive {
+	if o.Progressive {
 		sofM = 0xC2
 	}
-	if o.arith {
+	if o.Arith {
 		sofM = 0xC9
-		if o.progressive {
+		if o.Progressive {
 			sofM = 0xCA
 		}
-		o.omitDHT = true
-		if o.dac {
-			segment(&out, 0xCC, []byte{0x00, byte(o.dacU<<4 | o.dacL), 0x10, byte(o.dacK)})
+		o.OmitDHT = true
+		if o.DAC {
+			segment(&out, 0xCC, []byte{0x00, byte(o.DACU<<4 | o.DACL), 0x10, byte(o.DACK)})
 		}
 	}
 	segment(&out, sofM, sof)
 	tables := func(i int) (*encTable, *encTable) {
-		if o.stdTables {
-			t := min(comps[i].tq, 1)
+		if o.StdTables {
+			t := min(comps[i].TQ, 1)
 			return stdEnc[0][t], stdEnc[1][t]
 		}
 		return flatDC, flatAC
 	}
-	if !o.omitDHT {
-		if o.stdTables {
+	if !o.OmitDHT {
+		if o.StdTables {
 			for cl := range 2 {
 				for id := range 2 {
 					t := stdEnc[cl][id]
@@ -393,34 +362,34 @@ func encodeJPEG(img *image.RGBA, o encOpts) []byte {
 			}
 		}
 	}
-	if o.restart > 0 {
-		segment(&out, 0xDD, []byte{byte(o.restart >> 8), byte(o.restart)})
+	if o.Restart > 0 {
+		segment(&out, 0xDD, []byte{byte(o.Restart >> 8), byte(o.Restart)})
 	}
-	scans := o.scans
+	scans := o.Scans
 	if scans == nil {
 		all := make([]int, len(comps))
 		for i := range all {
 			all[i] = i
 		}
-		if !o.progressive {
-			scans = []encScan{{comps: all, ss: 0, se: 63}}
+		if !o.Progressive {
+			scans = []Scan{{Comps: all, Ss: 0, Se: 63}}
 		} else {
 			scans = defaultScript(len(comps))
 		}
 	}
 	for _, sc := range scans {
-		hdr := []byte{byte(len(sc.comps))}
-		for _, ci := range sc.comps {
+		hdr := []byte{byte(len(sc.Comps))}
+		for _, ci := range sc.Comps {
 			tid := byte(0)
-			if o.stdTables {
-				tid = byte(min(comps[ci].tq, 1))
+			if o.StdTables {
+				tid = byte(min(comps[ci].TQ, 1))
 				tid = tid<<4 | tid
 			}
-			hdr = append(hdr, comps[ci].id, tid)
+			hdr = append(hdr, comps[ci].ID, tid)
 		}
-		hdr = append(hdr, byte(sc.ss), byte(sc.se), byte(sc.ah<<4|sc.al))
+		hdr = append(hdr, byte(sc.Ss), byte(sc.Se), byte(sc.Ah<<4|sc.Al))
 		segment(&out, 0xDA, hdr)
-		if o.arith {
+		if o.Arith {
 			out.Write(encodeArithScan(comps, sc, o, mcusX, mcusY))
 			continue
 		}
@@ -432,24 +401,24 @@ func encodeJPEG(img *image.RGBA, o encOpts) []byte {
 
 // defaultScript is shaped like libjpeg's progressive script: DC with one
 // refinement bit, AC in two bands at two bits less, then refinements.
-func defaultScript(n int) []encScan {
+func defaultScript(n int) []Scan {
 	all := make([]int, n)
 	for i := range all {
 		all[i] = i
 	}
-	s := []encScan{{comps: all, ss: 0, se: 0, ah: 0, al: 1}}
+	s := []Scan{{Comps: all, Ss: 0, Se: 0, Ah: 0, Al: 1}}
 	for c := range n {
-		s = append(s, encScan{comps: []int{c}, ss: 1, se: 5, al: 2})
+		s = append(s, Scan{Comps: []int{c}, Ss: 1, Se: 5, Al: 2})
 	}
 	for c := range n {
-		s = append(s, encScan{comps: []int{c}, ss: 6, se: 63, al: 2})
+		s = append(s, Scan{Comps: []int{c}, Ss: 6, Se: 63, Al: 2})
 	}
 	for c := range n {
-		s = append(s, encScan{comps: []int{c}, ss: 1, se: 63, ah: 2, al: 1})
+		s = append(s, Scan{Comps: []int{c}, Ss: 1, Se: 63, Ah: 2, Al: 1})
 	}
-	s = append(s, encScan{comps: all, ss: 0, se: 0, ah: 1, al: 0})
+	s = append(s, Scan{Comps: all, Ss: 0, Se: 0, Ah: 1, Al: 0})
 	for c := range n {
-		s = append(s, encScan{comps: []int{c}, ss: 1, se: 63, ah: 1, al: 0})
+		s = append(s, Scan{Comps: []int{c}, Ss: 1, Se: 63, Ah: 1, Al: 0})
 	}
 	return s
 }
@@ -493,8 +462,8 @@ func fdct(b *[64]float64) (f [64]float64) {
 
 type scanEnc struct {
 	w      bitWriter
-	o      encOpts
-	sc     encScan
+	o      Options
+	sc     Scan
 	eobrun int
 	be     []uint32 // correction bits buffered with the EOB run
 	dcT    *encTable
@@ -526,7 +495,7 @@ func (e *scanEnc) flushEOB() {
 	e.be = e.be[:0]
 }
 
-func encodeScan(comps []encBlockComp, sc encScan, o encOpts, mcusX, mcusY int, tables func(int) (*encTable, *encTable)) []byte {
+func encodeScan(comps []encBlockComp, sc Scan, o Options, mcusX, mcusY int, tables func(int) (*encTable, *encTable)) []byte {
 	e := &scanEnc{o: o, sc: sc}
 	preds := make([]int, len(comps))
 	type blkRef struct {
@@ -534,22 +503,22 @@ func encodeScan(comps []encBlockComp, sc encScan, o encOpts, mcusX, mcusY int, t
 		b  *[64]int
 	}
 	var mcus [][]blkRef
-	if len(sc.comps) == 1 {
-		c := &comps[sc.comps[0]]
+	if len(sc.Comps) == 1 {
+		c := &comps[sc.Comps[0]]
 		for by := range c.cbh {
 			for bx := range c.cbw {
-				mcus = append(mcus, []blkRef{{sc.comps[0], &c.coef[by*c.bw+bx]}})
+				mcus = append(mcus, []blkRef{{sc.Comps[0], &c.coef[by*c.bw+bx]}})
 			}
 		}
 	} else {
 		for my := range mcusY {
 			for mx := range mcusX {
 				var m []blkRef
-				for _, ci := range sc.comps {
+				for _, ci := range sc.Comps {
 					c := &comps[ci]
-					for y := range c.v {
-						for x := range c.h {
-							m = append(m, blkRef{ci, &c.coef[(my*c.v+y)*c.bw+mx*c.h+x]})
+					for y := range c.V {
+						for x := range c.H {
+							m = append(m, blkRef{ci, &c.coef[(my*c.V+y)*c.bw+mx*c.H+x]})
 						}
 					}
 				}
@@ -559,7 +528,7 @@ func encodeScan(comps []encBlockComp, sc encScan, o encOpts, mcusX, mcusY int, t
 	}
 	rst := 0
 	for mi, m := range mcus {
-		if o.restart > 0 && mi > 0 && mi%o.restart == 0 {
+		if o.Restart > 0 && mi > 0 && mi%o.Restart == 0 {
 			e.acT = tablesAC(tables, sc)
 			e.flushEOB()
 			e.w.flush()
@@ -573,7 +542,7 @@ func encodeScan(comps []encBlockComp, sc encScan, o encOpts, mcusX, mcusY int, t
 			e.dcT, e.acT = tables(br.ci)
 			b := br.b
 			switch {
-			case !o.progressive:
+			case !o.Progressive:
 				diff := b[0] - preds[br.ci]
 				preds[br.ci] = b[0]
 				s := category(diff)
@@ -597,16 +566,16 @@ func encodeScan(comps []encBlockComp, sc encScan, o encOpts, mcusX, mcusY int, t
 				if r > 0 {
 					e.sym(e.acT, 0)
 				}
-			case sc.ss == 0 && sc.ah == 0:
-				v := b[0] >> uint(sc.al) // arithmetic shift
+			case sc.Ss == 0 && sc.Ah == 0:
+				v := b[0] >> uint(sc.Al) // arithmetic shift
 				diff := v - preds[br.ci]
 				preds[br.ci] = v
 				s := category(diff)
 				e.sym(e.dcT, s)
 				e.w.put(magBits(diff, s), s)
-			case sc.ss == 0:
-				e.w.put(uint32(b[0]>>uint(sc.al))&1, 1)
-			case sc.ah == 0:
+			case sc.Ss == 0:
+				e.w.put(uint32(b[0]>>uint(sc.Al))&1, 1)
+			case sc.Ah == 0:
 				e.acFirst(b)
 			default:
 				e.acRefine(b)
@@ -619,8 +588,8 @@ func encodeScan(comps []encBlockComp, sc encScan, o encOpts, mcusX, mcusY int, t
 	return e.w.buf.Bytes()
 }
 
-func tablesAC(tables func(int) (*encTable, *encTable), sc encScan) *encTable {
-	_, a := tables(sc.comps[0])
+func tablesAC(tables func(int) (*encTable, *encTable), sc Scan) *encTable {
+	_, a := tables(sc.Comps[0])
 	return a
 }
 
@@ -633,8 +602,8 @@ func pointT(v, al int) int {
 
 func (e *scanEnc) acFirst(b *[64]int) {
 	r := 0
-	for k := e.sc.ss; k <= e.sc.se; k++ {
-		v := pointT(b[k], e.sc.al)
+	for k := e.sc.Ss; k <= e.sc.Se; k++ {
+		v := pointT(b[k], e.sc.Al)
 		if v == 0 {
 			r++
 			continue
@@ -660,19 +629,19 @@ func (e *scanEnc) acFirst(b *[64]int) {
 func (e *scanEnc) acRefine(b *[64]int) {
 	var abs [64]int
 	eob := 0
-	for k := e.sc.ss; k <= e.sc.se; k++ {
+	for k := e.sc.Ss; k <= e.sc.Se; k++ {
 		a := b[k]
 		if a < 0 {
 			a = -a
 		}
-		abs[k] = a >> uint(e.sc.al)
+		abs[k] = a >> uint(e.sc.Al)
 		if abs[k] == 1 {
 			eob = k
 		}
 	}
 	r := 0
 	var br []uint32
-	for k := e.sc.ss; k <= e.sc.se; k++ {
+	for k := e.sc.Ss; k <= e.sc.Se; k++ {
 		if abs[k] == 0 {
 			r++
 			continue
@@ -718,13 +687,13 @@ type blkRef struct {
 }
 
 // scanMCUs lists a scan's MCUs in coding order (T.81 A.2).
-func scanMCUs(comps []encBlockComp, sc encScan, mcusX, mcusY int) [][]blkRef {
+func scanMCUs(comps []encBlockComp, sc Scan, mcusX, mcusY int) [][]blkRef {
 	var mcus [][]blkRef
-	if len(sc.comps) == 1 {
-		c := &comps[sc.comps[0]]
+	if len(sc.Comps) == 1 {
+		c := &comps[sc.Comps[0]]
 		for by := range c.cbh {
 			for bx := range c.cbw {
-				mcus = append(mcus, []blkRef{{sc.comps[0], &c.coef[by*c.bw+bx]}})
+				mcus = append(mcus, []blkRef{{sc.Comps[0], &c.coef[by*c.bw+bx]}})
 			}
 		}
 		return mcus
@@ -732,11 +701,11 @@ func scanMCUs(comps []encBlockComp, sc encScan, mcusX, mcusY int) [][]blkRef {
 	for my := range mcusY {
 		for mx := range mcusX {
 			var m []blkRef
-			for _, ci := range sc.comps {
+			for _, ci := range sc.Comps {
 				c := &comps[ci]
-				for y := range c.v {
-					for x := range c.h {
-						m = append(m, blkRef{ci, &c.coef[(my*c.v+y)*c.bw+mx*c.h+x]})
+				for y := range c.V {
+					for x := range c.H {
+						m = append(m, blkRef{ci, &c.coef[(my*c.V+y)*c.bw+mx*c.H+x]})
 					}
 				}
 			}
@@ -746,13 +715,13 @@ func scanMCUs(comps []encBlockComp, sc encScan, mcusX, mcusY int) [][]blkRef {
 	return mcus
 }
 
-func encodeArithScan(comps []encBlockComp, sc encScan, o encOpts, mcusX, mcusY int) []byte {
+func encodeArithScan(comps []encBlockComp, sc Scan, o Options, mcusX, mcusY int) []byte {
 	var out []byte
 	e := newArithScanEnc(o)
 	preds := make([]int, len(comps))
 	rst := 0
 	for mi, m := range scanMCUs(comps, sc, mcusX, mcusY) {
-		if o.restart > 0 && mi > 0 && mi%o.restart == 0 {
+		if o.Restart > 0 && mi > 0 && mi%o.Restart == 0 {
 			out = append(out, e.qm.flush()...)
 			out = append(out, 0xFF, byte(0xD0+rst))
 			rst = (rst + 1) & 7
@@ -760,7 +729,7 @@ func encodeArithScan(comps []encBlockComp, sc encScan, o encOpts, mcusX, mcusY i
 			clear(preds)
 		}
 		for _, br := range m {
-			e.block(br.ci, br.b, sc, o.progressive, preds)
+			e.block(br.ci, br.b, sc, o.Progressive, preds)
 		}
 	}
 	return append(out, e.qm.flush()...)
@@ -777,21 +746,21 @@ var flatLL = func() *encTable {
 }()
 
 // encodeLossless writes an 8-bit SOF3 file (T.81 Annex H).
-func encodeLossless(full [][]float64, W, H, hmax, vmax int, o encOpts) []byte {
+func encodeLossless(full [][]float64, W, H, hmax, vmax int, o Options) []byte {
 	var out bytes.Buffer
 	out.Write([]byte{0xFF, 0xD8})
-	if o.adobe >= 0 {
-		segment(&out, 0xEE, []byte{'A', 'd', 'o', 'b', 'e', 0, 100, 0, 0, 0, 0, byte(o.adobe)})
+	if o.Adobe >= 0 {
+		segment(&out, 0xEE, []byte{'A', 'd', 'o', 'b', 'e', 0, 100, 0, 0, 0, 0, byte(o.Adobe)})
 	}
-	sof := []byte{8, byte(H >> 8), byte(H), byte(W >> 8), byte(W), byte(len(o.comps))}
-	for _, c := range o.comps {
-		sof = append(sof, c.id, byte(c.h<<4|c.v), 0)
+	sof := []byte{8, byte(H >> 8), byte(H), byte(W >> 8), byte(W), byte(len(o.Comps))}
+	for _, c := range o.Comps {
+		sof = append(sof, c.ID, byte(c.H<<4|c.V), 0)
 	}
 	segment(&out, 0xC3, sof)
 	p := append([]byte{0}, flatLL.counts[:]...)
 	segment(&out, 0xC4, append(p, flatLL.vals...))
-	if o.restart > 0 {
-		segment(&out, 0xDD, []byte{byte(o.restart >> 8), byte(o.restart)})
+	if o.Restart > 0 {
+		segment(&out, 0xDD, []byte{byte(o.Restart >> 8), byte(o.Restart)})
 	}
 	mcusX, mcusY := (W+hmax-1)/hmax, (H+vmax-1)/vmax
 	// Component sample grids, padded to whole MCUs by edge replication.
@@ -799,64 +768,64 @@ func encodeLossless(full [][]float64, W, H, hmax, vmax int, o encOpts) []byte {
 		w, h, cw, ch int
 		s            []int
 	}
-	grids := make([]grid, len(o.comps))
-	for i, c := range o.comps {
-		g := grid{w: mcusX * c.h, h: mcusY * c.v, cw: (W*c.h + hmax - 1) / hmax, ch: (H*c.v + vmax - 1) / vmax}
+	grids := make([]grid, len(o.Comps))
+	for i, c := range o.Comps {
+		g := grid{w: mcusX * c.H, h: mcusY * c.V, cw: (W*c.H + hmax - 1) / hmax, ch: (H*c.V + vmax - 1) / vmax}
 		g.s = make([]int, g.w*g.h)
 		for y := range g.h {
-			sy := min(min(y, g.ch-1)*vmax/c.v, H-1)
+			sy := min(min(y, g.ch-1)*vmax/c.V, H-1)
 			for x := range g.w {
-				sx := min(min(x, g.cw-1)*hmax/c.h, W-1)
-				g.s[y*g.w+x] = int(clampF(full[i][sy*W+sx])) >> uint(o.pt)
+				sx := min(min(x, g.cw-1)*hmax/c.H, W-1)
+				g.s[y*g.w+x] = int(clampF(full[i][sy*W+sx])) >> uint(o.PT)
 			}
 		}
 		grids[i] = g
 	}
-	scans := o.scans
+	scans := o.Scans
 	if scans == nil {
-		all := make([]int, len(o.comps))
+		all := make([]int, len(o.Comps))
 		for i := range all {
 			all[i] = i
 		}
-		scans = []encScan{{comps: all}}
+		scans = []Scan{{Comps: all}}
 	}
 	for _, sc := range scans {
-		hdr := []byte{byte(len(sc.comps))}
-		for _, ci := range sc.comps {
-			hdr = append(hdr, o.comps[ci].id, 0)
+		hdr := []byte{byte(len(sc.Comps))}
+		for _, ci := range sc.Comps {
+			hdr = append(hdr, o.Comps[ci].ID, 0)
 		}
-		hdr = append(hdr, byte(o.predictor), 0, byte(o.pt))
+		hdr = append(hdr, byte(o.Predictor), 0, byte(o.PT))
 		segment(&out, 0xDA, hdr)
 		var w bitWriter
-		ns := len(sc.comps)
+		ns := len(sc.Comps)
 		mw, mh := mcusX, mcusY
 		if ns == 1 {
-			g := grids[sc.comps[0]]
+			g := grids[sc.Comps[0]]
 			mw, mh = g.cw, g.ch
 		}
-		fresh := make([]bool, len(o.comps))
-		firstLine := make([]int, len(o.comps))
-		for _, ci := range sc.comps {
+		fresh := make([]bool, len(o.Comps))
+		firstLine := make([]int, len(o.Comps))
+		for _, ci := range sc.Comps {
 			fresh[ci] = true
 		}
-		def := 1 << uint(8-o.pt-1)
+		def := 1 << uint(8-o.PT-1)
 		n, rst := 0, 0
 		for my := range mh {
 			for mx := range mw {
-				if o.restart > 0 && n > 0 && n%o.restart == 0 {
+				if o.Restart > 0 && n > 0 && n%o.Restart == 0 {
 					w.flush()
 					w.buf.Write([]byte{0xFF, byte(0xD0 + rst)})
 					rst = (rst + 1) & 7
-					for _, ci := range sc.comps {
+					for _, ci := range sc.Comps {
 						fresh[ci] = true
 					}
 				}
 				n++
-				for _, ci := range sc.comps {
+				for _, ci := range sc.Comps {
 					g := grids[ci]
 					h, v := 1, 1
 					if ns > 1 {
-						h, v = o.comps[ci].h, o.comps[ci].v
+						h, v = o.Comps[ci].H, o.Comps[ci].V
 					}
 					for y := range v {
 						for x := range h {
@@ -874,7 +843,7 @@ func encodeLossless(full [][]float64, W, H, hmax, vmax int, o encOpts) []byte {
 								pr = at(0, sy-1)
 							default:
 								ra, rb, rc := at(sx-1, sy), at(sx, sy-1), at(sx-1, sy-1)
-								switch o.predictor {
+								switch o.Predictor {
 								case 1:
 									pr = ra
 								case 2:
