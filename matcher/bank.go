@@ -32,6 +32,12 @@ type Bank struct {
 	pdqRefs       []entryRef // parallel to pdq's ids; nil when no PDQ label
 	labels        []byte
 
+	// report, category and defLabel come from the bank's configuration
+	// (BankConfig.Mode, Category and Label), set before it is published.
+	report   bool
+	category string
+	defLabel string
+
 	counts Counts
 	// sums digest the entries of each kind, for Local.Fingerprint and
 	// DiffBanks.
@@ -61,16 +67,24 @@ func (b *Bank) ProblemCount() int { return b.nProbs }
 
 func (b *Bank) label(r entryRef) string {
 	if r.n == 0 || r == deletedRef {
-		return ""
+		return b.defLabel
 	}
 	return string(b.labels[r.off : r.off+r.n])
 }
 
 func (b *Bank) pdqLabel(id int32) string {
 	if b.pdqRefs == nil {
-		return ""
+		return b.defLabel
 	}
 	return b.label(b.pdqRefs[id])
+}
+
+// configure sets what the bank's configuration says of it beyond its
+// entries; it runs before the bank is published.
+func (b *Bank) configure(cfg BankConfig) {
+	b.report = cfg.Mode == ModeReport
+	b.category = cfg.Category
+	b.defLabel = cfg.Label
 }
 
 // ValidBankName reports whether name is a bank name as HMA spells them:
@@ -102,6 +116,17 @@ type BankConfig struct {
 	// Disabled banks are neither loaded nor consulted, but are listed by
 	// Status so that an operator sees they exist.
 	Disabled bool `json:"disabled,omitempty"`
+	// Mode is ModeEnforce ("" means enforce) or ModeReport: a bank in
+	// report mode never blocks; what it matches is reported as "would
+	// have blocked" and passes.
+	Mode string `json:"mode,omitempty"`
+	// Category is the kind of harm the bank lists, one of Categories
+	// (csam, ncii, terror, spam), or "". It travels into verdicts,
+	// notices, audit records and lookup answers.
+	Category string `json:"category,omitempty"`
+	// Label is given to the bank's entries that carry no label of their
+	// own.
+	Label string `json:"label,omitempty"`
 }
 
 // LocalConfig configures a Local matcher.
@@ -264,12 +289,19 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		if bc.Path == "" {
 			return nil, fmt.Errorf("matcher: bank %s has no path", bc.Name)
 		}
+		if _, err := ParseMode(bc.Mode, ModeEnforce); err != nil {
+			return nil, fmt.Errorf("matcher: bank %s: %w", bc.Name, err)
+		}
+		if !ValidCategory(bc.Category) {
+			return nil, fmt.Errorf("matcher: bank %s: category must be one of %v, not %q", bc.Name, Categories, bc.Category)
+		}
 		s := &bankSlot{cfg: bc}
 		if !bc.Disabled {
 			bank, sig, err := loadBank(bc.Name, bc.Path)
 			if err != nil {
 				return nil, fmt.Errorf("matcher: loading bank %s: %w", bc.Name, err)
 			}
+			bank.configure(bc)
 			s.bank, s.sig = bank, sig
 			// By two: the generation stays even outside a reload's
 			// publication (see Generation).
@@ -458,6 +490,9 @@ func (l *Local) check(s *bankSlot) *bankSlot {
 	if errors.Is(err, errChanged) {
 		return nil // still being written; the next poll retries
 	}
+	if err == nil {
+		bank.configure(s.cfg)
+	}
 	ns := *s
 	if err != nil {
 		l.log.Error("bank reload failed; keeping the loaded version", zap.String("bank", name), zap.String("path", path), zap.Error(err))
@@ -547,10 +582,41 @@ func (l *Local) Match(ctx context.Context, q Query) (Verdict, error) {
 	return l.match(l.state.Load(), &q), nil
 }
 
-// match is Match against the banks of st.
+// match is Match against the banks of st. Enforcing banks are matched
+// first, and only without a match there are banks in report mode asked:
+// evidence from a report-only bank could otherwise crowd an enforcing
+// bank's out of the bounded evidence list and turn "listed" into "passes".
 func (l *Local) match(st *localState, q *Query) Verdict {
+	v := l.matchPass(st, q, false)
+	if v.Match || !st.hasReport() {
+		return v
+	}
+	rv := l.matchPass(st, q, true)
+	if len(rv.Evidence) == 0 {
+		return v
+	}
+	rv.Notes = append(v.Notes, rv.Notes...)
+	return rv
+}
+
+// hasReport reports whether any active bank is in report mode.
+func (st *localState) hasReport() bool {
+	for _, b := range st.active {
+		if b.report {
+			return true
+		}
+	}
+	return false
+}
+
+// matchPass matches q against st's active banks whose report flag is
+// report.
+func (l *Local) matchPass(st *localState, q *Query, report bool) Verdict {
 	var v Verdict
 	for _, b := range st.active {
+		if b.report != report {
+			continue
+		}
 		if q.Has&HasMD5 != 0 {
 			if r, ok := b.md5[q.MD5]; ok {
 				v.Evidence = appendExact(v.Evidence, b, MD5, q.MD5[:], r, pdq.VariantStored)
@@ -572,6 +638,9 @@ func (l *Local) match(st *localState, q *Query) Verdict {
 	}
 	for _, e := range q.Embedded {
 		for _, b := range st.active {
+			if b.report != report {
+				continue
+			}
 			n := len(v.Evidence)
 			if r, ok := b.md5[e.MD5]; ok {
 				v.Evidence = appendExact(v.Evidence, b, MD5, e.MD5[:], r, pdq.VariantEmbedded)
@@ -598,23 +667,13 @@ func (l *Local) match(st *localState, q *Query) Verdict {
 			v.Notes = append(v.Notes, "pdq not matched: quality "+strconv.Itoa(q.PDQQuality)+
 				" is below the minimum "+strconv.Itoa(l.minQuality))
 		default:
-			v.Evidence = l.matchPDQ(v.Evidence, st, q.PDQ, q.Dihedral, pdq.Form{Variant: pdq.VariantStored})
+			v.Evidence = l.matchPDQ(v.Evidence, st, q.PDQ, q.Dihedral, pdq.Form{Variant: pdq.VariantStored}, report)
 		}
 	}
 	if len(q.Forms) > 0 {
-		v.Evidence = l.matchForms(v.Evidence, st, q)
+		v.Evidence = l.matchForms(v.Evidence, st, q, report)
 	}
-	if len(v.Evidence) > 0 {
-		best := &v.Evidence[0]
-		v.Match = true
-		v.Bank, v.HashType, v.MatchedHash, v.Distance, v.Source, v.Form, v.Variant = best.Bank, best.HashType, best.Hash, best.Distance, best.Source, best.Form, best.Variant
-		if best.HashType == PDQ {
-			v.Confidence = PDQConfidence(best.Distance)
-		} else {
-			v.Confidence = 1
-		}
-		v.Reason = reason(best)
-	}
+	settle(&v)
 	return v
 }
 
@@ -625,13 +684,14 @@ func appendExact(ev []Evidence, b *Bank, t HashType, digest []byte, r entryRef, 
 	return append(ev, Evidence{
 		Bank: b.name, HashType: t, Hash: hex.EncodeToString(digest),
 		Label: b.label(r), Source: b.source, Variant: variant,
+		Category: b.category, ReportOnly: b.report,
 	})
 }
 
 // matchForms matches every form of q with a usable hash, keeping the
 // evidence as matchPDQ does: exact evidence first, then PDQ evidence by
 // distance (the stored picture's first on ties), one per banked entry.
-func (l *Local) matchForms(ev []Evidence, st *localState, q *Query) []Evidence {
+func (l *Local) matchForms(ev []Evidence, st *localState, q *Query, report bool) []Evidence {
 	nExact := 0
 	for nExact < len(ev) && ev[nExact].HashType != PDQ {
 		nExact++
@@ -641,7 +701,7 @@ func (l *Local) matchForms(ev []Evidence, st *localState, q *Query) []Evidence {
 		if f.Hash.IsZero() || f.Quality < l.minQuality {
 			continue
 		}
-		pdqEv = l.matchPDQ(pdqEv, st, f.Hash, nil, f)
+		pdqEv = l.matchPDQ(pdqEv, st, f.Hash, nil, f, report)
 	}
 	slices.SortStableFunc(pdqEv, func(a, b Evidence) int { return a.Distance - b.Distance })
 	out := ev[:nExact]
@@ -661,8 +721,9 @@ func (l *Local) matchForms(ev []Evidence, st *localState, q *Query) []Evidence {
 // first, at most one per banked entry) after ev, up to maxEvidence; form
 // is the form of the media h was taken from, whose name (empty for the
 // stored picture) and kind the evidence carries. With dihedral matching
-// on, dihedral holds h's 8 variants.
-func (l *Local) matchPDQ(ev []Evidence, st *localState, h pdq.Hash, dihedral []pdq.Hash, form pdq.Form) []Evidence {
+// on, dihedral holds h's 8 variants. Only banks whose report flag is
+// report are searched.
+func (l *Local) matchPDQ(ev []Evidence, st *localState, h pdq.Hash, dihedral []pdq.Hash, form pdq.Form, report bool) []Evidence {
 	room := maxEvidence - len(ev)
 	if room <= 0 || len(st.active) == 0 {
 		return ev
@@ -680,7 +741,7 @@ func (l *Local) matchPDQ(ev []Evidence, st *localState, h pdq.Hash, dihedral []p
 	}
 	cands := sc.cands[:0]
 	for bi, b := range st.active {
-		if b.pdq == nil || b.pdq.Len() == 0 {
+		if b.pdq == nil || b.pdq.Len() == 0 || b.report != report {
 			continue
 		}
 		for vi := 0; vi < nv; vi++ {
@@ -729,6 +790,7 @@ func (l *Local) matchPDQ(ev []Evidence, st *localState, h pdq.Hash, dihedral []p
 			e := Evidence{
 				Bank: b.name, HashType: PDQ, Hash: b.pdq.Hash(c.id).String(),
 				Distance: int(c.dist), Label: b.pdqLabel(c.id), Source: b.source, Form: form.Name, Variant: form.Variant,
+				Category: b.category, ReportOnly: b.report,
 			}
 			if c.variant > 0 {
 				e.Dihedral = pdq.DihedralNames[c.variant]

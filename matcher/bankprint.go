@@ -82,6 +82,11 @@ func (l *Local) fingerprint(active []*Bank) string {
 	for _, b := range active {
 		num(uint64(len(b.name)))
 		h.Write([]byte(b.name))
+		if b.report {
+			// Only when set, so that the fingerprints of enforcing
+			// banks stay what they were before modes existed.
+			h.Write([]byte("report"))
+		}
 		c := b.counts
 		for _, n := range []int{c.MD5, c.SHA1, c.SHA256, c.PDQ, c.VideoMD5} {
 			num(uint64(n))

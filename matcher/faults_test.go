@@ -60,7 +60,7 @@ func TestGuardHMAFaults(t *testing.T) {
 				log, logs := testkit.ObserveLogs()
 				var tr transitions
 				g := newTestGuard(t, GuardConfig{
-					Remotes:         []Remote{{"hma", h}},
+					Remotes:         []Remote{{Name: "hma", Matcher: h}},
 					FailPolicy:      policy,
 					Breaker:         BreakerConfig{ConsecutiveFailures: 3, OpenTimeout: 150 * time.Millisecond, CallTimeout: 100 * time.Millisecond},
 					Cache:           noCache,
@@ -122,7 +122,7 @@ func TestGuardFailureLoggedAgainAfterRecovery(t *testing.T) {
 	backend := newFakeBackend(answer(Verdict{}, ErrUnavailable))
 	log, logs := testkit.ObserveLogs()
 	g := newTestGuard(t, GuardConfig{
-		Remotes: []Remote{{"svc", backend}},
+		Remotes: []Remote{{Name: "svc", Matcher: backend}},
 		Breaker: BreakerConfig{ConsecutiveFailures: 2, OpenTimeout: 50 * time.Millisecond},
 		Cache:   noCache,
 		Logger:  log,
@@ -151,7 +151,7 @@ func TestGuardHMAVideoDashDistance(t *testing.T) {
 	f.SetContents(fakes.HMAContent{Bank: "MEDIAGUARD_TEST", ID: 3, SignalType: "video_md5", Signal: hex.EncodeToString(sum[:])})
 	h := newTestHMA(t, HMAConfig{URL: f.URL, Banks: []string{"MEDIAGUARD_TEST"}})
 	g := newTestGuard(t, GuardConfig{
-		Remotes:    []Remote{{"hma", h}},
+		Remotes:    []Remote{{Name: "hma", Matcher: h}},
 		FailPolicy: FailClosed,
 		Breaker:    BreakerConfig{ConsecutiveFailures: 1},
 		Cache:      noCache,

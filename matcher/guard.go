@@ -62,6 +62,9 @@ type Remote struct {
 	Name string
 	// Matcher is the backend (an *HMA, a *Service, ...).
 	Matcher Matcher
+	// Policy is the backend's mode (report-only turns its matches into
+	// would-blocks) and category.
+	Policy BackendPolicy
 }
 
 // GuardConfig configures a Guard.
@@ -141,8 +144,9 @@ type Guard struct {
 
 // guardRemote is one remote with its breaker and counters.
 type guardRemote struct {
-	name string
-	m    Matcher
+	name   string
+	m      Matcher
+	policy BackendPolicy
 	// cb is the breaker. The recovery prober replaces an open one with a
 	// fresh, closed breaker (gobreaker has no reset).
 	cb atomic.Pointer[gobreaker.CircuitBreaker[Verdict]]
@@ -245,7 +249,13 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 			return nil, fmt.Errorf("guard: remote name %q used twice", r.Name)
 		}
 		seen[r.Name] = true
-		gr := &guardRemote{name: r.Name, m: r.Matcher, reported: gobreaker.StateClosed.String()}
+		if _, err := ParseMode(r.Policy.Mode, ModeEnforce); err != nil {
+			return nil, fmt.Errorf("guard: remote %s: %w", r.Name, err)
+		}
+		if !ValidCategory(r.Policy.Category) {
+			return nil, fmt.Errorf("guard: remote %s: category must be one of %v, not %q", r.Name, Categories, r.Policy.Category)
+		}
+		gr := &guardRemote{name: r.Name, m: r.Matcher, policy: r.Policy, reported: gobreaker.StateClosed.String()}
 		if _, ok := r.Matcher.(Prober); ok && b.OpenTimeout > g.probeFirst {
 			gr.opened = make(chan struct{}, 1)
 		}
@@ -378,6 +388,13 @@ func (g *Guard) remote(ctx context.Context, q *Query) (remoteResult, error) {
 // consultRemotes asks each remote in order until one matches. fctx is
 // cancelled only when every caller waiting for this query has gone away.
 func (g *Guard) consultRemotes(fctx context.Context, q *Query) (rr remoteResult) {
+	var wouldBlock *Verdict
+	defer func() {
+		if !rr.v.Match && wouldBlock != nil {
+			summarise(&rr.v, *wouldBlock)
+			rr.v.WouldBlock = true
+		}
+	}()
 	for _, r := range g.remotes {
 		if fctx.Err() != nil {
 			return rr
@@ -386,6 +403,12 @@ func (g *Guard) consultRemotes(fctx context.Context, q *Query) (rr remoteResult)
 		if err != nil {
 			rr.failures = append(rr.failures, remoteFailure{r.name, err})
 			continue
+		}
+		v = r.policy.apply(v)
+		if v.WouldBlock && wouldBlock == nil {
+			// A report-only backend's match does not end the search:
+			// an enforcing backend after it may still block.
+			wouldBlock = &v
 		}
 		rr.v.Evidence = append(rr.v.Evidence, v.Evidence...)
 		rr.v.Notes = append(rr.v.Notes, v.Notes...)
@@ -409,17 +432,13 @@ func (g *Guard) decide(local Verdict, rr remoteResult) (Verdict, error) {
 	out.Evidence = concat(local.Evidence, rr.v.Evidence)
 	out.Notes = concat(local.Notes, rr.v.Notes)
 	if rr.v.Match {
-		out.Match = true
-		out.Bank = rr.v.Bank
-		out.HashType = rr.v.HashType
-		out.MatchedHash = rr.v.MatchedHash
-		out.Distance = rr.v.Distance
-		out.Confidence = rr.v.Confidence
-		out.Source = rr.v.Source
-		out.Form = rr.v.Form
-		out.Variant = rr.v.Variant
-		out.Reason = rr.v.Reason
+		summarise(&out, rr.v)
+		out.Match, out.WouldBlock = true, false
 		return out, nil
+	}
+	if rr.v.WouldBlock && !out.WouldBlock {
+		summarise(&out, rr.v)
+		out.WouldBlock = true
 	}
 	if len(rr.failures) == 0 {
 		return out, nil
@@ -442,6 +461,20 @@ func (g *Guard) decide(local Verdict, rr remoteResult) (Verdict, error) {
 		out.Reason = "no match in the backends consulted; not scanned by " + strings.Join(names, ", ") + " (unavailable, fail-open)"
 	}
 	return out, nil
+}
+
+// summarise copies src's summary of its best evidence into dst.
+func summarise(dst *Verdict, src Verdict) {
+	dst.Bank = src.Bank
+	dst.HashType = src.HashType
+	dst.MatchedHash = src.MatchedHash
+	dst.Distance = src.Distance
+	dst.Confidence = src.Confidence
+	dst.Source = src.Source
+	dst.Category = src.Category
+	dst.Form = src.Form
+	dst.Variant = src.Variant
+	dst.Reason = src.Reason
 }
 
 // joinedErrors is errors.Join on one line, for log-friendly messages.

@@ -39,7 +39,7 @@ func TestNewGuardConfig(t *testing.T) {
 		{"no remotes", GuardConfig{}, ""},
 		{"unnamed remote", GuardConfig{Remotes: []Remote{{Matcher: b}}}, "needs a name"},
 		{"nil matcher", GuardConfig{Remotes: []Remote{{Name: "x"}}}, "needs a name and a matcher"},
-		{"duplicate", GuardConfig{Remotes: []Remote{{"x", b}, {"x", b}}}, "used twice"},
+		{"duplicate", GuardConfig{Remotes: []Remote{{Name: "x", Matcher: b}, {Name: "x", Matcher: b}}}, "used twice"},
 		{"ratio", GuardConfig{Breaker: BreakerConfig{FailureRatio: 1.5}}, "failure ratio"},
 		{"policy", GuardConfig{FailPolicy: 7}, "fail policy"},
 		{"negative timeout", GuardConfig{Breaker: BreakerConfig{CallTimeout: -1}}, "negative"},
@@ -67,7 +67,7 @@ func TestNewGuardConfig(t *testing.T) {
 func TestGuardLocalMatchShortCircuits(t *testing.T) {
 	local := newFakeBackend(answer(Verdict{Match: true, Source: "local:NCMEC", Bank: "NCMEC"}, nil))
 	remote := newFakeBackend(answer(remoteMatch("hma:X"), nil))
-	g := newTestGuard(t, GuardConfig{Local: local, Remotes: []Remote{{"hma", remote}}})
+	g := newTestGuard(t, GuardConfig{Local: local, Remotes: []Remote{{Name: "hma", Matcher: remote}}})
 	v, err := g.Match(context.Background(), md5Query("x"))
 	if err != nil || !v.Match || v.Source != "local:NCMEC" {
 		t.Fatalf("Match = %+v, %v", v, err)
@@ -84,7 +84,7 @@ func TestGuardRemoteOrder(t *testing.T) {
 	a := newFakeBackend(answer(Verdict{Notes: []string{"a: nothing"}}, nil))
 	b := newFakeBackend(answer(remoteMatch("service:b"), nil))
 	c := newFakeBackend(answer(remoteMatch("service:c"), nil))
-	g := newTestGuard(t, GuardConfig{Local: local, Remotes: []Remote{{"a", a}, {"b", b}, {"c", c}}})
+	g := newTestGuard(t, GuardConfig{Local: local, Remotes: []Remote{{Name: "a", Matcher: a}, {Name: "b", Matcher: b}, {Name: "c", Matcher: c}}})
 	v, err := g.Match(context.Background(), md5Query("x"))
 	if err != nil || !v.Match || v.Source != "service:b" || v.Reason != "matched by service:b" {
 		t.Fatalf("Match = %+v, %v", v, err)
@@ -112,7 +112,7 @@ func TestGuardFailPolicy(t *testing.T) {
 			t.Run(fname+"/fail-"+policy.String(), func(t *testing.T) {
 				down := newFakeBackend(fail)
 				g := newTestGuard(t, GuardConfig{
-					Remotes:    []Remote{{"hma", down}},
+					Remotes:    []Remote{{Name: "hma", Matcher: down}},
 					FailPolicy: policy,
 					Breaker:    BreakerConfig{CallTimeout: 30 * time.Millisecond},
 				})
@@ -153,13 +153,13 @@ func TestGuardMatchDespiteRemoteDown(t *testing.T) {
 	down := newFakeBackend(answer(Verdict{}, ErrUnavailable))
 	for _, policy := range []FailPolicy{FailOpen, FailClosed} {
 		local := newFakeBackend(answer(Verdict{Match: true, Source: "local:L"}, nil))
-		g := newTestGuard(t, GuardConfig{Local: local, Remotes: []Remote{{"down", down}}, FailPolicy: policy})
+		g := newTestGuard(t, GuardConfig{Local: local, Remotes: []Remote{{Name: "down", Matcher: down}}, FailPolicy: policy})
 		if v, err := g.Match(context.Background(), md5Query("x")); err != nil || !v.Match {
 			t.Fatalf("%v: local match lost: %+v, %v", policy, v, err)
 		}
 
 		up := newFakeBackend(answer(remoteMatch("service:up"), nil))
-		g = newTestGuard(t, GuardConfig{Remotes: []Remote{{"down", down}, {"up", up}}, FailPolicy: policy})
+		g = newTestGuard(t, GuardConfig{Remotes: []Remote{{Name: "down", Matcher: down}, {Name: "up", Matcher: up}}, FailPolicy: policy})
 		v, err := g.Match(context.Background(), md5Query("x"))
 		if err != nil || !v.Match || v.Unscanned || v.Source != "service:up" {
 			t.Fatalf("%v: Match = %+v, %v; want the match from up", policy, v, err)
@@ -188,7 +188,7 @@ func (tr *transitions) list() []string {
 func TestGuardClose(t *testing.T) {
 	var tr transitions
 	backend := newFakeBackend(answer(Verdict{}, nil))
-	g, err := NewGuard(GuardConfig{Remotes: []Remote{{"hma", backend}}, OnBreakerChange: tr.add})
+	g, err := NewGuard(GuardConfig{Remotes: []Remote{{Name: "hma", Matcher: backend}}, OnBreakerChange: tr.add})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestGuardReportsBackendCalls(t *testing.T) {
 	dead := newFakeBackend(blockUntilDone)
 	g := newTestGuard(t, GuardConfig{
 		Local:   newFakeBackend(answer(Verdict{}, nil)),
-		Remotes: []Remote{{"service:slow", slow}, {"hma:dead", dead}},
+		Remotes: []Remote{{Name: "service:slow", Matcher: slow}, {Name: "hma:dead", Matcher: dead}},
 		Breaker: BreakerConfig{CallTimeout: 30 * time.Millisecond, ConsecutiveFailures: 2, OpenTimeout: time.Hour},
 		OnBackendCall: func(backend string, d time.Duration) {
 			mu.Lock()

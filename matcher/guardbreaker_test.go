@@ -26,7 +26,7 @@ func TestGuardBreakerOpensAndRecovers(t *testing.T) {
 	})
 	var tr transitions
 	g := newTestGuard(t, GuardConfig{
-		Remotes:         []Remote{{"hma", backend}},
+		Remotes:         []Remote{{Name: "hma", Matcher: backend}},
 		Breaker:         BreakerConfig{ConsecutiveFailures: 3, OpenTimeout: 100 * time.Millisecond},
 		Cache:           noCache,
 		OnBreakerChange: tr.add,
@@ -67,7 +67,7 @@ func TestGuardBreakerOpensAndRecovers(t *testing.T) {
 func TestGuardBreakerHalfOpenFailureReopens(t *testing.T) {
 	backend := newFakeBackend(answer(Verdict{}, ErrUnavailable))
 	g := newTestGuard(t, GuardConfig{
-		Remotes: []Remote{{"hma", backend}},
+		Remotes: []Remote{{Name: "hma", Matcher: backend}},
 		Breaker: BreakerConfig{ConsecutiveFailures: 1, OpenTimeout: 50 * time.Millisecond},
 		Cache:   noCache,
 	})
@@ -94,7 +94,7 @@ func TestGuardBreakerFailureRatio(t *testing.T) {
 		return Verdict{}, nil
 	})
 	g := newTestGuard(t, GuardConfig{
-		Remotes: []Remote{{"svc", backend}},
+		Remotes: []Remote{{Name: "svc", Matcher: backend}},
 		Breaker: BreakerConfig{ConsecutiveFailures: 100, MinRequests: 6, FailureRatio: 0.5},
 		Cache:   noCache,
 	})
@@ -114,7 +114,7 @@ func TestGuardBreakerFailureRatio(t *testing.T) {
 func TestGuardClientCancelNotCounted(t *testing.T) {
 	backend := newFakeBackend(blockUntilDone)
 	g := newTestGuard(t, GuardConfig{
-		Remotes: []Remote{{"hma", backend}},
+		Remotes: []Remote{{Name: "hma", Matcher: backend}},
 		Breaker: BreakerConfig{ConsecutiveFailures: 1, CallTimeout: 300 * time.Millisecond},
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -146,7 +146,7 @@ func TestGuardBreakerWithHMAIndexLoad(t *testing.T) {
 	f.Loaded.Store(false)
 	h := newTestHMA(t, HMAConfig{URL: f.URL})
 	g := newTestGuard(t, GuardConfig{
-		Remotes: []Remote{{"hma", h}},
+		Remotes: []Remote{{Name: "hma", Matcher: h}},
 		Breaker: BreakerConfig{ConsecutiveFailures: 2, OpenTimeout: 100 * time.Millisecond},
 	})
 	q := pdqQuery(t, hmaBase, 100)
@@ -178,7 +178,7 @@ func TestGuardOnBreakerChangeMayCallBreakerStates(t *testing.T) {
 	var ready sync.WaitGroup
 	ready.Add(1)
 	g = newTestGuard(t, GuardConfig{
-		Remotes: []Remote{{"hma", backend}},
+		Remotes: []Remote{{Name: "hma", Matcher: backend}},
 		Breaker: BreakerConfig{ConsecutiveFailures: 1},
 		OnBreakerChange: func(string, string, string) {
 			ready.Wait()
@@ -206,7 +206,7 @@ func TestGuardOnBreakerChangeMayCallBreakerStates(t *testing.T) {
 // from the shared call's goroutine.
 func TestGuardBackendPanic(t *testing.T) {
 	backend := newFakeBackend(func(context.Context, Query) (Verdict, error) { panic("boom") })
-	g := newTestGuard(t, GuardConfig{Remotes: []Remote{{"hma", backend}}})
+	g := newTestGuard(t, GuardConfig{Remotes: []Remote{{Name: "hma", Matcher: backend}}})
 	v, err := g.Match(context.Background(), md5Query("x"))
 	if err != nil || !v.Unscanned || !strings.Contains(strings.Join(v.Notes, " "), "hma: backend panicked") {
 		t.Fatalf("Match = %+v, %v; want unscanned with a note", v, err)

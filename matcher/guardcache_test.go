@@ -19,7 +19,7 @@ func TestGuardCache(t *testing.T) {
 	})
 	matchSet.Store(md5Query("bad").MD5, true)
 	g := newTestGuard(t, GuardConfig{
-		Remotes: []Remote{{"hma", backend}},
+		Remotes: []Remote{{Name: "hma", Matcher: backend}},
 		Cache:   CacheConfig{MatchTTL: time.Hour, MissTTL: 100 * time.Millisecond},
 	})
 	ctx := context.Background()
@@ -66,7 +66,7 @@ func TestGuardCache(t *testing.T) {
 func TestGuardCacheSkipsFailures(t *testing.T) {
 	for _, policy := range []FailPolicy{FailOpen, FailClosed} {
 		backend := newFakeBackend(answer(Verdict{}, ErrUnavailable))
-		g := newTestGuard(t, GuardConfig{Remotes: []Remote{{"hma", backend}}, FailPolicy: policy})
+		g := newTestGuard(t, GuardConfig{Remotes: []Remote{{Name: "hma", Matcher: backend}}, FailPolicy: policy})
 		g.Match(context.Background(), md5Query("x"))
 		backend.set(answer(remoteMatch("hma:B"), nil))
 		v, err := g.Match(context.Background(), md5Query("x"))
@@ -81,7 +81,7 @@ func TestGuardCacheSkipsFailures(t *testing.T) {
 func TestGuardLocalReloadBypassesCache(t *testing.T) {
 	local := newFakeBackend(answer(Verdict{}, nil))
 	remote := newFakeBackend(answer(Verdict{}, nil))
-	g := newTestGuard(t, GuardConfig{Local: local, Remotes: []Remote{{"hma", remote}}})
+	g := newTestGuard(t, GuardConfig{Local: local, Remotes: []Remote{{Name: "hma", Matcher: remote}}})
 	g.Match(context.Background(), md5Query("x"))
 	local.set(answer(Verdict{Match: true, Source: "local:NEW"}, nil))
 	v, err := g.Match(context.Background(), md5Query("x"))
@@ -97,7 +97,7 @@ func TestGuardLocalReloadBypassesCache(t *testing.T) {
 // the cap answers are still right, just not cached.
 func TestGuardCacheCap(t *testing.T) {
 	backend := newFakeBackend(answer(Verdict{}, nil))
-	g := newTestGuard(t, GuardConfig{Remotes: []Remote{{"hma", backend}}, Cache: CacheConfig{MaxEntries: 3}})
+	g := newTestGuard(t, GuardConfig{Remotes: []Remote{{Name: "hma", Matcher: backend}}, Cache: CacheConfig{MaxEntries: 3}})
 	for i := range 5 {
 		if _, err := g.Match(context.Background(), md5Query(fmt.Sprint(i))); err != nil {
 			t.Fatal(err)

@@ -16,7 +16,7 @@ func TestGuardSingleflight(t *testing.T) {
 		<-release
 		return remoteMatch("hma:B"), nil
 	})
-	g := newTestGuard(t, GuardConfig{Remotes: []Remote{{"hma", backend}}, Cache: noCache})
+	g := newTestGuard(t, GuardConfig{Remotes: []Remote{{Name: "hma", Matcher: backend}}, Cache: noCache})
 	const n = 16
 	var wg sync.WaitGroup
 	results := make(chan Verdict, n)
@@ -59,7 +59,7 @@ func TestGuardSingleflightLeaderCancel(t *testing.T) {
 			return Verdict{}, ctx.Err()
 		}
 	})
-	g := newTestGuard(t, GuardConfig{Remotes: []Remote{{"hma", backend}}, Cache: noCache})
+	g := newTestGuard(t, GuardConfig{Remotes: []Remote{{Name: "hma", Matcher: backend}}, Cache: noCache})
 	leaderCtx, cancel := context.WithCancel(context.Background())
 	leaderErr := make(chan error, 1)
 	go func() {

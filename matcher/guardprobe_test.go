@@ -62,7 +62,7 @@ func TestGuardProbeRecovers(t *testing.T) {
 	var tr transitions
 	log, logs := testkit.ObserveLogs()
 	g := newTestGuard(t, GuardConfig{
-		Remotes:         []Remote{{"svc", p}},
+		Remotes:         []Remote{{Name: "svc", Matcher: p}},
 		Breaker:         BreakerConfig{ConsecutiveFailures: 2, OpenTimeout: time.Minute, HalfOpenMaxRequests: 2},
 		Cache:           noCache,
 		OnBreakerChange: tr.add,
@@ -120,7 +120,7 @@ func TestGuardProbeRecovers(t *testing.T) {
 func TestGuardNoProbe(t *testing.T) {
 	p := &probedBackend{fakeBackend: newFakeBackend(answer(Verdict{}, ErrUnavailable)), probeErr: func(int) error { return nil }}
 	g := newTestGuard(t, GuardConfig{
-		Remotes: []Remote{{"svc", p}},
+		Remotes: []Remote{{Name: "svc", Matcher: p}},
 		Breaker: BreakerConfig{ConsecutiveFailures: 1, OpenTimeout: 500 * time.Millisecond},
 		Cache:   noCache,
 	})
@@ -157,7 +157,7 @@ func TestGuardHMARecoversWithinSeconds(t *testing.T) {
 			h := newTestHMA(t, HMAConfig{URL: f.URL})
 			var tr transitions
 			g := newTestGuard(t, GuardConfig{
-				Remotes:         []Remote{{"hma", h}},
+				Remotes:         []Remote{{Name: "hma", Matcher: h}},
 				FailPolicy:      FailClosed,
 				Breaker:         BreakerConfig{ConsecutiveFailures: 3}, // open_timeout: the default 30 s
 				Cache:           noCache,
@@ -225,7 +225,7 @@ func TestGuardHMAProbeNeedsAGoodLookup(t *testing.T) {
 	f.SetRaw(&fakes.Raw{Status: 200, ContentType: "application/json", Body: `{"matches":[]}`})
 	h := newTestHMA(t, HMAConfig{URL: f.URL})
 	g := newTestGuard(t, GuardConfig{
-		Remotes: []Remote{{"hma", h}},
+		Remotes: []Remote{{Name: "hma", Matcher: h}},
 		Breaker: BreakerConfig{ConsecutiveFailures: 1},
 		Cache:   noCache,
 	})

@@ -39,6 +39,9 @@ const maxHMAEvidence = 32
 type HMAConfig struct {
 	// Name identifies the backend in notes and errors; default "hma".
 	Name string
+	// Policy is the backend's mode and category. The client ignores it:
+	// the Guard applies it (service.New passes it on as Remote.Policy).
+	Policy BackendPolicy
 	// URL is HMA's base URL, e.g. http://hma:5100 (no /m/lookup).
 	URL string
 	// APIKey, when set, is sent as "Authorization: Bearer": HMA has no

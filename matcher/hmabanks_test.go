@@ -119,7 +119,7 @@ func TestGuardMissingBanks(t *testing.T) {
 	f := newFakeHMA(t)
 	h := newTestHMA(t, HMAConfig{URL: f.URL, Banks: []string{"TEST_BANK", "TYPO_BANK"}})
 	h.bankState.recheckFailing = 10 * time.Millisecond
-	g, err := NewGuard(GuardConfig{Remotes: []Remote{{"hma", h}, {"svc", newFakeBackend(answer(Verdict{}, nil))}}, Cache: noCache})
+	g, err := NewGuard(GuardConfig{Remotes: []Remote{{Name: "hma", Matcher: h}, {Name: "svc", Matcher: newFakeBackend(answer(Verdict{}, nil))}}, Cache: noCache})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -153,7 +153,13 @@ func LookupResponseFromVerdict(v Verdict) lookupwire.Response {
 				reason = "not scanned: a hash list backend was unavailable"
 			}
 		}
-		return lookupwire.Response{Action: lookupwire.ActionAllow, Reason: reason, Unscanned: v.Unscanned}
+		r := lookupwire.Response{Action: lookupwire.ActionAllow, Reason: reason, Unscanned: v.Unscanned}
+		if v.WouldBlock {
+			// The plugin reads only the action; other callers learn what
+			// a list in report mode would have done.
+			r.WouldBlock, r.Bank, r.Category, r.HashType, r.MatchedHash = true, v.Bank, v.Category, string(v.HashType), v.MatchedHash
+		}
+		return r
 	}
 	r := lookupwire.Response{
 		Action:      lookupwire.ActionBlock,
@@ -162,6 +168,7 @@ func LookupResponseFromVerdict(v Verdict) lookupwire.Response {
 		HashType:    string(v.HashType),
 		Confidence:  clampConfidence(v.Confidence),
 		Bank:        v.Bank,
+		Category:    v.Category,
 	}
 	if r.Reason == "" {
 		r.Reason = fmt.Sprintf("%s hash matched a hash list", v.HashType)

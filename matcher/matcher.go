@@ -113,12 +113,23 @@ type Evidence struct {
 	// Unlike Form it names no input, so it may label metrics; "" when the
 	// form that matched had no kind.
 	Variant string `json:"variant,omitempty"`
+	// Category is the kind of harm the bank lists (one of Categories),
+	// "" when the bank has none.
+	Category string `json:"category,omitempty"`
+	// ReportOnly is set when the bank or backend is in report mode: the
+	// entry would have blocked the media, but only reports it.
+	ReportOnly bool `json:"report_only,omitempty"`
 }
 
 // Verdict is a backend's or the Guard's answer.
 type Verdict struct {
-	// Match is true when some hash list holds one of the digests.
+	// Match is true when some enforcing hash list holds one of the
+	// digests: the media is blocked.
 	Match bool `json:"match"`
+	// WouldBlock is true when no enforcing list matched but a list in
+	// report mode did: the media passes, and the match is reported. The
+	// summary fields below then describe the report-only evidence.
+	WouldBlock bool `json:"would_block,omitempty"`
 	// The best evidence (smallest distance, exact hashes first) when Match.
 	Bank        string   `json:"bank,omitempty"`
 	HashType    HashType `json:"hash_type,omitempty"`
@@ -127,6 +138,8 @@ type Verdict struct {
 	// Confidence is in [0,1]: 1 for exact hashes, falling with PDQ distance.
 	Confidence float64 `json:"confidence"`
 	Source     string  `json:"source,omitempty"`
+	// Category is the best evidence's Category.
+	Category string `json:"category,omitempty"`
 	// Form names the form of the media that matched ("frame 3",
 	// "displayed", "on white", "video frame at 4.0s"), "" for the
 	// picture as stored.

@@ -19,6 +19,9 @@ import (
 type ServiceConfig struct {
 	// Name identifies the backend: verdicts carry Source "service:NAME".
 	Name string
+	// Policy is the backend's mode and category. The client ignores it:
+	// the Guard applies it (service.New passes it on as Remote.Policy).
+	Policy BackendPolicy
 	// URL is the full lookup URL the request is POSTed to.
 	URL string
 	// APIKey, when set, is sent as "Authorization: Bearer".
@@ -211,12 +214,16 @@ func (s *Service) matchOne(ctx context.Context, q Query) (Verdict, error) {
 	v.Confidence = clampConfidence(resp.Confidence)
 	v.Source = source
 	v.Reason = truncateDetail(reason, 500)
+	if ValidCategory(resp.Category) {
+		v.Category = resp.Category
+	}
 	v.Evidence = []Evidence{{
 		Bank:     bank,
 		HashType: ht,
 		Hash:     matched,
 		Distance: dist,
 		Source:   source,
+		Category: v.Category,
 	}}
 	return v, nil
 }

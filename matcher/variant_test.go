@@ -149,7 +149,7 @@ func TestGuardKeepsVariant(t *testing.T) {
 	rv.Evidence[0].Form, rv.Evidence[0].Variant = rv.Form, rv.Variant
 	local := newFakeBackend(answer(Verdict{}, nil))
 	remote := newFakeBackend(answer(rv, nil))
-	g := newTestGuard(t, GuardConfig{Local: local, Remotes: []Remote{{"hma", remote}}, Cache: CacheConfig{MatchTTL: time.Hour}})
+	g := newTestGuard(t, GuardConfig{Local: local, Remotes: []Remote{{Name: "hma", Matcher: remote}}, Cache: CacheConfig{MatchTTL: time.Hour}})
 	for i := range 2 {
 		v, err := g.Match(context.Background(), md5Query("x"))
 		if err != nil || !v.Match || v.Variant != pdq.VariantQuadrant || v.Form != "quadrant 3" || v.Evidence[0].Variant != pdq.VariantQuadrant {
