@@ -109,13 +109,16 @@ func (a *Actions) Observe(d *mediaproxy.Decision) {
 			zap.String("source", v.Source), zap.String("sha256", d.Digests.SHA256Hex()), zap.String("user", d.User),
 			zap.String("remote_ip", remoteAddr(d)))
 		a.quarantine(id, d)
-		det := detection(id, d, dir)
-		if wh := a.cfg.Webhook; wh != nil && !wh.Notify(det) {
-			a.log.Error("webhook queue full: notice dropped (it is in the audit log)", zap.String("detection", id))
-		}
-		if n := a.cfg.Matrix; n != nil && !n.Notify(det) {
-			a.log.Error("notice queue full: moderators not told of this block (it is in the audit log)", zap.String("detection", id))
-		}
+		a.notify(id, detection(id, d, dir))
+	case mediaproxy.WouldBlock:
+		v := d.Verdict
+		a.log.Info("media would have been blocked (report-only mode); passed",
+			zap.String("direction", dir), zap.String("endpoint", d.Endpoint.Name), zap.Stringer("media", d.MediaKey),
+			zap.String("bank", v.Bank), zap.String("category", v.Category), zap.String("hash_type", string(v.HashType)),
+			zap.String("variant", VariantLabel(v.Variant)), zap.String("matched_hash_prefix", MatchedPrefix(v.MatchedHash)),
+			zap.Int("distance", v.Distance), zap.String("source", v.Source), zap.String("sha256", d.Digests.SHA256Hex()),
+			zap.String("user", d.User))
+		a.notify(id, detection(id, d, dir))
 	case mediaproxy.Refused, mediaproxy.Unscanned:
 		// Per request only at debug level: a dead backend would otherwise
 		// write one line per upload. The matcher logs the failure and each
@@ -138,6 +141,16 @@ func (a *Actions) Observe(d *mediaproxy.Decision) {
 			ce.Write(zap.String("direction", dir), zap.String("endpoint", d.Endpoint.Name),
 				zap.String("verdict", string(d.Outcome)), zap.Stringer("media", d.MediaKey), zap.Duration("hash_time", d.HashTime))
 		}
+	}
+}
+
+// notify queues det for the webhook and the management room.
+func (a *Actions) notify(id string, det notify.Detection) {
+	if wh := a.cfg.Webhook; wh != nil && !wh.Notify(det) {
+		a.log.Error("webhook queue full: notice dropped (it is in the audit log)", zap.String("detection", id))
+	}
+	if n := a.cfg.Matrix; n != nil && !n.Notify(det) {
+		a.log.Error("notice queue full: moderators not told of this detection (it is in the audit log)", zap.String("detection", id))
 	}
 }
 

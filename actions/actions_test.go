@@ -349,3 +349,49 @@ func TestMatchedPrefix(t *testing.T) {
 		}
 	}
 }
+
+// A would-block is recorded as its own kind with its category, posted as
+// a notice (redelivered like a block if the process stopped first), and
+// never quarantined: in report mode the media passes and nobody is acted
+// on. A stored upload is named, since it now exists.
+func TestWouldBlock(t *testing.T) {
+	l := openAudit(t)
+	m, wh, adm := &fakeNotifier{}, &fakeNotifier{}, &fakeAdmin{}
+	a := New(Config{Audit: l, Matrix: m, Webhook: wh, Admin: adm, QuarantineUserMedia: true, SuspendUser: true})
+	d := decision(true, mediaproxy.WouldBlock, "hs/Stored", "@up:hs")
+	d.UpstreamStatus = 200
+	d.Verdict = matcher.Verdict{WouldBlock: true, Bank: "TRIAL", Category: "spam", HashType: matcher.PDQ, MatchedHash: strings.Repeat("ab", 32), Distance: 3, Source: "local:TRIAL"}
+	a.Observe(d)
+	notStored := decision(true, mediaproxy.WouldBlock, "hs/Claimed", "@up:hs")
+	notStored.UpstreamStatus = 500
+	notStored.Verdict = d.Verdict
+	a.Observe(notStored)
+	a.Wait()
+	if len(adm.calls) != 0 {
+		t.Errorf("admin acted on a would-block: %q", adm.calls)
+	}
+	got := m.notices()
+	if len(got) != 2 || len(wh.notices()) != 2 {
+		t.Fatalf("notices %+v", got)
+	}
+	if n := got[0]; !n.WouldBlock || n.Category != "spam" || n.MXC != "mxc://hs/Stored" || n.User != "@up:hs" || !strings.Contains(n.Action, "report-only") {
+		t.Errorf("notice %+v", n)
+	}
+	if got[1].MXC != "" {
+		t.Errorf("an upload the homeserver did not store is named %q", got[1].MXC)
+	}
+	recs := records(t, l)
+	if len(recs) != 2 || recs[0].Kind != audit.KindWouldBlock {
+		t.Fatalf("records %+v", recs)
+	}
+	var ev audit.Evidence
+	if err := json.Unmarshal(recs[0].Verdict, &ev); err != nil || ev.Category != "spam" || ev.Outcome != "would_block" || ev.Bank != "TRIAL" {
+		t.Errorf("evidence %+v, %v", ev, err)
+	}
+	a.Delivered(got[0].ID)
+	again := &fakeNotifier{}
+	New(Config{Audit: l, Matrix: again}).RedeliverPending()
+	if r := again.notices(); len(r) != 1 || r[0].ID != got[1].ID || !r[0].WouldBlock || r[0].Category != "spam" {
+		t.Fatalf("redelivered %+v", r)
+	}
+}

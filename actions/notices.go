@@ -46,16 +46,18 @@ func (a *Actions) RedeliverPending() {
 func detection(id string, d *mediaproxy.Decision, dir string) notify.Detection {
 	v := d.Verdict
 	media := mxc(d.MediaKey)
-	if d.Upload {
+	if d.Upload && (d.Outcome != mediaproxy.WouldBlock || d.UpstreamStatus != 200) {
 		// A refused upload stored nothing, and a PUT's media ID is the
-		// client's unverified claim: never hand it to a command.
+		// client's unverified claim: never hand it to a command. A
+		// would-block upload the homeserver stored is named, since
+		// moderators may want to act on it.
 		media = ""
 	}
 	return notify.Detection{
 		ID: id, Time: time.Now(), Direction: dir, Endpoint: d.Endpoint.Name, User: d.User,
 		MXC: media, HashType: string(v.HashType), MatchedHash: v.MatchedHash,
-		Bank: v.Bank, Source: v.Source, Distance: v.Distance, Confidence: v.Confidence,
-		Form: v.Form, Variant: v.Variant, Action: actionTaken(d),
+		Bank: v.Bank, Source: v.Source, Category: v.Category, Distance: v.Distance, Confidence: v.Confidence,
+		Form: v.Form, Variant: v.Variant, Action: actionTaken(d), WouldBlock: d.Outcome == mediaproxy.WouldBlock,
 	}
 }
 
@@ -70,7 +72,7 @@ func detectionFromRecord(r audit.Record) notify.Detection {
 		ID: r.ID, Time: r.Time, Direction: r.Direction, Endpoint: r.Endpoint, User: user,
 		MXC: mxcOfRecord(r.Media), HashType: v.HashType, MatchedHash: v.MatchedHash, Bank: v.Bank,
 		Source: v.Source, Distance: v.Distance, Confidence: v.Confidence, Form: v.Form, Variant: v.Variant, Action: v.Action,
-		Retro: r.Kind == audit.KindRetroBlock, FirstSeen: v.FirstSeen,
+		Retro: r.Kind == audit.KindRetroBlock, FirstSeen: v.FirstSeen, Category: v.Category, WouldBlock: r.Kind == audit.KindWouldBlock,
 	}
 }
 
@@ -92,6 +94,8 @@ func mxcOfRecord(media string) string {
 
 func actionTaken(d *mediaproxy.Decision) string {
 	switch {
+	case d.Outcome == mediaproxy.WouldBlock:
+		return "none: report-only mode, the " + Direction(d) + " passed"
 	case d.Outcome == mediaproxy.LateBlocked:
 		return "connection aborted before the end of the download; media ID blocked"
 	case d.Upload:

@@ -21,6 +21,7 @@ var auditKinds = map[mediaproxy.Outcome]string{
 	mediaproxy.Unscanned:    audit.KindUnscanned,
 	mediaproxy.Refused:      audit.KindRefused,
 	mediaproxy.Undecodable:  audit.KindUndecodable,
+	mediaproxy.WouldBlock:   audit.KindWouldBlock,
 }
 
 // record appends the decision to the audit log before the response goes
@@ -52,9 +53,9 @@ func (a *Actions) record(d *mediaproxy.Decision, dir string) string {
 		}
 	}
 	ev := audit.Evidence{Outcome: string(d.Outcome), Bank: d.Verdict.Bank, HashType: string(d.Verdict.HashType), MatchedHash: d.Verdict.MatchedHash,
-		Distance: d.Verdict.Distance, Confidence: d.Verdict.Confidence, Source: d.Verdict.Source, Form: d.Verdict.Form, Variant: d.Verdict.Variant, Reason: d.Verdict.Reason,
+		Distance: d.Verdict.Distance, Confidence: d.Verdict.Confidence, Source: d.Verdict.Source, Category: d.Verdict.Category, Form: d.Verdict.Form, Variant: d.Verdict.Variant, Reason: d.Verdict.Reason,
 		Notes: d.Verdict.Notes, Unscannable: d.UnscannableReason}
-	if d.Outcome == mediaproxy.Blocked || d.Outcome == mediaproxy.LateBlocked {
+	if d.Outcome == mediaproxy.Blocked || d.Outcome == mediaproxy.LateBlocked || d.Outcome == mediaproxy.WouldBlock {
 		ev.Action = actionTaken(d)
 	}
 	if d.Err != nil {

@@ -39,6 +39,9 @@ const (
 	// KindRetroBlock is stored media that a bank change made listed,
 	// found by a retro-scan of the media ledger: no request was involved.
 	KindRetroBlock = "retro_block"
+	// KindWouldBlock is media that only lists in report mode matched:
+	// it passed, and moderators were told it would have been blocked.
+	KindWouldBlock = "would_block"
 	// KindUnscannable is media that could not be decoded or hashed.
 	KindUnscannable = "unscannable"
 	// KindUndecodable is an image by its bytes that could not be
@@ -110,6 +113,7 @@ type Evidence struct {
 	Distance    int      `json:"distance,omitempty"`
 	Confidence  float64  `json:"confidence,omitempty"`
 	Source      string   `json:"source,omitempty"`
+	Category    string   `json:"category,omitempty"`
 	Form        string   `json:"form,omitempty"`
 	Variant     string   `json:"variant,omitempty"`
 	Reason      string   `json:"reason,omitempty"`

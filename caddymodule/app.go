@@ -29,8 +29,15 @@ func init() {
 // (banks, remote lookup clients, breakers, caches and the verdict memory).
 // It is configured by the Caddyfile's global `mediaguard { ... }` block.
 type App struct {
+	// Mode is "enforce" (the default: matches are blocked) or "report"
+	// (matches are audited, counted and posted as "would have blocked",
+	// and the media passes). It applies to every bank and backend that
+	// sets no mode of its own, so a new list can be rolled out in report
+	// mode beside enforcing ones, or everything dry-run at first.
+	Mode string `json:"mode,omitempty"`
 	// Banks are local hash-list files (text, CSV or NCMEC XML), consulted
 	// first and in order. They are reloaded within 2 seconds of a change.
+	// Each may set its own mode, category and default label.
 	Banks []matcher.BankConfig `json:"banks,omitempty"`
 	// PDQThreshold is the largest PDQ Hamming distance that counts as a
 	// match (default 31, at most 63).
@@ -172,6 +179,12 @@ type HMABackend struct {
 	Banks []string `json:"banks,omitempty"`
 	// Timeout bounds each request (default 2s).
 	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// Mode is "enforce" or "report" for this backend's matches (default:
+	// the app's mode).
+	Mode string `json:"mode,omitempty"`
+	// Category is the kind of harm its banks list: csam, ncii, terror or
+	// spam.
+	Category string `json:"category,omitempty"`
 }
 
 // ServiceBackend is one JSON lookup service.
@@ -184,6 +197,12 @@ type ServiceBackend struct {
 	APIKey string `json:"api_key,omitempty"`
 	// Timeout bounds each request (default 2s).
 	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// Mode is "enforce" or "report" for this backend's matches (default:
+	// the app's mode).
+	Mode string `json:"mode,omitempty"`
+	// Category is the kind of harm its lists hold: csam, ncii, terror or
+	// spam.
+	Category string `json:"category,omitempty"`
 }
 
 // CacheSettings tune the verdict cache (remote answers only; local banks
@@ -350,6 +369,7 @@ func (a *App) plainConfig(repl replacer) (service.Config, error) {
 			Dihedral:             a.Dihedral,
 			ServerName:           a.ServerName,
 		},
+		Mode:            a.Mode,
 		MemoryEntries:   a.MemoryEntries,
 		LogCleanScans:   a.LogCleanScans,
 		LedgerRetention: time.Duration(a.LedgerRetention),
@@ -372,14 +392,16 @@ func (a *App) plainConfig(repl replacer) (service.Config, error) {
 		if err != nil {
 			return cfg, err
 		}
-		cfg.HMA = append(cfg.HMA, matcher.HMAConfig{URL: repl.ReplaceAll(h.URL, ""), APIKey: key, Banks: h.Banks, Timeout: time.Duration(h.Timeout)})
+		cfg.HMA = append(cfg.HMA, matcher.HMAConfig{URL: repl.ReplaceAll(h.URL, ""), APIKey: key, Banks: h.Banks, Timeout: time.Duration(h.Timeout),
+			Policy: matcher.BackendPolicy{Mode: h.Mode, Category: h.Category}})
 	}
 	for _, sv := range a.Services {
 		key, err := secret(repl, "mediaguard: service "+sv.URL+" api_key", sv.APIKey)
 		if err != nil {
 			return cfg, err
 		}
-		cfg.Services = append(cfg.Services, matcher.ServiceConfig{Name: sv.Name, URL: repl.ReplaceAll(sv.URL, ""), APIKey: key, Timeout: time.Duration(sv.Timeout)})
+		cfg.Services = append(cfg.Services, matcher.ServiceConfig{Name: sv.Name, URL: repl.ReplaceAll(sv.URL, ""), APIKey: key, Timeout: time.Duration(sv.Timeout),
+			Policy: matcher.BackendPolicy{Mode: sv.Mode, Category: sv.Category}})
 	}
 	if c := a.Cache; c != nil {
 		cfg.Cache = matcher.CacheConfig{MatchTTL: time.Duration(c.MatchTTL), MissTTL: time.Duration(c.MissTTL), MaxEntries: c.MaxEntries}

@@ -23,16 +23,25 @@ func init() {
 // parseGlobal parses the global option block:
 //
 //	mediaguard {
-//		bank NAME PATH [disabled]
+//		mode enforce|report
+//		bank NAME PATH [disabled] {
+//			mode enforce|report
+//			category csam|ncii|terror|spam
+//			label TEXT
+//		}
 //		hma URL {
 //			api_key KEY
 //			banks NAME...
 //			timeout DURATION
+//			mode enforce|report
+//			category csam|ncii|terror|spam
 //		}
 //		service URL {
 //			name NAME
 //			api_key KEY
 //			timeout DURATION
+//			mode enforce|report
+//			category csam|ncii|terror|spam
 //		}
 //		pdq_threshold N
 //		min_pdq_quality N
@@ -101,13 +110,36 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !matcher.ValidBankName(args[0]) {
 				return d.Errf("bank: name %q must match [A-Z_][A-Z0-9_]*", args[0])
 			}
-			a.Banks = append(a.Banks, matcher.BankConfig{Name: args[0], Path: args[1], Disabled: len(args) == 3})
+			bc := matcher.BankConfig{Name: args[0], Path: args[1], Disabled: len(args) == 3}
+			for d.NextBlock(1) {
+				if ok, err := parsePolicyOption(d, "bank "+bc.Name, &bc.Mode, &bc.Category); ok {
+					if err != nil {
+						return err
+					}
+					continue
+				}
+				switch d.Val() {
+				case "label":
+					if !d.Args(&bc.Label) || d.NextArg() {
+						return d.Errf("bank %s: want `label TEXT`", bc.Name)
+					}
+				default:
+					return d.Errf("bank %s: unknown option %q", bc.Name, d.Val())
+				}
+			}
+			a.Banks = append(a.Banks, bc)
 		case "hma":
 			var h HMABackend
 			if !d.Args(&h.URL) {
 				return d.Errf("hma: want `hma URL { ... }`")
 			}
 			for d.NextBlock(1) {
+				if ok, err := parsePolicyOption(d, "hma", &h.Mode, &h.Category); ok {
+					if err != nil {
+						return err
+					}
+					continue
+				}
 				switch d.Val() {
 				case "api_key":
 					if !d.Args(&h.APIKey) {
@@ -135,6 +167,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("service: want `service URL { ... }`")
 			}
 			for d.NextBlock(1) {
+				if ok, err := parsePolicyOption(d, "service", &s.Mode, &s.Category); ok {
+					if err != nil {
+						return err
+					}
+					continue
+				}
 				switch d.Val() {
 				case "name":
 					if !d.Args(&s.Name) {
@@ -155,6 +193,13 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 			a.Services = append(a.Services, s)
+		case "mode":
+			if !d.Args(&a.Mode) || d.NextArg() {
+				return d.Errf("mode: want `mode enforce|report`")
+			}
+			if _, err := matcher.ParseMode(a.Mode, ""); err != nil {
+				return d.Errf("%v", err)
+			}
 		case "pdq_threshold":
 			n, err := intArg(d, 0, matcher.MaxPDQThreshold)
 			if err != nil {

@@ -78,6 +78,14 @@ func TestCaddyfileErrorsNameTheDirective(t *testing.T) {
 		{"notify matrix {\n homeserver http://h\n access_token t\n room #mods:example.org\n }", "must be quoted"},
 		{"notify matrix {\n homeserver http://h\n }", "are required"},
 		{"notify slack", "notify: want"},
+		{"mode dry-run", "mode must be enforce or report"},
+		{"mode", "mode: want"},
+		{"bank B /b {\n mode maybe\n }", "bank B: mode must be"},
+		{"bank B /b {\n category porn\n }", "bank B: category must be one of"},
+		{"bank B /b {\n label\n }", "bank B: want `label TEXT`"},
+		{"bank B /b {\n colour blue\n }", "bank B: unknown option"},
+		{"hma http://h {\n mode off\n }", "hma: mode must be"},
+		{"service http://s {\n category x\n }", "service: category must be"},
 	} {
 		src := "{\n\tmediaguard {\n\t\t" + tc.in + "\n\t}\n}\n:8080 {\n\tmediaguard\n}\n"
 		_, _, err := caddyfile.Adapter{ServerType: serverType()}.Adapt([]byte(src), nil)

@@ -128,6 +128,10 @@ var (
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "bank_blocks_total",
 		Help: "Media the proxy blocked after hashing (as blocks_total counts them), by the bank whose entry matched (a local bank, an HMA bank or a lookup service's bank; past 64 names not configured here, \"other\") and the hash type that matched.",
 	}, []string{"bank", "hash_type"})
+	bankWouldBlocks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "mediaguard", Name: "bank_would_block_total",
+		Help: "Media a bank or backend in report mode matched and that passed (requests_total verdict would_block), by the bank whose entry matched and the hash type: what the list would block if enforced.",
+	}, []string{"bank", "hash_type"})
 	backendSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "caddy", Subsystem: "mediaguard", Name: "backend_match_duration_seconds",
 		Help:    "Time one backend took to answer one query: local (the local banks, asked for every query) or a remote backend (each call its circuit breaker let through, failures and timeouts included; cache hits and refused calls are not calls).",
@@ -195,7 +199,7 @@ var (
 // load's registry.
 var collectors = []prometheus.Collector{scanned, bytesHashed, hashSeconds, matchSeconds, blocks, spoolBytes, downloadBuffered, hashWaiting,
 	decoderAvailable, hashWorkersStarted, hashWorkersFailed, breakerState, breakerTransitions, backendFailures, backendBanksMissing, banks,
-	cacheHits, cacheMisses, responses, bankBlocks, backendSeconds, lookupRequests, lookupSeconds, hashBusy, hashSlots, bufferLimit,
+	cacheHits, cacheMisses, responses, bankBlocks, bankWouldBlocks, backendSeconds, lookupRequests, lookupSeconds, hashBusy, hashSlots, bufferLimit,
 	spoolSpace, notices, ledgerMetrics}
 
 // verdictsByDirection are the requests_total verdicts each direction can
@@ -203,9 +207,9 @@ var collectors = []prometheus.Collector{scanned, bytesHashed, hashSeconds, match
 // uploads go unstored.
 var verdictsByDirection = map[string][]mediaproxy.Outcome{
 	"upload": {mediaproxy.Clean, mediaproxy.Blocked, mediaproxy.Unscannable, mediaproxy.Unscanned, mediaproxy.Refused,
-		mediaproxy.Undecodable, notStored},
+		mediaproxy.Undecodable, mediaproxy.WouldBlock, notStored},
 	"download": {mediaproxy.Clean, mediaproxy.Blocked, mediaproxy.LateBlocked, mediaproxy.Unscannable, mediaproxy.Unscanned,
-		mediaproxy.Refused, mediaproxy.Undecodable, mediaproxy.KnownBlocked, mediaproxy.KnownClean},
+		mediaproxy.Refused, mediaproxy.Undecodable, mediaproxy.WouldBlock, mediaproxy.KnownBlocked, mediaproxy.KnownClean},
 }
 
 // A counter series first seen at 1 has no increase Prometheus can see, so

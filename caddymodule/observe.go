@@ -36,6 +36,9 @@ func count(d *mediaproxy.Decision) {
 		blocks.WithLabelValues(dir, string(d.Verdict.HashType), actions.VariantLabel(d.Verdict.Variant)).Inc()
 		bankBlocks.WithLabelValues(bankLabel(d.Verdict.Bank), string(d.Verdict.HashType)).Inc()
 	}
+	if d.Outcome == mediaproxy.WouldBlock {
+		bankWouldBlocks.WithLabelValues(bankLabel(d.Verdict.Bank), string(d.Verdict.HashType)).Inc()
+	}
 }
 
 // verdictLabel is the requests_total verdict: the outcome, except that a

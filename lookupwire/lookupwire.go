@@ -86,6 +86,13 @@ type Response struct {
 	// (fail-open). The plugin ignores it; the Service client turns it into
 	// ErrUnavailable so the calling Guard applies its own fail policy.
 	Unscanned bool `json:"unscanned,omitempty"`
+	// Category is a mediaguard extension: the kind of harm the matching
+	// list holds (csam, ncii, terror, spam), when configured.
+	Category string `json:"category,omitempty"`
+	// WouldBlock is a mediaguard extension on an allow: only a list in
+	// report mode matched, so the media is allowed, and Bank, HashType,
+	// MatchedHash and Category say what would have blocked it.
+	WouldBlock bool `json:"wouldBlock,omitempty"`
 }
 
 // ErrNoHashes is DecodeRequest's error for a JSON document without a

@@ -53,11 +53,11 @@ func DiffBanks(old, new *Bank) BankChange {
 	}
 	if old == nil {
 		old = &none
-		none.name, none.path, none.source = new.name, new.path, new.source
+		none.name, none.path, none.source, none.report, none.category, none.defLabel = new.name, new.path, new.source, new.report, new.category, new.defLabel
 	}
 	if new == nil {
 		new = &none
-		none.name, none.path, none.source = old.name, old.path, old.source
+		none.name, none.path, none.source, none.report, none.category, none.defLabel = old.name, old.path, old.source, old.report, old.category, old.defLabel
 	}
 	add, rem := subsetOf(new), subsetOf(old)
 	// The PDQ diff sorts while the exact ones read maps: on two cores
@@ -83,7 +83,8 @@ func DiffBanks(old, new *Bank) BankChange {
 // subsetOf returns an empty bank with b's identity and label arena, to be
 // filled with some of b's entries.
 func subsetOf(b *Bank) *Bank {
-	return &Bank{name: b.name, path: b.path, source: b.source, loadedAt: b.loadedAt, labels: b.labels}
+	return &Bank{name: b.name, path: b.path, source: b.source, loadedAt: b.loadedAt, labels: b.labels,
+		report: b.report, category: b.category, defLabel: b.defLabel}
 }
 
 // setPDQ gives s the PDQ entries of b with the given ids, in that order

@@ -201,3 +201,30 @@ func TestGuardReportModeFailOpen(t *testing.T) {
 		t.Fatalf("fail-closed with a report-only match = %v, want unavailable", err)
 	}
 }
+
+// Entries added to a bank in report mode reach a retro-scan as
+// would-blocks, never as matches: a trial list must not quarantine stored
+// media.
+func TestRetroOfReportBank(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "trial.txt")
+	writeFile(t, p, "md5 "+tMD5+"\n")
+	var changes []BankChange
+	l := newTestLocal(t, LocalConfig{Banks: []BankConfig{{Name: "TRIAL", Path: p, Mode: ModeReport, Category: "spam"}},
+		OnChange: func(ch BankChange) { changes = append(changes, ch) }})
+	rewrite(t, p, "md5 "+tMD5+"\nsha1 "+tSHA1+"\n")
+	if err := l.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 1 {
+		t.Fatalf("changes %d", len(changes))
+	}
+	rm := l.RetroMatcher(changes[0].Added)
+	q := Query{Has: HasSHA1, SHA1: digest20(t, tSHA1)}
+	if !rm.Matches(&q) {
+		t.Fatal("the added entry is not found")
+	}
+	if v := rm.Match(&q); v.Match || !v.WouldBlock || v.Category != "spam" {
+		t.Fatalf("retro verdict %+v, want a would-block", v)
+	}
+}

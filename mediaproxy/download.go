@@ -286,8 +286,16 @@ func (d *download) judge(media io.ReadSeeker, ct string, dg hashing.Digests, rel
 		writeError(d.w, http.StatusNotFound, "M_NOT_FOUND", "Not found")
 		return nil
 	}
+	if o == WouldBlock {
+		// Reported like a block: moderators want to know who.
+		dec.User = d.user(true)
+	}
 	p.observe(dec)
-	if o == Clean || o == Unscannable {
+	if o == Clean || o == Unscannable || o == WouldBlock {
+		// A would-block is remembered too, so that it is reported once,
+		// not on every download; a change of mode is a new configuration,
+		// whose banks start a new generation.
+		//
 		// Unscannable media (an encrypted attachment, most media in
 		// encrypted rooms) had every check that can ever apply to its
 		// bytes: hashing it again on each download would find the same.

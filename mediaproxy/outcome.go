@@ -30,6 +30,10 @@ func (p *Proxy) outcomeOf(ctx context.Context, v matcher.Verdict, err error, sc 
 		return Blocked, reason, false
 	case sc.undecodable != "" && p.cfg.OnUndecodableImage == UndecodableBlock:
 		return Undecodable, sc.undecodable, false
+	case v.WouldBlock:
+		// Only lists in report mode matched: the media passes, and the
+		// match is reported.
+		return WouldBlock, reason, false
 	case v.Unscanned:
 		if sc.undecodable != "" {
 			reason = sc.undecodable

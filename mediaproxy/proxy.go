@@ -163,6 +163,9 @@ const (
 	// Undecodable: an image by its bytes that could not be decoded,
 	// refused under the default OnUndecodableImage policy.
 	Undecodable Outcome = "undecodable"
+	// WouldBlock: only lists in report mode matched; the media passed
+	// and the match is reported ("would have blocked").
+	WouldBlock Outcome = "would_block"
 	// KnownBlocked and KnownClean were decided from memory.
 	KnownBlocked Outcome = "known_blocked"
 	KnownClean   Outcome = "known_clean"

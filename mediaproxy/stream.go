@@ -78,6 +78,8 @@ func (d *download) stream(sp *spool, body io.Reader, boundary string) error {
 		// The header is gone; only an abort keeps the held-back tail
 		// (and so a complete file) from the client.
 		panic(http.ErrAbortHandler)
+	case o == WouldBlock:
+		dec.User = d.user(true)
 	}
 	p.observe(dec)
 	return out.flush()

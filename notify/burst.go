@@ -17,7 +17,12 @@ const maxAckIDs = 10000
 const maxKeys = 4096
 
 // burstKey identifies "identical" detections: same list entry, same user.
-type burstKey struct{ hash, user string }
+type burstKey struct {
+	hash, user string
+	// wouldBlock keeps report-only detections apart from blocks of the
+	// same entry, so a summary never says "blocked" of what passed.
+	wouldBlock bool
+}
 
 // burstEntry is one fixed window for one key.
 type burstEntry struct {
@@ -52,7 +57,7 @@ func newBurst(window time.Duration, threshold int, emit func(item)) *burst {
 // admit reports whether d should be posted individually. When it returns
 // false, d has been counted into a summary that is emitted at window end.
 func (b *burst) admit(d Detection) bool {
-	k := burstKey{d.MatchedHash, d.User}
+	k := burstKey{d.MatchedHash, d.User, d.WouldBlock}
 	now := b.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()

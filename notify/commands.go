@@ -13,8 +13,12 @@ var (
 )
 
 // Commands renders the command-mode templates for d. A template that uses
-// a placeholder d cannot fill safely is left out.
+// a placeholder d cannot fill safely is left out. A detection in report
+// mode gets none: a dry run must not make Mjolnir act.
 func Commands(templates []string, d Detection) []string {
+	if d.WouldBlock {
+		return nil
+	}
 	var out []string
 	for _, t := range templates {
 		c := t

@@ -61,3 +61,37 @@ func TestNoticeNamesTheVariant(t *testing.T) {
 		}
 	}
 }
+
+// A report-only detection says it would have blocked and that the media
+// passed, carries its kind and category for bots, and never makes
+// Mjolnir act: a dry run has no consequences.
+func TestWouldBlockNotice(t *testing.T) {
+	d := Detection{ID: "d1", Direction: "upload", Endpoint: "upload", User: "@u:example.org", MXC: "mxc://example.org/abc",
+		HashType: "pdq", MatchedHash: strings.Repeat("ab", 32), Bank: "TRIAL", Category: "ncii", Distance: 4,
+		Action: "none: report-only mode, the upload passed", WouldBlock: true}
+	body, html := Format(d)
+	for _, s := range []string{body, html} {
+		for _, want := range []string{"would have blocked an upload", "report-only mode, it passed", "TRIAL, category ncii", "Would have blocked"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("%q missing from %q", want, s)
+			}
+		}
+		if strings.Contains(s, "mediaguard blocked") || strings.Contains(s, "🚨") {
+			t.Errorf("a would-block reads as a block: %q", s)
+		}
+	}
+	if m := machine(d, 0); m["kind"] != "would_block" || m["category"] != "ncii" {
+		t.Errorf("machine-readable kind %v category %v", m["kind"], m["category"])
+	}
+	tpl := []string{"!mjolnir redact {user}", "!mjolnir quarantine-media {mxc}"}
+	if c := Commands(tpl, d); len(c) != 0 {
+		t.Errorf("commands for a would-block: %q", c)
+	}
+	d.WouldBlock = false
+	if c := Commands(tpl, d); len(c) != 2 {
+		t.Errorf("commands for a block: %q", c)
+	}
+	if m := machine(d, 0); m["kind"] != nil {
+		t.Errorf("a block has kind %v", m["kind"])
+	}
+}

@@ -66,6 +66,12 @@ type Detection struct {
 	Retro bool
 	// FirstSeen is when mediaguard first saw the media (retro notices).
 	FirstSeen time.Time
+	// WouldBlock marks a match by a list in report mode: nothing was
+	// blocked, and the notice says it would have been.
+	WouldBlock bool
+	// Category is the kind of harm the bank lists (csam, ncii, terror,
+	// spam), "" when not configured.
+	Category string
 }
 
 // hashPrefixLen is how many hex characters of the matched hash a notice shows:
@@ -147,6 +153,9 @@ func format(d Detection, more int, window time.Duration) (string, string) {
 			article = "an"
 		}
 		title = fmt.Sprintf("mediaguard blocked %s %s (%s)", article, dir, endpoint)
+		if d.WouldBlock {
+			title = fmt.Sprintf("mediaguard would have blocked %s %s (%s): report-only mode, it passed", article, dir, endpoint)
+		}
 		if d.Retro {
 			title = "mediaguard: stored media now matches " + bank
 		}
@@ -180,7 +189,7 @@ func format(d Detection, more int, window time.Duration) (string, string) {
 	}
 	lines = append(lines,
 		line{"Matched", hashType + " " + prefix + "…", true},
-		line{"Bank", bank + " (source " + source + ")", false},
+		line{"Bank", bank + categoryText(d.Category) + " (source " + source + ")", false},
 		line{"Match", fmt.Sprintf("%s, confidence %.2f", match, d.Confidence), false},
 		line{"Action", action, false},
 	)
@@ -197,13 +206,19 @@ func format(d Detection, more int, window time.Duration) (string, string) {
 			how = "by a backfill of the homeserver's media store"
 		}
 		lines = append([]line{{"Found", how, false}}, lines...)
+	} else if d.WouldBlock {
+		lines = append([]line{{"Would have blocked", dir + " via " + endpoint, false}}, lines...)
 	} else {
 		lines = append([]line{{"Blocked", dir + " via " + endpoint, false}}, lines...)
 	}
 
 	var b, h strings.Builder
-	b.WriteString("🚨 " + title)
-	h.WriteString("<p><strong>🚨 " + html.EscapeString(title) + "</strong></p><ul>")
+	icon := "🚨 "
+	if d.WouldBlock {
+		icon = "🔎 "
+	}
+	b.WriteString(icon + title)
+	h.WriteString("<p><strong>" + icon + html.EscapeString(title) + "</strong></p><ul>")
 	for _, l := range lines {
 		b.WriteString("\n" + l.label + ": " + l.text)
 		t := html.EscapeString(l.text)
@@ -239,6 +254,14 @@ var variantText = map[string]string{
 	pdq.VariantStretched:     "matched it with its contrast stretched",
 	pdq.VariantWindow:        "matched a window of it",
 	pdq.VariantRotated:       "matched it rotated back",
+}
+
+// categoryText is the bank's category for a notice's Bank line.
+func categoryText(c string) string {
+	if c = clean(c); c == "" {
+		return ""
+	}
+	return ", category " + c
 }
 
 // windowText says "minute" for the default window, so the summary reads
@@ -277,6 +300,12 @@ func machine(d Detection, more int) map[string]any {
 	}
 	if more > 0 {
 		m["summary_count"] = more
+	}
+	if c := clean(d.Category); c != "" {
+		m["category"] = c
+	}
+	if d.WouldBlock {
+		m["kind"] = "would_block"
 	}
 	if d.Retro {
 		m["kind"] = "retro_block"

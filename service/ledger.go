@@ -192,7 +192,10 @@ func retroMatchers(l *matcher.Local, chs []matcher.BankChange) (added func(*matc
 			if !rm.Matches(q) {
 				return matcher.Verdict{}, false
 			}
-			return rm.Match(q), true
+			// Entries added to a bank in report mode make would-blocks,
+			// which a retro-scan does not act on.
+			v := rm.Match(q)
+			return v, v.Match
 		}
 	}
 	if len(rems) > 0 {

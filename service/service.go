@@ -43,6 +43,11 @@ type Config struct {
 	// Services lists other JSON lookup services, asked after HMA. An
 	// empty Name is the URL's host; MinPDQQuality is Local.MinPDQQuality.
 	Services []matcher.ServiceConfig
+	// Mode is the mode of every bank and backend whose own mode is
+	// empty: matcher.ModeEnforce (the default, when empty) or
+	// matcher.ModeReport, in which matches are reported as "would have
+	// blocked" and the media passes.
+	Mode string
 	// FailPolicy applies when a remote cannot answer.
 	FailPolicy matcher.FailPolicy
 	// Cache and Breaker tune the guard in front of the remotes.
@@ -137,8 +142,13 @@ func New(cfg Config) (_ *Service, err error) {
 			s.Close()
 		}
 	}()
+	mode, err := matcher.ParseMode(cfg.Mode, matcher.ModeEnforce)
+	if err != nil {
+		return nil, err
+	}
 	lc := cfg.Local
 	lc.Logger = log.Named("banks")
+	lc.Banks = withMode(lc.Banks, mode)
 	if cfg.Ledger != nil {
 		s.changes = make(chan matcher.BankChange, 64)
 		lc.OnChange = func(ch matcher.BankChange) {
@@ -173,7 +183,7 @@ func New(cfg Config) (_ *Service, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("hma %s: %w", h.URL, err)
 		}
-		remotes = append(remotes, matcher.Remote{Name: "hma:" + h.Name, Matcher: c})
+		remotes = append(remotes, matcher.Remote{Name: "hma:" + h.Name, Matcher: c, Policy: policyOr(h.Policy, mode)})
 	}
 	for _, sc := range cfg.Services {
 		if sc.Name == "" {
@@ -184,7 +194,7 @@ func New(cfg Config) (_ *Service, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("service %s: %w", sc.URL, err)
 		}
-		remotes = append(remotes, matcher.Remote{Name: "service:" + sc.Name, Matcher: c})
+		remotes = append(remotes, matcher.Remote{Name: "service:" + sc.Name, Matcher: c, Policy: policyOr(sc.Policy, mode)})
 	}
 	for _, r := range remotes {
 		s.remotes = append(s.remotes, r.Name)
@@ -391,4 +401,24 @@ func hostName(raw, fallback string) string {
 		return u.Host
 	}
 	return fallback
+}
+
+// withMode returns banks with mode given to those that name none.
+func withMode(banks []matcher.BankConfig, mode string) []matcher.BankConfig {
+	out := make([]matcher.BankConfig, len(banks))
+	for i, b := range banks {
+		if b.Mode == "" {
+			b.Mode = mode
+		}
+		out[i] = b
+	}
+	return out
+}
+
+// policyOr is p with mode when p names none.
+func policyOr(p matcher.BackendPolicy, mode string) matcher.BackendPolicy {
+	if p.Mode == "" {
+		p.Mode = mode
+	}
+	return p
 }
