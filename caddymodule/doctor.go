@@ -166,7 +166,7 @@ func doctorConfig(config, adapter string) (doctor.Config, doctor.Result) {
 		r.Detail += ": no media passes through mediaguard"
 	}
 	return doctor.Config{
-		Local: sc.Local, HMA: sc.HMA, Services: sc.Services,
+		Local: sc.Local, Mode: sc.Mode, HMA: sc.HMA, Services: sc.Services,
 		Homeserver: sc.Homeserver, Upstreams: uses.upstreams, ServerName: sc.Proxy.ServerName,
 		Matrix: sc.Matrix, SynapseAdmin: sc.SynapseAdmin,
 		TempDir: sc.Proxy.TempDir, AuditLog: app.AuditLog, Ledger: ledgerSpec,

@@ -41,6 +41,9 @@ func checkBanks(_ context.Context, cfg Config) []Result {
 	}
 	for _, b := range lc.Banks {
 		name := "bank " + b.Name
+		if b.Mode == "" {
+			b.Mode = cfg.Mode
+		}
 		if b.Disabled {
 			out = append(out, Result{Name: name, Status: Warn, Detail: "disabled: not loaded, never consulted (" + b.Path + ")"})
 			continue
@@ -76,6 +79,13 @@ func bankResult(l *matcher.Local, name string, took time.Duration) Result {
 		r.Status, r.Detail = Warn, "empty: matches nothing ("+b.Path+")"
 	default:
 		r.Detail = describeCounts(b.Counts) + " from " + b.Path
+	}
+	if b.Category != "" {
+		r.Detail += ", category " + b.Category
+	}
+	if b.Mode == matcher.ModeReport {
+		// Said every time: a list forgotten in report mode blocks nothing.
+		r.Detail += "; REPORT ONLY: its matches pass and are posted as \"would have blocked\""
 	}
 	return r
 }

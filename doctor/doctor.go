@@ -89,6 +89,8 @@ type Result struct {
 type Config struct {
 	// Local are the local banks, loaded as a start loads them.
 	Local matcher.LocalConfig
+	// Mode is the global mode, given to banks that set none.
+	Mode string
 	// HMA and Services are the remote backends.
 	HMA      []matcher.HMAConfig
 	Services []matcher.ServiceConfig

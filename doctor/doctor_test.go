@@ -104,11 +104,19 @@ func TestBanks(t *testing.T) {
 			false, []want{{"banks", Fail, []string{"invalid"}}, {"bank lower", Fail, nil}}},
 		{"nothing to match against", matcher.LocalConfig{},
 			false, []want{{"banks", Warn, []string{"every upload is allowed"}}}},
+		{"report only, said every time", matcher.LocalConfig{Banks: []matcher.BankConfig{{Name: "TRIAL", Path: good, Mode: matcher.ModeReport, Category: "ncii"}}},
+			false, []want{{"bank TRIAL", OK, []string{"category ncii", "REPORT ONLY"}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			check(t, Config{Local: tc.local, AuditLog: filepath.Join(t.TempDir(), "audit.log")}, tc.wants...)
 		})
 	}
+	// The global mode reaches the banks that set none, and only those.
+	t.Run("global report mode", func(t *testing.T) {
+		check(t, Config{Mode: matcher.ModeReport, AuditLog: filepath.Join(t.TempDir(), "audit.log"), Local: matcher.LocalConfig{Banks: []matcher.BankConfig{
+			{Name: "INHERITS", Path: good}, {Name: "ENFORCED", Path: good, Mode: matcher.ModeEnforce}}}},
+			want{"bank INHERITS", OK, []string{"REPORT ONLY"}}, want{"bank ENFORCED", OK, nil})
+	})
 }
 
 func TestHMA(t *testing.T) {

@@ -170,6 +170,11 @@ type BankStatus struct {
 	Path string `json:"path"`
 	// Enabled is false for disabled banks, which are never loaded.
 	Enabled bool `json:"enabled"`
+	// Mode is "report" for a bank in report mode (it never blocks), ""
+	// for an enforcing one.
+	Mode string `json:"mode,omitempty"`
+	// Category is the configured kind of harm the bank lists, if any.
+	Category string `json:"category,omitempty"`
 	// Counts are the entries of the version in use.
 	Counts Counts `json:"counts"`
 	// LoadedAt is when the version in use was loaded.
@@ -528,8 +533,11 @@ func (l *Local) Status() []BankStatus {
 	out := make([]BankStatus, 0, len(st.slots))
 	for _, s := range st.slots {
 		bs := BankStatus{
-			Name: s.cfg.Name, Path: s.cfg.Path, Enabled: !s.cfg.Disabled,
+			Name: s.cfg.Name, Path: s.cfg.Path, Enabled: !s.cfg.Disabled, Category: s.cfg.Category,
 			LastError: s.lastErr, LastErrorAt: s.lastErrAt,
+		}
+		if s.cfg.Mode == ModeReport {
+			bs.Mode = ModeReport
 		}
 		if s.bank != nil {
 			bs.Counts, bs.LoadedAt, bs.Problems = s.bank.counts, s.bank.loadedAt, s.bank.nProbs
