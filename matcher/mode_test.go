@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -226,5 +227,32 @@ func TestRetroOfReportBank(t *testing.T) {
 	}
 	if v := rm.Match(&q); v.Match || !v.WouldBlock || v.Category != "spam" {
 		t.Fatalf("retro verdict %+v, want a would-block", v)
+	}
+}
+
+// BenchmarkLocalMatchModes is the cost of report mode: the same two banks
+// of 100k PDQ entries each, both enforcing (one pass) or one in report
+// mode (enforcing banks first, the report bank only without a match).
+// A clean query searches both banks either way.
+func BenchmarkLocalMatchModes(b *testing.B) {
+	dir := b.TempDir()
+	pa, pb := filepath.Join(dir, "a.txt"), filepath.Join(dir, "b.txt")
+	writePDQBank(b, pa, 100_000)
+	writePDQBank(b, pb, 100_000)
+	r := rand.New(rand.NewPCG(21, 22))
+	q := Query{Has: HasMD5 | HasSHA1 | HasSHA256 | HasPDQ, PDQ: randPDQ(r), PDQQuality: 100}
+	for _, mode := range []string{ModeEnforce, ModeReport} {
+		b.Run("second="+mode, func(b *testing.B) {
+			l, err := NewLocal(LocalConfig{Banks: []BankConfig{{Name: "A", Path: pa}, {Name: "B", Path: pb, Mode: mode}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				l.Match(ctx, q)
+			}
+		})
 	}
 }
