@@ -190,7 +190,7 @@ func (r *Runner) once(ctx context.Context, cfg Config) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stats.Running = false
-	if res.Windows > 0 {
+	if res.Commits > 0 {
 		r.stats.Through, r.stats.Entries, r.stats.Counts = res.Through, res.Entries, res.Counts
 	}
 	switch {
@@ -206,14 +206,14 @@ func (r *Runner) once(ctx context.Context, cfg Config) time.Duration {
 		r.fails++
 		wait := min(cfg.Every, 30*time.Second<<min(r.fails-1, 10))
 		log.Error("ncmec sync failed; the bank stays as its last whole window left it", zap.Error(err),
-			zap.Time("through", r.stats.Through), zap.Int("windows_committed", res.Windows), zap.Duration("retry_in", wait))
+			zap.Time("through", r.stats.Through), zap.Int("commits", res.Commits), zap.Duration("retry_in", wait))
 		return wait
 	}
 	r.stats.Syncs++
 	r.stats.LastError, r.fails = "", 0
 	r.stats.LastSuccess = time.Now()
 	r.stats.Through, r.stats.Entries, r.stats.Counts = res.Through, res.Entries, res.Counts
-	log.Info("ncmec sync done", zap.Time("through", res.Through), zap.Int("windows", res.Windows), zap.Int("pages", res.Pages),
+	log.Info("ncmec sync done", zap.Time("through", res.Through), zap.Int("windows", res.Windows), zap.Int("commits", res.Commits), zap.Int("pages", res.Pages),
 		zap.Int("read", res.Read), zap.Int("changes", res.Changes), zap.Int("entries", res.Entries), zap.Duration("took", time.Since(started)))
 	return cfg.Every
 }

@@ -32,9 +32,10 @@ const (
 
 // Result is what one Sync did.
 type Result struct {
-	// Windows counts the windows committed, Pages the pages read
-	// (abandoned windows included).
-	Windows, Pages int
+	// Windows counts the windows read whole, Commits the times the bank
+	// and checkpoint were committed (consecutive windows are committed
+	// together), Pages the pages read (abandoned windows' included).
+	Windows, Commits, Pages int
 	// Read counts entry elements read; Changes the entries whose
 	// latest version the bank took (added, replaced or removed);
 	// Problems the entries or fingerprints refused (logged).
@@ -146,6 +147,20 @@ func (s *syncer) run(ctx context.Context) (Result, error) {
 	cur := from
 	dur := end.Sub(cur)
 	low := 0
+	// Consecutive windows are committed together, up to half the window
+	// bound of changes: a first sync of millions of entries rewrites the
+	// bank a few times rather than once per window. A failure loses the
+	// windows of the batch not yet committed, never a committed one.
+	var batch *window
+	var batchEnd time.Time
+	flush := func() error {
+		if batch == nil {
+			return nil
+		}
+		err := s.commit(batch, batchEnd, fresh)
+		batch, fresh = nil, false
+		return err
+	}
 	for cur.Before(end) {
 		if err := ctx.Err(); err != nil {
 			return s.res, err
@@ -167,11 +182,20 @@ func (s *syncer) run(ctx context.Context) (Result, error) {
 			s.log.Info("ncmec window holds too many entries: shrinking it", zap.Time("from", cur), zap.Int("estimate", est), zap.Duration("now", dur))
 			continue
 		}
-		if err := s.commit(win, wEnd, fresh); err != nil {
-			return s.res, err
+		s.res.Windows++
+		n := win.entries
+		if batch == nil {
+			batch = win
+		} else {
+			batch.absorb(win)
 		}
-		fresh = false
-		switch n := win.entries; {
+		batchEnd = wEnd
+		if batch.changes() >= s.cfg.MaxWindowEntries/2 {
+			if err := flush(); err != nil {
+				return s.res, err
+			}
+		}
+		switch {
 		case n < 2*pageEntries:
 			if low++; low >= shrinkFactor {
 				dur *= shrinkFactor / 2
@@ -185,7 +209,7 @@ func (s *syncer) run(ctx context.Context) (Result, error) {
 		}
 		cur = wEnd
 	}
-	return s.res, nil
+	return s.res, flush()
 }
 
 // fetch reads the window [from, to] whole. When canShrink and its first
@@ -223,7 +247,7 @@ func (s *syncer) fetch(ctx context.Context, from, to time.Time, canShrink bool) 
 	}
 }
 
-// commit puts the window into the bank: a new bank file if the window
+// commit puts the windows into the bank: a new bank file if the window
 // changes anything (or the bank is synced anew), then the checkpoint.
 func (s *syncer) commit(win *window, through time.Time, fresh bool) error {
 	s.res.Read += win.entries
@@ -254,7 +278,7 @@ func (s *syncer) commit(win *window, through time.Time, fresh bool) error {
 	if err := saveCheckpoint(s.cfg.Path, ck); err != nil {
 		return fmt.Errorf("ncmec: writing checkpoint: %w", err)
 	}
-	s.res.Windows++
+	s.res.Commits++
 	s.res.Through = through
 	s.log.Info("ncmec window synced", zap.Time("through", through), zap.Int("read", win.entries), zap.Int("changes", win.changes()),
 		zap.Int("entries", s.res.Entries), zap.Int("md5", s.res.Counts.MD5), zap.Int("sha1", s.res.Counts.SHA1),

@@ -163,6 +163,37 @@ func (w *window) add(e *ncmecxml.Entry) error {
 	return nil
 }
 
+// absorb takes o's entries into w: o is the window after w's.
+func (w *window) absorb(o *window) {
+	w.entries += o.entries
+	w.problems += o.problems
+	for _, p := range o.firstProblems {
+		if len(w.firstProblems) < 10 {
+			w.firstProblems = append(w.firstProblems, p)
+		}
+	}
+	for i, k := range o.keys {
+		r := o.recs[i]
+		r.class = w.classString(o.classes[r.class])
+		if j, ok := w.idx[k]; ok {
+			if r.ts >= w.recs[j].ts {
+				w.recs[j] = r
+			}
+			continue
+		}
+		w.idx[k] = int32(len(w.recs))
+		w.keys = append(w.keys, k)
+		w.recs = append(w.recs, r)
+	}
+}
+
+func (w *window) classString(c string) uint16 {
+	if i, ok := w.classIdx[c]; ok {
+		return i
+	}
+	return w.class([]byte(c))
+}
+
 func (w *window) class(c []byte) uint16 {
 	if len(c) == 0 {
 		return 0
