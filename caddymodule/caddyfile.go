@@ -24,6 +24,14 @@ func init() {
 //
 //	mediaguard {
 //		bank NAME PATH [disabled]
+//		ncmec NAME PATH {
+//			environment industry|npo|test
+//			base_url URL
+//			username USER
+//			password {env.NCMEC_PASSWORD}
+//			every DURATION
+//			start DATE
+//		}
 //		hma URL {
 //			api_key KEY
 //			banks NAME...
@@ -102,6 +110,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("bank: name %q must match [A-Z_][A-Z0-9_]*", args[0])
 			}
 			a.Banks = append(a.Banks, matcher.BankConfig{Name: args[0], Path: args[1], Disabled: len(args) == 3})
+		case "ncmec":
+			n, err := parseNCMEC(d)
+			if err != nil {
+				return err
+			}
+			a.NCMEC = append(a.NCMEC, n)
 		case "hma":
 			var h HMABackend
 			if !d.Args(&h.URL) {

@@ -169,7 +169,7 @@ func doctorConfig(config, adapter string) (doctor.Config, doctor.Result) {
 		Local: sc.Local, HMA: sc.HMA, Services: sc.Services,
 		Homeserver: sc.Homeserver, Upstreams: uses.upstreams, ServerName: sc.Proxy.ServerName,
 		Matrix: sc.Matrix, SynapseAdmin: sc.SynapseAdmin,
-		TempDir: sc.Proxy.TempDir, AuditLog: app.AuditLog, Ledger: ledgerSpec,
+		TempDir: sc.Proxy.TempDir, AuditLog: app.AuditLog, Ledger: ledgerSpec, NCMEC: app.ncmecCfgs,
 	}, r
 }
 

@@ -106,6 +106,10 @@ type Config struct {
 	Logger *zap.Logger
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
+
+	// onCommit is told of each commit, before OnWritten (a Runner's
+	// stats follow the bank file, not the end of the sync).
+	onCommit func(Result)
 }
 
 // base resolves the base URL.
@@ -125,6 +129,16 @@ func (c *Config) base() (*url.URL, error) {
 		return nil, fmt.Errorf("ncmec: base URL %q must be an http(s) URL without credentials, query or fragment", raw)
 	}
 	return u, nil
+}
+
+// ResolvedBase is the base URL the config syncs from, "" when it has
+// none.
+func (c *Config) ResolvedBase() string {
+	u, err := c.base()
+	if err != nil {
+		return ""
+	}
+	return u.String()
 }
 
 // Validate checks the config without contacting NCMEC.

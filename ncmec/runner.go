@@ -186,13 +186,15 @@ func (r *Runner) once(ctx context.Context, cfg Config) time.Duration {
 	r.stats.Running, r.stats.LastAttempt = true, time.Now()
 	r.mu.Unlock()
 	started := time.Now()
+	cfg.onCommit = func(res Result) {
+		r.mu.Lock()
+		r.stats.Through, r.stats.Entries, r.stats.Counts = res.Through, res.Entries, res.Counts
+		r.mu.Unlock()
+	}
 	res, err := Sync(ctx, cfg)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stats.Running = false
-	if res.Commits > 0 {
-		r.stats.Through, r.stats.Entries, r.stats.Counts = res.Through, res.Entries, res.Counts
-	}
 	switch {
 	case errors.Is(err, ErrBusy):
 		log.Info("ncmec sync skipped: another sync of this bank is running", zap.String("path", cfg.Path))
@@ -212,7 +214,9 @@ func (r *Runner) once(ctx context.Context, cfg Config) time.Duration {
 	r.stats.Syncs++
 	r.stats.LastError, r.fails = "", 0
 	r.stats.LastSuccess = time.Now()
-	r.stats.Through, r.stats.Entries, r.stats.Counts = res.Through, res.Entries, res.Counts
+	if res.Commits > 0 {
+		r.stats.Through, r.stats.Entries, r.stats.Counts = res.Through, res.Entries, res.Counts
+	}
 	log.Info("ncmec sync done", zap.Time("through", res.Through), zap.Int("windows", res.Windows), zap.Int("commits", res.Commits), zap.Int("pages", res.Pages),
 		zap.Int("read", res.Read), zap.Int("changes", res.Changes), zap.Int("entries", res.Entries), zap.Duration("took", time.Since(started)))
 	return cfg.Every

@@ -283,6 +283,9 @@ func (s *syncer) commit(win *window, through time.Time, fresh bool) error {
 	s.log.Info("ncmec window synced", zap.Time("through", through), zap.Int("read", win.entries), zap.Int("changes", win.changes()),
 		zap.Int("entries", s.res.Entries), zap.Int("md5", s.res.Counts.MD5), zap.Int("sha1", s.res.Counts.SHA1),
 		zap.Int("pdq", s.res.Counts.PDQ), zap.Int("video_md5", s.res.Counts.VideoMD5))
+	if s.cfg.onCommit != nil {
+		s.cfg.onCommit(s.res)
+	}
 	if win.changes() > 0 || fresh {
 		if s.cfg.OnWritten != nil {
 			s.cfg.OnWritten()
