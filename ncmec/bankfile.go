@@ -30,6 +30,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 const headerPrefix = "# mediaguard-ncmec-sync v1 "
@@ -264,7 +265,8 @@ func merge(w *bufio.Writer, old string, fresh bool, h header, win *window) (merg
 }
 
 // copyOld streams the old bank's lines into w, leaving out those of the
-// entries win changes. It holds one line at a time.
+// entries win changes. It holds one line at a time and allocates nothing
+// per line.
 func copyOld(w *bufio.Writer, old string, win *window, m *merged) error {
 	f, err := os.Open(old)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -275,8 +277,8 @@ func copyOld(w *bufio.Writer, old string, win *window, m *merged) error {
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 1<<20)
-	var prev key
-	started := false
+	var prevID, prevMember []byte
+	prevVideo, started := false, false
 	for {
 		line, err := br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
@@ -307,10 +309,14 @@ func copyOld(w *bufio.Writer, old string, win *window, m *merged) error {
 					case "video_md5":
 						m.counts.VideoMD5++
 					}
-					if !started || l.key != prev {
+					// An entry's lines are consecutive: a new key is a
+					// new entry.
+					if !started || l.key.video != prevVideo || l.key.id != string(prevID) || l.key.member != string(prevMember) {
 						m.entries++
+						prevID = append(prevID[:0], l.key.id...)
+						prevMember = append(prevMember[:0], l.key.member...)
+						prevVideo, started = l.key.video, true
 					}
-					prev, started = l.key, true
 				}
 			}
 		}
@@ -328,38 +334,83 @@ type bankLine struct {
 	comment bool // blank or a comment
 	ours    bool // a line the sync wrote: TYPE HASH ncmec:ID ...
 	typ     string
-	key     key
+	// key's strings share the line's memory: valid only as long as the
+	// line is, and never to be kept (copyOld only looks them up).
+	key key
 }
 
-// parseLine reads a line the sync wrote. It allocates only the key's
-// strings, and only for lines it keeps a key of.
+// parseLine reads a line the sync wrote, without allocating: millions of
+// them are read back at every commit.
 func parseLine(line []byte) bankLine {
-	fields := bytes.Fields(line)
-	if len(fields) == 0 || fields[0][0] == '#' {
+	i, typ := field(line, 0)
+	if len(typ) == 0 || typ[0] == '#' {
 		return bankLine{comment: true}
 	}
-	if len(fields) < 3 {
-		return bankLine{}
-	}
 	var l bankLine
-	switch string(fields[0]) {
-	case "md5", "sha1", "pdq", "video_md5":
-		l.typ = string(fields[0])
+	switch string(typ) {
+	case "md5":
+		l.typ = "md5"
+	case "sha1":
+		l.typ = "sha1"
+	case "pdq":
+		l.typ = "pdq"
+	case "video_md5":
+		l.typ = "video_md5"
 	default:
 		return bankLine{}
 	}
-	id, ok := bytes.CutPrefix(fields[2], []byte("ncmec:"))
-	if !ok || len(id) == 0 {
+	i, hash := field(line, i)
+	i, label := field(line, i)
+	id, ok := bytes.CutPrefix(label, []byte("ncmec:"))
+	if len(hash) == 0 || !ok || len(id) == 0 {
 		return bankLine{}
 	}
 	l.ours = true
 	l.key.video = l.typ == "video_md5"
-	l.key.id = string(id)
-	for i := 3; i+2 < len(fields); i++ {
-		if string(fields[i]) == "#" && string(fields[i+1]) == "member" {
-			l.key.member = string(fields[i+2])
+	l.key.id = unsafeString(id)
+	// The member is in the trailing comment: "# member M".
+	for {
+		var f []byte
+		if i, f = field(line, i); len(f) == 0 {
 			break
 		}
+		if string(f) != "#" {
+			continue
+		}
+		j, word := field(line, i)
+		if string(word) != "member" {
+			continue
+		}
+		if _, mem := field(line, j); len(mem) > 0 {
+			l.key.member = unsafeString(mem)
+		}
+		break
 	}
 	return l
+}
+
+// field returns the index after the next blank-separated word of line
+// from i, and the word (empty at the end).
+func field(line []byte, i int) (int, []byte) {
+	for i < len(line) && isBlank(line[i]) {
+		i++
+	}
+	j := i
+	for j < len(line) && !isBlank(line[j]) {
+		j++
+	}
+	return j, line[i:j]
+}
+
+func isBlank(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+}
+
+// unsafeString is b as a string without a copy. Only for lookups: the
+// string changes when b's memory is reused.
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }

@@ -171,11 +171,14 @@ func (s *syncer) run(ctx context.Context) (Result, error) {
 		if wEnd.After(end) {
 			wEnd = end
 		}
-		win, est, err := s.fetch(ctx, cur, wEnd, dur > time.Second)
+		if batch == nil {
+			batch = newWindow()
+		}
+		n, est, err := s.fetch(ctx, cur, wEnd, dur > time.Second, batch)
 		if err != nil {
 			return s.res, err
 		}
-		if win == nil {
+		if est > 0 {
 			// Too many entries for one window: shrink and refetch.
 			dur = min(dur/shrinkFactor, time.Duration(float64(dur)*float64(s.cfg.MaxWindowEntries)/float64(est)))
 			low = 0
@@ -183,12 +186,6 @@ func (s *syncer) run(ctx context.Context) (Result, error) {
 			continue
 		}
 		s.res.Windows++
-		n := win.entries
-		if batch == nil {
-			batch = win
-		} else {
-			batch.absorb(win)
-		}
 		batchEnd = wEnd
 		if batch.changes() >= s.cfg.MaxWindowEntries/2 {
 			if err := flush(); err != nil {
@@ -212,36 +209,43 @@ func (s *syncer) run(ctx context.Context) (Result, error) {
 	return s.res, flush()
 }
 
-// fetch reads the window [from, to] whole. When canShrink and its first
-// page estimates more than MaxWindowEntries, it stops there and returns a
-// nil window with the estimate.
-func (s *syncer) fetch(ctx context.Context, from, to time.Time, canShrink bool) (*window, int, error) {
-	win := newWindow()
+// fetch reads the window [from, to] whole into batch and returns how
+// many entry elements it held. When canShrink and its first page
+// estimates more than MaxWindowEntries, it stops there, leaves batch as
+// it was and returns the estimate instead.
+func (s *syncer) fetch(ctx context.Context, from, to time.Time, canShrink bool, batch *window) (n, est int, err error) {
+	// The first page goes aside until its estimate is known; the rest
+	// straight into the batch (a failure discards the whole batch).
+	first := newWindow()
+	add := first.add
 	u := s.c.entriesURL(from, to)
 	seen := map[string]bool{}
 	for page := 0; ; page++ {
-		doc, err := s.c.page(ctx, u, win.add)
+		doc, err := s.c.page(ctx, u, add)
 		s.res.Pages++
 		if err != nil {
-			return nil, 0, fmt.Errorf("ncmec: window %s..%s, page %d: %w", from.Format(timeFormat), to.Format(timeFormat), page+1, err)
+			return 0, 0, fmt.Errorf("ncmec: window %s..%s, page %d: %w", from.Format(timeFormat), to.Format(timeFormat), page+1, err)
 		}
+		n += doc.Entries
 		var next *url.URL
 		if doc.Next != "" {
 			if next, err = s.c.next(doc.Next, from, to); err != nil {
-				return nil, 0, err
+				return 0, 0, err
 			}
 			if seen[next.String()] {
-				return nil, 0, fmt.Errorf("ncmec: window %s..%s: the paging link %q repeats itself", from.Format(timeFormat), to.Format(timeFormat), doc.Next)
+				return 0, 0, fmt.Errorf("ncmec: window %s..%s: the paging link %q repeats itself", from.Format(timeFormat), to.Format(timeFormat), doc.Next)
 			}
 			seen[next.String()] = true
 		}
-		if page == 0 && canShrink {
-			if est := estimate(doc, next); est > s.cfg.MaxWindowEntries {
-				return nil, est, nil
+		if page == 0 {
+			if est := estimate(doc, next); canShrink && est > s.cfg.MaxWindowEntries {
+				return 0, est, nil
 			}
+			batch.absorb(first)
+			add = batch.add
 		}
 		if next == nil {
-			return win, 0, nil
+			return n, 0, nil
 		}
 		u = next
 	}

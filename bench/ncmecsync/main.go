@@ -6,6 +6,8 @@
 // the fake's memory does not inflate. The bank is then loaded as the
 // matcher loads it, timed separately.
 //
+// An incremental sync of -then entries NCMEC adds afterwards follows.
+//
 //	go run ./bench/ncmecsync -n 1000000
 package main
 
@@ -21,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -34,16 +37,21 @@ import (
 const user, password = "bench", "bench-password"
 
 func main() {
-	n := flag.Int("n", 1_000_000, "entries the fake serves")
+	n := flag.Int("n", 1_000_000, "entries the fake serves for the first sync")
+	then := flag.Int("then", 1000, "entries NCMEC adds afterwards, for an incremental sync")
 	videoEvery := flag.Int("video-every", 10, "every k-th entry is a video (md5 and sha1 only); the others are images with md5, sha1 and pdq")
 	span := flag.Duration("span", 365*24*time.Hour, "the entries' timestamps spread over this span, ending now")
 	maxWindow := flag.Int("max-window", ncmec.DefaultMaxWindowEntries, "ncmec MaxWindowEntries")
 	dir := flag.String("dir", "", "directory for the bank (default: a temporary one, removed)")
 	verbose := flag.Bool("v", false, "log the sync's progress")
+	cpuprofile := flag.String("cpuprofile", "", "write the sync's CPU profile here")
 	serve := flag.Bool("serve", false, "internal: be the fake (prints its base URL, serves until stdin closes)")
 	flag.Parse()
 	from := time.Now().Add(-*span).Truncate(time.Second)
-	gen := fakes.NCMECGenerated{N: *n, From: from, Step: *span / time.Duration(max(*n, 1)), VideoEvery: *videoEvery}
+	// The entries past n are stamped after now: a sync sees them only
+	// with its clock moved on (the incremental sync below).
+	step := *span / time.Duration(max(*n, 1))
+	gen := fakes.NCMECGenerated{N: *n + *then, From: from, Step: step, VideoEvery: *videoEvery}
 	if *serve {
 		serveFake(gen)
 		return
@@ -84,9 +92,19 @@ func main() {
 		log.Fatal(err)
 	}
 	runtime.GC()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+	}
 	start := time.Now()
 	res, err := ncmec.Sync(context.Background(), cfg)
 	took := time.Since(start)
+	if *cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		log.Fatalf("sync: %v", err)
 	}
@@ -101,6 +119,20 @@ func main() {
 	fmt.Printf("  peak RSS (VmHWM)   %s (this process: the sync; the fake runs in another)\n", hwm)
 	if res.Entries != *n {
 		log.Fatalf("the bank holds %d entries, not %d", res.Entries, *n)
+	}
+	if *then > 0 {
+		later := time.Duration(*then)*step + 10*time.Second
+		cfg.Now = func() time.Time { return time.Now().Add(later) }
+		start = time.Now()
+		inc, err := ncmec.Sync(context.Background(), cfg)
+		if err != nil {
+			log.Fatalf("incremental sync: %v", err)
+		}
+		fmt.Printf("  incremental sync   %.1f s for %d new entries (%d windows, %d pages; bank now %d entries)\n",
+			time.Since(start).Seconds(), inc.Changes, inc.Windows, inc.Pages, inc.Entries)
+		if inc.Entries != *n+*then {
+			log.Fatalf("the bank holds %d entries, not %d", inc.Entries, *n+*then)
+		}
 	}
 	start = time.Now()
 	b, err := matcher.LoadBank("NCMEC", path)

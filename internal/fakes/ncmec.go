@@ -3,6 +3,8 @@ package fakes
 import (
 	"bufio"
 	"crypto/subtle"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -386,8 +388,8 @@ func (f *NCMEC) serveEntries(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeNCMECEntry(w *bufio.Writer, e NCMECEntry) {
-	fmt.Fprintf(w, "    <%s>\n      <member id=\"%d\">Example Member</member>\n      <timestamp>%s</timestamp>\n      <id>%s</id>\n",
-		e.Kind, e.Member, e.Timestamp.UTC().Format("2006-01-02T15:04:05Z"), xmlText(e.ID))
+	w.WriteString("    <" + e.Kind + ">\n      <member id=\"" + strconv.Itoa(e.Member) + "\">Example Member</member>\n      <timestamp>" +
+		e.Timestamp.UTC().Format("2006-01-02T15:04:05Z") + "</timestamp>\n      <id>" + xmlText(e.ID) + "</id>\n")
 	if !strings.HasPrefix(e.Kind, "deleted") {
 		if e.Classification != "" {
 			w.WriteString("      <classification>" + xmlText(e.Classification) + "</classification>\n")
@@ -401,7 +403,7 @@ func writeNCMECEntry(w *bufio.Writer, e NCMECEntry) {
 		}
 		w.WriteString("      </fingerprints>\n")
 	}
-	fmt.Fprintf(w, "    </%s>\n", e.Kind)
+	w.WriteString("    </" + e.Kind + ">\n")
 }
 
 // entry is the i-th generated entry.
@@ -411,17 +413,18 @@ func (g NCMECGenerated) entry(i int) NCMECEntry {
 		e.Classification = "B2"
 	}
 	x := uint64(i) + 1
-	var h [8]uint64
-	for k := range h {
-		h[k] = splitmix(&x)
+	var b [64]byte
+	for k := 0; k < len(b); k += 8 {
+		binary.BigEndian.PutUint64(b[k:], splitmix(&x))
 	}
-	e.MD5 = fmt.Sprintf("%016x%016x", h[0], h[1])
-	e.SHA1 = fmt.Sprintf("%016x%016x%08x", h[2], h[3], uint32(h[4]))
+	b[63] |= 1 // never the all-zero PDQ
+	e.MD5 = hex.EncodeToString(b[0:16])
+	e.SHA1 = hex.EncodeToString(b[16:36])
 	if g.VideoEvery > 0 && i%g.VideoEvery == 0 {
 		e.Kind = "video"
 		return e
 	}
-	e.PDQ = fmt.Sprintf("%016x%016x%016x%016x", h[4], h[5], h[6], h[7]|1)
+	e.PDQ = hex.EncodeToString(b[32:64])
 	return e
 }
 
