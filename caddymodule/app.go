@@ -17,6 +17,7 @@ import (
 	"github.com/mediaguard/mediaguard/homeserver"
 	"github.com/mediaguard/mediaguard/matcher"
 	"github.com/mediaguard/mediaguard/mediaproxy"
+	"github.com/mediaguard/mediaguard/ncmec"
 	"github.com/mediaguard/mediaguard/notify"
 	"github.com/mediaguard/mediaguard/service"
 )
@@ -57,6 +58,9 @@ type App struct {
 	// several times the hashing cost; "off" hashes only what a viewer is
 	// shown.
 	PDQSearch string `json:"pdq_search,omitempty"`
+	// NCMEC are banks pulled from NCMEC's hash-sharing API and kept up to
+	// date (see NCMECSync); each is also a local bank, after Banks.
+	NCMEC []NCMECSync `json:"ncmec,omitempty"`
 	// HMA lists ThreatExchange HMA 2.0 instances asked after local banks.
 	HMA []HMABackend `json:"hma,omitempty"`
 	// Services lists other JSON lookup services (the Mjolnir HMA plugin's
@@ -160,6 +164,10 @@ type App struct {
 	events *caddyevents.App
 
 	auditHeld bool
+	// ncmecCfgs are the resolved ncmec syncs (plainConfig), ncmecHeld
+	// those this app runs (Start).
+	ncmecCfgs []ncmec.Config
+	ncmecHeld *ncmecHolds
 	// ledgerKey is the shared ledger this app holds, "" for none.
 	ledgerKey   string
 	releaseOnce *sync.Once
@@ -325,6 +333,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
+	if err := a.prepareNCMEC(); err != nil {
+		return err
+	}
 	hashRunner().SetLogger(a.log.Named("hashing"))
 	if a.svc, err = service.New(cfg); err != nil {
 		return fmt.Errorf("mediaguard: %w", err)
@@ -430,6 +441,9 @@ func (a *App) plainConfig(repl replacer) (service.Config, error) {
 		cfg.QuarantineUserMedia, cfg.SuspendUser = sa.QuarantineUserMedia, sa.SuspendUser
 	}
 	cfg.Homeserver = repl.ReplaceAll(a.Homeserver, "")
+	if err := a.ncmecPlain(repl, &cfg); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
 }
 
@@ -443,7 +457,7 @@ func (a *App) Validate() error {
 			return fmt.Errorf("mediaguard: temp_dir %q is not a directory", a.TempDir)
 		}
 	}
-	if len(a.Banks) == 0 && len(a.HMA) == 0 && len(a.Services) == 0 {
+	if len(a.Banks) == 0 && len(a.NCMEC) == 0 && len(a.HMA) == 0 && len(a.Services) == 0 {
 		a.log.Warn("no banks, HMA or lookup services configured: every upload will be allowed")
 	}
 	return nil
@@ -454,6 +468,9 @@ func (a *App) Validate() error {
 func (a *App) Start() error {
 	if err := a.svc.Start(a.ctx); err != nil {
 		return fmt.Errorf("mediaguard: %w", err)
+	}
+	if err := a.startNCMEC(); err != nil {
+		return err
 	}
 	// The running config's app feeds the scrape-time metrics. Not from
 	// Provision: when another module fails to provision, Caddy discards
@@ -469,6 +486,7 @@ func (a *App) Start() error {
 // provision.
 func (a *App) Cleanup() error {
 	a.Stop()
+	a.stopNCMEC()
 	if a.drain != nil {
 		a.drain.release()
 	} else {
@@ -490,6 +508,7 @@ func (a *App) Stop() error {
 // close ends background work and releases the audit log; every close in
 // it is idempotent.
 func (a *App) close() {
+	a.stopNCMEC()
 	if a.svc != nil {
 		a.svc.Close()
 	}

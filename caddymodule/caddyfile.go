@@ -29,6 +29,16 @@ func init() {
 //			category csam|ncii|terror|spam
 //			label TEXT
 //		}
+//		ncmec NAME PATH {
+//			environment industry|npo|test
+//			base_url URL
+//			username USER
+//			password {env.NCMEC_PASSWORD}
+//			every DURATION
+//			start DATE
+//			mode enforce|report
+//			category csam|ncii|terror|spam
+//		}
 //		hma URL {
 //			api_key KEY
 //			banks NAME...
@@ -128,6 +138,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 			a.Banks = append(a.Banks, bc)
+		case "ncmec":
+			n, err := parseNCMEC(d)
+			if err != nil {
+				return err
+			}
+			a.NCMEC = append(a.NCMEC, n)
 		case "hma":
 			var h HMABackend
 			if !d.Args(&h.URL) {

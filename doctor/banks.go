@@ -48,6 +48,10 @@ func checkBanks(_ context.Context, cfg Config) []Result {
 			out = append(out, Result{Name: name, Status: Warn, Detail: "disabled: not loaded, never consulted (" + b.Path + ")"})
 			continue
 		}
+		if ncmecPending(cfg, b.Path) {
+			out = append(out, Result{Name: name, Status: Warn, Detail: "not synced from NCMEC yet: " + b.Path + " is created at the first start"})
+			continue
+		}
 		one := lc
 		one.Banks = []matcher.BankConfig{b}
 		var l *matcher.Local

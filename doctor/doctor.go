@@ -27,6 +27,7 @@ import (
 	"github.com/mediaguard/mediaguard/homeserver"
 	"github.com/mediaguard/mediaguard/ledger"
 	"github.com/mediaguard/mediaguard/matcher"
+	"github.com/mediaguard/mediaguard/ncmec"
 	"github.com/mediaguard/mediaguard/notify"
 )
 
@@ -113,6 +114,9 @@ type Config struct {
 	AuditLog string
 	// Ledger is the media ledger's store, nil when there is none.
 	Ledger *ledger.Spec
+	// NCMEC are the banks synced from NCMEC's hash-sharing API (each is
+	// also in Local.Banks).
+	NCMEC []ncmec.Config
 
 	// Timeout bounds each network check (default 5s); a remote backend's
 	// own timeout bounds its requests, as it bounds lookups.
@@ -138,7 +142,7 @@ func Run(ctx context.Context, cfg Config) []Result {
 	for _, s := range cfg.Services {
 		groups = append(groups, func(ctx context.Context, cfg Config) []Result { return checkService(ctx, s) })
 	}
-	groups = append(groups, checkTempDir, checkAuditLog, checkLedger)
+	groups = append(groups, checkNCMEC, checkTempDir, checkAuditLog, checkLedger)
 
 	out := make([][]Result, len(groups))
 	var wg sync.WaitGroup
@@ -226,6 +230,9 @@ func (cfg Config) secrets() []string {
 	for _, h := range cfg.HMA {
 		add(h.APIKey)
 		addURL(h.URL)
+	}
+	for _, n := range cfg.NCMEC {
+		add(n.Password)
 	}
 	for _, sv := range cfg.Services {
 		add(sv.APIKey)
