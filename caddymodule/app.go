@@ -52,6 +52,8 @@ type App struct {
 	PDQSearch string `json:"pdq_search,omitempty"`
 	// HMA lists ThreatExchange HMA 2.0 instances asked after local banks.
 	HMA []HMABackend `json:"hma,omitempty"`
+	// Arachnid is Arachnid Shield, asked after HMA with PDQ hashes only.
+	Arachnid *ArachnidBackend `json:"arachnid,omitempty"`
 	// Services lists other JSON lookup services (the Mjolnir HMA plugin's
 	// contract, e.g. another mediaguard) asked after local banks and HMA.
 	Services []ServiceBackend `json:"services,omitempty"`
@@ -324,6 +326,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	for _, h := range a.HMA {
 		allowBankLabels(h.Banks...)
 	}
+	if a.Arachnid != nil {
+		allowBankLabels(matcher.ArachnidBanks...)
+	}
 	return nil
 }
 
@@ -374,6 +379,11 @@ func (a *App) plainConfig(repl replacer) (service.Config, error) {
 		}
 		cfg.HMA = append(cfg.HMA, matcher.HMAConfig{URL: repl.ReplaceAll(h.URL, ""), APIKey: key, Banks: h.Banks, Timeout: time.Duration(h.Timeout)})
 	}
+	if a.Arachnid != nil {
+		if cfg.Arachnid, err = a.Arachnid.plain(repl); err != nil {
+			return cfg, err
+		}
+	}
 	for _, sv := range a.Services {
 		key, err := secret(repl, "mediaguard: service "+sv.URL+" api_key", sv.APIKey)
 		if err != nil {
@@ -421,7 +431,7 @@ func (a *App) Validate() error {
 			return fmt.Errorf("mediaguard: temp_dir %q is not a directory", a.TempDir)
 		}
 	}
-	if len(a.Banks) == 0 && len(a.HMA) == 0 && len(a.Services) == 0 {
+	if len(a.Banks) == 0 && len(a.HMA) == 0 && len(a.Services) == 0 && a.Arachnid == nil {
 		a.log.Warn("no banks, HMA or lookup services configured: every upload will be allowed")
 	}
 	return nil

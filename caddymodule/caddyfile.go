@@ -29,6 +29,13 @@ func init() {
 //			banks NAME...
 //			timeout DURATION
 //		}
+//		arachnid {
+//			username NAME
+//			password {env.ARACHNID_PASSWORD}
+//			base_url URL
+//			timeout DURATION
+//			batch_window DURATION|off
+//		}
 //		service URL {
 //			name NAME
 //			api_key KEY
@@ -129,6 +136,15 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 			a.HMA = append(a.HMA, h)
+		case "arachnid":
+			if a.Arachnid != nil {
+				return d.Err("arachnid: may appear only once")
+			}
+			b, err := parseArachnid(d)
+			if err != nil {
+				return err
+			}
+			a.Arachnid = b
 		case "service":
 			var s ServiceBackend
 			if !d.Args(&s.URL) {

@@ -35,8 +35,8 @@ reverse_proxy upstream behind the mediaguard handler among them); the
 homeserver's server_name is the configured one; the notify bot's token is
 valid and the bot is in the management room; the synapse_admin token is a
 server admin's (not applicable on a homeserver without Synapse's admin API,
-such as Dendrite); each HMA instance and lookup service answers a lookup
-(with its latency) and HMA has the configured banks; temp_dir takes spill
+such as Dendrite); each HMA instance, lookup service and Arachnid Shield
+answers a lookup (with its latency) and HMA has the configured banks; temp_dir takes spill
 files; audit_log can be written, with modes no looser than mediaguard's.
 
 Nothing is changed: no notice is sent, no room joined, nothing quarantined,
@@ -166,7 +166,7 @@ func doctorConfig(config, adapter string) (doctor.Config, doctor.Result) {
 		r.Detail += ": no media passes through mediaguard"
 	}
 	return doctor.Config{
-		Local: sc.Local, HMA: sc.HMA, Services: sc.Services,
+		Local: sc.Local, HMA: sc.HMA, Services: sc.Services, Arachnid: sc.Arachnid,
 		Homeserver: sc.Homeserver, Upstreams: uses.upstreams, ServerName: sc.Proxy.ServerName,
 		Matrix: sc.Matrix, SynapseAdmin: sc.SynapseAdmin,
 		TempDir: sc.Proxy.TempDir, AuditLog: app.AuditLog, Ledger: ledgerSpec,

@@ -40,6 +40,9 @@ type Config struct {
 	// banks. An empty Name is the URL's host; MinPDQQuality is
 	// Local.MinPDQQuality and Logger is set by New.
 	HMA []matcher.HMAConfig
+	// Arachnid, when set, is Arachnid Shield, asked after HMA with the
+	// query's PDQ hashes only; MinPDQQuality is Local.MinPDQQuality.
+	Arachnid *matcher.ArachnidConfig
 	// Services lists other JSON lookup services, asked after HMA. An
 	// empty Name is the URL's host; MinPDQQuality is Local.MinPDQQuality.
 	Services []matcher.ServiceConfig
@@ -174,6 +177,15 @@ func New(cfg Config) (_ *Service, err error) {
 			return nil, fmt.Errorf("hma %s: %w", h.URL, err)
 		}
 		remotes = append(remotes, matcher.Remote{Name: "hma:" + h.Name, Matcher: c})
+	}
+	if cfg.Arachnid != nil {
+		ac := *cfg.Arachnid
+		ac.MinPDQQuality = cfg.Local.MinPDQQuality
+		c, err := matcher.NewArachnid(ac)
+		if err != nil {
+			return nil, err
+		}
+		remotes = append(remotes, matcher.Remote{Name: "arachnid:" + c.Name(), Matcher: c})
 	}
 	for _, sc := range cfg.Services {
 		if sc.Name == "" {
