@@ -125,10 +125,13 @@ type App struct {
 	// long; 0 keeps them.
 	LedgerRetention caddy.Duration `json:"ledger_retention,omitempty"`
 	// Homeserver is the homeserver's client API base URL (usually the
-	// reverse_proxy upstream, e.g. http://127.0.0.1:8008). When set, the
-	// requester of every blocked or unscanned request is resolved with
+	// reverse_proxy upstream, e.g. http://127.0.0.1:8008). The requester
+	// of every blocked or unscanned request is resolved with
 	// /account/whoami using the request's own token (cached by a hash of
 	// the token, never the token) for logs, audit records and notices.
+	// When empty, the homeserver is synapse_admin's, else the one
+	// upstream of the reverse_proxy beside the mediaguard handler, else
+	// notify matrix's (see whoami.go); "off" resolves no requester.
 	Homeserver string `json:"homeserver,omitempty"`
 	// Notify tells moderators of every block (upload, download, late
 	// match), without ever blocking the request path.
@@ -161,6 +164,8 @@ type App struct {
 	// drain closes svc and releases the audit log once this app has been
 	// cleaned up and its last request has finished.
 	drain *drain
+	// whoami is where requesters are resolved (whoami.go).
+	whoami *whoamiState
 }
 
 // HMABackend is one ThreatExchange HMA 2.0 instance.
@@ -265,6 +270,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	a.planWhoami(&cfg)
 	cfg.Proxy.OnSpool = func(d int64) { spoolBytes.Add(float64(d)) }
 	cfg.Proxy.OnResponse = countResponse
 	cfg.Proxy.Runner = hashRunner()
@@ -417,7 +423,9 @@ func (a *App) plainConfig(repl replacer) (service.Config, error) {
 		cfg.SynapseAdmin = &homeserver.AdminConfig{Homeserver: repl.ReplaceAll(sa.Homeserver, ""), AccessToken: tok}
 		cfg.QuarantineUserMedia, cfg.SuspendUser = sa.QuarantineUserMedia, sa.SuspendUser
 	}
-	cfg.Homeserver = repl.ReplaceAll(a.Homeserver, "")
+	if a.Homeserver != whoamiOff {
+		cfg.Homeserver = repl.ReplaceAll(a.Homeserver, "")
+	}
 	return cfg, nil
 }
 
@@ -443,6 +451,7 @@ func (a *App) Start() error {
 	if err := a.svc.Start(a.ctx); err != nil {
 		return fmt.Errorf("mediaguard: %w", err)
 	}
+	a.resolveWhoami()
 	// The running config's app feeds the scrape-time metrics. Not from
 	// Provision: when another module fails to provision, Caddy discards
 	// this app and keeps running the old one.

@@ -75,7 +75,7 @@ func init() {
 //			quarantine_user_media
 //			suspend_user
 //		}
-//		homeserver URL
+//		homeserver URL|off
 //		audit_log PATH
 //		audit_max_size SIZE
 //		log_clean_scans
