@@ -130,8 +130,8 @@ type App struct {
 	// /account/whoami using the request's own token (cached by a hash of
 	// the token, never the token) for logs, audit records and notices.
 	// When empty, the homeserver is synapse_admin's, else the one
-	// upstream of the reverse_proxy beside the mediaguard handler, else
-	// notify matrix's (see whoami.go); "off" resolves no requester.
+	// reverse_proxy upstream of the site holding the mediaguard handler,
+	// else notify matrix's (see whoami.go); "off" resolves no requester.
 	Homeserver string `json:"homeserver,omitempty"`
 	// Notify tells moderators of every block (upload, download, late
 	// match), without ever blocking the request path.
