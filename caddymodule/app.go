@@ -63,6 +63,8 @@ type App struct {
 	NCMEC []NCMECSync `json:"ncmec,omitempty"`
 	// HMA lists ThreatExchange HMA 2.0 instances asked after local banks.
 	HMA []HMABackend `json:"hma,omitempty"`
+	// Arachnid is Arachnid Shield, asked after HMA with PDQ hashes only.
+	Arachnid *ArachnidBackend `json:"arachnid,omitempty"`
 	// Services lists other JSON lookup services (the Mjolnir HMA plugin's
 	// contract, e.g. another mediaguard) asked after local banks and HMA.
 	Services []ServiceBackend `json:"services,omitempty"`
@@ -134,10 +136,13 @@ type App struct {
 	// long; 0 keeps them.
 	LedgerRetention caddy.Duration `json:"ledger_retention,omitempty"`
 	// Homeserver is the homeserver's client API base URL (usually the
-	// reverse_proxy upstream, e.g. http://127.0.0.1:8008). When set, the
-	// requester of every blocked or unscanned request is resolved with
+	// reverse_proxy upstream, e.g. http://127.0.0.1:8008). The requester
+	// of every blocked or unscanned request is resolved with
 	// /account/whoami using the request's own token (cached by a hash of
 	// the token, never the token) for logs, audit records and notices.
+	// When empty, the homeserver is synapse_admin's, else the one
+	// reverse_proxy upstream of the site holding the mediaguard handler,
+	// else notify matrix's (see whoami.go); "off" resolves no requester.
 	Homeserver string `json:"homeserver,omitempty"`
 	// Notify tells moderators of every block (upload, download, late
 	// match), without ever blocking the request path.
@@ -174,6 +179,8 @@ type App struct {
 	// drain closes svc and releases the audit log once this app has been
 	// cleaned up and its last request has finished.
 	drain *drain
+	// whoami is where requesters are resolved (whoami.go).
+	whoami *whoamiState
 }
 
 // HMABackend is one ThreatExchange HMA 2.0 instance.
@@ -290,6 +297,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	a.planWhoami(&cfg)
 	cfg.Proxy.OnSpool = func(d int64) { spoolBytes.Add(float64(d)) }
 	cfg.Proxy.OnResponse = countResponse
 	cfg.Proxy.Runner = hashRunner()
@@ -354,6 +362,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	for _, h := range a.HMA {
 		allowBankLabels(h.Banks...)
 	}
+	if a.Arachnid != nil {
+		allowBankLabels(matcher.ArachnidBanks...)
+	}
 	return nil
 }
 
@@ -406,6 +417,11 @@ func (a *App) plainConfig(repl replacer) (service.Config, error) {
 		cfg.HMA = append(cfg.HMA, matcher.HMAConfig{URL: repl.ReplaceAll(h.URL, ""), APIKey: key, Banks: h.Banks, Timeout: time.Duration(h.Timeout),
 			Policy: matcher.BackendPolicy{Mode: h.Mode, Category: h.Category}})
 	}
+	if a.Arachnid != nil {
+		if cfg.Arachnid, err = a.Arachnid.plain(repl); err != nil {
+			return cfg, err
+		}
+	}
 	for _, sv := range a.Services {
 		key, err := secret(repl, "mediaguard: service "+sv.URL+" api_key", sv.APIKey)
 		if err != nil {
@@ -440,7 +456,9 @@ func (a *App) plainConfig(repl replacer) (service.Config, error) {
 		cfg.SynapseAdmin = &homeserver.AdminConfig{Homeserver: repl.ReplaceAll(sa.Homeserver, ""), AccessToken: tok}
 		cfg.QuarantineUserMedia, cfg.SuspendUser = sa.QuarantineUserMedia, sa.SuspendUser
 	}
-	cfg.Homeserver = repl.ReplaceAll(a.Homeserver, "")
+	if a.Homeserver != whoamiOff {
+		cfg.Homeserver = repl.ReplaceAll(a.Homeserver, "")
+	}
 	if err := a.ncmecPlain(repl, &cfg); err != nil {
 		return cfg, err
 	}
@@ -457,7 +475,7 @@ func (a *App) Validate() error {
 			return fmt.Errorf("mediaguard: temp_dir %q is not a directory", a.TempDir)
 		}
 	}
-	if len(a.Banks) == 0 && len(a.NCMEC) == 0 && len(a.HMA) == 0 && len(a.Services) == 0 {
+	if len(a.Banks) == 0 && len(a.NCMEC) == 0 && len(a.HMA) == 0 && len(a.Services) == 0 && a.Arachnid == nil {
 		a.log.Warn("no banks, HMA or lookup services configured: every upload will be allowed")
 	}
 	return nil
@@ -469,6 +487,7 @@ func (a *App) Start() error {
 	if err := a.svc.Start(a.ctx); err != nil {
 		return fmt.Errorf("mediaguard: %w", err)
 	}
+	a.resolveWhoami()
 	if err := a.startNCMEC(); err != nil {
 		return err
 	}

@@ -46,6 +46,13 @@ func init() {
 //			mode enforce|report
 //			category csam|ncii|terror|spam
 //		}
+//		arachnid {
+//			username NAME
+//			password {env.ARACHNID_PASSWORD}
+//			base_url URL
+//			timeout DURATION
+//			batch_window DURATION|off
+//		}
 //		service URL {
 //			name NAME
 //			api_key KEY
@@ -87,7 +94,7 @@ func init() {
 //			quarantine_user_media
 //			suspend_user
 //		}
-//		homeserver URL
+//		homeserver URL|off
 //		audit_log PATH
 //		audit_max_size SIZE
 //		log_clean_scans
@@ -177,6 +184,15 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 			a.HMA = append(a.HMA, h)
+		case "arachnid":
+			if a.Arachnid != nil {
+				return d.Err("arachnid: may appear only once")
+			}
+			b, err := parseArachnid(d)
+			if err != nil {
+				return err
+			}
+			a.Arachnid = b
 		case "service":
 			var s ServiceBackend
 			if !d.Args(&s.URL) {

@@ -117,6 +117,7 @@ func runBackfill(ctx context.Context, stdout, stderr io.Writer, f backfillFlags)
 	// out: no audit, notices, quarantine, whoami or remote backends.
 	mc := sc
 	mc.HMA, mc.Services, mc.Matrix, mc.Webhook, mc.SynapseAdmin, mc.Audit, mc.Homeserver = nil, nil, nil, "", nil, nil, ""
+	mc.Arachnid = nil
 	mc.Proxy.MaxConcurrentHashing = f.jobs
 	mc.Logger = log
 	svc, err := service.New(mc)

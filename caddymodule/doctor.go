@@ -35,10 +35,11 @@ reverse_proxy upstream behind the mediaguard handler among them); the
 homeserver's server_name is the configured one; the notify bot's token is
 valid and the bot is in the management room; the synapse_admin token is a
 server admin's (not applicable on a homeserver without Synapse's admin API,
-such as Dendrite); each HMA instance and lookup service answers a lookup
-(with its latency) and HMA has the configured banks; NCMEC accepts each
-ncmec sync's credentials and its bank is synced, and recently; temp_dir
-takes spill files; audit_log can be written, with modes no looser than mediaguard's.
+such as Dendrite); each HMA instance, lookup service and Arachnid Shield
+answers a lookup (with its latency) and HMA has the configured banks; NCMEC
+accepts each ncmec sync's credentials and its bank is synced, and recently;
+temp_dir takes spill files; audit_log can be written, with modes no looser
+than mediaguard's.
 
 Nothing is changed: no notice is sent, no room joined, nothing quarantined,
 and the audit log is not opened. Run it as the user Caddy runs as: the temp
@@ -167,7 +168,7 @@ func doctorConfig(config, adapter string) (doctor.Config, doctor.Result) {
 		r.Detail += ": no media passes through mediaguard"
 	}
 	return doctor.Config{
-		Local: sc.Local, Mode: sc.Mode, HMA: sc.HMA, Services: sc.Services,
+		Local: sc.Local, Mode: sc.Mode, HMA: sc.HMA, Services: sc.Services, Arachnid: sc.Arachnid,
 		Homeserver: sc.Homeserver, Upstreams: uses.upstreams, ServerName: sc.Proxy.ServerName,
 		Matrix: sc.Matrix, SynapseAdmin: sc.SynapseAdmin,
 		TempDir: sc.Proxy.TempDir, AuditLog: app.AuditLog, Ledger: ledgerSpec, NCMEC: app.ncmecCfgs,

@@ -21,7 +21,9 @@ func runDoctorCommand(t *testing.T, args ...string) (string, error) {
 	var out bytes.Buffer
 	c.SetOut(&out)
 	c.SetErr(io.Discard) // cobra's "Error: ..." line; the error is returned
-	c.SetArgs(args)
+	// Never nil: cobra then reads os.Args, which caddytest rewrites to
+	// "caddy run ..." once any test before this one has started Caddy.
+	c.SetArgs(append([]string{}, args...))
 	err := c.Execute()
 	return out.String(), err
 }

@@ -61,6 +61,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	h.app.drain.enter()
 	defer h.app.drain.leave()
+	h.app.resolveWhoami()
 	return h.app.svc.Proxy().ServeHTTP(w, r, next.ServeHTTP)
 }
 

@@ -19,7 +19,7 @@ import (
 // nothing.
 func checkBanks(_ context.Context, cfg Config) []Result {
 	if len(cfg.Local.Banks) == 0 {
-		if len(cfg.HMA) == 0 && len(cfg.Services) == 0 {
+		if len(cfg.HMA) == 0 && len(cfg.Services) == 0 && cfg.Arachnid == nil {
 			return []Result{{Name: "banks", Status: Warn, Detail: "no banks, HMA or lookup services configured: every upload is allowed"}}
 		}
 		return nil

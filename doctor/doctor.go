@@ -95,6 +95,8 @@ type Config struct {
 	// HMA and Services are the remote backends.
 	HMA      []matcher.HMAConfig
 	Services []matcher.ServiceConfig
+	// Arachnid is Arachnid Shield, if configured.
+	Arachnid *matcher.ArachnidConfig
 	// Homeserver is the client API base URL whoami is asked at.
 	Homeserver string
 	// Upstreams are the base URLs the proxied media goes to (the
@@ -142,7 +144,11 @@ func Run(ctx context.Context, cfg Config) []Result {
 	for _, s := range cfg.Services {
 		groups = append(groups, func(ctx context.Context, cfg Config) []Result { return checkService(ctx, s) })
 	}
-	groups = append(groups, checkNCMEC, checkTempDir, checkAuditLog, checkLedger)
+	groups = append(groups, checkNCMEC)
+	if cfg.Arachnid != nil {
+		groups = append(groups, func(ctx context.Context, cfg Config) []Result { return checkArachnid(ctx, *cfg.Arachnid) })
+	}
+	groups = append(groups, checkTempDir, checkAuditLog, checkLedger)
 
 	out := make([][]Result, len(groups))
 	var wg sync.WaitGroup
@@ -237,6 +243,9 @@ func (cfg Config) secrets() []string {
 	for _, sv := range cfg.Services {
 		add(sv.APIKey)
 		addURL(sv.URL)
+	}
+	if cfg.Arachnid != nil {
+		add(cfg.Arachnid.Password)
 	}
 	if cfg.Matrix != nil {
 		add(cfg.Matrix.AccessToken)

@@ -108,3 +108,16 @@ func without(list, drop []string) []string {
 	}
 	return out
 }
+
+// checkArachnid asks Arachnid Shield what the Guard's recovery probe asks
+// (Arachnid.Probe: one lookup of the all-zero PDQ hash, which no image
+// has), timed: it proves the credentials are accepted and the answer is
+// the protocol's. Nothing but that hash is sent.
+func checkArachnid(ctx context.Context, a matcher.ArachnidConfig) []Result {
+	c, err := matcher.NewArachnid(a)
+	name := "arachnid"
+	if err != nil {
+		return []Result{{Name: name, Status: Fail, Detail: err.Error()}}
+	}
+	return []Result{probeResult(ctx, name+" "+c.Name(), c, a.Timeout)}
+}

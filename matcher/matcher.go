@@ -1,7 +1,7 @@
 // Package matcher answers one question for the proxy and the lookup API: do
 // these digests match a hash list, and on what evidence? It knows nothing of
-// Caddy or HTTP serving; backends are local bank files, ThreatExchange HMA 2.0
-// and other JSON lookup services, wrapped by a Guard that adds a verdict
+// Caddy or HTTP serving; backends are local bank files, ThreatExchange HMA 2.0,
+// Arachnid Shield and other JSON lookup services, wrapped by a Guard that adds a verdict
 // cache, a circuit breaker per remote backend and the fail policy.
 package matcher
 
@@ -98,7 +98,8 @@ type Evidence struct {
 	Distance int `json:"distance"`
 	// Label is the bank file's label or the remote content id, if any.
 	Label string `json:"label,omitempty"`
-	// Source is "local:BANK", "hma:BANK" or "service:NAME".
+	// Source is "local:BANK", "hma:BANK", "arachnid:NAME" or
+	// "service:NAME".
 	Source string `json:"source"`
 	// Dihedral names the query variant that matched when it was not the
 	// original (e.g. "rotate90", as in pdq.DihedralNames).

@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -40,6 +39,9 @@ type Config struct {
 	// banks. An empty Name is the URL's host; MinPDQQuality is
 	// Local.MinPDQQuality and Logger is set by New.
 	HMA []matcher.HMAConfig
+	// Arachnid, when set, is Arachnid Shield, asked after HMA with the
+	// query's PDQ hashes only; MinPDQQuality is Local.MinPDQQuality.
+	Arachnid *matcher.ArachnidConfig
 	// Services lists other JSON lookup services, asked after HMA. An
 	// empty Name is the URL's host; MinPDQQuality is Local.MinPDQQuality.
 	Services []matcher.ServiceConfig
@@ -75,8 +77,13 @@ type Config struct {
 	LedgerRetention time.Duration
 	// Homeserver is the client API base URL used to resolve the requester
 	// of blocked and unscanned requests (whoami with the request's own
-	// token); empty records every requester as unknown.
+	// token); empty records every requester as unknown, unless
+	// HomeserverLater.
 	Homeserver string
+	// HomeserverLater says the homeserver may only be known once the
+	// server is up (the adapter learns it from the reverse proxy's
+	// configuration): requesters are resolved from SetHomeserver on.
+	HomeserverLater bool
 
 	// Audit is the durable decision record; nil records nothing. It is
 	// the caller's: Close leaves it open.
@@ -127,6 +134,9 @@ type Service struct {
 	// stored media they blocked.
 	retroRuns, retroSkipped, retroFailed, retroHits atomic.Int64
 	wg                                              sync.WaitGroup
+	// who resolves requesters (nil: not resolved); see SetHomeserver.
+	who    atomic.Pointer[homeserver.Whoami]
+	whoLog *zap.Logger
 }
 
 // New builds a Service; nothing runs in the background until Start. On
@@ -185,6 +195,15 @@ func New(cfg Config) (_ *Service, err error) {
 		}
 		remotes = append(remotes, matcher.Remote{Name: "hma:" + h.Name, Matcher: c, Policy: policyOr(h.Policy, mode)})
 	}
+	if cfg.Arachnid != nil {
+		ac := *cfg.Arachnid
+		ac.MinPDQQuality = cfg.Local.MinPDQQuality
+		c, err := matcher.NewArachnid(ac)
+		if err != nil {
+			return nil, err
+		}
+		remotes = append(remotes, matcher.Remote{Name: "arachnid:" + c.Name(), Matcher: c, Policy: policyOr(ac.Policy, mode)})
+	}
 	for _, sc := range cfg.Services {
 		if sc.Name == "" {
 			sc.Name = hostName(sc.URL, "service")
@@ -234,12 +253,12 @@ func New(cfg Config) (_ *Service, err error) {
 	}
 	s.acts = actions.New(ac)
 	pc := cfg.Proxy
-	if cfg.Homeserver != "" {
-		who, err := homeserver.NewWhoami(homeserver.WhoamiConfig{Homeserver: cfg.Homeserver})
-		if err != nil {
-			return nil, fmt.Errorf("homeserver: %w", err)
+	if cfg.Homeserver != "" || cfg.HomeserverLater {
+		s.whoLog = log.Named("whoami")
+		if err := s.SetHomeserver(cfg.Homeserver); err != nil {
+			return nil, err
 		}
-		pc.UserOf = userOf(who, log.Named("whoami"))
+		pc.UserOf = s.userOf
 	}
 	pc.Matcher = s.guard
 	// Local banks say when they change, so a clean verdict lives until
@@ -269,20 +288,6 @@ func New(cfg Config) (_ *Service, err error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// userOf resolves the requester with whoami, "" when unknown.
-func userOf(who *homeserver.Whoami, log *zap.Logger) func(context.Context, *http.Request) string {
-	return func(ctx context.Context, r *http.Request) string {
-		u, why := who.User(ctx, homeserver.TokenFrom(r))
-		if u == homeserver.Unknown {
-			if ce := log.Check(zap.DebugLevel, "requester not resolved"); ce != nil {
-				ce.Write(zap.String("reason", why))
-			}
-			return ""
-		}
-		return u
-	}
 }
 
 // observers tells each observer in turn.

@@ -1,7 +1,7 @@
 // Package fakes holds the httptest servers mediaguard's tests use in place
 // of the services it talks to: HMA (ThreatExchange's
-// hasher-matcher-actioner), Synapse (its media repository, its admin API
-// and whoami) and NCMEC's hash-sharing API. Each fake answers as the real service does, for the part
+// hasher-matcher-actioner), Arachnid Shield (its PDQ lookup), Synapse
+// (its media repository, its admin API and whoami) and NCMEC's hash-sharing API. Each fake answers as the real service does, for the part
 // mediaguard uses; each fact it relies on is written next to the code that
 // plays it, with the public source it comes from. Behaviours a real service
 // only shows when it is broken (canned answers, delays, failing the next
