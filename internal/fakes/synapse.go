@@ -78,7 +78,13 @@ import (
 // with AdminToken as Bearer (any other token: 403 M_FORBIDDEN):
 //   - POST /_synapse/admin/v1/media/quarantine/{server}/{mediaId} with body
 //     {} → 200 {}; the media ID "missing" plays unknown media: 404
-//     M_NOT_FOUND;
+//     M_NOT_FOUND; stored media is quarantined with every copy of its
+//     bytes, and each is recorded in the quarantine feed;
+//   - POST /_synapse/admin/v1/media/unquarantine/{server}/{mediaId} → 200
+//     {}, and GET /_synapse/admin/v1/media/quarantine_changes?from=N, the
+//     quarantine feed (Synapse ≥ 1.152; NoQuarantineFeed plays an older
+//     one), and the admin's download past a quarantine: see
+//     synapsequarantine.go;
 //   - POST /_synapse/admin/v1/user/{userId}/media/quarantine → 200
 //     {"num_quarantined":3};
 //   - PUT /_synapse/admin/v1/suspend/{userId} with {"suspend":true} → 200 {};
@@ -110,6 +116,9 @@ type Synapse struct {
 	NoAdminAPI atomic.Bool
 	// Redirect makes federation downloads answer with a Location part.
 	Redirect atomic.Bool
+	// NoQuarantineFeed plays Synapse before 1.152: the quarantine feed's
+	// path is an unknown admin path (404 M_UNRECOGNIZED).
+	NoQuarantineFeed atomic.Bool
 	// Uploads counts upload bodies that reached the homeserver.
 	Uploads atomic.Int64
 
@@ -120,6 +129,7 @@ type Synapse struct {
 	media map[string]Media
 	next  int
 	calls []Call
+	q     quarantineState
 }
 
 // Media is one stored media item. Data is nil for an ID created by
@@ -286,6 +296,11 @@ func (f *Synapse) admin(w http.ResponseWriter, r *http.Request, body []byte) {
 			io.WriteString(w, `{"errcode":"M_NOT_FOUND","error":"Unknown media"}`)
 			return
 		}
+		if server, id, ok := strings.Cut(strings.TrimPrefix(p, "/_synapse/admin/v1/media/quarantine/"), "/"); ok {
+			f.mu.Lock()
+			f.setQuarantined(server, id, true)
+			f.mu.Unlock()
+		}
 		io.WriteString(w, "{}")
 	case r.Method == "POST" && strings.HasSuffix(p, "/media/quarantine") && strings.HasPrefix(p, "/_synapse/admin/v1/user/"):
 		io.WriteString(w, `{"num_quarantined":3}`)
@@ -299,6 +314,7 @@ func (f *Synapse) admin(w http.ResponseWriter, r *http.Request, body []byte) {
 			return
 		}
 		io.WriteString(w, "{}")
+	case f.quarantineAdmin(w, r):
 	default:
 		w.WriteHeader(404)
 		io.WriteString(w, `{"errcode":"M_UNRECOGNIZED","error":"Unrecognized request"}`)
@@ -385,6 +401,9 @@ func (f *Synapse) mediaRepo(w http.ResponseWriter, r *http.Request) {
 		if id == "ratelimited" {
 			w.Header().Set("Retry-After", "7")
 			MatrixError(w, 429, "M_LIMIT_EXCEEDED")
+			return
+		}
+		if f.quarantinedDownload(w, r, id) {
 			return
 		}
 		m, ok := f.Get(id)
