@@ -337,3 +337,17 @@ func (b *OwnedBank) write() error {
 	b.dirty = false
 	return nil
 }
+
+// isOwnedFile reports whether path is an owned bank's file, which
+// mediaguard empties on purpose (every key removed) and always replaces
+// whole: an empty reload of it is no half-written file.
+func isOwnedFile(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, len(OwnedHeader))
+	_, err = io.ReadFull(f, head)
+	return err == nil && string(head) == OwnedHeader
+}
