@@ -198,31 +198,10 @@ func (p *Poller) Path() string { return p.path }
 // for it, after which nothing of s is used; until another Use, the
 // poller waits.
 func (p *Poller) Use(s Settings) (release func(), err error) {
-	if s.Scanner == nil {
-		return nil, errors.New("learn: no scanner")
-	}
-	admin, err := homeserver.NewAdmin(s.Admin)
+	u, err := newUser(s)
 	if err != nil {
-		return nil, fmt.Errorf("learn: %w", err)
+		return nil, err
 	}
-	if s.Every <= 0 {
-		s.Every = DefaultEvery
-	}
-	if s.MaxSize <= 0 {
-		s.MaxSize = DefaultMaxSize
-	}
-	if s.MaxAttempts <= 0 {
-		s.MaxAttempts = DefaultMaxAttempts
-	}
-	if s.FetchTimeout <= 0 {
-		s.FetchTimeout = DefaultFetchTimeout
-	}
-	log := s.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
-	u := &user{s: s, admin: admin, log: log.With(zap.String("bank", s.Bank))}
-	u.ctx, u.cancel = context.WithCancel(context.Background())
 	select {
 	case <-p.stop:
 		u.cancel()
@@ -248,6 +227,36 @@ func (p *Poller) Use(s Settings) (release func(), err error) {
 			u.wg.Wait()
 		})
 	}, nil
+}
+
+// newUser validates s and fills in its defaults.
+func newUser(s Settings) (*user, error) {
+	if s.Scanner == nil {
+		return nil, errors.New("learn: no scanner")
+	}
+	admin, err := homeserver.NewAdmin(s.Admin)
+	if err != nil {
+		return nil, fmt.Errorf("learn: %w", err)
+	}
+	if s.Every <= 0 {
+		s.Every = DefaultEvery
+	}
+	if s.MaxSize <= 0 {
+		s.MaxSize = DefaultMaxSize
+	}
+	if s.MaxAttempts <= 0 {
+		s.MaxAttempts = DefaultMaxAttempts
+	}
+	if s.FetchTimeout <= 0 {
+		s.FetchTimeout = DefaultFetchTimeout
+	}
+	log := s.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	u := &user{s: s, admin: admin, log: log.With(zap.String("bank", s.Bank))}
+	u.ctx, u.cancel = context.WithCancel(context.Background())
+	return u, nil
 }
 
 // kick makes the loop poll now.

@@ -30,7 +30,7 @@ import (
 // download) and the proxy's real scan and matcher, as a running
 // configuration lends them.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	fake   *fakes.Synapse
 	dir    string
 	path   string
@@ -44,7 +44,7 @@ type env struct {
 	feeds  []string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{t: t, fake: fakes.NewSynapse(t), dir: t.TempDir()}
 	e.path = filepath.Join(e.dir, "learned.bank")
@@ -148,6 +148,16 @@ func (e *env) match(body []byte) string {
 	return v.Evidence[0].Label
 }
 
+// applied waits until the poller has applied the whole feed (the bank
+// written, the checkpoint saved) and cond holds.
+func (e *env) applied(p *Poller, what string, cond func(Stats) bool) {
+	e.t.Helper()
+	testkit.Eventually(e.t, what, func() bool {
+		st := p.Stats()
+		return cond(st) && st.Checkpoint == e.fake.QuarantineFeedPosition()
+	})
+}
+
 // downloads counts the fake's downloads of id past its quarantine.
 func (e *env) downloads(id string) int {
 	n := 0
@@ -191,7 +201,7 @@ func TestLearnsQuarantinedPictureAndForgetsIt(t *testing.T) {
 	e.fake.Put("pic", testimg.JPEG(img, 92), "image/jpeg")
 	e.quarantine("pic")
 	e.use(e.poller, e.settings())
-	testkit.Eventually(t, "the picture learned", func() bool { return e.poller.Stats().Learned == 1 })
+	e.applied(e.poller, "the picture learned", func(st Stats) bool { return st.Learned == 1 })
 
 	const label = "quarantined mxc://hs.example/pic"
 	reencoded := testimg.JPEG(img, 60)
@@ -216,7 +226,7 @@ func TestLearnsQuarantinedPictureAndForgetsIt(t *testing.T) {
 	}
 
 	e.unquarantine("pic")
-	testkit.Eventually(t, "the picture forgotten", func() bool { return e.poller.Stats().Unlearned == 1 })
+	e.applied(e.poller, "the picture forgotten", func(st Stats) bool { return st.Unlearned == 1 })
 	if got := e.match(reencoded); got != "" {
 		t.Fatalf("re-encoded copy still matches %q after the unquarantine", got)
 	}
@@ -243,10 +253,8 @@ func TestPagingAndCheckpointRestart(t *testing.T) {
 		e.quarantine(id)
 	}
 	release := e.use(e.poller, e.settings())
-	testkit.Eventually(t, "105 media learned", func() bool { return e.poller.Stats().Learned == 105 })
-	testkit.Eventually(t, "the checkpoint at the feed's end", func() bool {
-		return e.poller.Stats().Checkpoint == e.fake.QuarantineFeedPosition()
-	})
+	e.applied(e.poller, "105 media learned", func(st Stats) bool { return st.Learned == 105 })
+	testkit.Eventually(t, "the poll finding the feed's end", func() bool { return len(e.feedCalls()) >= 3 })
 	calls := e.feedCalls()
 	if len(calls) < 3 || !strings.HasSuffix(calls[0], "from=0") || !strings.HasSuffix(calls[1], "from=101") || !strings.HasSuffix(calls[2], "from=106") {
 		t.Fatalf("feed polls: %v", calls)
@@ -264,7 +272,7 @@ func TestPagingAndCheckpointRestart(t *testing.T) {
 	e.quarantine("later")
 	p2 := e.newPoller()
 	e.use(p2, e.settings())
-	testkit.Eventually(t, "the new media learned after the restart", func() bool { return p2.Stats().Learned == 1 })
+	e.applied(p2, "the new media learned after the restart", func(st Stats) bool { return st.Learned == 1 })
 	if e.downloads("later") != 1 || e.downloads("maa") != 1 || p2.Stats().Media != 106 {
 		t.Fatalf("after the restart: %d, %d downloads, %d media", e.downloads("later"), e.downloads("maa"), p2.Stats().Media)
 	}
@@ -283,9 +291,7 @@ func TestDuplicatesAreIdempotent(t *testing.T) {
 	e.quarantine("a") // again: a and b again
 	e.fake.AppendQuarantineChange("hs.example", "a", true)
 	e.use(e.poller, e.settings())
-	testkit.Eventually(t, "the feed applied", func() bool {
-		return e.poller.Stats().Checkpoint == e.fake.QuarantineFeedPosition()
-	})
+	e.applied(e.poller, "the feed applied", func(Stats) bool { return true })
 	st := e.poller.Stats()
 	if st.Learned != 2 || st.Reused != 1 || st.Duplicates != 3 || e.scans.Load() != 1 || e.downloads("a") != 1 || e.downloads("b") != 1 {
 		t.Fatalf("stats %+v, %d scans, downloads a %d b %d", st, e.scans.Load(), e.downloads("a"), e.downloads("b"))
@@ -307,16 +313,16 @@ func TestUnquarantineRemovesExactlyItsEntries(t *testing.T) {
 	e.quarantine("a")
 	e.quarantine("c")
 	e.use(e.poller, e.settings())
-	testkit.Eventually(t, "three media learned", func() bool { return e.poller.Stats().Learned == 3 })
+	e.applied(e.poller, "three media learned", func(st Stats) bool { return st.Learned == 3 })
 	// The feed records a's release alone (a best-effort feed may miss
 	// b's): b still holds the same entries.
 	e.fake.AppendQuarantineChange("hs.example", "a", false)
-	testkit.Eventually(t, "a forgotten", func() bool { return e.poller.Stats().Unlearned == 1 })
+	e.applied(e.poller, "a forgotten", func(st Stats) bool { return st.Unlearned == 1 })
 	if got := e.match(same); got != "quarantined mxc://hs.example/b" {
 		t.Fatalf("a's bytes matched %q after a's release, want b's entry", got)
 	}
 	e.unquarantine("c")
-	testkit.Eventually(t, "c forgotten", func() bool { return e.poller.Stats().Unlearned == 2 })
+	e.applied(e.poller, "c forgotten", func(st Stats) bool { return st.Unlearned == 2 })
 	if got := e.match(other); got != "" {
 		t.Fatalf("c's bytes still match %q", got)
 	}
