@@ -156,6 +156,8 @@ type App struct {
 	// ledgerKey is the shared ledger this app holds, "" for none.
 	ledgerKey   string
 	releaseOnce *sync.Once
+	// learn is this app's share of the quarantine learner (learn.go).
+	learn learnState
 	// drain closes svc and releases the audit log once this app has been
 	// cleaned up and its last request has finished.
 	drain *drain
@@ -306,6 +308,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
+	// Before the banks load: the learned bank's file is created here.
+	if err := a.provisionLearn(cfg); err != nil {
+		return err
+	}
 	hashRunner().SetLogger(a.log.Named("hashing"))
 	if a.svc, err = service.New(cfg); err != nil {
 		return fmt.Errorf("mediaguard: %w", err)
@@ -433,6 +439,9 @@ func (a *App) Start() error {
 	if err := a.svc.Start(a.ctx); err != nil {
 		return fmt.Errorf("mediaguard: %w", err)
 	}
+	if err := a.startLearn(); err != nil {
+		return err
+	}
 	// The running config's app feeds the scrape-time metrics. Not from
 	// Provision: when another module fails to provision, Caddy discards
 	// this app and keeps running the old one.
@@ -468,6 +477,9 @@ func (a *App) Stop() error {
 // close ends background work and releases the audit log; every close in
 // it is idempotent.
 func (a *App) close() {
+	// The learner first: a round in progress uses the service's proxy
+	// and matcher.
+	a.stopLearn()
 	if a.svc != nil {
 		a.svc.Close()
 	}
@@ -479,6 +491,7 @@ func (a *App) close() {
 			if a.ledgerKey != "" {
 				ledgerPool.Delete(a.ledgerKey)
 			}
+			a.dropLearn()
 		})
 	}
 }
