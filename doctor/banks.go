@@ -2,7 +2,9 @@ package doctor
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -43,6 +45,10 @@ func checkBanks(_ context.Context, cfg Config) []Result {
 		name := "bank " + b.Name
 		if b.Disabled {
 			out = append(out, Result{Name: name, Status: Warn, Detail: "disabled: not loaded, never consulted (" + b.Path + ")"})
+			continue
+		}
+		if _, err := os.Stat(b.Path); b.Name == cfg.LearnQuarantines && errors.Is(err, os.ErrNotExist) {
+			out = append(out, Result{Name: name, Status: Warn, Detail: "does not exist yet: learn_quarantines creates it at the first start (" + b.Path + ")"})
 			continue
 		}
 		one := lc
