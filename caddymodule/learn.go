@@ -26,12 +26,15 @@ var learnPool = caddy.NewUsagePool()
 
 type sharedLearner struct {
 	*learn.Poller
-	key string
+	key  string
+	live *liveLearner
 }
 
 func (s sharedLearner) Destruct() error {
 	s.Close()
-	learners.Delete(s.key)
+	// Only its own entry: a stop and a start may put a new learner of
+	// the same bank there meanwhile.
+	learners.CompareAndDelete(s.key, s.live)
 	return nil
 }
 
@@ -98,8 +101,9 @@ func (a *App) provisionLearn(cfg service.Config) error {
 		if err != nil {
 			return nil, err
 		}
-		learners.Store(key, &liveLearner{poller: p, bank: bc.Name})
-		return sharedLearner{Poller: p, key: key}, nil
+		live := &liveLearner{poller: p, bank: bc.Name}
+		learners.Store(key, live)
+		return sharedLearner{Poller: p, key: key, live: live}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("mediaguard: learn_quarantines %s: %w", bc.Name, err)

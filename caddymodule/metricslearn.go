@@ -11,7 +11,7 @@ type learnCollector struct {
 
 var learnMetrics = learnCollector{
 	media: prometheus.NewDesc("caddy_mediaguard_learn_media_total",
-		"Quarantine feed records applied to the learned bank, by change: learned (a quarantined media's hashes added), unlearned (removed again by its unquarantine), duplicate (a quarantine of media already learned: the feed repeats records).", []string{"bank", "change"}, nil),
+		"Quarantine feed records applied to the learned bank, by change: learned (a quarantined media's hashes added), unlearned (removed again by its unquarantine), duplicate (a quarantine of media already learned: the feed repeats records), not_quarantined (the media is no longer quarantined: a stale record), own (quarantined by synapse_admin's own user, from a match of a bank mediaguard has: not learned).", []string{"bank", "change"}, nil),
 	failures: prometheus.NewDesc("caddy_mediaguard_learn_fetch_failures_total",
 		"Quarantined media that could not be fetched from the homeserver, by outcome: retried (tried again later, with backoff) or skipped (given up on after its attempts, logged as a warning).", []string{"bank", "outcome"}, nil),
 	invalid: prometheus.NewDesc("caddy_mediaguard_learn_invalid_records_total",
@@ -47,6 +47,8 @@ func (c learnCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.media, st.Learned, "learned")
 		counter(c.media, st.Unlearned, "unlearned")
 		counter(c.media, st.Duplicates, "duplicate")
+		counter(c.media, st.NotQuarantined, "not_quarantined")
+		counter(c.media, st.Own, "own")
 		counter(c.failures, st.FetchRetries, "retried")
 		counter(c.failures, st.FetchSkipped, "skipped")
 		counter(c.invalid, st.Invalid)

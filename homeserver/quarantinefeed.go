@@ -51,7 +51,7 @@ const QuarantineFeedPageSize = 100
 // without it answers 404 M_UNRECOGNIZED (see FeedMissing); a from beyond
 // the stream's end, 400 M_INVALID_PARAM (see FeedPositionInvalid).
 func (a *Admin) QuarantineChanges(ctx context.Context, from int64) (QuarantinePage, error) {
-	body, err := a.call(ctx, http.MethodGet, "/_synapse/admin/v1/media/quarantine_changes?from="+strconv.FormatInt(from, 10), nil)
+	body, err := a.call(ctx, http.MethodGet, quarantineFeedPath+"?from="+strconv.FormatInt(from, 10), nil)
 	if err != nil {
 		return QuarantinePage{}, err
 	}
@@ -68,8 +68,10 @@ func (a *Admin) QuarantineChanges(ctx context.Context, from int64) (QuarantinePa
 // unknown admin path.
 func FeedMissing(err error) bool {
 	var se *StatusError
-	return errors.As(err, &se) && se.Status == http.StatusNotFound
+	return errors.As(err, &se) && se.Status == http.StatusNotFound && se.Path == quarantineFeedPath
 }
+
+const quarantineFeedPath = "/_synapse/admin/v1/media/quarantine_changes"
 
 // FeedPositionInvalid reports whether err is Synapse refusing the
 // position asked from as beyond its stream (400 M_INVALID_PARAM): the
@@ -122,4 +124,44 @@ func (a *Admin) DownloadQuarantined(ctx context.Context, origin, mediaID string,
 		return "", n, fmt.Errorf("%w: GET %s: %d bytes of %d", ErrAdmin, path, n, resp.ContentLength)
 	}
 	return resp.Header.Get("Content-Type"), n, nil
+}
+
+// MediaInfo is what the admin API says of one media item.
+type MediaInfo struct {
+	// QuarantinedBy is the user who quarantined it ("system" for an
+	// upload of bytes already quarantined), "" when it is not
+	// quarantined.
+	QuarantinedBy string
+	// SHA256 is the hex SHA-256 of its bytes, "" when Synapse has none
+	// (media stored before 1.128).
+	SHA256 string
+}
+
+// MediaInfo asks about one local or cached remote media item: GET
+// /_synapse/admin/v1/media/{origin}/{mediaId} → {"media_info": {...,
+// "quarantined_by", "sha256"}} ("Query a piece of media by ID" in
+// https://element-hq.github.io/synapse/latest/admin_api/media_admin_api.html).
+// Unknown media (or remote media not cached) is 404 M_NOT_FOUND.
+func (a *Admin) MediaInfo(ctx context.Context, origin, mediaID string) (MediaInfo, error) {
+	body, err := a.call(ctx, http.MethodGet, "/_synapse/admin/v1/media/"+url.PathEscape(origin)+"/"+url.PathEscape(mediaID), nil)
+	if err != nil {
+		return MediaInfo{}, err
+	}
+	var out struct {
+		Info *struct {
+			QuarantinedBy *string `json:"quarantined_by"`
+			SHA256        *string `json:"sha256"`
+		} `json:"media_info"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil || out.Info == nil {
+		return MediaInfo{}, fmt.Errorf("%w: the media answer has no media_info", ErrAdmin)
+	}
+	var mi MediaInfo
+	if out.Info.QuarantinedBy != nil {
+		mi.QuarantinedBy = *out.Info.QuarantinedBy
+	}
+	if out.Info.SHA256 != nil {
+		mi.SHA256 = *out.Info.SHA256
+	}
+	return mi, nil
 }

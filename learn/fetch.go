@@ -24,10 +24,35 @@ const tempPrefix = "mediaguard-spool-learn-"
 // entries in the bank under key (written by the next commit). The bytes
 // are held in a private temporary file while they are hashed and removed
 // at once; they are never logged.
+//
+// The homeserver is asked first who quarantined the media, as it is now.
+// Media no longer quarantined (the record is stale: the feed repeats
+// records) is not learned, and neither is media quarantined by the
+// synapse_admin token's own user: mediaguard quarantines what a bank it
+// already has matched, and learning that would grow the learned bank
+// from its own matches, each within the PDQ threshold of the last.
 func (p *Poller) learn(u *user, key, origin, mediaID string) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(u.ctx, u.s.FetchTimeout)
 	defer cancel()
+	info, err := u.admin.MediaInfo(ctx, origin, mediaID)
+	if err != nil {
+		return err
+	}
+	switch info.QuarantinedBy {
+	case "":
+		p.notQuarantined.Add(1)
+		u.log.Info("learn: not learned: the media is not quarantined (any more)", zap.String("media", key))
+		return nil
+	case u.self:
+		p.own.Add(1)
+		u.log.Info("learn: not learned: quarantined by synapse_admin's own user, from a match of a bank mediaguard already has",
+			zap.String("media", key), zap.String("quarantined_by", info.QuarantinedBy))
+		return nil
+	}
+	if info.SHA256 != "" && p.reuse(u, key, info.SHA256) {
+		return nil
+	}
 	f, err := os.CreateTemp(u.s.TempDir, tempPrefix+"*")
 	if err != nil {
 		return fmt.Errorf("learn: a temporary file for the media: %w", err)
@@ -41,17 +66,7 @@ func (p *Poller) learn(u *user, key, origin, mediaID string) error {
 	if err != nil {
 		return err
 	}
-	digest := hex.EncodeToString(sum.Sum(nil))
-	// Synapse quarantines every copy of the same bytes, each a record of
-	// the feed: their entries are those of the first, hashed once.
-	if twin, ok := p.bank.KeyWith(matcher.OwnedEntry{Type: matcher.SHA256, Hash: digest}); ok {
-		if err := p.bank.Put(key, p.bank.Entries(twin)); err != nil {
-			return err
-		}
-		p.learned.Add(1)
-		p.reused.Add(1)
-		u.log.Info("learn: quarantined media learned (the same bytes as media learned before)",
-			zap.String("media", key), zap.String("same_as", twin))
+	if p.reuse(u, key, hex.EncodeToString(sum.Sum(nil))) {
 		return nil
 	}
 	fs, err := u.s.Scanner.ScanFile(ctx, f, n, ct)
@@ -75,4 +90,20 @@ func (p *Poller) learn(u *user, key, origin, mediaID string) error {
 	}
 	u.log.Info("learn: quarantined media learned", fields...)
 	return nil
+}
+
+// reuse puts under key the entries of media learned before with the same
+// SHA-256, if any: Synapse quarantines every copy of the same bytes, each
+// a record of the feed, and their entries are those of the first, hashed
+// once.
+func (p *Poller) reuse(u *user, key, sha256Hex string) bool {
+	twin, ok := p.bank.KeyWith(matcher.OwnedEntry{Type: matcher.SHA256, Hash: sha256Hex})
+	if !ok || p.bank.Put(key, p.bank.Entries(twin)) != nil {
+		return false
+	}
+	p.learned.Add(1)
+	p.reused.Add(1)
+	u.log.Info("learn: quarantined media learned (the same bytes as media learned before)",
+		zap.String("media", key), zap.String("same_as", twin))
+	return true
 }

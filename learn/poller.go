@@ -73,7 +73,9 @@ type Settings struct {
 	Bank string
 	// Admin is Synapse's admin API: its URL is where media is fetched
 	// from, directly (not through the proxy, which may be in front of
-	// it), and its token must be a server admin's.
+	// it), so it must serve the client API too, and its token must be a
+	// server admin's. Media this token's user quarantined (mediaguard's
+	// own quarantines) is not learned.
 	Admin homeserver.AdminConfig
 	// Every is how often the feed is polled (default DefaultEvery).
 	Every time.Duration
@@ -112,6 +114,10 @@ type Stats struct {
 	FetchRetries, FetchSkipped int64
 	// Invalid counts feed records naming no usable media.
 	Invalid int64
+	// NotQuarantined counts quarantine records of media the homeserver
+	// no longer has in quarantine (stale records), Own those of media
+	// synapse_admin's own user quarantined: neither is learned.
+	NotQuarantined, Own int64
 	// Checkpoint is the feed position applied; Pending, the media
 	// waiting for another fetch.
 	Checkpoint int64
@@ -131,8 +137,10 @@ type Poller struct {
 	bank         *matcher.OwnedBank
 	log          *zap.Logger
 
-	mu  sync.Mutex // guards cur
-	cur *user
+	mu      sync.Mutex // guards cur, started and closed
+	cur     *user
+	started bool // the loop runs
+	closed  bool
 
 	// roundMu makes rounds one at a time and guards what they change.
 	roundMu   sync.Mutex
@@ -141,6 +149,7 @@ type Poller struct {
 
 	learned, unlearned, duplicates, reused atomic.Int64
 	retries, skipped, invalid              atomic.Int64
+	notQuarantined, own                    atomic.Int64
 	checkpointPos                          atomic.Int64
 	pendingN                               atomic.Int64
 	feedUp, feedMissing                    atomic.Bool
@@ -149,15 +158,15 @@ type Poller struct {
 	wake      chan struct{}
 	stop      chan struct{}
 	done      chan struct{}
-	startOnce sync.Once
 	closeOnce sync.Once
-	started   atomic.Bool
 }
 
 // user is one Use of the poller: a running configuration's settings.
 type user struct {
-	s      Settings
-	admin  *homeserver.Admin
+	s     Settings
+	admin *homeserver.Admin
+	// self is the admin token's user (whoami), once known.
+	self   string
 	log    *zap.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -202,19 +211,20 @@ func (p *Poller) Use(s Settings) (release func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case <-p.stop:
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
 		u.cancel()
 		return nil, errors.New("learn: poller closed")
-	default:
 	}
-	p.mu.Lock()
 	p.cur = u
-	p.mu.Unlock()
-	p.startOnce.Do(func() {
-		p.started.Store(true)
+	if !p.started {
+		// Under mu: Close, which takes it too, sees a loop it must
+		// wait for or none at all.
+		p.started = true
 		go p.run()
-	})
+	}
+	p.mu.Unlock()
 	p.kick()
 	return func() {
 		u.once.Do(func() {
@@ -271,13 +281,15 @@ func (p *Poller) kick() {
 // may be called more than once.
 func (p *Poller) Close() {
 	p.closeOnce.Do(func() {
-		close(p.stop)
 		p.mu.Lock()
+		p.closed = true
 		if p.cur != nil {
 			p.cur.cancel()
 		}
+		started := p.started
 		p.mu.Unlock()
-		if p.started.Load() {
+		close(p.stop)
+		if started {
 			<-p.done
 		}
 	})
@@ -335,6 +347,7 @@ func (p *Poller) Stats() Stats {
 	s := Stats{
 		Learned: p.learned.Load(), Unlearned: p.unlearned.Load(), Duplicates: p.duplicates.Load(), Reused: p.reused.Load(),
 		FetchRetries: p.retries.Load(), FetchSkipped: p.skipped.Load(), Invalid: p.invalid.Load(),
+		NotQuarantined: p.notQuarantined.Load(), Own: p.own.Load(),
 		Checkpoint: p.checkpointPos.Load(), Pending: int(p.pendingN.Load()),
 		FeedUp: p.feedUp.Load(), FeedMissing: p.feedMissing.Load(), Media: p.bank.Len(),
 	}

@@ -44,9 +44,14 @@ type env struct {
 	feeds  []string
 }
 
+// modToken is a moderator's admin token: the quarantines mediaguard
+// learns are theirs, not its own admin user's.
+const modToken = "moderator-token"
+
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{t: t, fake: fakes.NewSynapse(t), dir: t.TempDir()}
+	e.fake.Admins[modToken] = "@moderator:hs.example"
 	e.path = filepath.Join(e.dir, "learned.bank")
 	e.log, e.logs = testkit.ObserveLogs()
 	e.poller = e.newPoller()
@@ -105,8 +110,13 @@ func (e *env) use(p *Poller, s Settings) func() {
 // admin calls the fake's admin API as a moderator does.
 func (e *env) admin(method, path string) {
 	e.t.Helper()
+	e.adminAs(modToken, method, path)
+}
+
+func (e *env) adminAs(token, method, path string) {
+	e.t.Helper()
 	req, _ := http.NewRequest(method, e.fake.URL+path, strings.NewReader("{}"))
-	req.Header.Set("Authorization", "Bearer "+e.fake.AdminToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
@@ -146,6 +156,17 @@ func (e *env) match(body []byte) string {
 		return ""
 	}
 	return v.Evidence[0].Label
+}
+
+// infos counts the fake's media info answers about id.
+func (e *env) infos(id string) int {
+	n := 0
+	for _, c := range e.fake.Calls() {
+		if c.Method == "GET" && c.Path == "/_synapse/admin/v1/media/hs.example/"+id {
+			n++
+		}
+	}
+	return n
 }
 
 // applied waits until the poller has applied the whole feed (the bank
@@ -281,7 +302,7 @@ func TestPagingAndCheckpointRestart(t *testing.T) {
 // The feed repeats records (a quarantine repeated, Synapse's backfill of
 // old ones): a media learned once is neither fetched nor added again; a
 // copy of the same bytes (Synapse records every copy) takes the entries
-// of the first without being hashed again.
+// of the first without being fetched or hashed again.
 func TestDuplicatesAreIdempotent(t *testing.T) {
 	e := newEnv(t)
 	img := testimg.JPEG(testimg.Photo(7, 320, 240), 90)
@@ -293,7 +314,7 @@ func TestDuplicatesAreIdempotent(t *testing.T) {
 	e.use(e.poller, e.settings())
 	e.applied(e.poller, "the feed applied", func(Stats) bool { return true })
 	st := e.poller.Stats()
-	if st.Learned != 2 || st.Reused != 1 || st.Duplicates != 3 || e.scans.Load() != 1 || e.downloads("a") != 1 || e.downloads("b") != 1 {
+	if st.Learned != 2 || st.Reused != 1 || st.Duplicates != 3 || e.scans.Load() != 1 || e.downloads("a") != 1 || e.downloads("b") != 0 {
 		t.Fatalf("stats %+v, %d scans, downloads a %d b %d", st, e.scans.Load(), e.downloads("a"), e.downloads("b"))
 	}
 	if e.poller.bank.EntryCount() != 2*len(e.poller.bank.Entries("quarantined mxc://hs.example/a")) {
@@ -356,8 +377,8 @@ func TestFetchFailuresAreRetriedThenSkipped(t *testing.T) {
 	if !e.poller.bank.Has("quarantined mxc://hs.example/flaky") || e.poller.bank.Has("quarantined mxc://hs.example/gone") {
 		t.Fatal("wrong media learned")
 	}
-	if n := e.downloads("gone"); n != 3 {
-		t.Fatalf("gone fetched %d times, want MaxAttempts = 3", n)
+	if n := e.infos("gone"); n != 3 {
+		t.Fatalf("gone asked about %d times, want MaxAttempts = 3", n)
 	}
 	if st := e.poller.Stats(); st.FetchRetries != 2+2 {
 		t.Fatalf("retries %d, want 2 for flaky and 2 for gone", st.FetchRetries)
@@ -491,4 +512,34 @@ type scannerFunc func(ctx context.Context, f *os.File, size int64, ct string) (m
 
 func (s scannerFunc) ScanFile(ctx context.Context, f *os.File, size int64, ct string) (mediaproxy.FileScan, error) {
 	return s(ctx, f, size, ct)
+}
+
+// Only the moderators' quarantines are learned: media quarantined by
+// synapse_admin's own user (mediaguard's own quarantines, from a bank it
+// has) is not, nor media a stale record names that is no longer
+// quarantined; media with the same bytes as media learned is not
+// fetched again.
+func TestLearnsOnlyTheModeratorsCurrentQuarantines(t *testing.T) {
+	e := newEnv(t)
+	e.fake.Put("own", randomBytes(256), "application/octet-stream")
+	e.fake.Put("stale", randomBytes(256), "application/octet-stream")
+	same := randomBytes(256)
+	e.fake.Put("first", same, "application/octet-stream")
+	e.adminAs(e.fake.AdminToken, "POST", "/_synapse/admin/v1/media/quarantine/hs.example/own")
+	e.fake.AppendQuarantineChange("hs.example", "stale", true)
+	e.quarantine("first")
+	e.use(e.poller, e.settings())
+	e.applied(e.poller, "the feed applied", func(st Stats) bool { return st.Learned == 1 })
+	// A copy stored later, in a record the feed backfilled: its SHA-256
+	// (from the media info) is learned already.
+	e.fake.Put("copy", same, "application/octet-stream")
+	e.fake.QuarantineAs("@moderator:hs.example", "hs.example", "copy")
+	e.applied(e.poller, "the copy learned", func(st Stats) bool { return st.Learned == 2 })
+	st := e.poller.Stats()
+	if st.Own != 1 || st.NotQuarantined != 1 || st.Reused != 1 || e.downloads("own") != 0 || e.downloads("stale") != 0 || e.downloads("copy") != 0 {
+		t.Fatalf("stats %+v; downloads own %d stale %d copy %d", st, e.downloads("own"), e.downloads("stale"), e.downloads("copy"))
+	}
+	if e.poller.bank.Has("quarantined mxc://hs.example/own") || e.poller.bank.Has("quarantined mxc://hs.example/stale") {
+		t.Fatal("own or stale quarantine learned")
+	}
 }

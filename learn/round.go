@@ -2,6 +2,7 @@ package learn
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -30,6 +31,17 @@ func (p *Poller) round(u *user) {
 				zap.String("was", p.cp.Homeserver), zap.String("now", hs))
 		}
 		p.cp = checkpoint{Homeserver: hs}
+	}
+	if u.self == "" {
+		// Whose quarantines are mediaguard's own (see learn).
+		self, err := homeserver.UserOf(u.ctx, u.s.Admin.HTTPClient, hs, u.s.Admin.AccessToken)
+		if err != nil {
+			if u.ctx.Err() == nil {
+				p.feedFailed(u, fmt.Errorf("whoami of the synapse_admin token: %w", err))
+			}
+			return
+		}
+		u.self = self
 	}
 	p.retryPending(u)
 	restarted := false

@@ -56,7 +56,8 @@ import (
 //
 // whoami (spec: GET /_matrix/client/v3/account/whoami): a token in Users
 // answers {"user_id": Users[token], "device_id":"D"}, AdminToken answers
-// AdminUser; any other token 401 M_UNKNOWN_TOKEN.
+// AdminUser and a token in Admins its admin; any other token 401
+// M_UNKNOWN_TOKEN.
 //
 // What a deployment check reads (spec: GET /_matrix/client/versions, GET
 // /_matrix/key/v2/server, GET /_matrix/client/v3/joined_rooms, GET
@@ -75,7 +76,8 @@ import (
 // https://element-hq.github.io/synapse/latest/admin_api/media_admin_api.html,
 // and "User Admin API",
 // https://element-hq.github.io/synapse/latest/admin_api/user_admin_api.html),
-// with AdminToken as Bearer (any other token: 403 M_FORBIDDEN):
+// with AdminToken (or one in Admins) as Bearer (any other token: 403
+// M_FORBIDDEN):
 //   - POST /_synapse/admin/v1/media/quarantine/{server}/{mediaId} with body
 //     {} → 200 {}; the media ID "missing" plays unknown media: 404
 //     M_NOT_FOUND; stored media is quarantined with every copy of its
@@ -103,11 +105,15 @@ type Synapse struct {
 	ServerName string
 	// AdminToken is the admin user's access token.
 	AdminToken string
-	// AdminUser is the user whoami answers for AdminToken, the one user
+	// AdminUser is the user whoami answers for AdminToken, the user
 	// the admin API says is an admin.
 	AdminUser string
 	// Users maps user access tokens to the user IDs whoami answers.
 	Users map[string]string
+	// Admins maps further server admins' tokens to their user IDs (a
+	// moderator's account beside mediaguard's): the admin API takes them
+	// as it takes AdminToken.
+	Admins map[string]string
 	// Joined maps user IDs to the room IDs joined_rooms answers.
 	Joined map[string][]string
 	// Aliases maps room aliases to the room IDs the directory answers.
@@ -159,6 +165,7 @@ func NewSynapse(tb testing.TB) *Synapse {
 		AdminToken: "admin-secret-token",
 		AdminUser:  "@admin:hs.example",
 		Users:      map[string]string{"user-token": "@uploader:example.org"},
+		Admins:     map[string]string{},
 		Joined:     map[string][]string{},
 		Aliases:    map[string]string{},
 		media:      map[string]Media{},
@@ -258,6 +265,8 @@ func (f *Synapse) userOf(r *http.Request) string {
 		return ""
 	case tok == f.AdminToken:
 		return f.AdminUser
+	case f.Admins[tok] != "":
+		return f.Admins[tok]
 	}
 	return f.Users[tok]
 }
@@ -279,7 +288,7 @@ func (f *Synapse) admin(w http.ResponseWriter, r *http.Request, body []byte) {
 		w.WriteHeader(int(f.failStatus.Load()))
 		return
 	}
-	if r.Header.Get("Authorization") != "Bearer "+f.AdminToken {
+	if f.adminOf(r) == "" {
 		w.WriteHeader(403)
 		io.WriteString(w, `{"errcode":"M_FORBIDDEN","error":"You are not a server admin"}`)
 		return
@@ -298,7 +307,7 @@ func (f *Synapse) admin(w http.ResponseWriter, r *http.Request, body []byte) {
 		}
 		if server, id, ok := strings.Cut(strings.TrimPrefix(p, "/_synapse/admin/v1/media/quarantine/"), "/"); ok {
 			f.mu.Lock()
-			f.setQuarantined(server, id, true)
+			f.setQuarantined(server, id, f.adminOf(r))
 			f.mu.Unlock()
 		}
 		io.WriteString(w, "{}")
@@ -306,7 +315,7 @@ func (f *Synapse) admin(w http.ResponseWriter, r *http.Request, body []byte) {
 		io.WriteString(w, `{"num_quarantined":3}`)
 	case r.Method == "GET" && strings.HasPrefix(p, "/_synapse/admin/v1/users/") && strings.HasSuffix(p, "/admin"):
 		user := strings.TrimSuffix(strings.TrimPrefix(p, "/_synapse/admin/v1/users/"), "/admin")
-		fmt.Fprintf(w, `{"admin":%t}`, user == f.AdminUser)
+		fmt.Fprintf(w, `{"admin":%t}`, f.isAdmin(user))
 	case r.Method == "PUT" && strings.HasPrefix(p, "/_synapse/admin/v1/suspend/"):
 		var b struct{ Suspend bool }
 		if json.Unmarshal(body, &b) != nil || !b.Suspend {

@@ -5,8 +5,8 @@ package fakes
 // from its admin API documentation ("Media Admin API",
 // https://github.com/element-hq/synapse/blob/develop/docs/admin_api/media_admin_api.md)
 // and its source:
-//   - the servlets: ListQuarantineChanges, QuarantineMediaByID and
-//     UnquarantineMediaByID in
+//   - the servlets: ListQuarantineChanges, QuarantineMediaByID,
+//     UnquarantineMediaByID and QueryMediaById in
 //     https://github.com/element-hq/synapse/blob/develop/synapse/rest/admin/media.py;
 //   - the records: _quarantine_media_txn, _quarantine_local_media_txn,
 //     _quarantine_remote_media_txn and get_quarantined_media_changes in
@@ -18,8 +18,11 @@ package fakes
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -43,10 +46,11 @@ type quarantineState struct {
 	// Synapse's remote_media_cache) to their origin; any other media is
 	// local.
 	remote map[string]string
-	// quarantined holds the IDs of quarantined media.
-	quarantined map[string]bool
-	changes     []quarantineChange
-	stream      int64
+	// quarantinedBy maps the IDs of quarantined media to the admin who
+	// quarantined them (quarantined_by).
+	quarantinedBy map[string]string
+	changes       []quarantineChange
+	stream        int64
 	// failDownload makes the next n bypass downloads of an ID fail.
 	failDownload map[string]failN
 }
@@ -54,8 +58,8 @@ type quarantineState struct {
 type failN struct{ n, status int }
 
 func (q *quarantineState) init() {
-	if q.quarantined == nil {
-		q.remote, q.quarantined, q.failDownload = map[string]string{}, map[string]bool{}, map[string]failN{}
+	if q.quarantinedBy == nil {
+		q.remote, q.quarantinedBy, q.failDownload = map[string]string{}, map[string]string{}, map[string]failN{}
 		// Synapse's stream starts at position 1: an empty feed answers
 		// next_batch 1 and the first record is at 2.
 		q.stream = 1
@@ -83,7 +87,33 @@ func (f *Synapse) Delete(id string) {
 func (f *Synapse) Quarantined(id string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.q.quarantined[id]
+	return f.q.quarantinedBy[id] != ""
+}
+
+// QuarantineAs quarantines server/id as the admin user by does through
+// the admin API (another moderator's tool, say), without a request.
+func (f *Synapse) QuarantineAs(by, server, id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.setQuarantined(server, id, by)
+}
+
+// adminOf is the server admin whose token the request bears, "" for any
+// other token.
+func (f *Synapse) adminOf(r *http.Request) string {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	switch {
+	case !ok || tok == "":
+		return ""
+	case tok == f.AdminToken:
+		return f.AdminUser
+	}
+	return f.Admins[tok]
+}
+
+// isAdmin reports whether user is a server admin.
+func (f *Synapse) isAdmin(user string) bool {
+	return user != "" && (user == f.AdminUser || slices.Contains(slices.Collect(maps.Values(f.Admins)), user))
 }
 
 // AppendQuarantineChange appends a raw record to the feed, as Synapse's
@@ -115,13 +145,14 @@ func (f *Synapse) QuarantineFeedPosition() int64 {
 	return f.q.stream
 }
 
-// setQuarantined quarantines (or releases) the media server/id as
-// Synapse does: a media with a SHA-256 is (un)quarantined with every
-// local and cached remote media of the same bytes, each recorded in the
+// setQuarantined quarantines the media server/id as the admin by does
+// (or releases it, for by ""), as Synapse does: a media with a SHA-256 is
+// (un)quarantined with every local and cached remote media of the same
+// bytes, all set to the same quarantined_by and each recorded in the
 // feed, locals first; every matching media is recorded, already
 // quarantined or not, which is one way the feed repeats records. Unknown
 // media changes nothing and is not recorded. The caller holds f.mu.
-func (f *Synapse) setQuarantined(server, id string, quarantined bool) {
+func (f *Synapse) setQuarantined(server, id, by string) {
 	f.q.init()
 	target, ok := f.media[id]
 	if !ok || target.Data == nil {
@@ -145,21 +176,21 @@ func (f *Synapse) setQuarantined(server, id string, quarantined bool) {
 	slices.Sort(locals)
 	slices.Sort(remotes)
 	for _, mid := range locals {
-		f.record(f.ServerName, mid, quarantined)
+		f.record(f.ServerName, mid, by)
 	}
 	for _, mid := range remotes {
-		f.record(f.q.remote[mid], mid, quarantined)
+		f.record(f.q.remote[mid], mid, by)
 	}
 }
 
-func (f *Synapse) record(origin, id string, quarantined bool) {
-	if quarantined {
-		f.q.quarantined[id] = true
+func (f *Synapse) record(origin, id, by string) {
+	if by != "" {
+		f.q.quarantinedBy[id] = by
 	} else {
-		delete(f.q.quarantined, id)
+		delete(f.q.quarantinedBy, id)
 	}
 	f.q.stream++
-	f.q.changes = append(f.q.changes, quarantineChange{f.q.stream, origin, id, quarantined})
+	f.q.changes = append(f.q.changes, quarantineChange{f.q.stream, origin, id, by != ""})
 }
 
 // quarantineAdmin answers the quarantine feed and unquarantine; it
@@ -183,12 +214,49 @@ func (f *Synapse) quarantineAdmin(w http.ResponseWriter, r *http.Request) bool {
 			return false
 		}
 		f.mu.Lock()
-		f.setQuarantined(server, id, false)
+		f.setQuarantined(server, id, "")
 		f.mu.Unlock()
 		io.WriteString(w, "{}")
 		return true
+	case r.Method == http.MethodGet && strings.HasPrefix(p, "/_synapse/admin/v1/media/"):
+		server, id, ok := strings.Cut(strings.TrimPrefix(p, "/_synapse/admin/v1/media/"), "/")
+		if !ok || strings.Contains(id, "/") {
+			return false
+		}
+		f.mediaInfo(w, server, id)
+		return true
 	}
 	return false
+}
+
+// mediaInfo answers GET /_synapse/admin/v1/media/{server}/{id}:
+// {"media_info": {...}} with, among Synapse's fields, media_origin,
+// media_id, media_type, media_length, quarantined_by (null when not
+// quarantined) and sha256; unknown media (and remote media not cached)
+// is 404 M_NOT_FOUND.
+func (f *Synapse) mediaInfo(w http.ResponseWriter, server, id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.q.init()
+	m, ok := f.media[id]
+	origin, remote := f.q.remote[id]
+	if !remote {
+		origin = f.ServerName
+	}
+	if !ok || m.Data == nil || origin != server {
+		w.WriteHeader(404)
+		io.WriteString(w, `{"errcode":"M_NOT_FOUND","error":"Unknown media"}`)
+		return
+	}
+	sum := sha256.Sum256(m.Data)
+	info := map[string]any{
+		"media_origin": origin, "media_id": id, "media_type": m.Type, "media_length": len(m.Data),
+		"quarantined_by": nil, "sha256": hex.EncodeToString(sum[:]),
+	}
+	if by := f.q.quarantinedBy[id]; by != "" {
+		info["quarantined_by"] = by
+	}
+	json.NewEncoder(w).Encode(map[string]any{"media_info": info})
 }
 
 // quarantineChanges answers GET quarantine_changes?from=N: the records
@@ -248,7 +316,7 @@ func (f *Synapse) quarantinedDownload(w http.ResponseWriter, r *http.Request, id
 	admin := r.Header.Get("Authorization") == "Bearer "+f.AdminToken
 	f.mu.Lock()
 	f.q.init()
-	quarantined := f.q.quarantined[id]
+	quarantined := f.q.quarantinedBy[id] != ""
 	failStatus := 0
 	if fl := f.q.failDownload[id]; bypass && admin && fl.n > 0 {
 		fl.n--

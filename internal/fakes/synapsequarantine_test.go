@@ -138,7 +138,19 @@ func TestQuarantineDownloadAndRecords(t *testing.T) {
 	if got := get("/_matrix/client/v1/media/download/hs.example/pic", "user-token"); got != 200 || f.Quarantined("rpic") {
 		t.Errorf("after unquarantine: %d, remote copy quarantined %v", got, f.Quarantined("rpic"))
 	}
-	adminDo(t, f, http.MethodPost, "/_synapse/admin/v1/media/quarantine/remote.example/rpic", f.AdminToken)
+	f.Admins["mod-token"] = "@mod:hs.example"
+	adminDo(t, f, http.MethodPost, "/_synapse/admin/v1/media/quarantine/remote.example/rpic", "mod-token")
+	for path, want := range map[string]string{
+		"/_synapse/admin/v1/media/hs.example/pic":      `"quarantined_by":"@mod:hs.example"`,
+		"/_synapse/admin/v1/media/remote.example/rpic": `"media_origin":"remote.example"`,
+		"/_synapse/admin/v1/media/hs.example/other":    `"quarantined_by":null`,
+		"/_synapse/admin/v1/media/hs.example/unknown":  "M_NOT_FOUND",
+		"/_synapse/admin/v1/media/other.example/pic":   "M_NOT_FOUND",
+	} {
+		if _, b := adminDo(t, f, http.MethodGet, path, f.AdminToken); !strings.Contains(string(b), want) {
+			t.Errorf("%s: %s, want %s", path, b, want)
+		}
+	}
 	_, p := feed(t, f, "")
 	var got []string
 	for _, c := range p.Changes {
