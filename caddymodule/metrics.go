@@ -196,7 +196,7 @@ var (
 var collectors = []prometheus.Collector{scanned, bytesHashed, hashSeconds, matchSeconds, blocks, spoolBytes, downloadBuffered, hashWaiting,
 	decoderAvailable, hashWorkersStarted, hashWorkersFailed, breakerState, breakerTransitions, backendFailures, backendBanksMissing, banks,
 	cacheHits, cacheMisses, responses, bankBlocks, backendSeconds, lookupRequests, lookupSeconds, hashBusy, hashSlots, bufferLimit,
-	spoolSpace, notices, ledgerMetrics, learnMetrics}
+	spoolSpace, notices, ledgerMetrics}
 
 // verdictsByDirection are the requests_total verdicts each direction can
 // get: only downloads are decided from memory or cut off late, only

@@ -28,6 +28,10 @@ var learnMetrics = learnCollector{
 		"Quarantined media whose hashes the learned bank holds.", []string{"bank"}, nil),
 }
 
+// The learners' metrics join the others, registered into each config
+// load's registry.
+func init() { collectors = append(collectors, learnMetrics) }
+
 func (c learnCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.media, c.failures, c.invalid, c.checkpoint, c.pending, c.feedUp, c.lastPoll, c.banked} {
 		ch <- d

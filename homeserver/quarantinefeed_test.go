@@ -22,6 +22,13 @@ func TestQuarantineFeedClient(t *testing.T) {
 	if err != nil || len(page.Changes) != 1 || page.Changes[0] != (QuarantineChange{"hs.example", "pic", true}) || page.NextBatch != 2 {
 		t.Fatalf("page %+v, %v", page, err)
 	}
+	if mi, err := a.MediaInfo(ctx, "hs.example", "pic"); err != nil || mi.QuarantinedBy != "@admin:hs.example" || len(mi.SHA256) != 64 {
+		t.Fatalf("media info: %+v %v", mi, err)
+	}
+	var se404 *StatusError
+	if _, err := a.MediaInfo(ctx, "hs.example", "nothing"); !errors.As(err, &se404) || se404.Status != 404 || FeedMissing(err) {
+		t.Fatalf("media info of unknown media: %v", err)
+	}
 	var buf bytes.Buffer
 	ct, n, err := a.DownloadQuarantined(ctx, "hs.example", "pic", &buf, 1<<20)
 	if err != nil || ct != "image/png" || n != 13 || buf.String() != "picture bytes" {
