@@ -97,7 +97,7 @@ func (a *App) provisionLearn(cfg service.Config) error {
 	}
 	key := "learn:" + abs
 	_, _, err = learnPool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		p, err := learn.New(learn.Config{Path: bc.Path, Logger: a.log.Named("learn")})
+		p, err := learn.New(learn.Config{Path: bc.Path})
 		if err != nil {
 			return nil, err
 		}

@@ -60,11 +60,9 @@ const (
 // Config configures a Poller: what outlives a configuration reload.
 type Config struct {
 	// Path is the owned bank file the poller writes (created when
-	// missing); the feed position is kept at CheckpointPath(Path).
+	// missing); the feed position is kept at CheckpointPath(Path). Each
+	// Use brings its own logger.
 	Path string
-	// Logger receives what happens before the first Use; nil discards
-	// it.
-	Logger *zap.Logger
 }
 
 // Settings are what a running configuration lends the poller.
@@ -135,7 +133,6 @@ type Stats struct {
 type Poller struct {
 	path, cpPath string
 	bank         *matcher.OwnedBank
-	log          *zap.Logger
 
 	mu      sync.Mutex // guards cur, started and closed
 	cur     *user
@@ -177,12 +174,8 @@ type user struct {
 // New opens the bank (creating its file when missing, so the matcher can
 // load it) and the checkpoint. Nothing runs until Use.
 func New(cfg Config) (*Poller, error) {
-	log := cfg.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
 	p := &Poller{
-		path: cfg.Path, cpPath: CheckpointPath(cfg.Path), log: log,
+		path: cfg.Path, cpPath: CheckpointPath(cfg.Path),
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	var err error

@@ -71,7 +71,7 @@ func newEnv(t testing.TB) *env {
 
 func (e *env) newPoller() *Poller {
 	e.t.Helper()
-	p, err := New(Config{Path: e.path, Logger: e.log})
+	p, err := New(Config{Path: e.path})
 	if err != nil {
 		e.t.Fatal(err)
 	}
