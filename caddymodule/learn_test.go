@@ -178,3 +178,43 @@ func TestLearnerSharedAcrossReloads(t *testing.T) {
 }
 
 type nopScanner struct{ learn.Scanner }
+
+// `mediaguard doctor` reads learn_quarantines from the Caddyfile: before
+// the first start the learned bank is a warning, and a Synapse without
+// the quarantine feed fails the check, saying which version it needs.
+func TestDoctorLearnQuarantines(t *testing.T) {
+	syn := fakes.NewSynapse(t)
+	dir := t.TempDir()
+	caddyfile := filepath.Join(dir, "Caddyfile")
+	os.WriteFile(caddyfile, []byte(fmt.Sprintf(`{
+	admin off
+	mediaguard {
+		bank LEARNED %s
+		temp_dir %s
+		synapse_admin {
+			homeserver %s
+			access_token {env.MG_TEST_ADMIN_TOKEN}
+			learn_quarantines LEARNED
+		}
+	}
+}
+`, filepath.Join(dir, "learned.bank"), dir, syn.URL)), 0o600)
+	t.Setenv("MG_TEST_ADMIN_TOKEN", syn.AdminToken)
+	out, err := runDoctorCommand(t, "--config", caddyfile)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	wantLines(t, out, "! bank LEARNED does not exist yet: learn_quarantines creates it", "✓ learn_quarantines LEARNED the quarantine feed answers from position 0")
+	syn.NoQuarantineFeed.Store(true)
+	out, err = runDoctorCommand(t, "--config", caddyfile)
+	if err == nil {
+		t.Fatalf("a Synapse without the feed passed:\n%s", out)
+	}
+	wantLines(t, out, "✗ learn_quarantines LEARNED "+syn.URL+" has no quarantine feed")
+	if !strings.Contains(out, "needs Synapse 1.152 or later") || strings.Contains(out, syn.AdminToken) {
+		t.Fatalf("doctor output:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "learned.bank")); err == nil {
+		t.Fatal("the doctor created the learned bank")
+	}
+}
