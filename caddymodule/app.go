@@ -176,6 +176,8 @@ type App struct {
 	// ledgerKey is the shared ledger this app holds, "" for none.
 	ledgerKey   string
 	releaseOnce *sync.Once
+	// learn is this app's share of the quarantine learner (learn.go).
+	learn learnState
 	// drain closes svc and releases the audit log once this app has been
 	// cleaned up and its last request has finished.
 	drain *drain
@@ -344,6 +346,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.prepareNCMEC(); err != nil {
 		return err
 	}
+	// Before the banks load: the learned bank's file is created here.
+	if err := a.provisionLearn(cfg); err != nil {
+		return err
+	}
 	hashRunner().SetLogger(a.log.Named("hashing"))
 	if a.svc, err = service.New(cfg); err != nil {
 		return fmt.Errorf("mediaguard: %w", err)
@@ -491,6 +497,9 @@ func (a *App) Start() error {
 	if err := a.startNCMEC(); err != nil {
 		return err
 	}
+	if err := a.startLearn(); err != nil {
+		return err
+	}
 	// The running config's app feeds the scrape-time metrics. Not from
 	// Provision: when another module fails to provision, Caddy discards
 	// this app and keeps running the old one.
@@ -527,6 +536,9 @@ func (a *App) Stop() error {
 // close ends background work and releases the audit log; every close in
 // it is idempotent.
 func (a *App) close() {
+	// The learner first: a round in progress uses the service's proxy
+	// and matcher.
+	a.stopLearn()
 	a.stopNCMEC()
 	if a.svc != nil {
 		a.svc.Close()
@@ -539,6 +551,7 @@ func (a *App) close() {
 			if a.ledgerKey != "" {
 				ledgerPool.Delete(a.ledgerKey)
 			}
+			a.dropLearn()
 		})
 	}
 }

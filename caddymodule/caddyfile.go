@@ -93,6 +93,8 @@ func init() {
 //			access_token TOKEN
 //			quarantine_user_media
 //			suspend_user
+//			learn_quarantines BANK
+//			learn_every DURATION
 //		}
 //		homeserver URL|off
 //		audit_log PATH
@@ -460,12 +462,24 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					sa.QuarantineUserMedia = true
 				case "suspend_user":
 					sa.SuspendUser = true
+				case "learn_quarantines":
+					if !d.Args(&sa.LearnQuarantines) || d.NextArg() {
+						return d.Errf("synapse_admin: want `learn_quarantines BANK`, a bank declared with `bank BANK PATH`")
+					}
+				case "learn_every":
+					var err error
+					if sa.LearnEvery, err = durationArg(d); err != nil {
+						return err
+					}
 				default:
 					return d.Errf("synapse_admin: unknown option %q", d.Val())
 				}
 			}
 			if sa.Homeserver == "" || sa.AccessToken == "" {
 				return d.Errf("synapse_admin: homeserver and access_token are required")
+			}
+			if sa.LearnEvery != 0 && sa.LearnQuarantines == "" {
+				return d.Errf("synapse_admin: learn_every without learn_quarantines")
 			}
 			a.SynapseAdmin = sa
 		case "homeserver":

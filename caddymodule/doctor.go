@@ -170,7 +170,7 @@ func doctorConfig(config, adapter string) (doctor.Config, doctor.Result) {
 	return doctor.Config{
 		Local: sc.Local, Mode: sc.Mode, HMA: sc.HMA, Services: sc.Services, Arachnid: sc.Arachnid,
 		Homeserver: sc.Homeserver, Upstreams: uses.upstreams, ServerName: sc.Proxy.ServerName,
-		Matrix: sc.Matrix, SynapseAdmin: sc.SynapseAdmin,
+		Matrix: sc.Matrix, SynapseAdmin: sc.SynapseAdmin, LearnQuarantines: learnName(&app),
 		TempDir: sc.Proxy.TempDir, AuditLog: app.AuditLog, Ledger: ledgerSpec, NCMEC: app.ncmecCfgs,
 	}, r
 }

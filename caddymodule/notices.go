@@ -1,5 +1,7 @@
 package caddymodule
 
+import "github.com/caddyserver/caddy/v2"
+
 // NotifySettings configure where moderators are told of blocks.
 type NotifySettings struct {
 	// Matrix posts an m.notice to a management room (Mjolnir's) per block.
@@ -40,4 +42,15 @@ type SynapseAdmin struct {
 	QuarantineUserMedia bool `json:"quarantine_user_media,omitempty"`
 	// SuspendUser also suspends the uploader (off by default).
 	SuspendUser bool `json:"suspend_user,omitempty"`
+	// LearnQuarantines names a local bank, declared with `bank NAME
+	// PATH`, that mediaguard writes: every media quarantined in Synapse
+	// (its quarantine feed, Synapse ≥ 1.152) is fetched, hashed as the
+	// proxy hashes uploads and its hashes added there, so re-encoded,
+	// resized or re-framed copies are refused too; an unquarantine
+	// removes them. The file is created when missing; an existing one
+	// must have been written by mediaguard. Empty: off.
+	LearnQuarantines string `json:"learn_quarantines,omitempty"`
+	// LearnEvery is how often the quarantine feed is polled (default
+	// 30s).
+	LearnEvery caddy.Duration `json:"learn_every,omitempty"`
 }

@@ -2,7 +2,9 @@ package doctor
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -50,6 +52,10 @@ func checkBanks(_ context.Context, cfg Config) []Result {
 		}
 		if ncmecPending(cfg, b.Path) {
 			out = append(out, Result{Name: name, Status: Warn, Detail: "not synced from NCMEC yet: " + b.Path + " is created at the first start"})
+			continue
+		}
+		if _, err := os.Stat(b.Path); b.Name == cfg.LearnQuarantines && errors.Is(err, os.ErrNotExist) {
+			out = append(out, Result{Name: name, Status: Warn, Detail: "does not exist yet: learn_quarantines creates it at the first start (" + b.Path + ")"})
 			continue
 		}
 		one := lc

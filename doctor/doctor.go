@@ -110,6 +110,9 @@ type Config struct {
 	Matrix *notify.MatrixConfig
 	// SynapseAdmin is the Synapse admin API client's config, if any.
 	SynapseAdmin *homeserver.AdminConfig
+	// LearnQuarantines is the bank synapse_admin's learn_quarantines
+	// writes, "" when it is off.
+	LearnQuarantines string
 	// TempDir is where uploads spill ("" = the system temp dir).
 	TempDir string
 	// AuditLog is the audit log's path ("" = none).
@@ -148,7 +151,7 @@ func Run(ctx context.Context, cfg Config) []Result {
 	if cfg.Arachnid != nil {
 		groups = append(groups, func(ctx context.Context, cfg Config) []Result { return checkArachnid(ctx, *cfg.Arachnid) })
 	}
-	groups = append(groups, checkTempDir, checkAuditLog, checkLedger)
+	groups = append(groups, checkLearn, checkTempDir, checkAuditLog, checkLedger)
 
 	out := make([][]Result, len(groups))
 	var wg sync.WaitGroup

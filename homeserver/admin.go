@@ -159,10 +159,13 @@ func (a *Admin) once(ctx context.Context, method, path string, payload []byte) (
 		return nil, true, fmt.Errorf("%w: %s %s: %s", ErrAdmin, method, path, redact(err.Error(), a.cfg.AccessToken))
 	}
 	defer resp.Body.Close()
-	body, _ = io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	// A page of the quarantine feed (100 records of IDs up to 255 bytes)
+	// may approach 64 KiB; nothing the admin API answers comes near 1 MiB.
+	body, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return body, false, nil
 	}
 	retry = resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
-	return nil, retry, fmt.Errorf("%w: %w", ErrAdmin, statusError(method, path, resp.StatusCode, body))
+	bare, _, _ := strings.Cut(path, "?")
+	return nil, retry, fmt.Errorf("%w: %w", ErrAdmin, statusError(method, bare, resp.StatusCode, body))
 }

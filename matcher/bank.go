@@ -504,7 +504,7 @@ func (l *Local) check(s *bankSlot) *bankSlot {
 		ns.lastErr, ns.lastErrAt, ns.tried = err.Error(), time.Now(), sig
 		return &ns
 	}
-	if bank.counts.Total() == 0 && s.bank != nil && s.bank.counts.Total() > 0 {
+	if bank.counts.Total() == 0 && s.bank != nil && s.bank.counts.Total() > 0 && !isOwnedFile(path) {
 		// Most likely a writer truncated the file and has not yet
 		// written it; the next poll picks up the content, but lookups
 		// miss meanwhile.

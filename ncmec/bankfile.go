@@ -27,10 +27,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 	"unsafe"
+
+	"github.com/mediaguard/mediaguard/atomicfile"
 )
 
 const headerPrefix = "# mediaguard-ncmec-sync v1 "
@@ -111,67 +112,21 @@ func parseHeader(line string) (header, error) {
 	return h, nil
 }
 
-// writeAtomic writes path's new content through a temporary file in the
-// same directory: written, fsynced, renamed over path, the directory
-// fsynced. Until the rename the old file is untouched; after a crash
-// either the old or the new content is in place, never a mix, and the
-// loader (which skips names ending in .tmp) never reads the temporary.
-// The mode is 0600, or 0640 when the file it replaces let its group read.
+// writeAtomic writes path's new content with atomicfile (temporary file,
+// fsync, rename, directory fsync): until the rename the old file is
+// untouched; after a crash either the old or the new content is in place,
+// never a mix, and the loader (which skips hidden names ending in .tmp)
+// never reads the temporary. A new file is 0600; a replaced one keeps its
+// mode. Bank files are hundreds of megabytes, so writes go through a
+// larger buffer than atomicfile's own.
 func writeAtomic(path string, write func(*bufio.Writer) error) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	perm := fs.FileMode(0o600)
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o040 != 0 {
-		perm = 0o640
-	}
-	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	done := false
-	defer func() {
-		if !done {
-			f.Close()
-			os.Remove(tmp)
+	return atomicfile.Write(path, 0o600, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 1<<20)
+		if err := write(bw); err != nil {
+			return err
 		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err := write(bw); err != nil {
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	done = true
-	return syncDir(dir)
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, errors.ErrUnsupported) {
-		return err
-	}
-	return nil
+		return bw.Flush()
+	})
 }
 
 // EnsureBank creates an empty bank file (a header saying nothing is

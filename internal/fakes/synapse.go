@@ -56,7 +56,8 @@ import (
 //
 // whoami (spec: GET /_matrix/client/v3/account/whoami): a token in Users
 // answers {"user_id": Users[token], "device_id":"D"}, AdminToken answers
-// AdminUser; any other token 401 M_UNKNOWN_TOKEN.
+// AdminUser and a token in Admins its admin; any other token 401
+// M_UNKNOWN_TOKEN.
 //
 // What a deployment check reads (spec: GET /_matrix/client/versions, GET
 // /_matrix/key/v2/server, GET /_matrix/client/v3/joined_rooms, GET
@@ -75,10 +76,17 @@ import (
 // https://element-hq.github.io/synapse/latest/admin_api/media_admin_api.html,
 // and "User Admin API",
 // https://element-hq.github.io/synapse/latest/admin_api/user_admin_api.html),
-// with AdminToken as Bearer (any other token: 403 M_FORBIDDEN):
+// with AdminToken (or one in Admins) as Bearer (any other token: 403
+// M_FORBIDDEN):
 //   - POST /_synapse/admin/v1/media/quarantine/{server}/{mediaId} with body
 //     {} → 200 {}; the media ID "missing" plays unknown media: 404
-//     M_NOT_FOUND;
+//     M_NOT_FOUND; stored media is quarantined with every copy of its
+//     bytes, and each is recorded in the quarantine feed;
+//   - POST /_synapse/admin/v1/media/unquarantine/{server}/{mediaId} → 200
+//     {}, and GET /_synapse/admin/v1/media/quarantine_changes?from=N, the
+//     quarantine feed (Synapse ≥ 1.152; NoQuarantineFeed plays an older
+//     one), and the admin's download past a quarantine: see
+//     synapsequarantine.go;
 //   - POST /_synapse/admin/v1/user/{userId}/media/quarantine → 200
 //     {"num_quarantined":3};
 //   - PUT /_synapse/admin/v1/suspend/{userId} with {"suspend":true} → 200 {};
@@ -97,11 +105,15 @@ type Synapse struct {
 	ServerName string
 	// AdminToken is the admin user's access token.
 	AdminToken string
-	// AdminUser is the user whoami answers for AdminToken, the one user
+	// AdminUser is the user whoami answers for AdminToken, the user
 	// the admin API says is an admin.
 	AdminUser string
 	// Users maps user access tokens to the user IDs whoami answers.
 	Users map[string]string
+	// Admins maps further server admins' tokens to their user IDs (a
+	// moderator's account beside mediaguard's): the admin API takes them
+	// as it takes AdminToken.
+	Admins map[string]string
 	// Joined maps user IDs to the room IDs joined_rooms answers.
 	Joined map[string][]string
 	// Aliases maps room aliases to the room IDs the directory answers.
@@ -110,6 +122,9 @@ type Synapse struct {
 	NoAdminAPI atomic.Bool
 	// Redirect makes federation downloads answer with a Location part.
 	Redirect atomic.Bool
+	// NoQuarantineFeed plays Synapse before 1.152: the quarantine feed's
+	// path is an unknown admin path (404 M_UNRECOGNIZED).
+	NoQuarantineFeed atomic.Bool
 	// Uploads counts upload bodies that reached the homeserver.
 	Uploads atomic.Int64
 
@@ -120,6 +135,7 @@ type Synapse struct {
 	media map[string]Media
 	next  int
 	calls []Call
+	q     quarantineState
 }
 
 // Media is one stored media item. Data is nil for an ID created by
@@ -149,6 +165,7 @@ func NewSynapse(tb testing.TB) *Synapse {
 		AdminToken: "admin-secret-token",
 		AdminUser:  "@admin:hs.example",
 		Users:      map[string]string{"user-token": "@uploader:example.org"},
+		Admins:     map[string]string{},
 		Joined:     map[string][]string{},
 		Aliases:    map[string]string{},
 		media:      map[string]Media{},
@@ -248,6 +265,8 @@ func (f *Synapse) userOf(r *http.Request) string {
 		return ""
 	case tok == f.AdminToken:
 		return f.AdminUser
+	case f.Admins[tok] != "":
+		return f.Admins[tok]
 	}
 	return f.Users[tok]
 }
@@ -269,7 +288,7 @@ func (f *Synapse) admin(w http.ResponseWriter, r *http.Request, body []byte) {
 		w.WriteHeader(int(f.failStatus.Load()))
 		return
 	}
-	if r.Header.Get("Authorization") != "Bearer "+f.AdminToken {
+	if f.adminOf(r) == "" {
 		w.WriteHeader(403)
 		io.WriteString(w, `{"errcode":"M_FORBIDDEN","error":"You are not a server admin"}`)
 		return
@@ -286,12 +305,17 @@ func (f *Synapse) admin(w http.ResponseWriter, r *http.Request, body []byte) {
 			io.WriteString(w, `{"errcode":"M_NOT_FOUND","error":"Unknown media"}`)
 			return
 		}
+		if server, id, ok := strings.Cut(strings.TrimPrefix(p, "/_synapse/admin/v1/media/quarantine/"), "/"); ok {
+			f.mu.Lock()
+			f.setQuarantined(server, id, f.adminOf(r))
+			f.mu.Unlock()
+		}
 		io.WriteString(w, "{}")
 	case r.Method == "POST" && strings.HasSuffix(p, "/media/quarantine") && strings.HasPrefix(p, "/_synapse/admin/v1/user/"):
 		io.WriteString(w, `{"num_quarantined":3}`)
 	case r.Method == "GET" && strings.HasPrefix(p, "/_synapse/admin/v1/users/") && strings.HasSuffix(p, "/admin"):
 		user := strings.TrimSuffix(strings.TrimPrefix(p, "/_synapse/admin/v1/users/"), "/admin")
-		fmt.Fprintf(w, `{"admin":%t}`, user == f.AdminUser)
+		fmt.Fprintf(w, `{"admin":%t}`, f.isAdmin(user))
 	case r.Method == "PUT" && strings.HasPrefix(p, "/_synapse/admin/v1/suspend/"):
 		var b struct{ Suspend bool }
 		if json.Unmarshal(body, &b) != nil || !b.Suspend {
@@ -299,6 +323,7 @@ func (f *Synapse) admin(w http.ResponseWriter, r *http.Request, body []byte) {
 			return
 		}
 		io.WriteString(w, "{}")
+	case f.quarantineAdmin(w, r):
 	default:
 		w.WriteHeader(404)
 		io.WriteString(w, `{"errcode":"M_UNRECOGNIZED","error":"Unrecognized request"}`)
@@ -385,6 +410,9 @@ func (f *Synapse) mediaRepo(w http.ResponseWriter, r *http.Request) {
 		if id == "ratelimited" {
 			w.Header().Set("Retry-After", "7")
 			MatrixError(w, 429, "M_LIMIT_EXCEEDED")
+			return
+		}
+		if f.quarantinedDownload(w, r, id) {
 			return
 		}
 		m, ok := f.Get(id)

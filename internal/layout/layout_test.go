@@ -28,6 +28,9 @@ var mustNotImport = map[string][]string{
 	// serves: it reaches the stages' own clients, not the wiring that
 	// would quarantine, notify or answer lookups.
 	"github.com/mediaguard/mediaguard/doctor": {"actions", "service", "lookupapi"},
+	// Learning from quarantines feeds a bank through the proxy's own
+	// scan; it acts on nothing and serves nothing.
+	"github.com/mediaguard/mediaguard/learn": {"actions", "service", "lookupapi", "notify"},
 }
 
 func TestOnlyTheAdapterImportsCaddy(t *testing.T) {
