@@ -67,6 +67,8 @@ fuzz:
 	$(GO) test -tags $(TAGS) ./hashing/picture/jpegx -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test -tags $(TAGS) ./matcher -run '^$$' -fuzz '^FuzzParseBank$$' -fuzztime $(FUZZTIME)
 	$(GO) test -tags $(TAGS) ./lookupapi -run '^$$' -fuzz '^FuzzLookupRequest$$' -fuzztime $(FUZZTIME)
+	$(GO) test -tags $(TAGS) ./hmaapi -run '^$$' -fuzz '^FuzzUploadForm$$' -fuzztime $(FUZZTIME)
+	$(GO) test -tags $(TAGS) ./hmaapi -run '^$$' -fuzz '^FuzzLookupQuery$$' -fuzztime $(FUZZTIME)
 	$(GO) test -tags $(TAGS) ./mediaproxy -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME)
 	$(GO) test -tags $(TAGS) ./mediaproxy -run '^$$' -fuzz '^FuzzFederationMedia$$' -fuzztime $(FUZZTIME)
 	$(GO) test -tags $(TAGS) ./hashing/picture/icc -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
