@@ -138,6 +138,13 @@ func RemoteIPKey(r *http.Request) string {
 	if err != nil {
 		host = r.RemoteAddr
 	}
+	return IPKey(host)
+}
+
+// IPKey is the client key of an IP address given as text (a proxy's
+// idea of the client's IP): IPv6 grouped by /64, IPv4-mapped read as
+// IPv4; anything that is not an IP is its own key.
+func IPKey(host string) string {
 	addr, err := netip.ParseAddr(host)
 	if err != nil {
 		return host
