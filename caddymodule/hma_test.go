@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -44,7 +45,9 @@ import (
 //     the status, and every top-level key is a matched bank. Any error
 //     fails the whole scan.
 //  3. A matched bank among the enabled ones makes the media prohibited;
-//     an error makes the media filter count it as prohibited too.
+//     an error makes the media filter count it as prohibited too (its
+//     filter/filter_media_scanning.go since commit 9406500 on main; the
+//     v1.7.0 release still counts an error as clean and caches that).
 type policyserv struct {
 	base, key string
 	enabled   []string
@@ -161,8 +164,11 @@ func TestPolicyservThroughCaddy(t *testing.T) {
 	videoMD5 := md5.Sum(video)
 	remoteOnly := testimg.Photo(72, 400, 300)
 	remoteRef, _, _ := pdq.HashBytes(testimg.PNG(remoteOnly), pdq.DecodeOptions{}, pdq.Options{})
+	listedFile := []byte("%PDF-1.4\n% a listed document\n%%EOF\n")
+	listedFileSHA := sha256.Sum256(listedFile)
 	bank := filepath.Join(dir, "csam.bank")
-	os.WriteFile(bank, []byte("pdq "+ref.Hash.String()+" listed picture\nvideo_md5 "+hex.EncodeToString(videoMD5[:])+"\n"), 0o600)
+	os.WriteFile(bank, []byte("pdq "+ref.Hash.String()+" listed picture\nvideo_md5 "+hex.EncodeToString(videoMD5[:])+
+		"\nsha256 "+hex.EncodeToString(listedFileSHA[:])+"\n"), 0o600)
 	hma := fakes.NewHMA(t, fakes.HMAContent{Bank: "NCMEC", ID: 4242, SignalType: "pdq", Signal: remoteRef.Hash.String()},
 		fakes.HMAContent{Bank: "NCMEC", ID: 4243, SignalType: "pdq", Signal: strings.Repeat("0f", 32)})
 	spool := filepath.Join(dir, "spool")
@@ -248,6 +254,10 @@ func TestPolicyservThroughCaddy(t *testing.T) {
 		{"listed video", "video", video, true, "[CSAM]"},
 		{"clean video", "video", append(bytes.Clone(video), 'x'), false, "[]"},
 		{"picture only the remote HMA lists", "photo", testimg.JPEG(remoteOnly, 90), true, "[NCMEC]"},
+		// policyserv sends a PDF as a photo: judged by its exact digests,
+		// never an error it would count as prohibited.
+		{"listed document sent as a photo", "photo", listedFile, true, "[CSAM]"},
+		{"clean document sent as a photo", "photo", []byte("%PDF-1.4\n% minutes of the meeting\n%%EOF\n"), false, "[]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			prohibited, banks, err := ps.scan(tc.field, tc.content)
@@ -281,7 +291,7 @@ func TestPolicyservThroughCaddy(t *testing.T) {
 	m := scrapeMetrics(t, "http://localhost:2999/metrics")
 	for series, least := range map[string]float64{
 		`caddy_mediaguard_hma_requests_total{outcome="match",route="lookup"}`:        6,
-		`caddy_mediaguard_hma_requests_total{outcome="no_match",route="lookup"}`:     2,
+		`caddy_mediaguard_hma_requests_total{outcome="no_match",route="lookup"}`:     5,
 		`caddy_mediaguard_hma_requests_total{outcome="ok",route="hash"}`:             10,
 		`caddy_mediaguard_hma_requests_total{outcome="unauthorized",route="hash"}`:   1,
 		`caddy_mediaguard_hma_requests_total{outcome="unavailable",route="lookup"}`:  1,

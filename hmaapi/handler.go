@@ -10,9 +10,11 @@
 //   - POST /h/hash hashes one multipart file field, photo or video, with
 //     the proxy's own spooling and hashing (worker processes included):
 //     {"pdq":"<64 hex>"} for a photo (mediaguard's stored-form PDQ; "" below
-//     min_pdq_quality), {"video_md5":"<32 hex>"} for a video. It never
-//     fetches a URL (HMA's ?url= would let any key holder make this server
-//     fetch whatever it names).
+//     min_pdq_quality), {"video_md5":"<32 hex>"} for a video. A "photo"
+//     that is no picture (policyserv sends PDFs and audio as photos) gets
+//     its exact digests, {"md5","sha1","sha256"}, rather than HMA's error.
+//     It never fetches a URL (HMA's ?url= would let any key holder make
+//     this server fetch whatever it names).
 //   - GET /m/lookup?signal_type=…&signal=…[&banks=A,B] asks the proxy's own
 //     matcher (local banks, then remote backends behind the cache, breakers
 //     and fail policy) and answers {"BANK":[{"bank_content_id":N,

@@ -75,28 +75,40 @@ func (h *Handler) serveHash(w http.ResponseWriter, r *http.Request, client strin
 			writeMessage(w, http.StatusServiceUnavailable, "hashing abandoned: the request was cancelled")
 			return OutcomeUnavailable
 		}
-		q := &fs.Query
-		if fs.Undecodable != "" || q.Kind != matcher.KindImage || q.Has&matcher.HasPDQ == 0 {
-			// HMA's PDQ hasher raises on bytes that are no picture; a
-			// viewer would see nothing here to match either.
-			what := "not a picture"
-			if fs.Undecodable != "" {
-				what = "a picture that could not be decoded"
-			} else if fs.Format != "" {
-				what = "not a picture (" + fs.Format + ")"
+		q, d := &fs.Query, up.Digests()
+		switch {
+		case fs.Undecodable != "" && h.proxy.RefusesUndecodable():
+			// An image by its bytes that nothing here decodes: the proxy
+			// refuses it (on_undecodable_image block), and HMA's PDQ
+			// hasher raises on it; an error is the honest answer.
+			return h.refuse(w, client, badRequest("photo: the upload is a picture that could not be decoded"))
+		case fs.Undecodable == "" && q.Kind == matcher.KindImage && q.Has&matcher.HasPDQ != 0:
+			// The stored form: what HMA and NCMEC lists are built with
+			// (orientation ignored), bit for bit Meta's reference PDQ.
+			// Below the quality threshold nobody matches it, and HMA
+			// answers "" (PdqSignal.hash_from_bytes in
+			// python-threatexchange).
+			if q.PDQ.IsZero() || q.PDQQuality < h.minQuality {
+				out[SignalPDQ] = ""
+				writeJSON(w, http.StatusOK, out)
+				return OutcomeLowQuality
 			}
-			return h.refuse(w, client, badRequest("photo: the upload is "+what))
+			out[SignalPDQ] = q.PDQ.String()
+		case q.Kind == matcher.KindVideo:
+			// A video sent as a photo (policyserv picks the field from
+			// http.DetectContentType, which knows few video formats).
+			out[SignalVideoMD5] = hex.EncodeToString(d.MD5[:])
+		default:
+			// Not a picture: policyserv sends every media of an event as
+			// a photo unless it sniffs as video/, PDFs and audio
+			// included, and counts an error as prohibited. HMA's PDQ
+			// hasher fails on them; mediaguard answers the exact
+			// digests it matches such a file by, each a signal type
+			// /m/lookup takes.
+			out[SignalMD5] = hex.EncodeToString(d.MD5[:])
+			out[SignalSHA1] = hex.EncodeToString(d.SHA1[:])
+			out[SignalSHA256] = hex.EncodeToString(d.SHA256[:])
 		}
-		// The stored form: what HMA and NCMEC lists are built with
-		// (orientation ignored), bit for bit Meta's reference PDQ. Below
-		// the quality threshold nobody matches it, and HMA answers ""
-		// (PdqSignal.hash_from_bytes).
-		if q.PDQ.IsZero() || q.PDQQuality < h.minQuality {
-			out[SignalPDQ] = ""
-			writeJSON(w, http.StatusOK, out)
-			return OutcomeLowQuality
-		}
-		out[SignalPDQ] = q.PDQ.String()
 	}
 	writeJSON(w, http.StatusOK, out)
 	return OutcomeOK

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/internal/testimg"
+	"github.com/mediaguard/mediaguard/mediaproxy"
 )
 
 // TestHash covers POST /h/hash: every answer and error shape. Sources:
@@ -37,6 +38,7 @@ func TestHash(t *testing.T) {
 	// A PNG signature and header, then no pixels: an image by its bytes
 	// that nothing decodes.
 	brokenPNG := append(bytes.Clone(bankedPNG[:40]), bytes.Repeat([]byte{0x5a}, 200)...)
+	notAPicture := []byte("%PDF-1.4\n% just some text, not an image\n%%EOF\n")
 	tooMany := make([]part, 0, maxFormParts+1)
 	for i := range maxFormParts + 1 {
 		tooMany = append(tooMany, part{field: "f" + strconv.Itoa(i), body: []byte("v")})
@@ -72,8 +74,14 @@ func TestHash(t *testing.T) {
 		{name: "the same field twice", parts: []part{fileField("photo", bankedPNG), fileField("photo", cleanPNG)}, status: 400, message: msgOneFile},
 		{name: "an empty filename is still a file", parts: []part{fileField("photo", bankedPNG), {field: "video", filename: str(""), body: []byte("x")}},
 			status: 400, message: msgOneFile},
-		{name: "photo that is no picture", parts: []part{fileField("photo", []byte("just some text, not an image"))}, status: 400,
-			message: "photo: the upload is not a picture"},
+		// policyserv sends every media as a photo unless it sniffs as
+		// video/: a PDF or an audio file gets the exact digests, each a
+		// signal /m/lookup takes, rather than an error it would count as
+		// prohibited.
+		{name: "photo that is no picture: exact digests", parts: []part{fileField("photo", notAPicture)}, status: 200,
+			want: map[string]string{"md5": md5hex(notAPicture), "sha1": sha1hex(notAPicture), "sha256": sha256hex(notAPicture)}},
+		{name: "photo that is a video: video_md5", parts: []part{fileField("photo", bankedVideo)}, status: 200,
+			want: map[string]string{"video_md5": md5hex(bankedVideo)}},
 		{name: "photo that is a broken PNG", parts: []part{fileField("photo", brokenPNG)}, status: 400,
 			message: "photo: the upload is a picture that could not be decoded"},
 		{name: "too many parts", parts: tooMany, status: 400, message: fmt.Sprintf("more than %d parts in the multipart/form-data body", maxFormParts)},
@@ -198,5 +206,24 @@ func TestHashChunkedTooLarge(t *testing.T) {
 	}
 	if left := spoolLeft(t, e.spool); len(left) != 0 {
 		t.Errorf("spool files left: %v", left)
+	}
+}
+
+// TestHashUndecodableAllowed: under on_undecodable_image allow, a picture
+// nothing decodes is judged by its exact digests, as the proxy lets it
+// through by them; under block (the default, TestHash) it is refused.
+func TestHashUndecodableAllowed(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	p, err := mediaproxy.New(mediaproxy.Config{Matcher: e.guard, TempDir: t.TempDir(), Runner: testRunner, OnUndecodableImage: mediaproxy.UndecodableAllow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := mustNew(t, Config{Matcher: e.guard, Proxy: p})
+	broken := append(bytes.Clone(bankedPNG[:40]), bytes.Repeat([]byte{0x5a}, 200)...)
+	body, ct := form(t, fileField("photo", broken))
+	w := do(h, http.MethodPost, "/h/hash", body, "Content-Type", ct)
+	want := fmt.Sprintf(`{"md5":"%s","sha1":"%s","sha256":"%s"}`+"\n", md5hex(broken), sha1hex(broken), sha256hex(broken))
+	if w.Code != 200 || w.Body.String() != want {
+		t.Errorf("%d %s", w.Code, w.Body)
 	}
 }

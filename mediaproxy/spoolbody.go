@@ -71,6 +71,11 @@ func (b *SpooledBody) Close() error {
 	return b.sp.Close()
 }
 
+// RefusesUndecodable reports whether an image by its bytes that cannot be
+// decoded is refused (on_undecodable_image block, the default) rather
+// than let through as unscannable.
+func (p *Proxy) RefusesUndecodable() bool { return p.cfg.OnUndecodableImage == UndecodableBlock }
+
 // MaxUploadSize is the largest upload accepted (max_upload_size, with its
 // default applied).
 func (p *Proxy) MaxUploadSize() int64 { return p.cfg.MaxUploadSize }
