@@ -370,3 +370,28 @@ func TestHMACaddyfile(t *testing.T) {
 		t.Errorf("empty api_key: %v", err)
 	}
 }
+
+// TestHMAReadmeExample: the README's mediaguard_hma Caddyfile adapts, and
+// its site listens on loopback only.
+func TestHMAReadmeExample(t *testing.T) {
+	raw, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(raw), "### Standing in for HMA: `mediaguard_hma`")
+	if !ok {
+		t.Fatal("README has no mediaguard_hma section")
+	}
+	_, rest, _ = strings.Cut(rest, "```caddyfile\n")
+	src, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("no Caddyfile in the mediaguard_hma section")
+	}
+	out, _, err := caddyfile.Adapter{ServerType: serverType()}.Adapt([]byte(src), nil)
+	if err != nil {
+		t.Fatalf("adapt: %v\n%s", err, src)
+	}
+	if !bytes.Contains(out, []byte(`"handler":"mediaguard_hma"`)) || !bytes.Contains(out, []byte(`"listen":["127.0.0.1:5100"]`)) {
+		t.Errorf("adapted config does not serve mediaguard_hma on 127.0.0.1:5100 only: %s", out)
+	}
+}
