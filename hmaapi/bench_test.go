@@ -20,6 +20,7 @@ import (
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/internal/testimg"
 	"github.com/mediaguard/mediaguard/matcher"
+	"github.com/mediaguard/mediaguard/mediaproxy"
 )
 
 // benchJPEG is about 1 MB of JPEG: a 1600×1200 picture with sensor-like
@@ -42,6 +43,14 @@ func benchJPEG() []byte {
 // benchstat -col /via; the goal is http ≤ scanfile + 2 ms.
 func BenchmarkHash1MB(b *testing.B) {
 	e := newEnv(b, envOpt{})
+	// The proxy as a default configuration builds it (memory_buffer 4 MB,
+	// pdq_search default, worker processes), not the tests' small one.
+	p, err := mediaproxy.New(mediaproxy.Config{Matcher: e.guard, TempDir: b.TempDir(), Runner: testRunner})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.proxy = p
+	e.h = mustNew(b, Config{Matcher: e.guard, Proxy: p})
 	img := benchJPEG()
 	path := filepath.Join(b.TempDir(), "pic.jpg")
 	if err := os.WriteFile(path, img, 0o600); err != nil {

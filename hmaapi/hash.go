@@ -50,7 +50,7 @@ func (h *Handler) serveHash(w http.ResponseWriter, r *http.Request, client strin
 	field, err := readUpload(body, boundary, func(_, ct string, part io.Reader) error {
 		partType = ct
 		var err error
-		up, err = h.proxy.SpoolBody(part, h.maxBody)
+		up, err = h.proxy.SpoolBody(fullReads{part}, h.maxBody)
 		return err
 	})
 	done(err == nil)
@@ -159,4 +159,26 @@ func (h *Handler) refuse(w http.ResponseWriter, client string, err error) string
 	h.warn(warnBadRequest, "hma request rejected", fields...)
 	writeMessage(w, re.status, re.msg)
 	return OutcomeBadRequest
+}
+
+// fullReads fills each read as far as the reader allows. A multipart part
+// hands out at most its reader's 4 KiB buffer per read; spooled to disk,
+// that would be a write call per 4 KiB (25,000 for a 100 MB video) where
+// the spool's 32 KiB copies need one per 32 KiB. The upload's idle
+// timeout still applies to every read below it.
+type fullReads struct{ r io.Reader }
+
+func (f fullReads) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		k, err := f.r.Read(p[n:])
+		n += k
+		if err != nil {
+			if err == io.EOF && n > 0 {
+				return n, nil // the next read returns the EOF
+			}
+			return n, err
+		}
+	}
+	return n, nil
 }

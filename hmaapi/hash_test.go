@@ -44,6 +44,10 @@ func TestHash(t *testing.T) {
 		tooMany = append(tooMany, part{field: "f" + strconv.Itoa(i), body: []byte("v")})
 	}
 	big := bytes.Repeat([]byte{1}, 9<<20)
+	spilled := make([]byte, 300<<10)
+	for i := range spilled {
+		spilled[i] = byte(i * 7919 >> 5)
+	}
 	tests := []struct {
 		name    string
 		method  string
@@ -64,6 +68,8 @@ func TestHash(t *testing.T) {
 			want: map[string]string{"pdq": ""}},
 		{name: "video: the file's MD5", parts: []part{fileField("video", bankedVideo)}, status: 200,
 			want: map[string]string{"video_md5": md5hex(bankedVideo)}},
+		{name: "video: past memory_buffer, spooled to disk", parts: []part{fileField("video", spilled)}, status: 200,
+			want: map[string]string{"video_md5": md5hex(spilled)}},
 		{name: "video: any bytes, even empty", parts: []part{fileField("video", nil)}, status: 200,
 			want: map[string]string{"video_md5": md5hex(nil)}},
 		{name: "file field of another name", parts: []part{fileField("file", bankedPNG)}, status: 400, message: "no such content_type: 'file'"},

@@ -160,7 +160,7 @@ type remoteBanks map[string][]string
 func (r remoteBanks) RemoteBanks() map[string][]string { return r }
 
 // mustNew is New that fails the test on error.
-func mustNew(t *testing.T, cfg Config) *Handler {
+func mustNew(t testing.TB, cfg Config) *Handler {
 	t.Helper()
 	h, err := New(cfg)
 	if err != nil {
