@@ -50,7 +50,7 @@ func (h *Handler) serveHash(w http.ResponseWriter, r *http.Request, client strin
 	field, err := readUpload(body, boundary, func(_, ct string, part io.Reader) error {
 		partType = ct
 		var err error
-		up, err = h.proxy.SpoolBody(fullReads{part}, h.maxBody)
+		up, err = h.proxy.SpoolBody(fullReads{part}, h.maxBody, r.ContentLength)
 		return err
 	})
 	done(err == nil)

@@ -152,7 +152,7 @@ func (nothing) Match(context.Context, matcher.Query) (matcher.Verdict, error) {
 // scanPDQ is the stored-form PDQ the proxy computes for b.
 func scanPDQ(t testing.TB, p *mediaproxy.Proxy, b []byte) pdq.Hash {
 	t.Helper()
-	sb, err := p.SpoolBody(bytes.NewReader(b), 0)
+	sb, err := p.SpoolBody(bytes.NewReader(b), 0, int64(len(b)))
 	if err != nil {
 		t.Fatal(err)
 	}

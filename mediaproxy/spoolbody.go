@@ -22,18 +22,26 @@ type SpooledBody struct {
 
 // SpoolBody reads r to its end into a new SpooledBody. At most maxSize
 // bytes are taken (<= 0 means max_upload_size): more fails with
-// ErrTooLarge. A spool file that cannot be written (disk full, spool
-// directory gone) fails with ErrSpoolDisk, and a vanished spool directory
-// is recreated for the next body, as for uploads; any other error is r's.
-// Nothing is kept on error. The caller must Close a SpooledBody.
-func (p *Proxy) SpoolBody(r io.Reader, maxSize int64) (*SpooledBody, error) {
+// ErrTooLarge. sizeHint is the body's length or an upper bound of it (a
+// multipart request's Content-Length for its one file), -1 when unknown:
+// a body that may not fit memory_buffer goes straight to disk, and one
+// that does gets one buffer of that size rather than a buffer grown (and
+// copied) while it arrives. A spool file that cannot be written (disk
+// full, spool directory gone) fails with ErrSpoolDisk, and a vanished
+// spool directory is recreated for the next body, as for uploads; any
+// other error is r's. Nothing is kept on error. The caller must Close a
+// SpooledBody.
+func (p *Proxy) SpoolBody(r io.Reader, maxSize, sizeHint int64) (*SpooledBody, error) {
 	if maxSize <= 0 {
 		maxSize = p.cfg.MaxUploadSize
 	}
-	// Declared length unknown: a multipart part has none. The spool then
-	// grows its memory geometrically within memory_buffer and the budget.
+	if sizeHint < 0 {
+		sizeHint = -1
+	}
+	// Nothing reads the memory buffer after Close (the scan is done by
+	// then), so it is recycled as downloads' buffers are.
 	sp := newSpool(spoolOptions{memoryLimit: p.cfg.MemoryBuffer, maxSize: maxSize, tempDir: p.cfg.TempDir,
-		declared: -1, budget: p, onDisk: p.cfg.OnSpool})
+		declared: sizeHint, budget: p, recycle: true, onDisk: p.cfg.OnSpool})
 	if _, err := sp.ReadFrom(r); err != nil {
 		sp.Close()
 		if errors.Is(err, ErrSpoolDisk) {

@@ -31,7 +31,7 @@ func TestSpoolBody(t *testing.T) {
 		{"spilled to disk", big, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := e.proxy.SpoolBody(bytes.NewReader(tc.body), 0)
+			b, err := e.proxy.SpoolBody(bytes.NewReader(tc.body), 0, -1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,7 +77,7 @@ func TestSpoolBody(t *testing.T) {
 		})
 	}
 	t.Run("too large", func(t *testing.T) {
-		_, err := e.proxy.SpoolBody(bytes.NewReader(big), 1000)
+		_, err := e.proxy.SpoolBody(bytes.NewReader(big), 1000, -1)
 		if !errors.Is(err, ErrTooLarge) {
 			t.Errorf("err %v", err)
 		}
@@ -86,7 +86,7 @@ func TestSpoolBody(t *testing.T) {
 		}
 	})
 	t.Run("reader fails", func(t *testing.T) {
-		_, err := e.proxy.SpoolBody(io.MultiReader(bytes.NewReader(big), errReader{}), 0)
+		_, err := e.proxy.SpoolBody(io.MultiReader(bytes.NewReader(big), errReader{}), 0, -1)
 		if err == nil || errors.Is(err, ErrTooLarge) {
 			t.Errorf("err %v", err)
 		}
