@@ -76,6 +76,19 @@ func TestSpoolBody(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a size hint past memory_buffer goes straight to disk", func(t *testing.T) {
+		b, err := e.proxy.SpoolBody(bytes.NewReader(small[:1000]), 0, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !b.OnDisk() || b.Size() != 1000 {
+			t.Errorf("on disk %v, size %d", b.OnDisk(), b.Size())
+		}
+		b.Close()
+		if files := spoolFiles(t, e.tmp); len(files) != 0 {
+			t.Errorf("left behind: %v", files)
+		}
+	})
 	t.Run("too large", func(t *testing.T) {
 		_, err := e.proxy.SpoolBody(bytes.NewReader(big), 1000, -1)
 		if !errors.Is(err, ErrTooLarge) {
