@@ -177,6 +177,18 @@ type route struct {
 	lookupShape bool
 }
 
+// allows reports whether the route serves method (HEAD wherever GET is,
+// as Flask does).
+func (rt *route) allows(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead:
+		return rt.get
+	case http.MethodPost:
+		return rt.post
+	}
+	return false
+}
+
 // routes are HMA's paths this handler serves, under the site root as
 // under an HMA base URL.
 var routes = map[string]*route{
@@ -226,16 +238,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt *route, auth 
 		writeMessage(w, http.StatusNotFound, "not found: mediaguard serves HMA's POST /h/hash, GET /m/lookup, /c/banks, /m/index/status, /livez, /readyz and /status")
 		return OutcomeBadRequest, auth
 	}
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-		if rt.get {
-			break
-		}
-		fallthrough
-	default:
-		if r.Method == http.MethodPost && rt.post {
-			break
-		}
+	if !rt.allows(r.Method) {
 		w.Header().Set("Allow", rt.methods)
 		// Flask's own text for a 405.
 		refuse(w, http.StatusMethodNotAllowed, "The method is not allowed for the requested URL.")
