@@ -70,6 +70,8 @@ fuzz:
 	$(GO) test -tags $(TAGS) ./ncmec -run '^$$' -fuzz '^FuzzNextLink$$' -fuzztime $(FUZZTIME)
 	$(GO) test -tags $(TAGS) ./ncmec -run '^$$' -fuzz '^FuzzBankLine$$' -fuzztime $(FUZZTIME)
 	$(GO) test -tags $(TAGS) ./lookupapi -run '^$$' -fuzz '^FuzzLookupRequest$$' -fuzztime $(FUZZTIME)
+	$(GO) test -tags $(TAGS) ./hmaapi -run '^$$' -fuzz '^FuzzUploadForm$$' -fuzztime $(FUZZTIME)
+	$(GO) test -tags $(TAGS) ./hmaapi -run '^$$' -fuzz '^FuzzLookupQuery$$' -fuzztime $(FUZZTIME)
 	$(GO) test -tags $(TAGS) ./mediaproxy -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME)
 	$(GO) test -tags $(TAGS) ./mediaproxy -run '^$$' -fuzz '^FuzzFederationMedia$$' -fuzztime $(FUZZTIME)
 	$(GO) test -tags $(TAGS) ./hashing/picture/icc -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s

@@ -1,6 +1,10 @@
 package lookupapi
 
-import "time"
+import (
+	"time"
+
+	"github.com/mediaguard/mediaguard/internal/apigate"
+)
 
 // Answer describes one request the handler answered, for Config.OnAnswer
 // (the adapter's metrics). Both fields are closed sets, so they can label
@@ -59,12 +63,12 @@ const (
 // Auths lists every Auth outcome, for pre-declaring metric series.
 var Auths = []string{AuthOK, AuthMissing, AuthWrong, AuthOff, AuthUnchecked}
 
-// authLabel names an authResult as Answer.Auth does.
-func authLabel(a authResult) string {
+// authLabel names an apigate.AuthResult as Answer.Auth does.
+func authLabel(a apigate.AuthResult) string {
 	switch a {
-	case authOK:
+	case apigate.AuthOK:
 		return AuthOK
-	case authMissing:
+	case apigate.AuthMissing:
 		return AuthMissing
 	}
 	return AuthWrong

@@ -21,6 +21,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/mediaguard/mediaguard/internal/apigate"
 	"github.com/mediaguard/mediaguard/lookupwire"
 	"github.com/mediaguard/mediaguard/matcher"
 )
@@ -31,7 +32,7 @@ import (
 const DefaultMaxBodyBytes = 64 << 10
 
 // DefaultMaxClients bounds the rate limiter's per-client state.
-const DefaultMaxClients = 10000
+const DefaultMaxClients = apigate.DefaultMaxClients
 
 // unavailableRetryAfter is the Retry-After sent with a 503. The plugin
 // ignores it (it never retries), but other callers may honour it; a
@@ -86,9 +87,9 @@ type Config struct {
 // Handler is the lookup API's http.Handler. It is safe for concurrent use.
 type Handler struct {
 	m         matcher.Matcher
-	auth      *authenticator // nil when no API key is configured
+	auth      *apigate.Authenticator // nil when no API key is configured
 	maxBody   int64
-	limiter   *limiter // nil when rate limiting is off
+	limiter   *apigate.Limiter // nil when rate limiting is off
 	clientKey func(*http.Request) string
 	health    func(context.Context) any
 	onAnswer  func(Answer)
@@ -125,12 +126,12 @@ func New(cfg Config) (*Handler, error) {
 		h.now = time.Now
 	}
 	if h.clientKey == nil {
-		h.clientKey = remoteIPKey
+		h.clientKey = apigate.RemoteIPKey
 	}
 	if cfg.APIKey != "" {
-		a, err := newAuthenticator(cfg.APIKey)
+		a, err := apigate.NewAuthenticator(cfg.APIKey)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("lookupapi: %w", err)
 		}
 		h.auth = a
 	}
@@ -141,7 +142,7 @@ func New(cfg Config) (*Handler, error) {
 		return nil, fmt.Errorf("lookupapi: rate limit %v is not a finite rate >= 0", cfg.RateLimit)
 	}
 	if cfg.RateLimit > 0 {
-		h.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst, DefaultMaxClients)
+		h.limiter = apigate.NewLimiter(cfg.RateLimit, cfg.RateBurst, DefaultMaxClients)
 	}
 	return h, nil
 }
@@ -165,7 +166,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (action, auth st
 	setCommonHeaders(w.Header())
 	client := h.clientKey(r)
 	if h.limiter != nil {
-		if ok, wait := h.limiter.allow(client, h.now()); !ok {
+		if ok, wait := h.limiter.Allow(client, h.now()); !ok {
 			h.stats.rateLimited.Add(1)
 			h.warn(warnRateLimited, "lookup request rate limited", zap.String("client", client))
 			writeRateLimited(w, wait)
@@ -182,9 +183,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (action, auth st
 	}
 	auth = AuthOff
 	if h.auth != nil {
-		res := h.auth.check(r)
+		res := h.auth.Check(r)
 		auth = authLabel(res)
-		if res != authOK {
+		if res != apigate.AuthOK {
 			h.stats.unauthorized.Add(1)
 			// Only which kind of failure: never the key or the header.
 			h.warn(warnUnauthorized, "lookup request unauthorized", zap.String("client", client), zap.String("problem", res.String()))
@@ -228,7 +229,7 @@ func (h *Handler) serveLookup(w http.ResponseWriter, r *http.Request, client str
 		h.stats.errors.Add(1)
 		h.warn(warnMatchError, "lookup failed", zap.String("client", client), zap.Error(err),
 			zap.String("user_id", clip(req.UserID)), zap.String("room_id", clip(req.RoomID)), zap.String("event_id", clip(req.EventID)))
-		w.Header().Set("Retry-After", retryAfterSeconds(unavailableRetryAfter))
+		w.Header().Set("Retry-After", apigate.RetryAfterSeconds(unavailableRetryAfter))
 		writeError(w, http.StatusServiceUnavailable, codeUnavailable, unavailableMessage(r.Context(), err))
 		return ActionError
 	}

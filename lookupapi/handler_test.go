@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mediaguard/mediaguard/internal/apigate"
 	"github.com/mediaguard/mediaguard/internal/testkit"
 	"github.com/mediaguard/mediaguard/matcher"
 )
@@ -529,30 +530,6 @@ func TestRateLimitBeforeAuth(t *testing.T) {
 	}
 }
 
-// TestLimiterBounded: many clients cannot grow the map past its cap, idle
-// clients are forgotten, and a busy client is still limited.
-func TestLimiterBounded(t *testing.T) {
-	clk := newClock()
-	l := newLimiter(1, 1, 100)
-	for i := range 1000 {
-		l.allow(fmt.Sprintf("10.0.%d.%d", i/256, i%256), clk.Now())
-		if n := l.size(); n > 100 {
-			t.Fatalf("after %d clients the map holds %d", i+1, n)
-		}
-	}
-	if ok, wait := l.allow("10.0.3.231", clk.Now()); ok || wait != time.Second {
-		t.Errorf("the last client was not limited: %v %v", ok, wait)
-	}
-	clk.advance(sweepEvery)
-	l.allow("fresh", clk.Now())
-	if n := l.size(); n != 1 {
-		t.Errorf("idle clients kept after a sweep: %d", n)
-	}
-	if ok, _ := l.allow(strings.Repeat("k", 1000), clk.Now()); !ok {
-		t.Error("long key refused")
-	}
-}
-
 // TestMatcherError: a matcher that cannot answer is a 503 with
 // Retry-After, detail kept for the log; a fail-open Guard answers allow.
 func TestMatcherError(t *testing.T) {
@@ -643,7 +620,7 @@ func TestWarningsThrottled(t *testing.T) {
 	for range 50 {
 		serve(h, http.MethodPost, "/", "{")
 	}
-	clk.advance(warnInterval)
+	clk.advance(apigate.WarnInterval)
 	serve(h, http.MethodPost, "/", "{")
 	lines := strings.Split(testkit.LogText(logs), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[1], "suppressed_since_last 49") {

@@ -2,10 +2,10 @@ package lookupapi
 
 import (
 	"strings"
-	"sync/atomic"
-	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/mediaguard/mediaguard/internal/apigate"
 )
 
 // Kinds of warning, each throttled on its own so a flood of one kind does
@@ -19,31 +19,19 @@ const (
 	numWarnKinds
 )
 
-// warnInterval is the least time between two warnings of one kind. Every
-// rejection is counted in Stats; the log only needs to show that it is
-// happening and why, and must not let an unauthenticated client write to
-// the disk at will.
-const warnInterval = time.Second
-
-// throttle lets one warning per warnInterval through and counts the rest.
-type throttle struct {
-	last       atomic.Int64 // unix nanoseconds of the last warning logged
-	suppressed atomic.Uint64
-}
-
-type throttles [numWarnKinds]throttle
+// throttles are one apigate.Throttle per kind of warning: every rejection
+// is counted in Stats, the log shows at most one a second of each kind.
+type throttles [numWarnKinds]apigate.Throttle
 
 // warn logs at Warn unless a warning of this kind was logged less than
-// warnInterval ago; the next one logged says how many were skipped.
+// apigate.WarnInterval ago; the next one logged says how many were
+// skipped.
 func (h *Handler) warn(kind int, msg string, fields ...zap.Field) {
-	t := &h.warns[kind]
-	now := h.now().UnixNano()
-	last := t.last.Load()
-	if (last != 0 && now-last < int64(warnInterval) && now >= last) || !t.last.CompareAndSwap(last, now) {
-		t.suppressed.Add(1)
+	ok, n := h.warns[kind].Allow(h.now())
+	if !ok {
 		return
 	}
-	if n := t.suppressed.Swap(0); n > 0 {
+	if n > 0 {
 		fields = append(fields, zap.Uint64("suppressed_since_last", n))
 	}
 	h.log.Warn(msg, fields...)

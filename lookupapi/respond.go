@@ -2,10 +2,11 @@ package lookupapi
 
 import (
 	"encoding/json"
-	"math"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/mediaguard/mediaguard/internal/apigate"
 )
 
 // Error codes, as the Matrix client-server API spells them, so that Matrix
@@ -60,16 +61,10 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 // writeRateLimited answers 429 with the wait both as Retry-After and as
 // Matrix's retry_after_ms.
 func writeRateLimited(w http.ResponseWriter, wait time.Duration) {
-	w.Header().Set("Retry-After", retryAfterSeconds(wait))
+	w.Header().Set("Retry-After", apigate.RetryAfterSeconds(wait))
 	_ = writeJSON(w, http.StatusTooManyRequests, errorBody{
 		Errcode:      codeLimitExceeded,
 		Error:        "too many requests: slow down",
 		RetryAfterMS: max(wait.Milliseconds(), 1),
 	})
-}
-
-// retryAfterSeconds is d in whole seconds, rounded up and at least 1, since
-// Retry-After: 0 invites an immediate retry.
-func retryAfterSeconds(d time.Duration) string {
-	return strconv.FormatInt(max(int64(math.Ceil(d.Seconds())), 1), 10)
 }

@@ -56,10 +56,15 @@ func (p *Proxy) ScanFile(ctx context.Context, f *os.File, size int64, contentTyp
 		dg.Close()
 		return FileScan{}, fmt.Errorf("mediaproxy: %s is %d bytes, not %d (changed while read?)", f.Name(), n, size)
 	}
-	d := dg.Sum()
 	// A section of the whole file is what a spooled body reads as, so the
 	// carver maps it instead of copying it (mapSpooled).
-	r := io.NewSectionReader(f, 0, size)
+	return p.scanWhole(ctx, io.NewSectionReader(f, 0, size), size, dg.Sum(), contentType)
+}
+
+// scanWhole judges a whole body whose exact digests are known, read
+// through r (a spool's reader, or a section of a file): ScanFile's and
+// SpooledBody.Scan's one way of doing it.
+func (p *Proxy) scanWhole(ctx context.Context, r io.ReadSeeker, size int64, d hashing.Digests, contentType string) (FileScan, error) {
 	fs := FileScan{Digests: d, Format: fileFormat(r)}
 	if size > p.cfg.MaxUploadSize {
 		fs.Query, fs.ExactOnly = exactQuery(d, contentType), true

@@ -16,21 +16,27 @@ var adapters = map[string]bool{
 // mustNotImport names, per stage, the stages it must not reach (directly
 // or not): the flow is hash -> match -> intercept -> act, and serve.
 var mustNotImport = map[string][]string{
-	"github.com/mediaguard/mediaguard/hashing":    {"matcher", "mediaproxy", "lookupapi", "notify", "homeserver", "audit"},
-	"github.com/mediaguard/mediaguard/matcher":    {"mediaproxy", "lookupapi", "notify", "homeserver"},
-	"github.com/mediaguard/mediaguard/mediaproxy": {"lookupapi", "notify", "homeserver", "audit"},
+	"github.com/mediaguard/mediaguard/hashing":    {"matcher", "mediaproxy", "lookupapi", "hmaapi", "notify", "homeserver", "audit"},
+	"github.com/mediaguard/mediaguard/matcher":    {"mediaproxy", "lookupapi", "hmaapi", "notify", "homeserver"},
+	"github.com/mediaguard/mediaguard/mediaproxy": {"lookupapi", "hmaapi", "notify", "homeserver", "audit"},
 	"github.com/mediaguard/mediaguard/notify":     {"mediaproxy", "matcher"},
 	"github.com/mediaguard/mediaguard/homeserver": {"mediaproxy", "matcher"},
 	// The act stage turns decisions into actions; the wiring above it
 	// (service) and the serve stage are none of its business.
-	"github.com/mediaguard/mediaguard/actions": {"lookupapi", "service"},
+	"github.com/mediaguard/mediaguard/actions": {"lookupapi", "hmaapi", "service"},
 	// The deployment check reads the stages' state and never acts or
 	// serves: it reaches the stages' own clients, not the wiring that
 	// would quarantine, notify or answer lookups.
-	"github.com/mediaguard/mediaguard/doctor": {"actions", "service", "lookupapi"},
+	"github.com/mediaguard/mediaguard/doctor": {"actions", "service", "lookupapi", "hmaapi"},
 	// Learning from quarantines feeds a bank through the proxy's own
 	// scan; it acts on nothing and serves nothing.
-	"github.com/mediaguard/mediaguard/learn": {"actions", "service", "lookupapi", "notify"},
+	"github.com/mediaguard/mediaguard/learn": {"actions", "service", "lookupapi", "hmaapi", "notify"},
+	// The serve stage answers questions over the matcher and the proxy's
+	// hashing; it never acts, and the two APIs share only internal/apigate.
+	"github.com/mediaguard/mediaguard/lookupapi": {"hmaapi", "actions", "notify", "homeserver", "audit", "service"},
+	"github.com/mediaguard/mediaguard/hmaapi":    {"lookupapi", "actions", "notify", "homeserver", "audit", "service", "ledger"},
+	// The API gate knows no stage at all.
+	"github.com/mediaguard/mediaguard/internal/apigate": {"hashing", "matcher", "mediaproxy", "lookupapi", "hmaapi", "actions", "service"},
 }
 
 func TestOnlyTheAdapterImportsCaddy(t *testing.T) {
