@@ -291,10 +291,11 @@ func (d *download) judge(media io.ReadSeeker, ct string, dg hashing.Digests, rel
 		dec.User = d.user(true)
 	}
 	p.observe(dec)
-	if o == Clean || o == Unscannable || o == WouldBlock {
+	if o == Clean || o == Unscannable || o == WouldBlock && !v.Unscanned {
 		// A would-block is remembered too, so that it is reported once,
 		// not on every download; a change of mode is a new configuration,
-		// whose banks start a new generation.
+		// whose banks start a new generation. Not one a remote could not
+		// be asked about (fail-open): an enforcing list there may hold it.
 		//
 		// Unscannable media (an encrypted attachment, most media in
 		// encrypted rooms) had every check that can ever apply to its

@@ -123,7 +123,7 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 		if d.MediaKey.IsZero() {
 			d.MediaKey = p.mediaKeyFromUploadResponse(cw.body.Bytes())
 		}
-		if !d.MediaKey.IsZero() && (d.Outcome == Clean || d.Outcome == Unscannable || d.Outcome == WouldBlock) {
+		if !d.MediaKey.IsZero() && (d.Outcome == Clean || d.Outcome == Unscannable || d.Outcome == WouldBlock && !d.Verdict.Unscanned) {
 			p.mem.CleanAsOf(d.MediaKey.Original(), gen)
 		}
 	}
