@@ -40,6 +40,14 @@ func (w bookWriter) Observe(d *mediaproxy.Decision) {
 	switch d.Outcome {
 	case mediaproxy.Clean:
 		v = ledger.Clean
+	case mediaproxy.WouldBlock:
+		if d.Verdict.Unscanned {
+			return // a remote was not asked: not a verdict to keep
+		}
+		// It passed: clean under banks whose fingerprint carries the
+		// report mode, so switching that bank to enforce re-judges it
+		// (the catch-up at the next start, or its next recall).
+		v = ledger.Clean
 	case mediaproxy.Unscannable:
 		v = ledger.Unscannable
 	case mediaproxy.Blocked:

@@ -18,6 +18,7 @@ import (
 	"github.com/mediaguard/mediaguard/audit"
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/internal/testkit"
+	"github.com/mediaguard/mediaguard/ledger"
 	"github.com/mediaguard/mediaguard/lookupapi"
 	"github.com/mediaguard/mediaguard/matcher"
 	"github.com/mediaguard/mediaguard/mediaproxy"
@@ -158,3 +159,66 @@ func TestParseOptions(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// Media that passed as a would-block is in the ledger, clean under banks
+// whose fingerprint carries the report mode: once the bank is enforced,
+// the catch-up retro-scan at the next start finds it, blocks it and
+// records the retro block, without the media being requested again.
+// (Found by review: would-blocks were not recorded, so the switch
+// re-judged nothing.)
+func TestWouldBlockReJudgedWhenEnforced(t *testing.T) {
+	dir := t.TempDir()
+	body := []byte("bytes a trial list holds, not an image")
+	sum := sha256.Sum256(body)
+	bank := filepath.Join(dir, "trial.bank")
+	if err := os.WriteFile(bank, []byte("sha256 "+hex.EncodeToString(sum[:])+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store, err := ledger.Open(context.Background(), ledger.Spec{Path: filepath.Join(dir, "media.ledger")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	log, err := audit.Open(audit.Options{Path: filepath.Join(dir, "audit.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	start := func(mode string, obs mediaproxy.Observer) *Service {
+		s, err := New(Config{
+			Local:  matcher.LocalConfig{Banks: []matcher.BankConfig{{Name: "TRIAL", Path: bank, Mode: mode}}, ReloadInterval: -1},
+			Proxy:  mediaproxy.Config{TempDir: dir, Hashing: mediaproxy.HashingInline},
+			Ledger: store, Audit: log, Observer: obs,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	obs := &countObserver{}
+	s := start(matcher.ModeReport, obs)
+	w := httptest.NewRecorder()
+	s.Proxy().ServeHTTP(w, httptest.NewRequest("POST", "/_matrix/media/v3/upload", bytes.NewReader(body)), func(w http.ResponseWriter, r *http.Request) error {
+		w.Write([]byte(`{"content_uri":"mxc://hs.example/trial1"}`))
+		return nil
+	})
+	if w.Code != 200 || len(obs.outcomes) != 1 || obs.outcomes[0] != mediaproxy.WouldBlock {
+		t.Fatalf("upload in report mode: %d %v", w.Code, obs.outcomes)
+	}
+	s.Close() // drains the ledger's queue
+
+	s = start(matcher.ModeEnforce, &countObserver{})
+	defer s.Close()
+	retro := func() bool {
+		found := false
+		audit.Read(log.Path(), time.Time{}, func(r audit.Record) error {
+			found = found || r.Kind == audit.KindRetroBlock && r.Media == "hs.example/trial1"
+			return nil
+		})
+		return found
+	}
+	testkit.Eventually(t, "the retro-scan blocks the would-block once enforced", retro)
+}
