@@ -61,58 +61,50 @@ func (h *Handler) serveHash(w http.ResponseWriter, r *http.Request, client strin
 		w.Header().Set("Connection", "close")
 		return h.refuse(w, client, h.bodyError(err))
 	}
-	out := map[string]string{}
-	switch field {
-	case FieldVideo:
-		// HMA's video_md5 is the MD5 of the file's bytes (VideoMD5Signal
-		// in python-threatexchange), which the spool computed as they
-		// arrived: there is nothing to decode.
-		d := up.Digests()
+	// The field is the client's claim (policyserv picks it from
+	// http.DetectContentType, which takes an AVIF with an mp41 brand for
+	// video/mp4): both are judged by their bytes, as the proxy judges an
+	// upload. Every signal the bytes have is answered, and policyserv
+	// looks every one up, so an exact copy of a file a bank lists by
+	// MD5, SHA-1 or SHA-256 (NCMEC's image MD5 and SHA-1, a learned
+	// quarantine) is a hit even when its PDQ is not usable.
+	fs, err := up.Scan(r.Context(), partType)
+	if err != nil {
+		// The client went away mid-hash; nobody reads this answer.
+		writeMessage(w, http.StatusServiceUnavailable, "hashing abandoned: the request was cancelled")
+		return OutcomeUnavailable
+	}
+	q, d := &fs.Query, up.Digests()
+	if fs.Undecodable != "" && h.proxy.RefusesUndecodable() {
+		// An image by its bytes that nothing here decodes: the proxy
+		// refuses it (on_undecodable_image block), and HMA's PDQ hasher
+		// raises on it; an error is the honest answer.
+		return h.refuse(w, client, badRequest(field+": the upload is a picture that could not be decoded"))
+	}
+	out := map[string]string{
+		SignalMD5:    hex.EncodeToString(d.MD5[:]),
+		SignalSHA1:   hex.EncodeToString(d.SHA1[:]),
+		SignalSHA256: hex.EncodeToString(d.SHA256[:]),
+	}
+	outcome := OutcomeOK
+	switch {
+	case fs.Undecodable == "" && q.Kind == matcher.KindImage && q.Has&matcher.HasPDQ != 0:
+		// The stored form: what HMA and NCMEC lists are built with
+		// (orientation ignored), bit for bit Meta's reference PDQ. Below
+		// the quality threshold nobody matches it, and HMA answers ""
+		// (PdqSignal.hash_from_bytes in python-threatexchange).
+		out[SignalPDQ] = q.PDQ.String()
+		if q.PDQ.IsZero() || q.PDQQuality < h.minQuality {
+			out[SignalPDQ] = ""
+			outcome = OutcomeLowQuality
+		}
+	case q.Kind == matcher.KindVideo || field == FieldVideo && q.Kind != matcher.KindImage:
+		// HMA's video_md5 is the MD5 of the file's bytes
+		// (VideoMD5Signal in python-threatexchange).
 		out[SignalVideoMD5] = hex.EncodeToString(d.MD5[:])
-	case FieldPhoto:
-		fs, err := up.Scan(r.Context(), partType)
-		if err != nil {
-			// The client went away mid-hash; nobody reads this answer.
-			writeMessage(w, http.StatusServiceUnavailable, "hashing abandoned: the request was cancelled")
-			return OutcomeUnavailable
-		}
-		q, d := &fs.Query, up.Digests()
-		switch {
-		case fs.Undecodable != "" && h.proxy.RefusesUndecodable():
-			// An image by its bytes that nothing here decodes: the proxy
-			// refuses it (on_undecodable_image block), and HMA's PDQ
-			// hasher raises on it; an error is the honest answer.
-			return h.refuse(w, client, badRequest("photo: the upload is a picture that could not be decoded"))
-		case fs.Undecodable == "" && q.Kind == matcher.KindImage && q.Has&matcher.HasPDQ != 0:
-			// The stored form: what HMA and NCMEC lists are built with
-			// (orientation ignored), bit for bit Meta's reference PDQ.
-			// Below the quality threshold nobody matches it, and HMA
-			// answers "" (PdqSignal.hash_from_bytes in
-			// python-threatexchange).
-			if q.PDQ.IsZero() || q.PDQQuality < h.minQuality {
-				out[SignalPDQ] = ""
-				writeJSON(w, http.StatusOK, out)
-				return OutcomeLowQuality
-			}
-			out[SignalPDQ] = q.PDQ.String()
-		case q.Kind == matcher.KindVideo:
-			// A video sent as a photo (policyserv picks the field from
-			// http.DetectContentType, which knows few video formats).
-			out[SignalVideoMD5] = hex.EncodeToString(d.MD5[:])
-		default:
-			// Not a picture: policyserv sends every media of an event as
-			// a photo unless it sniffs as video/, PDFs and audio
-			// included, and counts an error as prohibited. HMA's PDQ
-			// hasher fails on them; mediaguard answers the exact
-			// digests it matches such a file by, each a signal type
-			// /m/lookup takes.
-			out[SignalMD5] = hex.EncodeToString(d.MD5[:])
-			out[SignalSHA1] = hex.EncodeToString(d.SHA1[:])
-			out[SignalSHA256] = hex.EncodeToString(d.SHA256[:])
-		}
 	}
 	writeJSON(w, http.StatusOK, out)
-	return OutcomeOK
+	return outcome
 }
 
 // tooLarge is the answer to a body over MaxBodyBytes.
