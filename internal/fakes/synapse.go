@@ -79,6 +79,8 @@ import (
 //   - POST /_synapse/admin/v1/media/quarantine/{server}/{mediaId} with body
 //     {} → 200 {}; the media ID "missing" plays unknown media: 404
 //     M_NOT_FOUND;
+//   - POST /_synapse/admin/v1/media/unquarantine/{server}/{mediaId} with
+//     body {} → 200 {} (the same "missing" rule);
 //   - POST /_synapse/admin/v1/user/{userId}/media/quarantine → 200
 //     {"num_quarantined":3};
 //   - PUT /_synapse/admin/v1/suspend/{userId} with {"suspend":true} → 200 {};
@@ -276,7 +278,7 @@ func (f *Synapse) admin(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	p := r.URL.Path
 	switch {
-	case r.Method == "POST" && strings.HasPrefix(p, "/_synapse/admin/v1/media/quarantine/"):
+	case r.Method == "POST" && (strings.HasPrefix(p, "/_synapse/admin/v1/media/quarantine/") || strings.HasPrefix(p, "/_synapse/admin/v1/media/unquarantine/")):
 		if string(body) != "{}" {
 			w.WriteHeader(400)
 			return
