@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,8 +49,19 @@ type Config struct {
 	PollTimeout time.Duration
 	// MaxRetryDelay caps the backoff after a failure (default 1m).
 	MaxRetryDelay time.Duration
-	// CommandTimeout bounds one command's execution (default 1m).
+	// CommandTimeout bounds one command's execution, and the judgement
+	// of one watched media (default 1m).
 	CommandTimeout time.Duration
+	// WatchRooms, when not empty, has the bot judge the media events
+	// (m.image, m.video, m.file, m.audio, m.sticker and their
+	// thumbnails) of these rooms: WatchAll for every room it is in, or
+	// room IDs and aliases (joined at start, accepting an invite).
+	WatchRooms []string
+	// Redact also redacts a watched event whose media is listed, once,
+	// where the bot has the power to.
+	Redact bool
+	// Watch judges the watched media (required with WatchRooms).
+	Watch Watcher
 	// Logger receives the bot's logs; nil discards them.
 	Logger *zap.Logger
 }
@@ -80,6 +92,9 @@ type Bot struct {
 	// room is the state levels was built from, saved with the position.
 	room roomState
 	st   *state
+	// watchAll and watchIDs are the watched rooms (joinWatched).
+	watchAll bool
+	watchIDs []string
 
 	commands, ignored, syncs atomic.Uint64
 	following                atomic.Bool
@@ -104,6 +119,12 @@ func New(cfg Config) (*Bot, error) {
 	}
 	if cfg.Moderation == nil {
 		return nil, errors.New("modcmd: Moderation is required")
+	}
+	if len(cfg.WatchRooms) > 0 && cfg.Watch == nil {
+		return nil, errors.New("modcmd: WatchRooms needs a Watch")
+	}
+	if cfg.Redact && len(cfg.WatchRooms) == 0 {
+		return nil, errors.New("modcmd: Redact needs WatchRooms")
 	}
 	if cfg.PollTimeout <= 0 {
 		cfg.PollTimeout = 30 * time.Second
@@ -217,6 +238,7 @@ func (b *Bot) follow(ctx context.Context, attempt *int) error {
 		return fmt.Errorf("the bot %s is not in the management room %s and cannot join it: %w (invite it to the room)", b.me, b.cfg.Room, notify.Explain(err))
 	}
 	b.roomID = jr.RoomID.String()
+	b.joinWatched(ctx)
 	if b.st.NextBatch != "" && b.st.Room != nil {
 		// Resuming: the levels of the position's time, brought up to
 		// date by the state events the sync brings.
@@ -235,6 +257,7 @@ func (b *Bot) follow(ctx context.Context, attempt *int) error {
 		}
 		b.filterID = f.FilterID
 	}
+	defer func() { b.filterID = "" }() // the watched rooms may differ at the next start
 	if b.st.NextBatch == "" {
 		// First start: commands sent before mediaguard ever followed the
 		// room are history, not commands to carry out now.
@@ -295,17 +318,28 @@ const timelineLimit = 100
 // (https://spec.matrix.org/v1.11/client-server-api/#filtering).
 func (b *Bot) filter() *mautrix.Filter {
 	none := &mautrix.FilterPart{NotTypes: []event.Type{{Type: "*"}}}
+	rooms := []id.RoomID{id.RoomID(b.roomID)}
+	types := eventTypes
+	if len(b.cfg.WatchRooms) > 0 {
+		types = append(slices.Clone(eventTypes), event.EventSticker)
+		if b.watchAll {
+			rooms = nil // every room the bot is in
+		}
+		for _, r := range b.watchIDs {
+			rooms = append(rooms, id.RoomID(r))
+		}
+	}
 	return &mautrix.Filter{
 		EventFormat: mautrix.EventFormatClient,
 		AccountData: none,
 		Presence:    none,
 		Room: &mautrix.RoomFilter{
-			Rooms:        []id.RoomID{id.RoomID(b.roomID)},
+			Rooms:        rooms,
 			IncludeLeave: true,
 			AccountData:  none,
 			Ephemeral:    none,
 			State:        &mautrix.FilterPart{Types: []event.Type{event.StatePowerLevels, event.StateCreate}},
-			Timeline:     &mautrix.FilterPart{Types: eventTypes, Limit: timelineLimit},
+			Timeline:     &mautrix.FilterPart{Types: types, Limit: timelineLimit},
 		},
 	}
 }
@@ -371,23 +405,45 @@ func (b *Bot) applyState(ev *event.Event) {
 	}
 }
 
-// process works through one sync batch in order.
+// process works through one sync batch in order: the management room's
+// commands, then the watched rooms' media events.
 func (b *Bot) process(ctx context.Context, since string, resp *mautrix.RespSync) error {
 	if left := resp.Rooms.Leave[id.RoomID(b.roomID)]; left != nil {
 		return fmt.Errorf("the bot %s was removed from the management room %s", b.me, b.roomID)
 	}
-	jr := resp.Rooms.Join[id.RoomID(b.roomID)]
-	if jr == nil {
-		return nil
+	if jr := resp.Rooms.Join[id.RoomID(b.roomID)]; jr != nil {
+		if err := b.processRoom(ctx, b.roomID, since, jr, b.handle); err != nil {
+			return err
+		}
 	}
-	for _, ev := range jr.State.Events {
-		b.applyState(ev)
+	for roomID, jr := range resp.Rooms.Join {
+		if !b.watching(roomID.String()) {
+			continue
+		}
+		err := b.processRoom(ctx, roomID.String(), since, jr, func(ctx context.Context, ev *event.Event) error {
+			return b.handleMedia(ctx, roomID.String(), ev)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// processRoom works through one room's part of a sync batch, fetching
+// the gap before a limited timeline, and hands each event to handle.
+func (b *Bot) processRoom(ctx context.Context, roomID, since string, jr *mautrix.SyncJoinedRoom, handle func(context.Context, *event.Event) error) error {
+	mgmt := roomID == b.roomID
+	if mgmt {
+		for _, ev := range jr.State.Events {
+			b.applyState(ev)
+		}
 	}
 	events := jr.Timeline.Events
 	if jr.Timeline.Limited && since != "" {
-		gap, err := b.gap(ctx, jr.Timeline.PrevBatch, since)
+		gap, err := b.gap(ctx, roomID, jr.Timeline.PrevBatch, since)
 		if err != nil {
-			return fmt.Errorf("fetching the commands missed while away: %w", err)
+			return fmt.Errorf("fetching the events missed while away in %s: %w", roomID, err)
 		}
 		events = append(gap, events...)
 	}
@@ -395,12 +451,16 @@ func (b *Bot) process(ctx context.Context, since string, resp *mautrix.RespSync)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		b.st.SeenTS = max(b.st.SeenTS, ev.Timestamp)
+		if mgmt {
+			b.st.SeenTS = max(b.st.SeenTS, ev.Timestamp)
+		}
 		if ev.StateKey != nil {
-			b.applyState(ev)
+			if mgmt {
+				b.applyState(ev)
+			}
 			continue
 		}
-		if err := b.handle(ctx, ev); err != nil {
+		if err := handle(ctx, ev); err != nil {
 			return err
 		}
 	}
@@ -414,11 +474,11 @@ const maxGap = 1000
 // gap fetches, oldest first, the events between the stored position
 // (since) and the start of a limited timeline (from), with /messages
 // (https://spec.matrix.org/v1.11/client-server-api/#get_matrixclientv3roomsroomidmessages).
-func (b *Bot) gap(ctx context.Context, from, since string) ([]*event.Event, error) {
-	part := &mautrix.FilterPart{Types: eventTypes}
+func (b *Bot) gap(ctx context.Context, roomID, from, since string) ([]*event.Event, error) {
+	part := &mautrix.FilterPart{Types: append(slices.Clone(eventTypes), event.EventSticker)}
 	var got []*event.Event
 	for from != "" && len(got) < maxGap {
-		resp, err := b.cli.Messages(ctx, id.RoomID(b.roomID), from, since, mautrix.DirectionBackward, part, timelineLimit)
+		resp, err := b.cli.Messages(ctx, id.RoomID(roomID), from, since, mautrix.DirectionBackward, part, timelineLimit)
 		if err != nil {
 			return nil, notify.Explain(err)
 		}

@@ -2,16 +2,12 @@ package modcmd
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"html"
-	"net/http"
 	"strings"
 
 	"go.uber.org/zap"
-	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -257,30 +253,7 @@ func (b *Bot) answer(ctx context.Context, commandID, root, text string, cmd Comm
 		},
 		"org.mediaguard.command": map[string]any{"event_id": commandID, "verb": cmd.Verb, "ok": ok},
 	}
-	sum := sha256.Sum256([]byte(commandID))
-	txn := "mediaguard-answer-" + hex.EncodeToString(sum[:16])
-	for attempt := 0; ; attempt++ {
-		_, err := b.cli.SendMessageEvent(ctx, id.RoomID(b.roomID), event.EventMessage, body, mautrix.ReqSendEvent{TransactionID: txn})
-		if err == nil {
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		f := notify.Explain(err)
-		wait := backoff(attempt, b.cfg.MaxRetryDelay)
-		switch {
-		case f.Status == http.StatusTooManyRequests && f.RetryAfter > 0:
-			wait = f.RetryAfter
-		case f.Status >= 400 && f.Status < 500 && f.Status != http.StatusTooManyRequests:
-			b.log.Error("the answer to a command was refused; the command was carried out", zap.String("event", commandID), zap.String("reason", f.Error()))
-			return true
-		}
-		b.log.Warn("posting the answer to a command failed; retrying", zap.String("event", commandID), zap.String("reason", f.Error()), zap.Duration("in", wait))
-		if !sleep(ctx, wait) {
-			return false
-		}
-	}
+	return b.send(ctx, txnFor("answer", commandID), body, commandID)
 }
 
 func firstLine(s string) string {
