@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -53,27 +54,33 @@ func parseMatrixModeration(d *caddyfile.Dispenser, m *MatrixNotify, err *error) 
 }
 
 // moderatorCommands is the service's commands configuration for the
-// Matrix notifier m: the bot takes moderators' commands when it has a
-// state file (state_file, or beside the audit log). watch_rooms and
-// redact are refused until they are implemented.
+// Matrix notifier m: the bot takes moderators' commands (and watches
+// rooms) when it has a state file (state_file, or beside the audit log).
 func (a *App) moderatorCommands(repl replacer, m *MatrixNotify) (*service.CommandsConfig, error) {
-	if len(m.WatchRooms) > 0 {
-		return nil, errors.New("mediaguard: notify matrix: watch_rooms is not implemented yet")
-	}
-	if m.Redact {
-		return nil, errors.New("mediaguard: notify matrix: redact needs watch_rooms, which is not implemented yet")
+	if m.Redact && len(m.WatchRooms) == 0 {
+		return nil, errors.New("mediaguard: notify matrix: redact needs watch_rooms")
 	}
 	path := repl.ReplaceAll(m.StateFile, "")
 	if path == "" && a.AuditLog != "" {
 		path = strings.TrimSuffix(a.AuditLog, "/") + commandsStateSuffix
 	}
 	if path == "" {
+		if len(m.WatchRooms) > 0 {
+			return nil, errors.New("mediaguard: notify matrix: watch_rooms needs state_file (or audit_log) so that a restart judges no event twice")
+		}
 		if a.log != nil {
 			a.log.Warn("moderators' commands are off: the bot needs a state file to neither replay nor lose commands; set state_file in notify matrix, or audit_log")
 		}
 		return nil, nil
 	}
-	cc := &service.CommandsConfig{StateFile: path}
+	cc := &service.CommandsConfig{StateFile: path, Redact: m.Redact}
+	for _, r := range m.WatchRooms {
+		r = repl.ReplaceAll(r, "")
+		if r != "all" && !strings.HasPrefix(r, "!") && !strings.HasPrefix(r, "#") {
+			return nil, errors.New(`mediaguard: notify matrix: watch_rooms takes "all" or room IDs (!id:server) and aliases (#alias:server, quoted in a Caddyfile), not ` + strconv.Quote(r))
+		}
+		cc.WatchRooms = append(cc.WatchRooms, r)
+	}
 	if m.ModeratorPowerLevel != nil {
 		l := int64(*m.ModeratorPowerLevel)
 		cc.ModeratorLevel = &l

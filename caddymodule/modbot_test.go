@@ -40,7 +40,9 @@ func TestModeratorCommandsConfig(t *testing.T) {
 		{"beside the audit log", App{AuditLog: "/var/lib/mg/audit.log", Notify: &NotifySettings{Matrix: &MatrixNotify{}}}, "/var/lib/mg/audit.log.commands.json", -1, ""},
 		{"state_file wins", App{AuditLog: "/a.log", Notify: &NotifySettings{Matrix: &MatrixNotify{StateFile: "/s.json", ModeratorPowerLevel: &level}}}, "/s.json", 75, ""},
 		{"no place for state: off", App{Notify: &NotifySettings{Matrix: &MatrixNotify{}}}, "", -1, ""},
-		{"watch_rooms", App{AuditLog: "/a.log", Notify: &NotifySettings{Matrix: &MatrixNotify{WatchRooms: []string{"all"}}}}, "", -1, "watch_rooms is not implemented yet"},
+		{"watch_rooms", App{AuditLog: "/a.log", Notify: &NotifySettings{Matrix: &MatrixNotify{WatchRooms: []string{"all", "!r:h"}, Redact: true}}}, "/a.log.commands.json", -1, ""},
+		{"watch_rooms without state", App{Notify: &NotifySettings{Matrix: &MatrixNotify{WatchRooms: []string{"all"}}}}, "", -1, "watch_rooms needs state_file"},
+		{"watch_rooms bad room", App{AuditLog: "/a.log", Notify: &NotifySettings{Matrix: &MatrixNotify{WatchRooms: []string{"lobby"}}}}, "", -1, `not "lobby"`},
 		{"redact alone", App{AuditLog: "/a.log", Notify: &NotifySettings{Matrix: &MatrixNotify{Redact: true}}}, "", -1, "redact needs watch_rooms"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

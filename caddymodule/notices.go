@@ -37,11 +37,13 @@ type MatrixNotify struct {
 	// either, the bot takes no commands.
 	StateFile string `json:"state_file,omitempty"`
 	// WatchRooms is "all" (every room the bot is in) or room IDs and
-	// aliases whose media events the bot judges. Not implemented yet: a
-	// start with it set fails.
+	// aliases (joined at start) whose media events the bot judges: on a
+	// match it posts a notice naming room, event, sender and media to the
+	// management room. Unknown media is fetched from the homeserver with
+	// the bot's token and hashed as the proxy would.
 	WatchRooms []string `json:"watch_rooms,omitempty"`
-	// Redact also redacts a watched room's event whose media matched
-	// (needs WatchRooms).
+	// Redact also redacts a watched room's event whose media matched,
+	// once, where the bot has the power to (needs WatchRooms).
 	Redact bool `json:"redact,omitempty"`
 }
 

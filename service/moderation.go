@@ -27,6 +27,11 @@ type CommandsConfig struct {
 	// ModeratorLevel is the power level needed to command the bot; nil
 	// means modcmd.DefaultModeratorLevel (50).
 	ModeratorLevel *int64
+	// WatchRooms, when not empty, has the bot judge the media events of
+	// these rooms ("all", or room IDs and aliases); see modcmd.Config.
+	WatchRooms []string
+	// Redact also redacts a watched event whose media is listed.
+	Redact bool
 }
 
 // moderation carries out the moderators' commands (modcmd.Moderation)
@@ -349,12 +354,19 @@ func (s *Service) newBot(cfg Config) error {
 		Homeserver: m.Homeserver, AccessToken: m.AccessToken, Room: m.Room, HTTPClient: m.HTTPClient,
 		StateFile: cfg.Commands.StateFile, ModeratorLevel: cfg.Commands.ModeratorLevel,
 		Moderation: moderation{s}, OnRecord: s.recordCommand, Logger: s.log.Named("commands"),
+		WatchRooms: cfg.Commands.WatchRooms, Redact: cfg.Commands.Redact, Watch: moderation{s},
 	})
 	if err != nil {
 		return err
 	}
 	s.bot = bot
+	if len(cfg.Commands.WatchRooms) > 0 {
+		s.fetch = newWatchFetch(cfg)
+	}
 	return nil
 }
 
-var _ modcmd.Moderation = moderation{}
+var (
+	_ modcmd.Moderation = moderation{}
+	_ modcmd.Watcher    = moderation{}
+)

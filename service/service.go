@@ -123,6 +123,8 @@ type Service struct {
 	admin  *homeserver.Admin
 	audit  *audit.Log
 	recent *recent
+	// fetch reaches stored media for watched rooms (nil unless watching).
+	fetch *watchFetch
 	// book is the media ledger (nil without one); changes queues bank
 	// changes for its retro-scans, run one at a time by Start's worker.
 	book    *ledger.Book
