@@ -69,6 +69,10 @@ const (
 	ActionNotify = "notify"
 	// OutcomeOK marks an action that completed.
 	OutcomeOK = "ok"
+	// ActionCommand is a moderator's command from the management room
+	// (User is the moderator, Command what they asked, Event the Matrix
+	// event, Outcome "ok: answer" or "failed: why").
+	ActionCommand = "command"
 )
 
 // Record is one audit line. It must never hold media bytes or credentials;
@@ -102,6 +106,11 @@ type Record struct {
 	Outcome string `json:"outcome,omitempty"`
 	// Ref is the ID of the detection a KindAction record belongs to.
 	Ref string `json:"ref,omitempty"`
+	// Command is a moderator's command as understood (ActionCommand),
+	// e.g. "block mxc://example.org/abc".
+	Command string `json:"command,omitempty"`
+	// Event is the Matrix event ID the command came in (ActionCommand).
+	Event string `json:"event,omitempty"`
 }
 
 // Evidence is the verdict evidence stored, as JSON, in Record.Verdict.

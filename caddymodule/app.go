@@ -452,6 +452,9 @@ func (a *App) plainConfig(repl replacer) (service.Config, error) {
 				return cfg, err
 			}
 			cfg.Matrix = &notify.MatrixConfig{Homeserver: repl.ReplaceAll(m.Homeserver, ""), AccessToken: tok, Room: repl.ReplaceAll(m.Room, ""), QueueSize: m.QueueSize, Commands: m.Commands}
+			if cfg.Commands, err = a.moderatorCommands(repl, m); err != nil {
+				return cfg, err
+			}
 		}
 	}
 	if sa := a.SynapseAdmin; sa != nil {

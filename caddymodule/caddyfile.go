@@ -86,6 +86,10 @@ func init() {
 //			access_token TOKEN
 //			room ROOM_ID_OR_ALIAS
 //			command "!mjolnir redact {user} --quarantine"
+//			moderator_power_level N
+//			state_file PATH
+//			watch_rooms all|ROOM...
+//			redact on|off
 //		}
 //		notify webhook URL
 //		synapse_admin {
@@ -433,7 +437,9 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					}
 					m.Commands = append(m.Commands, c)
 				default:
-					err = d.Errf("notify matrix: unknown option %q", d.Val())
+					if !parseMatrixModeration(d, m, &err) {
+						err = d.Errf("notify matrix: unknown option %q", d.Val())
+					}
 				}
 				if err != nil {
 					return err

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -207,7 +208,13 @@ func runAudit(w io.Writer, path string, since time.Time, asJSON bool) error {
 			return enc.Encode(r)
 		}
 		what := r.Kind
-		if r.Kind == audit.KindAction {
+		switch {
+		case r.Kind == audit.KindAction && r.Action == audit.ActionCommand:
+			// A moderator's command: who asked what, and the answer's
+			// first line.
+			outcome, _, _ := strings.Cut(r.Outcome, "\n")
+			what = fmt.Sprintf("command %q: %s", r.Command, outcome)
+		case r.Kind == audit.KindAction:
 			what = r.Action + " " + r.Outcome + " (for " + r.Ref + ")"
 		}
 		_, err := fmt.Fprintf(w, "%s  %-12s %-8s %-22s user=%s media=%s %s\n", r.Time.UTC().Format(time.RFC3339), what, r.Direction, r.Endpoint, orDash(r.User), orDash(r.Media), r.ID)

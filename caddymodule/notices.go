@@ -29,6 +29,24 @@ type MatrixNotify struct {
 	// "!mjolnir redact {user} --quarantine". This gives mediaguard
 	// Mjolnir's moderator powers over the room's members: off by default.
 	Commands []string `json:"commands,omitempty"`
+	// ModeratorPowerLevel is the power level a member of the room needs
+	// for the bot to take their "!mediaguard ..." commands and ✅/❌
+	// reactions (default 50, Matrix clients' "Moderator").
+	ModeratorPowerLevel *int `json:"moderator_power_level,omitempty"`
+	// StateFile keeps the bot's position in the room and the commands it
+	// handled, so a restart neither replays nor loses a command. Default:
+	// the audit log's path with ".commands.json" appended; without
+	// either, the bot takes no commands.
+	StateFile string `json:"state_file,omitempty"`
+	// WatchRooms is "all" (every room the bot is in) or room IDs and
+	// aliases (joined at start) whose media events the bot judges: on a
+	// match it posts a notice naming room, event, sender and media to the
+	// management room. Unknown media is fetched from the homeserver with
+	// the bot's token and hashed as the proxy would.
+	WatchRooms []string `json:"watch_rooms,omitempty"`
+	// Redact also redacts a watched room's event whose media matched,
+	// once, where the bot has the power to (needs WatchRooms).
+	Redact bool `json:"redact,omitempty"`
 }
 
 // SynapseAdmin configures removal through Synapse's admin API.

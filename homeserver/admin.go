@@ -73,6 +73,15 @@ func (a *Admin) QuarantineMedia(ctx context.Context, server, mediaID string) err
 	return err
 }
 
+// UnquarantineMedia lifts the quarantine of one item: POST
+// /_synapse/admin/v1/media/unquarantine/{server}/{mediaId} with body {}
+// (Synapse's Media Admin API,
+// https://element-hq.github.io/synapse/latest/admin_api/media_admin_api.html#remove-media-from-quarantine-by-id).
+func (a *Admin) UnquarantineMedia(ctx context.Context, server, mediaID string) error {
+	_, err := a.call(ctx, http.MethodPost, "/_synapse/admin/v1/media/unquarantine/"+url.PathEscape(server)+"/"+url.PathEscape(mediaID), struct{}{})
+	return err
+}
+
 // QuarantineUserMedia quarantines all of a user's media: POST
 // /_synapse/admin/v1/user/{userId}/media/quarantine → {"num_quarantined":N}.
 func (a *Admin) QuarantineUserMedia(ctx context.Context, userID string) (int, error) {

@@ -170,6 +170,21 @@ func TestBookRetro(t *testing.T) {
 			if err != nil || !st4.CatchUp || st4.Unblocked != 1 || len(lifted) != 1 || lifted[0] != recs[7].Key {
 				t.Fatalf("catch-up after a removal while down: %+v %v %v", st4, err, lifted)
 			}
+
+			// A moderator blocks record 12 by hand: no bank lists it, and
+			// a catch-up that re-derives every block leaves it blocked.
+			if ok, err := s.SetVerdict(ctx, recs[12].Key, Blocked, ManualReasonPrefix+"@mod:x", f4); !ok || err != nil {
+				t.Fatalf("manual block: %v %v", ok, err)
+			}
+			f5 := "banks-5"
+			fp.Store(&f5)
+			st5, err := b.Retro(ctx, Change{To: f5, Full: m.matches}, nil, func(k Key) { t.Errorf("a manual block was lifted: %v", k) })
+			if err != nil || st5.Unblocked != 0 {
+				t.Fatalf("catch-up with a manual block: %+v %v", st5, err)
+			}
+			if bl, reason, _ := b.Recall(ctx, recs[12].Key); !bl || !Manual(reason) {
+				t.Errorf("manual block recalled as %v %q", bl, reason)
+			}
 		})
 	}
 }

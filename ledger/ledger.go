@@ -20,6 +20,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/mediaguard/mediaguard/matcher"
@@ -105,6 +106,15 @@ type Record struct {
 	// against (matcher.Local.Fingerprint); "" when unknown.
 	Banks string
 }
+
+// ManualReasonPrefix starts the Reason of a record a moderator blocked by
+// hand (a command, not a bank entry). A retro-scan never lifts such a
+// block: no bank entry made it, so none leaving a bank can undo it; only
+// the moderator's unblock does.
+const ManualReasonPrefix = "blocked by moderator "
+
+// Manual reports whether reason is that of a block made by hand.
+func Manual(reason string) bool { return strings.HasPrefix(reason, ManualReasonPrefix) }
 
 // ErrClosed is returned by a Store used after Close.
 var ErrClosed = errors.New("ledger: closed")

@@ -163,7 +163,7 @@ func (b *Book) Retro(ctx context.Context, ch Change, onHit func(Hit), onUnblock 
 		var drop bool
 		switch {
 		case r.Verdict == Blocked:
-			drop = lifted != nil && lifted(&r.Query)
+			drop = lifted != nil && !Manual(r.Reason) && lifted(&r.Query)
 		case added != nil:
 			if v, ok := added(&r.Query); ok {
 				hit = &Hit{Record: cloneRecord(r), Verdict: v}

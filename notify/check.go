@@ -2,12 +2,11 @@ package notify
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
 	"slices"
 	"strings"
+
+	"maunium.net/go/mautrix/id"
 )
 
 // RoomCheck is what CheckRoom found.
@@ -33,28 +32,19 @@ type RoomCheck struct {
 func (m *Matrix) CheckRoom(ctx context.Context) (RoomCheck, error) {
 	rc := RoomCheck{RoomID: m.cfg.Room}
 	if strings.HasPrefix(m.cfg.Room, "#") {
-		status, body, _, err := m.do(ctx, http.MethodGet, "/_matrix/client/v3/directory/room/"+url.PathEscape(m.cfg.Room), nil)
+		r, err := m.cli.ResolveAlias(ctx, id.RoomAlias(m.cfg.Room))
 		if err != nil {
-			return rc, err
+			return rc, fmt.Errorf("resolving the room alias %s: %w", m.cfg.Room, Explain(err))
 		}
-		var r struct {
-			RoomID string `json:"room_id"`
+		if !strings.HasPrefix(r.RoomID.String(), "!") {
+			return rc, fmt.Errorf("resolving the room alias %s: the answer names no room", m.cfg.Room)
 		}
-		if status != http.StatusOK || json.Unmarshal(body, &r) != nil || !strings.HasPrefix(r.RoomID, "!") {
-			return rc, fmt.Errorf("resolving the room alias %s: HTTP %d %s", m.cfg.Room, status, errcodeOf(body))
-		}
-		rc.RoomID = r.RoomID
+		rc.RoomID = r.RoomID.String()
 	}
-	status, body, _, err := m.do(ctx, http.MethodGet, "/_matrix/client/v3/joined_rooms", nil)
+	j, err := m.cli.JoinedRooms(ctx)
 	if err != nil {
-		return rc, err
+		return rc, fmt.Errorf("listing the bot's rooms: %w", Explain(err))
 	}
-	var j struct {
-		Rooms []string `json:"joined_rooms"`
-	}
-	if status != http.StatusOK || json.Unmarshal(body, &j) != nil {
-		return rc, fmt.Errorf("listing the bot's rooms: HTTP %d %s", status, errcodeOf(body))
-	}
-	rc.Joined = slices.Contains(j.Rooms, rc.RoomID)
+	rc.Joined = slices.Contains(j.JoinedRooms, id.RoomID(rc.RoomID))
 	return rc, nil
 }

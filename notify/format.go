@@ -175,12 +175,7 @@ func format(d Detection, more int, window time.Duration) (string, string) {
 		label, text string
 		code        bool
 	}
-	lines := []line{}
-	if u := clean(d.User); u != "" {
-		lines = append(lines, line{"User", u, false})
-	} else {
-		lines = append(lines, line{"User", "unknown", false})
-	}
+	lines := []line{{whoLabel(d), or(clean(d.User), "unknown"), false}}
 	if m := cleanURI(d.MXC); m != "" {
 		lines = append(lines, line{"Media", m, true})
 	}
@@ -234,6 +229,21 @@ func format(d Detection, more int, window time.Duration) (string, string) {
 	}
 	h.WriteString("</ul>")
 	return b.String(), h.String()
+}
+
+// whoLabel names the user's part in what happened. The user of a download
+// is whoever asked for it (another user, or a bot such as Mjolnir's
+// scanner), not the uploader: calling both "User" made moderators act on
+// the wrong account.
+func whoLabel(d Detection) string {
+	switch {
+	case d.Retro || d.Direction == "upload":
+		// A retro-scan's user is the uploader the ledger recorded.
+		return "Uploaded by"
+	case d.Direction == "download":
+		return "Requested by"
+	}
+	return "User"
 }
 
 // variantText says in a notice what a match of each kind of the media

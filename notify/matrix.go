@@ -1,12 +1,9 @@
 package notify
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -17,6 +14,9 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
 )
 
 // MatrixConfig configures a Matrix notifier.
@@ -119,6 +119,8 @@ type Matrix struct {
 	queue chan item
 	burst *burst
 
+	// cli is the bot's Matrix client (see NewClient).
+	cli    *mautrix.Client
 	roomID string // resolved room ID; touched only by the delivery goroutine after Start
 	joined bool
 
@@ -161,7 +163,11 @@ func NewMatrix(cfg MatrixConfig) (*Matrix, error) {
 	if cfg.SummaryThreshold == 0 {
 		cfg.SummaryThreshold = 10
 	}
-	m := &Matrix{cfg: cfg, log: cfg.Logger, queue: make(chan item, cfg.QueueSize)}
+	cli, err := NewClient(cfg.Homeserver, cfg.AccessToken, cfg.HTTPClient)
+	if err != nil {
+		return nil, err
+	}
+	m := &Matrix{cfg: cfg, log: cfg.Logger, cli: cli, queue: make(chan item, cfg.QueueSize)}
 	if m.log == nil {
 		m.log = zap.NewNop()
 	}
@@ -283,6 +289,11 @@ func (m *Matrix) run(ctx context.Context) {
 // deliver sends one notice, retrying until it is accepted, rejected for
 // good, or ctx ends. The queue behind it waits, which keeps notices in order
 // while the homeserver is down.
+//
+// This loop is ours, not the SDK's: mautrix retries a single request
+// (network errors, 502-504, 429) but has no notion of a queue that must
+// stay in order behind it, of rejoining on 403, of counting retries and
+// refusals for metrics, or of jitter, and it sleeps inside the call.
 func (m *Matrix) deliver(ctx context.Context, it item) {
 	attempt := 0
 	rejoined := false
@@ -350,29 +361,26 @@ func (m *Matrix) deliver(ctx context.Context, it item) {
 	}
 }
 
-// join POSTs /join/{roomIdOrAlias}; its answer carries the room ID, which
-// is how an alias gets resolved.
+// join joins the room (POST /join/{roomIdOrAlias}, which also accepts a
+// pending invite); its answer carries the room ID, which is how an alias
+// gets resolved.
 func (m *Matrix) join(ctx context.Context) error {
-	status, body, _, err := m.do(ctx, http.MethodPost, "/_matrix/client/v3/join/"+url.PathEscape(m.cfg.Room), map[string]any{})
+	resp, err := m.cli.JoinRoom(ctx, m.cfg.Room, nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("join: %w", Explain(err))
 	}
-	if status != http.StatusOK {
-		return fmt.Errorf("join: HTTP %d %s", status, errcodeOf(body))
-	}
-	var r struct {
-		RoomID string `json:"room_id"`
-	}
-	if json.Unmarshal(body, &r) != nil || !strings.HasPrefix(r.RoomID, "!") {
+	if !strings.HasPrefix(resp.RoomID.String(), "!") {
 		return fmt.Errorf("join: answer has no room_id")
 	}
-	m.roomID, m.joined = r.RoomID, true
+	m.roomID, m.joined = resp.RoomID.String(), true
 	return nil
 }
 
-// send PUTs the notice. reason is the answer's "errcode: error" for logs;
-// retryAfter is a 429 answer's retry_after_ms (or Retry-After header), zero
-// if absent.
+// send PUTs the notice with its transaction ID. The homeserver treats a
+// repeated transaction ID from the same token as the same event, which is
+// what makes a retry after a lost answer safe
+// (https://spec.matrix.org/v1.11/client-server-api/#transaction-identifiers).
+// status is 200 on success and 0 when no answer came.
 func (m *Matrix) send(ctx context.Context, it item) (status int, reason string, retryAfter time.Duration, err error) {
 	var content map[string]any
 	if it.cmd != "" {
@@ -388,74 +396,15 @@ func (m *Matrix) send(ctx context.Context, it item) (status int, reason string, 
 			"org.mediaguard.detection": machine(it.d, it.more),
 		}
 	}
-	path := "/_matrix/client/v3/rooms/" + url.PathEscape(m.roomID) + "/send/m.room.message/" + url.PathEscape(it.txnID())
-	status, resp, hdr, err := m.do(ctx, http.MethodPut, path, content)
-	if err != nil {
-		return 0, "", 0, err
+	_, err = m.cli.SendMessageEvent(ctx, id.RoomID(m.roomID), event.EventMessage, content, mautrix.ReqSendEvent{TransactionID: it.txnID()})
+	if err == nil {
+		return http.StatusOK, "", 0, nil
 	}
-	var e struct {
-		Error        string `json:"error"`
-		Errcode      string `json:"errcode"`
-		RetryAfterMS int64  `json:"retry_after_ms"`
+	f := Explain(err)
+	if f.Status == 0 {
+		return 0, "", 0, errors.New(f.Reason)
 	}
-	_ = json.Unmarshal(resp, &e)
-	if status == http.StatusTooManyRequests {
-		retryAfter = time.Duration(e.RetryAfterMS) * time.Millisecond
-		if retryAfter <= 0 {
-			if s, err := strconv.Atoi(hdr.Get("Retry-After")); err == nil {
-				retryAfter = time.Duration(s) * time.Second
-			}
-		}
-	}
-	if status != http.StatusOK && e.Errcode != "" {
-		reason = e.Errcode + ": " + e.Error
-	}
-	return status, reason, retryAfter, nil
-}
-
-func (m *Matrix) do(ctx context.Context, method, path string, payload any) (int, []byte, http.Header, error) {
-	var b []byte // no body for a GET
-	if payload != nil {
-		var err error
-		if b, err = json.Marshal(payload); err != nil {
-			return 0, nil, nil, err
-		}
-	}
-	req, err := http.NewRequestWithContext(ctx, method, m.cfg.Homeserver+path, bytes.NewReader(b))
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+m.cfg.AccessToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := m.cfg.HTTPClient.Do(req)
-	if err != nil {
-		return 0, nil, nil, redact(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return 0, nil, nil, redact(err)
-	}
-	return resp.StatusCode, body, resp.Header, nil
-}
-
-// redact strips the URL from transport errors: it is harmless today, but
-// keeping request details out of logs means a future ?access_token= never
-// leaks through an error message.
-func redact(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
-	}
-	return err
-}
-
-func errcodeOf(body []byte) string {
-	var e struct {
-		Errcode string `json:"errcode"`
-	}
-	_ = json.Unmarshal(body, &e)
-	return e.Errcode
+	return f.Status, f.Reason, f.RetryAfter, nil
 }
 
 // backoff is exponential from 250 ms, capped at MaxRetryDelay, with "equal

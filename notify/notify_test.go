@@ -484,7 +484,7 @@ func TestFormat(t *testing.T) {
 	d2 := sample("x", "")
 	d2.HashType, d2.MXC = "sha256", ""
 	body2, _ := Format(d2)
-	if !strings.Contains(body2, "User: unknown") || strings.Contains(body2, "Media:") || !strings.Contains(body2, "exact match") {
+	if !strings.Contains(body2, "Uploaded by: unknown") || strings.Contains(body2, "Media:") || !strings.Contains(body2, "exact match") {
 		t.Errorf("unknown user / no mxc / exact hash rendered wrongly:\n%s", body2)
 	}
 }
@@ -499,11 +499,31 @@ func ExampleFormat() {
 	// Output:
 	// 🚨 mediaguard blocked a download (client_download)
 	// Blocked: download via client_download
-	// User: @alice:example.org
+	// Requested by: @alice:example.org
 	// Media: mxc://example.org/AbCd
 	// Matched: pdq 0123456789abcdef…
 	// Bank: ncmec (source hma)
 	// Match: PDQ distance 12, confidence 0.90
 	// Action: download refused (404)
 	// Detection: det-42
+}
+
+// TestWhoLabel: only the uploader is "Uploaded by"; the user of a
+// download asked for it and may be a bot.
+func TestWhoLabel(t *testing.T) {
+	for _, tc := range []struct {
+		d    Detection
+		want string
+	}{
+		{Detection{Direction: "upload", User: "@a:x"}, "Uploaded by: @a:x"},
+		{Detection{Direction: "download", User: "@mjolnir:x"}, "Requested by: @mjolnir:x"},
+		{Detection{Direction: "stored media", Retro: true, User: "@a:x"}, "Uploaded by: @a:x"},
+		{Detection{Direction: "download"}, "Requested by: unknown"},
+		{Detection{User: "@a:x"}, "User: @a:x"},
+	} {
+		body, html := Format(tc.d)
+		if !strings.Contains(body, "\n"+tc.want+"\n") || !strings.Contains(html, strings.SplitN(tc.want, ":", 2)[0]+":</strong>") {
+			t.Errorf("%+v: body lacks %q:\n%s", tc.d, tc.want, body)
+		}
+	}
 }

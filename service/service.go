@@ -28,6 +28,7 @@ import (
 	"github.com/mediaguard/mediaguard/lookupapi"
 	"github.com/mediaguard/mediaguard/matcher"
 	"github.com/mediaguard/mediaguard/mediaproxy"
+	"github.com/mediaguard/mediaguard/modcmd"
 	"github.com/mediaguard/mediaguard/notify"
 )
 
@@ -104,6 +105,9 @@ type Config struct {
 	// Observer, when set, is told of every decision after the actions
 	// (the adapter's metrics, variables and events).
 	Observer mediaproxy.Observer
+	// Commands, when set (with Matrix), has the bot take moderators'
+	// commands in the management room (see CommandsConfig).
+	Commands *CommandsConfig
 
 	// Logger receives structured logs; nil discards them.
 	Logger *zap.Logger
@@ -119,6 +123,15 @@ type Service struct {
 	acts     *actions.Actions
 	notifier *notify.Matrix
 	webhook  *notify.Webhook
+	// bot takes moderators' commands (nil without Commands); admin is
+	// the Synapse admin API client (nil without one); audit is the
+	// caller's audit log; recent counts the last hour's decisions.
+	bot    *modcmd.Bot
+	admin  *homeserver.Admin
+	audit  *audit.Log
+	recent *recent
+	// fetch reaches stored media for watched rooms (nil unless watching).
+	fetch *watchFetch
 	// book is the media ledger (nil without one); changes queues bank
 	// changes for its retro-scans, run one at a time by Start's worker.
 	book    *ledger.Book
@@ -146,7 +159,7 @@ func New(cfg Config) (_ *Service, err error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Service{log: log}
+	s := &Service{log: log, audit: cfg.Audit, recent: newRecent()}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -250,6 +263,7 @@ func New(cfg Config) (_ *Service, err error) {
 			return nil, fmt.Errorf("synapse_admin: %w", err)
 		}
 		ac.Admin, ac.QuarantineUserMedia, ac.SuspendUser = admin, cfg.QuarantineUserMedia, cfg.SuspendUser
+		s.admin = admin
 	}
 	s.acts = actions.New(ac)
 	pc := cfg.Proxy
@@ -272,7 +286,7 @@ func New(cfg Config) (_ *Service, err error) {
 	// The backfill builds a Service without a ledger and writes records
 	// as the proxy would: the profile is known either way.
 	s.profile = hashingProfile(pc)
-	obs := observers{s.acts}
+	obs := observers{s.acts, s.recent}
 	if cfg.Ledger != nil {
 		s.book = ledger.NewBook(ledger.BookConfig{Store: cfg.Ledger, Matcher: s.guard, Fingerprint: s.local.Fingerprint,
 			Profile: s.profile, Remote: len(remotes) > 0, Retention: cfg.LedgerRetention, Logger: log.Named("ledger")})
@@ -286,6 +300,11 @@ func New(cfg Config) (_ *Service, err error) {
 	pc.Logger = log.Named("proxy")
 	if s.proxy, err = mediaproxy.New(pc); err != nil {
 		return nil, err
+	}
+	if cfg.Commands != nil {
+		if err := s.newBot(cfg); err != nil {
+			return nil, fmt.Errorf("commands: %w", err)
+		}
 	}
 	return s, nil
 }
@@ -316,14 +335,23 @@ func (s *Service) Start(ctx context.Context) error {
 		}
 		s.acts.RedeliverPending()
 	}
+	if s.bot != nil {
+		if err := s.bot.Start(); err != nil {
+			return fmt.Errorf("commands: %w", err)
+		}
+	}
 	return nil
 }
 
 // Close ends background work. It may be called more than once, and on a
 // Service that was never started.
 func (s *Service) Close() {
-	// The retro worker first: a scan finishing now still reaches the
-	// actions, notifiers and matcher it acts through.
+	// The command bot first: a command in progress acts through
+	// everything below. The retro worker next: a scan finishing now
+	// still reaches the actions, notifiers and matcher it acts through.
+	if s.bot != nil {
+		s.bot.Close()
+	}
 	if s.stopRetro != nil {
 		s.stopRetro()
 	}

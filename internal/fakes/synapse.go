@@ -295,7 +295,7 @@ func (f *Synapse) admin(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	p := r.URL.Path
 	switch {
-	case r.Method == "POST" && strings.HasPrefix(p, "/_synapse/admin/v1/media/quarantine/"):
+	case r.Method == "POST" && (strings.HasPrefix(p, "/_synapse/admin/v1/media/quarantine/") || strings.HasPrefix(p, "/_synapse/admin/v1/media/unquarantine/")):
 		if string(body) != "{}" {
 			w.WriteHeader(400)
 			return
@@ -305,9 +305,15 @@ func (f *Synapse) admin(w http.ResponseWriter, r *http.Request, body []byte) {
 			io.WriteString(w, `{"errcode":"M_NOT_FOUND","error":"Unknown media"}`)
 			return
 		}
-		if server, id, ok := strings.Cut(strings.TrimPrefix(p, "/_synapse/admin/v1/media/quarantine/"), "/"); ok {
+		if server, id, ok := strings.Cut(strings.TrimPrefix(p, "/_synapse/admin/v1/media/quarantine/"), "/"); ok && strings.HasPrefix(p, "/_synapse/admin/v1/media/quarantine/") {
 			f.mu.Lock()
 			f.setQuarantined(server, id, f.adminOf(r))
+			f.mu.Unlock()
+		}
+		if server, id, ok := strings.Cut(strings.TrimPrefix(p, "/_synapse/admin/v1/media/unquarantine/"), "/"); ok && strings.HasPrefix(p, "/_synapse/admin/v1/media/unquarantine/") {
+			// Served again, and recorded in the quarantine feed.
+			f.mu.Lock()
+			f.setQuarantined(server, id, "")
 			f.mu.Unlock()
 		}
 		io.WriteString(w, "{}")

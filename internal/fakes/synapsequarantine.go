@@ -193,8 +193,9 @@ func (f *Synapse) record(origin, id, by string) {
 	f.q.changes = append(f.q.changes, quarantineChange{f.q.stream, origin, id, by != ""})
 }
 
-// quarantineAdmin answers the quarantine feed and unquarantine; it
-// reports whether the request was one of those. The token was checked.
+// quarantineAdmin answers the quarantine feed and the media-info API; it
+// reports whether the request was one of those (unquarantine is answered
+// with quarantine, in admin). The token was checked.
 func (f *Synapse) quarantineAdmin(w http.ResponseWriter, r *http.Request) bool {
 	p := r.URL.Path
 	switch {
@@ -207,16 +208,6 @@ func (f *Synapse) quarantineAdmin(w http.ResponseWriter, r *http.Request) bool {
 			return true
 		}
 		f.quarantineChanges(w, r)
-		return true
-	case r.Method == http.MethodPost && strings.HasPrefix(p, "/_synapse/admin/v1/media/unquarantine/"):
-		server, id, ok := strings.Cut(strings.TrimPrefix(p, "/_synapse/admin/v1/media/unquarantine/"), "/")
-		if !ok {
-			return false
-		}
-		f.mu.Lock()
-		f.setQuarantined(server, id, "")
-		f.mu.Unlock()
-		io.WriteString(w, "{}")
 		return true
 	case r.Method == http.MethodGet && strings.HasPrefix(p, "/_synapse/admin/v1/media/"):
 		server, id, ok := strings.Cut(strings.TrimPrefix(p, "/_synapse/admin/v1/media/"), "/")

@@ -21,6 +21,9 @@ var mustNotImport = map[string][]string{
 	"github.com/mediaguard/mediaguard/mediaproxy": {"lookupapi", "hmaapi", "notify", "homeserver", "audit"},
 	"github.com/mediaguard/mediaguard/notify":     {"mediaproxy", "matcher"},
 	"github.com/mediaguard/mediaguard/homeserver": {"mediaproxy", "matcher"},
+	// The moderators' commands reach the stages only through the
+	// Moderation interface the service implements.
+	"github.com/mediaguard/mediaguard/modcmd": {"mediaproxy", "matcher", "ledger", "lookupapi", "actions", "service", "audit"},
 	// The act stage turns decisions into actions; the wiring above it
 	// (service) and the serve stage are none of its business.
 	"github.com/mediaguard/mediaguard/actions": {"lookupapi", "hmaapi", "service"},
