@@ -88,6 +88,7 @@ func (h *Handler) serveLookup(w http.ResponseWriter, r *http.Request, client str
 		writeNoVerdict(w, http.StatusServiceUnavailable, msg)
 		return OutcomeUnavailable
 	}
+	h.eachLocalBank(r.Context(), &v, lr.q)
 	h.alsoRemote(r.Context(), &v, lr.q)
 	ans := lookupAnswer(&v, lr.banks)
 	writeJSON(w, http.StatusOK, ans)
@@ -149,4 +150,33 @@ func (h *Handler) alsoRemote(ctx context.Context, v *matcher.Verdict, q matcher.
 		return
 	}
 	v.Evidence = append(slices.Clip(v.Evidence), rv.Evidence...)
+}
+
+// eachBankMatcher is matcher.Local's MatchEachBank.
+type eachBankMatcher interface {
+	MatchEachBank(ctx context.Context, q matcher.Query) (matcher.Verdict, error)
+}
+
+// eachLocalBank replaces the local evidence of a match with every local
+// bank's own closest entries. The Guard keeps the closest entries across
+// all banks, a bounded list that one bank with many near entries (a
+// learned bank holds a dozen forms per picture) can fill, and policyserv
+// acts only on the banks it enables: a bank crowded out of the list would
+// read as no match.
+func (h *Handler) eachLocalBank(ctx context.Context, v *matcher.Verdict, q matcher.Query) {
+	each, ok := h.local.(eachBankMatcher)
+	if !ok || !v.Match {
+		return
+	}
+	lv, err := each.MatchEachBank(ctx, q)
+	if err != nil || !lv.Match {
+		return
+	}
+	ev := lv.Evidence
+	for _, e := range v.Evidence {
+		if !strings.HasPrefix(e.Source, "local:") {
+			ev = append(ev, e)
+		}
+	}
+	v.Evidence = ev
 }

@@ -15,6 +15,13 @@ type BankLister interface {
 // all of HMA's banks).
 func (h *HMA) ConfiguredBanks() []string { return slices.Clone(h.bankList) }
 
+// ConfiguredBanks returns the banks Arachnid Shield's classifications map
+// to: it answers with no others, so HMA clients can enable them (the
+// HMA-compatible surface's /c/banks lists them).
+func (a *Arachnid) ConfiguredBanks() []string {
+	return []string{ArachnidBankCSAM, ArachnidBankHarmful, ArachnidBankOther}
+}
+
 // RemoteBanks returns, for each remote restricted to named banks, those
 // names, in the order configured. A remote that may answer with any bank
 // (HMA without `banks`, a lookup service) is absent.

@@ -7,8 +7,9 @@ import (
 	"testing"
 )
 
-// TestRemoteBanks: an HMA restricted to banks lists them; one that is not
-// (any of HMA's banks may answer) is left out.
+// TestRemoteBanks: an HMA restricted to banks lists them, Arachnid its
+// fixed three; an HMA that is not (any of its banks may answer) is left
+// out.
 func TestRemoteBanks(t *testing.T) {
 	a, err := NewHMA(HMAConfig{URL: "http://127.0.0.1:1", Banks: []string{"NCMEC", "LOCAL_CSAM"}})
 	if err != nil {
@@ -18,12 +19,18 @@ func TestRemoteBanks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := NewGuard(GuardConfig{Remotes: []Remote{{Name: "hma:a", Matcher: a}, {Name: "hma:b", Matcher: b}}})
+	ar, err := NewArachnid(ArachnidConfig{URL: "http://127.0.0.1:3", Username: "u", Password: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := NewGuard(GuardConfig{Remotes: []Remote{{Name: "hma:a", Matcher: a}, {Name: "hma:b", Matcher: b}, {Name: "arachnid:x", Matcher: ar}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	want := map[string][]string{"hma:a": {"NCMEC", "LOCAL_CSAM"}}
+	// Arachnid answers in its three banks only, so HMA clients can
+	// enable them.
+	want := map[string][]string{"hma:a": {"NCMEC", "LOCAL_CSAM"}, "arachnid:x": {"ARACHNID_CSAM", "ARACHNID_HARMFUL", "ARACHNID_OTHER"}}
 	if got := g.RemoteBanks(); !reflect.DeepEqual(got, want) {
 		t.Errorf("RemoteBanks = %v, want %v", got, want)
 	}

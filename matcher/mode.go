@@ -3,7 +3,10 @@ package matcher
 // Report-only mode and bank categories: how a list is rolled out, and what
 // kind of harm it lists.
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+)
 
 // Modes of a bank or backend.
 const (
@@ -119,4 +122,30 @@ func settle(v *Verdict) {
 	if v.WouldBlock {
 		v.Reason = "report only: " + v.Reason
 	}
+}
+
+// MatchEachBank is Match with the bound on evidence applied to each bank
+// on its own rather than to all of them: every bank holding an entry near
+// q gives its closest entries, however many closer entries other banks
+// hold. It is for answers that must name every bank that matches (the
+// HMA-compatible surface's /m/lookup, whose clients act on some banks
+// only); the proxy needs only the best evidence and uses Match. Report-
+// only banks give evidence marked as such, enforcing ones first.
+func (l *Local) MatchEachBank(ctx context.Context, q Query) (Verdict, error) {
+	if err := ctx.Err(); err != nil {
+		return Verdict{}, err
+	}
+	st := l.state.Load()
+	var out Verdict
+	for _, report := range []bool{false, true} {
+		for _, b := range st.active {
+			if b.report != report {
+				continue
+			}
+			v := l.matchPass(&localState{active: []*Bank{b}}, &q, report)
+			out.Evidence = append(out.Evidence, v.Evidence...)
+		}
+	}
+	settle(&out)
+	return out, nil
 }

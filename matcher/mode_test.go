@@ -256,3 +256,36 @@ func BenchmarkLocalMatchModes(b *testing.B) {
 		})
 	}
 }
+
+// MatchEachBank names every bank near the query, however many closer
+// entries another bank holds; Match keeps the closest across banks.
+func TestMatchEachBank(t *testing.T) {
+	dir := t.TempDir()
+	base := mustPDQ(t, tPDQ)
+	var crowd strings.Builder
+	for i := 0; i < 2*maxEvidence; i++ {
+		fmt.Fprintf(&crowd, "pdq %s\n", flipRange(base, i*3, 1+i%4))
+	}
+	learned, ncmec := filepath.Join(dir, "learned.txt"), filepath.Join(dir, "ncmec.txt")
+	writeFile(t, learned, crowd.String())
+	writeFile(t, ncmec, "pdq "+flip(base, 20).String()+"\n")
+	l := newTestLocal(t, LocalConfig{Banks: []BankConfig{{Name: "LEARNED", Path: learned}, {Name: "NCMEC", Path: ncmec}}})
+	q := Query{Has: HasPDQ, PDQ: base, PDQQuality: 100}
+	banks := func(v Verdict) map[string]int {
+		m := map[string]int{}
+		for _, e := range v.Evidence {
+			m[e.Bank]++
+		}
+		return m
+	}
+	if m := banks(match(t, l, q)); m["NCMEC"] != 0 || m["LEARNED"] != maxEvidence {
+		t.Fatalf("Match evidence by bank %v: the premise (NCMEC crowded out) does not hold", m)
+	}
+	v, err := l.MatchEachBank(context.Background(), q)
+	if err != nil || !v.Match {
+		t.Fatalf("MatchEachBank = %+v, %v", v, err)
+	}
+	if m := banks(v); m["NCMEC"] != 1 || m["LEARNED"] != maxEvidence {
+		t.Errorf("MatchEachBank evidence by bank %v, want NCMEC 1 and LEARNED %d", m, maxEvidence)
+	}
+}
