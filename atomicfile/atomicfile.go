@@ -105,3 +105,16 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// Rename moves from over to (both in one directory) and makes the rename
+// durable: for a file built whole beside the one in use over many writes
+// (a bank synced anew), which replaces it only once complete.
+func Rename(from, to string) error {
+	if err := os.Rename(from, to); err != nil {
+		return fmt.Errorf("atomicfile: %w", err)
+	}
+	if err := syncDir(filepath.Dir(to)); err != nil {
+		return fmt.Errorf("atomicfile: syncing the directory of %s: %w", to, err)
+	}
+	return nil
+}

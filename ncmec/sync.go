@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"time"
 
+	"github.com/mediaguard/mediaguard/atomicfile"
 	"go.uber.org/zap"
 )
 
@@ -86,6 +88,24 @@ type syncer struct {
 	// a large bank for nothing every 15 minutes would cost the matcher a
 	// reload each time).
 	bankThrough time.Time
+	// resync is set while a bank already in use is synced anew (its base
+	// URL changed): the new bank is built in resyncPath and replaces the
+	// one in use only once it is whole, so the list in force never
+	// shrinks to the first windows of a sync that takes hours, and a
+	// failed resync leaves it as it was.
+	resync bool
+}
+
+// resyncSuffix names the side file a resync builds the new bank in.
+const resyncSuffix = ".resync"
+
+// target is the file commits write: the bank, or its side file during a
+// resync.
+func (s *syncer) target() string {
+	if s.resync {
+		return s.cfg.Path + resyncSuffix
+	}
+	return s.cfg.Path
 }
 
 func newSyncer(cfg Config) (*syncer, error) {
@@ -115,7 +135,9 @@ func (s *syncer) resume() (from time.Time, fresh bool, err error) {
 		}
 		return start, true, nil
 	case h.base != "" && h.base != s.base || hasCk && ck.BaseURL != s.base:
-		s.log.Info("ncmec base URL changed: syncing the bank again from the start", zap.String("was", h.base), zap.String("now", s.base))
+		s.log.Info("ncmec base URL changed: syncing the bank again from the start, beside the one in use until it is whole",
+			zap.String("was", h.base), zap.String("now", s.base))
+		s.resync = !h.through.IsZero()
 		return start, true, nil
 	case h.through.IsZero():
 		// Nothing committed into this file yet (EnsureBank's).
@@ -138,6 +160,10 @@ func (s *syncer) run(ctx context.Context) (Result, error) {
 	from, fresh, err := s.resume()
 	if err != nil {
 		return s.res, err
+	}
+	if s.resync {
+		// A resync cut off before (a crash, a stop) starts over.
+		os.Remove(s.cfg.Path + resyncSuffix)
 	}
 	s.res.Through = from
 	if ck, ok, _ := LoadCheckpoint(s.cfg.Path); ok && !fresh {
@@ -206,7 +232,13 @@ func (s *syncer) run(ctx context.Context) (Result, error) {
 		}
 		cur = wEnd
 	}
-	return s.res, flush()
+	if err := flush(); err != nil {
+		return s.res, err
+	}
+	if s.resync {
+		return s.res, s.finishResync(s.res.Through)
+	}
+	return s.res, nil
 }
 
 // fetch reads the window [from, to] whole into batch and returns how
@@ -265,24 +297,39 @@ func (s *syncer) commit(win *window, through time.Time, fresh bool) error {
 	h := header{bank: s.cfg.Name, base: s.base, through: through}
 	if win.changes() > 0 || fresh {
 		var m merged
-		err := writeAtomic(s.cfg.Path, func(w *bufio.Writer) error {
+		err := writeAtomic(s.target(), func(w *bufio.Writer) error {
 			var err error
-			m, err = merge(w, s.cfg.Path, fresh, h, win)
+			m, err = merge(w, s.target(), fresh, h, win)
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("ncmec: writing bank %s: %w", s.cfg.Path, err)
+			return fmt.Errorf("ncmec: writing bank %s: %w", s.target(), err)
 		}
 		s.res.Entries, s.res.Counts, s.res.Written = m.entries, m.counts, true
 		s.res.Changes += win.changes()
 		s.bankThrough = through
 	}
+	if s.resync {
+		// Neither the checkpoint nor the bank in use moves until the
+		// new bank is whole (finishResync).
+		s.res.Commits++
+		s.res.Through = through
+		return nil
+	}
+	return s.checkpoint(win, through, fresh)
+}
+
+// checkpoint records the commit of windows through through in the
+// bank's checkpoint and tells the matcher of a written bank.
+func (s *syncer) checkpoint(win *window, through time.Time, written bool) error {
 	ck := Checkpoint{Bank: s.cfg.Name, BaseURL: s.base, Through: through, BankThrough: s.bankThrough, SyncedAt: s.cfg.Now().UTC(),
 		Entries: s.res.Entries, Counts: s.res.Counts}
 	if err := saveCheckpoint(s.cfg.Path, ck); err != nil {
 		return fmt.Errorf("ncmec: writing checkpoint: %w", err)
 	}
-	s.res.Commits++
+	if !s.resync {
+		s.res.Commits++
+	}
 	s.res.Through = through
 	s.log.Info("ncmec window synced", zap.Time("through", through), zap.Int("read", win.entries), zap.Int("changes", win.changes()),
 		zap.Int("entries", s.res.Entries), zap.Int("md5", s.res.Counts.MD5), zap.Int("sha1", s.res.Counts.SHA1),
@@ -290,10 +337,25 @@ func (s *syncer) commit(win *window, through time.Time, fresh bool) error {
 	if s.cfg.onCommit != nil {
 		s.cfg.onCommit(s.res)
 	}
-	if win.changes() > 0 || fresh {
+	if win.changes() > 0 || written {
 		if s.cfg.OnWritten != nil {
 			s.cfg.OnWritten()
 		}
 	}
 	return nil
+}
+
+// finishResync puts a resynced bank in place of the one in use, whole,
+// then its checkpoint.
+func (s *syncer) finishResync(through time.Time) error {
+	side := s.cfg.Path + resyncSuffix
+	if _, err := os.Stat(side); err != nil {
+		return fmt.Errorf("ncmec: resync of %s: %w", s.cfg.Path, err)
+	}
+	if err := atomicfile.Rename(side, s.cfg.Path); err != nil {
+		return fmt.Errorf("ncmec: putting the resynced bank in place: %w", err)
+	}
+	s.resync = false
+	s.log.Info("ncmec bank resynced from the new base URL and put in place", zap.Int("entries", s.res.Entries))
+	return s.checkpoint(newWindow(), through, true)
 }

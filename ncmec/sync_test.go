@@ -566,6 +566,44 @@ func TestSyncBankIdentity(t *testing.T) {
 	if text := readFile(t, e.path); res.Entries != 1 || !strings.Contains(text, "ncmec:9 B1") || strings.Contains(text, "ncmec:1 ") {
 		t.Fatalf("after a base URL change: %+v\n%s", res, text)
 	}
+	if _, err := os.Stat(e.path + resyncSuffix); !os.IsNotExist(err) {
+		t.Fatalf("the resync's side file is left: %v", err)
+	}
+
+	// A resync that fails part-way leaves the bank in use whole: the
+	// list in force never shrinks to the first windows of the new sync.
+	// (Found by review: the first commit of a resync replaced the bank.)
+	var many []fakes.NCMECEntry
+	for i := range 8 {
+		many = append(many, image(fmt.Sprint(31+i), time.Duration(1+i)*time.Minute, "A1"))
+	}
+	third := fakes.NewNCMEC(t, "esp-user", "s3cret-pass", many...)
+	third.PageSize = 1
+	// 13 pages: the empty windows of the day before, then the first
+	// window holding an entry; the next page fails.
+	third.SetFault(&fakes.NCMECFault{AfterPages: 13, Status: 500})
+	cfg.BaseURL = third.BaseURL()
+	cfg.MaxWindowEntries = 2 // windows of one entry, committed one by one
+	before := readFile(t, e.path)
+	wrote := e.wrote.Load()
+	if res, err := Sync(context.Background(), cfg); err == nil || res.Read == 0 {
+		// The fault must come after a window with entries was read:
+		// only then could a resync have replaced the bank.
+		t.Fatalf("the resync read %d entries, err %v: the fault must come after a window with entries", res.Read, err)
+	}
+	if readFile(t, e.path) != before || e.wrote.Load() != wrote {
+		t.Fatal("a failed resync changed the bank in use")
+	}
+	third.SetFault(nil)
+	if res := e.sync(cfg); res.Entries != 8 {
+		t.Fatalf("the resync after healing: %+v", res)
+	}
+	if text := readFile(t, e.path); !strings.Contains(text, "ncmec:31 ") || !strings.Contains(text, "ncmec:38 ") || strings.Contains(text, "ncmec:9 ") {
+		t.Fatalf("the resynced bank:\n%s", text)
+	}
+	if ck, ok, err := LoadCheckpoint(e.path); err != nil || !ok || ck.BaseURL != third.BaseURL() {
+		t.Fatalf("checkpoint after the resync: %+v %v %v", ck, ok, err)
+	}
 
 	mine := filepath.Join(t.TempDir(), "hand.bank")
 	os.WriteFile(mine, []byte("md5 "+md5Of("x")+" mine\n"), 0o600)
