@@ -63,6 +63,12 @@ func (m *HMA) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if key == "" {
+		// /m/lookup answers distances: without a key, anyone who reaches
+		// the site can probe edits of a picture until one slips under
+		// the threshold.
+		ctx.Logger().Warn("mediaguard_hma has no api_key: anyone who can reach this site can query the hash lists; keep it on loopback (bind 127.0.0.1) or set api_key {env.…}")
+	}
 	if m.MaxBodySize < 0 || m.RateBurst < 0 || m.RateLimit < 0 {
 		return fmt.Errorf("mediaguard_hma: max_body_size, rate_limit and rate_burst must not be negative")
 	}

@@ -27,6 +27,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mediaguard/mediaguard/homeserver"
+	"github.com/mediaguard/mediaguard/internal/filelock"
 	"github.com/mediaguard/mediaguard/matcher"
 	"github.com/mediaguard/mediaguard/mediaproxy"
 )
@@ -133,6 +134,8 @@ type Stats struct {
 type Poller struct {
 	path, cpPath string
 	bank         *matcher.OwnedBank
+	// unlock releases the bank file's lock (Close).
+	unlock func()
 
 	mu      sync.Mutex // guards cur, started and closed
 	cur     *user
@@ -178,12 +181,24 @@ func New(cfg Config) (*Poller, error) {
 		path: cfg.Path, cpPath: CheckpointPath(cfg.Path),
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
-	var err error
+	// One writer per bank file, across processes too: two would rewrite
+	// each other's entries away and both advance the checkpoint, so the
+	// entries lost would never be learned again.
+	unlock, err := filelock.TryLock(cfg.Path + ".lock")
+	if errors.Is(err, filelock.ErrBusy) {
+		return nil, fmt.Errorf("learn: another process is learning into %s (its .lock is held)", cfg.Path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("learn: locking %s: %w", cfg.Path, err)
+	}
+	p.unlock = unlock
 	p.bank, err = matcher.OpenOwnedBank(matcher.OwnedBankConfig{Path: cfg.Path, Writer: "learn_quarantines", OnWrite: p.reload})
 	if err != nil {
+		unlock()
 		return nil, fmt.Errorf("learn: %w", err)
 	}
 	if p.cp, err = loadCheckpoint(p.cpPath); err != nil {
+		unlock()
 		return nil, err
 	}
 	p.checkpointPos.Store(p.cp.NextBatch)
@@ -285,6 +300,7 @@ func (p *Poller) Close() {
 		if started {
 			<-p.done
 		}
+		p.unlock()
 	})
 }
 

@@ -543,3 +543,23 @@ func TestLearnsOnlyTheModeratorsCurrentQuarantines(t *testing.T) {
 		t.Fatal("own or stale quarantine learned")
 	}
 }
+
+// One writer per learned bank: a second poller of the same file (another
+// process, say a blue/green deploy on one host) is refused until the first
+// closes, rather than both rewriting each other's entries away.
+func TestOneWriterPerBank(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "learned.bank")
+	first, err := New(Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{Path: path}); err == nil || !strings.Contains(err.Error(), "another process is learning into") {
+		t.Fatalf("a second writer: %v", err)
+	}
+	first.Close()
+	again, err := New(Config{Path: path})
+	if err != nil {
+		t.Fatalf("after the first closed: %v", err)
+	}
+	again.Close()
+}

@@ -1,6 +1,6 @@
 //go:build unix
 
-package ncmec
+package filelock
 
 import (
 	"errors"
@@ -9,12 +9,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tryLock takes the exclusive lock of path+".lock" without waiting, so
-// that two syncs of one bank (another process, or a Runner of another
-// config) never write it at once. The lock dies with the process: a
+// TryLock takes the exclusive lock of the file lockFile (created 0600)
+// without waiting, or answers ErrBusy. The lock dies with the process: a
 // crash leaves nothing to clean up.
-func tryLock(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(lockPath(path), os.O_RDWR|os.O_CREATE, 0o600)
+func TryLock(lockFile string) (unlock func(), err error) {
+	f, err := os.OpenFile(lockFile, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
