@@ -57,3 +57,14 @@ func bestLabel(v matcher.Verdict) string {
 	}
 	return v.Evidence[0].Label
 }
+
+// QuarantineConfirmed quarantines stored media server/mediaID that a
+// moderator confirmed under detection id, in the background (with
+// Admin), recording the outcome against id. The uploader is not acted
+// on: suspending people is the moderator's call, not a side effect.
+func (a *Actions) QuarantineConfirmed(id, server, mediaID string) {
+	a.quarantineMedia(id, server, mediaID, "")
+}
+
+// CanQuarantine reports whether quarantines are configured (Admin).
+func (a *Actions) CanQuarantine() bool { return a.cfg.Admin != nil }
