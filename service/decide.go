@@ -28,14 +28,17 @@ var ErrUnknownDetection = errors.New("no such review detection")
 
 // decisions is the Service's state for moderators' decisions.
 type decisions struct {
-	// mu makes each decision one step: concurrent confirmations of one
-	// detection add its entries once and answer "already" after.
-	mu                   sync.Mutex
 	audit                *audit.Log
 	confirmed, allowlist *matcher.OwnedBank
 	confirmedName        string
 	allowName            string
 }
+
+// decideMu makes each decision one step: concurrent confirmations of one
+// detection add its entries once and answer "already" after. It is the
+// process's, not a Service's: during a config reload the old and the new
+// Service share the owned banks.
+var decideMu sync.Mutex
 
 // ownedBanks shares one OwnedBank per file in the process: a config
 // reload builds a new Service while the old one still runs, and two
@@ -166,8 +169,8 @@ func (s *Service) ConfirmDetection(ctx context.Context, id, moderator string) (s
 	if d.confirmed == nil {
 		return "", errors.New("no confirmed_bank is configured: confirmations have nowhere to go")
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	decideMu.Lock()
+	defer decideMu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
@@ -233,8 +236,8 @@ func (s *Service) DismissDetection(ctx context.Context, id, moderator string) (s
 	if d.allowlist == nil {
 		return "", errors.New("no allowlist is configured (allow NAME PATH): dismissals have nowhere to go")
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	decideMu.Lock()
+	defer decideMu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}

@@ -212,3 +212,79 @@ func TestConfirmAndDismiss(t *testing.T) {
 		t.Errorf("audited decisions %q, want %q", decided, want)
 	}
 }
+
+// Under review_action hold, a held upload stores nothing and is refused
+// until a moderator dismisses it; then the client's retry passes. A held
+// download answers 404 until the dismissal releases it.
+func TestHeldUntilDismissed(t *testing.T) {
+	dir := t.TempDir()
+	img := blocksPNG(t, 3)
+	listed := filepath.Join(dir, "listed.txt")
+	if err := os.WriteFile(listed, []byte(nearEntry(t, img, 40, "case-c")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log, err := audit.Open(audit.Options{Path: filepath.Join(dir, "audit.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	obs := &outcomeLog{}
+	s, err := New(Config{
+		Local: matcher.LocalConfig{ReviewThreshold: 45, Banks: []matcher.BankConfig{
+			{Name: "LISTED", Path: listed}, {Name: "FALSE_POSITIVES", Path: filepath.Join(dir, "allow.txt"), Allow: true}}},
+		Allowlist: "FALSE_POSITIVES",
+		Proxy:     mediaproxy.Config{TempDir: dir, Hashing: mediaproxy.HashingInline, ReviewAction: mediaproxy.ReviewHold, ServerName: "hs"},
+		Audit:     log,
+		Observer:  obs,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	forwarded := 0
+	serve := func(method, path string, body []byte) int {
+		w := httptest.NewRecorder()
+		s.Proxy().ServeHTTP(w, httptest.NewRequest(method, path, bytes.NewReader(body)), func(w http.ResponseWriter, r *http.Request) error {
+			forwarded++
+			if method == "POST" {
+				w.Write([]byte(`{"content_uri":"mxc://hs/C1"}`))
+				return nil
+			}
+			w.Header().Set("Content-Type", "image/png")
+			w.Write(img)
+			return nil
+		})
+		return w.Code
+	}
+	if code := serve("POST", "/_matrix/media/v3/upload", img); code != 403 || forwarded != 0 || obs.last().Outcome != mediaproxy.Held {
+		t.Fatalf("held upload: %d, %d forwarded, %s", code, forwarded, obs.last().Outcome)
+	}
+	if code := serve("GET", "/_matrix/client/v1/media/download/hs/stored", nil); code != 404 || obs.last().Outcome != mediaproxy.Held {
+		t.Fatalf("held download: %d %s", code, obs.last().Outcome)
+	}
+	var ids []string
+	audit.Read(log.Path(), time.Time{}, func(r audit.Record) error {
+		if r.Kind == audit.KindReview {
+			ids = append(ids, r.ID)
+		}
+		return nil
+	})
+	if len(ids) != 2 {
+		t.Fatalf("review records %q", ids)
+	}
+	for _, id := range ids {
+		if r, err := s.DismissDetection(ctx, id, "@mod:hs"); err != nil || !strings.Contains(r, "dismissed detection") {
+			t.Fatalf("dismiss %s: %q %v", id, r, err)
+		}
+	}
+	if code := serve("POST", "/_matrix/media/v3/upload", img); code != 200 || obs.last().Outcome != mediaproxy.Clean {
+		t.Fatalf("retried upload: %d %s", code, obs.last().Outcome)
+	}
+	if code := serve("GET", "/_matrix/client/v1/media/download/hs/stored", nil); code != 200 {
+		t.Fatalf("released download: %d %s", code, obs.last().Outcome)
+	}
+}
