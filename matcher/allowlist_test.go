@@ -88,3 +88,54 @@ func TestAllowlistOverridesEveryKind(t *testing.T) {
 		})
 	}
 }
+
+// The real HMA and lookup-service clients, against their fakes: what they
+// match is blocked, unless the file is allowlisted, when neither is
+// asked at all.
+func TestAllowlistOverridesRealRemotes(t *testing.T) {
+	dir := t.TempDir()
+	allow := filepath.Join(dir, "allow.txt")
+	writeFile(t, allow, "md5 "+tMD5+"\n")
+	l := newTestLocal(t, LocalConfig{Banks: []BankConfig{{Name: "FP", Path: allow, Allow: true}}})
+	hma := newFakeHMA(t)
+	svc := newFakeLookupService(t)
+	svc.block[tSHA256] = "sha256"
+	h := newTestHMA(t, HMAConfig{URL: hma.URL + "/", Banks: []string{"TEST_BANK"}})
+	s, err := NewService(ServiceConfig{Name: "svc", URL: svc.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		remote Remote
+		q      Query
+	}{
+		{"hma", Remote{Name: "hma:fake", Matcher: h}, pdqQuery(t, hmaBase, 100)},
+		{"service", Remote{Name: "service:svc", Matcher: s}, Query{Has: HasSHA256, SHA256: digest32(t, tSHA256)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := NewGuard(GuardConfig{Local: l, Remotes: []Remote{tc.remote}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			v, err := g.Match(context.Background(), tc.q)
+			if err != nil || !v.Match {
+				t.Fatalf("not allowlisted: %+v, %v", v, err)
+			}
+			// The fake backends of TestAllowlistOverridesEveryKind count
+			// HMA-like calls; the lookup service's fake counts its own.
+			svcCalls := svc.calls.Load()
+			q := tc.q
+			q.Has |= HasMD5
+			q.MD5 = digest16(t, tMD5)
+			v, err = g.Match(context.Background(), q)
+			if err != nil || v.Match || v.Allowlisted != "FP" {
+				t.Fatalf("allowlisted: %+v, %v", v, err)
+			}
+			if svc.calls.Load() != svcCalls {
+				t.Errorf("the lookup service was asked about an allowlisted file")
+			}
+		})
+	}
+}
