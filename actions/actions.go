@@ -119,6 +119,16 @@ func (a *Actions) Observe(d *mediaproxy.Decision) {
 			zap.Int("distance", v.Distance), zap.String("source", v.Source), zap.String("sha256", d.Digests.SHA256Hex()),
 			zap.String("user", d.User))
 		a.notify(id, detection(id, d, dir))
+	case mediaproxy.Review, mediaproxy.Held:
+		v := d.Verdict
+		a.log.Info("borderline match: review requested",
+			zap.String("direction", dir), zap.String("endpoint", d.Endpoint.Name), zap.String("verdict", string(d.Outcome)),
+			zap.Stringer("media", d.MediaKey), zap.String("detection", id), zap.String("bank", v.Bank),
+			zap.String("variant", VariantLabel(v.Variant)), zap.String("matched_hash_prefix", MatchedPrefix(v.MatchedHash)),
+			zap.Int("distance", v.Distance), zap.Int("quality", v.Quality), zap.String("sha256", d.Digests.SHA256Hex()),
+			zap.String("user", d.User))
+		// No quarantine and no Mjolnir command: a human decides.
+		a.notify(id, detection(id, d, dir))
 	case mediaproxy.Refused, mediaproxy.Unscanned:
 		// Per request only at debug level: a dead backend would otherwise
 		// write one line per upload. The matcher logs the failure and each

@@ -46,7 +46,8 @@ func (a *Actions) RedeliverPending() {
 func detection(id string, d *mediaproxy.Decision, dir string) notify.Detection {
 	v := d.Verdict
 	media := mxc(d.MediaKey)
-	if d.Upload && (d.Outcome != mediaproxy.WouldBlock || d.UpstreamStatus != 200) {
+	passed := d.Outcome == mediaproxy.WouldBlock || d.Outcome == mediaproxy.Review
+	if d.Upload && (!passed || d.UpstreamStatus != 200) {
 		// A refused upload stored nothing, and a PUT's media ID is the
 		// client's unverified claim: never hand it to a command. A
 		// would-block upload the homeserver stored is named, since
@@ -58,6 +59,7 @@ func detection(id string, d *mediaproxy.Decision, dir string) notify.Detection {
 		MXC: media, HashType: string(v.HashType), MatchedHash: v.MatchedHash,
 		Bank: v.Bank, Source: v.Source, Category: v.Category, Distance: v.Distance, Confidence: v.Confidence,
 		Form: v.Form, Variant: v.Variant, Action: actionTaken(d), WouldBlock: d.Outcome == mediaproxy.WouldBlock,
+		Review: d.Outcome == mediaproxy.Review || d.Outcome == mediaproxy.Held, Quality: v.Quality, Label: bestLabel(v),
 	}
 }
 
@@ -73,6 +75,7 @@ func detectionFromRecord(r audit.Record) notify.Detection {
 		MXC: mxcOfRecord(r.Media), HashType: v.HashType, MatchedHash: v.MatchedHash, Bank: v.Bank,
 		Source: v.Source, Distance: v.Distance, Confidence: v.Confidence, Form: v.Form, Variant: v.Variant, Action: v.Action,
 		Retro: r.Kind == audit.KindRetroBlock, FirstSeen: v.FirstSeen, Category: v.Category, WouldBlock: r.Kind == audit.KindWouldBlock,
+		Review: r.Kind == audit.KindReview, Quality: v.Quality, Label: v.Label,
 	}
 }
 
@@ -94,6 +97,12 @@ func mxcOfRecord(media string) string {
 
 func actionTaken(d *mediaproxy.Decision) string {
 	switch {
+	case d.Outcome == mediaproxy.Review:
+		return "none: the " + Direction(d) + " passed; a moderator is asked to confirm or dismiss"
+	case d.Outcome == mediaproxy.Held && d.Upload:
+		return "upload held (403), nothing stored, until a moderator confirms or dismisses"
+	case d.Outcome == mediaproxy.Held:
+		return "download held (404) until a moderator confirms or dismisses"
 	case d.Outcome == mediaproxy.WouldBlock:
 		return "none: report-only mode, the " + Direction(d) + " passed"
 	case d.Outcome == mediaproxy.LateBlocked:

@@ -22,6 +22,8 @@ var auditKinds = map[mediaproxy.Outcome]string{
 	mediaproxy.Refused:      audit.KindRefused,
 	mediaproxy.Undecodable:  audit.KindUndecodable,
 	mediaproxy.WouldBlock:   audit.KindWouldBlock,
+	mediaproxy.Review:       audit.KindReview,
+	mediaproxy.Held:         audit.KindReview,
 }
 
 // record appends the decision to the audit log before the response goes
@@ -55,7 +57,10 @@ func (a *Actions) record(d *mediaproxy.Decision, dir string) string {
 	ev := audit.Evidence{Outcome: string(d.Outcome), Bank: d.Verdict.Bank, HashType: string(d.Verdict.HashType), MatchedHash: d.Verdict.MatchedHash,
 		Distance: d.Verdict.Distance, Confidence: d.Verdict.Confidence, Source: d.Verdict.Source, Category: d.Verdict.Category, Form: d.Verdict.Form, Variant: d.Verdict.Variant, Reason: d.Verdict.Reason,
 		Notes: d.Verdict.Notes, Unscannable: d.UnscannableReason}
-	if d.Outcome == mediaproxy.Blocked || d.Outcome == mediaproxy.LateBlocked || d.Outcome == mediaproxy.WouldBlock {
+	if d.Outcome == mediaproxy.Review || d.Outcome == mediaproxy.Held {
+		reviewEvidence(&ev, d)
+	}
+	if d.Outcome == mediaproxy.Blocked || d.Outcome == mediaproxy.LateBlocked || d.Outcome == mediaproxy.WouldBlock || d.Outcome == mediaproxy.Review || d.Outcome == mediaproxy.Held {
 		ev.Action = actionTaken(d)
 	}
 	if d.Err != nil {

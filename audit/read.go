@@ -91,8 +91,8 @@ func readFile(name string, since time.Time, fn func(Record) error) error {
 	}
 }
 
-// Pending returns, in log order, the block, late_block, retro_block and
-// would_block detections that have no later notify action with outcome
+// Pending returns, in log order, the block, late_block, retro_block,
+// would_block and review detections that have no later notify action with outcome
 // ok referring to them; the
 // notifier redelivers these after a restart. Detections rotated out of the
 // kept files are not returned.
@@ -101,7 +101,7 @@ func Pending(path string) ([]Record, error) {
 	open := map[string]bool{}
 	err := Read(path, time.Time{}, func(r Record) error {
 		switch {
-		case r.Kind == KindBlock || r.Kind == KindLateBlock || r.Kind == KindRetroBlock || r.Kind == KindWouldBlock:
+		case r.Kind == KindBlock || r.Kind == KindLateBlock || r.Kind == KindRetroBlock || r.Kind == KindWouldBlock || r.Kind == KindReview:
 			if _, seen := open[r.ID]; !seen {
 				open[r.ID] = true
 				order = append(order, r)

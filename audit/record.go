@@ -42,6 +42,11 @@ const (
 	// KindWouldBlock is media that only lists in report mode matched:
 	// it passed, and moderators were told it would have been blocked.
 	KindWouldBlock = "would_block"
+	// KindReview is a borderline match (the review band) put to the
+	// moderators: Evidence.Outcome says whether it passed ("review") or
+	// was held ("held"). Moderators answer it with a confirm or dismiss
+	// action record referring to it.
+	KindReview = "review"
 	// KindUnscannable is media that could not be decoded or hashed.
 	KindUnscannable = "unscannable"
 	// KindUndecodable is an image by its bytes that could not be
@@ -67,6 +72,12 @@ const (
 const (
 	// ActionNotify is the delivery of a notice about a detection.
 	ActionNotify = "notify"
+	// ActionConfirm is a moderator's confirmation of a review: Record.User
+	// is the moderator, Ref the detection.
+	ActionConfirm = "confirm"
+	// ActionDismiss is a moderator's dismissal of a review (a false
+	// positive): Record.User is the moderator, Ref the detection.
+	ActionDismiss = "dismiss"
 	// OutcomeOK marks an action that completed.
 	OutcomeOK = "ok"
 	// ActionCommand is a moderator's command from the management room
@@ -133,6 +144,26 @@ type Evidence struct {
 	// FirstSeen is when the media was first seen, for retro_block
 	// records (the media ledger's first sighting).
 	FirstSeen time.Time `json:"first_seen,omitzero"`
+	// Label is the best evidence's entry label (review records).
+	Label string `json:"label,omitempty"`
+	// Quality is the PDQ quality of the hash that matched (review
+	// records).
+	Quality int `json:"quality,omitempty"`
+	// MatchedPDQ are the media's own PDQ hashes that fell in the review
+	// band, with the form each was taken from, so that a moderator's
+	// confirmation can bank them without the media's bytes (review
+	// records). They are the media's hashes, not a list's entries.
+	MatchedPDQ []FormHash `json:"matched_pdq,omitempty"`
+}
+
+// FormHash is one PDQ hash of a form of the media.
+type FormHash struct {
+	// Form names the form ("" for the picture as stored).
+	Form string `json:"form,omitempty"`
+	// Variant is the form's kind ("stored", "frame", ...).
+	Variant string `json:"variant,omitempty"`
+	// PDQ is the hash in hex.
+	PDQ string `json:"pdq"`
 }
 
 // NewID returns a fresh detection ID: 32 hex digits, the first 16 the

@@ -77,6 +77,9 @@ type App struct {
 	// upload, 404 on download, audited as undecodable) or "allow"
 	// (recorded as unscannable). A viewer may still be shown such a file.
 	OnUndecodableImage string `json:"on_undecodable_image,omitempty"`
+	// Review configures the review band, the confirmed bank and the
+	// allowlists (see ReviewSettings).
+	Review
 	// Cache tunes the verdict cache for remote answers.
 	Cache *CacheSettings `json:"cache,omitempty"`
 	// Breaker tunes the per-backend circuit breakers.
@@ -414,6 +417,9 @@ func (a *App) plainConfig(repl replacer) (service.Config, error) {
 	}
 	if cfg.Proxy.Hashing, err = service.ParseHashing(a.Hashing); err != nil {
 		return cfg, fmt.Errorf("mediaguard: %w", err)
+	}
+	if err := a.Review.plain(&cfg); err != nil {
+		return cfg, err
 	}
 	for _, h := range a.HMA {
 		key, err := secret(repl, "mediaguard: hma "+h.URL+" api_key", h.APIKey)

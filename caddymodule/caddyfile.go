@@ -66,6 +66,10 @@ func init() {
 //		pdq_search default|deep|off
 //		on_matcher_error open|closed
 //		on_undecodable_image block|allow
+//		review_threshold N
+//		review_action allow|hold
+//		confirmed_bank NAME PATH
+//		allow NAME PATH
 //		cache { match_ttl D; miss_ttl D; max_entries N }
 //		breaker { consecutive_failures N; failure_ratio F; min_requests N; open_timeout D; call_timeout D }
 //		max_upload_size SIZE
@@ -530,6 +534,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			a.MemoryEntries = n
 		default:
+			if ok, err := a.parseReviewOption(d); ok {
+				if err != nil {
+					return err
+				}
+				break
+			}
 			return d.Errf("mediaguard: unknown option %q", dir)
 		}
 		if d.NextArg() {

@@ -171,7 +171,8 @@ func doctorConfig(config, adapter string) (doctor.Config, doctor.Result) {
 		Local: sc.Local, Mode: sc.Mode, HMA: sc.HMA, Services: sc.Services, Arachnid: sc.Arachnid,
 		Homeserver: sc.Homeserver, Upstreams: uses.upstreams, ServerName: sc.Proxy.ServerName,
 		Matrix: sc.Matrix, SynapseAdmin: sc.SynapseAdmin, LearnQuarantines: learnName(&app),
-		TempDir: sc.Proxy.TempDir, AuditLog: app.AuditLog, Ledger: ledgerSpec, NCMEC: app.ncmecCfgs,
+		Decisions: slices.DeleteFunc([]string{sc.ConfirmedBank, sc.Allowlist}, func(s string) bool { return s == "" }),
+		TempDir:   sc.Proxy.TempDir, AuditLog: app.AuditLog, Ledger: ledgerSpec, NCMEC: app.ncmecCfgs,
 	}, r
 }
 

@@ -207,9 +207,9 @@ var collectors = []prometheus.Collector{scanned, bytesHashed, hashSeconds, match
 // uploads go unstored.
 var verdictsByDirection = map[string][]mediaproxy.Outcome{
 	"upload": {mediaproxy.Clean, mediaproxy.Blocked, mediaproxy.Unscannable, mediaproxy.Unscanned, mediaproxy.Refused,
-		mediaproxy.Undecodable, mediaproxy.WouldBlock, notStored},
+		mediaproxy.Undecodable, mediaproxy.WouldBlock, mediaproxy.Review, mediaproxy.Held, notStored},
 	"download": {mediaproxy.Clean, mediaproxy.Blocked, mediaproxy.LateBlocked, mediaproxy.Unscannable, mediaproxy.Unscanned,
-		mediaproxy.Refused, mediaproxy.Undecodable, mediaproxy.WouldBlock, mediaproxy.KnownBlocked, mediaproxy.KnownClean},
+		mediaproxy.Refused, mediaproxy.Undecodable, mediaproxy.WouldBlock, mediaproxy.Review, mediaproxy.Held, mediaproxy.KnownBlocked, mediaproxy.KnownClean},
 }
 
 // A counter series first seen at 1 has no increase Prometheus can see, so

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,6 +57,10 @@ func checkBanks(_ context.Context, cfg Config) []Result {
 		}
 		if _, err := os.Stat(b.Path); b.Name == cfg.LearnQuarantines && errors.Is(err, os.ErrNotExist) {
 			out = append(out, Result{Name: name, Status: Warn, Detail: "does not exist yet: learn_quarantines creates it at the first start (" + b.Path + ")"})
+			continue
+		}
+		if _, err := os.Stat(b.Path); slices.Contains(cfg.Decisions, b.Name) && errors.Is(err, os.ErrNotExist) {
+			out = append(out, Result{Name: name, Status: Warn, Detail: "does not exist yet: moderators' decisions create it at the first start (" + b.Path + ")"})
 			continue
 		}
 		one := lc

@@ -113,6 +113,9 @@ type Config struct {
 	// LearnQuarantines is the bank synapse_admin's learn_quarantines
 	// writes, "" when it is off.
 	LearnQuarantines string
+	// Decisions are the banks moderators' decisions write
+	// (confirmed_bank, the first allow), created at the first start.
+	Decisions []string
 	// TempDir is where uploads spill ("" = the system temp dir).
 	TempDir string
 	// AuditLog is the audit log's path ("" = none).

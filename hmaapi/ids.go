@@ -102,8 +102,8 @@ type bankMatch struct {
 // src/OpenMediaMatch/blueprints/matching.py in
 // https://github.com/facebook/ThreatExchange/tree/main/hasher-matcher-actioner),
 // best evidence first within a bank, each entry once, keeping only the
-// banks in only (all when nil) and leaving out report-only evidence. No
-// match (a would-block included) is the empty object.
+// banks in only (all when nil) and leaving out report-only and review
+// evidence. No match (a would-block included) is the empty object.
 func lookupAnswer(v *matcher.Verdict, only map[string]bool) map[string][]bankMatch {
 	out := make(map[string][]bankMatch)
 	if !v.Match {
@@ -117,8 +117,9 @@ func lookupAnswer(v *matcher.Verdict, only map[string]bool) map[string][]bankMat
 	}
 	for i := range ev {
 		e := &ev[i]
-		if e.ReportOnly {
-			// A bank or backend in report mode never blocks, and an HMA
+		if e.ReportOnly || e.Review {
+			// A bank or backend in report mode never blocks, nor does
+			// review-band evidence beside a remote's match, and an HMA
 			// client takes every bank named as a hit (policyserv does).
 			continue
 		}

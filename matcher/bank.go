@@ -35,6 +35,7 @@ type Bank struct {
 	// report, category and defLabel come from the bank's configuration
 	// (BankConfig.Mode, Category and Label), set before it is published.
 	report   bool
+	allow    bool
 	category string
 	defLabel string
 
@@ -83,6 +84,7 @@ func (b *Bank) pdqLabel(id int32) string {
 // entries; it runs before the bank is published.
 func (b *Bank) configure(cfg BankConfig) {
 	b.report = cfg.Mode == ModeReport
+	b.allow = cfg.Allow
 	b.category = cfg.Category
 	b.defLabel = cfg.Label
 }
@@ -127,6 +129,12 @@ type BankConfig struct {
 	// Label is given to the bank's entries that carry no label of their
 	// own.
 	Label string `json:"label,omitempty"`
+	// Allow makes the bank an allowlist: it never matches, and media
+	// whose own exact digest (md5, sha1, sha256) it holds passes whatever
+	// any bank or backend matched (see Local.Allowed). Its PDQ entries
+	// are ignored: an allowlist is of files, not of pictures that look
+	// alike.
+	Allow bool `json:"allow,omitempty"`
 }
 
 // LocalConfig configures a Local matcher.
@@ -144,6 +152,12 @@ type LocalConfig struct {
 	// Dihedral matches all 8 rotations/flips of an image when the query
 	// carries them, catching re-uploads that were merely turned around.
 	Dihedral bool `json:"dihedral,omitempty"`
+	// ReviewThreshold, when above PDQThreshold (at most MaxPDQThreshold),
+	// opens the review band: a PDQ hash at a distance in (PDQThreshold,
+	// ReviewThreshold] of an enforcing bank's entry, or a hash of quality
+	// below MinPDQQuality within PDQThreshold, gives a Review verdict. 0
+	// means no band.
+	ReviewThreshold int `json:"review_threshold,omitempty"`
 	// ReloadInterval is how often Start's goroutine polls the bank files'
 	// size, mtime and identity. 0 means 1s, which keeps an edited file
 	// live within 2s; negative disables polling (Reload still works).
@@ -230,6 +244,7 @@ func Generation() uint64 { return generation.Load() }
 // half-loaded bank.
 type Local struct {
 	threshold  int
+	review     int // review_threshold; 0: no review band
 	minQuality int
 	dihedral   bool
 	interval   time.Duration
@@ -274,6 +289,12 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		if l.minQuality < 0 || l.minQuality > 100 {
 			return nil, fmt.Errorf("matcher: minimum pdq quality %d out of range 0..100", l.minQuality)
 		}
+	}
+	if r := cfg.ReviewThreshold; r != 0 {
+		if r <= l.threshold || r > MaxPDQThreshold {
+			return nil, fmt.Errorf("matcher: review threshold %d must be above the pdq threshold %d and at most %d", r, l.threshold, MaxPDQThreshold)
+		}
+		l.review = r
 	}
 	if l.interval == 0 {
 		l.interval = time.Second
@@ -436,6 +457,11 @@ func (l *Local) Reload() error {
 	defer l.notifyMu.Unlock()
 	var changes []BankChange
 	for i, s := range next {
+		if s.cfg.Allow {
+			// An allowlist's entries judge no media: there is nothing
+			// for a retro-scan to block.
+			continue
+		}
 		if was := old.slots[i].bank; s.bank != was {
 			if ch := DiffBanks(was, s.bank); !ch.Empty() {
 				changes = append(changes, ch)
@@ -596,15 +622,25 @@ func (l *Local) Match(ctx context.Context, q Query) (Verdict, error) {
 // bank's out of the bounded evidence list and turn "listed" into "passes".
 func (l *Local) match(st *localState, q *Query) Verdict {
 	v := l.matchPass(st, q, false)
-	if v.Match || !st.hasReport() {
+	if v.Match {
 		return v
 	}
-	rv := l.matchPass(st, q, true)
-	if len(rv.Evidence) == 0 {
-		return v
+	if st.hasReport() {
+		rv := l.matchPass(st, q, true)
+		if len(rv.Evidence) > 0 {
+			rv.Notes = append(v.Notes, rv.Notes...)
+			return rv
+		}
 	}
-	rv.Notes = append(v.Notes, rv.Notes...)
-	return rv
+	// Only with no evidence at all is the review band searched, in its
+	// own pass: its evidence can neither crowd out nor outrank a match.
+	if l.review > 0 {
+		if ev := l.reviewPDQ(st, q); len(ev) > 0 {
+			v.Evidence = ev
+			settle(&v)
+		}
+	}
+	return v
 }
 
 // hasReport reports whether any active bank is in report mode.
@@ -622,7 +658,7 @@ func (st *localState) hasReport() bool {
 func (l *Local) matchPass(st *localState, q *Query, report bool) Verdict {
 	var v Verdict
 	for _, b := range st.active {
-		if b.report != report {
+		if b.report != report || b.allow {
 			continue
 		}
 		if q.Has&HasMD5 != 0 {
@@ -646,7 +682,7 @@ func (l *Local) matchPass(st *localState, q *Query, report bool) Verdict {
 	}
 	for _, e := range q.Embedded {
 		for _, b := range st.active {
-			if b.report != report {
+			if b.report != report || b.allow {
 				continue
 			}
 			n := len(v.Evidence)
@@ -675,7 +711,7 @@ func (l *Local) matchPass(st *localState, q *Query, report bool) Verdict {
 			v.Notes = append(v.Notes, "pdq not matched: quality "+strconv.Itoa(q.PDQQuality)+
 				" is below the minimum "+strconv.Itoa(l.minQuality))
 		default:
-			v.Evidence = l.matchPDQ(v.Evidence, st, q.PDQ, q.Dihedral, pdq.Form{Variant: pdq.VariantStored}, report)
+			v.Evidence = l.matchPDQ(v.Evidence, st, q.PDQ, q.Dihedral, pdq.Form{Variant: pdq.VariantStored}, report, l.threshold)
 		}
 	}
 	if len(q.Forms) > 0 {
@@ -709,7 +745,7 @@ func (l *Local) matchForms(ev []Evidence, st *localState, q *Query, report bool)
 		if f.Hash.IsZero() || f.Quality < l.minQuality {
 			continue
 		}
-		pdqEv = l.matchPDQ(pdqEv, st, f.Hash, nil, f, report)
+		pdqEv = l.matchPDQ(pdqEv, st, f.Hash, nil, f, report, l.threshold)
 	}
 	slices.SortStableFunc(pdqEv, func(a, b Evidence) int { return a.Distance - b.Distance })
 	out := ev[:nExact]
@@ -730,8 +766,8 @@ func (l *Local) matchForms(ev []Evidence, st *localState, q *Query, report bool)
 // is the form of the media h was taken from, whose name (empty for the
 // stored picture) and kind the evidence carries. With dihedral matching
 // on, dihedral holds h's 8 variants. Only banks whose report flag is
-// report are searched.
-func (l *Local) matchPDQ(ev []Evidence, st *localState, h pdq.Hash, dihedral []pdq.Hash, form pdq.Form, report bool) []Evidence {
+// report are searched, out to distance threshold.
+func (l *Local) matchPDQ(ev []Evidence, st *localState, h pdq.Hash, dihedral []pdq.Hash, form pdq.Form, report bool, threshold int) []Evidence {
 	room := maxEvidence - len(ev)
 	if room <= 0 || len(st.active) == 0 {
 		return ev
@@ -749,14 +785,14 @@ func (l *Local) matchPDQ(ev []Evidence, st *localState, h pdq.Hash, dihedral []p
 	}
 	cands := sc.cands[:0]
 	for bi, b := range st.active {
-		if b.pdq == nil || b.pdq.Len() == 0 || b.report != report {
+		if b.pdq == nil || b.pdq.Len() == 0 || b.report != report || b.allow {
 			continue
 		}
 		for vi := 0; vi < nv; vi++ {
 			if vi > 0 && variants[vi].IsZero() {
 				continue
 			}
-			sc.hits = b.pdq.Search(sc.hits[:0], variants[vi], l.threshold)
+			sc.hits = b.pdq.Search(sc.hits[:0], variants[vi], threshold)
 			for _, h := range sc.hits {
 				cands = append(cands, pdqCand{bank: int32(bi), id: h.ID, dist: int16(h.Distance), variant: int8(vi)})
 			}

@@ -84,7 +84,7 @@ func DiffBanks(old, new *Bank) BankChange {
 // filled with some of b's entries.
 func subsetOf(b *Bank) *Bank {
 	return &Bank{name: b.name, path: b.path, source: b.source, loadedAt: b.loadedAt, labels: b.labels,
-		report: b.report, category: b.category, defLabel: b.defLabel}
+		report: b.report, allow: b.allow, category: b.category, defLabel: b.defLabel}
 }
 
 // setPDQ gives s the PDQ entries of b with the given ids, in that order

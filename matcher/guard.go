@@ -315,6 +315,11 @@ func (g *Guard) Close() error {
 func (g *Guard) Match(ctx context.Context, q Query) (Verdict, error) {
 	var local Verdict
 	if g.local != nil {
+		if name, ok := allowedBy(g.local, &q); ok {
+			// Before any list or backend is asked: an allowlisted file
+			// passes whatever they would say (see BankConfig.Allow).
+			return allowedVerdict(name), nil
+		}
 		start := time.Now()
 		v, err := g.local.Match(ctx, q)
 		if g.onCall != nil {
@@ -432,13 +437,14 @@ func (g *Guard) decide(local Verdict, rr remoteResult) (Verdict, error) {
 	out.Evidence = concat(local.Evidence, rr.v.Evidence)
 	out.Notes = concat(local.Notes, rr.v.Notes)
 	if rr.v.Match {
+		// An enforcing remote's match wins over local review evidence.
 		summarise(&out, rr.v)
-		out.Match, out.WouldBlock = true, false
+		out.Match, out.WouldBlock, out.Review, out.Quality = true, false, false, 0
 		return out, nil
 	}
 	if rr.v.WouldBlock && !out.WouldBlock {
 		summarise(&out, rr.v)
-		out.WouldBlock = true
+		out.WouldBlock, out.Review, out.Quality = true, false, 0
 	}
 	if len(rr.failures) == 0 {
 		return out, nil

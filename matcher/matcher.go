@@ -120,6 +120,14 @@ type Evidence struct {
 	// ReportOnly is set when the bank or backend is in report mode: the
 	// entry would have blocked the media, but only reports it.
 	ReportOnly bool `json:"report_only,omitempty"`
+	// Review is set on PDQ evidence from the review band: a distance
+	// above the threshold but within review_threshold, or a hash of
+	// quality below min_pdq_quality within the threshold. It never
+	// blocks; a moderator decides.
+	Review bool `json:"review,omitempty"`
+	// Quality is the PDQ quality of the hash that matched, on review
+	// evidence (0 elsewhere).
+	Quality int `json:"quality,omitempty"`
 }
 
 // Verdict is a backend's or the Guard's answer.
@@ -131,6 +139,16 @@ type Verdict struct {
 	// report mode did: the media passes, and the match is reported. The
 	// summary fields below then describe the report-only evidence.
 	WouldBlock bool `json:"would_block,omitempty"`
+	// Review is true when neither Match nor WouldBlock but a PDQ hash
+	// fell in the review band (see Evidence.Review): a borderline match
+	// for a moderator to confirm or dismiss. The summary fields then
+	// describe the review evidence.
+	Review bool `json:"review,omitempty"`
+	// Quality is the best evidence's Quality (review verdicts only).
+	Quality int `json:"quality,omitempty"`
+	// Allowlisted names the allowlist (BankConfig.Allow) holding the
+	// media's exact digest: it passes whatever any list matched.
+	Allowlisted string `json:"allowlisted,omitempty"`
 	// The best evidence (smallest distance, exact hashes first) when Match.
 	Bank        string   `json:"bank,omitempty"`
 	HashType    HashType `json:"hash_type,omitempty"`

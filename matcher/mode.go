@@ -90,37 +90,47 @@ func (p BackendPolicy) apply(v Verdict) Verdict {
 
 // settle sets v's summary fields from its evidence, which is ordered best
 // first: the best evidence from an enforcing list makes a match; without
-// one, the best report-only evidence makes a would-block. A report-only
-// list must never hide an enforcing one, so enforcing evidence is looked
-// for first, wherever it sits.
+// one, the best report-only evidence makes a would-block; without either,
+// the best review-band evidence makes a review. A report-only list must
+// never hide an enforcing one, nor review evidence a match, so each kind
+// is looked for wherever it sits.
 func settle(v *Verdict) {
-	v.Match, v.WouldBlock = false, false
+	v.Match, v.WouldBlock, v.Review = false, false, false
 	if len(v.Evidence) == 0 {
 		return
 	}
 	best := -1
 	for i := range v.Evidence {
-		if !v.Evidence[i].ReportOnly {
+		if !v.Evidence[i].ReportOnly && !v.Evidence[i].Review {
 			best = i
+			v.Match = true
 			break
+		}
+	}
+	for i := 0; best < 0 && i < len(v.Evidence); i++ {
+		if !v.Evidence[i].Review {
+			best = i
+			v.WouldBlock = true
 		}
 	}
 	if best < 0 {
 		best = 0
-		v.WouldBlock = true
-	} else {
-		v.Match = true
+		v.Review = true
 	}
 	b := &v.Evidence[best]
 	v.Bank, v.HashType, v.MatchedHash, v.Distance, v.Source, v.Form, v.Variant, v.Category = b.Bank, b.HashType, b.Hash, b.Distance, b.Source, b.Form, b.Variant, b.Category
+	v.Quality = b.Quality
 	if b.HashType == PDQ {
 		v.Confidence = PDQConfidence(b.Distance)
 	} else {
 		v.Confidence = 1
 	}
 	v.Reason = reason(b)
-	if v.WouldBlock {
+	switch {
+	case v.WouldBlock:
 		v.Reason = "report only: " + v.Reason
+	case v.Review:
+		v.Reason = "review: " + v.Reason
 	}
 }
 

@@ -285,13 +285,21 @@ func (d *download) judge(media io.ReadSeeker, ct string, dg hashing.Digests, rel
 		p.observe(dec)
 		writeError(d.w, http.StatusNotFound, "M_NOT_FOUND", "Not found")
 		return nil
+	case Held:
+		// Remembered, so the review is requested once, not on every
+		// download; a dismissal unblocks it (Memory.Unblock).
+		dec.User = d.user(true)
+		p.mem.Block(d.key, "held for review: "+v.Reason)
+		p.observe(dec)
+		writeError(d.w, http.StatusNotFound, "M_NOT_FOUND", "Not found")
+		return nil
 	}
-	if o == WouldBlock {
+	if o == WouldBlock || o == Review {
 		// Reported like a block: moderators want to know who.
 		dec.User = d.user(true)
 	}
 	p.observe(dec)
-	if o == Clean || o == Unscannable || o == WouldBlock && !v.Unscanned {
+	if o == Clean || o == Unscannable || (o == WouldBlock || o == Review) && !v.Unscanned {
 		// A would-block is remembered too, so that it is reported once,
 		// not on every download; a change of mode is a new configuration,
 		// whose banks start a new generation. Not one a remote could not

@@ -34,6 +34,11 @@ func (p *Proxy) outcomeOf(ctx context.Context, v matcher.Verdict, err error, sc 
 		// Only lists in report mode matched: the media passes, and the
 		// match is reported.
 		return WouldBlock, reason, false
+	case v.Review && p.cfg.ReviewAction == ReviewHold:
+		return Held, reason, false
+	case v.Review:
+		// A borderline match: the media passes, and a moderator is asked.
+		return Review, reason, false
 	case v.Unscanned:
 		if sc.undecodable != "" {
 			reason = sc.undecodable

@@ -102,6 +102,12 @@ type Config struct {
 	// through recorded as unscannable. A viewer may still be shown such a
 	// file, so "could not decode" must not mean "clean".
 	OnUndecodableImage string
+	// ReviewAction is what happens to media the matcher gives a review
+	// verdict (a borderline PDQ match, see matcher.LocalConfig.
+	// ReviewThreshold): ReviewAllow (the default) lets it through as
+	// outcome Review, ReviewHold refuses it (403 upload, 404 download) as
+	// outcome Held until a moderator confirms or dismisses it.
+	ReviewAction string
 	// Dihedral computes the 8 dihedral PDQ variants for the matcher.
 	Dihedral bool
 	// PDQSearch selects the variants of every picture hashed beside the
@@ -138,6 +144,12 @@ type Config struct {
 	Logger *zap.Logger
 }
 
+// ReviewAction policies.
+const (
+	ReviewAllow = "allow"
+	ReviewHold  = "hold"
+)
+
 // OnUndecodableImage policies.
 const (
 	UndecodableBlock = "block"
@@ -166,6 +178,12 @@ const (
 	// WouldBlock: only lists in report mode matched; the media passed
 	// and the match is reported ("would have blocked").
 	WouldBlock Outcome = "would_block"
+	// Review: a borderline match (the review band) that passed, posted
+	// to moderators as a review request.
+	Review Outcome = "review"
+	// Held: a borderline match refused under review_action hold until a
+	// moderator decides.
+	Held Outcome = "held"
 	// KnownBlocked and KnownClean were decided from memory.
 	KnownBlocked Outcome = "known_blocked"
 	KnownClean   Outcome = "known_clean"
@@ -290,6 +308,13 @@ func New(cfg Config) (*Proxy, error) {
 	case UndecodableBlock, UndecodableAllow:
 	default:
 		return nil, fmt.Errorf("mediaproxy: on_undecodable_image must be %q or %q, not %q", UndecodableBlock, UndecodableAllow, cfg.OnUndecodableImage)
+	}
+	switch cfg.ReviewAction {
+	case "":
+		cfg.ReviewAction = ReviewAllow
+	case ReviewAllow, ReviewHold:
+	default:
+		return nil, fmt.Errorf("mediaproxy: review_action must be %q or %q, not %q", ReviewAllow, ReviewHold, cfg.ReviewAction)
 	}
 	if cfg.PDQSearch > pdq.SearchDeep {
 		return nil, fmt.Errorf("mediaproxy: unknown pdq search level %v", cfg.PDQSearch)

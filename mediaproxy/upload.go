@@ -97,6 +97,13 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 		p.observe(d)
 		writeError(w, http.StatusForbidden, "M_FORBIDDEN", "This media cannot be uploaded: the image could not be read")
 		return nil
+	case Held:
+		// Nothing stored; a moderator's dismissal allowlists the bytes,
+		// so the client's retry passes.
+		d.User = user(true)
+		p.observe(d)
+		writeError(w, http.StatusForbidden, "M_FORBIDDEN", "This media is held for review by the moderators")
+		return nil
 	}
 
 	// Forward the spooled bytes.
@@ -123,7 +130,7 @@ func (p *Proxy) serveUpload(w http.ResponseWriter, r *http.Request, ep Endpoint,
 		if d.MediaKey.IsZero() {
 			d.MediaKey = p.mediaKeyFromUploadResponse(cw.body.Bytes())
 		}
-		if !d.MediaKey.IsZero() && (d.Outcome == Clean || d.Outcome == Unscannable || d.Outcome == WouldBlock && !d.Verdict.Unscanned) {
+		if !d.MediaKey.IsZero() && (d.Outcome == Clean || d.Outcome == Unscannable || (d.Outcome == WouldBlock || d.Outcome == Review) && !d.Verdict.Unscanned) {
 			p.mem.CleanAsOf(d.MediaKey.Original(), gen)
 		}
 	}

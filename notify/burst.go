@@ -57,6 +57,11 @@ func newBurst(window time.Duration, threshold int, emit func(item)) *burst {
 // admit reports whether d should be posted individually. When it returns
 // false, d has been counted into a summary that is emitted at window end.
 func (b *burst) admit(d Detection) bool {
+	if d.Review {
+		// Each review names the detection a moderator answers: never
+		// folded into a summary.
+		return true
+	}
 	k := burstKey{d.MatchedHash, d.User, d.WouldBlock}
 	now := b.now()
 	b.mu.Lock()

@@ -14,9 +14,10 @@ var (
 
 // Commands renders the command-mode templates for d. A template that uses
 // a placeholder d cannot fill safely is left out. A detection in report
-// mode gets none: a dry run must not make Mjolnir act.
+// mode gets none: a dry run must not make Mjolnir act; nor does a review.
 func Commands(templates []string, d Detection) []string {
-	if d.WouldBlock {
+	if d.WouldBlock || d.Review {
+		// A review is for a human to decide, not Mjolnir.
 		return nil
 	}
 	var out []string

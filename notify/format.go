@@ -72,6 +72,13 @@ type Detection struct {
 	// Category is the kind of harm the bank lists (csam, ncii, terror,
 	// spam), "" when not configured.
 	Category string
+	// Review marks a borderline match put to the moderators (the review
+	// band): the notice asks them to confirm or dismiss Detection ID.
+	Review bool
+	// Quality is the PDQ quality of the hash that matched (reviews).
+	Quality int
+	// Label is the matched entry's label (reviews).
+	Label string
 }
 
 // hashPrefixLen is how many hex characters of the matched hash a notice shows:
@@ -159,6 +166,9 @@ func format(d Detection, more int, window time.Duration) (string, string) {
 		if d.Retro {
 			title = "mediaguard: stored media now matches " + bank
 		}
+		if d.Review {
+			title = fmt.Sprintf("mediaguard: review requested for %s %s (%s)", article, dir, endpoint)
+		}
 	}
 	match := "exact match"
 	if isPDQ(d.HashType) {
@@ -182,9 +192,16 @@ func format(d Detection, more int, window time.Duration) (string, string) {
 	if d.Retro && !d.FirstSeen.IsZero() {
 		lines = append(lines, line{"First seen", d.FirstSeen.UTC().Format(time.RFC3339), false})
 	}
+	bankLine := bank + categoryText(d.Category) + " (source " + source + ")"
+	if l := clean(d.Label); d.Review && l != "" {
+		bankLine += ", entry " + l
+	}
+	if d.Review && d.Quality > 0 {
+		match += fmt.Sprintf(", quality %d", d.Quality)
+	}
 	lines = append(lines,
 		line{"Matched", hashType + " " + prefix + "…", true},
-		line{"Bank", bank + categoryText(d.Category) + " (source " + source + ")", false},
+		line{"Bank", bankLine, false},
 		line{"Match", fmt.Sprintf("%s, confidence %.2f", match, d.Confidence), false},
 		line{"Action", action, false},
 	)
@@ -201,6 +218,8 @@ func format(d Detection, more int, window time.Duration) (string, string) {
 			how = "by a backfill of the homeserver's media store"
 		}
 		lines = append([]line{{"Found", how, false}}, lines...)
+	} else if d.Review {
+		lines = append([]line{{"Review requested", dir + " via " + endpoint + ": confirm or dismiss detection " + clean(d.ID), false}}, lines...)
 	} else if d.WouldBlock {
 		lines = append([]line{{"Would have blocked", dir + " via " + endpoint, false}}, lines...)
 	} else {
@@ -211,6 +230,9 @@ func format(d Detection, more int, window time.Duration) (string, string) {
 	icon := "🚨 "
 	if d.WouldBlock {
 		icon = "🔎 "
+	}
+	if d.Review {
+		icon = "⚖️ "
 	}
 	b.WriteString(icon + title)
 	h.WriteString("<p><strong>" + icon + html.EscapeString(title) + "</strong></p><ul>")
@@ -316,6 +338,10 @@ func machine(d Detection, more int) map[string]any {
 	}
 	if d.WouldBlock {
 		m["kind"] = "would_block"
+	}
+	if d.Review {
+		m["kind"] = "review"
+		m["quality"] = d.Quality
 	}
 	if d.Retro {
 		m["kind"] = "retro_block"

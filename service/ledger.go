@@ -38,7 +38,9 @@ func (w bookWriter) Observe(d *mediaproxy.Decision) {
 	}
 	var v ledger.Verdict
 	switch d.Outcome {
-	case mediaproxy.Clean:
+	case mediaproxy.Clean, mediaproxy.Review:
+		// Review media passed and is stored: a moderator's confirmation
+		// must find it in the ledger's retro-scan.
 		v = ledger.Clean
 	case mediaproxy.WouldBlock:
 		if d.Verdict.Unscanned {

@@ -43,20 +43,16 @@ type moderation struct{ *Service }
 // management room, for the bot and for tests.
 func (s *Service) Moderation() modcmd.Moderation { return moderation{s} }
 
-// reviewUnavailable answers confirm and dismiss until the review band
-// (confirmed_bank, allow) is configured.
-const reviewUnavailable = "not available: review is not configured (set confirmed_bank and allow in the mediaguard block)"
-
-// Confirm takes a review request as a true match. Without a review band
-// there is nothing to confirm.
+// Confirm takes a review request as a true match: its hashes go into
+// the confirmed bank and the media is blocked (ConfirmDetection).
 func (s moderation) Confirm(ctx context.Context, detectionID, moderator string) (string, error) {
-	return reviewUnavailable, nil
+	return s.ConfirmDetection(ctx, detectionID, moderator)
 }
 
-// Dismiss takes a review request as a false positive. Without a review
-// band there is nothing to dismiss.
+// Dismiss takes a review request as a false positive: its exact digests
+// go on the allowlist (DismissDetection).
 func (s moderation) Dismiss(ctx context.Context, detectionID, moderator string) (string, error) {
-	return reviewUnavailable, nil
+	return s.DismissDetection(ctx, detectionID, moderator)
 }
 
 // parseMXC splits mxc://server/id.

@@ -150,8 +150,12 @@ func TestModeration(t *testing.T) {
 			t.Errorf("status lacks %q:\n%s", want, st)
 		}
 	}
-	if reply, _ := m.Confirm(ctx, "det-1", "@mod:hs"); !strings.Contains(reply, "review is not configured") {
-		t.Errorf("confirm without review: %q", reply)
+	// Without confirmed_bank and allow, the decisions say what is missing.
+	if _, err := m.Confirm(ctx, "det-1", "@mod:hs"); err == nil || !strings.Contains(err.Error(), "no confirmed_bank is configured") {
+		t.Errorf("confirm without a confirmed bank: %v", err)
+	}
+	if _, err := m.Dismiss(ctx, "det-1", "@mod:hs"); err == nil {
+		t.Error("dismiss without an allowlist succeeded")
 	}
 
 	s.recordCommand(modcmd.Record{EventID: "$ev", Moderator: "@mod:hs", Command: "block mxc://hs/clean", Verb: modcmd.VerbBlock, Arg: "mxc://hs/clean", OK: true, Outcome: "Blocked mxc://hs/clean: …"})

@@ -62,6 +62,13 @@ type Config struct {
 	// query (metrics); see matcher.GuardConfig.
 	OnBackendCall func(backend string, took time.Duration)
 
+	// ConfirmedBank names the bank of Local.Banks that ConfirmDetection
+	// writes (an owned bank, created when missing); "" for none.
+	ConfirmedBank string
+	// Allowlist names the allowlist of Local.Banks (BankConfig.Allow)
+	// that DismissDetection writes (an owned bank); "" for none.
+	Allowlist string
+
 	// Proxy configures the media proxy. Matcher, Memory, Observer, UserOf
 	// and Logger are set by New.
 	Proxy mediaproxy.Config
@@ -150,6 +157,9 @@ type Service struct {
 	// who resolves requesters (nil: not resolved); see SetHomeserver.
 	who    atomic.Pointer[homeserver.Whoami]
 	whoLog *zap.Logger
+	// decisions holds what moderators' confirmations and dismissals
+	// need (see decide.go).
+	decisions decisions
 }
 
 // New builds a Service; nothing runs in the background until Start. On
@@ -184,6 +194,10 @@ func New(cfg Config) (_ *Service, err error) {
 				log.Error("retro-scan queue full: a bank change will be caught up by a full re-judgement of the ledger")
 			}
 		}
+	}
+	// The owned banks exist before the banks load: a new one is created.
+	if err := s.openDecisionBanks(cfg, lc.Banks); err != nil {
+		return nil, err
 	}
 	if s.local, err = matcher.NewLocal(lc); err != nil {
 		return nil, err
