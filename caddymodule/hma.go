@@ -8,7 +8,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/dustin/go-humanize"
 
 	"github.com/mediaguard/mediaguard/hmaapi"
 	"github.com/mediaguard/mediaguard/internal/apigate"
@@ -119,53 +118,15 @@ func (m *HMA) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	g := gateOptions{key: &m.APIKey, size: &m.MaxBodySize, rate: &m.RateLimit, burst: &m.RateBurst}
 	for d.NextBlock(0) {
-		switch d.Val() {
-		case "api_key":
-			if !d.Args(&m.APIKey) {
-				return d.ArgErr()
-			}
-		case "max_body_size":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			n, err := humanize.ParseBytes(d.Val())
-			if err != nil || n == 0 {
-				return d.Errf("max_body_size: want a size such as 100MB, not %q", d.Val())
-			}
-			m.MaxBodySize = int64(n)
-		case "rate_limit":
-			args := d.RemainingArgs()
-			if len(args) < 1 || len(args) > 2 {
-				return d.ArgErr()
-			}
-			if _, err := fmt.Sscan(args[0], &m.RateLimit); err != nil || m.RateLimit <= 0 {
-				return d.Errf("rate_limit: want requests per second, not %q", args[0])
-			}
-			if len(args) == 2 {
-				if err := parseBurst(d, args[1], &m.RateBurst); err != nil {
-					return err
-				}
-			}
-		case "rate_burst":
-			args := d.RemainingArgs()
-			if len(args) != 1 {
-				return d.ArgErr()
-			}
-			if err := parseBurst(d, args[0], &m.RateBurst); err != nil {
+		if ok, err := g.parse(d); ok {
+			if err != nil {
 				return err
 			}
-		default:
-			return d.Errf("mediaguard_hma: unknown option %q", d.Val())
+			continue
 		}
-	}
-	return nil
-}
-
-// parseBurst reads a positive burst.
-func parseBurst(d *caddyfile.Dispenser, s string, dst *int) error {
-	if _, err := fmt.Sscan(s, dst); err != nil || *dst <= 0 {
-		return d.Errf("rate_burst: want a positive burst, not %q", s)
+		return d.Errf("mediaguard_hma: unknown option %q", d.Val())
 	}
 	return nil
 }

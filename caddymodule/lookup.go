@@ -8,7 +8,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/dustin/go-humanize"
 
 	"github.com/mediaguard/mediaguard/lookupapi"
 	"github.com/mediaguard/mediaguard/service"
@@ -130,44 +129,22 @@ func (l *Lookup) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 //		api_key KEY
 //		max_body_size SIZE
 //		rate_limit PER_SECOND [BURST]
+//		rate_burst BURST
 //	}
 func (l *Lookup) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	g := gateOptions{key: &l.APIKey, size: &l.MaxBodySize, rate: &l.RateLimit, burst: &l.RateBurst}
 	for d.NextBlock(0) {
-		switch d.Val() {
-		case "api_key":
-			if !d.Args(&l.APIKey) {
-				return d.ArgErr()
+		if ok, err := g.parse(d); ok {
+			if err != nil {
+				return err
 			}
-		case "max_body_size":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			n, err := humanize.ParseBytes(d.Val())
-			if err != nil || n == 0 {
-				return d.Errf("max_body_size: want a size such as 64KB, not %q", d.Val())
-			}
-			l.MaxBodySize = int64(n)
-		case "rate_limit":
-			args := d.RemainingArgs()
-			if len(args) < 1 || len(args) > 2 {
-				return d.ArgErr()
-			}
-			var err error
-			if _, err = fmt.Sscan(args[0], &l.RateLimit); err != nil || l.RateLimit <= 0 {
-				return d.Errf("rate_limit: want requests per second, not %q", args[0])
-			}
-			if len(args) == 2 {
-				if _, err = fmt.Sscan(args[1], &l.RateBurst); err != nil || l.RateBurst <= 0 {
-					return d.Errf("rate_limit: want a positive burst, not %q", args[1])
-				}
-			}
-		default:
-			return d.Errf("mediaguard_lookup: unknown option %q", d.Val())
+			continue
 		}
+		return d.Errf("mediaguard_lookup: unknown option %q", d.Val())
 	}
 	return nil
 }

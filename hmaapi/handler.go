@@ -30,7 +30,6 @@ package hmaapi
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"time"
 
@@ -143,21 +142,9 @@ func New(cfg Config) (*Handler, error) {
 	if h.clientKey == nil {
 		h.clientKey = apigate.RemoteIPKey
 	}
-	if cfg.APIKey != "" {
-		a, err := apigate.NewAuthenticator(cfg.APIKey)
-		if err != nil {
-			return nil, fmt.Errorf("hmaapi: %w", err)
-		}
-		h.auth = a
-	}
-	if cfg.RateBurst < 0 {
-		return nil, fmt.Errorf("hmaapi: rate burst %d is negative", cfg.RateBurst)
-	}
-	if math.IsNaN(cfg.RateLimit) || math.IsInf(cfg.RateLimit, 0) || cfg.RateLimit < 0 {
-		return nil, fmt.Errorf("hmaapi: rate limit %v is not a finite rate >= 0", cfg.RateLimit)
-	}
-	if cfg.RateLimit > 0 {
-		h.limiter = apigate.NewLimiter(cfg.RateLimit, cfg.RateBurst, apigate.DefaultMaxClients)
+	var err error
+	if h.auth, h.limiter, err = apigate.New(cfg.APIKey, cfg.RateLimit, cfg.RateBurst, apigate.DefaultMaxClients); err != nil {
+		return nil, fmt.Errorf("hmaapi: %w", err)
 	}
 	return h, nil
 }

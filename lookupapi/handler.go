@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"time"
 
@@ -128,21 +127,9 @@ func New(cfg Config) (*Handler, error) {
 	if h.clientKey == nil {
 		h.clientKey = apigate.RemoteIPKey
 	}
-	if cfg.APIKey != "" {
-		a, err := apigate.NewAuthenticator(cfg.APIKey)
-		if err != nil {
-			return nil, fmt.Errorf("lookupapi: %w", err)
-		}
-		h.auth = a
-	}
-	if cfg.RateBurst < 0 {
-		return nil, fmt.Errorf("lookupapi: rate burst %d is negative", cfg.RateBurst)
-	}
-	if math.IsNaN(cfg.RateLimit) || math.IsInf(cfg.RateLimit, 0) || cfg.RateLimit < 0 {
-		return nil, fmt.Errorf("lookupapi: rate limit %v is not a finite rate >= 0", cfg.RateLimit)
-	}
-	if cfg.RateLimit > 0 {
-		h.limiter = apigate.NewLimiter(cfg.RateLimit, cfg.RateBurst, DefaultMaxClients)
+	var err error
+	if h.auth, h.limiter, err = apigate.New(cfg.APIKey, cfg.RateLimit, cfg.RateBurst, DefaultMaxClients); err != nil {
+		return nil, fmt.Errorf("lookupapi: %w", err)
 	}
 	return h, nil
 }
