@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -161,20 +160,7 @@ func (f *Arachnid) SentHashes() [][]string {
 // returns the function that serves it again on the same address
 // (test-only: a service that goes away and comes back).
 func (f *Arachnid) Down(tb testing.TB) (up func()) {
-	addr := f.Listener.Addr().String()
-	f.Close()
-	return func() {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			tb.Fatalf("re-listening on %s: %v", addr, err)
-		}
-		s := httptest.NewUnstartedServer(f)
-		s.Listener.Close()
-		s.Listener = l
-		s.Start()
-		f.Server = s
-		tb.Cleanup(s.Close)
-	}
+	return down(tb, &f.Server, f)
 }
 
 // ArachnidError writes the service's error shape, {"detail": msg}.

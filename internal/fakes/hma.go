@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -190,20 +189,7 @@ func (f *HMA) LastQuery() url.Values {
 // the function that serves it again on the same address (test-only: an HMA
 // that goes away and comes back).
 func (f *HMA) Down(tb testing.TB) (up func()) {
-	addr := f.Listener.Addr().String()
-	f.Close()
-	return func() {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			tb.Fatalf("re-listening on %s: %v", addr, err)
-		}
-		s := httptest.NewUnstartedServer(f)
-		s.Listener.Close()
-		s.Listener = l
-		s.Start()
-		f.Server = s
-		tb.Cleanup(s.Close)
-	}
+	return down(tb, &f.Server, f)
 }
 
 // HMAError writes HMA's error shape, {"message": msg}.
