@@ -1,8 +1,10 @@
 package homeserver
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -203,5 +205,29 @@ func TestProbes(t *testing.T) {
 		if got := ServerNameOf(in); got != want {
 			t.Errorf("ServerNameOf(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A download cut short (the connection closed before Content-Length
+// bytes) is an error, never a partial file a watcher would judge as the
+// media; the token stays out of every error.
+func TestDownloadMediaCutShort(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(200)
+		w.Write(make([]byte, 50))
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer srv.Close()
+	var buf bytes.Buffer
+	_, n, err := DownloadMedia(context.Background(), srv.Client(), srv.URL, "secret-token", "hs", "id", "", &buf, 1<<20)
+	if err == nil || strings.Contains(err.Error(), "secret-token") {
+		t.Fatalf("cut-short download: %d bytes, err %v", n, err)
+	}
+	if _, _, err := DownloadMedia(context.Background(), srv.Client(), srv.URL, "t", "hs", "id", "", &buf, 10); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("over the limit: %v", err)
 	}
 }

@@ -96,20 +96,40 @@ var ErrTooLarge = errors.New("homeserver: media larger than the limit")
 // *StatusError (404 M_NOT_FOUND for media deleted or never stored). It
 // makes one attempt, bounded by ctx only: media may be large.
 func (a *Admin) DownloadQuarantined(ctx context.Context, origin, mediaID string, w io.Writer, limit int64) (string, int64, error) {
-	path := "/_matrix/client/v1/media/download/" + url.PathEscape(origin) + "/" + url.PathEscape(mediaID)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.cfg.Homeserver+path+"?admin_unsafely_bypass_quarantine=true", nil)
-	if err != nil {
-		return "", 0, fmt.Errorf("%w: %v", ErrAdmin, err)
+	ct, n, err := DownloadMedia(ctx, a.cfg.HTTPClient, a.cfg.Homeserver, a.cfg.AccessToken, origin, mediaID, "admin_unsafely_bypass_quarantine=true", w, limit)
+	if err != nil && !errors.Is(err, ErrTooLarge) {
+		err = fmt.Errorf("%w: %w", ErrAdmin, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+a.cfg.AccessToken)
-	resp, err := a.cfg.HTTPClient.Do(req)
+	return ct, n, err
+}
+
+// DownloadMedia copies media origin/mediaID into w through the
+// authenticated media API (GET /_matrix/client/v1/media/download/{origin}/{id}
+// at base, with token as bearer and query, if any, appended:
+// https://spec.matrix.org/v1.11/client-server-api/#get_matrixclientv1mediadownloadservernamemediaid)
+// and returns its Content-Type and the bytes copied. A body longer than
+// limit is ErrTooLarge; one shorter than its Content-Length (the
+// connection cut) is an error, never a short file taken for the media; a
+// refusal is a *StatusError. The token never appears in an error.
+func DownloadMedia(ctx context.Context, c *http.Client, base, token, origin, mediaID, query string, w io.Writer, limit int64) (string, int64, error) {
+	path := "/_matrix/client/v1/media/download/" + url.PathEscape(origin) + "/" + url.PathEscape(mediaID)
+	target := base + path
+	if query != "" {
+		target += "?" + query
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
-		return "", 0, fmt.Errorf("%w: GET %s: %s", ErrAdmin, path, redact(err.Error(), a.cfg.AccessToken))
+		return "", 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", 0, fmt.Errorf("GET %s: %s", path, redact(err.Error(), token))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return "", 0, fmt.Errorf("%w: %w", ErrAdmin, statusError(http.MethodGet, path, resp.StatusCode, body))
+		return "", 0, statusError(http.MethodGet, path, resp.StatusCode, body)
 	}
 	if resp.ContentLength > limit {
 		return "", 0, fmt.Errorf("%w: %s is %d bytes, the limit is %d", ErrTooLarge, path, resp.ContentLength, limit)
@@ -117,11 +137,11 @@ func (a *Admin) DownloadQuarantined(ctx context.Context, origin, mediaID string,
 	n, err := io.Copy(w, io.LimitReader(resp.Body, limit+1))
 	switch {
 	case err != nil:
-		return "", n, fmt.Errorf("%w: GET %s: reading the body: %s", ErrAdmin, path, redact(err.Error(), a.cfg.AccessToken))
+		return "", n, fmt.Errorf("GET %s: reading the body: %s", path, redact(err.Error(), token))
 	case n > limit:
 		return "", n, fmt.Errorf("%w: %s is over %d bytes", ErrTooLarge, path, limit)
 	case resp.ContentLength >= 0 && n != resp.ContentLength:
-		return "", n, fmt.Errorf("%w: GET %s: %d bytes of %d", ErrAdmin, path, n, resp.ContentLength)
+		return "", n, fmt.Errorf("GET %s: %d bytes of %d", path, n, resp.ContentLength)
 	}
 	return resp.Header.Get("Content-Type"), n, nil
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mediaguard/mediaguard/audit"
+	"github.com/mediaguard/mediaguard/homeserver"
 	"github.com/mediaguard/mediaguard/ledger"
 	"github.com/mediaguard/mediaguard/mediaproxy"
 	"github.com/mediaguard/mediaguard/modcmd"
@@ -112,42 +111,21 @@ func (s moderation) recordWatch(m modcmd.WatchedMedia, k mediaproxy.MediaKey, re
 	}
 }
 
-// get downloads the media into a private temporary file (GET
-// /_matrix/client/v1/media/download/{server}/{id}, the authenticated
-// media API, https://spec.matrix.org/v1.11/client-server-api/#get_matrixclientv1mediadownloadservernamemediaid).
+// get downloads the media into a private temporary file through the
+// authenticated media API (homeserver.DownloadMedia: bounded, and a body
+// cut short is an error, never a partial file judged as the media).
 func (w *watchFetch) get(ctx context.Context, k mediaproxy.MediaKey, dir string) (_ *os.File, size int64, ctype string, err error) {
-	u := w.base + "/_matrix/client/v1/media/download/" + url.PathEscape(k.Server) + "/" + url.PathEscape(k.ID)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, 0, "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+w.token)
-	resp, err := w.client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // the URL stays out of logs
-		}
-		return nil, 0, "", fmt.Errorf("fetching %s: %w", k, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, 0, "", fmt.Errorf("fetching %s: HTTP %d", k, resp.StatusCode)
-	}
 	f, err := os.CreateTemp(dir, "watch-*")
 	if err != nil {
 		return nil, 0, "", err
 	}
-	n, err := io.Copy(f, io.LimitReader(resp.Body, w.limit+1))
-	if err == nil && n > w.limit {
-		err = fmt.Errorf("fetching %s: larger than %d bytes", k, w.limit)
-	}
+	ctype, n, err := homeserver.DownloadMedia(ctx, w.client, w.base, w.token, k.Server, k.ID, "", f, w.limit)
 	if err != nil {
 		f.Close()
 		os.Remove(f.Name())
-		return nil, 0, "", err
+		return nil, 0, "", fmt.Errorf("fetching %s: %w", k, err)
 	}
-	return f, n, resp.Header.Get("Content-Type"), nil
+	return f, n, ctype, nil
 }
 
 // newWatchFetch picks where unknown watched media is fetched from: the
