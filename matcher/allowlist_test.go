@@ -18,9 +18,11 @@ func TestAllowlistOverridesEveryKind(t *testing.T) {
 	trial := filepath.Join(dir, "trial.txt")
 	writeFile(t, trial, "sha256 "+tSHA256+"\n")
 	allow := filepath.Join(dir, "allow.txt")
-	// The allowlist holds the digests of three files and a PDQ hash, which
-	// it must ignore.
-	writeFile(t, allow, strings.Join([]string{"md5 " + tMD5, "sha1 " + tSHA1, "sha256 " + tSHA256, "pdq " + base.String()}, "\n"))
+	// The allowlist holds the SHA-256 of the file a moderator dismissed
+	// (which the listed bank holds by MD5, SHA-1 and PDQ), its MD5 and
+	// SHA-1 and a PDQ hash, which it must ignore.
+	dismissed := digest32(t, sha256hex("dismissed"))
+	writeFile(t, allow, strings.Join([]string{"md5 " + tMD5, "sha1 " + tSHA1, "sha256 " + tSHA256, "sha256 " + sha256hex("dismissed"), "pdq " + base.String()}, "\n"))
 	other := digest16(t, md5hex("b"))
 	banks := []BankConfig{{Name: "LISTED", Path: listed}, {Name: "TRIAL", Path: trial, Mode: ModeReport}, {Name: "FALSE_POSITIVES", Path: allow, Allow: true}}
 	l := newTestLocal(t, LocalConfig{Banks: banks})
@@ -63,9 +65,15 @@ func TestAllowlistOverridesEveryKind(t *testing.T) {
 		allowed bool
 		match   bool
 	}{
-		{"local exact", Query{Has: HasMD5, MD5: digest16(t, tMD5)}, true, false},
-		{"local exact by another digest", Query{Has: HasSHA1 | HasMD5, SHA1: digest20(t, tSHA1), MD5: other}, true, false},
-		{"local pdq", Query{Has: HasMD5 | HasPDQ, MD5: digest16(t, tMD5), PDQ: base, PDQQuality: 100}, true, false},
+		{"local exact", Query{Has: HasMD5 | HasSHA256, MD5: digest16(t, tMD5), SHA256: dismissed}, true, false},
+		{"local exact by another digest", Query{Has: HasSHA1 | HasMD5 | HasSHA256, SHA1: digest20(t, tSHA1), MD5: other, SHA256: dismissed}, true, false},
+		{"local pdq", Query{Has: HasMD5 | HasPDQ | HasSHA256, MD5: digest16(t, tMD5), SHA256: dismissed, PDQ: base, PDQQuality: 100}, true, false},
+		// An attacker's MD5 or SHA-1 collision with the dismissed file:
+		// another SHA-256, so not allowlisted, and the listed bank's MD5
+		// and SHA-1 entries block it.
+		{"an md5 and sha1 collision with an allowlisted file", Query{Has: HasSHA1 | HasMD5 | HasSHA256, SHA1: digest20(t, tSHA1), MD5: digest16(t, tMD5),
+			SHA256: digest32(t, sha256hex("listed picture"))}, false, true},
+		{"no sha256 in the query", Query{Has: HasMD5, MD5: digest16(t, tMD5)}, false, true},
 		{"report mode", Query{Has: HasSHA256, SHA256: digest32(t, tSHA256)}, true, false},
 		{"a visually identical other file", Query{Has: HasMD5 | HasPDQ, MD5: other, PDQ: flip(base, 3), PDQQuality: 100}, false, true},
 		{"a listed file embedded in an allowlisted digest's container", Query{Has: HasMD5, MD5: other,
@@ -95,7 +103,7 @@ func TestAllowlistOverridesEveryKind(t *testing.T) {
 func TestAllowlistOverridesRealRemotes(t *testing.T) {
 	dir := t.TempDir()
 	allow := filepath.Join(dir, "allow.txt")
-	writeFile(t, allow, "md5 "+tMD5+"\n")
+	writeFile(t, allow, "sha256 "+sha256hex("dismissed")+"\n")
 	l := newTestLocal(t, LocalConfig{Banks: []BankConfig{{Name: "FP", Path: allow, Allow: true}}})
 	hma := newFakeHMA(t)
 	svc := newFakeLookupService(t)
@@ -127,8 +135,8 @@ func TestAllowlistOverridesRealRemotes(t *testing.T) {
 			// HMA-like calls; the lookup service's fake counts its own.
 			svcCalls := svc.calls.Load()
 			q := tc.q
-			q.Has |= HasMD5
-			q.MD5 = digest16(t, tMD5)
+			q.Has |= HasSHA256
+			q.SHA256 = digest32(t, sha256hex("dismissed"))
 			v, err = g.Match(context.Background(), q)
 			if err != nil || v.Match || v.Allowlisted != "FP" {
 				t.Fatalf("allowlisted: %+v, %v", v, err)
