@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mediaguard/mediaguard/internal/e2e"
+	"github.com/mediaguard/mediaguard/internal/testkit"
 )
 
 // caddyProc is this test binary run as bin/caddy (see TestMain): a Caddy
@@ -143,4 +144,22 @@ func linesWith(s string, parts ...string) []string {
 		}
 	}
 	return out
+}
+
+// startBotCaddy starts (or, given the process it replaces, restarts) a
+// Caddy process whose management-room bot runs with token, and waits
+// until it serves front and the bot follows its rooms: commands sent from
+// then on are carried out.
+func startBotCaddy(t *testing.T, prev *caddyProc, dir, admin, cf, front, token string) *caddyProc {
+	t.Helper()
+	offset := 0
+	if prev != nil {
+		offset = len(prev.log())
+	}
+	proc := startCaddyProc(t, dir, "caddy", admin, cf, "MEDIAGUARD_TEST_BOT_TOKEN="+token)
+	proc.waitReady(t, front+"/_matrix/client/versions")
+	testkit.EventuallyWithin(t, 30*time.Second, "the bot to follow its rooms", func() bool {
+		return strings.Contains(proc.logSince(offset), "following the management room for commands")
+	})
+	return proc
 }

@@ -93,17 +93,7 @@ http://127.0.0.1:%d {
 }
 `, admin, bank, filepath.Join(dir, "ledger.db"), auditPath, hs.URL, hs.URL, room, port, strings.TrimPrefix(hs.URL, "http://"))
 	var proc *caddyProc
-	start := func() {
-		offset := 0
-		if proc != nil {
-			offset = len(proc.log())
-		}
-		proc = startCaddyProc(t, dir, "caddy", admin, cf, "MEDIAGUARD_TEST_BOT_TOKEN="+bot.AccessToken)
-		proc.waitReady(t, front+"/_matrix/client/versions")
-		testkit.EventuallyWithin(t, 30*time.Second, "the bot to follow the management room", func() bool {
-			return strings.Contains(proc.logSince(offset), "following the management room for commands")
-		})
-	}
+	start := func() { proc = startBotCaddy(t, proc, dir, admin, cf, front, bot.AccessToken) }
 	start()
 
 	clean := testimg.JPEG(testimg.Photo(3, 320, 240), 90)
