@@ -190,6 +190,7 @@ http://127.0.0.1:%d {
 	if want := "🔗 Seen in " + public + " as " + evSeen + ", sent by " + alice.ID + " (Mjolnir's lookup)"; reply.threadRoot != block.id || reply.body != want {
 		t.Fatalf("reply in thread %q (want %q):\n%s\nwant:\n%s", reply.threadRoot, block.id, reply.body, want)
 	}
+	t.Logf("the block's notice:\n%s\nits reply:\n%s", block.body, reply.body)
 	if n := timeline(); n != 1 {
 		t.Fatalf("%d notices in the room's timeline, want the block's only", n)
 	}
@@ -211,6 +212,7 @@ http://127.0.0.1:%d {
 			t.Fatalf("own notice (thread %q) lacks %q:\n%s", own.threadRoot, want, own.body)
 		}
 	}
+	t.Logf("the lookup's own notice:\n%s", own.body)
 	if st, _, _ := alice.Upload(t, front, "image/jpeg", "x.jpg", unseen); st != http.StatusForbidden {
 		t.Fatalf("listed upload through mediaguard: %d", st)
 	}
@@ -228,6 +230,7 @@ http://127.0.0.1:%d {
 	if got := about(evWatched); len(got) != 1 || got[0].sighting["redaction"] != "redacted" || got[0].sighting["via"] != "lookup" {
 		t.Fatalf("reports of the watched event: %+v", got)
 	}
+	t.Logf("the watched event's report:\n%s", about(evWatched)[0].body)
 	st, body := mod.Do(t, http.MethodGet, "/_matrix/client/v3/rooms/"+url.PathEscape(watched)+"/event/"+url.PathEscape(evWatched), nil)
 	if st != http.StatusOK || !strings.Contains(string(body), `"content":{}`) || !strings.Contains(string(body), bot.ID) {
 		t.Fatalf("the watched event is not redacted by the bot: %d %s", st, body)
