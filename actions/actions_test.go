@@ -395,3 +395,28 @@ func TestWouldBlock(t *testing.T) {
 		t.Fatalf("redelivered %+v", r)
 	}
 }
+
+// A notice carries the file's own digests, live and redelivered from its
+// record, so that later reports of the file join its story; a decision
+// reached without the bytes carries none.
+func TestNoticeDigests(t *testing.T) {
+	l := openAudit(t)
+	m := &fakeNotifier{}
+	a := New(Config{Audit: l, Matrix: m})
+	d := decision(false, mediaproxy.Blocked, "hs/One", "@u:hs")
+	d.Digests.Size, d.Digests.SHA256[0], d.Digests.MD5[0] = 3, 0xab, 0xcd
+	a.Observe(d)
+	a.Observe(decision(false, mediaproxy.Blocked, "hs/Two", "@u:hs"))
+	sent := m.notices()
+	if len(sent) != 2 || !strings.HasPrefix(sent[0].Digests.SHA256, "ab00") || !strings.HasPrefix(sent[0].Digests.MD5, "cd00") || len(sent[0].Digests.SHA1) != 40 {
+		t.Fatalf("live notice digests %+v", sent)
+	}
+	if sent[1].Digests != (notify.Digests{}) {
+		t.Errorf("a decision without bytes has digests %+v", sent[1].Digests)
+	}
+	again := &fakeNotifier{}
+	New(Config{Audit: l, Matrix: again}).RedeliverPending()
+	if got := again.notices(); len(got) != 2 || got[0].Digests != sent[0].Digests {
+		t.Fatalf("redelivered digests %+v, want %+v", got, sent[0].Digests)
+	}
+}

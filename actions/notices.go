@@ -60,7 +60,17 @@ func detection(id string, d *mediaproxy.Decision, dir string) notify.Detection {
 		Bank: v.Bank, Source: v.Source, Category: v.Category, Distance: v.Distance, Confidence: v.Confidence,
 		Form: v.Form, Variant: v.Variant, Action: actionTaken(d), WouldBlock: d.Outcome == mediaproxy.WouldBlock,
 		Review: d.Outcome == mediaproxy.Review || d.Outcome == mediaproxy.Held, Quality: v.Quality, Label: bestLabel(v),
+		Digests: fileDigests(d),
 	}
+}
+
+// fileDigests are the file's exact digests for its notice's story, none
+// when the decision was reached without the bytes (a known media ID).
+func fileDigests(d *mediaproxy.Decision) notify.Digests {
+	if d.Digests.Size == 0 {
+		return notify.Digests{}
+	}
+	return notify.Digests{MD5: d.Digests.MD5Hex(), SHA1: d.Digests.SHA1Hex(), SHA256: d.Digests.SHA256Hex()}
 }
 
 func detectionFromRecord(r audit.Record) notify.Detection {
@@ -76,6 +86,7 @@ func detectionFromRecord(r audit.Record) notify.Detection {
 		Source: v.Source, Distance: v.Distance, Confidence: v.Confidence, Form: v.Form, Variant: v.Variant, Action: v.Action,
 		Retro: r.Kind == audit.KindRetroBlock, FirstSeen: v.FirstSeen, Category: v.Category, WouldBlock: r.Kind == audit.KindWouldBlock,
 		Review: r.Kind == audit.KindReview, Quality: v.Quality, Label: v.Label,
+		Digests: notify.Digests{MD5: r.Digests["md5"], SHA1: r.Digests["sha1"], SHA256: r.Digests["sha256"]},
 	}
 }
 

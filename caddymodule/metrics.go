@@ -192,6 +192,8 @@ var (
 			"Detections folded into a burst summary instead of a notice of their own (identical detections past the threshold), by channel.", []string{"channel"}, nil),
 		pending: prometheus.NewDesc("caddy_mediaguard_notices_pending",
 			"Notices queued or being delivered now, by channel (matrix: burst summaries and Mjolnir commands included).", []string{"channel"}, nil),
+		links: prometheus.NewDesc("caddy_mediaguard_lookup_links_total",
+			"Lookup API blocks of a request naming a room event (Mjolnir's plugin), by outcome: linked (reported in the story of the picture in the management room), duplicate (the event was reported before), dropped (a queue was full: not reported, see the log).", []string{"outcome"}, nil),
 	}
 )
 

@@ -10,10 +10,13 @@ import (
 // stride.
 type noticeCollector struct {
 	delivered, failed, retried, summarised, pending *prometheus.Desc
+	// links counts the lookup API's blocks of room events reported in
+	// the management room: they travel with its notices.
+	links *prometheus.Desc
 }
 
 func (c noticeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.delivered, c.failed, c.retried, c.summarised, c.pending} {
+	for _, d := range []*prometheus.Desc{c.delivered, c.failed, c.retried, c.summarised, c.pending, c.links} {
 		ch <- d
 	}
 }
@@ -34,5 +37,10 @@ func (c noticeCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.failed, st.Rejected, "rejected")
 		counter(c.failed, st.GaveUp, "gave_up")
 		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(st.Pending), channel)
+	}
+	if st, ok := s.LookupLinkStats(); ok {
+		for outcome, n := range map[string]uint64{"linked": st.Linked, "duplicate": st.Duplicate, "dropped": st.Dropped} {
+			ch <- prometheus.MustNewConstMetric(c.links, prometheus.CounterValue, float64(n), outcome)
+		}
 	}
 }

@@ -75,6 +75,13 @@ type Config struct {
 	// adapter's metrics). It runs on the request's goroutine and should
 	// be quick.
 	OnAnswer func(Answer)
+	// OnBlock, when set, is told of every lookup answered "block", once
+	// the answer is written, with the request (its eventId, roomId and
+	// userId clipped as in logs) and the answer: the service links the
+	// event the plugin asked about to the story of the picture in the
+	// management room. It runs on the request's goroutine and must not
+	// block: queue, do not act.
+	OnBlock func(lookupwire.Request, lookupwire.Response)
 	// Logger receives one Info line per block and Warn lines for rejected
 	// or failed requests; nil logs nothing.
 	Logger *zap.Logger
@@ -92,6 +99,7 @@ type Handler struct {
 	clientKey func(*http.Request) string
 	health    func(context.Context) any
 	onAnswer  func(Answer)
+	onBlock   func(lookupwire.Request, lookupwire.Response)
 	log       *zap.Logger
 	now       func() time.Time
 	warns     throttles
@@ -109,6 +117,7 @@ func New(cfg Config) (*Handler, error) {
 		clientKey: cfg.ClientKey,
 		health:    cfg.Health,
 		onAnswer:  cfg.OnAnswer,
+		onBlock:   cfg.OnBlock,
 		log:       cfg.Logger,
 		now:       cfg.Now,
 	}
@@ -240,6 +249,10 @@ func (h *Handler) serveLookup(w http.ResponseWriter, r *http.Request, client str
 		}
 	}
 	_ = writeJSON(w, http.StatusOK, resp) // a lookupwire.Response always encodes
+	if action == ActionBlock && h.onBlock != nil {
+		req.EventID, req.RoomID, req.UserID = clip(req.EventID), clip(req.RoomID), clip(req.UserID)
+		h.onBlock(req, resp)
+	}
 	return action
 }
 

@@ -62,6 +62,10 @@ type Config struct {
 	Redact bool
 	// Watch judges the watched media (required with WatchRooms).
 	Watch Watcher
+	// Stories, when set, is shared with the notifier and the lookup API's
+	// reports: a watched event another reporter claimed first gets that
+	// report as its one notice, not a second one from the watch path.
+	Stories *notify.Stories
 	// Logger receives the bot's logs; nil discards them.
 	Logger *zap.Logger
 }
@@ -92,9 +96,9 @@ type Bot struct {
 	// room is the state levels was built from, saved with the position.
 	room roomState
 	st   *state
-	// watchAll and watchIDs are the watched rooms (joinWatched).
-	watchAll bool
-	watchIDs []string
+
+	// watched is what the bot watches (joinWatched).
+	watched atomic.Pointer[watchSet]
 
 	commands, ignored, syncs atomic.Uint64
 	following                atomic.Bool
@@ -322,10 +326,11 @@ func (b *Bot) filter() *mautrix.Filter {
 	types := eventTypes
 	if len(b.cfg.WatchRooms) > 0 {
 		types = append(slices.Clone(eventTypes), event.EventSticker)
-		if b.watchAll {
+		w := b.watched.Load()
+		if w.all {
 			rooms = nil // every room the bot is in
 		}
-		for _, r := range b.watchIDs {
+		for _, r := range w.ids {
 			rooms = append(rooms, id.RoomID(r))
 		}
 	}

@@ -253,7 +253,7 @@ func (b *Bot) answer(ctx context.Context, commandID, root, text string, cmd Comm
 		},
 		"org.mediaguard.command": map[string]any{"event_id": commandID, "verb": cmd.Verb, "ok": ok},
 	}
-	return b.send(ctx, txnFor("answer", commandID), body, commandID)
+	return b.send(ctx, notify.TxnID("answer", commandID), body, commandID)
 }
 
 func firstLine(s string) string {

@@ -2,14 +2,10 @@ package modcmd
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"html"
 	"net/http"
 	"slices"
-	"strings"
 
 	"go.uber.org/zap"
 	"maunium.net/go/mautrix"
@@ -62,22 +58,32 @@ type mediaContent struct {
 
 var mediaMsgTypes = []string{"m.image", "m.video", "m.file", "m.audio"}
 
+// watchSet is what the bot watches, swapped whole at each (re)start so
+// that RedactIfListed may read it from another goroutine.
+type watchSet struct {
+	// mgmt is the management room, never watched.
+	mgmt string
+	all  bool
+	ids  []string
+}
+
 // watching tells whether roomID's media events are judged.
 func (b *Bot) watching(roomID string) bool {
-	if roomID == b.roomID || len(b.cfg.WatchRooms) == 0 {
+	w := b.watched.Load()
+	if w == nil || roomID == w.mgmt || len(b.cfg.WatchRooms) == 0 {
 		return false
 	}
-	return b.watchAll || slices.Contains(b.watchIDs, roomID)
+	return w.all || slices.Contains(w.ids, roomID)
 }
 
 // joinWatched joins the listed rooms (accepting invites) and resolves
 // their aliases; a room it cannot join is logged and left out until the
 // next (re)start.
 func (b *Bot) joinWatched(ctx context.Context) {
-	b.watchAll, b.watchIDs = false, nil
+	w := &watchSet{mgmt: b.roomID}
 	for _, r := range b.cfg.WatchRooms {
 		if r == WatchAll {
-			b.watchAll = true
+			w.all = true
 			continue
 		}
 		resp, err := b.cli.JoinRoom(ctx, r, nil)
@@ -85,44 +91,59 @@ func (b *Bot) joinWatched(ctx context.Context) {
 			b.log.Error("cannot join a watched room; its media events are not judged", zap.String("room", r), zap.String("reason", notify.Explain(err).Error()))
 			continue
 		}
-		b.watchIDs = append(b.watchIDs, resp.RoomID.String())
+		w.ids = append(w.ids, resp.RoomID.String())
 	}
+	b.watched.Store(w)
 }
 
-// handleMedia judges the media a watched room's event refers to and, for
-// listed media, posts a notice naming room, event and sender and (with
-// Redact) redacts the event. Encrypted attachments carry no mxc the
-// homeserver could serve in the clear: they are skipped.
-func (b *Bot) handleMedia(ctx context.Context, roomID string, ev *event.Event) error {
-	if ev.Sender.String() == b.me || ev.Unsigned.RedactedBecause != nil || b.st.handled(ev.ID.String()) {
-		return nil
-	}
+// mediaOf is the media a room event refers to (the file and its
+// thumbnail) and its msgtype ("m.sticker" for a sticker); none for
+// anything but an unedited media message or sticker. Encrypted
+// attachments carry no mxc the homeserver could serve in the clear.
+func mediaOf(ev *event.Event) (mxcs []string, msgType string) {
 	var c mediaContent
 	if json.Unmarshal(ev.Content.VeryRaw, &c) != nil || len(c.NewContent) > 0 {
-		return nil
+		return nil, ""
 	}
-	msgType := c.MsgType
+	msgType = c.MsgType
 	switch {
 	case ev.Type.Type == event.EventSticker.Type:
 		msgType = event.EventSticker.Type
 	case ev.Type.Type == event.EventMessage.Type && slices.Contains(mediaMsgTypes, c.MsgType):
 	default:
-		return nil
+		return nil, ""
 	}
-	var mxcs []string
 	for _, u := range []string{c.URL, c.Info.ThumbnailURL} {
 		if mxcRe.MatchString(u) && !slices.Contains(mxcs, u) {
 			mxcs = append(mxcs, u)
 		}
 	}
+	return mxcs, msgType
+}
+
+// judge asks the Watcher about one media, within CommandTimeout.
+func (b *Bot) judge(ctx context.Context, m WatchedMedia) (MediaJudgement, error) {
+	jctx, cancel := context.WithTimeout(ctx, b.cfg.CommandTimeout)
+	defer cancel()
+	return b.cfg.Watch.JudgeMedia(jctx, m)
+}
+
+// handleMedia judges the media a watched room's event refers to and, for
+// listed media, posts a notice naming room, event and sender and (with
+// Redact) redacts the event, unless another reporter (the lookup API)
+// claimed the event first (Config.Stories): then that report is its one
+// notice.
+func (b *Bot) handleMedia(ctx context.Context, roomID string, ev *event.Event) error {
+	if ev.Sender.String() == b.me || ev.Unsigned.RedactedBecause != nil || b.st.handled(ev.ID.String()) {
+		return nil
+	}
+	mxcs, msgType := mediaOf(ev)
 	if len(mxcs) == 0 {
 		return nil
 	}
 	for _, mxc := range mxcs {
 		m := WatchedMedia{MXC: mxc, RoomID: roomID, EventID: ev.ID.String(), Sender: ev.Sender.String(), MsgType: msgType}
-		jctx, cancel := context.WithTimeout(ctx, b.cfg.CommandTimeout)
-		j, err := b.cfg.Watch.JudgeMedia(jctx, m)
-		cancel()
+		j, err := b.judge(ctx, m)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -132,6 +153,10 @@ func (b *Bot) handleMedia(ctx context.Context, roomID string, ev *event.Event) e
 		}
 		if !j.Listed {
 			continue
+		}
+		if !b.cfg.Stories.Claim(m.EventID) {
+			b.log.Info("listed media posted in a watched room, already reported (by the lookup API)", zap.String("room", roomID), zap.String("event", m.EventID))
+			break
 		}
 		redacted := ""
 		if b.cfg.Redact {
@@ -151,18 +176,45 @@ func (b *Bot) handleMedia(ctx context.Context, roomID string, ev *event.Event) e
 	return nil
 }
 
-// txnFor derives a transaction ID from what it is about, so a retry or a
-// run after a crash is the same request to the homeserver.
-func txnFor(kind string, parts ...string) string {
-	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
-	return "mediaguard-" + kind + "-" + hex.EncodeToString(sum[:16])
+// RedactIfListed is the watch path's judgement and redaction of a room
+// event another reporter named (a lookup API request carries the event
+// Mjolnir's plugin asked about). It acts only where the watch path
+// would, Redact on and the room watched, and it trusts the report with
+// nothing: the event is read from the homeserver and its own media
+// judged, so whoever knows one listed hash cannot have any event
+// redacted by naming it. It returns what became of the event, for the
+// report's notice ("" when it is not the bot's to redact). Safe to call
+// from any goroutine.
+func (b *Bot) RedactIfListed(ctx context.Context, roomID, eventID string) string {
+	if !b.cfg.Redact || !b.watching(roomID) {
+		return ""
+	}
+	ev, err := b.cli.GetEvent(ctx, id.RoomID(roomID), id.EventID(eventID))
+	if err != nil {
+		return "not redacted: the event could not be read (" + notify.Explain(err).Error() + ")"
+	}
+	if ev.Unsigned.RedactedBecause != nil {
+		return "already redacted"
+	}
+	mxcs, msgType := mediaOf(ev)
+	for _, mxc := range mxcs {
+		j, err := b.judge(ctx, WatchedMedia{MXC: mxc, RoomID: roomID, EventID: eventID, Sender: ev.Sender.String(), MsgType: msgType})
+		if err != nil {
+			b.log.Warn("media of a reported event could not be judged", zap.String("room", roomID), zap.String("event", eventID), zap.String("media", mxc), zap.Error(err))
+			continue
+		}
+		if j.Listed {
+			return b.redact(ctx, roomID, eventID)
+		}
+	}
+	return "not redacted: mediaguard's own judgement of the event's media found nothing listed"
 }
 
 // redact redacts the event once (the transaction ID is the event's) and
 // says what happened, for the notice.
 func (b *Bot) redact(ctx context.Context, roomID, eventID string) string {
 	_, err := b.cli.RedactEvent(ctx, id.RoomID(roomID), id.EventID(eventID), mautrix.ReqRedact{
-		Reason: "listed media (mediaguard)", TxnID: txnFor("redact", roomID, eventID),
+		Reason: "listed media (mediaguard)", TxnID: notify.TxnID("redact", roomID, eventID),
 	})
 	if err == nil {
 		return "redacted"
@@ -175,36 +227,13 @@ func (b *Bot) redact(ctx context.Context, roomID, eventID string) string {
 }
 
 // postWatchNotice posts the notice of a listed media event to the
-// management room, retrying like an answer. It reports false only when
-// ctx ended first.
+// management room (in the words of every event report, see
+// notify.SightingContent), retrying like an answer. It reports false
+// only when ctx ended first.
 func (b *Bot) postWatchNotice(ctx context.Context, m WatchedMedia, j MediaJudgement, redacted string) bool {
-	lines := []string{
-		"🚨 mediaguard: listed media posted in a watched room",
-		"Room: " + m.RoomID,
-		"Event: " + m.EventID,
-		"Sent by: " + m.Sender,
-		"Media: " + m.MXC,
-		"Match: " + clip(j.Reason, 300),
-	}
-	if redacted != "" {
-		lines = append(lines, "Event: "+redacted)
-	}
-	text := strings.Join(lines, "\n")
-	var h strings.Builder
-	h.WriteString("<p><strong>" + html.EscapeString(lines[0]) + "</strong></p><ul>")
-	for _, l := range lines[1:] {
-		k, v, _ := strings.Cut(l, ": ")
-		h.WriteString("<li><strong>" + html.EscapeString(k) + ":</strong> <code>" + html.EscapeString(v) + "</code></li>")
-	}
-	h.WriteString("</ul>")
-	body := map[string]any{
-		"msgtype": "m.notice", "body": text, "format": "org.matrix.custom.html", "formatted_body": h.String(),
-		"org.mediaguard.event_detection": map[string]any{
-			"room_id": m.RoomID, "event_id": m.EventID, "sender": m.Sender, "mxc": m.MXC, "msgtype": m.MsgType,
-			"reason": clip(j.Reason, 300), "redaction": redacted,
-		},
-	}
-	return b.send(ctx, txnFor("watch", m.EventID, m.MXC), body, m.EventID)
+	body := notify.SightingContent(notify.Sighting{RoomID: m.RoomID, EventID: m.EventID, Sender: m.Sender, MXC: m.MXC,
+		MsgType: m.MsgType, Reason: j.Reason, Redaction: redacted, Via: notify.SightingWatch}, "")
+	return b.send(ctx, notify.TxnID("watch", m.EventID, m.MXC), body, m.EventID)
 }
 
 // send posts body to the management room with transaction ID txn,

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mediaguard/mediaguard/internal/testkit"
+	"github.com/mediaguard/mediaguard/notify"
 )
 
 // fakeWatcher lists the media whose ID starts with "listed".
@@ -37,54 +38,72 @@ func (f *fakeWatcher) count() int {
 	return len(f.judged)
 }
 
+// watchedRoom makes a room the helper posts in, which the bot is invited
+// to and may redact others' events in.
+func (r *room) watchedRoom() *room {
+	public := r.mod.CreateRoom(r.t)
+	r.mod.Invite(r.t, public, r.helper.ID)
+	r.helper.Join(r.t, public)
+	r.mod.Invite(r.t, public, r.botUser.ID)
+	pub := &room{t: r.t, hs: r.hs, id: public, mod: r.mod, helper: r.helper, botUser: r.botUser}
+	pub.setLevel(r.botUser.ID, 50) // power to redact others' events
+	return pub
+}
+
+// watchBot starts a bot that watches pub and redacts there, and waits
+// until it follows.
+func (r *room) watchBot(statePath string, pub *room, w Watcher, stories *notify.Stories) *Bot {
+	t := r.t
+	b, err := New(Config{Homeserver: r.hs.URL, AccessToken: r.botUser.AccessToken, Room: r.id, StateFile: statePath,
+		Moderation: &fakeModeration{}, PollTimeout: 2 * time.Second, MaxRetryDelay: 300 * time.Millisecond,
+		WatchRooms: []string{pub.id}, Redact: true, Watch: w, Stories: stories, Logger: testkitLogger(t).With(zap.String("test", t.Name()))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	testkit.EventuallyWithin(t, 15*time.Second, "the bot to follow", func() bool { return b.Stats().Following })
+	return b
+}
+
+// image posts a picture message with a thumbnail.
+func (r *room) image(mxc string) string {
+	return r.helper.SendMessage(r.t, r.id, map[string]any{"msgtype": "m.image", "body": "pic.jpg", "url": mxc,
+		"info": map[string]any{"mimetype": "image/jpeg", "thumbnail_url": "mxc://localhost/thumb"}})
+}
+
+// eventNotices are the bot's event reports in the management room.
+func (r *room) eventNotices() []map[string]any {
+	var out []map[string]any
+	for _, ev := range r.mod.Messages(r.t, r.id, 100) {
+		if d, ok := ev.Content["org.mediaguard.event_detection"].(map[string]any); ok && ev.Sender == r.botUser.ID {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 // TestWatchRooms: a listed media event in a watched room gets one notice
 // naming room, event, sender and media, and is redacted once where the
 // bot may; a restart does neither again.
 func TestWatchRooms(t *testing.T) {
 	r := newRoom(t)
-	public := r.mod.CreateRoom(t)
-	r.mod.Invite(t, public, r.helper.ID)
-	r.helper.Join(t, public)
-	r.mod.Invite(t, public, r.botUser.ID)
-	pub := &room{t: t, hs: r.hs, id: public, mod: r.mod, helper: r.helper, botUser: r.botUser}
-	pub.setLevel(r.botUser.ID, 50) // power to redact others' events
-
+	pub := r.watchedRoom()
+	public := pub.id
 	fw := &fakeWatcher{}
 	statePath := filepath.Join(t.TempDir(), "bot.json")
-	start := func() *Bot {
-		b, err := New(Config{Homeserver: r.hs.URL, AccessToken: r.botUser.AccessToken, Room: r.id, StateFile: statePath,
-			Moderation: &fakeModeration{}, PollTimeout: 2 * time.Second, MaxRetryDelay: 300 * time.Millisecond,
-			WatchRooms: []string{public}, Redact: true, Watch: fw, Logger: testkitLogger(t).With(zap.String("test", t.Name()))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(b.Close)
-		testkit.EventuallyWithin(t, 15*time.Second, "the bot to follow", func() bool { return b.Stats().Following })
-		return b
-	}
+	start := func() *Bot { return r.watchBot(statePath, pub, fw, nil) }
 	b := start()
-	image := func(mxc string) string {
-		return r.helper.SendMessage(t, public, map[string]any{"msgtype": "m.image", "body": "pic.jpg", "url": mxc,
-			"info": map[string]any{"mimetype": "image/jpeg", "thumbnail_url": "mxc://localhost/thumb"}})
-	}
+	image := pub.image
 	clean := image("mxc://localhost/clean")
 	listed := image("mxc://localhost/listed1")
 	sticker := pub.send(r.helper, "m.sticker", map[string]any{"body": "s", "url": "mxc://localhost/listed2", "info": map[string]any{}})
 	// Not watched: the management room's media are not judged.
 	r.helper.SendMessage(t, r.id, map[string]any{"msgtype": "m.image", "body": "x", "url": "mxc://localhost/listed3"})
 
-	notices := func() []map[string]any {
-		var out []map[string]any
-		for _, ev := range r.mod.Messages(t, r.id, 100) {
-			if d, ok := ev.Content["org.mediaguard.event_detection"].(map[string]any); ok && ev.Sender == r.botUser.ID {
-				out = append(out, d)
-			}
-		}
-		return out
-	}
+	notices := r.eventNotices
 	testkit.EventuallyWithin(t, 15*time.Second, "two notices", func() bool { return len(notices()) == 2 })
 	got := notices()
 	byEvent := map[string]map[string]any{}
@@ -120,5 +139,59 @@ func TestWatchRooms(t *testing.T) {
 	}
 	if fw.count() != judged+2 {
 		t.Errorf("events judged again after the restart: %d judgements, want %d", fw.count(), judged+2)
+	}
+}
+
+// TestReportedEvents: an event another reporter (the lookup API) claimed
+// gets no notice or redaction from the watch path; RedactIfListed judges
+// the event's own media before it redacts, and only in a watched room.
+func TestReportedEvents(t *testing.T) {
+	r := newRoom(t)
+	pub := r.watchedRoom()
+	fw := &fakeWatcher{}
+	stories := notify.NewStories(0)
+	statePath := filepath.Join(t.TempDir(), "bot.json")
+	r.watchBot(statePath, pub, fw, stories).Close()
+	// Posted while the bot is away and claimed by another reporter; the
+	// bot sees them when it is back.
+	clean, listed := pub.image("mxc://localhost/clean"), pub.image("mxc://localhost/listed1")
+	stories.Claim(clean)
+	stories.Claim(listed)
+	b := r.watchBot(statePath, pub, fw, stories)
+	testkit.EventuallyWithin(t, 15*time.Second, "the watch path to judge both events", func() bool { return fw.count() >= 3 })
+
+	for _, tc := range []struct {
+		name, room, event, want string
+	}{
+		{"listed media", pub.id, listed, "redacted"},
+		{"the same again", pub.id, listed, "already redacted"},
+		{"clean media", pub.id, clean, "not redacted: mediaguard's own judgement of the event's media found nothing listed"},
+		{"no such event", pub.id, "$nope:localhost", "not redacted: the event could not be read (HTTP 404"},
+		{"the management room", r.id, listed, ""},
+		{"a room not watched", "!elsewhere:localhost", listed, ""},
+	} {
+		if got := b.RedactIfListed(context.Background(), tc.room, tc.event); !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
+			t.Errorf("%s: RedactIfListed = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := r.eventNotices(); len(n) != 0 {
+		t.Errorf("the watch path posted on claimed events: %v", n)
+	}
+	redactions := 0
+	for _, e := range pub.mod.Messages(t, pub.id, 100) {
+		if e.Type == "m.room.redaction" {
+			redactions++
+		}
+	}
+	if redactions != 1 {
+		t.Errorf("%d redactions, want 1", redactions)
+	}
+	idle, err := New(Config{Homeserver: r.hs.URL, AccessToken: "x", Room: r.id, StateFile: statePath, Moderation: &fakeModeration{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := idle.RedactIfListed(context.Background(), pub.id, listed); got != "" {
+		t.Errorf("a bot without redact answered %q", got)
 	}
 }

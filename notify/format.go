@@ -79,6 +79,10 @@ type Detection struct {
 	Quality int
 	// Label is the matched entry's label (reviews).
 	Label string
+	// Digests are the media's own exact digests. They are never shown
+	// (for an exact match one of them is the list's entry): they tie the
+	// notice to later reports of the same file (MatrixConfig.Stories).
+	Digests Digests
 }
 
 // hashPrefixLen is how many hex characters of the matched hash a notice shows:

@@ -53,6 +53,12 @@ type MatrixConfig struct {
 	// in; a command whose placeholder is unknown is skipped. This gives
 	// mediaguard Mjolnir's moderator powers: off by default.
 	Commands []string
+	// Stories, when set, makes the notices about one file one story: a
+	// notice about a file the room has already been told of is posted in
+	// the thread of the first (reviews excepted: they ask for a decision
+	// and stay in the room's timeline), and a notice about a new file
+	// begins its story. Sighting needs it to find a file's story.
+	Stories *Stories
 	// Logger receives delivery problems; nil logs nothing.
 	Logger *zap.Logger
 }
@@ -99,10 +105,14 @@ type item struct {
 	// (command mode); cmdN numbers it within its detection.
 	cmd  string
 	cmdN int
+	// sighting, when set, is the item: a room event with listed media.
+	sighting *Sighting
 }
 
 func (it item) txnID() string {
 	switch {
+	case it.sighting != nil:
+		return TxnID("sighting", it.sighting.Via, it.sighting.EventID)
 	case it.cmd != "":
 		return "mediaguard-" + it.d.ID + "-cmd" + strconv.Itoa(it.cmdN)
 	case it.more > 0:
@@ -224,6 +234,16 @@ func (m *Matrix) Notify(d Detection) bool {
 	return true
 }
 
+// Sighting queues the notice of listed media seen in a room event without
+// blocking: a reply in the thread of the file's story when the room has
+// been told of the file (Stories), else a notice of its own that begins
+// the story. It returns false (and counts it in QueueFull) when the
+// queue is full or the notifier is closed. Deciding whether an event is
+// reported at all (Stories.Claim) is the caller's.
+func (m *Matrix) Sighting(s Sighting) bool {
+	return m.enqueue(item{sighting: &s})
+}
+
 func (m *Matrix) enqueue(it item) bool {
 	m.mu.Lock()
 	closed := m.closed
@@ -321,6 +341,9 @@ func (m *Matrix) deliver(ctx context.Context, it item) {
 			return
 		case err == nil && status == http.StatusOK:
 			m.delivered.Add(1)
+			if it.sighting != nil {
+				return
+			}
 			if m.cfg.OnDelivered != nil {
 				if it.more > 0 {
 					for _, id := range it.acks {
@@ -380,13 +403,24 @@ func (m *Matrix) join(ctx context.Context) error {
 // repeated transaction ID from the same token as the same event, which is
 // what makes a retry after a lost answer safe
 // (https://spec.matrix.org/v1.11/client-server-api/#transaction-identifiers).
-// status is 200 on success and 0 when no answer came.
+// status is 200 on success and 0 when no answer came. A notice posted on
+// its own begins the story of its file (Stories); it is decided here, on
+// the one delivery goroutine, so that a report queued after a detection
+// finds the detection's notice.
 func (m *Matrix) send(ctx context.Context, it item) (status int, reason string, retryAfter time.Duration, err error) {
 	var content map[string]any
-	if it.cmd != "" {
+	var digests Digests
+	var about string
+	switch {
+	case it.cmd != "":
 		// Mjolnir only acts on m.text starting with !mjolnir.
 		content = map[string]any{"msgtype": "m.text", "body": it.cmd}
-	} else {
+	case it.sighting != nil:
+		s := *it.sighting
+		digests, about = s.Digests, s.EventID
+		root, _, _ := m.cfg.Stories.Root(digests)
+		content = SightingContent(s, root)
+	default:
 		body, htmlBody := format(it.d, it.more, m.cfg.SummaryWindow)
 		content = map[string]any{
 			"msgtype":                  "m.notice",
@@ -395,9 +429,18 @@ func (m *Matrix) send(ctx context.Context, it item) (status int, reason string, 
 			"formatted_body":           htmlBody,
 			"org.mediaguard.detection": machine(it.d, it.more),
 		}
+		if it.more == 0 {
+			digests, about = it.d.Digests, it.d.ID
+			if root, of, ok := m.cfg.Stories.Root(digests); ok && of != it.d.ID && !it.d.Review {
+				content["m.relates_to"] = threadOn(root)
+			}
+		}
 	}
-	_, err = m.cli.SendMessageEvent(ctx, id.RoomID(m.roomID), event.EventMessage, content, mautrix.ReqSendEvent{TransactionID: it.txnID()})
+	resp, err := m.cli.SendMessageEvent(ctx, id.RoomID(m.roomID), event.EventMessage, content, mautrix.ReqSendEvent{TransactionID: it.txnID()})
 	if err == nil {
+		if _, threaded := content["m.relates_to"]; !threaded && about != "" {
+			m.cfg.Stories.Begin(digests, resp.EventID.String(), about)
+		}
 		return http.StatusOK, "", 0, nil
 	}
 	f := Explain(err)

@@ -350,7 +350,7 @@ func (s *Service) newBot(cfg Config) error {
 		Homeserver: m.Homeserver, AccessToken: m.AccessToken, Room: m.Room, HTTPClient: m.HTTPClient,
 		StateFile: cfg.Commands.StateFile, ModeratorLevel: cfg.Commands.ModeratorLevel,
 		Moderation: moderation{s}, OnRecord: s.recordCommand, Logger: s.log.Named("commands"),
-		WatchRooms: cfg.Commands.WatchRooms, Redact: cfg.Commands.Redact, Watch: moderation{s},
+		WatchRooms: cfg.Commands.WatchRooms, Redact: cfg.Commands.Redact, Watch: moderation{s}, Stories: s.stories,
 	})
 	if err != nil {
 		return err

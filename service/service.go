@@ -160,6 +160,12 @@ type Service struct {
 	// decisions holds what moderators' confirmations and dismissals
 	// need (see decide.go).
 	decisions decisions
+	// stories ties the management room's notices about one file
+	// together, and links is the lookup API's way into them (both nil
+	// without the Matrix notifier); stopLinks ends the linker (Close).
+	stories   *notify.Stories
+	links     *linker
+	stopLinks context.CancelFunc
 }
 
 // New builds a Service; nothing runs in the background until Start. On
@@ -265,11 +271,14 @@ func New(cfg Config) (_ *Service, err error) {
 		// s.acts exists before any delivery: the notifier starts in Start.
 		mc.OnDelivered = func(id string) { s.acts.Delivered(id) }
 		mc.Logger = log.Named("notify")
+		s.stories = notify.NewStories(0)
+		mc.Stories = s.stories
 		s.notifier, err = notify.NewMatrix(mc)
 		if err != nil {
 			return nil, fmt.Errorf("notify matrix: %w", err)
 		}
 		ac.Matrix = s.notifier
+		s.links = newLinker(s)
 	}
 	if cfg.SynapseAdmin != nil {
 		admin, err := homeserver.NewAdmin(*cfg.SynapseAdmin)
@@ -348,6 +357,13 @@ func (s *Service) Start(ctx context.Context) error {
 			return fmt.Errorf("notify: %w", err)
 		}
 		s.acts.RedeliverPending()
+		lctx, cancel := context.WithCancel(ctx)
+		s.stopLinks = cancel
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.links.run(lctx)
+		}()
 	}
 	if s.bot != nil {
 		if err := s.bot.Start(); err != nil {
@@ -360,9 +376,13 @@ func (s *Service) Start(ctx context.Context) error {
 // Close ends background work. It may be called more than once, and on a
 // Service that was never started.
 func (s *Service) Close() {
-	// The command bot first: a command in progress acts through
-	// everything below. The retro worker next: a scan finishing now
-	// still reaches the actions, notifiers and matcher it acts through.
+	// The command bot first (after the lookup linker, which asks it to
+	// redact): a command in progress acts through everything below. The
+	// retro worker next: a scan finishing now still reaches the actions,
+	// notifiers and matcher it acts through.
+	if s.stopLinks != nil {
+		s.stopLinks()
+	}
 	if s.bot != nil {
 		s.bot.Close()
 	}
@@ -431,7 +451,10 @@ type LookupConfig struct {
 }
 
 // Lookup returns a lookup API handler answered by the proxy's own guard,
-// with a health document of the same banks and remotes.
+// with a health document of the same banks and remotes. With the Matrix
+// notifier, a block of a request naming a room event (Mjolnir's plugin
+// sends eventId, roomId and userId) is reported in the management room,
+// in the story of the file (see lookuplink.go).
 func (s *Service) Lookup(cfg LookupConfig) (*lookupapi.Handler, error) {
 	if s == nil || s.guard == nil {
 		return nil, errors.New("service: lookup API of a service not built")
@@ -439,6 +462,11 @@ func (s *Service) Lookup(cfg LookupConfig) (*lookupapi.Handler, error) {
 	lc := lookupapi.Config{
 		Matcher: s.guard, APIKey: cfg.APIKey, MaxBodyBytes: cfg.MaxBodyBytes, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
 		Health: lookupapi.NewHealth(s.local, s.guard), OnAnswer: cfg.OnAnswer, Logger: cfg.Logger,
+	}
+	if s.links != nil {
+		// A block of a room event joins the story of its file in the
+		// management room; queued, never waited for.
+		lc.OnBlock = s.links.offer
 	}
 	return lookupapi.New(lc)
 }

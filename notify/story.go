@@ -1,0 +1,142 @@
+package notify
+
+import (
+	"strings"
+	"sync"
+)
+
+// Digests are a media file's own exact digests in hex, any of them ""
+// when unknown. They are what ties reports of one file together: the
+// proxy's detection knows the file's digests, Mjolnir's lookup of a room
+// event sends them, and neither knows what the other saw (an mxc without
+// room or event, a room and event without an mxc).
+type Digests struct {
+	MD5, SHA1, SHA256 string
+}
+
+// keys are the index keys of d, strongest first: a SHA-256 is trusted
+// before a SHA-1, a SHA-1 before an MD5 (MD5 collisions can be made to
+// order, so an MD5 alone links only where nothing better is known).
+func (d Digests) keys() []string {
+	var out []string
+	for _, k := range [...]struct{ typ, hex string }{{"sha256", d.SHA256}, {"sha1", d.SHA1}, {"md5", d.MD5}} {
+		if k.hex != "" {
+			out = append(out, k.typ+":"+strings.ToLower(k.hex))
+		}
+	}
+	return out
+}
+
+// DefaultStories is how many stories and reported events a Stories
+// remembers by default: more than the management room's notices of a
+// busy day, a few MiB at most.
+const DefaultStories = 10000
+
+// Stories makes what the management room is told about one picture one
+// story: the first notice about a file is the story's root, and every
+// later report of the same file (the proxy's detection, a room event
+// Mjolnir's lookup names) is posted as a reply in its thread instead of
+// a notice of its own. It also remembers which room events have been
+// reported, so that one event is reported once whichever path (the
+// room watcher, the lookup API) comes first.
+//
+// It is in memory and bounded: the oldest stories are forgotten first,
+// and a restart forgets them all (a later report then starts a new
+// story). A nil *Stories links nothing and claims every event. Safe for
+// concurrent use.
+type Stories struct {
+	mu     sync.Mutex
+	roots  fifo // digest key → root
+	events fifo // claimed event ID → ""
+}
+
+// NewStories returns a Stories remembering up to max stories and max
+// reported events (DefaultStories when max <= 0).
+func NewStories(max int) *Stories {
+	if max <= 0 {
+		max = DefaultStories
+	}
+	return &Stories{roots: newFIFO(max), events: newFIFO(max)}
+}
+
+// root is a story's first notice and what it was about, so a notice is
+// never posted as a reply to itself.
+type root struct {
+	eventID string
+	// about is the detection ID or the room event ID of the first notice.
+	about string
+}
+
+// Root returns the event ID of the story of the file with digests d, and
+// what its root notice was about (a detection ID or a room event ID).
+func (s *Stories) Root(d Digests) (eventID, about string, ok bool) {
+	if s == nil {
+		return "", "", false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range d.keys() {
+		if v, ok := s.roots.get(k); ok {
+			r := v.(root)
+			return r.eventID, r.about, true
+		}
+	}
+	return "", "", false
+}
+
+// Begin makes eventID, a notice about about (a detection or room event
+// ID), the root of the story of the file with digests d, under each of
+// its digests that has no story yet: the first story of a file stays
+// its story.
+func (s *Stories) Begin(d Digests, eventID, about string) {
+	if s == nil || eventID == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range d.keys() {
+		s.roots.add(k, root{eventID, about})
+	}
+}
+
+// Claim reports whether the room event eventID is reported for the first
+// time; later claims of it return false. The reporter that claims an
+// event posts about it (and redacts it); the others leave it be.
+func (s *Stories) Claim(eventID string) bool {
+	if s == nil {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.events.add(eventID, nil)
+}
+
+// fifo is a map bounded by forgetting its oldest key.
+type fifo struct {
+	m    map[string]any
+	ring []string
+	next int
+}
+
+func newFIFO(max int) fifo { return fifo{m: map[string]any{}, ring: make([]string, 0, max)} }
+
+func (f *fifo) get(k string) (any, bool) {
+	v, ok := f.m[k]
+	return v, ok
+}
+
+// add stores k unless it is there already; it reports whether it did.
+func (f *fifo) add(k string, v any) bool {
+	if _, ok := f.m[k]; ok {
+		return false
+	}
+	if len(f.ring) < cap(f.ring) {
+		f.ring = append(f.ring, k)
+	} else {
+		delete(f.m, f.ring[f.next])
+		f.ring[f.next] = k
+		f.next = (f.next + 1) % len(f.ring)
+	}
+	f.m[k] = v
+	return true
+}

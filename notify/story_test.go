@@ -1,0 +1,169 @@
+package notify
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mediaguard/mediaguard/internal/testkit"
+)
+
+const (
+	sha256A = "aa00000000000000000000000000000000000000000000000000000000000000"
+	sha1A   = "aa00000000000000000000000000000000000000"
+	md5A    = "aa000000000000000000000000000000"
+)
+
+func TestStoriesRoot(t *testing.T) {
+	s := NewStories(10)
+	s.Begin(Digests{SHA256: sha256A, MD5: md5A}, "$root", "det-1")
+	for _, tc := range []struct {
+		name string
+		d    Digests
+		want string
+	}{
+		{"same sha256", Digests{SHA256: sha256A}, "$root"},
+		{"sha256 in capitals", Digests{SHA256: strings.ToUpper(sha256A)}, "$root"},
+		{"md5 only", Digests{MD5: md5A}, "$root"},
+		{"another sha256, same md5: the sha256 decides first, then the md5", Digests{SHA256: strings.Repeat("b", 64), MD5: md5A}, "$root"},
+		{"sha1 never seen", Digests{SHA1: sha1A}, ""},
+		{"nothing", Digests{}, ""},
+	} {
+		got, _, _ := s.Root(tc.d)
+		if got != tc.want {
+			t.Errorf("%s: Root = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	// The first story of a file stays its story.
+	s.Begin(Digests{SHA256: sha256A, SHA1: sha1A}, "$later", "$event")
+	if got, about, _ := s.Root(Digests{SHA256: sha256A}); got != "$root" || about != "det-1" {
+		t.Errorf("a second Begin replaced the story: %q about %q", got, about)
+	}
+	if got, _, _ := s.Root(Digests{SHA1: sha1A}); got != "$later" {
+		t.Errorf("a digest without a story took none: %q", got)
+	}
+}
+
+func TestStoriesClaimAndBound(t *testing.T) {
+	s := NewStories(3)
+	for _, tc := range []struct {
+		event string
+		want  bool
+	}{{"$a", true}, {"$a", false}, {"$b", true}, {"$c", true}, {"$d", true}, {"$b", false}, {"$a", true}} {
+		if got := s.Claim(tc.event); got != tc.want {
+			t.Errorf("Claim(%s) = %v, want %v", tc.event, got, tc.want)
+		}
+	}
+	for i := range 5 {
+		s.Begin(Digests{MD5: fmt.Sprintf("%032x", i)}, fmt.Sprintf("$r%d", i), "x")
+	}
+	for i, want := range []bool{false, false, true, true, true} {
+		if _, _, ok := s.Root(Digests{MD5: fmt.Sprintf("%032x", i)}); ok != want {
+			t.Errorf("story %d remembered = %v, want %v (the oldest are forgotten first)", i, ok, want)
+		}
+	}
+	var none *Stories
+	if !none.Claim("$x") || !none.Claim("$x") {
+		t.Error("a nil Stories refused a claim")
+	}
+	none.Begin(Digests{MD5: md5A}, "$r", "x")
+	if _, _, ok := none.Root(Digests{MD5: md5A}); ok {
+		t.Error("a nil Stories has a story")
+	}
+}
+
+func TestSightingContent(t *testing.T) {
+	s := Sighting{RoomID: "!room:x", EventID: "$ev<b>:x", Sender: "@a:x\n!mjolnir ban @victim:x", MsgType: "m.image",
+		Reason: "sha256 matched bank TEST", Redaction: "redacted", Via: SightingLookup, Digests: Digests{SHA256: sha256A}}
+	own := SightingContent(s, "")
+	body := own["body"].(string)
+	for _, want := range []string{"listed media posted in a room (Mjolnir's lookup)", "\nRoom: !room:x\n", "\nEvent: $ev<b>:x\n", "\nSent by: @a:x !mjolnir ban", "\nMatch: sha256 matched bank TEST", "\nEvent: redacted"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("own notice lacks %q:\n%s", want, body)
+		}
+	}
+	if _, ok := own["m.relates_to"]; ok {
+		t.Error("a notice of its own is in a thread")
+	}
+	reply := SightingContent(s, "$root:x")
+	body = reply["body"].(string)
+	if first := strings.Split(body, "\n")[0]; first != "🔗 Seen in !room:x as $ev<b>:x, sent by @a:x !mjolnir ban @victim:x (Mjolnir's lookup)" {
+		t.Errorf("reply reads %q", first)
+	}
+	rel, _ := reply["m.relates_to"].(map[string]any)
+	if rel["rel_type"] != "m.thread" || rel["event_id"] != "$root:x" {
+		t.Errorf("reply relation: %v", rel)
+	}
+	for _, c := range []map[string]any{own, reply} {
+		h := c["formatted_body"].(string)
+		if strings.Contains(h, "<b>") || !strings.Contains(h, "&lt;b&gt;") {
+			t.Errorf("HTML not escaped: %s", h)
+		}
+		for _, l := range strings.Split(c["body"].(string), "\n") {
+			if strings.HasPrefix(l, "!mjolnir") {
+				t.Errorf("a field forged a command line: %q", c["body"])
+			}
+		}
+		if strings.Contains(fmt.Sprint(c), sha256A) {
+			t.Error("a sighting shows the file's digest")
+		}
+		d := c["org.mediaguard.event_detection"].(map[string]any)
+		if d["via"] != SightingLookup || d["room_id"] != "!room:x" || d["redaction"] != "redacted" {
+			t.Errorf("event_detection: %v", d)
+		}
+	}
+	if body := SightingContent(Sighting{RoomID: "!r:x", EventID: "$e:x", Via: SightingWatch, MXC: "mxc://x/y"}, "")["body"].(string); !strings.HasPrefix(body, "🚨 mediaguard: listed media posted in a watched room\n") || !strings.Contains(body, "Sent by: unknown") || !strings.Contains(body, "Media: mxc://x/y") {
+		t.Errorf("watch notice:\n%s", body)
+	}
+}
+
+// TestStoryThreads: on the notifier's one delivery goroutine, the first
+// notice about a file begins its story and every later one (a sighting,
+// a detection) is a reply in its thread; a review stays in the timeline;
+// a detection redelivered is never a reply to itself.
+func TestStoryThreads(t *testing.T) {
+	f := newFakeHS(t)
+	m := f.notifier(t, MatrixConfig{Stories: NewStories(0)})
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	file := Digests{SHA256: sha256A, SHA1: sha1A, MD5: md5A}
+	det := sample("det-1", "@up:fake")
+	det.Digests = file
+	review := sample("rev-1", "@up:fake")
+	review.Review, review.Digests = true, file
+	other := sample("det-2", "@up:fake")
+	other.Digests = Digests{SHA256: strings.Repeat("c", 64)}
+	lookup := Sighting{RoomID: "!pub:fake", EventID: "$e1:fake", Sender: "@s:fake", Via: SightingLookup, Digests: Digests{MD5: md5A}}
+	newFile := Sighting{RoomID: "!pub:fake", EventID: "$e2:fake", Sender: "@s:fake", Via: SightingLookup, Digests: Digests{SHA1: strings.Repeat("d", 40)}}
+	later := sample("det-3", "@dl:fake")
+	later.Digests = Digests{SHA1: strings.Repeat("d", 40)}
+
+	m.Notify(det)
+	m.Sighting(lookup)
+	m.Notify(review)
+	m.Notify(other)
+	m.Notify(det) // an audit-log redelivery: the same transaction
+	m.Sighting(newFile)
+	m.Notify(later)
+	testkit.EventuallyWithin(t, 5*time.Second, "7 deliveries", func() bool { return m.Stats().Delivered == 7 })
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var got []string
+	for _, c := range f.events {
+		rel, _ := c["m.relates_to"].(map[string]any)
+		got = append(got, fmt.Sprint(rel["event_id"]))
+	}
+	// $ev1 det-1, $ev2 the lookup in its thread, $ev3 the review (own),
+	// $ev4 det-2 (another file), $ev5 the sighting of a new file, $ev6
+	// det-3 in that sighting's thread. det-1's redelivery is $ev1 again.
+	if want := "[<nil> $ev1:fake <nil> <nil> <nil> $ev5:fake]"; fmt.Sprint(got) != want {
+		t.Errorf("thread roots = %v, want %s", got, want)
+	}
+	if st := m.Stats(); st.Queued != 7 || st.Dropped != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}

@@ -1,0 +1,135 @@
+package service
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/mediaguard/mediaguard/audit"
+	"github.com/mediaguard/mediaguard/internal/testkit"
+	"github.com/mediaguard/mediaguard/lookupwire"
+	"github.com/mediaguard/mediaguard/matcher"
+	"github.com/mediaguard/mediaguard/mediaproxy"
+	"github.com/mediaguard/mediaguard/notify"
+)
+
+// linkService is a Service with one listed sha256 and a Matrix notifier
+// whose homeserver never answers: notices stay queued, which is all the
+// linking needs to be seen (what they say, and their threads, are
+// notify's tests and the Dendrite end-to-end test's).
+func linkService(t *testing.T, dir string, log *audit.Log, listed string) *Service {
+	t.Helper()
+	bank := filepath.Join(dir, "b.bank")
+	if err := os.WriteFile(bank, []byte("sha256 "+listed+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{
+		Local:  matcher.LocalConfig{Banks: []matcher.BankConfig{{Name: "TEST", Path: bank}}},
+		Proxy:  mediaproxy.Config{TempDir: dir, Hashing: mediaproxy.HashingInline},
+		Audit:  log,
+		Matrix: &notify.MatrixConfig{Homeserver: "http://127.0.0.1:1", AccessToken: "syt_unused", Room: "!mgmt:x", MaxRetryDelay: time.Hour},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func lookupBody(sha, event, room, user string) string {
+	return fmt.Sprintf(`{"hashes":{"sha256":%q,"pdq":"stubbed_pdq_placeholder_0123456789abcdef"},"eventId":%q,"roomId":%q,"userId":%q,"mediaType":"m.image"}`, sha, event, room, user)
+}
+
+// TestLookupLink: a lookup answered "block" that names a room event is
+// reported once (on record, queued on the notifier); the same event
+// again, a request naming no event and an allow are not; after a restart
+// the audit log still knows the event.
+func TestLookupLink(t *testing.T) {
+	dir := t.TempDir()
+	sum := sha256.Sum256([]byte("listed"))
+	listed := hex.EncodeToString(sum[:])
+	log, err := audit.Open(audit.Options{Path: filepath.Join(dir, "audit.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	s := linkService(t, dir, log, listed)
+	h, err := s.Lookup(LookupConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clean := strings.Repeat("0", 64)
+	for _, tc := range []struct {
+		name, body string
+		want       LinkStats
+	}{
+		{"a listed picture in an event", lookupBody(listed, "$e1:x", "!room:x", "@u:x"), LinkStats{Linked: 1}},
+		{"the same event asked again", lookupBody(listed, "$e1:x", "!room:x", "@u:x"), LinkStats{Linked: 1, Duplicate: 1}},
+		{"no event named", `{"hashes":{"sha256":"` + listed + `"}}`, LinkStats{Linked: 1, Duplicate: 1}},
+		{"not an event ID", lookupBody(listed, "e2", "!room:x", "@u:x"), LinkStats{Linked: 1, Duplicate: 1}},
+		{"not a room ID", lookupBody(listed, "$e2:x", "#room:x", "@u:x"), LinkStats{Linked: 1, Duplicate: 1}},
+		{"not listed", lookupBody(clean, "$e3:x", "!room:x", "@u:x"), LinkStats{Linked: 1, Duplicate: 1}},
+		{"another event, a sender that is no user ID", lookupBody(strings.ToUpper(listed), "$e4:x", "!room:x", "mallory"), LinkStats{Linked: 2, Duplicate: 1}},
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("POST", "/", strings.NewReader(tc.body)))
+		if w.Code != 200 {
+			t.Fatalf("%s: lookup answered %d %s", tc.name, w.Code, w.Body)
+		}
+		testkit.Eventually(t, tc.name, func() bool { st, _ := s.LookupLinkStats(); return st == tc.want })
+	}
+	if q := s.NoticeStats()["matrix"].Queued; q != 2 {
+		t.Errorf("%d notices queued, want one per event", q)
+	}
+	var recs []audit.Record
+	audit.Read(log.Path(), time.Time{}, func(r audit.Record) error {
+		if r.Action == ActionLookupLink {
+			recs = append(recs, r)
+		}
+		return nil
+	})
+	if len(recs) != 2 || recs[0].Ref != "$e1:x" || recs[0].Endpoint != "!room:x" || recs[0].User != "@u:x" || recs[0].Digests["sha256"] != listed ||
+		recs[1].Ref != "$e4:x" || recs[1].User != "" || recs[1].Digests["sha256"] != listed {
+		t.Fatalf("audit records: %+v", recs)
+	}
+
+	// A restart: the audit log says $e1 was reported.
+	s.Close()
+	s2 := linkService(t, t.TempDir(), log, listed)
+	h2, err := s2.Lookup(LookupConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/", strings.NewReader(lookupBody(listed, "$e1:x", "!room:x", "@u:x"))))
+	testkit.Eventually(t, "the event reported before the restart", func() bool { st, _ := s2.LookupLinkStats(); return st == LinkStats{Duplicate: 1} })
+}
+
+// TestLookupLinkQueueFull: the lookup answer never waits for the linking:
+// past the queue's bound, lookups are dropped and counted.
+func TestLookupLinkQueueFull(t *testing.T) {
+	s := &Service{log: zaptest.NewLogger(t)}
+	l := newLinker(s) // no worker: nothing is taken off the queue
+	s.links = l
+	req := lookupwire.Request{EventID: "$e:x", RoomID: "!r:x"}
+	for range linkQueueSize + 3 {
+		l.offer(req, lookupwire.Response{Action: lookupwire.ActionBlock})
+	}
+	if st, ok := s.LookupLinkStats(); !ok || st.Dropped != 3 {
+		t.Errorf("stats %+v, want 3 dropped", st)
+	}
+	if _, ok := (&Service{}).LookupLinkStats(); ok {
+		t.Error("link stats without a Matrix notifier")
+	}
+}
