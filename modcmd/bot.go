@@ -63,8 +63,9 @@ type Config struct {
 	// Watch judges the watched media (required with WatchRooms).
 	Watch Watcher
 	// Stories, when set, is shared with the notifier and the lookup API's
-	// reports: a watched event another reporter claimed first gets that
-	// report as its one notice, not a second one from the watch path.
+	// reports: a watched event another reporter claimed first (by room
+	// and event) gets that report as its one notice, not a second one
+	// from the watch path; the watch path still redacts it.
 	Stories *notify.Stories
 	// Logger receives the bot's logs; nil discards them.
 	Logger *zap.Logger

@@ -129,10 +129,10 @@ func (b *Bot) judge(ctx context.Context, m WatchedMedia) (MediaJudgement, error)
 }
 
 // handleMedia judges the media a watched room's event refers to and, for
-// listed media, posts a notice naming room, event and sender and (with
-// Redact) redacts the event, unless another reporter (the lookup API)
-// claimed the event first (Config.Stories): then that report is its one
-// notice.
+// listed media, redacts the event (with Redact) and posts a notice naming
+// room, event and sender, unless another reporter (the lookup API)
+// claimed the room's event first (Config.Stories): then that report is
+// its one notice, but the redaction is still the watch path's.
 func (b *Bot) handleMedia(ctx context.Context, roomID string, ev *event.Event) error {
 	if ev.Sender.String() == b.me || ev.Unsigned.RedactedBecause != nil || b.st.handled(ev.ID.String()) {
 		return nil
@@ -154,16 +154,21 @@ func (b *Bot) handleMedia(ctx context.Context, roomID string, ev *event.Event) e
 		if !j.Listed {
 			continue
 		}
-		if !b.cfg.Stories.Claim(m.EventID) {
-			b.log.Info("listed media posted in a watched room, already reported (by the lookup API)", zap.String("room", roomID), zap.String("event", m.EventID))
-			break
-		}
+		// The watch path redacts whoever reported the event first: a
+		// lookup's claim comes from an untrusted caller and its own
+		// redaction may have failed. The transaction ID is the one
+		// RedactIfListed uses, so the event is redacted once.
 		redacted := ""
 		if b.cfg.Redact {
 			redacted = b.redact(ctx, roomID, m.EventID)
 		}
 		b.log.Warn("listed media posted in a watched room", zap.String("room", roomID), zap.String("event", m.EventID),
 			zap.String("sender", m.Sender), zap.String("media", mxc), zap.String("reason", j.Reason), zap.String("redaction", redacted))
+		if !b.cfg.Stories.Claim(roomID, m.EventID) {
+			b.log.Info("listed media of a watched event already reported (by the lookup API); no second notice", zap.String("room", roomID),
+				zap.String("event", m.EventID), zap.String("redaction", redacted))
+			break
+		}
 		if !b.postWatchNotice(ctx, m, j, redacted) {
 			return ctx.Err()
 		}

@@ -143,8 +143,11 @@ func TestWatchRooms(t *testing.T) {
 }
 
 // TestReportedEvents: an event another reporter (the lookup API) claimed
-// gets no notice or redaction from the watch path; RedactIfListed judges
-// the event's own media before it redacts, and only in a watched room.
+// in its room gets no second notice from the watch path, but the watch
+// path still redacts it; a claim naming the event with another room
+// (a lookup's caller names both, unverified) stops nothing.
+// RedactIfListed judges the event's own media before it redacts, and
+// only in a watched room.
 func TestReportedEvents(t *testing.T) {
 	r := newRoom(t)
 	pub := r.watchedRoom()
@@ -155,16 +158,31 @@ func TestReportedEvents(t *testing.T) {
 	// Posted while the bot is away and claimed by another reporter; the
 	// bot sees them when it is back.
 	clean, listed := pub.image("mxc://localhost/clean"), pub.image("mxc://localhost/listed1")
-	stories.Claim(clean)
-	stories.Claim(listed)
+	elsewhere := pub.image("mxc://localhost/listed2")
+	stories.Claim(pub.id, clean)
+	stories.Claim(pub.id, listed)
+	stories.Claim("!other:localhost", elsewhere) // a lookup naming the event with a room of its choosing
 	b := r.watchBot(statePath, pub, fw, stories)
-	testkit.EventuallyWithin(t, 15*time.Second, "the watch path to judge both events", func() bool { return fw.count() >= 3 })
+	redactions := func() map[string]int {
+		n := map[string]int{}
+		for _, e := range pub.mod.Messages(t, pub.id, 100) {
+			if e.Type == "m.room.redaction" {
+				target := e.Redacts
+				if target == "" {
+					target, _ = e.Content["redacts"].(string)
+				}
+				n[target]++
+			}
+		}
+		return n
+	}
+	testkit.EventuallyWithin(t, 15*time.Second, "the watch path to redact both listed events", func() bool { return len(redactions()) == 2 })
+	testkit.EventuallyWithin(t, 15*time.Second, "the notice of the event claimed in another room", func() bool { return len(r.eventNotices()) >= 1 })
 
 	for _, tc := range []struct {
 		name, room, event, want string
 	}{
-		{"listed media", pub.id, listed, "redacted"},
-		{"the same again", pub.id, listed, "already redacted"},
+		{"listed media the watch path redacted", pub.id, listed, "already redacted"},
 		{"clean media", pub.id, clean, "not redacted: mediaguard's own judgement of the event's media found nothing listed"},
 		{"no such event", pub.id, "$nope:localhost", "not redacted: the event could not be read (HTTP 404"},
 		{"the management room", r.id, listed, ""},
@@ -175,17 +193,11 @@ func TestReportedEvents(t *testing.T) {
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
-	if n := r.eventNotices(); len(n) != 0 {
-		t.Errorf("the watch path posted on claimed events: %v", n)
+	if n := r.eventNotices(); len(n) != 1 || n[0]["event_id"] != elsewhere || n[0]["redaction"] != "redacted" {
+		t.Errorf("the watch path's notices: %v, want one, for the event claimed in another room", n)
 	}
-	redactions := 0
-	for _, e := range pub.mod.Messages(t, pub.id, 100) {
-		if e.Type == "m.room.redaction" {
-			redactions++
-		}
-	}
-	if redactions != 1 {
-		t.Errorf("%d redactions, want 1", redactions)
+	if n := redactions(); n[listed] != 1 || n[elsewhere] != 1 || len(n) != 2 {
+		t.Errorf("redactions by event: %v, want one of each listed event", n)
 	}
 	idle, err := New(Config{Homeserver: r.hs.URL, AccessToken: "x", Room: r.id, StateFile: statePath, Moderation: &fakeModeration{}})
 	if err != nil {

@@ -37,8 +37,8 @@ const DefaultStories = 10000
 // later report of the same file (the proxy's detection, a room event
 // Mjolnir's lookup names) is posted as a reply in its thread instead of
 // a notice of its own. It also remembers which room events have been
-// reported, so that one event is reported once whichever path (the
-// room watcher, the lookup API) comes first.
+// reported, so that one event gets one notice whichever path (the room
+// watcher, the lookup API) comes first.
 //
 // It is in memory and bounded: the oldest stories are forgotten first,
 // and a restart forgets them all (a later report then starts a new
@@ -47,7 +47,7 @@ const DefaultStories = 10000
 type Stories struct {
 	mu     sync.Mutex
 	roots  fifo // digest key → root
-	events fifo // claimed event ID → ""
+	events fifo // claimed room ID + event ID → nil
 }
 
 // NewStories returns a Stories remembering up to max stories and max
@@ -99,16 +99,21 @@ func (s *Stories) Begin(d Digests, eventID, about string) {
 	}
 }
 
-// Claim reports whether the room event eventID is reported for the first
-// time; later claims of it return false. The reporter that claims an
-// event posts about it (and redacts it); the others leave it be.
-func (s *Stories) Claim(eventID string) bool {
+// Claim reports whether the event eventID of room roomID is reported for
+// the first time; later claims of the same room and event return false.
+// The reporter that claims an event posts the notice about it; the
+// others post none. A claim decides nothing else: it is keyed by room
+// and event together because a lookup's caller names both unverified,
+// and a claim of an event in the wrong room must not stand for the real
+// one, and it never stops a reporter from redacting, which each does
+// (idempotently, with the same transaction ID) where it may.
+func (s *Stories) Claim(roomID, eventID string) bool {
 	if s == nil {
 		return true
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.events.add(eventID, nil)
+	return s.events.add(roomID+"\x00"+eventID, nil)
 }
 
 // fifo is a map bounded by forgetting its oldest key.

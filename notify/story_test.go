@@ -49,11 +49,19 @@ func TestStoriesRoot(t *testing.T) {
 func TestStoriesClaimAndBound(t *testing.T) {
 	s := NewStories(3)
 	for _, tc := range []struct {
-		event string
-		want  bool
-	}{{"$a", true}, {"$a", false}, {"$b", true}, {"$c", true}, {"$d", true}, {"$b", false}, {"$a", true}} {
-		if got := s.Claim(tc.event); got != tc.want {
-			t.Errorf("Claim(%s) = %v, want %v", tc.event, got, tc.want)
+		room, event string
+		want        bool
+	}{
+		{"!r", "$a", true}, {"!r", "$a", false},
+		// A claim is of a room's event: the same event ID named with
+		// another room (a lookup's caller chooses both) is another claim.
+		{"!other", "$a", true},
+		{"!r", "$b", true}, {"!r", "$c", true}, {"!r", "$b", false}, {"!r", "$d", true},
+		// The oldest claims are forgotten first.
+		{"!r", "$a", true}, {"!other", "$a", true},
+	} {
+		if got := s.Claim(tc.room, tc.event); got != tc.want {
+			t.Errorf("Claim(%s, %s) = %v, want %v", tc.room, tc.event, got, tc.want)
 		}
 	}
 	for i := range 5 {
@@ -65,7 +73,7 @@ func TestStoriesClaimAndBound(t *testing.T) {
 		}
 	}
 	var none *Stories
-	if !none.Claim("$x") || !none.Claim("$x") {
+	if !none.Claim("!r", "$x") || !none.Claim("!r", "$x") {
 		t.Error("a nil Stories refused a claim")
 	}
 	none.Begin(Digests{MD5: md5A}, "$r", "x")

@@ -116,7 +116,7 @@ func (l *linker) seed() {
 	}
 	err := audit.Read(l.s.audit.Path(), time.Time{}, func(r audit.Record) error {
 		if r.Kind == audit.KindAction && (r.Action == ActionLookupLink || r.Action == ActionWatch) && r.Ref != "" {
-			l.s.stories.Claim(r.Ref)
+			l.s.stories.Claim(r.Endpoint, r.Ref)
 		}
 		return nil
 	})
@@ -129,7 +129,7 @@ func (l *linker) seed() {
 // where the room watcher would redact it, and in the story of its file.
 func (l *linker) link(ctx context.Context, it linkItem) {
 	s, req := l.s, it.req
-	if !s.stories.Claim(req.EventID) {
+	if !s.stories.Claim(req.RoomID, req.EventID) {
 		l.duplicate.Add(1)
 		return
 	}
