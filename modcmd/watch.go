@@ -169,8 +169,12 @@ func (b *Bot) handleMedia(ctx context.Context, roomID string, ev *event.Event) e
 				zap.String("event", m.EventID), zap.String("redaction", redacted))
 			break
 		}
-		if !b.postWatchNotice(ctx, m, j, redacted) {
+		delivered, ok := b.postWatchNotice(ctx, m, j, redacted)
+		if !ok {
 			return ctx.Err()
+		}
+		if delivered && b.cfg.OnWatchNotice != nil {
+			b.cfg.OnWatchNotice(m)
 		}
 		break // one notice (and one redaction) per event
 	}
@@ -233,12 +237,12 @@ func (b *Bot) redact(ctx context.Context, roomID, eventID string) string {
 
 // postWatchNotice posts the notice of a listed media event to the
 // management room (in the words of every event report, see
-// notify.SightingContent), retrying like an answer. It reports false
-// only when ctx ended first.
-func (b *Bot) postWatchNotice(ctx context.Context, m WatchedMedia, j MediaJudgement, redacted string) bool {
+// notify.SightingContent), retrying like an answer. delivered says the
+// homeserver accepted it; ok is false only when ctx ended first.
+func (b *Bot) postWatchNotice(ctx context.Context, m WatchedMedia, j MediaJudgement, redacted string) (delivered, ok bool) {
 	body := notify.SightingContent(notify.Sighting{RoomID: m.RoomID, EventID: m.EventID, Sender: m.Sender, MXC: m.MXC,
 		MsgType: m.MsgType, Reason: j.Reason, Redaction: redacted, Via: notify.SightingWatch}, "")
-	return b.send(ctx, notify.TxnID("watch", m.EventID, m.MXC), body, m.EventID)
+	return b.deliver(ctx, notify.TxnID("watch", m.EventID, m.MXC), body, m.EventID)
 }
 
 // send posts body to the management room with transaction ID txn,
@@ -246,13 +250,20 @@ func (b *Bot) postWatchNotice(ctx context.Context, m WatchedMedia, j MediaJudgem
 // reports false only when ctx ended first. about names what it is for
 // in logs.
 func (b *Bot) send(ctx context.Context, txn string, body map[string]any, about string) bool {
+	_, ok := b.deliver(ctx, txn, body, about)
+	return ok
+}
+
+// deliver is send, also saying whether the homeserver accepted the
+// message (delivered) rather than refused it for good.
+func (b *Bot) deliver(ctx context.Context, txn string, body map[string]any, about string) (delivered, ok bool) {
 	for attempt := 0; ; attempt++ {
 		_, err := b.cli.SendMessageEvent(ctx, id.RoomID(b.roomID), event.EventMessage, body, mautrix.ReqSendEvent{TransactionID: txn})
 		if err == nil {
-			return true
+			return true, true
 		}
 		if ctx.Err() != nil {
-			return false
+			return false, false
 		}
 		f := notify.Explain(err)
 		wait := backoff(attempt, b.cfg.MaxRetryDelay)
@@ -261,11 +272,11 @@ func (b *Bot) send(ctx context.Context, txn string, body map[string]any, about s
 			wait = f.RetryAfter
 		case f.Status >= 400 && f.Status < 500 && f.Status != http.StatusTooManyRequests:
 			b.log.Error("the management room refused a message; dropping it", zap.String("about", about), zap.String("reason", f.Error()))
-			return true
+			return false, true
 		}
 		b.log.Warn("posting to the management room failed; retrying", zap.String("about", about), zap.String("reason", f.Error()), zap.Duration("in", wait))
 		if !sleep(ctx, wait) {
-			return false
+			return false, false
 		}
 	}
 }

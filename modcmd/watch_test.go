@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,8 +19,9 @@ import (
 
 // fakeWatcher lists the media whose ID starts with "listed".
 type fakeWatcher struct {
-	mu     sync.Mutex
-	judged []WatchedMedia
+	mu      sync.Mutex
+	judged  []WatchedMedia
+	notices []string
 }
 
 func (f *fakeWatcher) JudgeMedia(_ context.Context, m WatchedMedia) (MediaJudgement, error) {
@@ -30,6 +32,20 @@ func (f *fakeWatcher) JudgeMedia(_ context.Context, m WatchedMedia) (MediaJudgem
 		return MediaJudgement{Listed: true, Reason: "sha256 matched bank TEST"}, nil
 	}
 	return MediaJudgement{}, nil
+}
+
+// noticed is the bot's OnWatchNotice.
+func (f *fakeWatcher) noticed(m WatchedMedia) {
+	f.mu.Lock()
+	f.notices = append(f.notices, m.EventID)
+	f.mu.Unlock()
+}
+
+// delivered are the events whose notices the bot said were delivered.
+func (f *fakeWatcher) delivered() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.notices)
 }
 
 func (f *fakeWatcher) count() int {
@@ -56,7 +72,8 @@ func (r *room) watchBot(statePath string, pub *room, w Watcher, stories *notify.
 	t := r.t
 	b, err := New(Config{Homeserver: r.hs.URL, AccessToken: r.botUser.AccessToken, Room: r.id, StateFile: statePath,
 		Moderation: &fakeModeration{}, PollTimeout: 2 * time.Second, MaxRetryDelay: 300 * time.Millisecond,
-		WatchRooms: []string{pub.id}, Redact: true, Watch: w, Stories: stories, Logger: testkitLogger(t).With(zap.String("test", t.Name()))})
+		WatchRooms: []string{pub.id}, Redact: true, Watch: w, Stories: stories, OnWatchNotice: w.(*fakeWatcher).noticed,
+		Logger: testkitLogger(t).With(zap.String("test", t.Name()))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +139,9 @@ func TestWatchRooms(t *testing.T) {
 	}
 	if _, ok := byEvent[clean]; ok {
 		t.Error("a notice for clean media")
+	}
+	if d := fw.delivered(); len(d) != 2 || !slices.Contains(d, listed) || !slices.Contains(d, sticker) {
+		t.Errorf("notices reported delivered: %v, want the two listed events'", d)
 	}
 	judged := fw.count() // clean + its thumbnail, listed1, listed2
 	if judged != 4 {
@@ -195,6 +215,9 @@ func TestReportedEvents(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if n := r.eventNotices(); len(n) != 1 || n[0]["event_id"] != elsewhere || n[0]["redaction"] != "redacted" {
 		t.Errorf("the watch path's notices: %v, want one, for the event claimed in another room", n)
+	}
+	if d := fw.delivered(); len(d) != 1 || d[0] != elsewhere {
+		t.Errorf("notices reported delivered: %v, want only the one posted", d)
 	}
 	if n := redactions(); n[listed] != 1 || n[elsewhere] != 1 || len(n) != 2 {
 		t.Errorf("redactions by event: %v, want one of each listed event", n)

@@ -109,13 +109,17 @@ func (l *linker) run(ctx context.Context) {
 
 // seed claims the events the audit log says were reported (by a lookup
 // or the room watcher), so that the plugin asking again after a restart
-// posts nothing.
+// posts nothing. Only records of a notice the management room accepted
+// count: ActionWatch is written when the media is judged, before any
+// notice, and claiming from it would keep the watcher, working through
+// an event again after a stop cut its notice short, from posting it. The
+// watcher's own events are kept from a second notice by its saved state.
 func (l *linker) seed() {
 	if l.s.audit == nil {
 		return
 	}
 	err := audit.Read(l.s.audit.Path(), time.Time{}, func(r audit.Record) error {
-		if r.Kind == audit.KindAction && (r.Action == ActionLookupLink || r.Action == ActionWatch) && r.Ref != "" {
+		if r.Kind == audit.KindAction && (r.Action == ActionLookupLink || r.Action == ActionWatchNoticed) && r.Ref != "" {
 			l.s.stories.Claim(r.Endpoint, r.Ref)
 		}
 		return nil

@@ -133,3 +133,44 @@ func TestLookupLinkQueueFull(t *testing.T) {
 		t.Error("link stats without a Matrix notifier")
 	}
 }
+
+// TestLookupLinkSeed: after a restart, only a notice the management room
+// accepted keeps a lookup of the event from reporting it. A watched
+// event's judgement is recorded before its notice (which a stop may cut
+// short), so that record claims nothing; the record of its delivered
+// notice claims that room's event and no other room's.
+func TestLookupLinkSeed(t *testing.T) {
+	dir := t.TempDir()
+	sum := sha256.Sum256([]byte("listed"))
+	listed := hex.EncodeToString(sum[:])
+	log, err := audit.Open(audit.Options{Path: filepath.Join(dir, "audit.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	for _, r := range []audit.Record{
+		{Kind: audit.KindAction, Action: ActionWatch, Ref: "$judged:x", Endpoint: "!room:x", User: "@u:x", Outcome: "sha256 matched"},
+		{Kind: audit.KindAction, Action: ActionWatch, Ref: "$noticed:x", Endpoint: "!room:x", User: "@u:x", Outcome: "sha256 matched"},
+		{Kind: audit.KindAction, Action: ActionWatchNoticed, Ref: "$noticed:x", Endpoint: "!room:x", User: "@u:x", Outcome: audit.OutcomeOK},
+	} {
+		if err := log.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := linkService(t, dir, log, listed)
+	h, err := s.Lookup(LookupConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, event, room string
+		want              LinkStats
+	}{
+		{"judged, its notice never delivered", "$judged:x", "!room:x", LinkStats{Linked: 1}},
+		{"noticed", "$noticed:x", "!room:x", LinkStats{Linked: 1, Duplicate: 1}},
+		{"the noticed event named with another room", "$noticed:x", "!other:x", LinkStats{Linked: 2, Duplicate: 1}},
+	} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/", strings.NewReader(lookupBody(listed, tc.event, tc.room, "@u:x"))))
+		testkit.Eventually(t, tc.name, func() bool { st, _ := s.LookupLinkStats(); return st == tc.want })
+	}
+}
