@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,7 +134,13 @@ func TestSightingContent(t *testing.T) {
 // a detection redelivered is never a reply to itself.
 func TestStoryThreads(t *testing.T) {
 	f := newFakeHS(t)
-	m := f.notifier(t, MatrixConfig{Stories: NewStories(0)})
+	var delivered []string // sightings' events, on the delivery goroutine
+	var mu sync.Mutex
+	m := f.notifier(t, MatrixConfig{Stories: NewStories(0), OnSightingDelivered: func(s Sighting) {
+		mu.Lock()
+		delivered = append(delivered, s.EventID)
+		mu.Unlock()
+	}})
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -173,5 +180,10 @@ func TestStoryThreads(t *testing.T) {
 	}
 	if st := m.Stats(); st.Queued != 7 || st.Dropped != 0 {
 		t.Errorf("stats %+v", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(delivered) != "[$e1:fake $e2:fake]" {
+		t.Errorf("sightings said delivered: %v", delivered)
 	}
 }

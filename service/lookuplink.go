@@ -25,9 +25,10 @@ import (
 )
 
 // ActionLookupLink is the audit action of a lookup answered "block" for
-// a request naming a room event (Ref the event, Endpoint the room, User
-// the sender the request names, Digests its exact digests, Outcome the
-// match and what became of the event).
+// a request naming a room event, written once its notice is delivered
+// (Ref the event, Endpoint the room, User the sender the request names,
+// Digests its exact digests, Outcome the match and what became of the
+// event).
 const ActionLookupLink = "lookup_linked"
 
 // linkQueueSize bounds the lookups waiting to be linked. Only blocks of
@@ -145,11 +146,6 @@ func (l *linker) link(ctx context.Context, it linkItem) {
 	}
 	digests := notify.Digests{MD5: req.Hashes.MD5, SHA1: req.Hashes.SHA1, SHA256: req.Hashes.SHA256}
 	match := clipText(it.resp.Reason, 300)
-	outcome := match
-	if redaction != "" {
-		outcome += "; " + redaction
-	}
-	l.record(req, digests, outcome)
 	s.log.Warn("listed media posted in a room (Mjolnir's lookup)", zap.String("room_id", req.RoomID), zap.String("event_id", req.EventID),
 		zap.String("user_id", req.UserID), zap.String("bank", it.resp.Bank), zap.String("redaction", redaction))
 	ok := s.notifier.Sighting(notify.Sighting{RoomID: req.RoomID, EventID: req.EventID, Sender: req.UserID, MsgType: req.MediaType,
@@ -161,22 +157,29 @@ func (l *linker) link(ctx context.Context, it linkItem) {
 	l.linked.Add(1)
 }
 
-// record puts the report on record; the digests are the ones a block
-// record keeps, never more.
-func (l *linker) record(req lookupwire.Request, d notify.Digests, outcome string) {
-	if l.s.audit == nil {
+// delivered puts a lookup's report on record once the management room
+// accepted its notice (the notifier's OnSightingDelivered): written any
+// earlier, a report lost to a stop, or refused, would keep the plugin's
+// next request about the event from reporting it after a restart
+// (seed). The digests are the ones a block record keeps, never more.
+func (l *linker) delivered(sg notify.Sighting) {
+	if l == nil || sg.Via != notify.SightingLookup || l.s.audit == nil {
 		return
 	}
 	digests := map[string]string{}
-	for k, v := range map[string]string{"md5": d.MD5, "sha1": d.SHA1, "sha256": d.SHA256} {
+	for k, v := range map[string]string{"md5": sg.Digests.MD5, "sha1": sg.Digests.SHA1, "sha256": sg.Digests.SHA256} {
 		if v != "" && len(v) <= 64 {
 			digests[k] = strings.ToLower(v)
 		}
 	}
-	err := l.s.audit.Append(audit.Record{Kind: audit.KindAction, Action: ActionLookupLink, User: req.UserID, Ref: req.EventID,
-		Endpoint: req.RoomID, Digests: digests, Outcome: clipText(outcome, 500)})
+	outcome := sg.Reason
+	if sg.Redaction != "" {
+		outcome += "; " + sg.Redaction
+	}
+	err := l.s.audit.Append(audit.Record{Kind: audit.KindAction, Action: ActionLookupLink, User: sg.Sender, Ref: sg.EventID,
+		Endpoint: sg.RoomID, Digests: digests, Outcome: clipText(outcome, 500)})
 	if err != nil {
-		l.s.log.Error("audit: cannot record a lookup's event", zap.String("event_id", req.EventID), zap.Error(err))
+		l.s.log.Error("audit: cannot record a lookup's event", zap.String("event_id", sg.EventID), zap.Error(err))
 	}
 }
 

@@ -270,6 +270,8 @@ func New(cfg Config) (_ *Service, err error) {
 		mc := *cfg.Matrix
 		// s.acts exists before any delivery: the notifier starts in Start.
 		mc.OnDelivered = func(id string) { s.acts.Delivered(id) }
+		// A lookup's report is on record once delivered (lookuplink.go).
+		mc.OnSightingDelivered = func(sg notify.Sighting) { s.links.delivered(sg) }
 		mc.Logger = log.Named("notify")
 		s.stories = notify.NewStories(0)
 		mc.Stories = s.stories
