@@ -428,8 +428,10 @@ func (m *Matrix) send(ctx context.Context, it item) (status int, reason string, 
 		content = map[string]any{"msgtype": "m.text", "body": it.cmd}
 	case it.sighting != nil:
 		s := *it.sighting
-		digests, about = s.Digests, s.EventID
-		root, _, _ := m.cfg.Stories.Root(digests)
+		// A sighting finds its story by what it says of the file but
+		// begins one only under what is known of it.
+		digests, about = s.Verified, s.EventID
+		root, _, _ := m.cfg.Stories.Root(s.Digests)
 		content = SightingContent(s, root)
 	default:
 		body, htmlBody := format(it.d, it.more, m.cfg.SummaryWindow)

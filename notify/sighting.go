@@ -35,9 +35,14 @@ type Sighting struct {
 	Redaction string
 	// Via is SightingWatch or SightingLookup.
 	Via string
-	// Digests are the file's exact digests, never shown: they find the
-	// story of the file (Stories).
+	// Digests are the file's exact digests as the report gives them,
+	// never shown: they find the story of the file (Stories.Root).
 	Digests Digests
+	// Verified are those of Digests known to be the file's (computed by
+	// mediaguard, or the digest that matched a bank): only they begin a
+	// story when the sighting has none to join (Stories.Begin). A
+	// lookup's other digests are its caller's word.
+	Verified Digests
 }
 
 // viaText says who saw it, in a notice.

@@ -28,7 +28,10 @@ func TestStoriesRoot(t *testing.T) {
 		{"same sha256", Digests{SHA256: sha256A}, "$root"},
 		{"sha256 in capitals", Digests{SHA256: strings.ToUpper(sha256A)}, "$root"},
 		{"md5 only", Digests{MD5: md5A}, "$root"},
-		{"another sha256, same md5: the sha256 decides first, then the md5", Digests{SHA256: strings.Repeat("b", 64), MD5: md5A}, "$root"},
+		// The strongest digest both sides have decides: an MD5 made to
+		// collide does not tie two files whose SHA-256s differ.
+		{"another sha256, same md5", Digests{SHA256: strings.Repeat("b", 64), MD5: md5A}, ""},
+		{"a sha1 the story lacks, same md5", Digests{SHA1: sha1A, MD5: md5A}, "$root"},
 		{"sha1 never seen", Digests{SHA1: sha1A}, ""},
 		{"nothing", Digests{}, ""},
 	} {
@@ -150,11 +153,20 @@ func TestStoryThreads(t *testing.T) {
 	review := sample("rev-1", "@up:fake")
 	review.Review, review.Digests = true, file
 	other := sample("det-2", "@up:fake")
-	other.Digests = Digests{SHA256: strings.Repeat("c", 64)}
-	lookup := Sighting{RoomID: "!pub:fake", EventID: "$e1:fake", Sender: "@s:fake", Via: SightingLookup, Digests: Digests{MD5: md5A}}
-	newFile := Sighting{RoomID: "!pub:fake", EventID: "$e2:fake", Sender: "@s:fake", Via: SightingLookup, Digests: Digests{SHA1: strings.Repeat("d", 40)}}
+	other.Digests = Digests{SHA256: strings.Repeat("c", 64), MD5: md5A} // det-1's MD5, not its SHA-256: another file
+	lookup := Sighting{RoomID: "!pub:fake", EventID: "$e1:fake", Sender: "@s:fake", Via: SightingLookup, Digests: Digests{MD5: md5A}, Verified: Digests{MD5: md5A}}
+	newFile := Sighting{RoomID: "!pub:fake", EventID: "$e2:fake", Sender: "@s:fake", Via: SightingLookup,
+		Digests: Digests{SHA1: strings.Repeat("d", 40)}, Verified: Digests{SHA1: strings.Repeat("d", 40)}}
 	later := sample("det-3", "@dl:fake")
 	later.Digests = Digests{SHA1: strings.Repeat("d", 40)}
+	// A lookup whose listed MD5 matched, carrying a made-up SHA-256 (of
+	// a file its caller expects mediaguard to see later): its story is
+	// begun under the MD5 only, and that file's detection is not drawn
+	// into it.
+	forged := Sighting{RoomID: "!pub:fake", EventID: "$e3:fake", Sender: "@s:fake", Via: SightingLookup,
+		Digests: Digests{SHA256: strings.Repeat("e", 64), MD5: strings.Repeat("f", 32)}, Verified: Digests{MD5: strings.Repeat("f", 32)}}
+	victim := sample("det-4", "@up:fake")
+	victim.Digests = Digests{SHA256: strings.Repeat("e", 64), SHA1: strings.Repeat("e", 40), MD5: strings.Repeat("9", 32)}
 
 	m.Notify(det)
 	m.Sighting(lookup)
@@ -163,7 +175,9 @@ func TestStoryThreads(t *testing.T) {
 	m.Notify(det) // an audit-log redelivery: the same transaction
 	m.Sighting(newFile)
 	m.Notify(later)
-	testkit.EventuallyWithin(t, 5*time.Second, "7 deliveries", func() bool { return m.Stats().Delivered == 7 })
+	m.Sighting(forged)
+	m.Notify(victim)
+	testkit.EventuallyWithin(t, 5*time.Second, "9 deliveries", func() bool { return m.Stats().Delivered == 9 })
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -174,16 +188,18 @@ func TestStoryThreads(t *testing.T) {
 	}
 	// $ev1 det-1, $ev2 the lookup in its thread, $ev3 the review (own),
 	// $ev4 det-2 (another file), $ev5 the sighting of a new file, $ev6
-	// det-3 in that sighting's thread. det-1's redelivery is $ev1 again.
-	if want := "[<nil> $ev1:fake <nil> <nil> <nil> $ev5:fake]"; fmt.Sprint(got) != want {
+	// det-3 in that sighting's thread, $ev7 the forged sighting (own),
+	// $ev8 det-4 (own: nothing begun under the forged SHA-256). det-1's
+	// redelivery is $ev1 again.
+	if want := "[<nil> $ev1:fake <nil> <nil> <nil> $ev5:fake <nil> <nil>]"; fmt.Sprint(got) != want {
 		t.Errorf("thread roots = %v, want %s", got, want)
 	}
-	if st := m.Stats(); st.Queued != 7 || st.Dropped != 0 {
+	if st := m.Stats(); st.Queued != 9 || st.Dropped != 0 {
 		t.Errorf("stats %+v", st)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if fmt.Sprint(delivered) != "[$e1:fake $e2:fake]" {
+	if fmt.Sprint(delivered) != "[$e1:fake $e2:fake $e3:fake]" {
 		t.Errorf("sightings said delivered: %v", delivered)
 	}
 }

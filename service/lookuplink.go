@@ -145,16 +145,40 @@ func (l *linker) link(ctx context.Context, it linkItem) {
 		cancel()
 	}
 	digests := notify.Digests{MD5: req.Hashes.MD5, SHA1: req.Hashes.SHA1, SHA256: req.Hashes.SHA256}
+	verified := matchedDigest(digests, it.resp)
 	match := clipText(it.resp.Reason, 300)
 	s.log.Warn("listed media posted in a room (Mjolnir's lookup)", zap.String("room_id", req.RoomID), zap.String("event_id", req.EventID),
 		zap.String("user_id", req.UserID), zap.String("bank", it.resp.Bank), zap.String("redaction", redaction))
 	ok := s.notifier.Sighting(notify.Sighting{RoomID: req.RoomID, EventID: req.EventID, Sender: req.UserID, MsgType: req.MediaType,
-		Reason: match, Redaction: redaction, Via: notify.SightingLookup, Digests: digests})
+		Reason: match, Redaction: redaction, Via: notify.SightingLookup, Digests: digests, Verified: verified})
 	if !ok {
 		l.drop("the notice queue is full", req)
 		return
 	}
 	l.linked.Add(1)
+}
+
+// matchedDigest is the one of a lookup's digests that matched a bank
+// (the answer's hashType and matchedHash), none for a PDQ match: the
+// request's other digests are its caller's word, and a story begun
+// under them would draw the notices of whichever file truly has them.
+func matchedDigest(d notify.Digests, resp lookupwire.Response) notify.Digests {
+	var v notify.Digests
+	switch m := resp.MatchedHash; resp.HashType {
+	case "md5":
+		if strings.EqualFold(d.MD5, m) {
+			v.MD5 = d.MD5
+		}
+	case "sha1":
+		if strings.EqualFold(d.SHA1, m) {
+			v.SHA1 = d.SHA1
+		}
+	case "sha256":
+		if strings.EqualFold(d.SHA256, m) {
+			v.SHA256 = d.SHA256
+		}
+	}
+	return v
 }
 
 // delivered puts a lookup's report on record once the management room

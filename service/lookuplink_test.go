@@ -251,3 +251,23 @@ func TestLookupLinkSeed(t *testing.T) {
 		testkit.Eventually(t, tc.name, func() bool { st, _ := s.LookupLinkStats(); return st == tc.want })
 	}
 }
+
+// TestMatchedDigest: a lookup's story may begin only under the digest
+// that matched, never under the others its caller sent.
+func TestMatchedDigest(t *testing.T) {
+	d := notify.Digests{MD5: strings.Repeat("a", 32), SHA1: strings.Repeat("b", 40), SHA256: strings.Repeat("C", 64)}
+	for _, tc := range []struct {
+		name string
+		resp lookupwire.Response
+		want notify.Digests
+	}{
+		{"md5 matched", lookupwire.Response{HashType: "md5", MatchedHash: d.MD5}, notify.Digests{MD5: d.MD5}},
+		{"sha256 matched, either case", lookupwire.Response{HashType: "sha256", MatchedHash: strings.Repeat("c", 64)}, notify.Digests{SHA256: d.SHA256}},
+		{"sha1 named, another hash", lookupwire.Response{HashType: "sha1", MatchedHash: strings.Repeat("0", 40)}, notify.Digests{}},
+		{"pdq matched", lookupwire.Response{HashType: "pdq", MatchedHash: strings.Repeat("f", 64)}, notify.Digests{}},
+	} {
+		if got := matchedDigest(d, tc.resp); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
