@@ -185,38 +185,73 @@ func (b *Bot) handleMedia(ctx context.Context, roomID string, ev *event.Event) e
 	return nil
 }
 
-// RedactIfListed is the watch path's judgement and redaction of a room
-// event another reporter named (a lookup API request carries the event
-// Mjolnir's plugin asked about). It acts only where the watch path
-// would, Redact on and the room watched, and it trusts the report with
-// nothing: the event is read from the homeserver and its own media
-// judged, so whoever knows one listed hash cannot have any event
-// redacted by naming it. It returns what became of the event, for the
-// report's notice ("" when it is not the bot's to redact). Safe to call
-// from any goroutine.
-func (b *Bot) RedactIfListed(ctx context.Context, roomID, eventID string) string {
-	if !b.cfg.Redact || !b.watching(roomID) {
-		return ""
+// EventCheck is what RedactIfListed found of a reported event.
+type EventCheck struct {
+	// Read is true when the bot read the event from the homeserver in
+	// the room named: the room and event are then real, and Sender is
+	// the event's own, not the report's word.
+	Read bool
+	// Sender is the event's sender, when Read.
+	Sender string
+	// Redaction is what became of the event, for the report's notice:
+	// "redacted", "already redacted" or "not redacted: why"; "" when it
+	// is not the bot's to redact (Redact off, or the room not watched).
+	Redaction string
+}
+
+// RedactIfListed is the watch path's reading, judgement and redaction of
+// a room event another reporter named (a lookup API request carries the
+// event Mjolnir's plugin asked about). It acts only where the watch path
+// would, in a watched room (and redacts only with Redact on), and it
+// trusts the report with nothing: the event is read from the homeserver,
+// its sender taken from it and its own media judged, so whoever knows
+// one listed hash cannot have any event redacted by naming it. Safe to
+// call from any goroutine.
+func (b *Bot) RedactIfListed(ctx context.Context, roomID, eventID string) EventCheck {
+	var c EventCheck
+	if !b.watching(roomID) {
+		return c
 	}
 	ev, err := b.cli.GetEvent(ctx, id.RoomID(roomID), id.EventID(eventID))
 	if err != nil {
-		return "not redacted: the event could not be read (" + notify.Explain(err).Error() + ")"
+		if b.cfg.Redact {
+			c.Redaction = "not redacted: the event could not be read (" + notify.Explain(err).Error() + ")"
+		}
+		return c
+	}
+	c.Read, c.Sender = true, ev.Sender.String()
+	if !b.cfg.Redact {
+		return c
 	}
 	if ev.Unsigned.RedactedBecause != nil {
-		return "already redacted"
+		c.Redaction = "already redacted"
+		return c
 	}
 	mxcs, msgType := mediaOf(ev)
+	if len(mxcs) == 0 {
+		c.Redaction = "not redacted: the event has no media mediaguard can judge (not a media message, an edit, or an encrypted attachment)"
+		return c
+	}
+	var failed error
 	for _, mxc := range mxcs {
-		j, err := b.judge(ctx, WatchedMedia{MXC: mxc, RoomID: roomID, EventID: eventID, Sender: ev.Sender.String(), MsgType: msgType})
+		j, err := b.judge(ctx, WatchedMedia{MXC: mxc, RoomID: roomID, EventID: eventID, Sender: c.Sender, MsgType: msgType})
 		if err != nil {
 			b.log.Warn("media of a reported event could not be judged", zap.String("room", roomID), zap.String("event", eventID), zap.String("media", mxc), zap.Error(err))
+			failed = err
 			continue
 		}
 		if j.Listed {
-			return b.redact(ctx, roomID, eventID)
+			c.Redaction = b.redact(ctx, roomID, eventID)
+			return c
 		}
 	}
-	return "not redacted: mediaguard's own judgement of the event's media found nothing listed"
+	if failed != nil {
+		// Not "nothing listed": mediaguard could not tell.
+		c.Redaction = "not redacted: the event's media could not be judged (" + clip(failed.Error(), 200) + ")"
+		return c
+	}
+	c.Redaction = "not redacted: mediaguard's own judgement of the event's media found nothing listed"
+	return c
 }
 
 // redact redacts the event once (the transaction ID is the event's) and

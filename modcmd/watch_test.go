@@ -2,6 +2,7 @@ package modcmd
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -28,6 +29,9 @@ func (f *fakeWatcher) JudgeMedia(_ context.Context, m WatchedMedia) (MediaJudgem
 	f.mu.Lock()
 	f.judged = append(f.judged, m)
 	f.mu.Unlock()
+	if strings.HasPrefix(m.MXC, "mxc://localhost/broken") {
+		return MediaJudgement{}, errors.New("no homeserver to fetch unknown media from")
+	}
 	if strings.HasPrefix(m.MXC, "mxc://localhost/listed") {
 		return MediaJudgement{Listed: true, Reason: "sha256 matched bank TEST"}, nil
 	}
@@ -199,17 +203,26 @@ func TestReportedEvents(t *testing.T) {
 	testkit.EventuallyWithin(t, 15*time.Second, "the watch path to redact both listed events", func() bool { return len(redactions()) == 2 })
 	testkit.EventuallyWithin(t, 15*time.Second, "the notice of the event claimed in another room", func() bool { return len(r.eventNotices()) >= 1 })
 
+	text := r.helper.SendMessage(t, pub.id, map[string]any{"msgtype": "m.text", "body": "no picture here"})
+	broken := pub.image("mxc://localhost/broken")
 	for _, tc := range []struct {
 		name, room, event, want string
+		read                    bool
 	}{
-		{"listed media the watch path redacted", pub.id, listed, "already redacted"},
-		{"clean media", pub.id, clean, "not redacted: mediaguard's own judgement of the event's media found nothing listed"},
-		{"no such event", pub.id, "$nope:localhost", "not redacted: the event could not be read (HTTP 404"},
-		{"the management room", r.id, listed, ""},
-		{"a room not watched", "!elsewhere:localhost", listed, ""},
+		{"listed media the watch path redacted", pub.id, listed, "already redacted", true},
+		{"clean media", pub.id, clean, "not redacted: mediaguard's own judgement of the event's media found nothing listed", true},
+		{"no media", pub.id, text, "not redacted: the event has no media mediaguard can judge", true},
+		{"media that cannot be judged", pub.id, broken, "not redacted: the event's media could not be judged (no homeserver", true},
+		{"no such event", pub.id, "$nope:localhost", "not redacted: the event could not be read (HTTP 404", false},
+		{"the management room", r.id, listed, "", false},
+		{"a room not watched", "!elsewhere:localhost", listed, "", false},
 	} {
-		if got := b.RedactIfListed(context.Background(), tc.room, tc.event); !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
-			t.Errorf("%s: RedactIfListed = %q, want %q", tc.name, got, tc.want)
+		got := b.RedactIfListed(context.Background(), tc.room, tc.event)
+		if !strings.HasPrefix(got.Redaction, tc.want) || (tc.want == "") != (got.Redaction == "") {
+			t.Errorf("%s: RedactIfListed = %q, want %q", tc.name, got.Redaction, tc.want)
+		}
+		if got.Read != tc.read || (tc.read && got.Sender != r.helper.ID) || (!tc.read && got.Sender != "") {
+			t.Errorf("%s: read %v, sender %q; want read %v (the sender being the event's)", tc.name, got.Read, got.Sender, tc.read)
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
@@ -226,7 +239,7 @@ func TestReportedEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := idle.RedactIfListed(context.Background(), pub.id, listed); got != "" {
-		t.Errorf("a bot without redact answered %q", got)
+	if got := idle.RedactIfListed(context.Background(), pub.id, listed); got != (EventCheck{}) {
+		t.Errorf("a bot watching nothing answered %+v", got)
 	}
 }

@@ -126,6 +126,20 @@ func TestSightingContent(t *testing.T) {
 			t.Errorf("event_detection: %v", d)
 		}
 	}
+	// What only the lookup request says is marked as its word.
+	s.Unverified = true
+	own, reply = SightingContent(s, ""), SightingContent(s, "$root:x")
+	for _, want := range []string{"\nRoom: !room:x (reported by the lookup request)\n", "\nEvent: $ev<b>:x (reported by the lookup request)\n", "\nSent by: @a:x !mjolnir ban @victim:x (reported by the lookup request)"} {
+		if !strings.Contains(own["body"].(string), want) {
+			t.Errorf("unverified own notice lacks %q:\n%s", want, own["body"])
+		}
+	}
+	if first := strings.Split(reply["body"].(string), "\n")[0]; first != "🔗 Seen in !room:x as $ev<b>:x, sent by @a:x !mjolnir ban @victim:x (Mjolnir's lookup; room, event and sender reported by the lookup request)" {
+		t.Errorf("unverified reply reads %q", first)
+	}
+	if own["org.mediaguard.event_detection"].(map[string]any)["verified"] != false {
+		t.Error("an unverified sighting's event_detection says verified")
+	}
 	if body := SightingContent(Sighting{RoomID: "!r:x", EventID: "$e:x", Via: SightingWatch, MXC: "mxc://x/y"}, "")["body"].(string); !strings.HasPrefix(body, "🚨 mediaguard: listed media posted in a watched room\n") || !strings.Contains(body, "Sent by: unknown") || !strings.Contains(body, "Media: mxc://x/y") {
 		t.Errorf("watch notice:\n%s", body)
 	}

@@ -21,12 +21,14 @@ import (
 	"github.com/mediaguard/mediaguard/audit"
 	"github.com/mediaguard/mediaguard/internal/apigate"
 	"github.com/mediaguard/mediaguard/lookupwire"
+	"github.com/mediaguard/mediaguard/modcmd"
 	"github.com/mediaguard/mediaguard/notify"
 )
 
 // ActionLookupLink is the audit action of a lookup answered "block" for
 // a request naming a room event, written once its notice is delivered
-// (Ref the event, Endpoint the room, User the sender the request names,
+// (Ref the event, Endpoint the room, User the sender: the event's when
+// the bot read it, else the one the request names,
 // Digests its exact digests, Outcome the match and what became of the
 // event).
 const ActionLookupLink = "lookup_linked"
@@ -138,19 +140,25 @@ func (l *linker) link(ctx context.Context, it linkItem) {
 		l.duplicate.Add(1)
 		return
 	}
-	redaction := ""
+	var check modcmd.EventCheck
 	if s.bot != nil {
 		rctx, cancel := context.WithTimeout(ctx, linkRedactTimeout)
-		redaction = s.bot.RedactIfListed(rctx, req.RoomID, req.EventID)
+		check = s.bot.RedactIfListed(rctx, req.RoomID, req.EventID)
 		cancel()
+	}
+	redaction, sender := check.Redaction, req.UserID
+	if check.Read {
+		// The event as the homeserver has it: its sender, not the
+		// request's word.
+		sender = check.Sender
 	}
 	digests := notify.Digests{MD5: req.Hashes.MD5, SHA1: req.Hashes.SHA1, SHA256: req.Hashes.SHA256}
 	verified := matchedDigest(digests, it.resp)
 	match := clipText(it.resp.Reason, 300)
 	s.log.Warn("listed media posted in a room (Mjolnir's lookup)", zap.String("room_id", req.RoomID), zap.String("event_id", req.EventID),
-		zap.String("user_id", req.UserID), zap.String("bank", it.resp.Bank), zap.String("redaction", redaction))
-	ok := s.notifier.Sighting(notify.Sighting{RoomID: req.RoomID, EventID: req.EventID, Sender: req.UserID, MsgType: req.MediaType,
-		Reason: match, Redaction: redaction, Via: notify.SightingLookup, Digests: digests, Verified: verified})
+		zap.String("user_id", sender), zap.Bool("event_read", check.Read), zap.String("bank", it.resp.Bank), zap.String("redaction", redaction))
+	ok := s.notifier.Sighting(notify.Sighting{RoomID: req.RoomID, EventID: req.EventID, Sender: sender, MsgType: req.MediaType,
+		Reason: match, Redaction: redaction, Via: notify.SightingLookup, Unverified: !check.Read, Digests: digests, Verified: verified})
 	if !ok {
 		l.drop("the notice queue is full", req)
 		return
