@@ -80,12 +80,20 @@ func (l *linker) offer(req lookupwire.Request, resp lookupwire.Response) {
 	if req.UserID != "" && !strings.HasPrefix(req.UserID, "@") {
 		req.UserID = ""
 	}
+	// The digests as the matcher read them (matcher.QueryFromLookup
+	// trims them and takes either case): a story is found, begun and
+	// recorded by the digests that matched, not by their spelling.
+	h := &req.Hashes
+	h.MD5, h.SHA1, h.SHA256 = normDigest(h.MD5), normDigest(h.SHA1), normDigest(h.SHA256)
 	select {
 	case l.queue <- linkItem{req, resp}:
 	default:
 		l.drop("the queue of lookups to link is full", req)
 	}
 }
+
+// normDigest is a lookup's hex digest trimmed and in lower case.
+func normDigest(hex string) string { return strings.ToLower(strings.TrimSpace(hex)) }
 
 // drop counts a lookup not linked and says so, at most once a second.
 func (l *linker) drop(why string, req lookupwire.Request) {
@@ -96,10 +104,10 @@ func (l *linker) drop(why string, req lookupwire.Request) {
 	}
 }
 
-// run seeds the events reported before this start from the audit log,
-// then links the queued lookups until ctx ends.
+// run links the queued lookups until ctx ends; seed has run before it
+// (Service.Start), so a lookup queued while the audit log was being read
+// waits in the queue and is judged against everything reported before.
 func (l *linker) run(ctx context.Context) {
-	l.seed()
 	for {
 		select {
 		case <-ctx.Done():

@@ -359,6 +359,10 @@ func (s *Service) Start(ctx context.Context) error {
 			return fmt.Errorf("notify: %w", err)
 		}
 		s.acts.RedeliverPending()
+		// The events reported before this start are claimed before the
+		// first lookup is linked (and before the command bot's watcher
+		// starts), here rather than on the linker's goroutine.
+		s.links.seed()
 		lctx, cancel := context.WithCancel(ctx)
 		s.stopLinks = cancel
 		s.wg.Add(1)
