@@ -63,9 +63,18 @@ type Config struct {
 	// Watch judges the watched media (required with WatchRooms).
 	Watch Watcher
 	// Stories, when set, is shared with the notifier and the lookup API's
-	// reports: a watched event another reporter claimed first gets that
-	// report as its one notice, not a second one from the watch path.
+	// reports: a watched event another reporter claimed first (by room
+	// and event) gets that report as its one notice, not a second one
+	// from the watch path; the watch path still redacts it.
 	Stories *notify.Stories
+	// OnWatchNotice, if set, is told of each watched event whose notice
+	// the homeserver accepted, once it has (the media that matched): the
+	// service puts it on record, so that a lookup asking about the event
+	// after a restart posts no second notice. Only a delivered notice
+	// counts: an event whose notice was cut short by a stop is worked
+	// through again at the next start (the bot's saved handled list and
+	// position keep it from being noticed twice).
+	OnWatchNotice func(WatchedMedia)
 	// Logger receives the bot's logs; nil discards them.
 	Logger *zap.Logger
 }

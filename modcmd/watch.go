@@ -129,10 +129,10 @@ func (b *Bot) judge(ctx context.Context, m WatchedMedia) (MediaJudgement, error)
 }
 
 // handleMedia judges the media a watched room's event refers to and, for
-// listed media, posts a notice naming room, event and sender and (with
-// Redact) redacts the event, unless another reporter (the lookup API)
-// claimed the event first (Config.Stories): then that report is its one
-// notice.
+// listed media, redacts the event (with Redact) and posts a notice naming
+// room, event and sender, unless another reporter (the lookup API)
+// claimed the room's event first (Config.Stories): then that report is
+// its one notice, but the redaction is still the watch path's.
 func (b *Bot) handleMedia(ctx context.Context, roomID string, ev *event.Event) error {
 	if ev.Sender.String() == b.me || ev.Unsigned.RedactedBecause != nil || b.st.handled(ev.ID.String()) {
 		return nil
@@ -154,18 +154,27 @@ func (b *Bot) handleMedia(ctx context.Context, roomID string, ev *event.Event) e
 		if !j.Listed {
 			continue
 		}
-		if !b.cfg.Stories.Claim(m.EventID) {
-			b.log.Info("listed media posted in a watched room, already reported (by the lookup API)", zap.String("room", roomID), zap.String("event", m.EventID))
-			break
-		}
+		// The watch path redacts whoever reported the event first: a
+		// lookup's claim comes from an untrusted caller and its own
+		// redaction may have failed. The transaction ID is the one
+		// RedactIfListed uses, so the event is redacted once.
 		redacted := ""
 		if b.cfg.Redact {
 			redacted = b.redact(ctx, roomID, m.EventID)
 		}
 		b.log.Warn("listed media posted in a watched room", zap.String("room", roomID), zap.String("event", m.EventID),
 			zap.String("sender", m.Sender), zap.String("media", mxc), zap.String("reason", j.Reason), zap.String("redaction", redacted))
-		if !b.postWatchNotice(ctx, m, j, redacted) {
+		if !b.cfg.Stories.Claim(roomID, m.EventID) {
+			b.log.Info("listed media of a watched event already reported (by the lookup API); no second notice", zap.String("room", roomID),
+				zap.String("event", m.EventID), zap.String("redaction", redacted))
+			break
+		}
+		delivered, ok := b.postWatchNotice(ctx, m, j, redacted)
+		if !ok {
 			return ctx.Err()
+		}
+		if delivered && b.cfg.OnWatchNotice != nil {
+			b.cfg.OnWatchNotice(m)
 		}
 		break // one notice (and one redaction) per event
 	}
@@ -176,38 +185,73 @@ func (b *Bot) handleMedia(ctx context.Context, roomID string, ev *event.Event) e
 	return nil
 }
 
-// RedactIfListed is the watch path's judgement and redaction of a room
-// event another reporter named (a lookup API request carries the event
-// Mjolnir's plugin asked about). It acts only where the watch path
-// would, Redact on and the room watched, and it trusts the report with
-// nothing: the event is read from the homeserver and its own media
-// judged, so whoever knows one listed hash cannot have any event
-// redacted by naming it. It returns what became of the event, for the
-// report's notice ("" when it is not the bot's to redact). Safe to call
-// from any goroutine.
-func (b *Bot) RedactIfListed(ctx context.Context, roomID, eventID string) string {
-	if !b.cfg.Redact || !b.watching(roomID) {
-		return ""
+// EventCheck is what RedactIfListed found of a reported event.
+type EventCheck struct {
+	// Read is true when the bot read the event from the homeserver in
+	// the room named: the room and event are then real, and Sender is
+	// the event's own, not the report's word.
+	Read bool
+	// Sender is the event's sender, when Read.
+	Sender string
+	// Redaction is what became of the event, for the report's notice:
+	// "redacted", "already redacted" or "not redacted: why"; "" when it
+	// is not the bot's to redact (Redact off, or the room not watched).
+	Redaction string
+}
+
+// RedactIfListed is the watch path's reading, judgement and redaction of
+// a room event another reporter named (a lookup API request carries the
+// event Mjolnir's plugin asked about). It acts only where the watch path
+// would, in a watched room (and redacts only with Redact on), and it
+// trusts the report with nothing: the event is read from the homeserver,
+// its sender taken from it and its own media judged, so whoever knows
+// one listed hash cannot have any event redacted by naming it. Safe to
+// call from any goroutine.
+func (b *Bot) RedactIfListed(ctx context.Context, roomID, eventID string) EventCheck {
+	var c EventCheck
+	if !b.watching(roomID) {
+		return c
 	}
 	ev, err := b.cli.GetEvent(ctx, id.RoomID(roomID), id.EventID(eventID))
 	if err != nil {
-		return "not redacted: the event could not be read (" + notify.Explain(err).Error() + ")"
+		if b.cfg.Redact {
+			c.Redaction = "not redacted: the event could not be read (" + notify.Explain(err).Error() + ")"
+		}
+		return c
+	}
+	c.Read, c.Sender = true, ev.Sender.String()
+	if !b.cfg.Redact {
+		return c
 	}
 	if ev.Unsigned.RedactedBecause != nil {
-		return "already redacted"
+		c.Redaction = "already redacted"
+		return c
 	}
 	mxcs, msgType := mediaOf(ev)
+	if len(mxcs) == 0 {
+		c.Redaction = "not redacted: the event has no media mediaguard can judge (not a media message, an edit, or an encrypted attachment)"
+		return c
+	}
+	var failed error
 	for _, mxc := range mxcs {
-		j, err := b.judge(ctx, WatchedMedia{MXC: mxc, RoomID: roomID, EventID: eventID, Sender: ev.Sender.String(), MsgType: msgType})
+		j, err := b.judge(ctx, WatchedMedia{MXC: mxc, RoomID: roomID, EventID: eventID, Sender: c.Sender, MsgType: msgType})
 		if err != nil {
 			b.log.Warn("media of a reported event could not be judged", zap.String("room", roomID), zap.String("event", eventID), zap.String("media", mxc), zap.Error(err))
+			failed = err
 			continue
 		}
 		if j.Listed {
-			return b.redact(ctx, roomID, eventID)
+			c.Redaction = b.redact(ctx, roomID, eventID)
+			return c
 		}
 	}
-	return "not redacted: mediaguard's own judgement of the event's media found nothing listed"
+	if failed != nil {
+		// Not "nothing listed": mediaguard could not tell.
+		c.Redaction = "not redacted: the event's media could not be judged (" + clip(failed.Error(), 200) + ")"
+		return c
+	}
+	c.Redaction = "not redacted: mediaguard's own judgement of the event's media found nothing listed"
+	return c
 }
 
 // redact redacts the event once (the transaction ID is the event's) and
@@ -228,12 +272,12 @@ func (b *Bot) redact(ctx context.Context, roomID, eventID string) string {
 
 // postWatchNotice posts the notice of a listed media event to the
 // management room (in the words of every event report, see
-// notify.SightingContent), retrying like an answer. It reports false
-// only when ctx ended first.
-func (b *Bot) postWatchNotice(ctx context.Context, m WatchedMedia, j MediaJudgement, redacted string) bool {
+// notify.SightingContent), retrying like an answer. delivered says the
+// homeserver accepted it; ok is false only when ctx ended first.
+func (b *Bot) postWatchNotice(ctx context.Context, m WatchedMedia, j MediaJudgement, redacted string) (delivered, ok bool) {
 	body := notify.SightingContent(notify.Sighting{RoomID: m.RoomID, EventID: m.EventID, Sender: m.Sender, MXC: m.MXC,
 		MsgType: m.MsgType, Reason: j.Reason, Redaction: redacted, Via: notify.SightingWatch}, "")
-	return b.send(ctx, notify.TxnID("watch", m.EventID, m.MXC), body, m.EventID)
+	return b.deliver(ctx, notify.TxnID("watch", m.EventID, m.MXC), body, m.EventID)
 }
 
 // send posts body to the management room with transaction ID txn,
@@ -241,13 +285,20 @@ func (b *Bot) postWatchNotice(ctx context.Context, m WatchedMedia, j MediaJudgem
 // reports false only when ctx ended first. about names what it is for
 // in logs.
 func (b *Bot) send(ctx context.Context, txn string, body map[string]any, about string) bool {
+	_, ok := b.deliver(ctx, txn, body, about)
+	return ok
+}
+
+// deliver is send, also saying whether the homeserver accepted the
+// message (delivered) rather than refused it for good.
+func (b *Bot) deliver(ctx context.Context, txn string, body map[string]any, about string) (delivered, ok bool) {
 	for attempt := 0; ; attempt++ {
 		_, err := b.cli.SendMessageEvent(ctx, id.RoomID(b.roomID), event.EventMessage, body, mautrix.ReqSendEvent{TransactionID: txn})
 		if err == nil {
-			return true
+			return true, true
 		}
 		if ctx.Err() != nil {
-			return false
+			return false, false
 		}
 		f := notify.Explain(err)
 		wait := backoff(attempt, b.cfg.MaxRetryDelay)
@@ -256,11 +307,11 @@ func (b *Bot) send(ctx context.Context, txn string, body map[string]any, about s
 			wait = f.RetryAfter
 		case f.Status >= 400 && f.Status < 500 && f.Status != http.StatusTooManyRequests:
 			b.log.Error("the management room refused a message; dropping it", zap.String("about", about), zap.String("reason", f.Error()))
-			return true
+			return false, true
 		}
 		b.log.Warn("posting to the management room failed; retrying", zap.String("about", about), zap.String("reason", f.Error()), zap.Duration("in", wait))
 		if !sleep(ctx, wait) {
-			return false
+			return false, false
 		}
 	}
 }

@@ -2,9 +2,11 @@ package modcmd
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,18 +20,36 @@ import (
 
 // fakeWatcher lists the media whose ID starts with "listed".
 type fakeWatcher struct {
-	mu     sync.Mutex
-	judged []WatchedMedia
+	mu      sync.Mutex
+	judged  []WatchedMedia
+	notices []string
 }
 
 func (f *fakeWatcher) JudgeMedia(_ context.Context, m WatchedMedia) (MediaJudgement, error) {
 	f.mu.Lock()
 	f.judged = append(f.judged, m)
 	f.mu.Unlock()
+	if strings.HasPrefix(m.MXC, "mxc://localhost/broken") {
+		return MediaJudgement{}, errors.New("no homeserver to fetch unknown media from")
+	}
 	if strings.HasPrefix(m.MXC, "mxc://localhost/listed") {
 		return MediaJudgement{Listed: true, Reason: "sha256 matched bank TEST"}, nil
 	}
 	return MediaJudgement{}, nil
+}
+
+// noticed is the bot's OnWatchNotice.
+func (f *fakeWatcher) noticed(m WatchedMedia) {
+	f.mu.Lock()
+	f.notices = append(f.notices, m.EventID)
+	f.mu.Unlock()
+}
+
+// delivered are the events whose notices the bot said were delivered.
+func (f *fakeWatcher) delivered() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.notices)
 }
 
 func (f *fakeWatcher) count() int {
@@ -56,7 +76,8 @@ func (r *room) watchBot(statePath string, pub *room, w Watcher, stories *notify.
 	t := r.t
 	b, err := New(Config{Homeserver: r.hs.URL, AccessToken: r.botUser.AccessToken, Room: r.id, StateFile: statePath,
 		Moderation: &fakeModeration{}, PollTimeout: 2 * time.Second, MaxRetryDelay: 300 * time.Millisecond,
-		WatchRooms: []string{pub.id}, Redact: true, Watch: w, Stories: stories, Logger: testkitLogger(t).With(zap.String("test", t.Name()))})
+		WatchRooms: []string{pub.id}, Redact: true, Watch: w, Stories: stories, OnWatchNotice: w.(*fakeWatcher).noticed,
+		Logger: testkitLogger(t).With(zap.String("test", t.Name()))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +144,9 @@ func TestWatchRooms(t *testing.T) {
 	if _, ok := byEvent[clean]; ok {
 		t.Error("a notice for clean media")
 	}
+	if d := fw.delivered(); len(d) != 2 || !slices.Contains(d, listed) || !slices.Contains(d, sticker) {
+		t.Errorf("notices reported delivered: %v, want the two listed events'", d)
+	}
 	judged := fw.count() // clean + its thumbnail, listed1, listed2
 	if judged != 4 {
 		t.Errorf("%d media judged, want 4", judged)
@@ -143,8 +167,11 @@ func TestWatchRooms(t *testing.T) {
 }
 
 // TestReportedEvents: an event another reporter (the lookup API) claimed
-// gets no notice or redaction from the watch path; RedactIfListed judges
-// the event's own media before it redacts, and only in a watched room.
+// in its room gets no second notice from the watch path, but the watch
+// path still redacts it; a claim naming the event with another room
+// (a lookup's caller names both, unverified) stops nothing.
+// RedactIfListed judges the event's own media before it redacts, and
+// only in a watched room.
 func TestReportedEvents(t *testing.T) {
 	r := newRoom(t)
 	pub := r.watchedRoom()
@@ -155,43 +182,64 @@ func TestReportedEvents(t *testing.T) {
 	// Posted while the bot is away and claimed by another reporter; the
 	// bot sees them when it is back.
 	clean, listed := pub.image("mxc://localhost/clean"), pub.image("mxc://localhost/listed1")
-	stories.Claim(clean)
-	stories.Claim(listed)
+	elsewhere := pub.image("mxc://localhost/listed2")
+	stories.Claim(pub.id, clean)
+	stories.Claim(pub.id, listed)
+	stories.Claim("!other:localhost", elsewhere) // a lookup naming the event with a room of its choosing
 	b := r.watchBot(statePath, pub, fw, stories)
-	testkit.EventuallyWithin(t, 15*time.Second, "the watch path to judge both events", func() bool { return fw.count() >= 3 })
+	redactions := func() map[string]int {
+		n := map[string]int{}
+		for _, e := range pub.mod.Messages(t, pub.id, 100) {
+			if e.Type == "m.room.redaction" {
+				target := e.Redacts
+				if target == "" {
+					target, _ = e.Content["redacts"].(string)
+				}
+				n[target]++
+			}
+		}
+		return n
+	}
+	testkit.EventuallyWithin(t, 15*time.Second, "the watch path to redact both listed events", func() bool { return len(redactions()) == 2 })
+	testkit.EventuallyWithin(t, 15*time.Second, "the notice of the event claimed in another room", func() bool { return len(r.eventNotices()) >= 1 })
 
+	text := r.helper.SendMessage(t, pub.id, map[string]any{"msgtype": "m.text", "body": "no picture here"})
+	broken := pub.image("mxc://localhost/broken")
 	for _, tc := range []struct {
 		name, room, event, want string
+		read                    bool
 	}{
-		{"listed media", pub.id, listed, "redacted"},
-		{"the same again", pub.id, listed, "already redacted"},
-		{"clean media", pub.id, clean, "not redacted: mediaguard's own judgement of the event's media found nothing listed"},
-		{"no such event", pub.id, "$nope:localhost", "not redacted: the event could not be read (HTTP 404"},
-		{"the management room", r.id, listed, ""},
-		{"a room not watched", "!elsewhere:localhost", listed, ""},
+		{"listed media the watch path redacted", pub.id, listed, "already redacted", true},
+		{"clean media", pub.id, clean, "not redacted: mediaguard's own judgement of the event's media found nothing listed", true},
+		{"no media", pub.id, text, "not redacted: the event has no media mediaguard can judge", true},
+		{"media that cannot be judged", pub.id, broken, "not redacted: the event's media could not be judged (no homeserver", true},
+		{"no such event", pub.id, "$nope:localhost", "not redacted: the event could not be read (HTTP 404", false},
+		{"the management room", r.id, listed, "", false},
+		{"a room not watched", "!elsewhere:localhost", listed, "", false},
 	} {
-		if got := b.RedactIfListed(context.Background(), tc.room, tc.event); !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
-			t.Errorf("%s: RedactIfListed = %q, want %q", tc.name, got, tc.want)
+		got := b.RedactIfListed(context.Background(), tc.room, tc.event)
+		if !strings.HasPrefix(got.Redaction, tc.want) || (tc.want == "") != (got.Redaction == "") {
+			t.Errorf("%s: RedactIfListed = %q, want %q", tc.name, got.Redaction, tc.want)
+		}
+		if got.Read != tc.read || (tc.read && got.Sender != r.helper.ID) || (!tc.read && got.Sender != "") {
+			t.Errorf("%s: read %v, sender %q; want read %v (the sender being the event's)", tc.name, got.Read, got.Sender, tc.read)
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
-	if n := r.eventNotices(); len(n) != 0 {
-		t.Errorf("the watch path posted on claimed events: %v", n)
+	if n := r.eventNotices(); len(n) != 1 || n[0]["event_id"] != elsewhere || n[0]["redaction"] != "redacted" {
+		t.Errorf("the watch path's notices: %v, want one, for the event claimed in another room", n)
 	}
-	redactions := 0
-	for _, e := range pub.mod.Messages(t, pub.id, 100) {
-		if e.Type == "m.room.redaction" {
-			redactions++
-		}
+	if d := fw.delivered(); len(d) != 1 || d[0] != elsewhere {
+		t.Errorf("notices reported delivered: %v, want only the one posted", d)
 	}
-	if redactions != 1 {
-		t.Errorf("%d redactions, want 1", redactions)
+	if n := redactions(); n[listed] != 1 || n[elsewhere] != 1 || len(n) != 2 {
+		t.Errorf("redactions by event: %v, want one of each listed event", n)
 	}
 	idle, err := New(Config{Homeserver: r.hs.URL, AccessToken: "x", Room: r.id, StateFile: statePath, Moderation: &fakeModeration{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := idle.RedactIfListed(context.Background(), pub.id, listed); got != "" {
-		t.Errorf("a bot without redact answered %q", got)
+	if got := idle.RedactIfListed(context.Background(), pub.id, listed); got != (EventCheck{}) {
+		t.Errorf("a bot watching nothing answered %+v", got)
 	}
 }

@@ -46,6 +46,12 @@ type MatrixConfig struct {
 	// so the audit log can stop redelivering it. It runs on the delivery
 	// goroutine and should be quick.
 	OnDelivered func(id string)
+	// OnSightingDelivered, if set, is called with each sighting once the
+	// homeserver has accepted its notice, like OnDelivered for a
+	// detection: a sighting is put on record as reported only then, so
+	// one lost to a stop (or refused) is not taken for reported. It runs
+	// on the delivery goroutine and should be quick.
+	OnSightingDelivered func(Sighting)
 	// Commands, when not empty, turns on command mode: after each notice
 	// these templates are sent as m.text, which Mjolnir executes as
 	// commands, e.g. "!mjolnir quarantine-media {mxc}" or
@@ -239,7 +245,9 @@ func (m *Matrix) Notify(d Detection) bool {
 // been told of the file (Stories), else a notice of its own that begins
 // the story. It returns false (and counts it in QueueFull) when the
 // queue is full or the notifier is closed. Deciding whether an event is
-// reported at all (Stories.Claim) is the caller's.
+// reported at all (Stories.Claim) is the caller's, and so is putting it
+// on record once delivered (OnSightingDelivered): a sighting queued but
+// not delivered before Close is not redelivered.
 func (m *Matrix) Sighting(s Sighting) bool {
 	return m.enqueue(item{sighting: &s})
 }
@@ -342,6 +350,9 @@ func (m *Matrix) deliver(ctx context.Context, it item) {
 		case err == nil && status == http.StatusOK:
 			m.delivered.Add(1)
 			if it.sighting != nil {
+				if m.cfg.OnSightingDelivered != nil {
+					m.cfg.OnSightingDelivered(*it.sighting)
+				}
 				return
 			}
 			if m.cfg.OnDelivered != nil {
@@ -417,8 +428,10 @@ func (m *Matrix) send(ctx context.Context, it item) (status int, reason string, 
 		content = map[string]any{"msgtype": "m.text", "body": it.cmd}
 	case it.sighting != nil:
 		s := *it.sighting
-		digests, about = s.Digests, s.EventID
-		root, _, _ := m.cfg.Stories.Root(digests)
+		// A sighting finds its story by what it says of the file but
+		// begins one only under what is known of it.
+		digests, about = s.Verified, s.EventID
+		root, _, _ := m.cfg.Stories.Root(s.Digests)
 		content = SightingContent(s, root)
 	default:
 		body, htmlBody := format(it.d, it.more, m.cfg.SummaryWindow)

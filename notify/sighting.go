@@ -35,10 +35,24 @@ type Sighting struct {
 	Redaction string
 	// Via is SightingWatch or SightingLookup.
 	Via string
-	// Digests are the file's exact digests, never shown: they find the
-	// story of the file (Stories).
+	// Unverified is true when RoomID, EventID and Sender are only what a
+	// lookup request named: nobody read the event from the homeserver
+	// (the room is not watched, or the event could not be read). The
+	// notice says so, since the lookup's caller chooses them.
+	Unverified bool
+	// Digests are the file's exact digests as the report gives them,
+	// never shown: they find the story of the file (Stories.Root).
 	Digests Digests
+	// Verified are those of Digests known to be the file's (computed by
+	// mediaguard, or the digest that matched a bank): only they begin a
+	// story when the sighting has none to join (Stories.Begin). A
+	// lookup's other digests are its caller's word.
+	Verified Digests
 }
+
+// reportedByRequest marks what a notice shows on a lookup request's word
+// alone (Sighting.Unverified).
+const reportedByRequest = "reported by the lookup request"
 
 // viaText says who saw it, in a notice.
 func (s Sighting) viaText() string {
@@ -62,7 +76,11 @@ func SightingContent(s Sighting, root string) map[string]any {
 		}
 		body.WriteString(title)
 		h.WriteString("<p><strong>" + html.EscapeString(title) + "</strong></p>")
-		lines = []string{"Room: " + clean(s.RoomID), "Event: " + clean(s.EventID), "Sent by: " + or(clean(s.Sender), "unknown")}
+		claimed := ""
+		if s.Unverified {
+			claimed = " (" + reportedByRequest + ")"
+		}
+		lines = []string{"Room: " + clean(s.RoomID) + claimed, "Event: " + clean(s.EventID) + claimed, "Sent by: " + or(clean(s.Sender), "unknown") + claimed}
 		if m := cleanURI(s.MXC); m != "" {
 			lines = append(lines, "Media: "+m)
 		}
@@ -72,8 +90,12 @@ func SightingContent(s Sighting, root string) map[string]any {
 		// first notice: where it was seen, and by whom it was sent.
 		code := func(v string) string { return "<code>" + html.EscapeString(v) + "</code>" }
 		room, ev, sender := clean(s.RoomID), clean(s.EventID), or(clean(s.Sender), "unknown")
-		body.WriteString("🔗 Seen in " + room + " as " + ev + ", sent by " + sender + " (" + s.viaText() + ")")
-		h.WriteString("<p>🔗 Seen in " + code(room) + " as " + code(ev) + ", sent by " + code(sender) + " (" + html.EscapeString(s.viaText()) + ")</p>")
+		via := s.viaText()
+		if s.Unverified {
+			via += "; room, event and sender " + reportedByRequest
+		}
+		body.WriteString("🔗 Seen in " + room + " as " + ev + ", sent by " + sender + " (" + via + ")")
+		h.WriteString("<p>🔗 Seen in " + code(room) + " as " + code(ev) + ", sent by " + code(sender) + " (" + html.EscapeString(via) + ")</p>")
 		if m := cleanURI(s.MXC); m != "" {
 			lines = append(lines, "Media: "+m)
 		}
@@ -95,6 +117,7 @@ func SightingContent(s Sighting, root string) map[string]any {
 		"org.mediaguard.event_detection": map[string]any{
 			"room_id": clean(s.RoomID), "event_id": clean(s.EventID), "sender": clean(s.Sender), "mxc": cleanURI(s.MXC),
 			"msgtype": clean(s.MsgType), "reason": clean(s.Reason), "redaction": clean(s.Redaction), "via": clean(s.Via),
+			"verified": !s.Unverified,
 		},
 	}
 	if root != "" {

@@ -16,7 +16,8 @@ type Digests struct {
 
 // keys are the index keys of d, strongest first: a SHA-256 is trusted
 // before a SHA-1, a SHA-1 before an MD5 (MD5 collisions can be made to
-// order, so an MD5 alone links only where nothing better is known).
+// order, so an MD5 alone links only where nothing better is known; see
+// sameFile).
 func (d Digests) keys() []string {
 	var out []string
 	for _, k := range [...]struct{ typ, hex string }{{"sha256", d.SHA256}, {"sha1", d.SHA1}, {"md5", d.MD5}} {
@@ -25,6 +26,20 @@ func (d Digests) keys() []string {
 		}
 	}
 	return out
+}
+
+// sameFile tells whether a and b may be one file: the strongest digest
+// both have decides, and a weaker one that agrees counts for nothing
+// against it. Two files with one MD5 (a collision made to order) but
+// different SHA-256s are two files; without a common digest there is
+// nothing to tell them apart by, nor to tie them together.
+func sameFile(a, b Digests) bool {
+	for _, p := range [...][2]string{{a.SHA256, b.SHA256}, {a.SHA1, b.SHA1}, {a.MD5, b.MD5}} {
+		if p[0] != "" && p[1] != "" {
+			return strings.EqualFold(p[0], p[1])
+		}
+	}
+	return false
 }
 
 // DefaultStories is how many stories and reported events a Stories
@@ -37,8 +52,8 @@ const DefaultStories = 10000
 // later report of the same file (the proxy's detection, a room event
 // Mjolnir's lookup names) is posted as a reply in its thread instead of
 // a notice of its own. It also remembers which room events have been
-// reported, so that one event is reported once whichever path (the
-// room watcher, the lookup API) comes first.
+// reported, so that one event gets one notice whichever path (the room
+// watcher, the lookup API) comes first.
 //
 // It is in memory and bounded: the oldest stories are forgotten first,
 // and a restart forgets them all (a later report then starts a new
@@ -47,7 +62,7 @@ const DefaultStories = 10000
 type Stories struct {
 	mu     sync.Mutex
 	roots  fifo // digest key → root
-	events fifo // claimed event ID → ""
+	events fifo // claimed room ID + event ID → nil
 }
 
 // NewStories returns a Stories remembering up to max stories and max
@@ -65,10 +80,16 @@ type root struct {
 	eventID string
 	// about is the detection ID or the room event ID of the first notice.
 	about string
+	// file is the digests the story began with, which a later report
+	// must agree with (sameFile).
+	file Digests
 }
 
 // Root returns the event ID of the story of the file with digests d, and
-// what its root notice was about (a detection ID or a room event ID).
+// what its root notice was about (a detection ID or a room event ID). A
+// story is d's only where the strongest digest both d and the story's
+// file have is the same (sameFile): an MD5 in common does not tie two
+// files whose SHA-256s differ.
 func (s *Stories) Root(d Digests) (eventID, about string, ok bool) {
 	if s == nil {
 		return "", "", false
@@ -77,8 +98,9 @@ func (s *Stories) Root(d Digests) (eventID, about string, ok bool) {
 	defer s.mu.Unlock()
 	for _, k := range d.keys() {
 		if v, ok := s.roots.get(k); ok {
-			r := v.(root)
-			return r.eventID, r.about, true
+			if r := v.(root); sameFile(d, r.file) {
+				return r.eventID, r.about, true
+			}
 		}
 	}
 	return "", "", false
@@ -87,7 +109,10 @@ func (s *Stories) Root(d Digests) (eventID, about string, ok bool) {
 // Begin makes eventID, a notice about about (a detection or room event
 // ID), the root of the story of the file with digests d, under each of
 // its digests that has no story yet: the first story of a file stays
-// its story.
+// its story. d must be digests known to be the file's (computed by
+// mediaguard, or the one that matched a bank), never a caller's claim:
+// a story begun under a made-up digest would draw the later notices of
+// whichever file truly has it.
 func (s *Stories) Begin(d Digests, eventID, about string) {
 	if s == nil || eventID == "" {
 		return
@@ -95,20 +120,25 @@ func (s *Stories) Begin(d Digests, eventID, about string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, k := range d.keys() {
-		s.roots.add(k, root{eventID, about})
+		s.roots.add(k, root{eventID, about, d})
 	}
 }
 
-// Claim reports whether the room event eventID is reported for the first
-// time; later claims of it return false. The reporter that claims an
-// event posts about it (and redacts it); the others leave it be.
-func (s *Stories) Claim(eventID string) bool {
+// Claim reports whether the event eventID of room roomID is reported for
+// the first time; later claims of the same room and event return false.
+// The reporter that claims an event posts the notice about it; the
+// others post none. A claim decides nothing else: it is keyed by room
+// and event together because a lookup's caller names both unverified,
+// and a claim of an event in the wrong room must not stand for the real
+// one, and it never stops a reporter from redacting, which each does
+// (idempotently, with the same transaction ID) where it may.
+func (s *Stories) Claim(roomID, eventID string) bool {
 	if s == nil {
 		return true
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.events.add(eventID, nil)
+	return s.events.add(roomID+"\x00"+eventID, nil)
 }
 
 // fifo is a map bounded by forgetting its oldest key.

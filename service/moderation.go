@@ -351,6 +351,7 @@ func (s *Service) newBot(cfg Config) error {
 		StateFile: cfg.Commands.StateFile, ModeratorLevel: cfg.Commands.ModeratorLevel,
 		Moderation: moderation{s}, OnRecord: s.recordCommand, Logger: s.log.Named("commands"),
 		WatchRooms: cfg.Commands.WatchRooms, Redact: cfg.Commands.Redact, Watch: moderation{s}, Stories: s.stories,
+		OnWatchNotice: s.recordWatchNotice,
 	})
 	if err != nil {
 		return err

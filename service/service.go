@@ -270,6 +270,8 @@ func New(cfg Config) (_ *Service, err error) {
 		mc := *cfg.Matrix
 		// s.acts exists before any delivery: the notifier starts in Start.
 		mc.OnDelivered = func(id string) { s.acts.Delivered(id) }
+		// A lookup's report is on record once delivered (lookuplink.go).
+		mc.OnSightingDelivered = func(sg notify.Sighting) { s.links.delivered(sg) }
 		mc.Logger = log.Named("notify")
 		s.stories = notify.NewStories(0)
 		mc.Stories = s.stories
@@ -357,6 +359,10 @@ func (s *Service) Start(ctx context.Context) error {
 			return fmt.Errorf("notify: %w", err)
 		}
 		s.acts.RedeliverPending()
+		// The events reported before this start are claimed before the
+		// first lookup is linked (and before the command bot's watcher
+		// starts), here rather than on the linker's goroutine.
+		s.links.seed()
 		lctx, cancel := context.WithCancel(ctx)
 		s.stopLinks = cancel
 		s.wg.Add(1)

@@ -19,8 +19,16 @@ import (
 )
 
 // ActionWatch is the audit action of listed media found in a watched
-// room's event (Ref the event, User its sender, Outcome the reason).
+// room's event (Ref the event, User its sender, Outcome the reason). It
+// is written when the media is judged, before the event is redacted or
+// noticed, so it proves neither.
 const ActionWatch = "watch_listed"
+
+// ActionWatchNoticed is the audit action of a watched event whose notice
+// the management room accepted (Ref the event, Endpoint the room, User
+// its sender, Media what matched): the proof a lookup naming the event
+// after a restart needs to post nothing more.
+const ActionWatchNoticed = "watch_noticed"
 
 // watchFetch is how the watcher reaches stored media: the homeserver's
 // client API with the bot's token.
@@ -108,6 +116,21 @@ func (s moderation) recordWatch(m modcmd.WatchedMedia, k mediaproxy.MediaKey, re
 		Ref: m.EventID, Endpoint: m.RoomID, Outcome: clipText(reason, 500)})
 	if err != nil {
 		s.log.Error("audit: cannot record listed media of a watched event", zap.Error(err))
+	}
+}
+
+// recordWatchNotice puts a watched event's delivered notice on record;
+// it is the bot's OnWatchNotice.
+func (s *Service) recordWatchNotice(m modcmd.WatchedMedia) {
+	if s.audit == nil {
+		return
+	}
+	rec := audit.Record{Kind: audit.KindAction, Action: ActionWatchNoticed, User: m.Sender, Ref: m.EventID, Endpoint: m.RoomID, Outcome: audit.OutcomeOK}
+	if k, err := parseMXC(m.MXC); err == nil {
+		rec.Media = k.String()
+	}
+	if err := s.audit.Append(rec); err != nil {
+		s.log.Error("audit: cannot record a watched event's notice", zap.String("event_id", m.EventID), zap.Error(err))
 	}
 }
 

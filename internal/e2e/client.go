@@ -174,6 +174,10 @@ type Event struct {
 	Sender         string         `json:"sender"`
 	OriginServerTS int64          `json:"origin_server_ts"`
 	Content        map[string]any `json:"content"`
+	// Redacts is the event a redaction redacts (top level before room
+	// version 11, https://spec.matrix.org/v1.11/rooms/v11/#redactions;
+	// from v11 on it is in Content).
+	Redacts string `json:"redacts,omitempty"`
 }
 
 // Messages returns up to limit of the room's latest events, newest first
