@@ -141,6 +141,14 @@ type decoder struct {
 	budget        int64
 	anyScan       bool
 	sawEOI        bool
+
+	// Luma-blocks mode (LumaBlocks): no pixels, the luma's blocks go to
+	// lumaRow once lumaStart has been told the geometry.
+	lumaStart func(LumaInfo) func(by int, blocks []float32, rows []uint8)
+	lumaRow   func(by int, blocks []float32, rows []uint8)
+	lumaQ     [64]float32 // natural order
+	lumaBuf   []float32
+	lumaRows  []uint8
 }
 
 func (d *decoder) decode() (Result, error) {
@@ -259,6 +267,9 @@ markers:
 	if !d.sawEOI && d.progressive {
 		// Later refinement scans may be missing; nothing says they are not.
 		d.truncated = true
+	}
+	if d.lumaStart != nil {
+		return d.finishLuma()
 	}
 	for i := range d.comps {
 		if !d.comps[i].scanned || (d.progressive && !d.comps[i].dcSeen) {
@@ -562,6 +573,9 @@ func (d *decoder) setupFrame() error {
 	case 8:
 		d.kstore = 1
 	}
+	if d.lumaStart != nil && (d.lossless || d.precision != 8) {
+		return unsupported("luma blocks of a %d-bit or lossless JPEG", d.precision)
+	}
 	if d.lossless {
 		// One sample per data unit; reduced scales are box averages.
 		d.mcusX = (w + d.hmax - 1) / d.hmax
@@ -607,7 +621,9 @@ func (d *decoder) setupFrame() error {
 	for i := range d.comps {
 		c := &d.comps[i]
 		if d.streaming {
-			d.planes[i], d.strides[i] = d.newPlane(c)
+			if d.lumaStart == nil {
+				d.planes[i], d.strides[i] = d.newPlane(c)
+			}
 			c.coef = make([]int16, c.bw*d.streamRows(c)*d.kstore)
 		} else {
 			c.coef = make([]int16, c.bw*c.bh*d.kstore)

@@ -36,6 +36,10 @@ func (d *decoder) processScan(seg []byte) error {
 			return nil
 		}
 	}
+	if d.lumaStart != nil && !containsZero(sc.comps) {
+		// Only the luma is wanted; its data is skipped by nextMarker.
+		return nil
+	}
 	// Tables must exist before anything is marked as scanned.
 	dcT := make([]*huffTable, len(sc.comps))
 	acT := make([]*huffTable, len(sc.comps))
@@ -66,6 +70,11 @@ func (d *decoder) processScan(seg []byte) error {
 			if acT[i], err = d.huffFor(1, sc.ta[i]); err != nil {
 				return err
 			}
+		}
+	}
+	if d.lumaStart != nil && d.lumaRow == nil {
+		if err := d.lumaEligible(); err != nil {
+			return err
 		}
 	}
 	d.anyScan = true
@@ -193,7 +202,11 @@ func (d *decoder) decodeScan(sc *scanInfo, dcT, acT []*huffTable) {
 	if d.dataExhausted() {
 		d.truncated = true
 	}
-	if d.streaming {
+	if d.streaming && d.planes == nil {
+		if mx != 0 {
+			d.flushRows(sc)
+		}
+	} else if d.streaming {
 		if mx != 0 {
 			d.flushRows(sc) // the MCU row the data ended in
 		}
@@ -603,6 +616,14 @@ func (d *decoder) flushRows(sc *scanInfo) {
 		c := &d.comps[ci]
 		rows := min(d.streamRows(c), c.bh-c.rowOff)
 		if rows <= 0 {
+			continue
+		}
+		if d.lumaStart != nil {
+			if ci == 0 {
+				d.emitLuma(c.coef, c.rowOff, rows)
+			}
+			clear(c.coef)
+			c.rowOff += rows
 			continue
 		}
 		d.idctRows(c, d.idctT[ci], c.coef, d.planes[ci], d.strides[ci], c.rowOff, rows)
