@@ -48,7 +48,7 @@ var Images = []Form{
 		return b.Bytes()
 	}},
 	{"pixels rotated behind EXIF orientation 6", "image/jpeg", func(img *image.NRGBA) []byte {
-		return withEXIFOrientation(testimg.JPEG(rotateCCW(img), 92), 6)
+		return WithEXIFOrientation(testimg.JPEG(rotateCCW(img), 92), 6)
 	}},
 	{"black image whose alpha is the picture", "image/png", func(img *image.NRGBA) []byte {
 		b := img.Bounds()
@@ -165,9 +165,9 @@ func rotateCCW(img *image.NRGBA) *image.NRGBA {
 	return out
 }
 
-// withEXIFOrientation inserts an APP1 Exif segment holding only the
+// WithEXIFOrientation inserts an APP1 Exif segment holding only the
 // orientation tag (0x0112) after a JPEG's SOI.
-func withEXIFOrientation(jpg []byte, o uint16) []byte {
+func WithEXIFOrientation(jpg []byte, o uint16) []byte {
 	var tiff bytes.Buffer
 	tiff.WriteString("MM\x00\x2a")
 	binary.Write(&tiff, binary.BigEndian, uint32(8))
