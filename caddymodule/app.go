@@ -58,6 +58,14 @@ type App struct {
 	// several times the hashing cost; "off" hashes only what a viewer is
 	// shown.
 	PDQSearch string `json:"pdq_search,omitempty"`
+	// PDQExact hashes JPEGs from their decoded pixels, the PDQ reference
+	// convention bit for bit, as mediaguard hash --exact does. Off by
+	// default: a JPEG is then hashed from its DCT coefficients (the same
+	// filter, without the decoder's per-pixel rounding), at a quarter
+	// of the CPU or less, within 4 bits of the reference for 99% of
+	// pictures (BENCHMARKS.md). Bank entries made with mediaguard hash
+	// match either way.
+	PDQExact bool `json:"pdq_exact,omitempty"`
 	// NCMEC are banks pulled from NCMEC's hash-sharing API and kept up to
 	// date (see NCMECSync); each is also a local bank, after Banks.
 	NCMEC []NCMECSync `json:"ncmec,omitempty"`
@@ -406,6 +414,7 @@ func (a *App) plainConfig(repl replacer) (service.Config, error) {
 		LedgerRetention: time.Duration(a.LedgerRetention),
 	}
 	var err error
+	cfg.Proxy.PDQExact = a.PDQExact
 	if cfg.Proxy.PDQSearch, err = service.ParsePDQSearch(a.PDQSearch); err != nil {
 		return cfg, fmt.Errorf("mediaguard: %w", err)
 	}
