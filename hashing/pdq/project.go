@@ -154,6 +154,12 @@ type projection struct {
 	x, y *axisMap
 	out  []float32 // y.outs × x.outs
 	t    []float32 // 8 × x.outs: the current block row, projected across
+	// low keeps only the 4×4 lowest frequencies of each block: for a
+	// plane a third of the picture's size or less, where an output
+	// pixel averages 3 or more pixels and what finer detail leaves of
+	// the average is under the decoder's own rounding; a quarter of the
+	// multiply-adds.
+	low bool
 }
 
 func newProjection(x, y *axisMap) *projection {
@@ -170,15 +176,20 @@ func (p *projection) row(by int, blocks []float32, rows []uint8) {
 	P := p.x.outs
 	t := p.t
 	clear(t)
+	var any uint8 // rows of coefficients not zero in some block
 	for bx, outs := range p.x.byBlock {
 		if len(outs) == 0 || (bx+1)*64 > len(blocks) {
 			continue
 		}
 		f := (*[64]float32)(blocks[bx*64 : bx*64+64])
 		nz := rows[bx]
+		if p.low {
+			nz &= 0x0f
+		}
 		if nz == 0 {
 			continue
 		}
+		any |= nz
 		for _, o := range outs {
 			g := (*[8]float32)(p.x.w[o][(int32(bx)-p.x.first[o])*8:])
 			for v := range 8 {
@@ -186,17 +197,25 @@ func (p *projection) row(by int, blocks []float32, rows []uint8) {
 					continue
 				}
 				r := (*[8]float32)(f[v*8 : v*8+8])
-				s := r[0]*g[0] + r[1]*g[1] + r[2]*g[2] + r[3]*g[3] + r[4]*g[4] + r[5]*g[5] + r[6]*g[6] + r[7]*g[7]
+				var s float32
+				if p.low {
+					s = r[0]*g[0] + r[1]*g[1] + r[2]*g[2] + r[3]*g[3]
+				} else {
+					s = r[0]*g[0] + r[1]*g[1] + r[2]*g[2] + r[3]*g[3] + r[4]*g[4] + r[5]*g[5] + r[6]*g[6] + r[7]*g[7]
+				}
 				t[v*P+int(o)] += s
 			}
 		}
+	}
+	if any == 0 {
+		return
 	}
 	for _, q := range p.y.byBlock[by] {
 		g := p.y.w[q][(int32(by)-p.y.first[q])*8:]
 		dst := p.out[int(q)*P : int(q)*P+P]
 		for v := range 8 {
 			gv := g[v]
-			if gv == 0 {
+			if gv == 0 || any&(1<<v) == 0 {
 				continue
 			}
 			src := t[v*P : v*P+P]
@@ -259,6 +278,7 @@ func NewBlockHasher(w, h, blocksW, blocksH, o int, withPlane bool) *BlockHasher 
 			b.pw, b.ph = max(1, w*workSide/m), max(1, h*workSide/m)
 		}
 		b.plane = newProjection(planeAxis(w, b.pw, blocksW), planeAxis(h, b.ph, blocksH))
+		b.plane.low = w >= 3*b.pw
 	}
 	return b
 }
