@@ -612,7 +612,11 @@ func (d *decoder) setupFrame() error {
 	if d.kstore == 64 {
 		d.zmap = &unzig
 	}
-	d.streaming = !d.progressive && len(d.scansPlan) == 1 && len(d.scansPlan[0].comps) == len(d.comps)
+	// libjpeg-turbo (and so every browser) reads a sequential file whose
+	// first scan carries every component as a one-scan file: it shows
+	// that scan and stops at the next SOS. Decoding the later scans too
+	// would hash a second picture appended to the one shown.
+	d.streaming = !d.progressive && len(d.scansPlan) >= 1 && len(d.scansPlan[0].comps) == len(d.comps)
 	if d.streaming {
 		d.planes = make([][]byte, len(d.comps))
 		d.strides = make([]int, len(d.comps))
