@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"image"
+	"image/color"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -237,4 +239,74 @@ func bypassForm(t *testing.T, name string) bypass.Form {
 	}
 	t.Fatalf("no bypass form %q", name)
 	return bypass.Form{}
+}
+
+// A JPEG can code samples a decoder clamps: white far past white, or
+// colours past the RGB cube whose brightness is not their Y. It shows
+// the same picture as the plain file, and the block path must hash it
+// as shown (found in review: summing raw coefficients, a file with its
+// white blocks coded at 700 moved the hash 44–84 bits).
+func TestJPEGBlocksFollowClamping(t *testing.T) {
+	for seed := 1; seed <= 4; seed++ {
+		src := testimg.Photo(seed, 640, 480)
+		b := src.Bounds()
+		img := image.NewRGBA(b)
+		for y := 0; y < b.Dy(); y++ {
+			for x := 0; x < b.Dx(); x++ {
+				c := src.NRGBAAt(x, y)
+				f := func(v uint8) uint8 { return uint8(min(255, float64(v)*1.6)) } // blown-out highlights
+				img.SetRGBA(x, y, color.RGBA{f(c.R), f(c.G), f(c.B), 255})
+			}
+		}
+		o := jpegenc.Options{Comps: jpegenc.Components(1, 1, 1, 1, 1, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1}
+		plain := jpegenc.Encode(img, o)
+		superWhite := o
+		superWhite.EditPlanes = func(p [][]float64, w, h int) {
+			for i := range p[0] {
+				if p[0][i] >= 254.5 && math.Abs(p[1][i]-128) < 1 && math.Abs(p[2][i]-128) < 1 {
+					p[0][i] = 700 // shown as 255
+				}
+			}
+		}
+		tinted := o
+		tinted.EditPlanes = func(p [][]float64, w, h int) {
+			// Half the picture re-coloured so that R clips: the same
+			// brightness on screen, a Y far from it.
+			for i := range p[0] {
+				x, y := i%w, i/w
+				l := p[0][i]
+				if (x < w/2) == (y < h/2) && l >= 80 && l <= 240 {
+					if Y := (l - 23) / 0.701; Y-90.7 >= 0 && Y+178 >= 255 && Y <= 255 {
+						p[0][i], p[1][i], p[2][i] = Y, 128, 255
+					}
+				}
+			}
+		}
+		want, _, err := HashViewedBytes(plain, pdq.DecodeOptions{Viewed: true, Exact: true}, pdq.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, opts := range map[string]jpegenc.Options{"white coded at 700": superWhite, "colours past the RGB cube": tinted} {
+			data := jpegenc.Encode(img, opts)
+			exact, _, err := HashViewedBytes(data, pdq.DecodeOptions{Viewed: true, Exact: true}, pdq.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fast, _, err := HashViewedBytes(data, pdq.DecodeOptions{Viewed: true}, pdq.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := hashJPEGBlocks(data, pdq.DecodeOptions{}, pdq.Options{}); !ok {
+				t.Fatalf("seed %d, %s: not hashed from blocks", seed, name)
+			}
+			dx, df := pdq.Distance(want.Hash, exact.Hash), pdq.Distance(want.Hash, fast.Hash)
+			t.Logf("seed %d, %s: pixels %d bits from the plain file, blocks %d", seed, name, dx, df)
+			if name == "white coded at 700" && dx > 2 {
+				t.Fatalf("the trick changed what is shown: %d bits", dx)
+			}
+			if df > dx+4 {
+				t.Errorf("seed %d, %s: blocks hash %d bits from the plain file, pixels %d", seed, name, df, dx)
+			}
+		}
+	}
 }

@@ -146,9 +146,9 @@ type decoder struct {
 	// lumaRow once lumaStart has been told the geometry.
 	lumaStart func(LumaInfo) func(by int, blocks []float32, rows []uint8)
 	lumaRow   func(by int, blocks []float32, rows []uint8)
-	lumaQ     [64]float32 // natural order
 	lumaBuf   []float32
 	lumaRows  []uint8
+	clip      clipState
 }
 
 func (d *decoder) decode() (Result, error) {

@@ -3,8 +3,9 @@ package jpegx
 // Luma blocks: the JPEG's luma handed over as dequantised DCT blocks, for
 // a consumer that only needs linear functions of the luma (PDQ's filter
 // and decimation, an area-averaged thumbnail) and can compute them from
-// the coefficients without an inverse DCT. Chroma is entropy-decoded only
-// where it is interleaved with the luma, and never transformed.
+// the coefficients without an inverse DCT. The chroma is decoded only to
+// bound each block: a block whose pixels a decoder would clamp is handed
+// over as the transform of its clamped luma (lumaclip.go).
 
 // LumaInfo describes the luma plane LumaBlocks is about to hand over.
 type LumaInfo struct {
@@ -59,11 +60,10 @@ func (d *decoder) lumaEligible() error {
 		return unsupported("luma blocks of a JPEG that is not YCbCr or greyscale")
 	case c.h != d.hmax || c.v != d.vmax:
 		return unsupported("luma blocks of a JPEG whose luma is subsampled")
+	case len(d.comps) == 3 && (d.hmax%d.comps[1].h != 0 || d.vmax%d.comps[1].v != 0 || d.hmax%d.comps[2].h != 0 || d.vmax%d.comps[2].v != 0):
+		return unsupported("luma blocks of a JPEG with fractional chroma sampling")
 	case d.scale != 1:
 		return unsupported("luma blocks of a JPEG over the pixel limit")
-	}
-	for z, n := range unzig {
-		d.lumaQ[n] = float32(c.q[z])
 	}
 	d.lumaBuf = make([]float32, c.bw*64)
 	d.lumaRows = make([]uint8, c.bw)
@@ -75,7 +75,10 @@ func (d *decoder) lumaEligible() error {
 // starting at block row by0.
 func (d *decoder) emitLuma(coef []int16, by0, nrows int) {
 	c := &d.comps[0]
-	q := &d.lumaQ
+	if !d.clip.ready {
+		d.clipSetup()
+	}
+	q := &d.clip.q[0]
 	for r := range nrows {
 		row := coef[r*c.bw*64 : (r+1)*c.bw*64]
 		buf := d.lumaBuf
@@ -83,6 +86,7 @@ func (d *decoder) emitLuma(coef []int16, by0, nrows int) {
 			src := (*[64]int16)(row[i : i+64])
 			dst := (*[64]float32)(buf[i : i+64])
 			var m uint8
+			y := span{c: float32(src[0]) * q[0] / 8}
 			for v := range 8 {
 				s := (*[8]int16)(src[v*8:])
 				if s[0]|s[1]|s[2]|s[3]|s[4]|s[5]|s[6]|s[7] == 0 {
@@ -90,8 +94,15 @@ func (d *decoder) emitLuma(coef []int16, by0, nrows int) {
 				}
 				m |= 1 << v
 				for u := range 8 {
-					dst[v*8+u] = float32(s[u]) * q[v*8+u]
+					f := float32(s[u]) * q[v*8+u]
+					dst[v*8+u] = f
+					if v|u != 0 {
+						y.r += max(f, -f) * bnd[v*8+u]
+					}
 				}
+			}
+			if d.mayClip(i/64, by0+r, y) {
+				m = d.fix(src[:], i/64, by0+r, dst, m)
 			}
 			d.lumaRows[i/64] = m
 		}
@@ -106,20 +117,15 @@ func (d *decoder) finishLuma() (Result, error) {
 	if d.lumaRow == nil {
 		return Result{}, corrupt("no scan carries the luma")
 	}
-	if !c.scanned || (d.progressive && !c.dcSeen) {
-		d.truncated = true
+	for i := range d.comps {
+		// A component never decoded is mid-grey here as in the pixels,
+		// but the picture is not whole: the caller decodes pixels.
+		if !d.comps[i].scanned || (d.progressive && !d.comps[i].dcSeen) {
+			d.truncated = true
+		}
 	}
 	if !d.streaming {
 		d.emitLuma(c.coef, 0, c.bh)
 	}
 	return Result{Scale: 1, Truncated: d.truncated}, nil
-}
-
-func containsZero(comps []int) bool {
-	for _, c := range comps {
-		if c == 0 {
-			return true
-		}
-	}
-	return false
 }

@@ -36,10 +36,6 @@ func (d *decoder) processScan(seg []byte) error {
 			return nil
 		}
 	}
-	if d.lumaStart != nil && !containsZero(sc.comps) {
-		// Only the luma is wanted; its data is skipped by nextMarker.
-		return nil
-	}
 	// Tables must exist before anything is marked as scanned.
 	dcT := make([]*huffTable, len(sc.comps))
 	acT := make([]*huffTable, len(sc.comps))
