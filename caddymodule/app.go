@@ -61,10 +61,11 @@ type App struct {
 	// PDQExact hashes JPEGs from their decoded pixels, the PDQ reference
 	// convention bit for bit, as mediaguard hash --exact does. Off by
 	// default: a JPEG is then hashed from its DCT coefficients (the same
-	// filter, without the decoder's per-pixel rounding), at a quarter
-	// of the CPU or less, within 4 bits of the reference for 99% of
-	// pictures (BENCHMARKS.md). Bank entries made with mediaguard hash
-	// match either way.
+	// filter, clamping folded in, without the decoder's rounding), for
+	// a fraction of the CPU (BENCHMARKS.md), within 4 bits of the pixels' hash over the
+	// test corpus (BENCHMARKS.md). mediaguard hash computes what the
+	// proxy does (--exact with this option), so bank entries made with
+	// it match exactly.
 	PDQExact bool `json:"pdq_exact,omitempty"`
 	// NCMEC are banks pulled from NCMEC's hash-sharing API and kept up to
 	// date (see NCMECSync); each is also a local bank, after Banks.

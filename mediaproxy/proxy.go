@@ -117,7 +117,7 @@ type Config struct {
 	PDQSearch pdq.Search
 	// PDQExact hashes JPEGs from their decoded pixels, the reference
 	// convention bit for bit, instead of from their DCT blocks (see
-	// pdq.DecodeOptions.Exact): four to nine times the CPU per JPEG, for
+	// pdq.DecodeOptions.Exact): 1.5 to 9 times the CPU per JPEG, for
 	// hashes a few bits closer to lists made with other tools.
 	PDQExact bool
 	// ServerName is the homeserver's name, used to key federation

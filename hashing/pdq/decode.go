@@ -44,8 +44,8 @@ type DecodeOptions struct {
 	Viewed bool
 	// Exact, with Viewed, hashes a JPEG from its decoded pixels, as the
 	// reference does, rather than from its DCT blocks (BlockHasher):
-	// the same filter without the decoder's rounding and clamping of
-	// pixels, at a quarter of the cost. Decode ignores it.
+	// the same filter and clamping without the decoder's rounding, for
+	// a fraction of the cost. Decode ignores it.
 	Exact bool
 }
 

@@ -13,10 +13,12 @@ import "math"
 // pixels: per block, the kernel is projected onto the eight cosine basis
 // functions of each axis once, and each coefficient costs one
 // multiply-add per sample it reaches. A 12-megapixel photo's grid costs
-// about what decoding a 1/8-scale thumbnail would, yet it is the
-// full-resolution filter, not an approximation of it: what differs from
-// hashing decoded pixels is only the decoder's rounding and its clamping
-// of samples to 0..255, which the filter averages over hundreds of pixels.
+// about what decoding a 1/8-scale thumbnail would, and it is the
+// full-resolution filter, not a smaller picture's. What a decoder does
+// that is not linear, clamping samples and colours to 0..255, is the
+// block source's to fold in (jpegx.LumaBlocks corrects the blocks that
+// clip); what remains is the decoder's rounding to whole levels, which
+// the filter averages over hundreds of pixels.
 
 // axisMap is the kernels of one picture axis, projected onto the 8-point
 // DCT basis of the blocks they reach: output o (a sample of the grid or a
