@@ -221,6 +221,7 @@ func (d *decoder) fix(yblk []int16, bx, by int, dst *[64]float32, rows uint8) ui
 			clips = clips || delta[i] > clipDelta || delta[i] < -clipDelta
 		}
 	} else {
+		yClips := ylo < 0 || yhi > 255
 		cb, cbo, _ := d.chromaPixels(1, bx, by)
 		cr, cro, _ := d.chromaPixels(2, bx, by)
 		sx1, sy1, sx2, sy2 := &k.sub[1][0], &k.sub[1][1], &k.sub[2][0], &k.sub[2][1]
@@ -229,9 +230,12 @@ func (d *decoder) fix(yblk []int16, bx, by int, dst *[64]float32, rows uint8) ui
 			for x := range 8 {
 				i := y*8 + x
 				yv := ys[i]
-				yc := clamp255f(yv)
-				b := clamp255f(cb[(r1+int(sx1[x]))&63]) - 128
-				r := clamp255f(cr[(r2+int(sx2[x]))&63]) - 128
+				yc := yv
+				if yClips {
+					yc = clamp255f(yv)
+				}
+				b := cb[(r1+int(sx1[x]))&63]
+				r := cr[(r2+int(sx2[x]))&63]
 				// JFIF's conversion, then BT.601 luma of the clamped RGB,
 				// as a viewer's decoder and the PDQ reference do it.
 				l := 0.299*clamp255f(yc+1.402*r) + 0.587*clamp255f(yc-0.34414*b-0.71414*r) + 0.114*clamp255f(yc+1.772*b)
@@ -257,33 +261,28 @@ func (d *decoder) fix(yblk []int16, bx, by int, dst *[64]float32, rows uint8) ui
 		if drows&(1<<y) == 0 {
 			continue
 		}
+		d := (*[8]float32)(delta[y*8:])
 		for u := range 8 {
 			bu := &basis32[u]
-			var s float32
-			for x := range 8 {
-				s += delta[y*8+x] * bu[x]
-			}
-			t[y*8+u] = s
+			t[y*8+u] = d[0]*bu[0] + d[1]*bu[1] + d[2]*bu[2] + d[3]*bu[3] + d[4]*bu[4] + d[5]*bu[5] + d[6]*bu[6] + d[7]*bu[7]
 		}
 	}
 	for v := range 8 {
 		bv := &basis32[v]
 		for u := range 8 {
-			var s float32
-			for y := range 8 {
-				if drows&(1<<y) != 0 {
-					s += t[y*8+u] * bv[y]
-				}
-			}
-			dst[v*8+u] += s
+			// Rows of t not transformed are zero.
+			dst[v*8+u] += t[u]*bv[0] + t[8+u]*bv[1] + t[16+u]*bv[2] + t[24+u]*bv[3] +
+				t[32+u]*bv[4] + t[40+u]*bv[5] + t[48+u]*bv[6] + t[56+u]*bv[7]
 		}
 	}
 	return 0xff
 }
 
-// chromaPixels is the samples (unclamped) of the chroma block of
-// component ci covering luma block (bx, by), and where within it that
-// luma block's samples start (x, y). A block never decoded is mid-grey.
+// chromaPixels is the samples of the chroma block of component ci
+// covering luma block (bx, by), clamped and level-shifted as the
+// conversion to RGB takes them; where within it that luma block's
+// samples start (x, y); and the samples' span before clamping. A block
+// never decoded is mid-grey.
 func (d *decoder) chromaPixels(ci, bx, by int) (*[64]float32, [2]int, span) {
 	k := &d.clip
 	c := &d.comps[ci]
@@ -300,6 +299,9 @@ func (d *decoder) chromaPixels(ci, bx, by int) (*[64]float32, [2]int, span) {
 		}
 		lo, hi := rangeOf(&k.pix[ci])
 		k.pixSpan[ci] = span{(lo+hi)/2 - 128, (hi - lo) / 2}
+		for i, v := range k.pix[ci] {
+			k.pix[ci][i] = clamp255f(v) - 128 // as the conversion takes it
+		}
 	}
 	return &k.pix[ci], off, k.pixSpan[ci]
 }
