@@ -30,7 +30,9 @@ type LumaInfo struct {
 // rules) whose first component has the largest sampling factors, 8-bit
 // Huffman or arithmetic, sequential or progressive, no larger than
 // maxPixels. Anything else is ErrUnsupported, and the caller decodes
-// the pixels. truncated reports data that ended early.
+// the pixels; so is a picture whose colours clip in so many blocks that
+// correcting them would cost more than the pixels (maxFixedPercent).
+// truncated reports data that ended early.
 func LumaBlocks(data []byte, maxPixels int, start func(LumaInfo) func(by int, blocks []float32, rows []uint8)) (truncated bool, err error) {
 	if maxPixels <= 0 {
 		maxPixels = DefaultMaxPixels
@@ -103,10 +105,20 @@ func (d *decoder) emitLuma(coef []int16, by0, nrows int) {
 			}
 			if d.mayClip(i/64, by0+r, y) {
 				m = d.fix(src[:], i/64, by0+r, dst, m)
+				if m == 0xff {
+					d.clip.fixed++
+				}
 			}
 			d.lumaRows[i/64] = m
 		}
 		d.lumaRow(by0+r, buf, d.lumaRows)
+		d.clip.seen += c.bw
+		if d.clip.seen >= c.bw*c.bh/8 && d.clip.fixed*100 > d.clip.seen*maxFixedPercent {
+			// Correcting this many blocks costs more than decoding the
+			// pixels would: give the picture back to the pixel path.
+			d.clip.abandon = true
+			return
+		}
 	}
 }
 
@@ -124,8 +136,11 @@ func (d *decoder) finishLuma() (Result, error) {
 			d.truncated = true
 		}
 	}
-	if !d.streaming {
+	if !d.streaming && !d.clip.abandon {
 		d.emitLuma(c.coef, 0, c.bh)
+	}
+	if d.clip.abandon {
+		return Result{}, unsupported("luma blocks of a JPEG whose colours clip in over %d%% of its blocks", maxFixedPercent)
 	}
 	return Result{Scale: 1, Truncated: d.truncated}, nil
 }

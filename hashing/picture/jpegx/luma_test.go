@@ -146,6 +146,19 @@ func TestLumaBlocksDeclines(t *testing.T) {
 			}
 		})
 	}
+	// Red past the RGB cube everywhere: every block needs correcting,
+	// which the pixel path does cheaper.
+	red := ycc
+	red.EditPlanes = func(p [][]float64, w, h int) {
+		for i := range p[2] {
+			p[2][i] = 255
+		}
+	}
+	if _, err := LumaBlocks(encodeJPEG(synthPicture(256, 256, 5), red), 0, func(LumaInfo) func(int, []float32, []uint8) {
+		return func(int, []float32, []uint8) {}
+	}); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("a picture clipping everywhere: %v, want ErrUnsupported", err)
+	}
 	data := encodeJPEG(pic, ycc)
 	truncated, err := LumaBlocks(data[:len(data)*2/3], 0, func(LumaInfo) func(int, []float32, []uint8) {
 		return func(int, []float32, []uint8) {}

@@ -15,6 +15,14 @@ import "math"
 // image/jpeg and mediaguard's pixel path show it) changes in its BT.601
 // luma is transformed and added to its coefficients.
 
+// maxFixedPercent is the share of blocks needing correction past which
+// LumaBlocks gives a picture back to the pixel path (ErrUnsupported),
+// judged once an eighth of the blocks are seen: a correction costs about
+// what decoding the block's pixels would, on top of the entropy decoding
+// already done. The bridge photo of the PDQ vectors, a camera's saturated
+// sky, corrects a quarter of its blocks.
+const maxFixedPercent = 40
+
 // clipDelta is the change to a sample's luma below which a block is
 // taken not to clip (float noise). Smaller real changes still count: a
 // sky clamped by a third of a level over a wide area moves a hash.
@@ -87,6 +95,10 @@ type clipState struct {
 	pixKey  [maxComponents][2]int
 	pix     [maxComponents][64]float32
 	pixSpan [maxComponents]span // of pix, level shift removed
+	// seen and fixed count the luma blocks handed over and those
+	// corrected; abandon stops the decode when too many need it.
+	seen, fixed int
+	abandon     bool
 	// sub[ci][0][x], sub[ci][1][y]: the chroma sample offset of luma
 	// sample x (y) within its block's share of the chroma block.
 	sub [maxComponents][2][8]uint8
