@@ -112,8 +112,7 @@ func (d *decoder) emitLuma(coef []int16, by0, nrows int) {
 			d.lumaRows[i/64] = m
 		}
 		d.lumaRow(by0+r, buf, d.lumaRows)
-		d.clip.seen += c.bw
-		if d.clip.seen >= c.bw*c.bh/8 && d.clip.fixed*100 > d.clip.seen*maxFixedPercent {
+		if d.clip.fixed*100 > c.bw*c.bh*maxFixedPercent {
 			// Correcting this many blocks costs more than decoding the
 			// pixels would: give the picture back to the pixel path.
 			d.clip.abandon = true

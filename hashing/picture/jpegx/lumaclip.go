@@ -15,12 +15,13 @@ import "math"
 // image/jpeg and mediaguard's pixel path show it) changes in its BT.601
 // luma is transformed and added to its coefficients.
 
-// maxFixedPercent is the share of blocks needing correction past which
-// LumaBlocks gives a picture back to the pixel path (ErrUnsupported),
-// judged once an eighth of the blocks are seen: a correction costs about
-// what decoding the block's pixels would, on top of the entropy decoding
-// already done. The bridge photo of the PDQ vectors, a camera's saturated
-// sky, corrects a quarter of its blocks.
+// maxFixedPercent is the share of a picture's blocks needing correction
+// past which LumaBlocks gives it back to the pixel path (ErrUnsupported),
+// as soon as that many are corrected: a correction costs about what
+// decoding the block's pixels would, on top of the entropy decoding. (A
+// share judged on the blocks seen so far would give up on a photo whose
+// top is a saturated sky: the PDQ vectors' bridge corrects a quarter of
+// its blocks, nearly all of its first rows.)
 const maxFixedPercent = 40
 
 // clipDelta is the change to a sample's luma below which a block is
@@ -95,10 +96,10 @@ type clipState struct {
 	pixKey  [maxComponents][2]int
 	pix     [maxComponents][64]float32
 	pixSpan [maxComponents]span // of pix, level shift removed
-	// seen and fixed count the luma blocks handed over and those
-	// corrected; abandon stops the decode when too many need it.
-	seen, fixed int
-	abandon     bool
+	// fixed counts the luma blocks corrected; abandon stops the decode
+	// when too many need it.
+	fixed   int
+	abandon bool
 	// sub[ci][0][x], sub[ci][1][y]: the chroma sample offset of luma
 	// sample x (y) within its block's share of the chroma block.
 	sub [maxComponents][2][8]uint8
