@@ -112,7 +112,9 @@ func (d *decoder) emitLuma(coef []int16, by0, nrows int) {
 			d.lumaRows[i/64] = m
 		}
 		d.lumaRow(by0+r, buf, d.lumaRows)
-		if d.clip.fixed*100 > c.bw*c.bh*maxFixedPercent {
+		d.clip.seen += c.bw
+		early := d.clip.seen*8 >= c.bw*c.bh && d.clip.fixed*100 > d.clip.seen*earlyFixedPercent
+		if early || d.clip.fixed*100 > c.bw*c.bh*maxFixedPercent {
 			// Correcting this many blocks costs more than decoding the
 			// pixels would: give the picture back to the pixel path.
 			d.clip.abandon = true
