@@ -58,6 +58,15 @@ type App struct {
 	// several times the hashing cost; "off" hashes only what a viewer is
 	// shown.
 	PDQSearch string `json:"pdq_search,omitempty"`
+	// PDQExact hashes JPEGs from their decoded pixels, the PDQ reference
+	// convention bit for bit, as mediaguard hash --exact does. Off by
+	// default: a JPEG is then hashed from its DCT coefficients (the same
+	// filter, clamping folded in, without the decoder's rounding), for
+	// a fraction of the CPU (BENCHMARKS.md), within 4 bits of the pixels' hash over the
+	// test corpus (BENCHMARKS.md). mediaguard hash computes what the
+	// proxy does (--exact with this option), so bank entries made with
+	// it match exactly.
+	PDQExact bool `json:"pdq_exact,omitempty"`
 	// NCMEC are banks pulled from NCMEC's hash-sharing API and kept up to
 	// date (see NCMECSync); each is also a local bank, after Banks.
 	NCMEC []NCMECSync `json:"ncmec,omitempty"`
@@ -406,6 +415,7 @@ func (a *App) plainConfig(repl replacer) (service.Config, error) {
 		LedgerRetention: time.Duration(a.LedgerRetention),
 	}
 	var err error
+	cfg.Proxy.PDQExact = a.PDQExact
 	if cfg.Proxy.PDQSearch, err = service.ParsePDQSearch(a.PDQSearch); err != nil {
 		return cfg, fmt.Errorf("mediaguard: %w", err)
 	}

@@ -64,6 +64,7 @@ func init() {
 //		min_pdq_quality N
 //		dihedral [on|off]
 //		pdq_search default|deep|off
+//		pdq_exact [on|off]
 //		on_matcher_error open|closed
 //		on_undecodable_image block|allow
 //		review_threshold N
@@ -263,6 +264,17 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					a.Dihedral = false
 				default:
 					return d.Errf("dihedral: want on or off, not %q", d.Val())
+				}
+			}
+		case "pdq_exact":
+			a.PDQExact = true
+			if d.NextArg() {
+				switch d.Val() {
+				case "on", "true":
+				case "off", "false":
+					a.PDQExact = false
+				default:
+					return d.Errf("pdq_exact: want on or off, not %q", d.Val())
 				}
 			}
 		case "pdq_search":

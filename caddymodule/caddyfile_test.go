@@ -69,6 +69,7 @@ func TestCaddyfileErrorsNameTheDirective(t *testing.T) {
 		{"on_undecodable_image maybe", "on_undecodable_image"},
 		{"max_upload_size lots", "max_upload_size"},
 		{"dihedral sideways", "dihedral"},
+		{"pdq_exact sometimes", "pdq_exact: want on or off"},
 		{"pdq_search sideways", "pdq_search: want default, deep or off"},
 		{"hma http://h {\n colour blue\n }", "hma: unknown option"},
 		{"cache {\n match_ttl -1s\n }", "match_ttl"},

@@ -39,10 +39,10 @@ func init() {
 }
 
 func hashCommand() *cobra.Command {
-	var asJSON, dihedral, resize512, reference, variants, deep bool
+	var asJSON, dihedral, resize512, reference, exact, variants, deep bool
 	var maxPixels int
 	c := &cobra.Command{
-		Use:   "hash [--json] [--dihedral] [--resize512] [--variants [--deep]] FILE...",
+		Use:   "hash [--json] [--dihedral] [--resize512] [--exact] [--variants [--deep]] FILE...",
 		Short: "Print the digests and PDQ hash of each file",
 		Long: `Prints md5, sha1, sha256, pdq (64 hex) and pdq_quality for each FILE.
 A file that is not a decodable image gets its exact digests, an empty pdq and
@@ -50,8 +50,11 @@ an error. With --json, one JSON object per line with the keys file, md5, sha1,
 sha256, pdq, pdq_quality, dihedral (with --dihedral), forms and error. Files
 are decoded as the proxy decodes them (every format, frame and form a viewer
 sees: forms lists the frames, the displayed orientation and transparency
-composited); pdq is the picture as stored. --reference decodes with Go's
-standard decoders only, the convention of the PDQ test vectors. PDQ is
+composited); pdq is the picture as stored. A JPEG is hashed from its DCT
+blocks as the proxy hashes it by default; --exact decodes its pixels first, as
+the proxy does with pdq_exact (within 4 bits for 99% of photos). Use the one
+the proxy uses for bank entries that match exactly. --reference decodes with
+Go's standard decoders only, the convention of the PDQ test vectors. PDQ is
 computed at full resolution like HMA; --resize512 uses the reference
 command-line tool's 512×512 pre-resize instead.
 
@@ -68,7 +71,7 @@ Exits 1 if any file could not be read.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opt := hashing.FileOptions{
 				PDQ:    pdq.Options{Dihedral: dihedral, Resize512: resize512},
-				Decode: pdq.DecodeOptions{MaxPixels: maxPixels, Viewed: !reference},
+				Decode: pdq.DecodeOptions{MaxPixels: maxPixels, Viewed: !reference, Exact: exact},
 			}
 			variants = variants || deep
 			if variants {
@@ -88,6 +91,7 @@ Exits 1 if any file could not be read.`,
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line")
 	c.Flags().BoolVar(&reference, "reference", false, "decode with Go's standard decoders only (the PDQ test vectors' convention)")
+	c.Flags().BoolVar(&exact, "exact", false, "hash JPEGs from their decoded pixels, the reference convention bit for bit (the proxy's pdq_exact), not from their DCT blocks")
 	c.Flags().BoolVar(&dihedral, "dihedral", false, "also print the 8 dihedral PDQ hashes (original, rotate90, rotate180, rotate270, flipX, flipY, flipPlus1, flipMinus1)")
 	c.Flags().BoolVar(&resize512, "resize512", false, "pre-resize images larger than 512 px to 512×512 like the reference CLI")
 	c.Flags().IntVar(&maxPixels, "max-pixels", pdq.DefaultMaxPixels, "refuse images with more pixels than this")

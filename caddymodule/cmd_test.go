@@ -18,6 +18,7 @@ import (
 	"github.com/mediaguard/mediaguard/audit"
 	"github.com/mediaguard/mediaguard/hashing"
 	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/hashing/worker"
 	"github.com/mediaguard/mediaguard/internal/testimg"
 )
 
@@ -191,5 +192,43 @@ func TestHashCommandVariants(t *testing.T) {
 	var obj map[string]any
 	if err := json.Unmarshal([]byte(runHashCommand(t, "--variants", "--json", notImage)), &obj); err != nil || obj["file"] != notImage || obj["error"] == "" || obj["pdq"] != "" {
 		t.Fatalf("not an image: %v %v", obj, err)
+	}
+}
+
+// mediaguard hash hashes a JPEG as the proxy does by default (from its
+// DCT blocks), so bank entries made with it match; --exact as the proxy
+// does with pdq_exact, which is the reference convention.
+func TestHashCommandExact(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "photo.jpg")
+	data := testimg.JPEG(testimg.Photo(41, 640, 480), 90)
+	os.WriteFile(f, data, 0o600)
+	run := func(args ...string) string {
+		c := hashCommand()
+		var out bytes.Buffer
+		c.SetOut(&out)
+		c.SetArgs(append(args, "--json", f))
+		if err := c.Execute(); err != nil {
+			t.Fatal(err)
+		}
+		var rep struct{ PDQ string }
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatalf("%q: %v", out.String(), err)
+		}
+		return rep.PDQ
+	}
+	proxy, _, err := worker.HashViewedBytes(data, pdq.DecodeOptions{Viewed: true}, pdq.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _, err := pdq.HashBytes(data, pdq.DecodeOptions{}, pdq.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := run(); got != proxy.Hash.String() {
+		t.Errorf("hash: %s, the proxy hashes %s", got, proxy.Hash)
+	}
+	if got := run("--exact"); got != ref.Hash.String() {
+		t.Errorf("hash --exact: %s, the reference convention is %s", got, ref.Hash)
 	}
 }

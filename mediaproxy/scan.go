@@ -345,7 +345,7 @@ const (
 // throughput work; passing known media through is latency work, and on a
 // small machine both want the same cores.
 func (p *Proxy) hashImage(ctx context.Context, r io.ReadSeeker) (res pdq.Result, err error) {
-	return p.hasher.Hash(ctx, r, pdq.DecodeOptions{MaxPixels: p.cfg.MaxPixels, Viewed: true}, p.pdqOptions())
+	return p.hasher.Hash(ctx, r, pdq.DecodeOptions{MaxPixels: p.cfg.MaxPixels, Viewed: true, Exact: p.cfg.PDQExact}, p.pdqOptions())
 }
 
 // pdqOptions are the options every picture judged is hashed with, on a

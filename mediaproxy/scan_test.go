@@ -26,7 +26,7 @@ func TestHashingFallsBackInline(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := jpegBytes(testPhoto(11, 320, 240), 90)
-	want, _, err := pdq.HashBytes(img, pdq.DecodeOptions{}, pdq.Options{Dihedral: true})
+	want, _, err := worker.HashViewedBytes(img, pdq.DecodeOptions{Viewed: true}, pdq.Options{Dihedral: true})
 	if err != nil {
 		t.Fatal(err)
 	}

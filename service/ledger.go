@@ -236,7 +236,9 @@ func (s *Service) LedgerStats() (st LedgerStats, ok bool) {
 // hashingVersion changes when a release hashes media differently (a new
 // decoder, new forms): media recorded before are judged from their bytes
 // again, not trusted by digests that lack what is matched now.
-const hashingVersion = 1
+//
+// 2: JPEGs hashed from their DCT blocks unless pdq_exact.
+const hashingVersion = 2
 
 // hashingProfile names how this proxy hashes media, as ledger records
 // carry it (ledger.BookConfig.Profile).
@@ -248,8 +250,8 @@ func hashingProfile(pc mediaproxy.Config) string {
 	if pc.OnUndecodableImage == "" {
 		pc.OnUndecodableImage = mediaproxy.UndecodableBlock
 	}
-	return fmt.Sprintf("v%d search=%d dihedral=%t max_pixels=%d undecodable=%s ffmpeg=%t djxl=%t",
-		hashingVersion, pc.PDQSearch, pc.Dihedral, pc.MaxPixels, pc.OnUndecodableImage, external.Available("ffmpeg"), external.Available("djxl"))
+	return fmt.Sprintf("v%d search=%d dihedral=%t exact=%t max_pixels=%d undecodable=%s ffmpeg=%t djxl=%t",
+		hashingVersion, pc.PDQSearch, pc.Dihedral, pc.PDQExact, pc.MaxPixels, pc.OnUndecodableImage, external.Available("ffmpeg"), external.Available("djxl"))
 }
 
 // LedgerBanks is what a ledger record judged now carries as its Banks:

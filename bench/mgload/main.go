@@ -440,10 +440,14 @@ type result struct {
 	// workersPeak is the hashing worker processes' RSS (KB): the largest
 	// sum sampled, or the sum of their VmHWMs if larger (an upper bound).
 	workersPeak int
-	fdEnd       int
-	fdMax       int
-	whoami      int64
-	verdicts    map[string]float64
+	// pssPeak is the largest sum sampled of Caddy's and its workers'
+	// PSS (KB): shared pages (the binary, mapped by every process)
+	// apportioned, not counted once per process as the RSS sum does.
+	pssPeak  int
+	fdEnd    int
+	fdMax    int
+	whoami   int64
+	verdicts map[string]float64
 }
 
 var (
@@ -582,6 +586,7 @@ func run(ctx context.Context, s site, conc int, d time.Duration, up *upstream, s
 		for {
 			res.rssPeak = max(res.rssPeak, procKB(caddyPID, "VmRSS"))
 			res.workersPeak = max(res.workersPeak, childrenKB("VmRSS"))
+			res.pssPeak = max(res.pssPeak, groupPSS())
 			res.fdMax = max(res.fdMax, harness.FDs(caddyPID))
 			select {
 			case <-stopSampling:
@@ -704,7 +709,7 @@ func (r result) print() {
 	fmt.Printf("    listed   n=%-6d refused %d, missed %d; errors %d; whoami calls %d\n", nl, r.s.refused, r.s.missed, r.s.errors, r.whoami)
 	fmt.Printf("    caddy: VmRSS %s at the end, VmHWM %s; open FDs %d at the end, %d max\n", harness.MB(r.rssEnd), harness.MB(r.rssPeak), r.fdEnd, r.fdMax)
 	if r.workersPeak > 0 {
-		fmt.Printf("    hashing workers: peak RSS %s\n", harness.MB(r.workersPeak))
+		fmt.Printf("    hashing workers: peak RSS %s; Caddy and workers: peak PSS %s (sampled)\n", harness.MB(r.workersPeak), harness.MB(r.pssPeak))
 	}
 	if len(r.verdicts) > 0 {
 		keys := slices.Sorted(maps.Keys(r.verdicts))
@@ -958,16 +963,18 @@ func summary(results [][2]result) bool {
 	all = all && okErr
 	fmt.Printf("  %s  no errors and no listed item missed at %d conns (mediaguard): %d errors, %d missed, %d listed refused\n",
 		verdict(okErr), goal.conc, goal.s.errors, goal.s.missed, goal.s.refused)
-	var errs, missed, peak int
+	var errs, missed, peak, pss int
 	for _, pair := range results {
 		errs += pair[0].s.errors + pair[1].s.errors
 		missed += pair[0].s.missed
 		peak = max(peak, pair[0].rssPeak+pair[0].workersPeak, pair[1].rssPeak+pair[1].workersPeak)
+		pss = max(pss, pair[0].pssPeak, pair[1].pssPeak)
 	}
 	fmt.Printf("        (all levels, both sites: %d errors, %d missed)\n", errs, missed)
 	okRSS := float64(peak)/1024 < *rssLimit
 	all = all && okRSS
 	fmt.Printf("  %s  peak RSS of Caddy and its hashing workers below %.0f MB: %s\n", verdict(okRSS), *rssLimit, harness.MB(peak))
+	fmt.Printf("  info  peak PSS of Caddy and its hashing workers, sampled every 200 ms: %s (the RSS sum counts the\n        binary's shared pages once per process; PSS shares them out)\n", harness.MB(pss))
 	if sameLoad {
 		fmt.Printf("  %s  known-download p99 within %.2f× of plain at the same load, every level (above)\n", verdict(allRatios(results)), *ratioLimit)
 	} else {
@@ -1099,6 +1106,26 @@ func label(labels, name string) string {
 func procKB(pid int, key string) int {
 	kb, _ := harness.ProcKB(pid, key)
 	return kb
+}
+
+// groupPSS sums the PSS (KB) of Caddy and its children, from
+// /proc/PID/smaps_rollup; 0 where unreadable.
+func groupPSS() int {
+	sum := 0
+	for _, pid := range append([]int{caddyPID}, harness.Children(caddyPID)...) {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "Pss:"); ok {
+				kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+				sum += kb
+				break
+			}
+		}
+	}
+	return sum
 }
 
 // childrenKB sums a kB field over Caddy's children: mediaguard's hashing

@@ -42,6 +42,11 @@ type DecodeOptions struct {
 	// (hashing/picture) and hash every form (HashViewed) rather than the
 	// reference convention alone. Decode itself ignores it.
 	Viewed bool
+	// Exact, with Viewed, hashes a JPEG from its decoded pixels, as the
+	// reference does, rather than from its DCT blocks (BlockHasher):
+	// the same filter and clamping without the decoder's rounding, for
+	// a fraction of the cost. Decode ignores it.
+	Exact bool
 }
 
 // CheckHeader reads only r's image header and says whether Decode could

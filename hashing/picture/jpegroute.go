@@ -14,7 +14,9 @@ const maxGoScans = 64
 //     transform (image/jpeg reads components 'R','G','B' as RGB even when
 //     the marker says YCbCr);
 //   - four components (CMYK/YCCK) and 'R','G','B' component IDs;
-//   - more than maxGoScans scans.
+//   - more than maxGoScans scans;
+//   - a sequential file with a scan after one that carried every
+//     component (libjpeg-turbo shows the first scan only).
 //
 // A plain baseline or progressive YCbCr or greyscale JPEG stays with
 // image/jpeg, whose pixels the reference PDQ hashes are pinned to.
@@ -22,6 +24,7 @@ func jpegWantsFallback(data []byte) bool {
 	if bytes.Count(data, []byte{0xff, 0xda}) > maxGoScans {
 		return true
 	}
+	sequential, frameComps := false, 0
 	i := 2
 	for i+4 <= len(data) {
 		if data[i] != 0xff {
@@ -49,6 +52,7 @@ func jpegWantsFallback(data []byte) bool {
 				return false
 			}
 			nc := int(seg[5])
+			sequential, frameComps = m != 0xc2 && m != 0xca, nc
 			if nc == 4 {
 				return true
 			}
@@ -56,7 +60,14 @@ func jpegWantsFallback(data []byte) bool {
 				return true
 			}
 		case m == 0xda:
-			return false
+			// A sequential frame whose first scan carries every
+			// component is shown from that scan alone (libjpeg-turbo
+			// stops at the next SOS); image/jpeg would let a later scan
+			// paint a second picture over it. In entropy-coded data an
+			// 0xFF is followed by 0x00 or a marker, so another FF DA
+			// after this one is another scan.
+			return sequential && len(seg) >= 1 && int(seg[0]) == frameComps &&
+				bytes.Contains(data[i+2+n:], []byte{0xff, 0xda})
 		}
 		i += 2 + n
 	}

@@ -47,6 +47,7 @@ const (
 	flagDihedral  = 1 << 0
 	flagResize512 = 1 << 1
 	flagViewed    = 1 << 2
+	flagExact     = 1 << 3
 	// maxForms bounds the forms of one answer (frames × forms per frame,
 	// variants included); an answer keeps the first ones, the stored
 	// picture's before later frames'.
@@ -119,6 +120,9 @@ func writeRequest(w io.Writer, body io.Reader, size int64, dopt pdq.DecodeOption
 	if dopt.Viewed {
 		h[8] |= flagViewed
 	}
+	if dopt.Exact {
+		h[8] |= flagExact
+	}
 	h[9] = byte(opt.Search)
 	if _, err := w.Write(h[:]); err != nil {
 		return err
@@ -151,6 +155,7 @@ func readRequest(r io.Reader) (request, error) {
 	q.opt.Dihedral = h[8]&flagDihedral != 0
 	q.opt.Resize512 = h[8]&flagResize512 != 0
 	q.dopt.Viewed = h[8]&flagViewed != 0
+	q.dopt.Exact = h[8]&flagExact != 0
 	if h[9] > byte(pdq.SearchDeep) || h[10] != 0 || h[11] != 0 {
 		return request{}, fmt.Errorf("malformed request header % x", h[8:])
 	}

@@ -16,20 +16,21 @@ import (
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 )
 
-// The search level crosses the pipe, so a worker adds the same variants
+// The search level and pdq_exact cross the pipe, so a worker hashes as
 // the in-process path would.
 func TestRequestCarriesSearch(t *testing.T) {
 	for _, s := range []pdq.Search{pdq.SearchOff, pdq.SearchDefault, pdq.SearchDeep} {
 		var b bytes.Buffer
 		opt := pdq.Options{Dihedral: true, Search: s}
-		if err := writeRequest(&b, strings.NewReader("abc"), 3, pdq.DecodeOptions{MaxPixels: 7, Viewed: true}, opt); err != nil {
+		exact := s == pdq.SearchDefault
+		if err := writeRequest(&b, strings.NewReader("abc"), 3, pdq.DecodeOptions{MaxPixels: 7, Viewed: true, Exact: exact}, opt); err != nil {
 			t.Fatal(err)
 		}
 		q, err := readRequest(&b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if q.opt.Search != s || !q.opt.Dihedral || !q.dopt.Viewed || q.dopt.MaxPixels != 7 || q.size != 3 {
+		if q.opt.Search != s || !q.opt.Dihedral || !q.dopt.Viewed || q.dopt.Exact != exact || q.dopt.MaxPixels != 7 || q.size != 3 {
 			t.Errorf("%v: read %+v", s, q)
 		}
 	}

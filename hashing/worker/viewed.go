@@ -40,6 +40,11 @@ func HashViewedBytes(data []byte, dopt pdq.DecodeOptions, opt pdq.Options) (pdq.
 	if kind := videoKind(data); kind != "" {
 		return hashVideo(data, kind, opt)
 	}
+	if !dopt.Exact {
+		if res, ok := hashJPEGBlocks(data, dopt, opt); ok {
+			return res, "jpeg", nil
+		}
+	}
 	pic, err := picture.DecodeBytes(data, picture.Options{MaxPixels: dopt.MaxPixels})
 	if err != nil {
 		format := ""

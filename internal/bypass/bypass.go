@@ -48,7 +48,7 @@ var Images = []Form{
 		return b.Bytes()
 	}},
 	{"pixels rotated behind EXIF orientation 6", "image/jpeg", func(img *image.NRGBA) []byte {
-		return withEXIFOrientation(testimg.JPEG(rotateCCW(img), 92), 6)
+		return WithEXIFOrientation(testimg.JPEG(rotateCCW(img), 92), 6)
 	}},
 	{"black image whose alpha is the picture", "image/png", func(img *image.NRGBA) []byte {
 		b := img.Bounds()
@@ -83,6 +83,7 @@ var Images = []Form{
 	{"png missing its last 3 %", "image/png", pngTruncated},
 	{"palette png with PLTE after the image data", "image/png", pngPLTEAfterIDAT},
 	{"jpeg without Huffman tables (Motion-JPEG)", "image/jpeg", jpegWithoutDHT},
+	{"jpeg with a decoy's scan after the picture's", "image/jpeg", jpegDecoyScan},
 	{"jpeg whose components all have ID 1", "image/jpeg", jpegDuplicateComponentIDs},
 	{"jpeg whose height comes in a DNL segment", "image/jpeg", jpegWithDNL},
 	{"bmp with junk reserved bytes and a gap before the pixels", "image/bmp", func(img *image.NRGBA) []byte {
@@ -165,9 +166,9 @@ func rotateCCW(img *image.NRGBA) *image.NRGBA {
 	return out
 }
 
-// withEXIFOrientation inserts an APP1 Exif segment holding only the
+// WithEXIFOrientation inserts an APP1 Exif segment holding only the
 // orientation tag (0x0112) after a JPEG's SOI.
-func withEXIFOrientation(jpg []byte, o uint16) []byte {
+func WithEXIFOrientation(jpg []byte, o uint16) []byte {
 	var tiff bytes.Buffer
 	tiff.WriteString("MM\x00\x2a")
 	binary.Write(&tiff, binary.BigEndian, uint32(8))

@@ -51,7 +51,7 @@ var Encoded = []Form{
 		})
 	}},
 	{"webp with pixels rotated behind its EXIF orientation", "image/webp", func(img *image.NRGBA) []byte {
-		return runOn("cwebp", withEXIFOrientation(testimg.JPEG(rotateCCW(img), 92), 6), ".jpg", ".webp", func(in, out string) []string {
+		return runOn("cwebp", WithEXIFOrientation(testimg.JPEG(rotateCCW(img), 92), 6), ".jpg", ".webp", func(in, out string) []string {
 			return []string{"-quiet", "-metadata", "exif", "-q", "92", in, "-o", out}
 		})
 	}},

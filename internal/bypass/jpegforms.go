@@ -124,3 +124,16 @@ func pngTruncated(img *image.NRGBA) []byte {
 	p := testimg.PNG(img)
 	return p[:len(p)*97/100]
 }
+
+// jpegDecoyScan appends a decoy picture's scan after the picture's own,
+// in one baseline file: libjpeg-turbo (every browser) shows the first
+// scan and stops at the second SOS, where Go's image/jpeg lets the decoy
+// paint over it. Both are written by Go's encoder at one size and
+// quality, so they share the quantisation and Huffman tables.
+func jpegDecoyScan(img *image.NRGBA) []byte {
+	a := testimg.JPEG(img, 90)
+	b := testimg.JPEG(testimg.Photo(999, img.Bounds().Dx(), img.Bounds().Dy()), 90)
+	sos := segments(b, func(byte, int, int) {})
+	out := append([]byte(nil), a[:len(a)-2]...) // without its EOI
+	return append(out, b[sos:]...)
+}

@@ -52,6 +52,11 @@ type Options struct {
 	Lossless  bool
 	Predictor int
 	PT        int
+	// EditPlanes, when set, edits the full-resolution component planes
+	// (sample values, 0..255 for 8-bit) before they are coded: to write
+	// what a decoder then clamps, samples past white or colours past
+	// the RGB cube.
+	EditPlanes func(planes [][]float64, w, h int)
 }
 
 // Components returns len(hv)/2 components with IDs from id0, the i-th

@@ -245,6 +245,9 @@ func segment(out *bytes.Buffer, m byte, payload []byte) {
 func encodeJPEG(img *image.RGBA, o Options) []byte {
 	W, H := img.Bounds().Dx(), img.Bounds().Dy()
 	full := planesFor(img, o.Color)
+	if o.EditPlanes != nil {
+		o.EditPlanes(full, W, H)
+	}
 	level := 128.0
 	if o.Precision == 12 {
 		// 12-bit samples: the picture spread over 0..4095.

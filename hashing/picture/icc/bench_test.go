@@ -6,6 +6,8 @@ import (
 	"math/rand"
 	"runtime"
 	"testing"
+
+	"github.com/mediaguard/mediaguard/internal/benchcpu"
 )
 
 func benchProfile(b *testing.B, name string) *Profile {
@@ -66,11 +68,11 @@ func BenchmarkToSRGB(b *testing.B) {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
 			b.ResetTimer()
-			cpu := threadCPU()
+			cpu := benchcpu.Thread()
 			for i := 0; i < b.N; i++ {
 				p.ToSRGB(bc.img)
 			}
-			cpu = threadCPU() - cpu
+			cpu = benchcpu.Thread() - cpu
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/(w*h), "ns/pixel")
 			if cpu > 0 {
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N)/(w*h), "cpu-ns/pixel")

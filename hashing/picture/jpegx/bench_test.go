@@ -5,29 +5,13 @@ import (
 	"image/jpeg"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 
+	"github.com/mediaguard/mediaguard/internal/benchcpu"
 	"github.com/mediaguard/mediaguard/internal/jpegenc"
 	"github.com/mediaguard/mediaguard/internal/sharedref"
 )
-
-// measure runs f b.N times and also reports the thread's CPU time per
-// op (cpu-ns/op), which stays meaningful when the machine is shared.
-func measure(b *testing.B, f func()) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	start := threadCPU()
-	n := 0
-	for b.Loop() {
-		f()
-		n++
-	}
-	if c := threadCPU() - start; c > 0 && n > 0 {
-		b.ReportMetric(float64(c)/float64(n), "cpu-ns/op")
-	}
-}
 
 var benchFiles = sync.OnceValue(func() map[string][]byte {
 	pic := synthPicture(1600, 1000, 7)
@@ -48,7 +32,7 @@ func benchDecode(b *testing.B, data []byte) {
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
-			measure(b, func() {
+			benchcpu.Loop(b, func() {
 				r, err := DecodeBytes(data, mp)
 				if err != nil || r.Scale != s {
 					b.Fatal(err, r.Scale)
@@ -59,7 +43,7 @@ func benchDecode(b *testing.B, data []byte) {
 	b.Run("image-jpeg", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		b.ReportAllocs()
-		measure(b, func() {
+		benchcpu.Loop(b, func() {
 			if _, err := jpeg.Decode(bytes.NewReader(data)); err != nil {
 				b.Fatal(err)
 			}

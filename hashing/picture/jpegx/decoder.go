@@ -141,6 +141,14 @@ type decoder struct {
 	budget        int64
 	anyScan       bool
 	sawEOI        bool
+
+	// Luma-blocks mode (LumaBlocks): no pixels, the luma's blocks go to
+	// lumaRow once lumaStart has been told the geometry.
+	lumaStart func(LumaInfo) func(by int, blocks []float32, rows []uint8)
+	lumaRow   func(by int, blocks []float32, rows []uint8)
+	lumaBuf   []float32
+	lumaRows  []uint8
+	clip      clipState
 }
 
 func (d *decoder) decode() (Result, error) {
@@ -153,7 +161,7 @@ func (d *decoder) decode() (Result, error) {
 		d.arithL[i], d.arithU[i], d.arithK[i] = 0, 1, 5
 	}
 markers:
-	for !d.stopped {
+	for !d.stopped && !d.clip.abandon {
 		m, ok := d.nextMarker()
 		if !ok {
 			break
@@ -259,6 +267,9 @@ markers:
 	if !d.sawEOI && d.progressive {
 		// Later refinement scans may be missing; nothing says they are not.
 		d.truncated = true
+	}
+	if d.lumaStart != nil {
+		return d.finishLuma()
 	}
 	for i := range d.comps {
 		if !d.comps[i].scanned || (d.progressive && !d.comps[i].dcSeen) {
@@ -562,6 +573,9 @@ func (d *decoder) setupFrame() error {
 	case 8:
 		d.kstore = 1
 	}
+	if d.lumaStart != nil && (d.lossless || d.precision != 8) {
+		return unsupported("luma blocks of a %d-bit or lossless JPEG", d.precision)
+	}
 	if d.lossless {
 		// One sample per data unit; reduced scales are box averages.
 		d.mcusX = (w + d.hmax - 1) / d.hmax
@@ -598,7 +612,11 @@ func (d *decoder) setupFrame() error {
 	if d.kstore == 64 {
 		d.zmap = &unzig
 	}
-	d.streaming = !d.progressive && len(d.scansPlan) == 1 && len(d.scansPlan[0].comps) == len(d.comps)
+	// libjpeg-turbo (and so every browser) reads a sequential file whose
+	// first scan carries every component as a one-scan file: it shows
+	// that scan and stops at the next SOS. Decoding the later scans too
+	// would hash a second picture appended to the one shown.
+	d.streaming = !d.progressive && len(d.scansPlan) >= 1 && len(d.scansPlan[0].comps) == len(d.comps)
 	if d.streaming {
 		d.planes = make([][]byte, len(d.comps))
 		d.strides = make([]int, len(d.comps))
@@ -607,7 +625,9 @@ func (d *decoder) setupFrame() error {
 	for i := range d.comps {
 		c := &d.comps[i]
 		if d.streaming {
-			d.planes[i], d.strides[i] = d.newPlane(c)
+			if d.lumaStart == nil {
+				d.planes[i], d.strides[i] = d.newPlane(c)
+			}
 			c.coef = make([]int16, c.bw*d.streamRows(c)*d.kstore)
 		} else {
 			c.coef = make([]int16, c.bw*c.bh*d.kstore)

@@ -50,7 +50,7 @@ func fuzzSeeds() [][]byte {
 }
 
 // FuzzDecode: no input may panic, hang, or return an image of the wrong
-// size.
+// size, in Decode or LumaBlocks.
 func FuzzDecode(f *testing.F) {
 	for _, s := range fuzzSeeds() {
 		f.Add(s)
@@ -77,6 +77,23 @@ func FuzzDecode(f *testing.F) {
 			}
 			_ = res.Image.At(b.Dx()-1, b.Dy()-1)
 		}
+		// The luma-blocks mode walks the same scans with other sinks:
+		// rows in order, each of the geometry announced.
+		var info LumaInfo
+		next := 0
+		_, err := LumaBlocks(data, 1<<20, func(i LumaInfo) func(int, []float32, []uint8) {
+			info = i
+			if i.BlocksW*8 < i.Width || i.BlocksH*8 < i.Height {
+				t.Fatalf("geometry %+v", i)
+			}
+			return func(by int, blocks []float32, nz []uint8) {
+				if by < next || by >= info.BlocksH || len(blocks) != info.BlocksW*64 || len(nz) != info.BlocksW {
+					t.Fatalf("row %d (next %d) of %d blocks for %+v", by, next, len(blocks)/64, info)
+				}
+				next = by + 1
+			}
+		})
+		_ = err
 		if el := time.Since(start); el > 5*time.Second { // generous: CI machines are shared
 			t.Fatalf("took %v on %d bytes", el, len(data))
 		}

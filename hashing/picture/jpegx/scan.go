@@ -68,6 +68,11 @@ func (d *decoder) processScan(seg []byte) error {
 			}
 		}
 	}
+	if d.lumaStart != nil && d.lumaRow == nil {
+		if err := d.lumaEligible(); err != nil {
+			return err
+		}
+	}
 	d.anyScan = true
 	for _, ci := range sc.comps {
 		c := &d.comps[ci]
@@ -188,12 +193,19 @@ func (d *decoder) decodeScan(sc *scanInfo, dcT, acT []*huffTable) {
 				d.stopped = true
 				break
 			}
+			if d.clip.abandon {
+				break
+			}
 		}
 	}
 	if d.dataExhausted() {
 		d.truncated = true
 	}
-	if d.streaming {
+	if d.streaming && d.planes == nil {
+		if mx != 0 {
+			d.flushRows(sc)
+		}
+	} else if d.streaming {
 		if mx != 0 {
 			d.flushRows(sc) // the MCU row the data ended in
 		}
@@ -603,6 +615,14 @@ func (d *decoder) flushRows(sc *scanInfo) {
 		c := &d.comps[ci]
 		rows := min(d.streamRows(c), c.bh-c.rowOff)
 		if rows <= 0 {
+			continue
+		}
+		if d.lumaStart != nil {
+			if ci == 0 {
+				d.emitLuma(c.coef, c.rowOff, rows)
+			}
+			clear(c.coef)
+			c.rowOff += rows
 			continue
 		}
 		d.idctRows(c, d.idctT[ci], c.coef, d.planes[ci], d.strides[ci], c.rowOff, rows)

@@ -1,0 +1,58 @@
+package worker
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/mediaguard/mediaguard/hashing/pdq"
+	"github.com/mediaguard/mediaguard/internal/benchcpu"
+	"github.com/mediaguard/mediaguard/internal/sharedref"
+	"github.com/mediaguard/mediaguard/internal/testimg"
+)
+
+// BenchmarkJPEG is bytes to every PDQ form of a JPEG, the proxy's
+// default path (DCT blocks, "blocks") against decoding the pixels
+// ("exact", pdq_exact), with the default variant search off and on. The
+// bridge is the PDQ vectors' 1600×1004 photo, the phone photo their
+// 4032×3024 one with EXIF orientation 6 (so a displayed form too).
+func BenchmarkJPEG(b *testing.B) {
+	cases := []struct {
+		name string
+		data []byte
+	}{{"synthetic-1600x1000", testimg.JPEG(testimg.Photo(5, 1600, 1000), 90)}}
+	dir := sharedref.PDQVectors(b)
+	for _, f := range []struct{ name, path string }{
+		{"bridge-1600x1004", "bridge-mods/aaa-orig.jpg"},
+		{"phone-4032x3024-rot6", "reg-test-input/exif-rotn/exif-rotn-6.jpg"},
+	} {
+		data, err := os.ReadFile(filepath.Join(dir, f.path))
+		if err != nil {
+			b.Logf("SKIPPED %s: %v", f.name, err)
+			continue
+		}
+		cases = append(cases, struct {
+			name string
+			data []byte
+		}{f.name, data})
+	}
+	for _, c := range cases {
+		for _, s := range []pdq.Search{pdq.SearchOff, pdq.SearchDefault} {
+			for _, exact := range []bool{true, false} {
+				mode := "blocks"
+				if exact {
+					mode = "exact"
+				}
+				b.Run(c.name+"/search="+s.String()+"/"+mode, func(b *testing.B) {
+					b.SetBytes(int64(len(c.data)))
+					b.ReportAllocs()
+					benchcpu.Loop(b, func() {
+						if _, _, err := HashViewedBytes(c.data, pdq.DecodeOptions{Viewed: true, Exact: exact}, pdq.Options{Workers: 1, Search: s}); err != nil {
+							b.Fatal(err)
+						}
+					})
+				})
+			}
+		}
+	}
+}
