@@ -16,7 +16,9 @@ const maxGoScans = 64
 //   - four components (CMYK/YCCK) and 'R','G','B' component IDs;
 //   - more than maxGoScans scans;
 //   - a sequential file with a scan after one that carried every
-//     component (libjpeg-turbo shows the first scan only).
+//     component (libjpeg-turbo shows the first scan only);
+//   - a quantisation table defined after the first scan (libjpeg-turbo
+//     keeps each component's table from its first scan).
 //
 // A plain baseline or progressive YCbCr or greyscale JPEG stays with
 // image/jpeg, whose pixels the reference PDQ hashes are pinned to.
@@ -66,8 +68,16 @@ func jpegWantsFallback(data []byte) bool {
 			// paint a second picture over it. In entropy-coded data an
 			// 0xFF is followed by 0x00 or a marker, so another FF DA
 			// after this one is another scan.
+			rest := data[i+2+n:]
+			// A quantisation table redefined after the first scan:
+			// libjpeg-turbo dequantises each component with the table
+			// it had at its first scan, image/jpeg with the last one,
+			// so the two would show different pictures.
+			if bytes.Contains(rest, []byte{0xff, 0xdb}) {
+				return true
+			}
 			return sequential && len(seg) >= 1 && int(seg[0]) == frameComps &&
-				bytes.Contains(data[i+2+n:], []byte{0xff, 0xda})
+				bytes.Contains(rest, []byte{0xff, 0xda})
 		}
 		i += 2 + n
 	}

@@ -324,3 +324,38 @@ func TestJPEGBlocksFollowClamping(t *testing.T) {
 		}
 	}
 }
+
+// Every JPEG trick of the bypass corpus is seen as the picture by both
+// paths: the proxy's default (DCT blocks where it can) and pdq_exact
+// (pixels), since a picture the block path declines, or a deployment
+// with pdq_exact, goes through the pixel decoders.
+func TestJPEGBypassFormsBothPaths(t *testing.T) {
+	photo := testimg.Photo(51, 320, 240)
+	want, _, err := HashViewedBytes(testimg.JPEG(photo, 90), pdq.DecodeOptions{Viewed: true, Exact: true}, pdq.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nearest := func(r pdq.Result) int {
+		d := pdq.Distance(want.Hash, r.Hash)
+		for _, f := range r.Forms {
+			d = min(d, pdq.Distance(want.Hash, f.Hash))
+		}
+		return d
+	}
+	for _, f := range bypass.Images {
+		if f.ContentType != "image/jpeg" {
+			continue
+		}
+		data := f.Make(photo)
+		for _, exact := range []bool{false, true} {
+			res, _, err := HashViewedBytes(data, pdq.DecodeOptions{Viewed: true, Exact: exact}, pdq.Options{})
+			if err != nil {
+				t.Errorf("%s (exact %v): %v", f.Name, exact, err)
+				continue
+			}
+			if d := nearest(res); d > 31 {
+				t.Errorf("%s (exact %v): nearest form %d bits from the picture", f.Name, exact, d)
+			}
+		}
+	}
+}

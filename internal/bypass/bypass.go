@@ -84,6 +84,7 @@ var Images = []Form{
 	{"palette png with PLTE after the image data", "image/png", pngPLTEAfterIDAT},
 	{"jpeg without Huffman tables (Motion-JPEG)", "image/jpeg", jpegWithoutDHT},
 	{"jpeg with a decoy's scan after the picture's", "image/jpeg", jpegDecoyScan},
+	{"progressive jpeg requantised after its first scan", "image/jpeg", jpegRequantised},
 	{"jpeg whose components all have ID 1", "image/jpeg", jpegDuplicateComponentIDs},
 	{"jpeg whose height comes in a DNL segment", "image/jpeg", jpegWithDNL},
 	{"bmp with junk reserved bytes and a gap before the pixels", "image/bmp", func(img *image.NRGBA) []byte {

@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/png"
 
+	"github.com/mediaguard/mediaguard/internal/jpegenc"
 	"github.com/mediaguard/mediaguard/internal/testimg"
 )
 
@@ -136,4 +137,23 @@ func jpegDecoyScan(img *image.NRGBA) []byte {
 	sos := segments(b, func(byte, int, int) {})
 	out := append([]byte(nil), a[:len(a)-2]...) // without its EOI
 	return append(out, b[sos:]...)
+}
+
+// jpegRequantised is a progressive JPEG whose quantisation tables are
+// redefined after its first scan (DC 1, every AC 255): libjpeg-turbo,
+// and so every browser, keeps each component's table from its first scan
+// and shows the picture; Go's image/jpeg dequantises with the last
+// tables and shows a flat field of noise.
+func jpegRequantised(img *image.NRGBA) []byte {
+	j := jpegenc.Encode(img, jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 1, 1, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1, Progressive: true})
+	first := segments(j, func(byte, int, int) {})
+	second := first + 2 + bytes.Index(j[first+2:], []byte{0xff, 0xda})
+	dqt := []byte{0xff, 0xdb, 0x00, 2 + 2*65}
+	for tq := range 2 {
+		dqt = append(dqt, byte(tq), 1)
+		dqt = append(dqt, bytes.Repeat([]byte{255}, 63)...)
+	}
+	out := append([]byte(nil), j[:second]...)
+	out = append(out, dqt...)
+	return append(out, j[second:]...)
 }
