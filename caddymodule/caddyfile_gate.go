@@ -65,3 +65,22 @@ func parseBurst(d *caddyfile.Dispenser, s string, dst *int) error {
 	}
 	return nil
 }
+
+// parseBlock reads a handler's whole Caddyfile block: no arguments, and
+// only the gate's options; directive names it in errors.
+func (g gateOptions) parseBlock(d *caddyfile.Dispenser, directive string) error {
+	d.Next()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		if ok, err := g.parse(d); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		return d.Errf("%s: unknown option %q", directive, d.Val())
+	}
+	return nil
+}

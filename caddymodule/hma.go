@@ -114,21 +114,7 @@ func (m *HMA) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Hand
 //		rate_burst BURST
 //	}
 func (m *HMA) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next()
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	g := gateOptions{key: &m.APIKey, size: &m.MaxBodySize, rate: &m.RateLimit, burst: &m.RateBurst}
-	for d.NextBlock(0) {
-		if ok, err := g.parse(d); ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		return d.Errf("mediaguard_hma: unknown option %q", d.Val())
-	}
-	return nil
+	return gateOptions{key: &m.APIKey, size: &m.MaxBodySize, rate: &m.RateLimit, burst: &m.RateBurst}.parseBlock(d, "mediaguard_hma")
 }
 
 func parseHMA(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

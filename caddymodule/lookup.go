@@ -132,21 +132,7 @@ func (l *Lookup) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 //		rate_burst BURST
 //	}
 func (l *Lookup) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next()
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	g := gateOptions{key: &l.APIKey, size: &l.MaxBodySize, rate: &l.RateLimit, burst: &l.RateBurst}
-	for d.NextBlock(0) {
-		if ok, err := g.parse(d); ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		return d.Errf("mediaguard_lookup: unknown option %q", d.Val())
-	}
-	return nil
+	return gateOptions{key: &l.APIKey, size: &l.MaxBodySize, rate: &l.RateLimit, burst: &l.RateBurst}.parseBlock(d, "mediaguard_lookup")
 }
 
 func parseLookup(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

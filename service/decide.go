@@ -194,17 +194,9 @@ func (s *Service) ConfirmDetection(ctx context.Context, id, moderator string) (s
 	if len(entries) == 0 {
 		return "", fmt.Errorf("detection %s has no hashes on record to bank", id)
 	}
-	if err := d.confirmed.Put(id, entries); err != nil {
+	// With a ledger, the reload's bank change starts the retro-scan.
+	if err := s.bankDecision(d.confirmed, d.confirmedName, id, entries); err != nil {
 		return "", err
-	}
-	if _, err := d.confirmed.Commit(); err != nil {
-		d.confirmed.Remove(id) // not on disk: do not write it later either
-		return "", fmt.Errorf("writing bank %s: %w", d.confirmedName, err)
-	}
-	// Matched from now on, not at the next poll; with a ledger the
-	// reload's bank change starts the retro-scan.
-	if err := s.local.Reload(); err != nil {
-		s.log.Error("confirmed bank written, but the banks did not all reload", zap.String("bank", d.confirmedName), zap.Error(err))
 	}
 	what := "it was not stored (a refused upload)"
 	if server, media, ok := strings.Cut(rv.rec.Media, "/"); ok && server != "" && media != "" {
@@ -255,15 +247,8 @@ func (s *Service) DismissDetection(ctx context.Context, id, moderator string) (s
 	if len(entries) == 0 {
 		return "", fmt.Errorf("detection %s has no exact digests on record to allowlist", id)
 	}
-	if err := d.allowlist.Put(id, entries); err != nil {
+	if err := s.bankDecision(d.allowlist, d.allowName, id, entries); err != nil {
 		return "", err
-	}
-	if _, err := d.allowlist.Commit(); err != nil {
-		d.allowlist.Remove(id)
-		return "", fmt.Errorf("writing allowlist %s: %w", d.allowName, err)
-	}
-	if err := s.local.Reload(); err != nil {
-		s.log.Error("allowlist written, but the banks did not all reload", zap.String("bank", d.allowName), zap.Error(err))
 	}
 	if server, media, ok := strings.Cut(rv.rec.Media, "/"); ok && server != "" && media != "" && rv.ev.Outcome == string(mediaproxy.Held) {
 		s.proxy.Memory().Unblock(mediaproxy.MediaKey{Server: server, ID: media})
@@ -273,6 +258,24 @@ func (s *Service) DismissDetection(ctx context.Context, id, moderator string) (s
 	}
 	s.log.Info("review dismissed by a moderator", zap.String("detection", id), zap.String("moderator", moderator))
 	return fmt.Sprintf("dismissed detection %s: the file is on allowlist %s and passes from now on", id, d.allowName), nil
+}
+
+// bankDecision writes a moderator's decision into bank b (named name)
+// under id, durably, and reloads the banks so it is matched from now on,
+// not at the next poll. An entry that could not be written is forgotten,
+// so a later commit does not write it either.
+func (s *Service) bankDecision(b *matcher.OwnedBank, name, id string, entries []matcher.OwnedEntry) error {
+	if err := b.Put(id, entries); err != nil {
+		return err
+	}
+	if _, err := b.Commit(); err != nil {
+		b.Remove(id)
+		return fmt.Errorf("writing bank %s: %w", name, err)
+	}
+	if err := s.local.Reload(); err != nil {
+		s.log.Error("bank written, but the banks did not all reload", zap.String("bank", name), zap.Error(err))
+	}
+	return nil
 }
 
 func or(s, def string) string {
