@@ -166,28 +166,12 @@ func base(w, h, group int) *image.NRGBA {
 	return b
 }
 
-// noisy copies img with sensor-like noise of ±amp, so every variant has its
-// own bytes (and a slightly different PDQ hash) and compresses like a photo.
-func noisy(img *image.NRGBA, seed uint64, amp int) *image.NRGBA {
-	out := &image.NRGBA{Pix: slices.Clone(img.Pix), Stride: img.Stride, Rect: img.Rect}
-	rng := rand.New(rand.NewPCG(seed, 0x6d676c6f6164))
-	span := uint64(2*amp + 1)
-	for i := 0; i+3 < len(out.Pix); i += 4 {
-		r := rng.Uint64()
-		for c := range 3 {
-			v := int(out.Pix[i+c]) + int((r>>(16*c))%span) - amp
-			out.Pix[i+c] = uint8(min(255, max(0, v)))
-		}
-	}
-	return out
-}
-
 func jpegItem(w, h, group int, seed uint64, amp, q int) item {
-	return newItem(testimg.JPEG(noisy(base(w, h, group), seed, amp), q), "image/jpeg")
+	return newItem(testimg.JPEG(testimg.Noisy(base(w, h, group), seed, amp), q), "image/jpeg")
 }
 
 func pngItem(w, h, group int, seed uint64, amp int) item {
-	return newItem(testimg.PNG(noisy(base(w, h, group), seed, amp)), "image/png")
+	return newItem(testimg.PNG(testimg.Noisy(base(w, h, group), seed, amp)), "image/png")
 }
 
 func blob(size int, seed uint64, ct string) item {

@@ -20,7 +20,12 @@ func BenchmarkJPEG(b *testing.B) {
 	cases := []struct {
 		name string
 		data []byte
-	}{{"synthetic-1600x1000", testimg.JPEG(testimg.Photo(5, 1600, 1000), 90)}}
+	}{
+		{"synthetic-1600x1000", testimg.JPEG(testimg.Photo(5, 1600, 1000), 90)},
+		// bench/mgload's photos: noise over saturated colours, which
+		// the decoder clamps in most blocks.
+		{"noisy-1600x1200", testimg.JPEG(testimg.Noisy(testimg.Photo(1600*7+1200*13, 1600, 1200), 1, 24), 92)},
+	}
 	dir := sharedref.PDQVectors(b)
 	for _, f := range []struct{ name, path string }{
 		{"bridge-1600x1004", "bridge-mods/aaa-orig.jpg"},

@@ -10,6 +10,8 @@ import (
 	"image/jpeg"
 	"image/png"
 	"math"
+	"math/rand/v2"
+	"slices"
 )
 
 // Photo returns a w×h picture determined by seed.
@@ -38,6 +40,24 @@ func Photo(seed, w, h int) *image.NRGBA {
 		}
 	}
 	return img
+}
+
+// Noisy copies img with sensor-like noise of ±amp per channel, from
+// seed: every copy has its own bytes (and a slightly different PDQ hash)
+// and compresses like a photo; where a channel is near 0 or 255 the
+// decoded colours leave the RGB cube, as a camera's often do.
+func Noisy(img *image.NRGBA, seed uint64, amp int) *image.NRGBA {
+	out := &image.NRGBA{Pix: slices.Clone(img.Pix), Stride: img.Stride, Rect: img.Rect}
+	rng := rand.New(rand.NewPCG(seed, 0x6d676c6f6164))
+	span := uint64(2*amp + 1)
+	for i := 0; i+3 < len(out.Pix); i += 4 {
+		r := rng.Uint64()
+		for c := range 3 {
+			v := int(out.Pix[i+c]) + int((r>>(16*c))%span) - amp
+			out.Pix[i+c] = uint8(min(255, max(0, v)))
+		}
+	}
+	return out
 }
 
 // Resize scales by nearest neighbour.

@@ -161,7 +161,7 @@ func (d *decoder) decode() (Result, error) {
 		d.arithL[i], d.arithU[i], d.arithK[i] = 0, 1, 5
 	}
 markers:
-	for !d.stopped && !d.clip.abandon {
+	for !d.stopped {
 		m, ok := d.nextMarker()
 		if !ok {
 			break

@@ -27,12 +27,11 @@ type LumaInfo struct {
 //
 // It only takes the JPEGs whose luma is the picture's luma as 8-bit
 // samples at full resolution: greyscale, or YCbCr (by libjpeg-turbo's
-// rules) whose first component has the largest sampling factors, 8-bit
-// Huffman or arithmetic, sequential or progressive, no larger than
-// maxPixels. Anything else is ErrUnsupported, and the caller decodes
-// the pixels; so is a picture whose colours clip in so many blocks that
-// correcting them would cost more than the pixels (maxFixedPercent).
-// truncated reports data that ended early.
+// rules) whose first component has the largest sampling factors and
+// whose Cb and Cr are sampled alike, 8-bit Huffman or arithmetic,
+// sequential or progressive, no larger than maxPixels. Anything else is
+// ErrUnsupported, and the caller decodes the pixels. truncated reports
+// data that ended early.
 func LumaBlocks(data []byte, maxPixels int, start func(LumaInfo) func(by int, blocks []float32, rows []uint8)) (truncated bool, err error) {
 	if maxPixels <= 0 {
 		maxPixels = DefaultMaxPixels
@@ -64,6 +63,8 @@ func (d *decoder) lumaEligible() error {
 		return unsupported("luma blocks of a JPEG whose luma is subsampled")
 	case len(d.comps) == 3 && (d.hmax%d.comps[1].h != 0 || d.vmax%d.comps[1].v != 0 || d.hmax%d.comps[2].h != 0 || d.vmax%d.comps[2].v != 0):
 		return unsupported("luma blocks of a JPEG with fractional chroma sampling")
+	case len(d.comps) == 3 && (d.comps[1].h != d.comps[2].h || d.comps[1].v != d.comps[2].v):
+		return unsupported("luma blocks of a JPEG whose Cb and Cr are sampled differently")
 	case d.scale != 1:
 		return unsupported("luma blocks of a JPEG over the pixel limit")
 	}
@@ -99,27 +100,16 @@ func (d *decoder) emitLuma(coef []int16, by0, nrows int) {
 					f := float32(s[u]) * q[v*8+u]
 					dst[v*8+u] = f
 					if v|u != 0 {
-						y.r += max(f, -f) * bnd[v*8+u]
+						y.r += abs32(f) * bnd[v*8+u]
 					}
 				}
 			}
 			if d.mayClip(i/64, by0+r, y) {
 				m = d.fix(src[:], i/64, by0+r, dst, m)
-				if m == 0xff {
-					d.clip.fixed++
-				}
 			}
 			d.lumaRows[i/64] = m
 		}
 		d.lumaRow(by0+r, buf, d.lumaRows)
-		d.clip.seen += c.bw
-		early := d.clip.seen*8 >= c.bw*c.bh && d.clip.fixed*100 > d.clip.seen*earlyFixedPercent
-		if early || d.clip.fixed*100 > c.bw*c.bh*maxFixedPercent {
-			// Correcting this many blocks costs more than decoding the
-			// pixels would: give the picture back to the pixel path.
-			d.clip.abandon = true
-			return
-		}
 	}
 }
 
@@ -137,11 +127,8 @@ func (d *decoder) finishLuma() (Result, error) {
 			d.truncated = true
 		}
 	}
-	if !d.streaming && !d.clip.abandon {
+	if !d.streaming {
 		d.emitLuma(c.coef, 0, c.bh)
-	}
-	if d.clip.abandon {
-		return Result{}, unsupported("luma blocks of a JPEG whose colours clip in over %d%% of its blocks", maxFixedPercent)
 	}
 	return Result{Scale: 1, Truncated: d.truncated}, nil
 }

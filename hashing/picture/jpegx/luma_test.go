@@ -49,6 +49,13 @@ func TestLumaBlocksAreTheLuma(t *testing.T) {
 		{"4:4:4 arithmetic", jpegenc.Options{Comps: jpegenc.Components(1, 1, 1, 1, 1, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1, Arith: true}},
 		{"grey", jpegenc.Options{Comps: jpegenc.Components(1, 1, 1), Color: "gray", JFIF: true, Adobe: -1}},
 		{"grey progressive", jpegenc.Options{Comps: jpegenc.Components(1, 1, 1), Color: "gray", JFIF: true, Adobe: -1, Progressive: true}},
+		// Every block corrected: red past the RGB cube everywhere.
+		{"colours clipping everywhere", jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 1, 1, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1,
+			EditPlanes: func(p [][]float64, w, h int) {
+				for i := range p[2] {
+					p[2][i] = 255
+				}
+			}}},
 		{"non-interleaved scans", jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 1, 1, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1,
 			Scans: []jpegenc.Scan{{Comps: []int{1}, Se: 63}, {Comps: []int{0}, Se: 63}, {Comps: []int{2}, Se: 63}}}},
 	} {
@@ -134,6 +141,7 @@ func TestLumaBlocksDeclines(t *testing.T) {
 		{"lossless", encodeJPEG(pic, jpegenc.Options{Comps: jpegenc.Components(1, 1, 1), Color: "gray", Adobe: -1, Lossless: true, Predictor: 1}), 0},
 		{"subsampled luma", encodeJPEG(pic, jpegenc.Options{Comps: jpegenc.Components(1, 1, 1, 2, 2, 2, 2), Color: "ycbcr", JFIF: true, Adobe: -1}), 0},
 		{"over the pixel limit", encodeJPEG(pic, ycc), 64*48 - 1},
+		{"cb and cr sampled differently", encodeJPEG(pic, jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 2, 1, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1}), 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			called := false
@@ -145,19 +153,6 @@ func TestLumaBlocksDeclines(t *testing.T) {
 				t.Fatalf("err %v, started %v; want ErrUnsupported before any row", err, called)
 			}
 		})
-	}
-	// Red past the RGB cube everywhere: every block needs correcting,
-	// which the pixel path does cheaper.
-	red := ycc
-	red.EditPlanes = func(p [][]float64, w, h int) {
-		for i := range p[2] {
-			p[2][i] = 255
-		}
-	}
-	if _, err := LumaBlocks(encodeJPEG(synthPicture(256, 256, 5), red), 0, func(LumaInfo) func(int, []float32, []uint8) {
-		return func(int, []float32, []uint8) {}
-	}); !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("a picture clipping everywhere: %v, want ErrUnsupported", err)
 	}
 	data := encodeJPEG(pic, ycc)
 	truncated, err := LumaBlocks(data[:len(data)*2/3], 0, func(LumaInfo) func(int, []float32, []uint8) {

@@ -15,21 +15,6 @@ import "math"
 // image/jpeg and mediaguard's pixel path show it) changes in its BT.601
 // luma is transformed and added to its coefficients.
 
-// maxFixedPercent is the share of a picture's blocks needing correction
-// past which LumaBlocks gives it back to the pixel path (ErrUnsupported),
-// as soon as that many are corrected: a correction costs about what
-// decoding the block's pixels would, on top of the entropy decoding. (A
-// share judged on the blocks seen so far would give up on a photo whose
-// top is a saturated sky: the PDQ vectors' bridge corrects a quarter of
-// its blocks, nearly all of its first rows.)
-const maxFixedPercent = 40
-
-// earlyFixedPercent gives a picture back sooner, once an eighth of its
-// blocks are seen, when nearly all of them needed correcting: a noisy,
-// saturated picture (90–94 % of its blocks) then wastes an eighth of a
-// decode rather than 40 %. The bridge's sky rows stay under 50 %.
-const earlyFixedPercent = 75
-
 // clipDelta is the change to a sample's luma below which a block is
 // taken not to clip (float noise). Smaller real changes still count: a
 // sky clamped by a third of a level over a wide area moves a hash.
@@ -74,6 +59,16 @@ var basis32 = func() (b [8][8]float32) {
 	return b
 }()
 
+// basisAt[t][u] = basis32[u][t]: sample t's weight in each coefficient.
+var basisAt = func() (b [8][8]float32) {
+	for u := range 8 {
+		for t := range 8 {
+			b[t][u] = basis32[u][t]
+		}
+	}
+	return b
+}()
+
 // span is a block's samples' centre (level shift removed) and the most
 // they can differ from it.
 type span struct{ c, r float32 }
@@ -99,13 +94,11 @@ type clipState struct {
 	// component
 	lastKey [maxComponents][2]int
 	lastS   [maxComponents]span
-	pixKey  [maxComponents][2]int
-	pix     [maxComponents][64]float32
-	pixSpan [maxComponents]span // of pix, level shift removed
-	// seen and fixed count the luma blocks handed over and those
-	// corrected; abandon stops the decode when too many need it.
-	seen, fixed int
-	abandon     bool
+	// chroma[cbx] is the chroma block pair at (cbx, its cby) as the
+	// conversion to RGB sees it, kept for the row of luma blocks that
+	// share it.
+	chroma  []chromaPair
+	scratch chromaPair // past the row's end (never in a valid file)
 	// sub[ci][0][x], sub[ci][1][y]: the chroma sample offset of luma
 	// sample x (y) within its block's share of the chroma block.
 	sub [maxComponents][2][8]uint8
@@ -124,10 +117,15 @@ func (d *decoder) clipSetup() {
 		}
 		k.t[i] = makeIDCTTables(&q, d.precision)
 		k.lastKey[i] = [2]int{-1, -1}
-		k.pixKey[i] = [2]int{-1, -1}
 		for t := range 8 {
 			k.sub[i][0][t] = uint8(t * c.h / d.hmax)
 			k.sub[i][1][t] = uint8(t * c.v / d.vmax)
+		}
+	}
+	if len(d.comps) == 3 {
+		k.chroma = make([]chromaPair, d.comps[1].bw)
+		for i := range k.chroma {
+			k.chroma[i].cby = -1
 		}
 	}
 	k.ready = true
@@ -172,10 +170,20 @@ func (d *decoder) mayClip(bx, by int, y span) bool {
 	if yl < lo || yh > hi {
 		return true
 	}
-	if len(d.comps) == 1 {
+	if len(d.comps) == 1 || !rgbMayClip(y, d.chromaSpan(1, bx, by), d.chromaSpan(2, bx, by)) {
 		return false
 	}
-	return rgbMayClip(y, d.chromaSpan(1, bx, by), d.chromaSpan(2, bx, by))
+	// The chroma's own bound is as loose as the luma's; its samples,
+	// shared by the blocks it covers, say what luma each allows.
+	p, ox, oy := d.chromaPairAt(bx, by)
+	sx, sy := &d.clip.sub[1][0], &d.clip.sub[1][1]
+	need, room := float32(0), float32(255)
+	for cy := oy; cy <= oy+int(sy[7]); cy++ {
+		for s := cy*8 + ox; s <= cy*8+ox+int(sx[7]); s++ {
+			need, room = max(need, p.lo[s&63]), min(room, p.hi[s&63])
+		}
+	}
+	return yl < need+clipMargin || yh > room-clipMargin
 }
 
 // rgbMayClip reports whether luma in y (level shift removed) with Cb
@@ -215,59 +223,44 @@ func (d *decoder) fix(yblk []int16, bx, by int, dst *[64]float32, rows uint8) ui
 	k := &d.clip
 	var ys [64]float32
 	idct8f(yblk, k.t[0], &ys)
-	ylo, yhi := rangeOf(&ys)
-	if len(d.comps) > 1 {
-		// The samples' real ranges, far tighter than the bound: most
-		// flagged blocks stop here.
-		_, _, b := d.chromaPixels(1, bx, by)
-		_, _, r := d.chromaPixels(2, bx, by)
-		if !rgbMayClip(span{(ylo + yhi) / 2, (yhi - ylo) / 2}, b, r) {
-			return rows
-		}
-	} else if ylo >= 0 && yhi <= 255 {
-		return rows
-	}
+	// The clipped samples and what clamping changes in their luma:
+	// a handful per block where a block clips at all (most blocks the
+	// bound flags clip nowhere: it adds every AC term at its largest).
+	var at [64]uint8
 	var delta [64]float32
-	var drows uint8 // rows of delta not zero
-	clips := false
+	n := 0
 	if len(d.comps) == 1 {
 		for i, v := range ys {
-			c := clamp255f(v)
-			delta[i] = c - v
-			if delta[i] != 0 {
-				drows |= 1 << (i / 8)
+			if v >= 0 && v <= 255 {
+				continue
 			}
-			clips = clips || delta[i] > clipDelta || delta[i] < -clipDelta
+			if dl := clamp255f(v) - v; dl > clipDelta || dl < -clipDelta {
+				at[n], delta[n] = uint8(i), dl
+				n++
+			}
 		}
 	} else {
-		yClips := ylo < 0 || yhi > 255
-		cb, cbo, _ := d.chromaPixels(1, bx, by)
-		cr, cro, _ := d.chromaPixels(2, bx, by)
-		sx1, sy1, sx2, sy2 := &k.sub[1][0], &k.sub[1][1], &k.sub[2][0], &k.sub[2][1]
+		p, ox, oy := d.chromaPairAt(bx, by)
+		sx, sy := &k.sub[1][0], &k.sub[1][1]
 		for y := range 8 {
-			r1, r2 := (cbo[1]+int(sy1[y]))*8+cbo[0], (cro[1]+int(sy2[y]))*8+cro[0]
+			r := (oy+int(sy[y]))*8 + ox
 			for x := range 8 {
-				i := y*8 + x
-				yv := ys[i]
-				yc := yv
-				if yClips {
-					yc = clamp255f(yv)
+				yv, s := ys[y*8+x], (r+int(sx[x]))&63
+				if yv >= p.lo[s] && yv <= p.hi[s] {
+					continue // Y, R, G and B all within 0..255
 				}
-				b := cb[(r1+int(sx1[x]))&63]
-				r := cr[(r2+int(sx2[x]))&63]
 				// JFIF's conversion, then BT.601 luma of the clamped RGB,
 				// as a viewer's decoder and the PDQ reference do it.
+				yc, b, r := clamp255f(yv), p.cb[s], p.cr[s]
 				l := 0.299*clamp255f(yc+1.402*r) + 0.587*clamp255f(yc-0.34414*b-0.71414*r) + 0.114*clamp255f(yc+1.772*b)
-				dl := l - yv
-				delta[i] = dl
-				if dl != 0 {
-					drows |= 1 << y
+				if dl := l - yv; dl > clipDelta || dl < -clipDelta {
+					at[n], delta[n] = uint8(y*8+x), dl
+					n++
 				}
-				clips = clips || dl > clipDelta || dl < -clipDelta
 			}
 		}
 	}
-	if !clips {
+	if n == 0 {
 		return rows
 	}
 	for v := range 8 {
@@ -275,12 +268,33 @@ func (d *decoder) fix(yblk []int16, bx, by int, dst *[64]float32, rows uint8) ui
 			clear(dst[v*8 : v*8+8])
 		}
 	}
+	if n <= sparseFix {
+		// Each clipped sample's change, transformed on its own: 64
+		// products against the separable transform's 1,024.
+		for j, i := range at[:n] {
+			bx, by := &basisAt[i%8], &basisAt[i/8]
+			for v := range 8 {
+				w := delta[j] * by[v]
+				row := (*[8]float32)(dst[v*8:])
+				for u := range 8 {
+					row[u] += w * bx[u]
+				}
+			}
+		}
+		return 0xff
+	}
+	var full [64]float32
+	var drows uint8 // rows of full not zero
+	for j, i := range at[:n] {
+		full[i] = delta[j]
+		drows |= 1 << (i / 8)
+	}
 	var t [64]float32 // rows transformed
 	for y := range 8 {
 		if drows&(1<<y) == 0 {
 			continue
 		}
-		d := (*[8]float32)(delta[y*8:])
+		d := (*[8]float32)(full[y*8:])
 		for u := range 8 {
 			bu := &basis32[u]
 			t[y*8+u] = d[0]*bu[0] + d[1]*bu[1] + d[2]*bu[2] + d[3]*bu[3] + d[4]*bu[4] + d[5]*bu[5] + d[6]*bu[6] + d[7]*bu[7]
@@ -297,32 +311,72 @@ func (d *decoder) fix(yblk []int16, bx, by int, dst *[64]float32, rows uint8) ui
 	return 0xff
 }
 
-// chromaPixels is the samples of the chroma block of component ci
-// covering luma block (bx, by), clamped and level-shifted as the
-// conversion to RGB takes them; where within it that luma block's
-// samples start (x, y); and the samples' span before clamping. A block
-// never decoded is mid-grey.
-func (d *decoder) chromaPixels(ci, bx, by int) (*[64]float32, [2]int, span) {
+// sparseFix is the most clipped samples in a block that are transformed
+// one by one rather than as a block: the crossover of 64 products each
+// against the separable transform's 1,024 less its rows left zero.
+const sparseFix = 12
+
+// chromaPair is a block of Cb and its block of Cr as the conversion to
+// RGB takes them, with what that means for the luma at each sample.
+type chromaPair struct {
+	cby    int
+	cb, cr [64]float32 // clamped and level-shifted
+	// lo[s] and hi[s] are the luma (level shift included) within which
+	// sample s leaves Y, R, G and B all inside 0..255: what most pixels
+	// of a flagged block need to know, with two comparisons.
+	lo, hi [64]float32
+}
+
+// chromaPairAt is the chroma pair covering luma block (bx, by), and
+// where within it that block's samples start (x, y). A block never
+// decoded is mid-grey. LumaBlocks only takes JPEGs whose Cb and Cr are
+// sampled alike, so one position serves both.
+func (d *decoder) chromaPairAt(bx, by int) (*chromaPair, int, int) {
 	k := &d.clip
-	c := &d.comps[ci]
-	off := [2]int{(bx * 8 * c.h / d.hmax) % 8, (by * 8 * c.v / d.vmax) % 8}
-	blk, cbx, cby := d.chromaBlock(ci, bx, by)
-	if k.pixKey[ci] != [2]int{cbx, cby} {
-		k.pixKey[ci] = [2]int{cbx, cby}
-		if blk == nil {
-			for i := range k.pix[ci] {
-				k.pix[ci][i] = 128
-			}
-		} else {
-			idct8f(blk, k.t[ci], &k.pix[ci])
-		}
-		lo, hi := rangeOf(&k.pix[ci])
-		k.pixSpan[ci] = span{(lo+hi)/2 - 128, (hi - lo) / 2}
-		for i, v := range k.pix[ci] {
-			k.pix[ci][i] = clamp255f(v) - 128 // as the conversion takes it
-		}
+	c := &d.comps[1]
+	ox, oy := (bx*8*c.h/d.hmax)%8, (by*8*c.v/d.vmax)%8
+	cb, cbx, cby := d.chromaBlock(1, bx, by)
+	p := &k.scratch
+	if cbx < len(k.chroma) {
+		p = &k.chroma[cbx]
 	}
-	return &k.pix[ci], off, k.pixSpan[ci]
+	if p.cby == cby && p != &k.scratch {
+		return p, ox, oy
+	}
+	cr, _, _ := d.chromaBlock(2, bx, by)
+	p.cby = cby
+	chromaSamples(cb, k.t[1], &p.cb)
+	chromaSamples(cr, k.t[2], &p.cr)
+	for s := range 64 {
+		b, r := p.cb[s], p.cr[s]
+		// R = Y+1.402·Cr, G = Y−0.34414·Cb−0.71414·Cr, B = Y+1.772·Cb:
+		// Y must be at least the most negative offset's opposite, and at
+		// most 255 less the most positive.
+		rr, gg, bb := 1.402*r, -0.34414*b-0.71414*r, 1.772*b
+		lo, hi := -min(0, rr, gg, bb), max(0, rr, gg, bb)
+		p.lo[s], p.hi[s] = lo, 255-hi
+	}
+	return p, ox, oy
+}
+
+// chromaSamples writes the samples of chroma block blk (nil: never
+// decoded, mid-grey) to out, clamped and level-shifted as the conversion
+// to RGB takes them.
+func chromaSamples(blk []int16, t *idctTables, out *[64]float32) {
+	if blk == nil {
+		*out = [64]float32{}
+		return
+	}
+	idct8f(blk, t, out)
+	for i, v := range out {
+		out[i] = clamp255f(v) - 128
+	}
+}
+
+// abs32 is |v|, by its sign bit: the builtin max orders NaNs and signed
+// zeros, a cost in the bound every block takes.
+func abs32(v float32) float32 {
+	return math.Float32frombits(math.Float32bits(v) &^ (1 << 31))
 }
 
 // clamp255f clamps to 0..255 with plain comparisons: the builtin min
@@ -355,19 +409,4 @@ func idct8f(blk []int16, t *idctTables, out *[64]float32) {
 		out[y*8], out[y*8+1], out[y*8+2], out[y*8+3] = o0+128, o1+128, o2+128, o3+128
 		out[y*8+4], out[y*8+5], out[y*8+6], out[y*8+7] = o4+128, o5+128, o6+128, o7+128
 	}
-}
-
-// rangeOf is the least and greatest of 64 samples (plain comparisons, as
-// in clamp255f).
-func rangeOf(p *[64]float32) (lo, hi float32) {
-	lo, hi = p[0], p[0]
-	for _, v := range p {
-		if v < lo {
-			lo = v
-		}
-		if v > hi {
-			hi = v
-		}
-	}
-	return lo, hi
 }

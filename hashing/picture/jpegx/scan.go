@@ -193,9 +193,6 @@ func (d *decoder) decodeScan(sc *scanInfo, dcT, acT []*huffTable) {
 				d.stopped = true
 				break
 			}
-			if d.clip.abandon {
-				break
-			}
 		}
 	}
 	if d.dataExhausted() {
