@@ -92,8 +92,6 @@ type clipState struct {
 	t     [maxComponents]*idctTables
 	// the last chroma block bounded, and the last transformed, per
 	// component
-	lastKey [maxComponents][2]int
-	lastS   [maxComponents]span
 	// chroma[cbx] is the chroma block pair at (cbx, its cby) as the
 	// conversion to RGB sees it, kept for the row of luma blocks that
 	// share it.
@@ -116,7 +114,6 @@ func (d *decoder) clipSetup() {
 			k.q[i][n] = float32(q[z])
 		}
 		k.t[i] = makeIDCTTables(&q, d.precision)
-		k.lastKey[i] = [2]int{-1, -1}
 		for t := range 8 {
 			k.sub[i][0][t] = uint8(t * c.h / d.hmax)
 			k.sub[i][1][t] = uint8(t * c.v / d.vmax)
@@ -125,7 +122,7 @@ func (d *decoder) clipSetup() {
 	if len(d.comps) == 3 {
 		k.chroma = make([]chromaPair, d.comps[1].bw)
 		for i := range k.chroma {
-			k.chroma[i].cby = -1
+			k.chroma[i].cby, k.chroma[i].spanBy = -1, -1
 		}
 	}
 	k.ready = true
@@ -148,18 +145,26 @@ func (d *decoder) chromaBlock(ci, bx, by int) ([]int16, int, int) {
 	return c.coef[i : i+64], cbx, cby
 }
 
-func (d *decoder) chromaSpan(ci, bx, by int) span {
+// chromaSpans bounds the Cb and Cr samples covering luma block (bx, by)
+// from their coefficients.
+func (d *decoder) chromaSpans(bx, by int) (cb, cr span) {
 	k := &d.clip
-	blk, cbx, cby := d.chromaBlock(ci, bx, by)
-	if k.lastKey[ci] == [2]int{cbx, cby} {
-		return k.lastS[ci]
+	blk, cbx, cby := d.chromaBlock(1, bx, by)
+	p := &k.scratch
+	if cbx < len(k.chroma) {
+		p = &k.chroma[cbx]
 	}
-	var s span
+	if p.spanBy == cby && p != &k.scratch {
+		return p.sb, p.sr
+	}
+	p.spanBy, p.sb, p.sr = cby, span{}, span{}
 	if blk != nil {
-		s = blockSpan(blk, &k.q[ci])
+		p.sb = blockSpan(blk, &k.q[1])
 	}
-	k.lastKey[ci], k.lastS[ci] = [2]int{cbx, cby}, s
-	return s
+	if blk, _, _ := d.chromaBlock(2, bx, by); blk != nil {
+		p.sr = blockSpan(blk, &k.q[2])
+	}
+	return p.sb, p.sr
 }
 
 // mayClip reports whether luma block (bx, by), bounded by y, could have
@@ -170,7 +175,10 @@ func (d *decoder) mayClip(bx, by int, y span) bool {
 	if yl < lo || yh > hi {
 		return true
 	}
-	if len(d.comps) == 1 || !rgbMayClip(y, d.chromaSpan(1, bx, by), d.chromaSpan(2, bx, by)) {
+	if len(d.comps) == 1 {
+		return false
+	}
+	if cb, cr := d.chromaSpans(bx, by); !rgbMayClip(y, cb, cr) {
 		return false
 	}
 	// The chroma's own bound is as loose as the luma's; its samples,
@@ -325,6 +333,11 @@ type chromaPair struct {
 	// sample s leaves Y, R, G and B all inside 0..255: what most pixels
 	// of a flagged block need to know, with two comparisons.
 	lo, hi [64]float32
+	// sb and sr bound the pair's samples from its coefficients (the
+	// pair at spanBy): cheaper than the samples, which most blocks
+	// never need.
+	spanBy int
+	sb, sr span
 }
 
 // chromaPairAt is the chroma pair covering luma block (bx, by), and
