@@ -1,12 +1,15 @@
 package worker
 
 import (
+	"image"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/internal/benchcpu"
+	"github.com/mediaguard/mediaguard/internal/jpegenc"
 	"github.com/mediaguard/mediaguard/internal/sharedref"
 	"github.com/mediaguard/mediaguard/internal/testimg"
 )
@@ -25,6 +28,11 @@ func BenchmarkJPEG(b *testing.B) {
 		// bench/mgload's photos: noise over saturated colours, which
 		// the decoder clamps in most blocks.
 		{"noisy-1600x1200", testimg.JPEG(testimg.Noisy(testimg.Photo(1600*7+1200*13, 1600, 1200), 1, 24), 92)},
+		// The block path's worst cases: 4:4:4 (a chroma pair per luma
+		// block) with red past the RGB cube everywhere, noisy (every
+		// block corrected sample by sample) and flat (through the DC).
+		{"clipped-noisy-444-1600x1200", saturated444(1600, 1200, true)},
+		{"clipped-flat-444-1600x1200", saturated444(1600, 1200, false)},
 	}
 	dir := sharedref.PDQVectors(b)
 	for _, f := range []struct{ name, path string }{
@@ -60,4 +68,23 @@ func BenchmarkJPEG(b *testing.B) {
 			}
 		}
 	}
+}
+
+// saturated444 is a w×h 4:4:4 JPEG whose Cr is past the RGB cube for
+// every pixel, with noise in every channel or none.
+func saturated444(w, h int, noisy bool) []byte {
+	src := testimg.Photo(3, w, h)
+	img := image.NewRGBA(src.Bounds())
+	copy(img.Pix, src.Pix)
+	rng := rand.New(rand.NewPCG(1, 2))
+	return jpegenc.Encode(img, jpegenc.Options{Comps: jpegenc.Components(1, 1, 1, 1, 1, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1,
+		EditPlanes: func(p [][]float64, w, h int) {
+			for i := range p[0] {
+				if noisy {
+					p[0][i], p[1][i], p[2][i] = 140+p[0][i]*0.3+rng.Float64()*25, rng.Float64()*40, 215+rng.Float64()*40
+				} else {
+					p[0][i], p[1][i], p[2][i] = 150, 128, 255
+				}
+			}
+		}})
 }

@@ -2,6 +2,7 @@ package jpegx
 
 import (
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"math"
@@ -39,10 +40,11 @@ func idctBlock(f []float32) (out [64]float64) {
 // luma, clamped blocks included, for each layout it takes.
 func TestLumaBlocksAreTheLuma(t *testing.T) {
 	pic := synthPicture(203, 77, 9)
-	for _, c := range []struct {
+	type layout struct {
 		name string
 		o    jpegenc.Options
-	}{
+	}
+	cases := []layout{
 		{"baseline 4:2:0", jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 1, 1, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1}},
 		{"progressive 4:2:0", jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 1, 1, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1, Progressive: true}},
 		{"4:2:2 with restarts", jpegenc.Options{Comps: jpegenc.Components(1, 2, 1, 1, 1, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1, Restart: 3}},
@@ -58,7 +60,62 @@ func TestLumaBlocksAreTheLuma(t *testing.T) {
 			}}},
 		{"non-interleaved scans", jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 1, 1, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1,
 			Scans: []jpegenc.Scan{{Comps: []int{1}, Se: 63}, {Comps: []int{0}, Se: 63}, {Comps: []int{2}, Se: 63}}}},
+	}
+	// Clipping where the chroma varies across a block, in every
+	// sampling layout: which chroma sample each pixel takes matters
+	// there (a constant chroma would hide a wrong one).
+	for _, l := range []struct {
+		name string
+		hv   []int
+	}{
+		{"4:4:4", []int{1, 1, 1, 1, 1, 1}}, {"4:2:2", []int{2, 1, 1, 1, 1, 1}}, {"4:2:0", []int{2, 2, 1, 1, 1, 1}},
+		{"4:4:0", []int{1, 2, 1, 1, 1, 1}}, {"4:1:1", []int{4, 1, 1, 1, 1, 1}}, {"4:1:0", []int{4, 2, 1, 1, 1, 1}},
+		{"4x4 luma", []int{4, 4, 1, 1, 1, 1}}, {"3x1", []int{3, 1, 1, 1, 1, 1}}, {"1x3", []int{1, 3, 1, 1, 1, 1}},
+		{"3x3", []int{3, 3, 1, 1, 1, 1}}, {"4x2 with 2x1 chroma", []int{4, 2, 2, 1, 2, 1}},
 	} {
+		o := jpegenc.Options{Comps: jpegenc.Components(1, l.hv...), Color: "ycbcr", JFIF: true, Adobe: -1, EditPlanes: clipStripes}
+		cases = append(cases, layout{"stripes clipping, " + l.name, o})
+		o.Progressive = true
+		cases = append(cases, layout{"stripes clipping, progressive " + l.name, o})
+	}
+	for _, order := range [][]int{{1, 0, 2}, {1, 2, 0}, {2, 0, 1}} {
+		// Go's image/jpeg shows a scan in any order (libjpeg-turbo
+		// refuses one not in frame order); the luma must still be
+		// judged with its own rows' chroma.
+		cases = append(cases, layout{fmt.Sprintf("stripes clipping, scan order %v", order), jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 1, 1, 1, 1),
+			Color: "ycbcr", JFIF: true, Adobe: -1, EditPlanes: clipStripes, Scans: []jpegenc.Scan{{Comps: order, Se: 63}}}})
+	}
+	for _, y := range []float64{900, -600} {
+		cases = append(cases, layout{fmt.Sprintf("grey coded at %v in stripes", y), jpegenc.Options{Comps: jpegenc.Components(1, 1, 1), Color: "gray", JFIF: true, Adobe: -1,
+			EditPlanes: func(p [][]float64, w, h int) {
+				for i := range p[0] {
+					if (i%w/6+i/w/5)%2 == 0 {
+						p[0][i] = y
+					}
+				}
+			}}})
+	}
+	// Flat areas past the cube and past white: blocks without AC terms,
+	// corrected through their DC alone.
+	flat := func(p [][]float64, w, h int) {
+		for i := range p[0] {
+			switch x := i % w; {
+			case len(p) == 1:
+				if x < w/2 {
+					p[0][i] = 700
+				}
+			case x < w/3:
+				p[0][i], p[2][i] = 250, 255
+			case x < 2*w/3:
+				p[0][i], p[1][i], p[2][i] = 700, 128, 128
+			}
+		}
+	}
+	cases = append(cases,
+		layout{"flat areas clipping, 4:4:4", jpegenc.Options{Comps: jpegenc.Components(1, 1, 1, 1, 1, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1, EditPlanes: flat}},
+		layout{"flat areas clipping, 4:2:0", jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 1, 1, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1, EditPlanes: flat}},
+		layout{"flat areas clipping, grey", jpegenc.Options{Comps: jpegenc.Components(1, 1, 1), Color: "gray", JFIF: true, Adobe: -1, EditPlanes: flat}})
+	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			data := encodeJPEG(pic, c.o)
 			full, err := DecodeBytes(data, 0)
@@ -103,9 +160,9 @@ func TestLumaBlocksAreTheLuma(t *testing.T) {
 								if xx >= info.Width || yy >= info.Height {
 									continue
 								}
-								want := lumaAt(xx, yy)
-								got := min(max(px[j*8+i], 0), 255)
-								worst = max(worst, math.Abs(got-want))
+								// Not clamped: the consumer sums these
+								// values as they are.
+								worst = max(worst, math.Abs(px[j*8+i]-lumaAt(xx, yy)))
 							}
 						}
 					}
@@ -122,6 +179,25 @@ func TestLumaBlocksAreTheLuma(t *testing.T) {
 				t.Errorf("luma off the decoded picture's by up to %.2f", worst)
 			}
 		})
+	}
+}
+
+// clipStripes paints stripes a few pixels wide of colours past the RGB
+// cube (Cr or Cb at their limits, some with bright Y), so the clamping
+// varies within blocks and with the chroma sample each pixel takes.
+func clipStripes(p [][]float64, w, h int) {
+	for y := range h {
+		for x := range w {
+			i := y*w + x
+			switch (x/5 + y/7) % 4 {
+			case 0:
+				p[2][i] = 255
+			case 1:
+				p[1][i], p[0][i] = 0, 240
+			case 2:
+				p[2][i], p[1][i] = 0, 255
+			}
+		}
 	}
 }
 

@@ -90,16 +90,11 @@ type clipState struct {
 	ready bool
 	q     [maxComponents][64]float32 // natural order
 	t     [maxComponents]*idctTables
-	// the last chroma block bounded, and the last transformed, per
-	// component
 	// chroma[cbx] is the chroma block pair at (cbx, its cby) as the
 	// conversion to RGB sees it, kept for the row of luma blocks that
 	// share it.
 	chroma  []chromaPair
 	scratch chromaPair // past the row's end (never in a valid file)
-	// sub[ci][0][x], sub[ci][1][y]: the chroma sample offset of luma
-	// sample x (y) within its block's share of the chroma block.
-	sub [maxComponents][2][8]uint8
 }
 
 func (d *decoder) clipSetup() {
@@ -114,10 +109,6 @@ func (d *decoder) clipSetup() {
 			k.q[i][n] = float32(q[z])
 		}
 		k.t[i] = makeIDCTTables(&q, d.precision)
-		for t := range 8 {
-			k.sub[i][0][t] = uint8(t * c.h / d.hmax)
-			k.sub[i][1][t] = uint8(t * c.v / d.vmax)
-		}
 	}
 	if len(d.comps) == 3 {
 		k.chroma = make([]chromaPair, d.comps[1].bw)
@@ -183,11 +174,10 @@ func (d *decoder) mayClip(bx, by int, y span) bool {
 	}
 	// The chroma's own bound is as loose as the luma's; its samples,
 	// shared by the blocks it covers, say what luma each allows.
-	p, ox, oy := d.chromaPairAt(bx, by)
-	sx, sy := &d.clip.sub[1][0], &d.clip.sub[1][1]
+	p, sx, sy := d.chromaPairAt(bx, by)
 	need, room := float32(0), float32(255)
-	for cy := oy; cy <= oy+int(sy[7]); cy++ {
-		for s := cy*8 + ox; s <= cy*8+ox+int(sx[7]); s++ {
+	for cy := sy[0]; cy <= sy[7]; cy++ {
+		for s := cy*8 + sx[0]; s <= cy*8+sx[7]; s++ {
 			need, room = max(need, p.lo[s&63]), min(room, p.hi[s&63])
 		}
 	}
@@ -229,6 +219,9 @@ func rgbMayClip(y, cb, cr span) bool {
 // of dst now in use.
 func (d *decoder) fix(yblk []int16, bx, by int, dst *[64]float32, rows uint8) uint8 {
 	k := &d.clip
+	if r, done := d.fixFlat(yblk, bx, by, dst, rows); done {
+		return r
+	}
 	var ys [64]float32
 	idct8f(yblk, k.t[0], &ys)
 	// The clipped samples and what clamping changes in their luma:
@@ -248,10 +241,9 @@ func (d *decoder) fix(yblk []int16, bx, by int, dst *[64]float32, rows uint8) ui
 			}
 		}
 	} else {
-		p, ox, oy := d.chromaPairAt(bx, by)
-		sx, sy := &k.sub[1][0], &k.sub[1][1]
+		p, sx, sy := d.chromaPairAt(bx, by)
 		for y := range 8 {
-			r := (oy+int(sy[y]))*8 + ox
+			r := int(sy[y]) * 8
 			for x := range 8 {
 				yv, s := ys[y*8+x], (r+int(sx[x]))&63
 				if yv >= p.lo[s] && yv <= p.hi[s] {
@@ -280,12 +272,12 @@ func (d *decoder) fix(yblk []int16, bx, by int, dst *[64]float32, rows uint8) ui
 		// Each clipped sample's change, transformed on its own: 64
 		// products against the separable transform's 1,024.
 		for j, i := range at[:n] {
-			bx, by := &basisAt[i%8], &basisAt[i/8]
+			wx, wy := &basisAt[i%8], &basisAt[i/8]
 			for v := range 8 {
-				w := delta[j] * by[v]
+				w := delta[j] * wy[v]
 				row := (*[8]float32)(dst[v*8:])
 				for u := range 8 {
-					row[u] += w * bx[u]
+					row[u] += w * wx[u]
 				}
 			}
 		}
@@ -319,6 +311,35 @@ func (d *decoder) fix(yblk []int16, bx, by int, dst *[64]float32, rows uint8) ui
 	return 0xff
 }
 
+// fixFlat is fix for a block whose samples are all alike (no AC terms
+// in its luma, nor in its chroma where there is any), as in a flat
+// saturated area: one sample's change, added to the DC. It reports
+// false where the block is not flat.
+func (d *decoder) fixFlat(yblk []int16, bx, by int, dst *[64]float32, rows uint8) (uint8, bool) {
+	if rows&^1 != 0 || yblk[1]|yblk[2]|yblk[3]|yblk[4]|yblk[5]|yblk[6]|yblk[7] != 0 {
+		return rows, false
+	}
+	yv := float32(yblk[0])*d.clip.q[0][0]/8 + 128
+	dl := clamp255f(yv) - yv
+	if len(d.comps) > 1 {
+		p, sx, sy := d.chromaPairAt(bx, by)
+		if !p.flat {
+			return rows, false
+		}
+		s := sy[0]*8 + sx[0]
+		yc, b, r := clamp255f(yv), p.cb[s], p.cr[s]
+		dl = 0.299*clamp255f(yc+1.402*r) + 0.587*clamp255f(yc-0.34414*b-0.71414*r) + 0.114*clamp255f(yc+1.772*b) - yv
+	}
+	if dl <= clipDelta && dl >= -clipDelta {
+		return rows, true
+	}
+	if rows&1 == 0 {
+		clear(dst[:8])
+	}
+	dst[0] += 8 * dl // the DC's share of each sample is 1/8 of it
+	return rows | 1, true
+}
+
 // sparseFix is the most clipped samples in a block that are transformed
 // one by one rather than as a block: the crossover of 64 products each
 // against the separable transform's 1,024 less its rows left zero.
@@ -333,6 +354,7 @@ type chromaPair struct {
 	// sample s leaves Y, R, G and B all inside 0..255: what most pixels
 	// of a flagged block need to know, with two comparisons.
 	lo, hi [64]float32
+	flat   bool // every sample alike
 	// sb and sr bound the pair's samples from its coefficients (the
 	// pair at spanBy): cheaper than the samples, which most blocks
 	// never need.
@@ -340,26 +362,32 @@ type chromaPair struct {
 	sb, sr span
 }
 
-// chromaPairAt is the chroma pair covering luma block (bx, by), and
-// where within it that block's samples start (x, y). A block never
-// decoded is mid-grey. LumaBlocks only takes JPEGs whose Cb and Cr are
-// sampled alike, so one position serves both.
-func (d *decoder) chromaPairAt(bx, by int) (*chromaPair, int, int) {
+// chromaPairAt is the chroma pair covering luma block (bx, by), and the
+// column (row) within it of the chroma sample each of the block's
+// columns (rows) takes: the nearest sample, (bx·8+x)·h/hmax, as the pixel
+// path upsamples. (An offset plus x·h/hmax would be the same only where
+// the factor divides 8; a factor of 3 is legal.) A block never decoded
+// is mid-grey. LumaBlocks only takes JPEGs whose Cb and Cr are sampled
+// alike, so one position serves both.
+func (d *decoder) chromaPairAt(bx, by int) (p *chromaPair, sx, sy [8]uint8) {
 	k := &d.clip
 	c := &d.comps[1]
-	ox, oy := (bx*8*c.h/d.hmax)%8, (by*8*c.v/d.vmax)%8
 	cb, cbx, cby := d.chromaBlock(1, bx, by)
-	p := &k.scratch
+	for t := range 8 {
+		sx[t] = uint8(((bx*8+t)*c.h/d.hmax - cbx*8) & 7)
+		sy[t] = uint8(((by*8+t)*c.v/d.vmax - cby*8) & 7)
+	}
+	p = &k.scratch
 	if cbx < len(k.chroma) {
 		p = &k.chroma[cbx]
 	}
 	if p.cby == cby && p != &k.scratch {
-		return p, ox, oy
+		return p, sx, sy
 	}
 	cr, _, _ := d.chromaBlock(2, bx, by)
 	p.cby = cby
-	chromaSamples(cb, k.t[1], &p.cb)
-	chromaSamples(cr, k.t[2], &p.cr)
+	p.flat = d.chromaSamples(1, cb, &p.cb)
+	p.flat = d.chromaSamples(2, cr, &p.cr) && p.flat
 	for s := range 64 {
 		b, r := p.cb[s], p.cr[s]
 		// R = Y+1.402·Cr, G = Y−0.34414·Cb−0.71414·Cr, B = Y+1.772·Cb:
@@ -369,21 +397,34 @@ func (d *decoder) chromaPairAt(bx, by int) (*chromaPair, int, int) {
 		lo, hi := -min(0, rr, gg, bb), max(0, rr, gg, bb)
 		p.lo[s], p.hi[s] = lo, 255-hi
 	}
-	return p, ox, oy
+	return p, sx, sy
 }
 
-// chromaSamples writes the samples of chroma block blk (nil: never
-// decoded, mid-grey) to out, clamped and level-shifted as the conversion
-// to RGB takes them.
-func chromaSamples(blk []int16, t *idctTables, out *[64]float32) {
+// chromaSamples writes the samples of component ci's block blk (nil:
+// never decoded, mid-grey) to out, clamped and level-shifted as the
+// conversion to RGB takes them, and reports whether they are all alike
+// (no AC terms: a flat area costs no transform).
+func (d *decoder) chromaSamples(ci int, blk []int16, out *[64]float32) bool {
 	if blk == nil {
 		*out = [64]float32{}
-		return
+		return true
 	}
-	idct8f(blk, t, out)
+	var ac int16
+	for _, v := range blk[1:64] {
+		ac |= v
+	}
+	if ac == 0 {
+		v := clamp255f(float32(blk[0])*d.clip.q[ci][0]/8+128) - 128
+		for i := range out {
+			out[i] = v
+		}
+		return true
+	}
+	idct8f(blk, d.clip.t[ci], out)
 	for i, v := range out {
 		out[i] = clamp255f(v) - 128
 	}
+	return false
 }
 
 // abs32 is |v|, by its sign bit: the builtin max orders NaNs and signed

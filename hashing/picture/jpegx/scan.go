@@ -608,6 +608,14 @@ func (d *decoder) acRefine(blk []int16, mask *uint64, ac *huffTable, ss, se, al 
 // flushRows transforms the MCU row of coefficients just decoded into the
 // planes and clears the buffer for the next row.
 func (d *decoder) flushRows(sc *scanInfo) {
+	if d.lumaStart != nil {
+		// The luma goes first, whatever the scan's order: its clamping
+		// is judged with the chroma of the same rows, which must not be
+		// cleared yet (a scan may list Cb or Cr before Y).
+		if c := &d.comps[0]; c.bh > c.rowOff {
+			d.emitLuma(c.coef, c.rowOff, min(d.streamRows(c), c.bh-c.rowOff))
+		}
+	}
 	for _, ci := range sc.comps {
 		c := &d.comps[ci]
 		rows := min(d.streamRows(c), c.bh-c.rowOff)
@@ -615,9 +623,6 @@ func (d *decoder) flushRows(sc *scanInfo) {
 			continue
 		}
 		if d.lumaStart != nil {
-			if ci == 0 {
-				d.emitLuma(c.coef, c.rowOff, rows)
-			}
 			clear(c.coef)
 			c.rowOff += rows
 			continue
