@@ -2,9 +2,12 @@ package picture
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image/jpeg"
 	"io"
+
+	"github.com/mediaguard/mediaguard/hashing/picture/jpegx"
 )
 
 // jpegOrientation finds the first APP1 "Exif" segment before the image data
@@ -70,6 +73,11 @@ func decodeJPEG(data []byte, l *limits) (*Picture, error) {
 			return jpegViaFallback(data, l, orient, ferr)
 		}
 		l.spend(int64(cfg.Width) * int64(cfg.Height))
+		// image/jpeg clamps samples that libjpeg-turbo's integer IDCT
+		// wraps; a file coded that far is judged by neither reading.
+		if err := jpegx.CheckSamples(data, int(l.maxPixels)); errors.Is(err, jpegx.ErrAmbiguous) {
+			return nil, corruptf("jpeg", "%v", err)
+		}
 		img, derr := jpeg.Decode(bytes.NewReader(data))
 		if derr == nil {
 			pic := still(img, 1, false)

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -245,11 +246,12 @@ func bypassForm(t *testing.T, name string) bypass.Form {
 // colours past the RGB cube whose brightness is not their Y. It shows
 // the same picture as the plain file, and the block path must hash it
 // as shown (found in review: summing raw coefficients, a file with its
-// white blocks coded at 700 moved the hash 44–84 bits).
+// white blocks coded at 700 moved the hash 44–84 bits; coded past
+// about 628 the file is ambiguous: TestAmbiguousJPEGIsUndecodable).
 func TestJPEGBlocksFollowClamping(t *testing.T) {
 	fromBlocks := map[string]int{}
 	defer func() {
-		for _, name := range []string{"white coded at 700", "colours past the RGB cube"} {
+		for _, name := range []string{"white coded at 600", "colours past the RGB cube"} {
 			if fromBlocks[name] == 0 {
 				t.Errorf("%s: no picture was hashed from blocks, so no correction was tested", name)
 			}
@@ -260,7 +262,7 @@ func TestJPEGBlocksFollowClamping(t *testing.T) {
 	superWhite.EditPlanes = func(p [][]float64, w, h int) {
 		for i := range p[0] {
 			if p[0][i] >= 254.5 && math.Abs(p[1][i]-128) < 1 && math.Abs(p[2][i]-128) < 1 {
-				p[0][i] = 700 // shown as 255
+				p[0][i] = 600 // shown as 255 by every decoder
 			}
 		}
 	}
@@ -283,7 +285,7 @@ func TestJPEGBlocksFollowClamping(t *testing.T) {
 			name string
 			gain float64 // > 1 blows out highlights: white blocks
 			opts jpegenc.Options
-		}{{"white coded at 700", 1.2 + 0.1*float64(seed), superWhite}, {"colours past the RGB cube", 1, tinted}} {
+		}{{"white coded at 600", 1.2 + 0.1*float64(seed), superWhite}, {"colours past the RGB cube", 1, tinted}} {
 			src := testimg.Photo(seed, 640, 480)
 			b := src.Bounds()
 			img := image.NewRGBA(b)
@@ -320,6 +322,37 @@ func TestJPEGBlocksFollowClamping(t *testing.T) {
 			}
 			if df > dx+4 {
 				t.Errorf("seed %d, %s: blocks hash %d bits from the plain file, pixels %d", seed, trick.name, df, dx)
+			}
+		}
+	}
+}
+
+// A JPEG whose white is coded at 1200 shows it black in libjpeg-turbo's
+// integer IDCT (Chrome, Firefox, Android: checked with Debian's djpeg
+// 2.1.5) and white in Go's decoder: a picture in some viewers, its
+// negative in others. Both paths judge it undecodable (the proxy's
+// on_undecodable_image), never clean under either reading; the same
+// picture coded at 600, which every decoder clamps alike, hashes.
+func TestAmbiguousJPEGIsUndecodable(t *testing.T) {
+	src := testimg.Photo(2, 320, 240)
+	img := image.NewRGBA(src.Bounds())
+	copy(img.Pix, src.Pix)
+	for _, c := range []struct {
+		white     float64
+		ambiguous bool
+	}{{1200, true}, {-900, true}, {700, true}, {600, false}, {-350, false}} {
+		data := jpegenc.Encode(img, jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 1, 1, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1,
+			EditPlanes: func(p [][]float64, w, h int) {
+				for i := range p[0] {
+					if i%w < w/2 {
+						p[0][i] = c.white
+					}
+				}
+			}})
+		for _, exact := range []bool{false, true} {
+			_, _, err := HashViewedBytes(data, pdq.DecodeOptions{Viewed: true, Exact: exact}, pdq.Options{})
+			if got := errors.Is(err, pdq.ErrCorrupt); got != c.ambiguous {
+				t.Errorf("coded at %v, exact %v: %v, want undecodable %v", c.white, exact, err, c.ambiguous)
 			}
 		}
 	}

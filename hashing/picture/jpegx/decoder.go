@@ -136,7 +136,9 @@ type decoder struct {
 	mkPos         int  // position of the next marker found by restart, -1 if unknown
 	mk            byte // and its code
 	truncated     bool
-	stopped       bool // work budget spent
+	stopped       bool  // work budget spent
+	ambiguous     error // a block no decoder agrees on (checkRange)
+	checkOnly     bool  // CheckSamples: entropy-decode and check, no pixels
 	work          int64
 	budget        int64
 	anyScan       bool
@@ -250,6 +252,9 @@ markers:
 	if !d.frame {
 		return Result{}, corrupt("no frame header")
 	}
+	if d.ambiguous != nil {
+		return Result{}, d.ambiguous
+	}
 	if d.stopped {
 		return Result{}, fmt.Errorf("%w after %d scans, %d block visits for a %d-visit budget", ErrWorkBound, d.scansSeen, d.work, d.budget)
 	}
@@ -267,6 +272,17 @@ markers:
 	if !d.sawEOI && d.progressive {
 		// Later refinement scans may be missing; nothing says they are not.
 		d.truncated = true
+	}
+	if !d.streaming {
+		for i := range d.comps {
+			c := &d.comps[i]
+			if err := d.checkRange(i, c.coef, c.bw*c.bh); err != nil {
+				return Result{}, err
+			}
+		}
+	}
+	if d.checkOnly {
+		return Result{Truncated: d.truncated}, nil
 	}
 	if d.lumaStart != nil {
 		return d.finishLuma()
@@ -625,7 +641,7 @@ func (d *decoder) setupFrame() error {
 	for i := range d.comps {
 		c := &d.comps[i]
 		if d.streaming {
-			if d.lumaStart == nil {
+			if d.lumaStart == nil && !d.checkOnly {
 				d.planes[i], d.strides[i] = d.newPlane(c)
 			}
 			c.coef = make([]int16, c.bw*d.streamRows(c)*d.kstore)

@@ -111,6 +111,16 @@ var (
 	// clean (issue #12: a pathological image cut off by its budget is
 	// never judged as a truncated picture).
 	ErrWorkBound = errors.New("jpegx: work bound reached")
+	// ErrAmbiguous: a block's samples reach further past 0..255 than any
+	// 8-bit picture's coefficients can (sampleLimit). No encoder writes
+	// such a block, and decoders disagree on what it shows:
+	// libjpeg-turbo's integer IDCT (Chrome, Firefox, Android) wraps it
+	// (a grey block coded at 1200 shows black, at −900 white) where its
+	// float IDCT, Go's image/jpeg and this decoder clamp. A file that
+	// shows one picture in some viewers and another in others is judged
+	// undecodable (mediaguard's on_undecodable_image), never by either
+	// reading.
+	ErrAmbiguous = errors.New("jpegx: samples past what any decoder agrees on")
 )
 
 func corrupt(format string, a ...any) error {

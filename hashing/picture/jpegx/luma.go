@@ -104,6 +104,12 @@ func (d *decoder) emitLuma(coef []int16, by0, nrows int) {
 					}
 				}
 			}
+			if y.c+y.r > sampleLimit || y.c-y.r < -sampleLimit {
+				if err := d.checkSamples(0, src[:]); err != nil {
+					d.ambiguous, d.stopped = err, true
+					return
+				}
+			}
 			if d.mayClip(i/64, by0+r, y) {
 				m = d.fix(src[:], i/64, by0+r, dst, m)
 			}
@@ -129,6 +135,9 @@ func (d *decoder) finishLuma() (Result, error) {
 	}
 	if !d.streaming {
 		d.emitLuma(c.coef, 0, c.bh)
+	}
+	if d.ambiguous != nil {
+		return Result{}, d.ambiguous
 	}
 	return Result{Scale: 1, Truncated: d.truncated}, nil
 }

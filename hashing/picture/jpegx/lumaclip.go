@@ -87,9 +87,10 @@ func blockSpan(blk []int16, q *[64]float32) span {
 
 // clipState is what a luma-blocks decode keeps to repair blocks.
 type clipState struct {
-	ready bool
-	q     [maxComponents][64]float32 // natural order
-	t     [maxComponents]*idctTables
+	ready  bool
+	tables bool                       // q and t made
+	q      [maxComponents][64]float32 // natural order
+	t      [maxComponents]*idctTables
 	// chroma[cbx] is the chroma block pair at (cbx, its cby) as the
 	// conversion to RGB sees it, kept for the row of luma blocks that
 	// share it.
@@ -97,8 +98,14 @@ type clipState struct {
 	scratch chromaPair // past the row's end (never in a valid file)
 }
 
-func (d *decoder) clipSetup() {
+// floatTables makes each component's dequantisation table (natural
+// order) and IDCT tables for the float transforms, once the tables are
+// latched (at the first rows handed over or checked).
+func (d *decoder) floatTables() {
 	k := &d.clip
+	if k.tables {
+		return
+	}
 	for i := range d.comps {
 		c := &d.comps[i]
 		q := c.q
@@ -110,6 +117,12 @@ func (d *decoder) clipSetup() {
 		}
 		k.t[i] = makeIDCTTables(&q, d.precision)
 	}
+	k.tables = true
+}
+
+func (d *decoder) clipSetup() {
+	k := &d.clip
+	d.floatTables()
 	if len(d.comps) == 3 {
 		k.chroma = make([]chromaPair, d.comps[1].bw)
 		for i := range k.chroma {

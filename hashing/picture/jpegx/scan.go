@@ -189,7 +189,7 @@ func (d *decoder) decodeScan(sc *scanInfo, dcT, acT []*huffTable) {
 			if d.streaming {
 				d.flushRows(sc)
 			}
-			if d.work > d.budget {
+			if d.work > d.budget || d.ambiguous != nil {
 				d.stopped = true
 				break
 			}
@@ -608,6 +608,15 @@ func (d *decoder) acRefine(blk []int16, mask *uint64, ac *huffTable, ss, se, al 
 // flushRows transforms the MCU row of coefficients just decoded into the
 // planes and clears the buffer for the next row.
 func (d *decoder) flushRows(sc *scanInfo) {
+	for _, ci := range sc.comps {
+		c := &d.comps[ci]
+		if rows := min(d.streamRows(c), c.bh-c.rowOff); rows > 0 {
+			if err := d.checkRange(ci, c.coef, rows*c.bw); err != nil {
+				d.ambiguous, d.stopped = err, true
+				return
+			}
+		}
+	}
 	if d.lumaStart != nil {
 		// The luma goes first, whatever the scan's order: its clamping
 		// is judged with the chroma of the same rows, which must not be
@@ -622,7 +631,7 @@ func (d *decoder) flushRows(sc *scanInfo) {
 		if rows <= 0 {
 			continue
 		}
-		if d.lumaStart != nil {
+		if d.lumaStart != nil || d.checkOnly {
 			clear(c.coef)
 			c.rowOff += rows
 			continue
