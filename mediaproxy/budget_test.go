@@ -69,6 +69,38 @@ func TestManyScanJPEGIsRefused(t *testing.T) {
 	}
 }
 
+// A JPEG whose bright half is coded at 1200, which libjpeg-turbo's
+// integer IDCT shows black and Go's decoder white, is refused as
+// undecodable rather than judged by either reading; coded at 600, where
+// every decoder clamps alike, it is an ordinary upload.
+func TestAmbiguousJPEGIsRefused(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	pic := jpegenc.Picture(256, 256, 4)
+	for _, c := range []struct {
+		coded  float64
+		status int
+	}{{600, 200}, {1200, 403}} {
+		o := jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 1, 1, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1,
+			EditPlanes: func(p [][]float64, w, h int) {
+				for i := range p[0] {
+					if i%w < w/2 {
+						p[0][i] = c.coded
+					}
+				}
+			}}
+		resp, code := e.upload(t, "image/jpeg", jpegenc.Encode(pic, o))
+		d := e.obs.last()
+		want := Clean
+		if c.status == 403 {
+			want = Undecodable
+		}
+		if resp.StatusCode != c.status || d.Outcome != want {
+			t.Fatalf("coded at %v: %d %s, %s (%s); want %d %s", c.coded, resp.StatusCode, code, d.Outcome, d.UnscannableReason, c.status, want)
+		}
+		t.Logf("coded at %v: %d %s %s", c.coded, resp.StatusCode, d.Outcome, d.UnscannableReason)
+	}
+}
+
 // A listed picture upscaled past max_pixels is decoded at a reduced scale
 // (JPEG DCT scaling, PNG subsampling) and still matches; its clean twin
 // passes. max_pixels is lowered so the test stays small and fast.
