@@ -136,9 +136,10 @@ type decoder struct {
 	mkPos         int  // position of the next marker found by restart, -1 if unknown
 	mk            byte // and its code
 	truncated     bool
-	stopped       bool  // work budget spent
-	ambiguous     error // a block no decoder agrees on (checkRange)
-	checkOnly     bool  // CheckSamples: entropy-decode and check, no pixels
+	stopped       bool        // work budget spent
+	badTab        [2][4]error // the last DHT for the class and id could not be built
+	ambiguous     error       // a block no decoder agrees on (checkRange)
+	checkOnly     bool        // CheckSamples: entropy-decode and check, no pixels
 	work          int64
 	budget        int64
 	anyScan       bool
@@ -374,10 +375,12 @@ func (d *decoder) parseDHT(seg []byte) error {
 		if total > 256 || len(seg) < total {
 			return corrupt("bad DHT counts")
 		}
+		// A table that cannot be built is an error only for a scan that
+		// uses it, as in libjpeg-turbo, which builds tables at each
+		// scan's start: an unused bad table followed by a good one is a
+		// file browsers show.
 		t, err := buildHuff(counts, seg[:total])
-		if err != nil {
-			return err
-		}
+		d.badTab[tc][th] = err
 		seg = seg[total:]
 		if tc == 0 {
 			d.dcTab[th] = t

@@ -1,8 +1,10 @@
 package jpegx
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"image"
 	"testing"
 
 	"github.com/mediaguard/mediaguard/internal/jpegenc"
@@ -58,5 +60,35 @@ func TestAmbiguousSamples(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A Huffman table that cannot be built is an error only for a scan that
+// uses it, as in libjpeg-turbo: an oversubscribed DC table replaced
+// before the scan is a file browsers show (found in review: refusing it
+// at its DHT sent such files around the sample check to image/jpeg).
+func TestUnusedBadHuffmanTable(t *testing.T) {
+	data := encodeJPEG(synthPicture(64, 48, 2), jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 1, 1, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1})
+	// Three 1-bit DC codes for table 0: oversubscribed.
+	bad := []byte{0xFF, 0xC4, 0, 22, 0x00, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2}
+	sos := bytes.Index(data, []byte{0xFF, 0xDA})
+	want, err := DecodeBytes(data, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	early := append(append(append([]byte(nil), data[:2]...), bad...), data[2:]...)
+	got, err := DecodeBytes(early, 0)
+	if err != nil {
+		t.Fatalf("bad table replaced before the scan: %v", err)
+	}
+	if !bytes.Equal(got.Image.(*image.YCbCr).Y, want.Image.(*image.YCbCr).Y) {
+		t.Fatal("bad table replaced before the scan: a different picture")
+	}
+	if err := CheckSamples(early, 0); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	late := append(append(append([]byte(nil), data[:sos]...), bad...), data[sos:]...)
+	if _, err := DecodeBytes(late, 0); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("bad table used by the scan: %v, want ErrCorrupt", err)
 	}
 }

@@ -105,6 +105,9 @@ func (d *decoder) huffFor(class, id int) (*huffTable, error) {
 	if id > 3 {
 		return nil, corrupt("Huffman table id %d", id)
 	}
+	if err := d.badTab[class][id]; err != nil {
+		return nil, err
+	}
 	t := d.dcTab[id]
 	if class == 1 {
 		t = d.acTab[id]
