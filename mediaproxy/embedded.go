@@ -3,6 +3,7 @@ package mediaproxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -63,7 +64,9 @@ func newMemBody(b []byte) memBody { return memBody{bytes.NewReader(b), b} }
 // Matroska attachment, a ZIP entry, an image after the end of another)
 // and adds their exact digests and, for images, their PDQ forms to q. A
 // carved candidate that does not decode is ignored: it only ever adds
-// evidence, so random bytes are never refused because of it.
+// evidence, so random bytes are never refused because of it. One that is
+// crafted (pdq.ErrCrafted: a picture whose look depends on the decoder)
+// is not random bytes, and leaves the body incomplete.
 //
 // Every picture carved is decoded and hashed, under a pixel budget in
 // proportion to the body. When the search or the decoding could not
@@ -134,6 +137,16 @@ func (p *Proxy) scanEmbedded(ctx context.Context, r io.ReadSeeker, q *matcher.Qu
 		}
 		res, err := p.hashImage(ctxBudget(ctx, format, pixels), pr)
 		p.releaseHashSlot(big)
+		if errors.Is(err, pdq.ErrCrafted) {
+			// Not random bytes: a picture some viewer shows, built so
+			// that what it shows depends on the decoder. Skipping it
+			// would let one poisoned block carry a listed picture
+			// inside a PDF or an archive.
+			if incomplete == "" {
+				incomplete = fmt.Sprintf("embedded picture (%s) is crafted: %v", part.Where, err)
+			}
+			continue
+		}
 		if err != nil {
 			if !weak && ctx.Err() == nil {
 				p.log.Debug("embedded image not decodable; its exact digests still count", zap.String("where", part.Where), zap.Error(err))

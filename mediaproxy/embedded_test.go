@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/mediaguard/mediaguard/internal/bypass"
+	"github.com/mediaguard/mediaguard/internal/jpegenc"
 )
 
 func zipFiles(t *testing.T, files map[string][]byte) []byte {
@@ -60,6 +61,45 @@ func TestUnsearchedEmbeddedFilesAreNotClean(t *testing.T) {
 		}
 		if !strings.Contains(d.UnscannableReason, "nested deeper") {
 			t.Errorf("reason %q does not say why", d.UnscannableReason)
+		}
+	}
+}
+
+// A listed photo with one 8×8 block coded at 1200 (black in
+// libjpeg-turbo's integer IDCT, white in Go's decoders) is still the
+// listed photo to a viewer. Zipped, it must not pass because the crafted
+// block makes it undecodable (found in review: a carved picture that
+// failed to decode was skipped, and the zip was clean); the same zip
+// without the poisoned block is refused as listed, and a zip of a clean
+// photo passes.
+func TestCraftedEmbeddedPictureIsNotSkipped(t *testing.T) {
+	listed := testPhoto(80, 240, 180)
+	e := newEnv(t, []string{"pdq " + pdqOf(t, encodePNG(listed)).String()}, nil)
+	poisoned := func(img *image.NRGBA) []byte {
+		r := image.NewRGBA(img.Rect)
+		copy(r.Pix, img.Pix)
+		return jpegenc.Encode(r, jpegenc.Options{Comps: jpegenc.Components(1, 2, 2, 1, 1, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1,
+			EditPlanes: func(p [][]float64, w, h int) {
+				for y := range 8 {
+					for x := range 8 {
+						p[0][y*w+x] = 1200
+					}
+				}
+			}})
+	}
+	for _, c := range []struct {
+		name    string
+		body    []byte
+		status  int
+		outcome Outcome
+	}{
+		{"listed photo", zipFiles(t, map[string][]byte{"a.jpg": jpegBytes(listed, 90)}), 403, Blocked},
+		{"listed photo with a poisoned block", zipFiles(t, map[string][]byte{"a.jpg": poisoned(listed)}), 403, Undecodable},
+		{"clean photo", zipFiles(t, map[string][]byte{"a.jpg": jpegBytes(testPhoto(81, 240, 180), 90)}), 200, Clean},
+	} {
+		resp, _ := e.upload(t, "application/zip", c.body)
+		if d := e.obs.last(); resp.StatusCode != c.status || d.Outcome != c.outcome {
+			t.Errorf("%s: %d %s (%s); want %d %s", c.name, resp.StatusCode, d.Outcome, d.UnscannableReason, c.status, c.outcome)
 		}
 	}
 }

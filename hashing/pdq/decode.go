@@ -31,6 +31,13 @@ var (
 	ErrTooManyPixels = errors.New("pdq: image has too many pixels")
 	// ErrCorrupt: the header was readable but the body is truncated or invalid.
 	ErrCorrupt = errors.New("pdq: corrupt or truncated image")
+	// ErrCrafted is an ErrCorrupt no encoder writes: what the file shows
+	// depends on the decoder (samples past what decoders agree on), or
+	// it is built to make a decoder give up (a work bound). Callers that
+	// skip a picture they cannot decode (one carved out of a container)
+	// must not skip this one: the listed picture may be what some viewer
+	// shows.
+	ErrCrafted = fmt.Errorf("%w: crafted so that what it shows depends on the decoder", ErrCorrupt)
 )
 
 // DecodeOptions bound decoding.

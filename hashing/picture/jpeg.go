@@ -2,7 +2,6 @@ package picture
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"image/jpeg"
 	"io"
@@ -74,9 +73,11 @@ func decodeJPEG(data []byte, l *limits) (*Picture, error) {
 		}
 		l.spend(int64(cfg.Width) * int64(cfg.Height))
 		// image/jpeg clamps samples that libjpeg-turbo's integer IDCT
-		// wraps; a file coded that far is judged by neither reading.
-		if err := jpegx.CheckSamples(data, int(l.maxPixels)); errors.Is(err, jpegx.ErrAmbiguous) {
-			return nil, corruptf("jpeg", "%v", err)
+		// wraps; a file coded that far is judged by neither reading. A
+		// file the check cannot read goes to the tolerant decoder (which
+		// checks as it decodes), never unchecked to image/jpeg.
+		if err := jpegx.CheckSamples(data, int(l.maxPixels)); err != nil && jpegFallback != nil {
+			return jpegViaFallback(data, l, orient, corruptf("jpeg", "left to the tolerant decoder"))
 		}
 		img, derr := jpeg.Decode(bytes.NewReader(data))
 		if derr == nil {
@@ -98,7 +99,8 @@ func jpegViaFallback(data []byte, l *limits, orient int, prior error) (*Picture,
 		if err == nil {
 			return nil, prior
 		}
-		return nil, corruptf("jpeg", "%v (image/jpeg: %v)", err, prior)
+		// %w keeps the decoder's kind (a crafted file) for the caller.
+		return nil, fmt.Errorf("%w: jpeg: %w (image/jpeg: %v)", ErrCorrupt, err, prior)
 	}
 	b := img.Bounds()
 	if err := l.fits("jpeg", b.Dx(), b.Dy()); err != nil {

@@ -64,6 +64,7 @@ const (
 	statusNotImage
 	statusTooManyPixels
 	statusCorrupt
+	statusCrafted
 )
 
 // variantCodes are the form kinds an answer can carry, by their code on
@@ -175,6 +176,8 @@ func writeResponse(w *bufio.Writer, res pdq.Result, err error) error {
 			h[0] = statusNotImage
 		case errors.Is(err, pdq.ErrTooManyPixels):
 			h[0] = statusTooManyPixels
+		case errors.Is(err, pdq.ErrCrafted):
+			h[0] = statusCrafted
 		}
 		msg = err.Error()
 		if len(msg) > maxMessage {
@@ -239,6 +242,8 @@ func readResponse(r io.Reader) (pdq.Result, error) {
 		return pdq.Result{}, remoteError{pdq.ErrTooManyPixels, string(msg)}
 	case statusCorrupt:
 		return pdq.Result{}, remoteError{pdq.ErrCorrupt, string(msg)}
+	case statusCrafted:
+		return pdq.Result{}, remoteError{pdq.ErrCrafted, string(msg)}
 	default:
 		return pdq.Result{}, errProtocol
 	}

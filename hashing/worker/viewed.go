@@ -15,6 +15,7 @@ import (
 	"github.com/mediaguard/mediaguard/hashing/pdq"
 	"github.com/mediaguard/mediaguard/hashing/picture"
 	"github.com/mediaguard/mediaguard/hashing/picture/icc"
+	"github.com/mediaguard/mediaguard/hashing/picture/jpegx"
 )
 
 // HashViewed decodes r as a viewer sees it (every format clients send,
@@ -56,6 +57,8 @@ func HashViewedBytes(data []byte, dopt pdq.DecodeOptions, opt pdq.Options) (pdq.
 		}
 		kind := pdq.ErrCorrupt
 		switch {
+		case errors.Is(err, jpegx.ErrAmbiguous), errors.Is(err, jpegx.ErrWorkBound):
+			kind = pdq.ErrCrafted
 		case errors.Is(err, picture.ErrNotImage):
 			kind = pdq.ErrNotImage
 		case errors.Is(err, picture.ErrTooManyPixels):
