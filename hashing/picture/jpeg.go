@@ -2,6 +2,7 @@ package picture
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image/jpeg"
 	"io"
@@ -68,6 +69,13 @@ func decodeJPEG(data []byte, l *limits) (*Picture, error) {
 			ferr := fmt.Errorf("%w: jpeg is %dx%d, limit %d pixels", ErrTooManyPixels, cfg.Width, cfg.Height, l.maxPixels)
 			if jpegFallback == nil {
 				return nil, ferr
+			}
+			// A reduced scale keeps a block's low frequencies only, so
+			// the decoder's own check sees its DC alone: the full check
+			// first (every coefficient of a sequential file, one MCU row
+			// at a time).
+			if err := jpegx.CheckSamples(data, int(l.maxPixels)); errors.Is(err, jpegx.ErrAmbiguous) {
+				return nil, fmt.Errorf("%w: jpeg: %w", ErrCorrupt, err)
 			}
 			return jpegViaFallback(data, l, orient, ferr)
 		}

@@ -636,6 +636,11 @@ func (d *decoder) setupFrame() error {
 	// that scan and stops at the next SOS. Decoding the later scans too
 	// would hash a second picture appended to the one shown.
 	d.streaming = !d.progressive && len(d.scansPlan) >= 1 && len(d.scansPlan[0].comps) == len(d.comps)
+	if d.checkOnly && d.streaming && d.scale != 1 {
+		// The check needs every coefficient, which a reduced scale does
+		// not keep; streamed, they cost one MCU row at full scale.
+		d.scale, d.kstore, d.zmap = 1, 64, &unzig
+	}
 	if d.streaming {
 		d.planes = make([][]byte, len(d.comps))
 		d.strides = make([]int, len(d.comps))
