@@ -16,7 +16,13 @@ func jpegOrientation(data []byte) int {
 	p := 2
 	for p+4 <= len(data) {
 		if data[p] != 0xFF {
-			return 1
+			// Junk between segments, which decoders skip.
+			j := bytes.IndexByte(data[p:], 0xFF)
+			if j < 0 {
+				return 1
+			}
+			p += j
+			continue
 		}
 		m := data[p+1]
 		switch {

@@ -30,7 +30,15 @@ func jpegWantsFallback(data []byte) bool {
 	i := 2
 	for i+4 <= len(data) {
 		if data[i] != 0xff {
-			return false // not at a marker: let image/jpeg report it
+			// Junk between segments: libjpeg-turbo and image/jpeg skip
+			// to the next 0xFF, so the route must too (one junk byte
+			// hid every rule below, found in review).
+			j := bytes.IndexByte(data[i:], 0xff)
+			if j < 0 {
+				return false
+			}
+			i += j
+			continue
 		}
 		m := data[i+1]
 		if m == 0xff {

@@ -3,9 +3,10 @@ package picture
 import (
 	"bytes"
 	"image"
-
 	"image/jpeg"
 	"testing"
+
+	"github.com/mediaguard/mediaguard/internal/bypass"
 )
 
 func TestJPEGWantsFallback(t *testing.T) {
@@ -37,9 +38,36 @@ func TestJPEGWantsFallback(t *testing.T) {
 		{"components named R G B", rgb, true},
 		{"more than 64 scans", manyScans, true},
 		{"garbage", []byte{0xff, 0xd8, 0x12, 0x34}, false},
+		// Decoders skip junk between segments; so must the route.
+		{"Adobe marker after a junk byte", withJunkBefore(adobe, 2), true},
+		{"components named R G B after a junk byte", withJunkBefore(rgb, app0End(rgb)), true},
 	} {
 		if got := jpegWantsFallback(tc.data); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// withJunkBefore puts a comment segment and then a junk byte (which
+// libjpeg-turbo and image/jpeg skip) at offset at of a JPEG.
+func withJunkBefore(jpg []byte, at int) []byte {
+	out := append([]byte(nil), jpg[:at]...)
+	out = append(out, 0xff, 0xfe, 0, 4, 'h', 'i', 0x00)
+	return append(out, jpg[at:]...)
+}
+
+// app0End is the offset just past a JPEG's first segment.
+func app0End(jpg []byte) int { return 4 + int(jpg[4])<<8 | int(jpg[5]) }
+
+// The EXIF orientation behind junk between segments is read, as decoders
+// read the segment.
+func TestJPEGOrientationPastJunk(t *testing.T) {
+	var plain bytes.Buffer
+	jpeg.Encode(&plain, image.NewGray(image.Rect(0, 0, 16, 16)), nil)
+	exif := bypass.WithEXIFOrientation(plain.Bytes(), 6)
+	for name, data := range map[string][]byte{"plain": exif, "junk before its APP1": withJunkBefore(exif, 2)} {
+		if o := jpegOrientation(data); o != 6 {
+			t.Errorf("%s: orientation %d, want 6", name, o)
 		}
 	}
 }

@@ -85,6 +85,7 @@ var Images = []Form{
 	{"jpeg without Huffman tables (Motion-JPEG)", "image/jpeg", jpegWithoutDHT},
 	{"jpeg with a decoy's scan after the picture's", "image/jpeg", jpegDecoyScan},
 	{"progressive jpeg requantised after its first scan", "image/jpeg", jpegRequantised},
+	{"progressive jpeg requantised after its first scan, behind a junk byte", "image/jpeg", func(img *image.NRGBA) []byte { return withJunkByte(jpegRequantised(img)) }},
 	{"jpeg whose components all have ID 1", "image/jpeg", jpegDuplicateComponentIDs},
 	{"jpeg whose height comes in a DNL segment", "image/jpeg", jpegWithDNL},
 	{"bmp with junk reserved bytes and a gap before the pixels", "image/bmp", func(img *image.NRGBA) []byte {

@@ -139,6 +139,16 @@ func jpegDecoyScan(img *image.NRGBA) []byte {
 	return append(out, b[sos:]...)
 }
 
+// withJunkByte puts a byte that is not a marker after a JPEG's first
+// segment: libjpeg-turbo (so every browser) and image/jpeg skip it with
+// a warning, and a marker walk that stops there misses what follows.
+func withJunkByte(j []byte) []byte {
+	end := 4 + int(j[4])<<8 | int(j[5])
+	out := append([]byte(nil), j[:end]...)
+	out = append(out, 0x00)
+	return append(out, j[end:]...)
+}
+
 // jpegRequantised is a progressive JPEG whose quantisation tables are
 // redefined after its first scan (DC 1, every AC 255): libjpeg-turbo,
 // and so every browser, keeps each component's table from its first scan
