@@ -101,6 +101,33 @@ func TestAmbiguousJPEGIsRefused(t *testing.T) {
 	}
 }
 
+// A JPEG only its signature calls an image ("weak": its segments are not
+// plausible past a junk byte, and image/jpeg refuses its sampling) is
+// judged like opaque bytes when nothing decodes it; but one the tolerant
+// decoder reads and finds crafted is refused, never passed as
+// unscannable (found in review: a listed photo with a poisoned block, Y
+// 1×1 and Cb 2×2, behind a junk byte, passed).
+func TestWeakCraftedJPEGIsRefused(t *testing.T) {
+	listed := testPhoto(80, 240, 180)
+	e := newEnv(t, []string{"pdq " + pdqOf(t, encodePNG(listed)).String()}, nil)
+	r := image.NewRGBA(listed.Rect)
+	copy(r.Pix, listed.Pix)
+	j := jpegenc.Encode(r, jpegenc.Options{Comps: jpegenc.Components(1, 1, 1, 2, 2, 1, 1), Color: "ycbcr", JFIF: true, Adobe: -1,
+		EditPlanes: func(p [][]float64, w, h int) {
+			for y := range 8 {
+				for x := range 8 {
+					p[0][y*w+x] = 1200
+				}
+			}
+		}})
+	end := 4 + int(j[4])<<8 | int(j[5])
+	body := append(append(append([]byte(nil), j[:end]...), 0x00), j[end:]...)
+	resp, _ := e.upload(t, "image/jpeg", body)
+	if d := e.obs.last(); resp.StatusCode != 403 || d.Outcome != Undecodable {
+		t.Fatalf("%d %s (%s); want 403 undecodable", resp.StatusCode, d.Outcome, d.UnscannableReason)
+	}
+}
+
 // A listed picture upscaled past max_pixels is decoded at a reduced scale
 // (JPEG DCT scaling, PNG subsampling) and still matches; its clean twin
 // passes. max_pixels is lowered so the test stays small and fast.

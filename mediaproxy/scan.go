@@ -101,10 +101,11 @@ func (p *Proxy) scanBody(ctx context.Context, r io.ReadSeeker, contentType strin
 		s.query = q
 		return s
 	}
-	if err != nil && weak {
+	if err != nil && weak && !errors.Is(err, pdq.ErrCrafted) {
 		// Only a short signature said "image", and nothing could read
 		// it: as likely random bytes as an image, so it is judged like
-		// any opaque body.
+		// any opaque body. A decoder that found the picture crafted
+		// (pdq.ErrCrafted) read far past any signature.
 		s.unscannable = format + " signature only, not decodable: " + err.Error()
 		s.query = q
 		return s

@@ -29,7 +29,7 @@ func jpegOrientation(data []byte) int {
 		case m == 0xFF: // fill byte
 			p++
 			continue
-		case m == 0x01 || (m >= 0xD0 && m <= 0xD8):
+		case m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8): // no length
 			p += 2
 			continue
 		case m == 0xD9 || m == 0xDA:
@@ -64,8 +64,20 @@ func configJPEG(r io.Reader) (int, int, error) {
 // or for images too large to decode at full size.
 func decodeJPEG(data []byte, l *limits) (*Picture, error) {
 	orient := jpegOrientation(data)
-	if jpegFallback != nil && jpegWantsFallback(data) {
-		return jpegViaFallback(data, l, orient, corruptf("jpeg", "decoded as libjpeg-turbo does"))
+	if jpegFallback != nil {
+		// Every JPEG is checked first for samples decoders disagree on
+		// (image/jpeg and jpegx clamp what libjpeg-turbo's integer IDCT
+		// wraps): the check reads every coefficient of a sequential
+		// file at full scale, which a reduced-scale decode does not. A
+		// file it cannot read goes to the tolerant decoder, which checks
+		// as it decodes, never unchecked to image/jpeg.
+		chk := jpegx.CheckSamples(data, int(l.maxPixels))
+		if errors.Is(chk, jpegx.ErrAmbiguous) {
+			return nil, fmt.Errorf("%w: jpeg: %w", ErrCorrupt, chk)
+		}
+		if chk != nil || jpegWantsFallback(data) {
+			return jpegViaFallback(data, l, orient, corruptf("jpeg", "decoded as libjpeg-turbo does"))
+		}
 	}
 	cfg, err := jpeg.DecodeConfig(bytes.NewReader(data))
 	if err == nil {
@@ -76,23 +88,9 @@ func decodeJPEG(data []byte, l *limits) (*Picture, error) {
 			if jpegFallback == nil {
 				return nil, ferr
 			}
-			// A reduced scale keeps a block's low frequencies only, so
-			// the decoder's own check sees its DC alone: the full check
-			// first (every coefficient of a sequential file, one MCU row
-			// at a time).
-			if err := jpegx.CheckSamples(data, int(l.maxPixels)); errors.Is(err, jpegx.ErrAmbiguous) {
-				return nil, fmt.Errorf("%w: jpeg: %w", ErrCorrupt, err)
-			}
 			return jpegViaFallback(data, l, orient, ferr)
 		}
 		l.spend(int64(cfg.Width) * int64(cfg.Height))
-		// image/jpeg clamps samples that libjpeg-turbo's integer IDCT
-		// wraps; a file coded that far is judged by neither reading. A
-		// file the check cannot read goes to the tolerant decoder (which
-		// checks as it decodes), never unchecked to image/jpeg.
-		if err := jpegx.CheckSamples(data, int(l.maxPixels)); err != nil && jpegFallback != nil {
-			return jpegViaFallback(data, l, orient, corruptf("jpeg", "left to the tolerant decoder"))
-		}
 		img, derr := jpeg.Decode(bytes.NewReader(data))
 		if derr == nil {
 			pic := still(img, 1, false)

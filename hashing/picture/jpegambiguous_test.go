@@ -19,8 +19,12 @@ func TestAmbiguousJPEGAnyScale(t *testing.T) {
 	src := testimg.Photo(4, 256, 192)
 	img := image.NewRGBA(src.Rect)
 	copy(img.Pix, src.Pix)
-	for _, progressive := range []bool{false, true} {
-		data := jpegenc.Encode(img, jpegenc.Options{Comps: jpegenc.Components(1, 1, 1), Color: "gray", JFIF: true, Adobe: -1, Progressive: progressive,
+	for _, c := range []struct {
+		progressive bool
+		adobe       int // 0: routed to the tolerant decoder by its Adobe marker
+	}{{false, -1}, {true, -1}, {false, 0}} {
+		progressive := c.progressive
+		data := jpegenc.Encode(img, jpegenc.Options{Comps: jpegenc.Components(1, 1, 1), Color: "gray", JFIF: c.adobe < 0, Adobe: c.adobe, Progressive: progressive,
 			EditPlanes: func(p [][]float64, w, h int) {
 				for y := 64; y < 72; y++ {
 					for x := 64; x < 72; x++ {
@@ -37,7 +41,7 @@ func TestAmbiguousJPEGAnyScale(t *testing.T) {
 			}
 			_, err := DecodeBytes(data, Options{MaxPixels: maxPixels})
 			if !errors.Is(err, ErrCorrupt) || !errors.Is(err, jpegx.ErrAmbiguous) {
-				t.Errorf("progressive %v, max pixels %d: %v, want ErrCorrupt and jpegx.ErrAmbiguous", progressive, maxPixels, err)
+				t.Errorf("progressive %v, Adobe %d, max pixels %d: %v, want ErrCorrupt and jpegx.ErrAmbiguous", progressive, c.adobe, maxPixels, err)
 			}
 		}
 	}

@@ -45,7 +45,9 @@ func jpegWantsFallback(data []byte) bool {
 			i++
 			continue
 		}
-		if m == 0xd8 || (m >= 0xd0 && m <= 0xd7) || m == 0x01 {
+		// FF 00 between segments is junk to decoders, as is a lone
+		// marker without a length.
+		if m == 0x00 || m == 0xd8 || (m >= 0xd0 && m <= 0xd7) || m == 0x01 {
 			i += 2
 			continue
 		}

@@ -41,6 +41,7 @@ func TestJPEGWantsFallback(t *testing.T) {
 		// Decoders skip junk between segments; so must the route.
 		{"Adobe marker after a junk byte", withJunkBefore(adobe, 2), true},
 		{"components named R G B after a junk byte", withJunkBefore(rgb, app0End(rgb)), true},
+		{"Adobe marker behind FF 00", append([]byte{0xff, 0xd8, 0xff, 0x00}, adobe[2:]...), true},
 	} {
 		if got := jpegWantsFallback(tc.data); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
@@ -65,7 +66,8 @@ func TestJPEGOrientationPastJunk(t *testing.T) {
 	var plain bytes.Buffer
 	jpeg.Encode(&plain, image.NewGray(image.Rect(0, 0, 16, 16)), nil)
 	exif := bypass.WithEXIFOrientation(plain.Bytes(), 6)
-	for name, data := range map[string][]byte{"plain": exif, "junk before its APP1": withJunkBefore(exif, 2)} {
+	for name, data := range map[string][]byte{"plain": exif, "junk before its APP1": withJunkBefore(exif, 2),
+		"FF 00 before its APP1": append([]byte{0xff, 0xd8, 0xff, 0x00}, exif[2:]...)} {
 		if o := jpegOrientation(data); o != 6 {
 			t.Errorf("%s: orientation %d, want 6", name, o)
 		}

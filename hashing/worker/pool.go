@@ -136,8 +136,9 @@ func (p *Pool) Hash(ctx context.Context, r io.ReadSeeker, dopt pdq.DecodeOptions
 		}
 		switch pr.killed.Load() {
 		case killedCPU:
-			// The image's doing.
-			return pdq.Result{}, fmt.Errorf("%w: %v", pdq.ErrCorrupt, err)
+			// The image's doing: crafted to hold a decoder (or too
+			// costly to judge), never skipped where it is carved out.
+			return pdq.Result{}, fmt.Errorf("%w: %v", pdq.ErrCrafted, err)
 		case killedWall:
 			return pdq.Result{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
@@ -150,7 +151,7 @@ func (p *Pool) Hash(ctx context.Context, r io.ReadSeeker, dopt pdq.DecodeOptions
 		}
 	}
 	if deathsWithImage == 2 {
-		return pdq.Result{}, fmt.Errorf("%w: the hashing worker died twice on this image (%s)", pdq.ErrCorrupt, lastDeath)
+		return pdq.Result{}, fmt.Errorf("%w: the hashing worker died twice on this image (%s)", pdq.ErrCrafted, lastDeath)
 	}
 	return pdq.Result{}, fmt.Errorf("%w: workers failed before receiving the image (%s)", ErrUnavailable, lastDeath)
 }
