@@ -13,43 +13,15 @@ import (
 // jpegOrientation finds the first APP1 "Exif" segment before the image data
 // and returns its orientation (1 when there is none).
 func jpegOrientation(data []byte) int {
-	p := 2
-	for p+4 <= len(data) {
-		if data[p] != 0xFF {
-			// Junk between segments, which decoders skip.
-			j := bytes.IndexByte(data[p:], 0xFF)
-			if j < 0 {
-				return 1
-			}
-			p += j
-			continue
+	o := 1
+	jpegSegments(data, func(m byte, seg, _ []byte) bool {
+		if m == 0xe1 && len(seg) >= 6 && string(seg[:6]) == "Exif\x00\x00" {
+			o = exifOrientation(seg[6:])
+			return false
 		}
-		m := data[p+1]
-		switch {
-		case m == 0xFF: // fill byte
-			p++
-			continue
-		case m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8): // no length
-			p += 2
-			continue
-		case m == 0xD9 || m == 0xDA:
-			return 1
-		}
-		n := int(be16(data[p+2:]))
-		if n < 2 {
-			return 1
-		}
-		end := p + 2 + n
-		if end > len(data) {
-			end = len(data)
-		}
-		seg := data[p+4 : end]
-		if m == 0xE1 && len(seg) >= 6 && string(seg[:6]) == "Exif\x00\x00" {
-			return exifOrientation(seg[6:])
-		}
-		p = end
-	}
-	return 1
+		return m != 0xda
+	})
+	return o
 }
 
 func configJPEG(r io.Reader) (int, int, error) {

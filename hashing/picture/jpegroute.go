@@ -26,51 +26,18 @@ func jpegWantsFallback(data []byte) bool {
 	if bytes.Count(data, []byte{0xff, 0xda}) > maxGoScans {
 		return true
 	}
-	sequential, frameComps := false, 0
-	i := 2
-	for i+4 <= len(data) {
-		if data[i] != 0xff {
-			// Junk between segments: libjpeg-turbo and image/jpeg skip
-			// to the next 0xFF, so the route must too (one junk byte
-			// hid every rule below, found in review).
-			j := bytes.IndexByte(data[i:], 0xff)
-			if j < 0 {
-				return false
-			}
-			i += j
-			continue
-		}
-		m := data[i+1]
-		if m == 0xff {
-			i++
-			continue
-		}
-		// FF 00 between segments is junk to decoders, as is a lone
-		// marker without a length.
-		if m == 0x00 || m == 0xd8 || (m >= 0xd0 && m <= 0xd7) || m == 0x01 {
-			i += 2
-			continue
-		}
-		n := int(data[i+2])<<8 | int(data[i+3])
-		if n < 2 || i+2+n > len(data) {
-			return false
-		}
-		seg := data[i+4 : i+2+n]
+	sequential, frameComps, want := false, 0, false
+	jpegSegments(data, func(m byte, seg, rest []byte) bool {
 		switch {
 		case m == 0xee && bytes.HasPrefix(seg, []byte("Adobe")):
-			return true
+			want = true
 		case m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc:
 			if len(seg) < 6 {
 				return false
 			}
 			nc := int(seg[5])
 			sequential, frameComps = m != 0xc2 && m != 0xca, nc
-			if nc == 4 {
-				return true
-			}
-			if nc == 3 && len(seg) >= 6+9 && seg[6] == 'R' && seg[9] == 'G' && seg[12] == 'B' {
-				return true
-			}
+			want = nc == 4 || nc == 3 && len(seg) >= 6+9 && seg[6] == 'R' && seg[9] == 'G' && seg[12] == 'B'
 		case m == 0xda:
 			// A sequential frame whose first scan carries every
 			// component is shown from that scan alone (libjpeg-turbo
@@ -78,18 +45,57 @@ func jpegWantsFallback(data []byte) bool {
 			// paint a second picture over it. In entropy-coded data an
 			// 0xFF is followed by 0x00 or a marker, so another FF DA
 			// after this one is another scan.
-			rest := data[i+2+n:]
+			//
 			// A quantisation table redefined after the first scan:
 			// libjpeg-turbo dequantises each component with the table
 			// it had at its first scan, image/jpeg with the last one,
 			// so the two would show different pictures.
-			if bytes.Contains(rest, []byte{0xff, 0xdb}) {
-				return true
-			}
-			return sequential && len(seg) >= 1 && int(seg[0]) == frameComps &&
-				bytes.Contains(rest, []byte{0xff, 0xda})
+			want = bytes.Contains(rest, []byte{0xff, 0xdb}) ||
+				sequential && len(seg) >= 1 && int(seg[0]) == frameComps && bytes.Contains(rest, []byte{0xff, 0xda})
+			return false
 		}
-		i += 2 + n
+		return !want
+	})
+	return want
+}
+
+// jpegSegments walks a JPEG's segments from after SOI as decoders read
+// them, calling visit with each marker, its payload (cut short where the
+// data ends) and the data after it, until visit returns false, EOI, or
+// a length that cannot be. Between segments it skips what libjpeg-turbo
+// and image/jpeg skip: fill bytes, FF 00, lone markers without a length,
+// and junk up to the next 0xFF (one junk byte once hid every routing
+// rule, found in review).
+func jpegSegments(data []byte, visit func(m byte, seg, rest []byte) bool) {
+	i := 2
+	for i+4 <= len(data) {
+		if data[i] != 0xff {
+			j := bytes.IndexByte(data[i:], 0xff)
+			if j < 0 {
+				return
+			}
+			i += j
+			continue
+		}
+		m := data[i+1]
+		switch {
+		case m == 0xff:
+			i++
+			continue
+		case m == 0x00 || m == 0x01 || m >= 0xd0 && m <= 0xd8:
+			i += 2
+			continue
+		case m == 0xd9:
+			return
+		}
+		n := int(data[i+2])<<8 | int(data[i+3])
+		if n < 2 {
+			return
+		}
+		end := min(i+2+n, len(data))
+		if !visit(m, data[i+4:end], data[end:]) {
+			return
+		}
+		i = end
 	}
-	return false
 }

@@ -74,12 +74,19 @@ var basisAt = func() (b [8][8]float32) {
 type span struct{ c, r float32 }
 
 // blockSpan bounds the samples of a block of natural-order coefficients
-// dequantised by q.
+// dequantised by q: its DC plus every AC term at its largest, rows
+// without a coefficient skipped (most are).
 func blockSpan(blk []int16, q *[64]float32) span {
 	s := span{c: float32(blk[0]) * q[0] / 8}
-	for n := 1; n < 64; n++ {
-		if v := blk[n]; v != 0 {
-			s.r += float32(max(v, -v)) * q[n] * bnd[n]
+	for v := range 8 {
+		row := (*[8]int16)(blk[v*8:])
+		if row[0]|row[1]|row[2]|row[3]|row[4]|row[5]|row[6]|row[7] == 0 {
+			continue
+		}
+		for u, c := range row {
+			if n := v*8 + u; n != 0 && c != 0 {
+				s.r += abs32(float32(c)*q[n]) * bnd[n]
+			}
 		}
 	}
 	return s

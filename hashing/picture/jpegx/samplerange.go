@@ -36,7 +36,7 @@ func (d *decoder) checkRange(ci int, coef []int16, n int) error {
 			}
 			continue
 		}
-		if reach(blk, q) <= sampleLimit {
+		if s := blockSpan(blk, q); abs32(s.c)+s.r <= sampleLimit {
 			continue
 		}
 		if err := d.checkSamples(ci, blk); err != nil {
@@ -44,25 +44,6 @@ func (d *decoder) checkRange(ci int, coef []int16, n int) error {
 		}
 	}
 	return nil
-}
-
-// reach bounds how far from mid-grey a block's samples can be: its DC
-// plus every AC term at its largest, rows without a coefficient skipped
-// (most are).
-func reach(blk []int16, q *[64]float32) float32 {
-	r := abs32(float32(blk[0]) * q[0] / 8)
-	for v := range 8 {
-		s := (*[8]int16)(blk[v*8:])
-		if s[0]|s[1]|s[2]|s[3]|s[4]|s[5]|s[6]|s[7] == 0 {
-			continue
-		}
-		for u := range 8 {
-			if n := v*8 + u; n != 0 && s[u] != 0 {
-				r += abs32(float32(s[u])*q[n]) * bnd[n]
-			}
-		}
-	}
-	return r
 }
 
 // checkSamples is the exact test for a block its bound did not clear.
